@@ -1,0 +1,17 @@
+//! Link settings for libtorch taken from the PyPI torch wheel.
+//! - An rpath to libtorch's directory, so `target/*/normiqa` runs without LD_LIBRARY_PATH.
+//! - With the `cuda` feature: keep libtorch_cuda linked. rustc links with `--as-needed`, which drops
+//!   libtorch_cuda.so because no symbol of it is referenced, and then CUDA is never initialised
+//!   (tch-rs issue #980). Needs the full torch install (`./run setup-full`).
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    if let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") {
+        println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
+    }
+    if std::env::var("CARGO_FEATURE_CUDA").is_ok() {
+        println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
+        println!("cargo:rustc-link-arg=-Wl,--copy-dt-needed-entries");
+        println!("cargo:rustc-link-arg=-ltorch");
+        println!("cargo:rustc-link-arg=-ltorch_cuda");
+    }
+}
