@@ -1,4 +1,12 @@
 //! normiqa: train, evaluate and use no-reference image quality models on libtorch (tch).
+//!
+//! The pure-Rust parts (metrics, full-reference metrics, datasets, synthetic distortions, the
+//! `.pth` reader) live in the `normiqa-core` crate and are re-exported here. This crate adds what
+//! needs libtorch: [`loss`], [`model`], [`train`], [`batch`] and the command line ([`cli`]).
 pub use normiqa_core::{data, fr, metrics, synth, weights};
 
+pub mod batch;
+pub mod cli;
 pub mod loss;
+pub mod model;
+pub mod train;

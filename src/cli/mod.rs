@@ -1,0 +1,41 @@
+//! One file per subcommand; each defines its clap `Args` and a `run` function.
+
+pub mod args;
+pub mod demo;
+pub mod metrics;
+pub mod predict;
+pub mod test;
+pub mod train;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "normiqa", version, about = "Train, evaluate and use no-reference image quality models (LinearityIQA, Norm-in-Norm loss)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train LinearityIQA (options and defaults of the reference main.py).
+    Train(train::TrainArgs),
+    /// Evaluate a trained model on a dataset or split.
+    Test(test::TestArgs),
+    /// Score images (files or folders) with a trained model.
+    Predict(predict::PredictArgs),
+    /// SROCC, PLCC, KROCC, RMSE of any CSV of predictions and MOS.
+    Metrics(metrics::MetricsArgs),
+    /// A first tour: train on a bundled CLIVE sample with Norm-in-Norm and MSE, score images.
+    Demo(demo::DemoArgs),
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Test(a) => test::run(a),
+        Command::Predict(a) => predict::run(a),
+        Command::Metrics(a) => metrics::run(a),
+        Command::Demo(a) => demo::run(a),
+    }
+}

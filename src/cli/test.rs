@@ -1,0 +1,119 @@
+//! `normiqa test`: a trained model on a dataset. Without dataset options it uses the run's own
+//! dataset and split (test set); with `--dataset ...` it tests on all images of that dataset
+//! (cross-dataset) unless `--set` says otherwise. Datasets with a distortion column also get a
+//! per-distortion table.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+use normiqa_core::metrics::Metrics;
+
+use super::args::{head_metrics_json, parse_device, print_head_metrics, DataArgs};
+use crate::train::{self, trainer, Inputs};
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetArg {
+    Train,
+    Val,
+    Test,
+    All,
+}
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Run directory of a trained model (contains run.json and weights.safetensors).
+    #[arg(long)]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Which images: default `test` on the run's own dataset, `all` on another dataset.
+    #[arg(long, value_enum)]
+    pub set: Option<SetArg>,
+    /// Pretrained backbone weights, if the run's are elsewhere.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Write per-image predictions to this CSV.
+    #[arg(long)]
+    pub predictions: Option<PathBuf>,
+    #[arg(long, default_value_t = 16)]
+    pub batch_size: usize,
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// SROCC/PLCC of the fused head per distortion type, sorted from hardest (lowest SROCC).
+pub fn per_distortion(names: &[Option<String>], pred: &[f64], mos: &[f64]) -> Vec<(String, Metrics)> {
+    let mut groups: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    for ((n, p), m) in names.iter().zip(pred).zip(mos) {
+        if let Some(n) = n {
+            let g = groups.entry(n.as_str()).or_default();
+            g.0.push(*p);
+            g.1.push(*m);
+        }
+    }
+    let mut out: Vec<(String, Metrics)> = groups
+        .into_iter()
+        .map(|(k, (p, m))| (k.to_string(), Metrics::compute(&p, &m).unwrap_or_else(|_| Metrics::nan(p.len()))))
+        .collect();
+    out.sort_by(|a, b| a.1.srocc.partial_cmp(&b.1.srocc).unwrap_or(std::cmp::Ordering::Equal));
+    out
+}
+
+pub fn run(args: TestArgs) -> Result<()> {
+    let device = parse_device(&args.device)?;
+    let tm = train::TrainedModel::load(&args.model, device, args.weights.as_deref())?;
+    let own = !args.data.given();
+    let data_cfg = if own { tm.info.config.data.clone() } else { args.data.to_config()? };
+    let set = args.set.unwrap_or(if own { SetArg::Test } else { SetArg::All });
+    let dataset = train::data::load_dataset(&data_cfg.dataset)?;
+    let idx: Vec<usize> = match set {
+        SetArg::All => (0..dataset.len()).collect(),
+        s => {
+            let split = train::data::split_dataset(&data_cfg, &dataset, tm.info.config.seed)?;
+            match s {
+                SetArg::Train => split.train,
+                SetArg::Val => split.val,
+                _ => split.test,
+            }
+        }
+    };
+    if idx.is_empty() {
+        bail!("the {set:?} set of {} is empty", dataset.name);
+    }
+    let only = normiqa_core::data::split::Split { train: vec![], val: vec![], test: idx.clone() };
+    let (images, decode_s) = train::data::decode_used(&dataset, &only, &train::data::resize_rules(&data_cfg))?;
+    tracing::info!("decoded {} images in {:.1} s", idx.len(), decode_s);
+    let out = train::predict(&tm.model, &Inputs::Images(&images), &idx, args.batch_size, device)?;
+    let mos: Vec<f64> = idx.iter().map(|&i| dataset.samples[i].mos).collect();
+    let metrics = trainer::head_metrics(&out, &mos, Some(&tm.info.mapping));
+    if let Some(p) = &args.predictions {
+        trainer::write_predictions(p, &dataset, &idx, &out, &tm.info.mapping)?;
+    }
+    let dist: Vec<Option<String>> = idx.iter().map(|&i| dataset.samples[i].distortion.clone()).collect();
+    let per_type = if dist.iter().any(|d| d.is_some()) { per_distortion(&dist, &out[2], &mos) } else { vec![] };
+    if args.json {
+        let types: Vec<_> = per_type.iter().map(|(n, m)| serde_json::json!({"distortion": n, "metrics": m})).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "model": args.model, "dataset": dataset.name, "set": format!("{set:?}").to_lowercase(),
+                "n": idx.len(), "metrics": head_metrics_json(&metrics), "per_distortion": types,
+            }))?
+        );
+    } else {
+        print_head_metrics(&format!("{} ({:?} set, {} images, mapping from the training set)", dataset.name, set, idx.len()), &metrics);
+        if !per_type.is_empty() {
+            println!("per distortion type (fused head), hardest first:");
+            println!("  {:<30} {:>8} {:>8} {:>5}", "distortion", "SROCC", "PLCC", "n");
+            for (n, m) in &per_type {
+                println!("  {:<30} {:>8.4} {:>8.4} {:>5}", n, m.srocc, m.plcc, m.n);
+            }
+            println!("hardest: {}   easiest: {}", per_type[0].0, per_type[per_type.len() - 1].0);
+        }
+    }
+    Ok(())
+}

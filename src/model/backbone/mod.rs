@@ -1,0 +1,23 @@
+//! Backbones: ImageNet networks that return the feature maps of their last two stages.
+//! One file per family; [`super::registry`] maps names to builders.
+
+pub mod efficientnet_lite;
+pub mod resnet;
+pub mod vgg;
+
+use tch::{nn, Tensor};
+
+/// An ImageNet network cut into the two feature maps LinearityIQA pools ("level 6" and "level 7").
+pub trait Backbone: std::fmt::Debug + Send {
+    /// Runs the network on a normalised NCHW batch; returns (level-6 map, level-7 map).
+    fn forward_two(&self, x: &Tensor, train: bool) -> (Tensor, Tensor);
+    /// Channels of the two maps.
+    fn channels(&self) -> [i64; 2];
+    /// Prefixes of pretrained-weight names that the backbone does not use (classifier layers).
+    fn ignored_weights(&self) -> &'static [&'static str];
+}
+
+/// BatchNorm2d with explicit eps and momentum (PyTorch convention: running = (1−m)·running + m·batch).
+pub(crate) fn bn2d<'a, P: std::borrow::Borrow<nn::Path<'a>>>(p: P, c: i64, eps: f64, momentum: f64) -> nn::BatchNorm {
+    nn::batch_norm2d(p, c, nn::BatchNormConfig { eps, momentum, ..Default::default() })
+}

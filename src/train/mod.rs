@@ -1,0 +1,12 @@
+//! Training: configuration, data loading for a run, the epoch loop, checkpoints and logs.
+
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod log;
+pub mod schedule;
+pub mod trainer;
+
+pub use checkpoint::{RunInfo, TrainedModel};
+pub use config::{DataConfig, DatasetSpec, FrozenMode, SplitProtocol, TrainConfig};
+pub use trainer::{predict, train, HeadOutputs, Inputs};

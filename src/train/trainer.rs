@@ -1,0 +1,437 @@
+//! The training loop of LinearityIQA as the reference `main.py` runs it: Adam with the heads at
+//! `lr` and the backbone at `lr·ft_lr_ratio`, the StepLR rule, shuffled batches without a batch of
+//! one (`drop_last`), validation SROCC per epoch to keep the best epoch, then k, b per head fitted
+//! on the training set (eq. 17) and the test metrics.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use image::RgbImage;
+use indicatif::{ProgressBar, ProgressStyle};
+use normiqa_core::metrics::{LinearMap, Metrics};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+
+use super::checkpoint::{self, HeadMetrics, RunInfo, SetSizes, Timings, TrainedModel};
+use super::config::{FrozenMode, OptimizerKind, TrainConfig};
+use super::data::{self as train_data, LoadedData};
+use crate::batch;
+use crate::loss;
+use crate::model::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
+use crate::model::{parse_device, weights, LinearityIqa};
+
+/// Outputs of the three heads for a list of samples, in the list's order.
+pub type HeadOutputs = [Vec<f64>; 3];
+
+/// Where the heads' inputs come from.
+pub enum Inputs<'a> {
+    /// Pooled features computed once (frozen backbone, eval-mode BatchNorm): rows = samples.
+    Cached { f6: &'a Tensor, f7: &'a Tensor },
+    /// Decoded images, run through the backbone.
+    Images(&'a [RgbImage]),
+}
+
+/// Runs the model in eval mode on `indices`; batches of at most `batch` same-size images.
+pub fn predict(model: &LinearityIqa, inputs: &Inputs, indices: &[usize], batch: usize, device: Device) -> Result<HeadOutputs> {
+    let mut out: HeadOutputs = Default::default();
+    tch::no_grad(|| -> Result<()> {
+        let chunks: Vec<Vec<usize>> = match inputs {
+            Inputs::Cached { .. } => indices.chunks(batch.max(1)).map(|c| c.to_vec()).collect(),
+            Inputs::Images(images) => batch::same_size_chunks(images, indices, batch.max(1)),
+        };
+        for chunk in chunks {
+            let heads = match inputs {
+                Inputs::Cached { f6, f7 } => {
+                    let idx = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
+                    model.heads.forward(&f6.index_select(0, &idx), &f7.index_select(0, &idx), false)
+                }
+                Inputs::Images(images) => {
+                    let refs: Vec<&RgbImage> = chunk.iter().map(|&i| &images[i]).collect();
+                    let x = batch::to_tensor(&refs, device)?;
+                    model.forward(&x, false, false)
+                }
+            };
+            for (o, h) in out.iter_mut().zip(heads.iter()) {
+                o.extend(Vec::<f64>::try_from(h.to_kind(Kind::Double).to_device(Device::Cpu))?);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Metrics of each head after an optional per-head mapping; undefined metrics (e.g. constant
+/// predictions of a collapsed model) become NaN instead of stopping a run.
+pub fn head_metrics(outputs: &HeadOutputs, mos: &[f64], mapping: Option<&[LinearMap; 3]>) -> HeadMetrics {
+    std::array::from_fn(|h| {
+        let pred = match mapping {
+            Some(m) => m[h].apply(&outputs[h]),
+            None => outputs[h].clone(),
+        };
+        Metrics::compute(&pred, mos).unwrap_or_else(|_| Metrics::nan(mos.len()))
+    })
+}
+
+/// Fits k, b per head on (outputs, MOS) — eq. (17).
+pub fn fit_mapping(outputs: &HeadOutputs, mos: &[f64]) -> Result<[LinearMap; 3]> {
+    let maps: Result<Vec<LinearMap>> = (0..3)
+        .map(|h| LinearMap::fit(&outputs[h], mos).with_context(|| format!("fitting the linear mapping of head {h} on the training set")))
+        .collect();
+    Ok(maps?.try_into().expect("three heads"))
+}
+
+/// Pooled features of every sample in `indices` (others stay zero): eval-mode backbone, no grad.
+pub fn compute_features(model: &LinearityIqa, images: &[RgbImage], indices: &[usize], batch: usize, device: Device) -> Result<(Tensor, Tensor)> {
+    let n = images.len() as i64;
+    let [c6, c7] = model.backbone.channels();
+    let l6 = crate::model::pooling::pooled_len(c6, model.config.pool, model.config.p6);
+    let l7 = crate::model::pooling::pooled_len(c7, model.config.pool, model.config.p7);
+    let f6 = Tensor::zeros([n, l6], (Kind::Float, device));
+    let f7 = Tensor::zeros([n, l7], (Kind::Float, device));
+    let bar = progress(indices.len() as u64, "features");
+    tch::no_grad(|| -> Result<()> {
+        for chunk in batch::same_size_chunks(images, indices, batch.max(1)) {
+            let refs: Vec<&RgbImage> = chunk.iter().map(|&i| &images[i]).collect();
+            let x = batch::to_tensor(&refs, device)?;
+            let (a, b) = model.features(&x, false);
+            let idx = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
+            let _ = f6.index_copy_(0, &idx, &a);
+            let _ = f7.index_copy_(0, &idx, &b);
+            bar.inc(chunk.len() as u64);
+        }
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    Ok((f6, f7))
+}
+
+fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {elapsed}<{eta} {msg}").unwrap().progress_chars("=> "));
+    bar.set_prefix(what.to_string());
+    bar
+}
+
+#[derive(Serialize)]
+struct EpochLog<'a> {
+    epoch: usize,
+    lr: f64,
+    loss: f64,
+    bhat_mean: f64,
+    seconds: f64,
+    val: Option<&'a HeadMetrics>,
+    train: Option<&'a HeadMetrics>,
+    test: Option<&'a HeadMetrics>,
+    best: bool,
+}
+
+#[derive(Serialize)]
+struct IterLog {
+    epoch: usize,
+    iter: usize,
+    loss: f64,
+    bhat: f64,
+}
+
+/// Result of [`train`].
+pub struct TrainOutcome {
+    pub dir: PathBuf,
+    pub info: RunInfo,
+}
+
+/// Trains a model as configured, writing the run directory `out`. Returns its summary.
+pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
+    cfg.validate()?;
+    let t_start = Instant::now();
+    std::fs::create_dir_all(out).with_context(|| format!("creating run directory {}", out.display()))?;
+    checkpoint::write_atomic(&out.join(checkpoint::CONFIG_TOML), toml::to_string_pretty(cfg)?.as_bytes())?;
+    let device = parse_device(&cfg.device).map_err(anyhow::Error::msg)?;
+    tch::manual_seed(cfg.seed as i64);
+
+    let LoadedData { dataset, split, images, decode_seconds } = train_data::load(&cfg.data, cfg.seed)?;
+    if split.train.len() < cfg.batch_size {
+        bail!(
+            "the training set has {} images, fewer than --batch-size {} (no full batch; check --train-ratio)",
+            split.train.len(),
+            cfg.batch_size
+        );
+    }
+    if split.test.is_empty() {
+        bail!("the test set is empty (--train-val-ratio {} leaves nothing for test)", cfg.data.train_val_ratio);
+    }
+    tracing::info!(
+        "{}: {} images (train {}, val {}, test {}), decoded in {:.1} s",
+        dataset.name,
+        dataset.len(),
+        split.train.len(),
+        split.val.len(),
+        split.test.len(),
+        decode_seconds
+    );
+    let mos: Vec<f64> = dataset.mos();
+    let mos_of = |idx: &[usize]| idx.iter().map(|&i| mos[i]).collect::<Vec<f64>>();
+
+    let mut vs = nn::VarStore::new(device);
+    let model = LinearityIqa::new(&vs, cfg.model.clone());
+    if cfg.random_init {
+        tracing::warn!("random backbone initialisation (--random-init): for tests only, the results mean nothing");
+    } else {
+        let file = cfg
+            .weights
+            .clone()
+            .or_else(|| cfg.model.backbone.default_weights())
+            .with_context(|| format!("no pretrained weights for backbone {}: pass --weights FILE.pth", cfg.model.backbone))?;
+        let n = weights::load_pth(&vs, BACKBONE_PREFIX, &file, model.backbone.ignored_weights())?;
+        tracing::info!("loaded {n} pretrained tensors from {}", file.display());
+    }
+
+    let frozen = cfg.frozen();
+    let cached = frozen && cfg.frozen_mode == FrozenMode::Cached;
+    // The backbone's state changes when it is trained or when its BatchNorm runs in train mode.
+    let backbone_changes = !frozen || cfg.frozen_mode == FrozenMode::Reference || cfg.random_init;
+    if frozen {
+        let prefix = format!("{BACKBONE_PREFIX}.");
+        for (name, t) in vs.variables() {
+            if name.starts_with(&prefix) {
+                let _ = t.set_requires_grad(false);
+            }
+        }
+    }
+
+    let t_feat = Instant::now();
+    let all: Vec<usize> = split.train.iter().chain(&split.val).chain(&split.test).copied().collect();
+    let features = if cached {
+        let (f6, f7) = compute_features(&model, &images, &all, cfg.eval_batch_size, device)?;
+        tracing::info!("cached frozen-backbone features of {} images in {:.1} s", all.len(), t_feat.elapsed().as_secs_f64());
+        Some((f6, f7))
+    } else {
+        None
+    };
+    let features_s = if cached { t_feat.elapsed().as_secs_f64() } else { 0.0 };
+    let inputs = match &features {
+        Some((f6, f7)) => Inputs::Cached { f6, f7 },
+        None => Inputs::Images(&images),
+    };
+
+    let mut opt = match cfg.optimizer {
+        OptimizerKind::Adam => nn::Adam { wd: cfg.weight_decay, ..Default::default() }.build(&vs, cfg.lr)?,
+        OptimizerKind::Sgd { momentum } => nn::Sgd { momentum, wd: cfg.weight_decay, ..Default::default() }.build(&vs, cfg.lr)?,
+    };
+
+    let mut log = super::log::JsonlLog::create(&out.join(checkpoint::LOG))?;
+    log.write("start", &serde_json::json!({"config": cfg, "n_train": split.train.len(), "n_val": split.val.len(), "n_test": split.test.len()}))?;
+
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    let sel = cfg.selection_head();
+    let mut best: Option<(f64, usize)> = None;
+    let mut best_val: Option<HeadMetrics> = None;
+    let mut identity = [LinearMap::identity(), LinearMap::identity(), LinearMap::identity()];
+    let t_train = Instant::now();
+    let mut order = split.train.clone();
+    let mut global_iter = 0usize;
+    for epoch in 0..cfg.epochs {
+        let t_epoch = Instant::now();
+        let lr = cfg.schedule.lr(cfg.lr, epoch, cfg.epochs);
+        opt.set_lr_group(HEADS_GROUP, lr);
+        opt.set_lr_group(BACKBONE_GROUP, lr * cfg.ft_lr_ratio);
+        order.shuffle(&mut rng);
+        let batches: Vec<&[usize]> = order.chunks_exact(cfg.batch_size).collect();
+        let bar = progress(batches.len() as u64, &format!("epoch {}", epoch + 1));
+        let (mut loss_sum, mut bhat_sum) = (0.0, 0.0);
+        opt.zero_grad();
+        for (bi, idx) in batches.iter().enumerate() {
+            let y = Tensor::from_slice(&mos_of(idx)).to_kind(Kind::Float).to_device(device);
+            let heads = match &inputs {
+                Inputs::Cached { f6, f7 } => {
+                    let t = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
+                    model.heads.forward(&f6.index_select(0, &t), &f7.index_select(0, &t), true)
+                }
+                Inputs::Images(images) => {
+                    let refs: Vec<&RgbImage> = idx.iter().map(|&i| &images[i]).collect();
+                    let x = batch::to_tensor(&refs, device)?;
+                    if frozen {
+                        // Reference mode: BatchNorm in train mode, no gradient through the backbone.
+                        let (f6, f7) = tch::no_grad(|| model.features(&x, true));
+                        model.heads.forward(&f6, &f7, true)
+                    } else {
+                        model.forward(&x, true, true)
+                    }
+                }
+            };
+            let total = loss::multi_head(&cfg.loss, cfg.beta, &heads, &y).map_err(|e| {
+                let names: Vec<&str> = idx.iter().map(|&i| dataset.samples[i].name.as_str()).collect();
+                anyhow::anyhow!("epoch {}, batch {} (images {:?}): {e}", epoch + 1, bi + 1, names)
+            })?;
+            let lv = f64::try_from(&total)?;
+            if !lv.is_finite() {
+                let names: Vec<&str> = idx.iter().map(|&i| dataset.samples[i].name.as_str()).collect();
+                bail!(
+                    "the loss became {lv} at epoch {}, batch {} (images {:?}); stopping. The last good checkpoint in {} is kept (try a smaller --lr)",
+                    epoch + 1,
+                    bi + 1,
+                    names,
+                    out.display()
+                );
+            }
+            (total / cfg.accumulation_steps as f64).backward();
+            if (bi + 1) % cfg.accumulation_steps == 0 || bi + 1 == batches.len() {
+                opt.step();
+                opt.zero_grad();
+            }
+            let q = match cfg.loss.kind {
+                loss::LossKind::NormInNorm { q, .. } => q,
+                _ => 2.0,
+            };
+            let bh = loss::bhat(&heads[2], q);
+            loss_sum += lv;
+            bhat_sum += bh;
+            global_iter += 1;
+            log.write("iter", &IterLog { epoch: epoch + 1, iter: global_iter, loss: lv, bhat: bh })?;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let nb = batches.len().max(1) as f64;
+
+        // Per-epoch evaluation (eval mode everywhere).
+        let (train_m, mapping_now) = if cfg.test_during_training {
+            let o = predict(&model, &inputs, &split.train, cfg.eval_batch_size, device)?;
+            let y = mos_of(&split.train);
+            let maps = fit_mapping(&o, &y).unwrap_or_else(|_| identity.clone());
+            (Some(head_metrics(&o, &y, Some(&maps))), maps)
+        } else {
+            (None, identity.clone())
+        };
+        let val_m = if split.val.is_empty() {
+            None
+        } else {
+            let o = predict(&model, &inputs, &split.val, cfg.eval_batch_size, device)?;
+            Some(head_metrics(&o, &mos_of(&split.val), Some(&mapping_now)))
+        };
+        let test_m = if cfg.test_during_training {
+            let o = predict(&model, &inputs, &split.test, cfg.eval_batch_size, device)?;
+            Some(head_metrics(&o, &mos_of(&split.test), Some(&mapping_now)))
+        } else {
+            None
+        };
+        // |SROCC| as the reference (it can be negative early with some losses); no validation set:
+        // the last epoch is kept.
+        let criterion = val_m.as_ref().map(|m| m[sel].srocc.abs()).unwrap_or(epoch as f64);
+        let improved = criterion.is_finite() && best.map_or(true, |(b, _)| criterion > b);
+        if improved {
+            best = Some((criterion, epoch + 1));
+            best_val = val_m.clone();
+            checkpoint::save_weights(&vs, out, backbone_changes)?;
+        }
+        let secs = t_epoch.elapsed().as_secs_f64();
+        log.write(
+            "epoch",
+            &EpochLog {
+                epoch: epoch + 1,
+                lr,
+                loss: loss_sum / nb,
+                bhat_mean: bhat_sum / nb,
+                seconds: secs,
+                val: val_m.as_ref(),
+                train: train_m.as_ref(),
+                test: test_m.as_ref(),
+                best: improved,
+            },
+        )?;
+        match &val_m {
+            Some(v) => tracing::info!(
+                "epoch {:>3}/{}  loss {:.5}  val SROCC {:.4} PLCC {:.4}  lr {:.1e}  {:.1} s{}",
+                epoch + 1,
+                cfg.epochs,
+                loss_sum / nb,
+                v[sel].srocc,
+                v[sel].plcc,
+                lr,
+                secs,
+                if improved { "  *best" } else { "" }
+            ),
+            None => tracing::info!("epoch {:>3}/{}  loss {:.5}  lr {:.1e}  {:.1} s", epoch + 1, cfg.epochs, loss_sum / nb, lr, secs),
+        }
+        identity = [LinearMap::identity(), LinearMap::identity(), LinearMap::identity()];
+    }
+    let train_s = t_train.elapsed().as_secs_f64();
+    let Some((_, best_epoch)) = best else {
+        bail!("no epoch produced a finite validation SROCC (the model's predictions were constant); nothing was saved")
+    };
+
+    // Reload the best epoch, fit k, b on the training set, test.
+    weights::load_safetensors(&vs, &out.join(checkpoint::WEIGHTS))?;
+    let inputs = match &features {
+        Some((f6, f7)) => Inputs::Cached { f6, f7 },
+        None => Inputs::Images(&images),
+    };
+    let train_out = predict(&model, &inputs, &split.train, cfg.eval_batch_size, device)?;
+    let y_train = mos_of(&split.train);
+    let mapping = fit_mapping(&train_out, &y_train)?;
+    let train_metrics = head_metrics(&train_out, &y_train, Some(&mapping));
+    let test_out = predict(&model, &inputs, &split.test, cfg.eval_batch_size, device)?;
+    let y_test = mos_of(&split.test);
+    let test_metrics = head_metrics(&test_out, &y_test, Some(&mapping));
+    write_predictions(&out.join("predictions_test.csv"), &dataset, &split.test, &test_out, &mapping)?;
+    vs.freeze();
+
+    let info = RunInfo {
+        normiqa_version: env!("CARGO_PKG_VERSION").to_string(),
+        libtorch_version: "2.13.0".to_string(),
+        config: cfg.clone(),
+        mapping,
+        best_epoch,
+        epochs_done: cfg.epochs,
+        backbone_in_weights: backbone_changes,
+        sizes: SetSizes { train: split.train.len(), val: split.val.len(), test: split.test.len() },
+        val: best_val,
+        test: Some(test_metrics.clone()),
+        train: Some(train_metrics),
+        timings: Timings {
+            decode_s: decode_seconds,
+            features_s,
+            train_s,
+            total_s: t_start.elapsed().as_secs_f64(),
+            seconds_per_epoch: train_s / cfg.epochs as f64,
+        },
+        device: format!("{device:?}"),
+    };
+    info.save(out)?;
+    log.write("end", &serde_json::json!({"best_epoch": best_epoch, "test": &test_metrics}))?;
+    tracing::info!(
+        "best epoch {best_epoch}; test SROCC {:.4} PLCC {:.4} KROCC {:.4} RMSE {:.3} (fused head, after the train-set mapping)",
+        test_metrics[2].srocc,
+        test_metrics[2].plcc,
+        test_metrics[2].krocc,
+        test_metrics[2].rmse
+    );
+    Ok(TrainOutcome { dir: out.to_path_buf(), info })
+}
+
+/// `image,mos,head6,head7,fused,predicted_mos` for the given samples.
+pub fn write_predictions(path: &Path, dataset: &normiqa_core::data::Dataset, idx: &[usize], out: &HeadOutputs, mapping: &[LinearMap; 3]) -> Result<()> {
+    let mut w = csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
+    w.write_record(["image", "mos", "head6", "head7", "fused", "predicted_mos"])?;
+    let mapped = mapping[2].apply(&out[2]);
+    for (k, &i) in idx.iter().enumerate() {
+        let s = &dataset.samples[i];
+        w.write_record([
+            s.name.clone(),
+            format!("{}", s.mos),
+            format!("{}", out[0][k]),
+            format!("{}", out[1][k]),
+            format!("{}", out[2][k]),
+            format!("{}", mapped[k]),
+        ])?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
+/// Loads a run directory for inference (see [`TrainedModel::load`]).
+pub fn load_trained(dir: &Path, device: Device, weights: Option<&Path>) -> Result<TrainedModel> {
+    TrainedModel::load(dir, device, weights)
+}
