@@ -69,11 +69,7 @@ pub fn run(args: MetricsArgs) -> Result<()> {
     } else {
         None
     };
-    let mapped = match &mapping {
-        Some(m) => m.apply(&pred),
-        None => pred.clone(),
-    };
-    let m = Metrics::compute(&mapped, &mos).with_context(|| format!("computing metrics of {}", args.csv.display()))?;
+    let m = Metrics::compute_mapped(&pred, &mos, mapping.as_ref()).with_context(|| format!("computing metrics of {}", args.csv.display()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({"csv": args.csv, "metrics": m, "mapping": mapping}))?);
     } else {

@@ -57,7 +57,7 @@ pub fn per_distortion(names: &[Option<String>], pred: &[f64], mos: &[f64]) -> Ve
     }
     let mut out: Vec<(String, Metrics)> = groups
         .into_iter()
-        .map(|(k, (p, m))| (k.to_string(), Metrics::compute(&p, &m).unwrap_or_else(|_| Metrics::nan(p.len()))))
+        .map(|(k, (p, m))| (k.to_string(), Metrics::compute_mapped(&p, &m, None).unwrap_or_else(|_| trainer::nan_metrics(p.len()))))
         .collect();
     out.sort_by(|a, b| a.1.srocc.partial_cmp(&b.1.srocc).unwrap_or(std::cmp::Ordering::Equal));
     out
@@ -94,7 +94,8 @@ pub fn run(args: TestArgs) -> Result<()> {
         trainer::write_predictions(p, &dataset, &idx, &out, &tm.info.mapping)?;
     }
     let dist: Vec<Option<String>> = idx.iter().map(|&i| dataset.samples[i].distortion.clone()).collect();
-    let per_type = if dist.iter().any(|d| d.is_some()) { per_distortion(&dist, &out[2], &mos) } else { vec![] };
+    let mapped = tm.info.mapping[2].apply(&out[2]);
+    let per_type = if dist.iter().any(|d| d.is_some()) { per_distortion(&dist, &mapped, &mos) } else { vec![] };
     if args.json {
         let types: Vec<_> = per_type.iter().map(|(n, m)| serde_json::json!({"distortion": n, "metrics": m})).collect();
         println!(

@@ -19,7 +19,7 @@ pub struct LoadedData {
 pub fn load_dataset(spec: &DatasetSpec) -> Result<Dataset> {
     Ok(match spec {
         DatasetSpec::Clive { root } => data::clive::load(root)?,
-        DatasetSpec::Koniq { labels, images } => data::koniq::load(labels, images)?.0,
+        DatasetSpec::Koniq { labels, images } => data::koniq::load(labels, images)?,
         DatasetSpec::Kadid { root } => data::kadid::load(root)?,
         DatasetSpec::Tid2013 { root } => data::tid2013::load(root)?,
         DatasetSpec::Csv { csv, images, image_column, mos_column } => {
@@ -49,7 +49,7 @@ pub fn split_dataset(cfg: &DataConfig, dataset: &Dataset, seed: u64) -> Result<S
     Ok(match (cfg.split, &cfg.dataset) {
         (SplitProtocol::AllTest, _) => Split::all_test(dataset.len()),
         (SplitProtocol::Default, DatasetSpec::Clive { root }) => data::clive::split(root, dataset, cfg.exp_id, ratios)?,
-        (SplitProtocol::Default, DatasetSpec::Koniq { labels, images }) => data::koniq::load(labels, images)?.1,
+        (SplitProtocol::Default, DatasetSpec::Koniq { labels, images }) => data::koniq::load_with_split(labels, images)?.1,
         (SplitProtocol::ByReference, _) => Split::by_reference(dataset, split_seed, ratios)?,
         (SplitProtocol::Default, DatasetSpec::Kadid { .. } | DatasetSpec::Tid2013 { .. }) => {
             Split::by_reference(dataset, split_seed, ratios)?

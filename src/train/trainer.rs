@@ -68,12 +68,13 @@ pub fn predict(model: &LinearityIqa, inputs: &Inputs, indices: &[usize], batch: 
 /// predictions of a collapsed model) become NaN instead of stopping a run.
 pub fn head_metrics(outputs: &HeadOutputs, mos: &[f64], mapping: Option<&[LinearMap; 3]>) -> HeadMetrics {
     std::array::from_fn(|h| {
-        let pred = match mapping {
-            Some(m) => m[h].apply(&outputs[h]),
-            None => outputs[h].clone(),
-        };
-        Metrics::compute(&pred, mos).unwrap_or_else(|_| Metrics::nan(mos.len()))
+        Metrics::compute_mapped(&outputs[h], mos, mapping.map(|m| &m[h])).unwrap_or_else(|_| nan_metrics(mos.len()))
     })
+}
+
+/// Metrics that could not be computed (shown as NaN).
+pub fn nan_metrics(n: usize) -> Metrics {
+    Metrics { srocc: f64::NAN, plcc: f64::NAN, krocc: f64::NAN, rmse: f64::NAN, n }
 }
 
 /// Fits k, b per head on (outputs, MOS) — eq. (17).
@@ -229,7 +230,7 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
     let sel = cfg.selection_head();
     let mut best: Option<(f64, usize)> = None;
     let mut best_val: Option<HeadMetrics> = None;
-    let mut identity = [LinearMap::identity(), LinearMap::identity(), LinearMap::identity()];
+    let mut identity = [LinearMap::default(), LinearMap::default(), LinearMap::default()];
     let t_train = Instant::now();
     let mut order = split.train.clone();
     let mut global_iter = 0usize;
@@ -355,7 +356,7 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
             ),
             None => tracing::info!("epoch {:>3}/{}  loss {:.5}  lr {:.1e}  {:.1} s", epoch + 1, cfg.epochs, loss_sum / nb, lr, secs),
         }
-        identity = [LinearMap::identity(), LinearMap::identity(), LinearMap::identity()];
+        identity = [LinearMap::default(), LinearMap::default(), LinearMap::default()];
     }
     let train_s = t_train.elapsed().as_secs_f64();
     let Some((_, best_epoch)) = best else {

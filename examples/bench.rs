@@ -1,0 +1,120 @@
+//! Speed benchmark of normiqa (Rust/tch), the counterpart of `bench/bench_torch.py`; run both
+//! with `bench/run.sh`, which records them side by side in BENCHMARKS.md.
+//!
+//! cargo run --release --example bench -- [--quick] [--what train|predict|epoch|all] [--size 500]
+//!
+//! Prints one JSON object: train-step and batch-1 predict times (median seconds) of LinearityIQA
+//! on a ResNet-18 and an EfficientNet-Lite0 backbone (random init: speed only), and one CLIVE
+//! frozen-backbone epoch including decoding.
+
+use std::time::Instant;
+
+use normiqa::loss::{self, LossConfig};
+use normiqa::model::{BackboneName, LinearityIqa, ModelConfig};
+use normiqa::train::{self, trainer, DatasetSpec, TrainConfig};
+use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn train_step(backbone: BackboneName, size: i64, iters: usize) -> f64 {
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let m = LinearityIqa::new(&vs, ModelConfig { backbone, ..Default::default() });
+    let mut opt = nn::Adam::default().build(&vs, 1e-4).unwrap();
+    let x = Tensor::randn([8, 3, size, size], (Kind::Float, Device::Cpu));
+    let y = Tensor::rand([8], (Kind::Float, Device::Cpu)) * 100.0;
+    let cfg = LossConfig::default();
+    let mut times = Vec::new();
+    for i in 0..iters + 2 {
+        let t = Instant::now();
+        let heads = m.forward(&x, true, true);
+        let l = loss::multi_head(&cfg, [0.1, 0.1, 1.0], &heads, &y).unwrap();
+        opt.zero_grad();
+        l.backward();
+        opt.step();
+        if i >= 2 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    median(times)
+}
+
+fn predict_b1(backbone: BackboneName, size: i64, iters: usize) -> f64 {
+    tch::manual_seed(0);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let m = LinearityIqa::new(&vs, ModelConfig { backbone, ..Default::default() });
+    let x = Tensor::randn([1, 3, size, size], (Kind::Float, Device::Cpu));
+    let mut times = Vec::new();
+    tch::no_grad(|| {
+        for i in 0..iters + 2 {
+            let t = Instant::now();
+            let out = m.forward(&x, false, false);
+            let _ = f64::try_from(out[2].sum(Kind::Float)).unwrap();
+            if i >= 2 {
+                times.push(t.elapsed().as_secs_f64());
+            }
+        }
+    });
+    median(times)
+}
+
+fn clive_epoch(quick: bool) -> serde_json::Value {
+    let root = normiqa::cli::args::default_clive_root();
+    let mut cfg = TrainConfig::new(DatasetSpec::Clive { root });
+    cfg.ft_lr_ratio = 0.0;
+    let t0 = Instant::now();
+    let data = train::data::load(&cfg.data, cfg.seed).expect("CLIVE");
+    let decode = t0.elapsed().as_secs_f64();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let m = LinearityIqa::new(&vs, cfg.model.clone());
+    let mut idx: Vec<usize> = data.split.train.iter().chain(&data.split.val).chain(&data.split.test).copied().collect();
+    if quick {
+        idx.truncate(64);
+    }
+    let t1 = Instant::now();
+    let (f6, f7) = trainer::compute_features(&m, &data.images, &idx, 16, Device::Cpu).unwrap();
+    let features = t1.elapsed().as_secs_f64();
+    let mut opt = nn::Adam::default().build(&vs, 1e-4).unwrap();
+    let mos = data.dataset.mos();
+    let train: Vec<usize> = data.split.train.iter().copied().filter(|i| idx.contains(i)).collect();
+    let t2 = Instant::now();
+    for b in train.chunks_exact(8) {
+        let t = Tensor::from_slice(&b.iter().map(|&i| i as i64).collect::<Vec<_>>());
+        let heads = m.heads.forward(&f6.index_select(0, &t), &f7.index_select(0, &t), true);
+        let y = Tensor::from_slice(&b.iter().map(|&i| mos[i]).collect::<Vec<_>>()).to_kind(Kind::Float);
+        let l = loss::multi_head(&LossConfig::default(), [0.1, 0.1, 1.0], &heads, &y).unwrap();
+        opt.zero_grad();
+        l.backward();
+        opt.step();
+    }
+    let heads_epoch = t2.elapsed().as_secs_f64();
+    serde_json::json!({"images": idx.len(), "decode_s": decode, "features_s": features, "heads_epoch_s": heads_epoch, "total_s": decode + features + heads_epoch})
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let what = args.iter().position(|a| a == "--what").map(|i| args[i + 1].clone()).unwrap_or_else(|| "all".into());
+    let size: i64 = args.iter().position(|a| a == "--size").map(|i| args[i + 1].parse().unwrap()).unwrap_or(500);
+    let iters = if quick { 2 } else { 10 };
+    let mut out = serde_json::json!({"impl": "normiqa (tch 0.26, libtorch 2.13)", "threads": tch::get_num_threads(), "size": size});
+    if what == "train" || what == "all" {
+        out["train_step_s"] = serde_json::json!({
+            "resnet18": train_step(BackboneName::ResNet18, size, iters),
+            "efficientnet-lite0": train_step(BackboneName::EfficientNetLite0, size, iters),
+        });
+    }
+    if what == "predict" || what == "all" {
+        out["predict_b1_s"] = serde_json::json!({
+            "resnet18": predict_b1(BackboneName::ResNet18, size, iters * 2),
+            "efficientnet-lite0": predict_b1(BackboneName::EfficientNetLite0, size, iters * 2),
+        });
+    }
+    if what == "epoch" || what == "all" {
+        out["clive_epoch"] = clive_epoch(quick);
+    }
+    println!("{}", serde_json::to_string_pretty(&out).unwrap());
+}
