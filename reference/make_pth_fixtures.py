@@ -106,6 +106,37 @@ def _rebuild_parameter(*args):
 _def_global(torch_utils, "torch._utils", "_rebuild_tensor_v2", _rebuild_tensor_v2)
 _def_global(torch_utils, "torch._utils", "_rebuild_parameter", _rebuild_parameter)
 
+# --- extras used only by the `variants_zip.pth` fixture (other shapes torch pickles can take)
+torch_tensor = types.ModuleType("torch._tensor")
+sys.modules["torch._tensor"] = torch_tensor
+torch._tensor = torch_tensor
+for _mod, _modname, _name in [
+    (torch_utils, "torch._utils", "_rebuild_tensor"),
+    (torch_utils, "torch._utils", "_rebuild_parameter_with_state"),
+    (torch_tensor, "torch._tensor", "_rebuild_from_type_v2"),
+]:
+    _def_global(_mod, _modname, _name, (lambda *a: None))
+_def_global(torch, "torch", "Tensor", type("Tensor", (), {}))
+_def_global(torch, "torch", "Size", type("Size", (tuple,), {}))
+_def_global(torch, "torch", "UntypedStorage", type("UntypedStorage", (), {}))
+
+
+class _DType:
+    """Pickles like torch.dtype: by reference, GLOBAL 'torch' '<name>'."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __reduce__(self):
+        return self.name
+
+
+_DType.__module__ = "torch"
+TORCH_DTYPES = {}
+for _n in ["float32", "float16", "int64"]:
+    TORCH_DTYPES[_n] = _DType(_n)
+    setattr(torch, _n, TORCH_DTYPES[_n])
+
 # storage class name -> (numpy dtype of the raw bytes, element size)
 STORAGE_TYPES = {
     "FloatStorage": ("<f4", "float32"),
@@ -125,8 +156,12 @@ STORAGE_CLASSES = {name: _def_global(torch, "torch", name, type(name, (), {})) f
 class FakeStorage:
     """A storage: a storage class name and a 1-D numpy array of its elements."""
 
-    def __init__(self, type_name, array):
+    def __init__(self, type_name, array, pid_style="typed"):
         self.type_name = type_name
+        # "typed": ('storage', torch.FloatStorage, key, 'cpu', numel)  -- what torch.save writes
+        # "untyped": ('storage', torch.UntypedStorage, key, 'cpu', nbytes) -- a saved UntypedStorage
+        # "dtype": ('storage', torch.float32, key, 'cpu', numel)  -- dtype object as the type
+        self.pid_style = pid_style
         self.array = np.ascontiguousarray(np.asarray(array, dtype=STORAGE_TYPES[type_name][0]).reshape(-1))
 
     @property
@@ -158,6 +193,16 @@ class FakeTensor:
         ).copy()
 
 
+class Reduced:
+    """Pickles as REDUCE(func, args) for an arbitrary global `func`."""
+
+    def __init__(self, func, args):
+        self.func, self.args = func, args
+
+    def __reduce_ex__(self, proto):
+        return (self.func, self.args)
+
+
 class FakeParameter:
     def __init__(self, tensor):
         self.tensor = tensor
@@ -175,15 +220,15 @@ def contiguous(type_name, array):
 # writers
 
 
-def pickle_with_pids(obj, pid_fn):
+def pickle_with_pids(obj, pid_fn, protocol=2):
     buf = io.BytesIO()
-    p = pickle.Pickler(buf, protocol=2)
+    p = pickle.Pickler(buf, protocol=protocol)
     p.persistent_id = pid_fn
     p.dump(obj)
     return buf.getvalue()
 
 
-def zip_pickle(obj):
+def zip_pickle(obj, protocol=2):
     """Pickle as torch's zip writer does; returns (data.pkl bytes, {key: FakeStorage})."""
     id_map, storages = {}, {}
 
@@ -191,14 +236,18 @@ def zip_pickle(obj):
         if isinstance(o, FakeStorage):
             key = id_map.setdefault(id(o), str(len(id_map)))
             storages[key] = o
+            if o.pid_style == "untyped":
+                return ("storage", torch.UntypedStorage, key, "cpu", o.array.nbytes)
+            if o.pid_style == "dtype":
+                return ("storage", TORCH_DTYPES[STORAGE_TYPES[o.type_name][1]], key, "cpu", o.numel)
             return ("storage", STORAGE_CLASSES[o.type_name], key, "cpu", o.numel)
         return None
 
-    return pickle_with_pids(obj, pid), storages
+    return pickle_with_pids(obj, pid, protocol), storages
 
 
-def write_torch_zip(path, obj, prefix):
-    data_pkl, storages = zip_pickle(obj)
+def write_torch_zip(path, obj, prefix, protocol=2):
+    data_pkl, storages = zip_pickle(obj, protocol)
     records = [("data.pkl", data_pkl), ("byteorder", b"little")]
     for key in sorted(storages):
         records.append((f"data/{key}", storages[key].array.tobytes()))
@@ -372,6 +421,41 @@ def make_fixtures():
         return describe(v.tensor if isinstance(v, FakeParameter) else v)
 
     expected["files"]["tiny_legacy.pth"] = [[k, desc_any(v)] for k, v in legacy_sd.items()]
+
+    # --- variants_zip.pth: other shapes of tensor/storage pickles, pickled with protocol 4
+    # (FRAME, SHORT_BINUNICODE, STACK_GLOBAL, MEMOIZE); NOT the default torch.save output.
+    v_untyped = FakeStorage("ByteStorage", np.arange(6, dtype=np.uint8) * 40, pid_style="untyped")
+    v_dtype = FakeStorage("FloatStorage", np.array([2.0, -3.5, 0.125, 9.0], dtype=np.float32), pid_style="dtype")
+    v_half = FakeStorage("HalfStorage", np.array([0.25, -8.0], dtype=np.float16), pid_style="dtype")
+    v_long = FakeStorage("LongStorage", [-5, 6], pid_style="dtype")
+    t_untyped = FakeTensor(v_untyped, 1, (2, 2), (1, 2))
+    t_dtype = FakeTensor(v_dtype, 0, (2, 2))
+    t_v1 = FakeTensor(v_dtype, 1, (3,))
+    t_half = FakeTensor(v_half, 0, (2,))
+    t_long = FakeTensor(v_long, 1, ())
+    rebuild_v1 = torch_utils._rebuild_tensor
+    size_obj = Reduced(torch.Size, ((2, 2),))
+    variants = collections.OrderedDict([
+        ("untyped", t_untyped),
+        ("dtype_as_type", t_dtype),
+        ("rebuild_tensor_v1", Reduced(rebuild_v1, (v_dtype, 1, (3,), (1,)))),
+        ("param_with_state", Reduced(torch_utils._rebuild_parameter_with_state,
+                                     (t_half, True, collections.OrderedDict(), {"tag": 1}))),
+        ("from_type_v2", Reduced(torch_tensor._rebuild_from_type_v2,
+                                 (_rebuild_tensor_v2, torch.Tensor,
+                                  (v_long, 1, (), (), False, collections.OrderedDict()), {}))),
+        ("torch_size", Reduced(_rebuild_tensor_v2, (v_dtype, 0, size_obj, (1, 2), False, collections.OrderedDict()))),
+        ("not_a_tensor", 42),
+    ])
+    write_torch_zip(os.path.join(OUT, "variants_zip.pth"), variants, "archive", protocol=4)
+    expected["files"]["variants_zip.pth"] = [
+        ["untyped", describe(t_untyped)],
+        ["dtype_as_type", describe(t_dtype)],
+        ["rebuild_tensor_v1", describe(t_v1)],
+        ["param_with_state", describe(t_half)],
+        ["from_type_v2", describe(t_long)],
+        ["torch_size", describe(FakeTensor(v_dtype, 0, (2, 2), (1, 2)))],
+    ]
 
     with open(os.path.join(OUT, "fixtures_expected.json"), "w") as f:
         json.dump(expected, f, indent=1)

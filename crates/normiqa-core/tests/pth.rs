@@ -339,3 +339,14 @@ fn error_unknown_storage_type() {
     assert!(matches!(&err.kind, PthErrorKind::UnknownStorageType(s) if s == "torch.QInt8Storag"), "{err}");
     assert!(err.to_string().contains("unknown storage type"), "{err}");
 }
+
+#[test]
+fn zip_variants_fixture() {
+    // protocol-4 pickle; UntypedStorage and dtype-object storage types; _rebuild_tensor (v1),
+    // _rebuild_parameter_with_state, _rebuild_from_type_v2, torch.Size sizes; a non-tensor entry
+    let sd = read_pth(&data_dir().join("variants_zip.pth")).unwrap();
+    check_against(&sd, &expected()["files"]["variants_zip.pth"], "variants");
+    assert_eq!(sd.get("untyped").unwrap().dtype, DType::U8);
+    assert_eq!(sd.get("untyped").unwrap().data, [40, 120, 80, 160]); // transposed view of 0,40,..,200
+    assert!(sd.get("not_a_tensor").is_none());
+}
