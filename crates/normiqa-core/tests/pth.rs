@@ -4,7 +4,9 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use normiqa_core::weights::{read_pth, read_pth_with, DType, PthErrorKind, RawTensor, ReadOptions, StateDict};
+use normiqa_core::weights::{
+    read_pth, read_pth_with, DType, PthErrorKind, RawTensor, ReadOptions, StateDict,
+};
 use serde_json::Value as Json;
 
 fn data_dir() -> PathBuf {
@@ -31,10 +33,23 @@ fn check_against(sd: &StateDict, exp: &Json, what: &str) {
         let name = e[0].as_str().unwrap();
         let d = &e[1];
         let t = sd.get(name).unwrap();
-        assert_eq!(dtype_name(t.dtype), d["dtype"].as_str().unwrap(), "{what}/{name}: dtype");
-        let shape: Vec<usize> = d["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+        assert_eq!(
+            dtype_name(t.dtype),
+            d["dtype"].as_str().unwrap(),
+            "{what}/{name}: dtype"
+        );
+        let shape: Vec<usize> = d["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect();
         assert_eq!(t.shape, shape, "{what}/{name}: shape");
-        assert_eq!(t.data.len(), t.numel() * t.dtype.size(), "{what}/{name}: byte length");
+        assert_eq!(
+            t.data.len(),
+            t.numel() * t.dtype.size(),
+            "{what}/{name}: byte length"
+        );
         let vals = d["values"].as_array().unwrap();
         assert_eq!(vals.len(), t.numel(), "{what}/{name}: numel");
         match t.dtype {
@@ -51,10 +66,17 @@ fn check_against(sd: &StateDict, exp: &Json, what: &str) {
                 // narrower types exactly after rounding to f32)
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     if t.dtype == DType::F64 {
-                        assert!((g - w).abs() <= 4.0 * f64::EPSILON * w.abs(), "{what}/{name}[{i}]: {g} != {w}");
+                        assert!(
+                            (g - w).abs() <= 4.0 * f64::EPSILON * w.abs(),
+                            "{what}/{name}[{i}]: {g} != {w}"
+                        );
                     } else {
                         assert_eq!(*g as f32, *w as f32, "{what}/{name}[{i}]");
-                        assert_eq!(g.is_sign_negative(), w.is_sign_negative(), "{what}/{name}[{i}]: sign");
+                        assert_eq!(
+                            g.is_sign_negative(),
+                            w.is_sign_negative(),
+                            "{what}/{name}[{i}]: sign"
+                        );
                     }
                 }
                 // to_f32_vec agrees
@@ -82,15 +104,24 @@ fn zip_state_dict_fixture() {
     let v = t.to_f32_vec();
     assert_eq!(&v[..3], &[0.0, 5.0 / 7.0, 10.0 / 7.0]);
     let nbt = sd.get("bn.num_batches_tracked").unwrap();
-    assert_eq!((nbt.dtype, nbt.shape.len(), nbt.numel()), (DType::I64, 0, 1));
+    assert_eq!(
+        (nbt.dtype, nbt.shape.len(), nbt.numel()),
+        (DType::I64, 0, 1)
+    );
     assert_eq!(nbt.to_i64_vec().unwrap(), [12345678901]);
     let h = sd.get("half.weight").unwrap();
     assert_eq!(h.dtype, DType::F16);
-    assert_eq!(h.to_f32_vec(), [0.5, -1.25, 3.0, 65504.0, 2f32.powi(-24), -0.0]);
+    assert_eq!(
+        h.to_f32_vec(),
+        [0.5, -1.25, 3.0, 65504.0, 2f32.powi(-24), -0.0]
+    );
     // storage offset 6 into linspace(-1, 1, 10)
     let bias = sd.get("conv.bias").unwrap().to_f32_vec();
     for (i, b) in bias.iter().enumerate() {
-        assert!((b - (-1.0 + (i + 6) as f32 * 2.0 / 9.0)).abs() < 1e-6, "{bias:?}");
+        assert!(
+            (b - (-1.0 + (i + 6) as f32 * 2.0 / 9.0)).abs() < 1e-6,
+            "{bias:?}"
+        );
     }
 }
 
@@ -99,18 +130,31 @@ fn zip_checkpoint_fixture() {
     let path = data_dir().join("checkpoint_zip.pth");
     // {'model': sd, 'epoch': 3, 'optimizer': {...}}: the model's tensors are picked, others ignored
     let sd = read_pth(&path).unwrap();
-    check_against(&sd, &expected()["files"]["checkpoint_zip.pth"], "checkpoint");
+    check_against(
+        &sd,
+        &expected()["files"]["checkpoint_zip.pth"],
+        "checkpoint",
+    );
     // DataParallel prefix stripping
-    let opts = ReadOptions { strip_module_prefix: true, ..Default::default() };
+    let opts = ReadOptions {
+        strip_module_prefix: true,
+        ..Default::default()
+    };
     let sd = read_pth_with(&path, &opts).unwrap();
     let names: Vec<&str> = sd.names().collect();
     assert_eq!(names, ["lin.weight", "lin.bias", "bn.num_batches_tracked"]);
     assert_eq!(sd.get("lin.bias").unwrap().to_f32_vec(), [1.5, 2.5]);
     // explicit key
-    let opts = ReadOptions { key: Some("optimizer".into()), ..Default::default() };
+    let opts = ReadOptions {
+        key: Some("optimizer".into()),
+        ..Default::default()
+    };
     let sd = read_pth_with(&path, &opts).unwrap();
     check_against(&sd, &expected()["checkpoint_optimizer"], "optimizer");
-    let opts = ReadOptions { key: Some("nope".into()), ..Default::default() };
+    let opts = ReadOptions {
+        key: Some("nope".into()),
+        ..Default::default()
+    };
     let err = read_pth_with(&path, &opts).unwrap_err();
     assert!(err.to_string().contains("\"nope\" not found"), "{err}");
 }
@@ -121,9 +165,15 @@ fn legacy_fixture() {
     check_against(&sd, &expected()["files"]["tiny_legacy.pth"], "tiny_legacy");
     // old-style storage view: root = 0,10,..,70; view = root[2..6]; tensor offset 1, size 3
     assert_eq!(sd.get("view.a").unwrap().to_f32_vec(), [30.0, 40.0, 50.0]);
-    assert_eq!(sd.get("view.b").unwrap().to_f32_vec(), [20.0, 40.0, 30.0, 50.0]);
+    assert_eq!(
+        sd.get("view.b").unwrap().to_f32_vec(),
+        [20.0, 40.0, 30.0, 50.0]
+    );
     // nn.Parameter (torch._utils._rebuild_parameter) sharing the storage of features.0.weight
-    assert_eq!(sd.get("features.0.bias").unwrap().to_f32_vec(), [-4.0, 5.5, 1e-7]);
+    assert_eq!(
+        sd.get("features.0.bias").unwrap().to_f32_vec(),
+        [-4.0, 5.5, 1e-7]
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -135,11 +185,15 @@ fn real_file() -> Option<PathBuf> {
     match std::env::var_os("NORMIQA_EFFICIENTNET_LITE0") {
         Some(p) => Some(PathBuf::from(p)),
         None => {
-            let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/efficientnet-lite0.pth");
+            let p =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/efficientnet-lite0.pth");
             if p.exists() {
                 Some(p)
             } else {
-                eprintln!("NORMIQA_EFFICIENTNET_LITE0 unset and {} missing: skipping", p.display());
+                eprintln!(
+                    "NORMIQA_EFFICIENTNET_LITE0 unset and {} missing: skipping",
+                    p.display()
+                );
                 None
             }
         }
@@ -151,22 +205,36 @@ fn real_efficientnet_lite0_legacy() {
     let Some(path) = real_file() else { return };
     let t0 = std::time::Instant::now();
     let sd = read_pth(&path).unwrap_or_else(|e| panic!("{e}"));
-    eprintln!("read {} tensors from {} in {:?}", sd.len(), path.display(), t0.elapsed());
+    eprintln!(
+        "read {} tensors from {} in {:?}",
+        sd.len(),
+        path.display(),
+        t0.elapsed()
+    );
 
-    let text = std::fs::read_to_string(data_dir().join("efficientnet_lite0_expected.json")).unwrap();
+    let text =
+        std::fs::read_to_string(data_dir().join("efficientnet_lite0_expected.json")).unwrap();
     let exp: Json = serde_json::from_str(&text).unwrap();
     assert_eq!(sd.len(), 296);
     assert_eq!(sd.len() as u64, exp["count"].as_u64().unwrap());
     let tensors = exp["tensors"].as_array().unwrap();
     for ((name, t), e) in sd.tensors.iter().zip(tensors) {
         assert_eq!(name, e[0].as_str().unwrap());
-        let shape: Vec<usize> = e[1].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+        let shape: Vec<usize> = e[1]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect();
         assert_eq!(t.shape, shape, "{name}");
     }
     assert_eq!(sd.get("_conv_stem.weight").unwrap().shape, [32, 3, 3, 3]);
     assert_eq!(sd.get("_fc.weight").unwrap().shape, [1000, 1280]);
     let nbt = sd.get("_bn0.num_batches_tracked").unwrap();
-    assert_eq!((nbt.dtype, nbt.shape.is_empty(), nbt.to_i64_vec().unwrap()), (DType::I64, true, vec![0]));
+    assert_eq!(
+        (nbt.dtype, nbt.shape.is_empty(), nbt.to_i64_vec().unwrap()),
+        (DType::I64, true, vec![0])
+    );
 
     for (name, e) in exp["spot"].as_object().unwrap() {
         let t: &RawTensor = sd.get(name).unwrap_or_else(|| panic!("missing {name}"));
@@ -175,12 +243,23 @@ fn real_efficientnet_lite0_legacy() {
         let sum: f64 = v.iter().sum();
         let abs_sum: f64 = v.iter().map(|x| x.abs()).sum();
         let tol = 1e-9 * e["abs_sum"].as_f64().unwrap() + 1e-12;
-        assert!((sum - e["sum"].as_f64().unwrap()).abs() <= tol, "{name}: sum {sum} vs {}", e["sum"]);
-        assert!((abs_sum - e["abs_sum"].as_f64().unwrap()).abs() <= tol, "{name}: abs_sum");
+        assert!(
+            (sum - e["sum"].as_f64().unwrap()).abs() <= tol,
+            "{name}: sum {sum} vs {}",
+            e["sum"]
+        );
+        assert!(
+            (abs_sum - e["abs_sum"].as_f64().unwrap()).abs() <= tol,
+            "{name}: abs_sum"
+        );
         for (i, f) in e["first"].as_array().unwrap().iter().enumerate() {
             assert_eq!(v[i] as f32, f.as_f64().unwrap() as f32, "{name}[{i}]");
         }
-        assert_eq!(*v.last().unwrap() as f32, e["last"].as_f64().unwrap() as f32, "{name}: last");
+        assert_eq!(
+            *v.last().unwrap() as f32,
+            e["last"].as_f64().unwrap() as f32,
+            "{name}: last"
+        );
     }
 }
 
@@ -224,7 +303,10 @@ fn error_random_bytes() {
     let err = read_pth(&p).unwrap_err();
     assert!(matches!(err.kind, PthErrorKind::NotTorchFile(_)), "{err}");
     let p = write_tmp(&dir, "empty.pth", b"");
-    assert!(matches!(read_pth(&p).unwrap_err().kind, PthErrorKind::NotTorchFile(_)));
+    assert!(matches!(
+        read_pth(&p).unwrap_err().kind,
+        PthErrorKind::NotTorchFile(_)
+    ));
 }
 
 #[test]
@@ -246,8 +328,14 @@ fn error_truncated_legacy() {
     // cut inside the last storage
     let p = write_tmp(&dir, "cut.pth", &bytes[..bytes.len() - 3]);
     let err = read_pth(&p).unwrap_err();
-    assert!(matches!(err.kind, PthErrorKind::TruncatedStorage { .. }), "{err}");
-    assert!(err.to_string().contains("cut.pth") && err.to_string().contains("truncated storage"), "{err}");
+    assert!(
+        matches!(err.kind, PthErrorKind::TruncatedStorage { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("cut.pth") && err.to_string().contains("truncated storage"),
+        "{err}"
+    );
     // cut inside the object pickle
     let p = write_tmp(&dir, "cut2.pth", &bytes[..300]);
     let err = read_pth(&p).unwrap_err();
@@ -269,7 +357,8 @@ fn error_truncated_zip() {
 fn rewrite_zip(bytes: &[u8], mut f: impl FnMut(&str, Vec<u8>) -> Option<Vec<u8>>) -> Vec<u8> {
     let mut src = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
     let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for i in 0..src.len() {
         let mut e = src.by_index(i).unwrap();
         let name = e.name().to_string();
@@ -324,7 +413,10 @@ fn error_truncated_and_missing_zip_storage() {
     // a zip that is not a torch archive
     let other = rewrite_zip(&bytes, |n, b| (!n.ends_with("data.pkl")).then_some(b));
     let p = write_tmp(&dir, "nopkl.pth", &other);
-    assert!(matches!(read_pth(&p).unwrap_err().kind, PthErrorKind::NotTorchFile(_)));
+    assert!(matches!(
+        read_pth(&p).unwrap_err().kind,
+        PthErrorKind::NotTorchFile(_)
+    ));
 }
 
 #[test]
@@ -336,7 +428,10 @@ fn error_unknown_storage_type() {
     bytes[i + 6..i + 17].copy_from_slice(b"QInt8Storag");
     let p = write_tmp(&dir, "qint.pth", &bytes);
     let err = read_pth(&p).unwrap_err();
-    assert!(matches!(&err.kind, PthErrorKind::UnknownStorageType(s) if s == "torch.QInt8Storag"), "{err}");
+    assert!(
+        matches!(&err.kind, PthErrorKind::UnknownStorageType(s) if s == "torch.QInt8Storag"),
+        "{err}"
+    );
     assert!(err.to_string().contains("unknown storage type"), "{err}");
 }
 

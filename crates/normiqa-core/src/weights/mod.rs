@@ -8,6 +8,6 @@ pub mod pickle;
 pub mod pth;
 
 pub use pth::{
-    bf16_to_f32, f16_to_f32, read_pth, read_pth_bytes, read_pth_with, DType, PthError, PthErrorKind, RawTensor,
-    ReadOptions, StateDict,
+    bf16_to_f32, f16_to_f32, read_pth, read_pth_bytes, read_pth_with, DType, PthError,
+    PthErrorKind, RawTensor, ReadOptions, StateDict,
 };

@@ -32,7 +32,10 @@ pub enum Value {
     Dict(Rc<RefCell<Vec<(Value, Value)>>>),
     Set(Rc<RefCell<Vec<Value>>>),
     /// A reference to `module.name` (from `GLOBAL`/`STACK_GLOBAL`).
-    Global { module: Rc<str>, name: Rc<str> },
+    Global {
+        module: Rc<str>,
+        name: Rc<str>,
+    },
     /// The result of `REDUCE` (callable(*args)) or `NEWOBJ` (cls.__new__(cls, *args)).
     Object(Rc<RefCell<Object>>),
     /// The argument of a persistent-id opcode (`PERSID`/`BINPERSID`), not resolved.
@@ -109,10 +112,20 @@ impl Value {
 /// Errors from the pickle VM. Offsets are byte offsets into the buffer given to [`load`].
 #[derive(Debug, thiserror::Error)]
 pub enum PickleError {
-    #[error("unknown or unsupported pickle opcode 0x{op:02x} ({op_char:?}) at byte offset {offset}")]
-    UnknownOpcode { op: u8, op_char: char, offset: usize },
+    #[error(
+        "unknown or unsupported pickle opcode 0x{op:02x} ({op_char:?}) at byte offset {offset}"
+    )]
+    UnknownOpcode {
+        op: u8,
+        op_char: char,
+        offset: usize,
+    },
     #[error("pickle data truncated at byte offset {offset} (opcode 0x{op:02x} needs {needed} more bytes)")]
-    Truncated { op: u8, offset: usize, needed: usize },
+    Truncated {
+        op: u8,
+        offset: usize,
+        needed: usize,
+    },
     #[error("pickle data ended at byte offset {offset} without a STOP opcode")]
     NoStop { offset: usize },
     #[error("pickle stack underflow for opcode 0x{op:02x} at byte offset {offset}")]
@@ -134,8 +147,18 @@ pub fn load(data: &[u8], start: usize) -> Result<(Value, usize), PickleError> {
 
 /// Like [`load`], and also returns every persistent id met, in order of appearance
 /// (including ones inside parts of the object that the caller may not look at).
-pub fn load_with_persistent_ids(data: &[u8], start: usize) -> Result<(Value, usize, Vec<Rc<Value>>), PickleError> {
-    let mut vm = Vm { data, pos: start, stack: Vec::new(), marks: Vec::new(), memo: HashMap::new(), pids: Vec::new() };
+pub fn load_with_persistent_ids(
+    data: &[u8],
+    start: usize,
+) -> Result<(Value, usize, Vec<Rc<Value>>), PickleError> {
+    let mut vm = Vm {
+        data,
+        pos: start,
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+        pids: Vec::new(),
+    };
     let v = vm.run()?;
     Ok((v, vm.pos, vm.pids))
 }
@@ -162,7 +185,11 @@ impl<'a> Vm<'a> {
                 self.pos = end;
                 Ok(s)
             }
-            None => Err(PickleError::Truncated { op, offset: self.pos, needed: n }),
+            None => Err(PickleError::Truncated {
+                op,
+                offset: self.pos,
+                needed: n,
+            }),
         }
     }
     fn u8(&mut self, op: u8) -> Result<u8, PickleError> {
@@ -188,11 +215,18 @@ impl<'a> Vm<'a> {
                 self.pos += i + 1;
                 Ok(&rest[..i])
             }
-            None => Err(PickleError::Truncated { op, offset: self.pos, needed: 1 }),
+            None => Err(PickleError::Truncated {
+                op,
+                offset: self.pos,
+                needed: 1,
+            }),
         }
     }
     fn invalid(&self, offset: usize, msg: impl Into<String>) -> PickleError {
-        PickleError::Invalid { offset, msg: msg.into() }
+        PickleError::Invalid {
+            offset,
+            msg: msg.into(),
+        }
     }
     fn pop(&mut self, op: u8, offset: usize) -> Result<Value, PickleError> {
         let floor = self.marks.last().copied().unwrap_or(0);
@@ -213,7 +247,10 @@ impl<'a> Vm<'a> {
         Ok(self.stack.split_off(m))
     }
     fn memo_get(&self, key: u32, offset: usize) -> Result<Value, PickleError> {
-        self.memo.get(&key).cloned().ok_or(PickleError::MemoMissing { key, offset })
+        self.memo
+            .get(&key)
+            .cloned()
+            .ok_or(PickleError::MemoMissing { key, offset })
     }
     fn memo_put(&mut self, key: u32, op: u8, offset: usize) -> Result<(), PickleError> {
         let v = self.top(op, offset)?.clone();
@@ -246,27 +283,51 @@ impl<'a> Vm<'a> {
         }
     }
 
-    fn set_items(&mut self, target: &Value, items: Vec<(Value, Value)>, op: u8, offset: usize) -> Result<(), PickleError> {
+    fn set_items(
+        &mut self,
+        target: &Value,
+        items: Vec<(Value, Value)>,
+        op: u8,
+        offset: usize,
+    ) -> Result<(), PickleError> {
         match target {
             Value::Dict(d) => d.borrow_mut().extend(items),
             Value::Object(o) => o.borrow_mut().dict_items.extend(items),
-            other => return Err(self.invalid(offset, format!("opcode 0x{op:02x}: cannot set items on a {}", other.kind()))),
+            other => {
+                return Err(self.invalid(
+                    offset,
+                    format!("opcode 0x{op:02x}: cannot set items on a {}", other.kind()),
+                ))
+            }
         }
         Ok(())
     }
-    fn append_items(&mut self, target: &Value, items: Vec<Value>, op: u8, offset: usize) -> Result<(), PickleError> {
+    fn append_items(
+        &mut self,
+        target: &Value,
+        items: Vec<Value>,
+        op: u8,
+        offset: usize,
+    ) -> Result<(), PickleError> {
         match target {
             Value::List(l) => l.borrow_mut().extend(items),
             Value::Set(s) => s.borrow_mut().extend(items),
             Value::Object(o) => o.borrow_mut().list_items.extend(items),
-            other => return Err(self.invalid(offset, format!("opcode 0x{op:02x}: cannot append to a {}", other.kind()))),
+            other => {
+                return Err(self.invalid(
+                    offset,
+                    format!("opcode 0x{op:02x}: cannot append to a {}", other.kind()),
+                ))
+            }
         }
         Ok(())
     }
 
     fn reduce(callable: Value, args: Value) -> Value {
         // OrderedDict() → plain dict, so SETITEMS / BUILD just work.
-        if let (Some(("collections", "OrderedDict")), Value::Tuple(t)) = (callable.as_global(), &args) {
+        if let (Some(("collections", "OrderedDict")), Value::Tuple(t)) =
+            (callable.as_global(), &args)
+        {
             if t.is_empty() {
                 return Value::Dict(Rc::new(RefCell::new(Vec::new())));
             }
@@ -294,7 +355,9 @@ impl<'a> Vm<'a> {
                     // PROTO
                     let p = self.u8(op)?;
                     if p > 5 {
-                        return Err(self.invalid(offset, format!("unsupported pickle protocol {p}")));
+                        return Err(
+                            self.invalid(offset, format!("unsupported pickle protocol {p}"))
+                        );
                     }
                 }
                 0x95 => {
@@ -335,7 +398,8 @@ impl<'a> Vm<'a> {
                 // ---- integers
                 b'J' => {
                     let b = self.take(op, 4)?;
-                    self.stack.push(Value::Int(i32::from_le_bytes(b.try_into().unwrap()) as i64));
+                    self.stack
+                        .push(Value::Int(i32::from_le_bytes(b.try_into().unwrap()) as i64));
                 }
                 b'K' => {
                     let v = self.u8(op)?;
@@ -360,23 +424,31 @@ impl<'a> Vm<'a> {
                 b'I' | b'L' => {
                     // INT / LONG (text)
                     let line = self.line(op)?;
-                    let s = std::str::from_utf8(line).unwrap_or("").trim_end_matches('L');
+                    let s = std::str::from_utf8(line)
+                        .unwrap_or("")
+                        .trim_end_matches('L');
                     let v = match s {
                         "00" => Value::Bool(false),
                         "01" => Value::Bool(true),
-                        _ => Value::Int(s.parse::<i64>().map_err(|_| self.invalid(offset, format!("bad integer literal {s:?}")))?),
+                        _ => Value::Int(s.parse::<i64>().map_err(|_| {
+                            self.invalid(offset, format!("bad integer literal {s:?}"))
+                        })?),
                     };
                     self.stack.push(v);
                 }
                 // ---- floats
                 b'G' => {
                     let b = self.take(op, 8)?;
-                    self.stack.push(Value::Float(f64::from_be_bytes(b.try_into().unwrap())));
+                    self.stack
+                        .push(Value::Float(f64::from_be_bytes(b.try_into().unwrap())));
                 }
                 b'F' => {
                     let line = self.line(op)?;
                     let s = std::str::from_utf8(line).unwrap_or("");
-                    let v = s.trim().parse::<f64>().map_err(|_| self.invalid(offset, format!("bad float literal {s:?}")))?;
+                    let v = s
+                        .trim()
+                        .parse::<f64>()
+                        .map_err(|_| self.invalid(offset, format!("bad float literal {s:?}")))?;
                     self.stack.push(Value::Float(v));
                 }
                 // ---- strings / bytes
@@ -440,7 +512,10 @@ impl<'a> Vm<'a> {
                     // STRING (quoted repr)
                     let line = self.line(op)?;
                     let s = std::str::from_utf8(line).unwrap_or("").trim();
-                    let inner = if s.len() >= 2 && (s.starts_with('\'') && s.ends_with('\'') || s.starts_with('"') && s.ends_with('"')) {
+                    let inner = if s.len() >= 2
+                        && (s.starts_with('\'') && s.ends_with('\'')
+                            || s.starts_with('"') && s.ends_with('"'))
+                    {
                         &s[1..s.len() - 1]
                     } else {
                         return Err(self.invalid(offset, "STRING argument is not quoted"));
@@ -448,10 +523,16 @@ impl<'a> Vm<'a> {
                     self.stack.push(Value::Str(rc_str(inner)));
                 }
                 // ---- containers
-                b'}' => self.stack.push(Value::Dict(Rc::new(RefCell::new(Vec::new())))),
-                b']' => self.stack.push(Value::List(Rc::new(RefCell::new(Vec::new())))),
+                b'}' => self
+                    .stack
+                    .push(Value::Dict(Rc::new(RefCell::new(Vec::new())))),
+                b']' => self
+                    .stack
+                    .push(Value::List(Rc::new(RefCell::new(Vec::new())))),
                 b')' => self.stack.push(Value::Tuple(Rc::from(Vec::new()))),
-                0x8f => self.stack.push(Value::Set(Rc::new(RefCell::new(Vec::new())))),
+                0x8f => self
+                    .stack
+                    .push(Value::Set(Rc::new(RefCell::new(Vec::new())))),
                 0x85 => {
                     let a = self.pop(op, offset)?;
                     self.stack.push(Value::Tuple(Rc::from(vec![a])));
@@ -536,7 +617,10 @@ impl<'a> Vm<'a> {
                 }
                 b'p' => {
                     let line = self.line(op)?;
-                    let k = std::str::from_utf8(line).ok().and_then(|s| s.parse::<u32>().ok()).ok_or_else(|| self.invalid(offset, "bad PUT index"))?;
+                    let k = std::str::from_utf8(line)
+                        .ok()
+                        .and_then(|s| s.parse::<u32>().ok())
+                        .ok_or_else(|| self.invalid(offset, "bad PUT index"))?;
                     self.memo_put(k, op, offset)?;
                 }
                 0x94 => {
@@ -556,7 +640,10 @@ impl<'a> Vm<'a> {
                 }
                 b'g' => {
                     let line = self.line(op)?;
-                    let k = std::str::from_utf8(line).ok().and_then(|s| s.parse::<u32>().ok()).ok_or_else(|| self.invalid(offset, "bad GET index"))?;
+                    let k = std::str::from_utf8(line)
+                        .ok()
+                        .and_then(|s| s.parse::<u32>().ok())
+                        .ok_or_else(|| self.invalid(offset, "bad GET index"))?;
                     let v = self.memo_get(k, offset)?;
                     self.stack.push(v);
                 }
@@ -565,16 +652,23 @@ impl<'a> Vm<'a> {
                     // GLOBAL "module\nname\n"
                     let m = self.line(op)?;
                     let n = self.line(op)?;
-                    let module = std::str::from_utf8(m).map_err(|_| self.invalid(offset, "non-UTF-8 GLOBAL module"))?;
-                    let name = std::str::from_utf8(n).map_err(|_| self.invalid(offset, "non-UTF-8 GLOBAL name"))?;
-                    self.stack.push(Value::Global { module: rc_str(module), name: rc_str(name) });
+                    let module = std::str::from_utf8(m)
+                        .map_err(|_| self.invalid(offset, "non-UTF-8 GLOBAL module"))?;
+                    let name = std::str::from_utf8(n)
+                        .map_err(|_| self.invalid(offset, "non-UTF-8 GLOBAL name"))?;
+                    self.stack.push(Value::Global {
+                        module: rc_str(module),
+                        name: rc_str(name),
+                    });
                 }
                 0x93 => {
                     // STACK_GLOBAL
                     let name = self.pop(op, offset)?;
                     let module = self.pop(op, offset)?;
                     match (module, name) {
-                        (Value::Str(module), Value::Str(name)) => self.stack.push(Value::Global { module, name }),
+                        (Value::Str(module), Value::Str(name)) => {
+                            self.stack.push(Value::Global { module, name })
+                        }
                         _ => return Err(self.invalid(offset, "STACK_GLOBAL needs two strings")),
                     }
                 }
@@ -595,7 +689,10 @@ impl<'a> Vm<'a> {
                     let kwargs = self.pop(op, offset)?;
                     let args = self.pop(op, offset)?;
                     let cls = self.pop(op, offset)?;
-                    self.stack.push(Self::reduce(cls, Value::Tuple(Rc::from(vec![args, kwargs]))));
+                    self.stack.push(Self::reduce(
+                        cls,
+                        Value::Tuple(Rc::from(vec![args, kwargs])),
+                    ));
                 }
                 b'b' => {
                     // BUILD
@@ -619,7 +716,11 @@ impl<'a> Vm<'a> {
                     self.stack.push(Value::PersistentId(pid));
                 }
                 _ => {
-                    return Err(PickleError::UnknownOpcode { op, op_char: op as char, offset });
+                    return Err(PickleError::UnknownOpcode {
+                        op,
+                        op_char: op as char,
+                        offset,
+                    });
                 }
             }
         }
@@ -636,7 +737,9 @@ mod tests {
         let data = b"\x80\x02}q\x00(X\x01\x00\x00\x00aq\x01K\x01X\x01\x00\x00\x00bq\x02G@\x04\x00\x00\x00\x00\x00\x00N\x88\x87q\x03u.";
         let (v, end) = load(data, 0).unwrap();
         assert_eq!(end, data.len());
-        let Value::Dict(d) = v else { panic!("not a dict") };
+        let Value::Dict(d) = v else {
+            panic!("not a dict")
+        };
         let d = d.borrow();
         assert_eq!(d.len(), 2);
         assert_eq!(d[0].0.as_str(), Some("a"));
@@ -655,14 +758,18 @@ mod tests {
         let (v, _) = load(data, 0).unwrap();
         let Value::List(l) = v else { panic!() };
         let l = l.borrow();
-        let (Value::List(a), Value::List(b)) = (&l[0], &l[1]) else { panic!() };
+        let (Value::List(a), Value::List(b)) = (&l[0], &l[1]) else {
+            panic!()
+        };
         assert!(Rc::ptr_eq(a, b));
     }
 
     #[test]
     fn long1_negative_and_big() {
         assert!(matches!(Vm::long_from_le(&[0xff]), Value::Int(-1)));
-        assert!(matches!(Vm::long_from_le(&[0x6a, 0xa8]), Value::Int(v) if v == i16::from_le_bytes([0x6a, 0xa8]) as i64));
+        assert!(
+            matches!(Vm::long_from_le(&[0x6a, 0xa8]), Value::Int(v) if v == i16::from_le_bytes([0x6a, 0xa8]) as i64)
+        );
         assert!(matches!(Vm::long_from_le(&[0; 10]), Value::BigInt(_)));
     }
 
@@ -676,7 +783,10 @@ mod tests {
     #[test]
     fn truncated_reports_offset() {
         let err = load(b"\x80\x02X\x10\x00\x00\x00ab", 0).unwrap_err();
-        assert!(matches!(err, PickleError::Truncated { offset: 7, .. }), "{err}");
+        assert!(
+            matches!(err, PickleError::Truncated { offset: 7, .. }),
+            "{err}"
+        );
         let err = load(b"\x80\x02N", 0).unwrap_err();
         assert!(matches!(err, PickleError::NoStop { offset: 3 }), "{err}");
     }

@@ -154,13 +154,34 @@ impl RawTensor {
     pub fn to_f32_vec(&self) -> Vec<f32> {
         let d = &self.data;
         match self.dtype {
-            DType::F32 => d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
-            DType::F64 => d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-            DType::F16 => d.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
-            DType::BF16 => d.chunks_exact(2).map(|c| bf16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
-            DType::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-            DType::I32 => d.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32).collect(),
-            DType::I16 => d.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as f32).collect(),
+            DType::F32 => d
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            DType::F64 => d
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+                .collect(),
+            DType::F16 => d
+                .chunks_exact(2)
+                .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+            DType::BF16 => d
+                .chunks_exact(2)
+                .map(|c| bf16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+                .collect(),
+            DType::I64 => d
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f32)
+                .collect(),
+            DType::I32 => d
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f32)
+                .collect(),
+            DType::I16 => d
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32)
+                .collect(),
             DType::I8 => d.iter().map(|&b| b as i8 as f32).collect(),
             DType::U8 => d.iter().map(|&b| b as f32).collect(),
             DType::Bool => d.iter().map(|&b| if b != 0 { 1.0 } else { 0.0 }).collect(),
@@ -171,9 +192,18 @@ impl RawTensor {
     pub fn to_f64_vec(&self) -> Vec<f64> {
         let d = &self.data;
         match self.dtype {
-            DType::F64 => d.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect(),
-            DType::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
-            DType::I32 => d.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64).collect(),
+            DType::F64 => d
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            DType::I64 => d
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
+            DType::I32 => d
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as f64)
+                .collect(),
             _ => self.to_f32_vec().into_iter().map(f64::from).collect(),
         }
     }
@@ -182,9 +212,18 @@ impl RawTensor {
     pub fn to_i64_vec(&self) -> Option<Vec<i64>> {
         let d = &self.data;
         Some(match self.dtype {
-            DType::I64 => d.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect(),
-            DType::I32 => d.chunks_exact(4).map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64).collect(),
-            DType::I16 => d.chunks_exact(2).map(|c| i16::from_le_bytes([c[0], c[1]]) as i64).collect(),
+            DType::I64 => d
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect(),
+            DType::I32 => d
+                .chunks_exact(4)
+                .map(|c| i32::from_le_bytes(c.try_into().unwrap()) as i64)
+                .collect(),
+            DType::I16 => d
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]) as i64)
+                .collect(),
             DType::I8 => d.iter().map(|&b| b as i8 as i64).collect(),
             DType::U8 => d.iter().map(|&b| b as i64).collect(),
             DType::Bool => d.iter().map(|&b| (b != 0) as i64).collect(),
@@ -250,7 +289,11 @@ pub enum PthErrorKind {
     #[error("storage {0:?} is referenced but missing from the file")]
     MissingStorage(String),
     #[error("truncated storage {key:?}: expected {expected} bytes, found {found}")]
-    TruncatedStorage { key: String, expected: u64, found: u64 },
+    TruncatedStorage {
+        key: String,
+        expected: u64,
+        found: u64,
+    },
     #[error("tensor {name:?}: {msg}")]
     BadTensor { name: String, msg: String },
     #[error("{0}")]
@@ -274,21 +317,33 @@ pub fn read_pth(path: &Path) -> Result<StateDict, PthError> {
 
 /// [`read_pth`] with options.
 pub fn read_pth_with(path: &Path, opts: &ReadOptions) -> Result<StateDict, PthError> {
-    let wrap = |kind| PthError { path: path.to_path_buf(), kind };
+    let wrap = |kind| PthError {
+        path: path.to_path_buf(),
+        kind,
+    };
     let bytes = std::fs::read(path).map_err(|e| wrap(PthErrorKind::Io(e)))?;
     read_pth_bytes_inner(&bytes, opts).map_err(wrap)
 }
 
 /// Reads from an in-memory copy of a file; `name` is used in errors.
-pub fn read_pth_bytes(bytes: &[u8], name: &Path, opts: &ReadOptions) -> Result<StateDict, PthError> {
-    read_pth_bytes_inner(bytes, opts).map_err(|kind| PthError { path: name.to_path_buf(), kind })
+pub fn read_pth_bytes(
+    bytes: &[u8],
+    name: &Path,
+    opts: &ReadOptions,
+) -> Result<StateDict, PthError> {
+    read_pth_bytes_inner(bytes, opts).map_err(|kind| PthError {
+        path: name.to_path_buf(),
+        kind,
+    })
 }
 
 fn read_pth_bytes_inner(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
     let mut sd = if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
         read_zip(bytes, opts)?
     } else if bytes.len() > 262 && &bytes[257..262] == b"ustar" {
-        return Err(PthErrorKind::NotTorchFile("tar-based torch format (torch < 0.4) is not supported".into()));
+        return Err(PthErrorKind::NotTorchFile(
+            "tar-based torch format (torch < 0.4) is not supported".into(),
+        ));
     } else {
         read_legacy(bytes, opts)?
     };
@@ -335,7 +390,10 @@ fn value_to_key(v: &Value) -> Option<String> {
 fn to_u64(v: &Value, what: &str) -> KResult<u64> {
     match v.as_int() {
         Some(i) if i >= 0 => Ok(i as u64),
-        _ => Err(fmt_err(format!("{what}: expected a non-negative int, got {}", v.kind()))),
+        _ => Err(fmt_err(format!(
+            "{what}: expected a non-negative int, got {}",
+            v.kind()
+        ))),
     }
 }
 
@@ -344,7 +402,10 @@ fn to_u64_seq(v: &Value, what: &str) -> KResult<Vec<u64>> {
         // torch.Size(...) pickles as a REDUCE of torch.Size on a tuple
         Value::Object(o) if o.borrow().callable.as_global() == Some(("torch", "Size")) => {
             let o = o.borrow();
-            o.args.as_seq().and_then(|a| a.first().cloned()).and_then(|a| a.as_seq())
+            o.args
+                .as_seq()
+                .and_then(|a| a.first().cloned())
+                .and_then(|a| a.as_seq())
         }
         _ => v.as_seq(),
     }
@@ -354,7 +415,12 @@ fn to_u64_seq(v: &Value, what: &str) -> KResult<Vec<u64>> {
 
 /// Interprets a storage persistent id.
 fn parse_storage(pid: &Value) -> KResult<StorageRef> {
-    let t = pid.as_seq().ok_or_else(|| fmt_err(format!("persistent id is a {}, expected a tuple", pid.kind())))?;
+    let t = pid.as_seq().ok_or_else(|| {
+        fmt_err(format!(
+            "persistent id is a {}, expected a tuple",
+            pid.kind()
+        ))
+    })?;
     if t.first().and_then(value_to_key).as_deref() != Some("storage") || t.len() < 5 {
         return Err(fmt_err(format!("unsupported persistent id (expected ('storage', type, key, location, numel)), got a {}-tuple", t.len())));
     }
@@ -374,30 +440,55 @@ fn parse_storage(pid: &Value) -> KResult<StorageRef> {
                         Some(("torch", n)) => DType::from_torch_dtype(n),
                         _ => None,
                     })
-                    .ok_or_else(|| PthErrorKind::UnknownStorageType(format!("torch.storage.{name} without a dtype")))?
+                    .ok_or_else(|| {
+                        PthErrorKind::UnknownStorageType(format!(
+                            "torch.storage.{name} without a dtype"
+                        ))
+                    })?
             } else {
-                return Err(PthErrorKind::UnknownStorageType(format!("{}.{}", t[1].as_global().unwrap().0, name)));
+                return Err(PthErrorKind::UnknownStorageType(format!(
+                    "{}.{}",
+                    t[1].as_global().unwrap().0,
+                    name
+                )));
             }
         }
         Some((m, n)) => return Err(PthErrorKind::UnknownStorageType(format!("{m}.{n}"))),
-        None => return Err(PthErrorKind::UnknownStorageType(format!("<{}>", t[1].kind()))),
+        None => {
+            return Err(PthErrorKind::UnknownStorageType(format!(
+                "<{}>",
+                t[1].kind()
+            )))
+        }
     };
-    let key = value_to_key(&t[2]).ok_or_else(|| fmt_err(format!("storage key is a {}", t[2].kind())))?;
+    let key =
+        value_to_key(&t[2]).ok_or_else(|| fmt_err(format!("storage key is a {}", t[2].kind())))?;
     let numel = to_u64(&t[4], "storage numel")?;
     let view = match t.get(5) {
-        Some(Value::Tuple(vm)) if vm.len() == 3 => {
-            Some((to_u64(&vm[1], "storage view offset")?, to_u64(&vm[2], "storage view size")?))
-        }
+        Some(Value::Tuple(vm)) if vm.len() == 3 => Some((
+            to_u64(&vm[1], "storage view offset")?,
+            to_u64(&vm[2], "storage view size")?,
+        )),
         _ => None,
     };
-    Ok(StorageRef { key, dtype, numel, view })
+    Ok(StorageRef {
+        key,
+        dtype,
+        numel,
+        view,
+    })
 }
 
 /// If `callable(*args)` rebuilds a tensor, its spec.
 fn parse_call(callable: &Value, args: &Value) -> KResult<Option<TensorSpec>> {
-    let Some((module, name)) = callable.as_global() else { return Ok(None) };
+    let Some((module, name)) = callable.as_global() else {
+        return Ok(None);
+    };
     let args = args.as_seq().unwrap_or_default();
-    let arg = |i: usize| args.get(i).ok_or_else(|| fmt_err(format!("{module}.{name}: missing argument {i}")));
+    let arg = |i: usize| {
+        args.get(i)
+            .ok_or_else(|| fmt_err(format!("{module}.{name}: missing argument {i}")))
+    };
     match (module, name) {
         ("torch._utils", "_rebuild_tensor_v2") | ("torch._utils", "_rebuild_tensor") => {
             let storage = match arg(0)? {
@@ -445,13 +536,27 @@ fn dict_items(v: &Value) -> Option<Vec<(Value, Value)>> {
 const MAX_DEPTH: usize = 32;
 
 /// Collects tensors below `v`, naming them with dotted paths.
-fn collect(prefix: &str, v: &Value, out: &mut Vec<(String, TensorSpec)>, depth: usize) -> KResult<()> {
+fn collect(
+    prefix: &str,
+    v: &Value,
+    out: &mut Vec<(String, TensorSpec)>,
+    depth: usize,
+) -> KResult<()> {
     if depth > MAX_DEPTH {
         return Ok(());
     }
-    let join = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+    let join = |k: &str| {
+        if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        }
+    };
     let named = |e| match e {
-        PthErrorKind::Format(msg) => PthErrorKind::BadTensor { name: prefix.to_string(), msg },
+        PthErrorKind::Format(msg) => PthErrorKind::BadTensor {
+            name: prefix.to_string(),
+            msg,
+        },
         other => other,
     };
     if let Some(t) = as_tensor(v).map_err(named)? {
@@ -471,8 +576,17 @@ fn collect(prefix: &str, v: &Value, out: &mut Vec<(String, TensorSpec)>, depth: 
 }
 
 /// Keys under which checkpoints commonly keep the model's state dict, in order of preference.
-const CHECKPOINT_KEYS: &[&str] =
-    &["state_dict", "model_state_dict", "model", "net", "network", "params", "params_ema", "ema", "module"];
+const CHECKPOINT_KEYS: &[&str] = &[
+    "state_dict",
+    "model_state_dict",
+    "model",
+    "net",
+    "network",
+    "params",
+    "params_ema",
+    "ema",
+    "module",
+];
 
 /// Finds the state dict in the unpickled top-level object; returns (name, spec) in file order,
 /// later duplicates replacing earlier ones (Python dict semantics).
@@ -480,17 +594,32 @@ fn find_tensors(top: &Value, opts: &ReadOptions) -> KResult<Vec<(String, TensorS
     let mut out = Vec::new();
     let items = dict_items(top);
     if let Some(key) = &opts.key {
-        let items = items.ok_or_else(|| fmt_err(format!("key {key:?} requested but the top-level object is a {}", top.kind())))?;
-        let (_, v) = items.iter().rev().find(|(k, _)| value_to_key(k).as_deref() == Some(key)).ok_or_else(|| {
-            let keys: Vec<String> = items.iter().filter_map(|(k, _)| value_to_key(k)).collect();
-            fmt_err(format!("key {key:?} not found; top-level keys: {keys:?}"))
+        let items = items.ok_or_else(|| {
+            fmt_err(format!(
+                "key {key:?} requested but the top-level object is a {}",
+                top.kind()
+            ))
         })?;
+        let (_, v) = items
+            .iter()
+            .rev()
+            .find(|(k, _)| value_to_key(k).as_deref() == Some(key))
+            .ok_or_else(|| {
+                let keys: Vec<String> = items.iter().filter_map(|(k, _)| value_to_key(k)).collect();
+                fmt_err(format!("key {key:?} not found; top-level keys: {keys:?}"))
+            })?;
         collect("", v, &mut out, 0)?;
     } else if let Some(items) = items {
-        let direct = items.iter().any(|(_, v)| matches!(as_tensor(v), Ok(Some(_))));
+        let direct = items
+            .iter()
+            .any(|(_, v)| matches!(as_tensor(v), Ok(Some(_))));
         if !direct {
             for ck in CHECKPOINT_KEYS {
-                if let Some((_, v)) = items.iter().rev().find(|(k, _)| value_to_key(k).as_deref() == Some(*ck)) {
+                if let Some((_, v)) = items
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| value_to_key(k).as_deref() == Some(*ck))
+                {
                     collect("", v, &mut out, 0)?;
                     if !out.is_empty() {
                         break;
@@ -522,16 +651,29 @@ fn find_tensors(top: &Value, opts: &ReadOptions) -> KResult<Vec<(String, TensorS
 // materialisation
 
 /// Copies a strided view of `storage` (bytes of the whole storage) into a contiguous buffer.
-fn materialise(storage: &[u8], dtype: DType, offset: u64, shape: &[u64], stride: &[u64], swap: bool) -> Result<Vec<u8>, String> {
+fn materialise(
+    storage: &[u8],
+    dtype: DType,
+    offset: u64,
+    shape: &[u64],
+    stride: &[u64],
+    swap: bool,
+) -> Result<Vec<u8>, String> {
     let es = dtype.size();
-    let numel = shape.iter().try_fold(1u64, |a, &d| a.checked_mul(d)).ok_or("shape overflows")?;
+    let numel = shape
+        .iter()
+        .try_fold(1u64, |a, &d| a.checked_mul(d))
+        .ok_or("shape overflows")?;
     if numel == 0 {
         return Ok(Vec::new());
     }
     let storage_numel = (storage.len() / es) as u64;
     let mut max = offset;
     for (&d, &s) in shape.iter().zip(stride) {
-        max = (d - 1).checked_mul(s).and_then(|x| x.checked_add(max)).ok_or("strides overflow")?;
+        max = (d - 1)
+            .checked_mul(s)
+            .and_then(|x| x.checked_add(max))
+            .ok_or("strides overflow")?;
     }
     if max >= storage_numel {
         return Err(format!(
@@ -565,9 +707,11 @@ fn materialise(storage: &[u8], dtype: DType, offset: u64, shape: &[u64], stride:
             if inner_s == 1 {
                 out.extend_from_slice(&storage[base * es..(base + inner_n) * es]);
             } else {
-                for i in 0..inner_n {
-                    let p = (base + i * inner_s) * es;
-                    out.extend_from_slice(&storage[p..p + es]);
+                match es {
+                    1 => gather::<1>(storage, &mut out, base, inner_n, inner_s),
+                    2 => gather::<2>(storage, &mut out, base, inner_n, inner_s),
+                    4 => gather::<4>(storage, &mut out, base, inner_n, inner_s),
+                    _ => gather::<8>(storage, &mut out, base, inner_n, inner_s),
                 }
             }
             // increment the outer multi-index
@@ -597,6 +741,26 @@ fn materialise(storage: &[u8], dtype: DType, offset: u64, shape: &[u64], stride:
     Ok(out)
 }
 
+/// Appends `n` elements of `N` bytes read at element indices `base, base + stride, ...`
+/// (bounds were checked by the caller).
+fn gather<const N: usize>(src: &[u8], out: &mut Vec<u8>, base: usize, n: usize, stride: usize) {
+    let start = out.len();
+    out.resize(start + n * N, 0);
+    let dst = &mut out[start..];
+    let step = stride * N;
+    // plain indexing with while loops: fast in release and tolerable in debug builds
+    let (mut p, mut o) = (base * N, 0);
+    while o < dst.len() {
+        let mut b = 0;
+        while b < N {
+            dst[o + b] = src[p + b];
+            b += 1;
+        }
+        p += step;
+        o += N;
+    }
+}
+
 fn swap_bytes(buf: &mut [u8], es: usize) {
     if es > 1 {
         buf.chunks_exact_mut(es).for_each(|c| c.reverse());
@@ -624,7 +788,11 @@ fn build(
         let es = st.dtype.size() as u64;
         let expected = st.numel.saturating_mul(es);
         if (bytes.len() as u64) < expected {
-            return Err(PthErrorKind::TruncatedStorage { key: st.key.clone(), expected, found: bytes.len() as u64 });
+            return Err(PthErrorKind::TruncatedStorage {
+                key: st.key.clone(),
+                expected,
+                found: bytes.len() as u64,
+            });
         }
         let view: &[u8] = match st.view {
             None => &bytes,
@@ -640,9 +808,19 @@ fn build(
             }
         };
         let data = materialise(view, st.dtype, spec.offset, &spec.shape, &spec.stride, swap)
-            .map_err(|msg| PthErrorKind::BadTensor { name: name.clone(), msg })?;
+            .map_err(|msg| PthErrorKind::BadTensor {
+                name: name.clone(),
+                msg,
+            })?;
         let shape = spec.shape.iter().map(|&d| d as usize).collect();
-        tensors.push((name, RawTensor { dtype: st.dtype, shape, data }));
+        tensors.push((
+            name,
+            RawTensor {
+                dtype: st.dtype,
+                shape,
+                data,
+            },
+        ));
     }
     Ok(StateDict { tensors })
 }
@@ -651,7 +829,8 @@ fn build(
 // zip format
 
 fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|e| PthErrorKind::Zip(format!("{e} (truncated or corrupt file?)")))?;
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| PthErrorKind::Zip(format!("{e} (truncated or corrupt file?)")))?;
     let names: Vec<String> = zip.file_names().map(str::to_string).collect();
     let pkl = names
         .iter()
@@ -659,22 +838,32 @@ fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
         .min_by_key(|n| n.len())
         .cloned();
     let Some(pkl) = pkl else {
-        let msg = if names.iter().any(|n| n.ends_with("constants.pkl") || n.contains("/code/")) {
-            "zip archive is a TorchScript module (torch.jit.save), not a torch.save file".to_string()
+        let msg = if names
+            .iter()
+            .any(|n| n.ends_with("constants.pkl") || n.contains("/code/"))
+        {
+            "zip archive is a TorchScript module (torch.jit.save), not a torch.save file"
+                .to_string()
         } else {
-            format!("zip archive has no <prefix>/data.pkl (entries: {:?})", &names[..names.len().min(5)])
+            format!(
+                "zip archive has no <prefix>/data.pkl (entries: {:?})",
+                &names[..names.len().min(5)]
+            )
         };
         return Err(PthErrorKind::NotTorchFile(msg));
     };
     let prefix = pkl[..pkl.len() - "data.pkl".len()].to_string();
-    let read_entry = |zip: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>, name: &str| -> KResult<Option<Vec<u8>>> {
+    let read_entry = |zip: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>,
+                      name: &str|
+     -> KResult<Option<Vec<u8>>> {
         let mut f = match zip.by_name(name) {
             Ok(f) => f,
             Err(zip::result::ZipError::FileNotFound) => return Ok(None),
             Err(e) => return Err(PthErrorKind::Zip(format!("{name}: {e}"))),
         };
         let mut buf = Vec::with_capacity(f.size() as usize);
-        f.read_to_end(&mut buf).map_err(|e| PthErrorKind::Zip(format!("{name}: {e}")))?;
+        f.read_to_end(&mut buf)
+            .map_err(|e| PthErrorKind::Zip(format!("{name}: {e}")))?;
         Ok(Some(buf))
     };
     let swap = match read_entry(&mut zip, &format!("{prefix}byteorder"))? {
@@ -682,11 +871,19 @@ fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
         Some(b) => match std::str::from_utf8(&b).map(str::trim) {
             Ok("little") => cfg!(target_endian = "big"),
             Ok("big") => cfg!(target_endian = "little"),
-            _ => return Err(fmt_err(format!("unknown byteorder record {:?}", String::from_utf8_lossy(&b)))),
+            _ => {
+                return Err(fmt_err(format!(
+                    "unknown byteorder record {:?}",
+                    String::from_utf8_lossy(&b)
+                )))
+            }
         },
     };
     let data = read_entry(&mut zip, &pkl)?.expect("listed entry");
-    let (top, _) = pickle::load(&data, 0).map_err(|err| PthErrorKind::Pickle { what: pkl.clone(), err })?;
+    let (top, _) = pickle::load(&data, 0).map_err(|err| PthErrorKind::Pickle {
+        what: pkl.clone(),
+        err,
+    })?;
     let specs = find_tensors(&top, opts)?;
     build(specs, swap, |st| {
         let name = format!("{prefix}data/{}", st.key);
@@ -723,7 +920,9 @@ fn read_legacy(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
     drop(magic);
     let (proto, pos) = pickle::load(bytes, pos).map_err(pk("legacy protocol-version pickle"))?;
     if proto.as_int() != Some(LEGACY_PROTOCOL_VERSION) {
-        return Err(fmt_err(format!("unsupported legacy protocol version {proto:?} (expected 1001)")));
+        return Err(fmt_err(format!(
+            "unsupported legacy protocol version {proto:?} (expected 1001)"
+        )));
     }
     let (sys_info, pos) = pickle::load(bytes, pos).map_err(pk("legacy sys-info pickle"))?;
     let mut little = true;
@@ -735,9 +934,12 @@ fn read_legacy(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
         }
     }
     let swap = little == cfg!(target_endian = "big");
-    let (top, pos, pids) = pickle::load_with_persistent_ids(bytes, pos).map_err(pk("legacy object pickle"))?;
+    let (top, pos, pids) =
+        pickle::load_with_persistent_ids(bytes, pos).map_err(pk("legacy object pickle"))?;
     let (keys, mut pos) = pickle::load(bytes, pos).map_err(pk("legacy storage-key list"))?;
-    let keys = keys.as_seq().ok_or_else(|| fmt_err(format!("legacy storage-key list is a {}", keys.kind())))?;
+    let keys = keys
+        .as_seq()
+        .ok_or_else(|| fmt_err(format!("legacy storage-key list is a {}", keys.kind())))?;
 
     // element size and count of every root storage, from its first persistent id
     let mut roots: HashMap<String, (DType, u64)> = HashMap::new();
@@ -747,21 +949,38 @@ fn read_legacy(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
     }
     let mut ranges: HashMap<String, Range<usize>> = HashMap::with_capacity(keys.len());
     for k in &keys {
-        let key = value_to_key(k).ok_or_else(|| fmt_err(format!("legacy storage key is a {}", k.kind())))?;
-        let &(dtype, numel) = roots.get(&key).ok_or_else(|| PthErrorKind::MissingStorage(format!("{key} (listed but never referenced)")))?;
+        let key = value_to_key(k)
+            .ok_or_else(|| fmt_err(format!("legacy storage key is a {}", k.kind())))?;
+        let &(dtype, numel) = roots.get(&key).ok_or_else(|| {
+            PthErrorKind::MissingStorage(format!("{key} (listed but never referenced)"))
+        })?;
         let es = dtype.size() as u64;
         let remaining = (bytes.len() - pos) as u64;
         if remaining < 8 {
-            return Err(PthErrorKind::TruncatedStorage { key, expected: 8 + numel * es, found: remaining });
+            return Err(PthErrorKind::TruncatedStorage {
+                key,
+                expected: 8 + numel * es,
+                found: remaining,
+            });
         }
         let hdr: [u8; 8] = bytes[pos..pos + 8].try_into().unwrap();
-        let n = if little { i64::from_le_bytes(hdr) } else { i64::from_be_bytes(hdr) };
+        let n = if little {
+            i64::from_le_bytes(hdr)
+        } else {
+            i64::from_be_bytes(hdr)
+        };
         if n < 0 || n as u64 != numel {
-            return Err(fmt_err(format!("storage {key:?}: header says {n} elements, the pickle says {numel}")));
+            return Err(fmt_err(format!(
+                "storage {key:?}: header says {n} elements, the pickle says {numel}"
+            )));
         }
         let nbytes = numel.saturating_mul(es);
         if remaining - 8 < nbytes {
-            return Err(PthErrorKind::TruncatedStorage { key, expected: nbytes, found: remaining - 8 });
+            return Err(PthErrorKind::TruncatedStorage {
+                key,
+                expected: nbytes,
+                found: remaining - 8,
+            });
         }
         let start = pos + 8;
         pos = start + nbytes as usize;
@@ -800,7 +1019,10 @@ mod tests {
         let st = bytes_f32(&(0..12).map(|x| x as f32).collect::<Vec<_>>());
         // 3x4 row-major, transposed view 4x3 with stride (1, 4)
         let t = materialise(&st, DType::F32, 0, &[4, 3], &[1, 4], false).unwrap();
-        let v: Vec<f32> = t.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let v: Vec<f32> = t
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         assert_eq!(v, [0., 4., 8., 1., 5., 9., 2., 6., 10., 3., 7., 11.]);
         // offset + contiguous
         let t = materialise(&st, DType::F32, 10, &[2], &[1], false).unwrap();
@@ -811,10 +1033,15 @@ mod tests {
         // out of bounds
         assert!(materialise(&st, DType::F32, 11, &[2], &[1], false).is_err());
         // empty
-        assert!(materialise(&st, DType::F32, 0, &[0, 3], &[3, 1], false).unwrap().is_empty());
+        assert!(materialise(&st, DType::F32, 0, &[0, 3], &[3, 1], false)
+            .unwrap()
+            .is_empty());
         // 3-D non-contiguous with a stepped last dim
         let t = materialise(&st, DType::F32, 1, &[2, 2, 2], &[6, 1, 2], false).unwrap();
-        let v: Vec<f32> = t.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let v: Vec<f32> = t
+            .chunks(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
         assert_eq!(v, [1., 3., 2., 4., 7., 9., 8., 10.]);
     }
 }
