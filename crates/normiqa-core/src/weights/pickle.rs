@@ -697,10 +697,9 @@ impl<'a> Vm<'a> {
                 b'b' => {
                     // BUILD
                     let state = self.pop(op, offset)?;
-                    match self.top(op, offset)? {
-                        Value::Object(o) => o.borrow_mut().state = Some(state),
-                        // e.g. OrderedDict with `_metadata`: attribute state is dropped.
-                        _ => {}
+                    // on dicts (e.g. an OrderedDict's `_metadata` attribute) the state is dropped
+                    if let Value::Object(o) = self.top(op, offset)? {
+                        o.borrow_mut().state = Some(state);
                     }
                 }
                 // ---- persistent ids
