@@ -78,7 +78,9 @@ fn pearson_unchecked(x: &[f64], y: &[f64]) -> f64 {
     let sxy = sum(dx.iter().zip(&dy).map(|(a, b)| a * b));
     let sxx = sum(dx.iter().map(|a| a * a));
     let syy = sum(dy.iter().map(|b| b * b));
-    (sxy / (sxx.sqrt() * syy.sqrt())).clamp(-1.0, 1.0)
+    // Scaled sums are in [1, n], so the product neither overflows nor underflows;
+    // sqrt(a·a) == a makes r(x, x) exactly 1.
+    (sxy / (sxx * syy).sqrt()).clamp(-1.0, 1.0)
 }
 
 /// Kendall rank-order correlation coefficient (KROCC), tau-b:
