@@ -9,16 +9,23 @@ use rand_chacha::ChaCha8Rng;
 
 #[track_caller]
 fn approx(got: f64, want: f64, tol: f64) {
-    assert!((got - want).abs() <= tol, "got {got:.17e}, want {want:.17e}");
+    assert!(
+        (got - want).abs() <= tol,
+        "got {got:.17e}, want {want:.17e}"
+    );
 }
 
 /// Random vector with many ties: values on a grid of `levels` steps.
 fn tied(rng: &mut ChaCha8Rng, n: usize, levels: u32) -> Vec<f64> {
-    (0..n).map(|_| rng.gen_range(0..levels) as f64 * 0.25 - 3.0).collect()
+    (0..n)
+        .map(|_| rng.gen_range(0..levels) as f64 * 0.25 - 3.0)
+        .collect()
 }
 
 fn noisy(rng: &mut ChaCha8Rng, x: &[f64], noise: f64) -> Vec<f64> {
-    x.iter().map(|&v| v + noise * rng.gen_range(-1.0..1.0)).collect()
+    x.iter()
+        .map(|&v| v + noise * rng.gen_range(-1.0..1.0))
+        .collect()
 }
 
 /// O(n²) tau-b straight from the definition (Kendall 1945).
@@ -41,7 +48,10 @@ fn tau_b_brute(x: &[f64], y: &[f64]) -> f64 {
 
 #[test]
 fn average_ranks_on_ties() {
-    assert_eq!(average_ranks(&[10.0, 20.0, 20.0, 5.0]).unwrap(), [2.0, 3.5, 3.5, 1.0]);
+    assert_eq!(
+        average_ranks(&[10.0, 20.0, 20.0, 5.0]).unwrap(),
+        [2.0, 3.5, 3.5, 1.0]
+    );
     assert_eq!(average_ranks(&[1.0, 1.0, 1.0]).unwrap(), [2.0, 2.0, 2.0]);
     // -0.0 and 0.0 are the same value (as numpy).
     assert_eq!(average_ranks(&[0.0, -0.0, -1.0]).unwrap(), [2.5, 2.5, 1.0]);
@@ -75,7 +85,11 @@ fn perfect_and_inverse_order() {
     assert_eq!(krocc(&x, &down).unwrap(), -1.0);
     let lin: Vec<f64> = x.iter().map(|v| 3.0 * v - 7.0).collect();
     approx(plcc(&x, &lin).unwrap(), 1.0, 1e-15);
-    approx(plcc(&lin, &x.iter().map(|v| -v).collect::<Vec<_>>()).unwrap(), -1.0, 1e-15);
+    approx(
+        plcc(&lin, &x.iter().map(|v| -v).collect::<Vec<_>>()).unwrap(),
+        -1.0,
+        1e-15,
+    );
     assert_eq!(rmse(&x, &x).unwrap(), 0.0);
 }
 
@@ -117,7 +131,11 @@ fn paired_t_test_by_hand() {
     approx(r.mean_diff, 0.5, 1e-15);
     // Closed form for df = 3, u = t/√3: p = 1 − (2/π)(atan u + u/(1 + u²))
     // = 1 − (2/π)(π/6 + √3/4) = 2/3 − √3/(2π).
-    approx(r.p_two_sided, 2.0 / 3.0 - 3f64.sqrt() / (2.0 * std::f64::consts::PI), 1e-14);
+    approx(
+        r.p_two_sided,
+        2.0 / 3.0 - 3f64.sqrt() / (2.0 * std::f64::consts::PI),
+        1e-14,
+    );
     // Swapping the samples flips t, keeps p.
     let s = paired_t_test(&[1.0, 2.0, 3.0, 4.0], &[2.0, 1.0, 4.0, 5.0]).unwrap();
     assert_eq!((s.t, s.p_two_sided), (-r.t, r.p_two_sided));
@@ -135,22 +153,50 @@ fn errors_are_clear() {
     let e = srocc(&[1.0, 2.0, 3.0], &[1.0, 2.0, 3.0, 4.0]).unwrap_err();
     assert_eq!(
         e,
-        MetricsError::LengthMismatch { left_name: "pred", left: 3, right_name: "mos", right: 4 }
+        MetricsError::LengthMismatch {
+            left_name: "pred",
+            left: 3,
+            right_name: "mos",
+            right: 4
+        }
     );
     let msg = e.to_string();
     assert!(msg.contains('3') && msg.contains('4'), "{msg}");
 
-    assert!(matches!(plcc(&[1.0], &[2.0]), Err(MetricsError::TooFewSamples { n: 1, min: 2 })));
-    assert!(matches!(krocc(&[], &[]), Err(MetricsError::TooFewSamples { n: 0, .. })));
-    assert!(matches!(rmse(&[], &[]), Err(MetricsError::TooFewSamples { n: 0, min: 1 })));
+    assert!(matches!(
+        plcc(&[1.0], &[2.0]),
+        Err(MetricsError::TooFewSamples { n: 1, min: 2 })
+    ));
+    assert!(matches!(
+        krocc(&[], &[]),
+        Err(MetricsError::TooFewSamples { n: 0, .. })
+    ));
+    assert!(matches!(
+        rmse(&[], &[]),
+        Err(MetricsError::TooFewSamples { n: 0, min: 1 })
+    ));
     assert_eq!(rmse(&[1.0], &[3.0]).unwrap(), 2.0);
 
     let e = krocc(&[1.0, 2.0, 3.0], &[1.0, 2.0, f64::NAN]).unwrap_err();
-    assert!(matches!(e, MetricsError::NonFinite { input: "mos", index: 2, .. }), "{e:?}");
+    assert!(
+        matches!(
+            e,
+            MetricsError::NonFinite {
+                input: "mos",
+                index: 2,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("index 2"), "{e}");
     assert!(matches!(
         plcc(&[1.0, f64::INFINITY], &[1.0, 2.0]),
-        Err(MetricsError::NonFinite { input: "pred", index: 1, .. })
+        Err(MetricsError::NonFinite {
+            input: "pred",
+            index: 1,
+            ..
+        })
     ));
 
     for f in [srocc, plcc, krocc] {
@@ -166,11 +212,17 @@ fn errors_are_clear() {
 
     // Degenerate mapping: clear error, never NaN k.
     let e = LinearMap::fit(&[0.3, 0.3, 0.3], &[1.0, 2.0, 3.0]).unwrap_err();
-    assert!(matches!(e, MetricsError::ConstantInput { input: "pred", .. }), "{e:?}");
+    assert!(
+        matches!(e, MetricsError::ConstantInput { input: "pred", .. }),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("constant"), "{e}");
     assert!(Metrics::compute(&[0.3, 0.3, 0.3], &[1.0, 2.0, 3.0]).is_err());
     // Constant MOS: k = 0, mapped predictions constant → correlation undefined.
-    assert_eq!(LinearMap::fit(&[1.0, 2.0], &[4.0, 4.0]).unwrap(), LinearMap { k: 0.0, b: 4.0 });
+    assert_eq!(
+        LinearMap::fit(&[1.0, 2.0], &[4.0, 4.0]).unwrap(),
+        LinearMap { k: 0.0, b: 4.0 }
+    );
     assert!(matches!(
         Metrics::compute(&[1.0, 2.0], &[4.0, 4.0]),
         Err(MetricsError::ConstantInput { .. })
@@ -179,7 +231,11 @@ fn errors_are_clear() {
     let huge = LinearMap { k: 1e308, b: 0.0 };
     assert!(matches!(
         Metrics::compute_mapped(&[1.0, 10.0], &[1.0, 2.0], Some(&huge)),
-        Err(MetricsError::NonFinite { input: "mapped pred", index: 1, .. })
+        Err(MetricsError::NonFinite {
+            input: "mapped pred",
+            index: 1,
+            ..
+        })
     ));
     assert!(huge.try_apply(&[10.0]).is_err());
 
@@ -193,7 +249,12 @@ fn errors_are_clear() {
     ));
     assert!(matches!(
         paired_t_test(&[1.0, 2.0], &[1.0]),
-        Err(MetricsError::LengthMismatch { left_name: "a", left: 2, right_name: "b", right: 1 })
+        Err(MetricsError::LengthMismatch {
+            left_name: "a",
+            left: 2,
+            right_name: "b",
+            right: 1
+        })
     ));
 }
 
@@ -205,7 +266,10 @@ fn krocc_matches_brute_force_tau_b() {
     for (n, levels) in [(2, 3), (3, 2), (17, 4), (300, 7), (500, 40), (257, 1000)] {
         for _ in 0..5 {
             let x = tied(&mut rng, n, levels);
-            let y = noisy(&mut rng, &x, 1.0).iter().map(|v| (v * 2.0).round()).collect::<Vec<_>>();
+            let y = noisy(&mut rng, &x, 1.0)
+                .iter()
+                .map(|v| (v * 2.0).round())
+                .collect::<Vec<_>>();
             if x.iter().all(|&v| v == x[0]) || y.iter().all(|&v| v == y[0]) {
                 continue;
             }
@@ -242,7 +306,10 @@ fn plcc_invariant_to_positive_affine_maps() {
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     for _ in 0..10 {
         let x: Vec<f64> = (0..300).map(|_| rng.gen_range(-5.0..5.0)).collect();
-        let y: Vec<f64> = x.iter().map(|v| v.tanh() + rng.gen_range(-0.5..0.5)).collect();
+        let y: Vec<f64> = x
+            .iter()
+            .map(|v| v.tanh() + rng.gen_range(-0.5..0.5))
+            .collect();
         let r = plcc(&x, &y).unwrap();
         for (a, c) in [(3.7, -12.0), (1e-3, 0.5), (2.5e4, 10.0)] {
             let ax: Vec<f64> = x.iter().map(|v| a * v + c).collect();
@@ -259,12 +326,18 @@ fn linear_map_keeps_plcc_and_centres_residuals() {
     for sign in [1.0, -1.0] {
         for _ in 0..10 {
             let x: Vec<f64> = (0..500).map(|_| rng.gen_range(0.0..1.0)).collect();
-            let y: Vec<f64> =
-                x.iter().map(|v| 60.0 + sign * 30.0 * v.sqrt() + rng.gen_range(-8.0..8.0)).collect();
+            let y: Vec<f64> = x
+                .iter()
+                .map(|v| 60.0 + sign * 30.0 * v.sqrt() + rng.gen_range(-8.0..8.0))
+                .collect();
             let map = LinearMap::fit(&x, &y).unwrap();
             assert_eq!(map.k.signum(), sign);
             let mapped = map.apply(&x);
-            approx(plcc(&mapped, &y).unwrap(), sign * plcc(&x, &y).unwrap(), 1e-12);
+            approx(
+                plcc(&mapped, &y).unwrap(),
+                sign * plcc(&x, &y).unwrap(),
+                1e-12,
+            );
             let res: Vec<f64> = mapped.iter().zip(&y).map(|(p, m)| m - p).collect();
             let scale: f64 = y.iter().map(|v| v.abs()).sum();
             assert!(res.iter().sum::<f64>().abs() <= 1e-12 * scale);
@@ -274,7 +347,11 @@ fn linear_map_keeps_plcc_and_centres_residuals() {
             // The least-squares map minimises RMSE: any perturbation is worse.
             let best = rmse(&mapped, &y).unwrap();
             for (dk, db) in [(1e-3, 0.0), (-1e-3, 0.0), (0.0, 1e-3), (0.0, -1e-3)] {
-                let other = LinearMap { k: map.k + dk, b: map.b + db }.apply(&x);
+                let other = LinearMap {
+                    k: map.k + dk,
+                    b: map.b + db,
+                }
+                .apply(&x);
                 assert!(rmse(&other, &y).unwrap() > best);
             }
             // Metrics on mapped predictions: |PLCC|, SROCC sign-corrected.

@@ -9,9 +9,7 @@
 //! `k*pred + b` as LinearityIQA's `IQAPerformance`, and `scipy.stats.ttest_rel`.
 //! Every value is checked to 1e-9 relative.
 
-use normiqa_core::metrics::{
-    krocc, paired_t_test, plcc, rmse, srocc, LinearMap, Metrics,
-};
+use normiqa_core::metrics::{krocc, paired_t_test, plcc, rmse, srocc, LinearMap, Metrics};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -60,7 +58,10 @@ struct Expected {
 }
 
 fn load() -> Expected {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/metrics_expected.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/metrics_expected.json"
+    );
     let text = std::fs::read_to_string(path).expect("read metrics_expected.json");
     serde_json::from_str(&text).expect("parse metrics_expected.json")
 }
@@ -69,12 +70,15 @@ const REL: f64 = 1e-9;
 
 #[track_caller]
 fn close(what: &str, got: f64, want: f64) {
-    let tol = REL * want.abs().max(1e-12);
+    let scale = want.abs().max(1e-12);
+    let rel = (got - want).abs() / scale;
     assert!(
-        (got - want).abs() <= tol,
-        "{what}: got {got:.17e}, want {want:.17e} (|diff| {:.3e} > {tol:.3e})",
-        (got - want).abs()
+        rel <= REL,
+        "{what}: got {got:.17e}, want {want:.17e} (relative diff {rel:.3e} > {REL:.0e})"
     );
+    if rel > 1e-13 {
+        eprintln!("note: {what}: relative diff {rel:.3e}");
+    }
 }
 
 #[test]
@@ -90,13 +94,33 @@ fn raw_criteria_match_scipy() {
     for c in load().cases {
         assert_eq!(c.pred.len(), c.n);
         let name = &c.name;
-        close(&format!("{name} srocc"), srocc(&c.pred, &c.mos).unwrap(), c.raw.srocc);
-        close(&format!("{name} plcc"), plcc(&c.pred, &c.mos).unwrap(), c.raw.plcc);
-        close(&format!("{name} krocc"), krocc(&c.pred, &c.mos).unwrap(), c.raw.krocc);
-        close(&format!("{name} rmse"), rmse(&c.pred, &c.mos).unwrap(), c.raw.rmse);
+        close(
+            &format!("{name} srocc"),
+            srocc(&c.pred, &c.mos).unwrap(),
+            c.raw.srocc,
+        );
+        close(
+            &format!("{name} plcc"),
+            plcc(&c.pred, &c.mos).unwrap(),
+            c.raw.plcc,
+        );
+        close(
+            &format!("{name} krocc"),
+            krocc(&c.pred, &c.mos).unwrap(),
+            c.raw.krocc,
+        );
+        close(
+            &format!("{name} rmse"),
+            rmse(&c.pred, &c.mos).unwrap(),
+            c.raw.rmse,
+        );
         let m = Metrics::compute_mapped(&c.pred, &c.mos, None).unwrap();
         assert_eq!(m.n, c.n);
-        close(&format!("{name} unmapped Metrics.srocc"), m.srocc, c.raw.srocc);
+        close(
+            &format!("{name} unmapped Metrics.srocc"),
+            m.srocc,
+            c.raw.srocc,
+        );
         close(&format!("{name} unmapped Metrics.rmse"), m.rmse, c.raw.rmse);
     }
 }
@@ -116,7 +140,10 @@ fn mapped_metrics_match_iqaperformance() {
         let name = &c.name;
         let (m, map) = Metrics::fit_compute(&c.pred, &c.mos).unwrap();
         assert_eq!(m, Metrics::compute(&c.pred, &c.mos).unwrap());
-        assert_eq!(m, Metrics::compute_mapped(&c.pred, &c.mos, Some(&map)).unwrap());
+        assert_eq!(
+            m,
+            Metrics::compute_mapped(&c.pred, &c.mos, Some(&map)).unwrap()
+        );
         assert_eq!(m.n, c.n);
         close(&format!("{name} mapped srocc"), m.srocc, c.mapped.srocc);
         close(&format!("{name} mapped plcc"), m.plcc, c.mapped.plcc);

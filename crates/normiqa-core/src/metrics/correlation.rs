@@ -2,7 +2,9 @@
 
 use std::cmp::Ordering;
 
-use super::{check_finite, check_not_constant, check_pair, max_abs, mean, sum, MetricsError, PRED_MOS};
+use super::{
+    check_finite, check_not_constant, check_pair, max_abs, mean, sum, MetricsError, PRED_MOS,
+};
 
 /// Order of finite floats (`-0.0 == 0.0`, as in numpy).
 fn cmp_finite(a: f64, b: f64) -> Ordering {
@@ -129,9 +131,8 @@ fn kendall_tau_b_unchecked(x: &[f64], y: &[f64]) -> f64 {
     // total = P + Q + (x_ties − joint) + (y_ties − joint) + joint
     let p_minus_q = total as i128 - x_ties as i128 - y_ties as i128 + joint_ties as i128
         - 2 * discordant as i128;
-    let tau = p_minus_q as f64
-        / ((total - x_ties) as f64).sqrt()
-        / ((total - y_ties) as f64).sqrt();
+    let tau =
+        p_minus_q as f64 / ((total - x_ties) as f64).sqrt() / ((total - y_ties) as f64).sqrt();
     tau.clamp(-1.0, 1.0)
 }
 

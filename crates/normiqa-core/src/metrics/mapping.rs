@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{check_finite, check_not_constant, check_pair, max_abs, mean, sum, MetricsError, PRED_MOS};
+use super::{
+    check_finite, check_not_constant, check_pair, max_abs, mean, sum, MetricsError, PRED_MOS,
+};
 
 /// Linear mapping `y ≈ k·ŷ + b` of predictions `ŷ` onto the MOS scale.
 ///
@@ -40,8 +42,11 @@ impl LinearMap {
         let sxy = sum(dx.iter().zip(mos).map(|(v, &y)| (v / s) * (y - my)));
         let k = sxy / sxx / s;
         let b = my - k * mx;
-        if !(sxx > 0.0) || !k.is_finite() || !b.is_finite() {
-            return Err(MetricsError::ConstantInput { input: "pred", statistic: WHAT });
+        if sxx == 0.0 || !k.is_finite() || !b.is_finite() {
+            return Err(MetricsError::ConstantInput {
+                input: "pred",
+                statistic: WHAT,
+            });
         }
         Ok(Self { k, b })
     }

@@ -18,6 +18,23 @@
 //! Every public function validates its input and returns [`MetricsError`]
 //! instead of NaN: unequal lengths, too few samples, non-finite values, and
 //! constant input where the statistic is undefined.
+//!
+//! ```
+//! use normiqa_core::metrics::{paired_t_test, srocc, LinearMap, Metrics};
+//!
+//! let pred = [0.1, 0.4, 0.35, 0.8, 0.9];
+//! let mos = [1.2, 2.0, 2.4, 3.9, 4.5];
+//! assert!((srocc(&pred, &mos)? - 0.9).abs() < 1e-12); // one swapped pair
+//! // Fit k, b on training data; evaluate test data with the same mapping.
+//! let (train, map) = Metrics::fit_compute(&pred, &mos)?;
+//! let test = Metrics::compute_mapped(&[0.2, 0.7, 0.5], &[1.5, 3.1, 2.9], Some(&map))?;
+//! assert!(train.plcc > 0.9 && test.n == 3);
+//! assert!(LinearMap::fit(&[0.5, 0.5], &[1.0, 2.0]).is_err()); // constant predictions
+//! // Two losses' test SROCC over the same splits.
+//! let t = paired_t_test(&[0.91, 0.92, 0.90, 0.93], &[0.90, 0.90, 0.89, 0.91])?;
+//! assert!(t.t > 0.0 && t.p_two_sided < 0.05);
+//! # Ok::<(), normiqa_core::metrics::MetricsError>(())
+//! ```
 
 mod correlation;
 mod mapping;

@@ -51,5 +51,10 @@ pub fn paired_t_test(a: &[f64], b: &[f64]) -> Result<TTest, MetricsError> {
     } else {
         beta_reg(df / 2.0, 0.5, x.min(1.0))
     };
-    Ok(TTest { t, df, p_two_sided, mean_diff })
+    Ok(TTest {
+        t,
+        df,
+        p_two_sided,
+        mean_diff,
+    })
 }
