@@ -48,9 +48,16 @@ fn fr_timing_500x500() {
     };
     let r = img.to_rgb8();
     let d = noisy(&r);
-    println!("{}x{} pair, min / median of 41 runs (wall clock)", r.width(), r.height());
+    println!(
+        "{}x{} pair, min / median of 41 runs (wall clock)",
+        r.width(),
+        r.height()
+    );
     for threads in [1, rayon::current_num_threads()] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
         for (m, min, med, v) in pool.install(|| time_all(&r, &d, 41)) {
             println!("  threads={threads} {m:>8}: {min:8.3} / {med:8.3} ms  (value {v:.6})");
         }

@@ -55,7 +55,10 @@ pub fn gmsd_plane(reference: &Plane, distorted: &Plane) -> Result<f64, FrError> 
     let n = (w * h) as f64;
     let row_sums: Vec<f64> = map.iter().map(|row| row.iter().sum()).collect();
     let mean = ordered_sum(&row_sums) / n;
-    let row_sq: Vec<f64> = map.iter().map(|row| row.iter().map(|v| (v - mean) * (v - mean)).sum()).collect();
+    let row_sq: Vec<f64> = map
+        .iter()
+        .map(|row| row.iter().map(|v| (v - mean) * (v - mean)).sum())
+        .collect();
     Ok((ordered_sum(&row_sq) / (n - 1.0)).sqrt())
 }
 

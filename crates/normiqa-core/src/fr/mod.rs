@@ -29,7 +29,9 @@ use image::RgbImage;
 
 pub use gmsd::{gmsd, gmsd_plane, GMSD_T};
 pub use ms_ssim::{ms_ssim, ms_ssim_plane, MS_SSIM_MIN_SIDE, MS_SSIM_WEIGHTS};
-pub use plane::{box_downsample2_zero, box_downsample_symmetric, rgb2gray, rgb2gray_f64, Plane, RGB2GRAY_COEFFS};
+pub use plane::{
+    box_downsample2_zero, box_downsample_symmetric, rgb2gray, rgb2gray_f64, Plane, RGB2GRAY_COEFFS,
+};
 pub use psnr::{psnr, psnr_plane, psnr_y};
 pub use ssim::{ssim, ssim_plane, ssim_with, SsimDownsample, SsimOptions};
 
@@ -41,21 +43,42 @@ pub enum FrError {
         "size mismatch: reference is {}x{}, distorted is {}x{}",
         reference.0, reference.1, distorted.0, distorted.1
     )]
-    SizeMismatch { reference: (usize, usize), distorted: (usize, usize) },
+    SizeMismatch {
+        reference: (usize, usize),
+        distorted: (usize, usize),
+    },
     /// The image is too small for the metric's window / number of scales.
     #[error("{metric} needs images of at least {min_side}x{min_side} px, got {width}x{height}")]
-    TooSmall { metric: &'static str, width: usize, height: usize, min_side: usize },
+    TooSmall {
+        metric: &'static str,
+        width: usize,
+        height: usize,
+        min_side: usize,
+    },
     /// `Plane::new` got a buffer of the wrong length.
     #[error("plane of {width}x{height} needs {} samples, got {len}", width * height)]
-    PlaneLength { width: usize, height: usize, len: usize },
+    PlaneLength {
+        width: usize,
+        height: usize,
+        len: usize,
+    },
     /// `FrMetric::from_str` got an unknown name.
     #[error("unknown full-reference metric '{0}' (expected psnr, ssim, ms-ssim or gmsd)")]
     UnknownMetric(String),
 }
 
-pub(crate) fn too_small(metric: &'static str, size: (usize, usize), min_side: usize) -> Result<(), FrError> {
+pub(crate) fn too_small(
+    metric: &'static str,
+    size: (usize, usize),
+    min_side: usize,
+) -> Result<(), FrError> {
     if size.0 < min_side || size.1 < min_side {
-        return Err(FrError::TooSmall { metric, width: size.0, height: size.1, min_side });
+        return Err(FrError::TooSmall {
+            metric,
+            width: size.0,
+            height: size.1,
+            min_side,
+        });
     }
     Ok(())
 }
@@ -70,7 +93,12 @@ pub enum FrMetric {
 }
 
 impl FrMetric {
-    pub const ALL: [FrMetric; 4] = [FrMetric::Psnr, FrMetric::Ssim, FrMetric::MsSsim, FrMetric::Gmsd];
+    pub const ALL: [FrMetric; 4] = [
+        FrMetric::Psnr,
+        FrMetric::Ssim,
+        FrMetric::MsSsim,
+        FrMetric::Gmsd,
+    ];
 
     /// Canonical name: `psnr`, `ssim`, `ms-ssim`, `gmsd`.
     pub fn name(&self) -> &'static str {

@@ -24,9 +24,17 @@ impl Plane {
     /// Wraps `data` (row-major, `width * height` samples).
     pub fn new(width: usize, height: usize, data: Vec<f64>) -> Result<Self, FrError> {
         if data.len() != width * height {
-            return Err(FrError::PlaneLength { width, height, len: data.len() });
+            return Err(FrError::PlaneLength {
+                width,
+                height,
+                len: data.len(),
+            });
         }
-        Ok(Self { width, height, data })
+        Ok(Self {
+            width,
+            height,
+            data,
+        })
     }
 
     /// Builds a plane from `f(x, y)`.
@@ -37,13 +45,21 @@ impl Plane {
                 data.push(f(x, y));
             }
         }
-        Self { width, height, data }
+        Self {
+            width,
+            height,
+            data,
+        }
     }
 
     /// 8-bit grayscale image as a plane (values 0..=255, no scaling).
     pub fn from_gray(img: &GrayImage) -> Self {
         let (w, h) = img.dimensions();
-        Self { width: w as usize, height: h as usize, data: img.as_raw().iter().map(|&v| v as f64).collect() }
+        Self {
+            width: w as usize,
+            height: h as usize,
+            data: img.as_raw().iter().map(|&v| v as f64).collect(),
+        }
     }
 
     /// Sample at column `x`, row `y`.
@@ -82,8 +98,15 @@ pub fn rgb2gray(img: &RgbImage) -> Plane {
 pub fn rgb2gray_f64(img: &RgbImage) -> Plane {
     let (w, h) = img.dimensions();
     let [cr, cg, cb] = RGB2GRAY_COEFFS;
-    let data = img.pixels().map(|p| cr * p[0] as f64 + cg * p[1] as f64 + cb * p[2] as f64).collect();
-    Plane { width: w as usize, height: h as usize, data }
+    let data = img
+        .pixels()
+        .map(|p| cr * p[0] as f64 + cg * p[1] as f64 + cb * p[2] as f64)
+        .collect();
+    Plane {
+        width: w as usize,
+        height: h as usize,
+        data,
+    }
 }
 
 /// MATLAB 'symmetric' boundary: `... c b a | a b c ... x y z | z y x ...`.
@@ -110,9 +133,11 @@ pub fn box_downsample_symmetric(p: &Plane, f: usize) -> Plane {
     }
     let (w, h) = p.size();
     let (ow, oh) = (w.div_ceil(f), h.div_ceil(f));
-    let centre = ((f + 1) / 2 - 1) as isize;
+    let centre = (f.div_ceil(2) - 1) as isize; // floor((f+1)/2) - 1, 0-based
     let taps = |o: usize, n: usize| -> Vec<usize> {
-        (0..f).map(|k| reflect((o * f) as isize + k as isize - centre, n)).collect()
+        (0..f)
+            .map(|k| reflect((o * f) as isize + k as isize - centre, n))
+            .collect()
     };
     let cols: Vec<Vec<usize>> = (0..ow).map(|ox| taps(ox, w)).collect();
     let scale = 1.0 / (f * f) as f64;
@@ -130,7 +155,11 @@ pub fn box_downsample_symmetric(p: &Plane, f: usize) -> Plane {
             *o = s * scale;
         }
     });
-    Plane { width: ow, height: oh, data }
+    Plane {
+        width: ow,
+        height: oh,
+        data,
+    }
 }
 
 /// `conv2(x, ones(2)/4, 'same')` followed by `x(1:2:end, 1:2:end)`, as in the
@@ -149,13 +178,20 @@ pub fn box_downsample2_zero(p: &Plane) -> Plane {
             *o = (at(x, y) + at(x + 1, y) + at(x, y + 1) + at(x + 1, y + 1)) * 0.25;
         }
     });
-    Plane { width: ow, height: oh, data }
+    Plane {
+        width: ow,
+        height: oh,
+        data,
+    }
 }
 
 /// Errors unless both planes have the same size.
 pub(crate) fn check_same_size(r: (usize, usize), d: (usize, usize)) -> Result<(), FrError> {
     if r != d {
-        return Err(FrError::SizeMismatch { reference: r, distorted: d });
+        return Err(FrError::SizeMismatch {
+            reference: r,
+            distorted: d,
+        });
     }
     Ok(())
 }

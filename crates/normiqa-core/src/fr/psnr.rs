@@ -41,7 +41,14 @@ pub fn psnr_plane(reference: &Plane, distorted: &Plane, peak: f64) -> Result<f64
     check_same_size(reference.size(), distorted.size())?;
     too_small("PSNR", reference.size(), 1)?;
     let rows: Vec<f64> = (0..reference.height)
-        .map(|y| reference.row(y).iter().zip(distorted.row(y)).map(|(a, b)| (a - b) * (a - b)).sum())
+        .map(|y| {
+            reference
+                .row(y)
+                .iter()
+                .zip(distorted.row(y))
+                .map(|(a, b)| (a - b) * (a - b))
+                .sum()
+        })
         .collect();
     let mse = ordered_sum(&rows) / reference.data.len() as f64;
     Ok(10.0 * (peak * peak / mse).log10())

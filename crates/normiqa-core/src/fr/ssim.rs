@@ -41,12 +41,16 @@ pub struct SsimOptions {
 impl SsimOptions {
     /// The authors' defaults (automatic downsampling); same as `Default`.
     pub fn authors() -> Self {
-        Self { downsample: SsimDownsample::Auto }
+        Self {
+            downsample: SsimDownsample::Auto,
+        }
     }
 
     /// No downsampling (`ssim_index.m`, 2004).
     pub fn no_downsampling() -> Self {
-        Self { downsample: SsimDownsample::Off }
+        Self {
+            downsample: SsimDownsample::Off,
+        }
     }
 
     /// The factor used for an image of `width x height`.
@@ -66,7 +70,11 @@ pub fn ssim(reference: &RgbImage, distorted: &RgbImage) -> Result<f64, FrError> 
 }
 
 /// [`ssim`] with explicit options.
-pub fn ssim_with(reference: &RgbImage, distorted: &RgbImage, options: &SsimOptions) -> Result<f64, FrError> {
+pub fn ssim_with(
+    reference: &RgbImage,
+    distorted: &RgbImage,
+    options: &SsimOptions,
+) -> Result<f64, FrError> {
     check_same_size(rgb_size(reference), rgb_size(distorted))?;
     ssim_plane(&rgb2gray(reference), &rgb2gray(distorted), options)
 }
@@ -85,15 +93,27 @@ pub fn ssim_with(reference: &RgbImage, distorted: &RgbImage, options: &SsimOptio
 /// Errors if sizes differ or if the (downsampled) image is smaller than the
 /// 11x11 window: the input needs a shorter side of at least `10 f + 1`
 /// (11 without downsampling).
-pub fn ssim_plane(reference: &Plane, distorted: &Plane, options: &SsimOptions) -> Result<f64, FrError> {
+pub fn ssim_plane(
+    reference: &Plane,
+    distorted: &Plane,
+    options: &SsimOptions,
+) -> Result<f64, FrError> {
     check_same_size(reference.size(), distorted.size())?;
     let (w, h) = reference.size();
     let f = options.factor(w, h);
     if w.div_ceil(f) < WIN || h.div_ceil(f) < WIN {
-        return Err(FrError::TooSmall { metric: "SSIM", width: w, height: h, min_side: (WIN - 1) * f + 1 });
+        return Err(FrError::TooSmall {
+            metric: "SSIM",
+            width: w,
+            height: h,
+            min_side: (WIN - 1) * f + 1,
+        });
     }
     let (r, d) = if f > 1 {
-        (box_downsample_symmetric(reference, f), box_downsample_symmetric(distorted, f))
+        (
+            box_downsample_symmetric(reference, f),
+            box_downsample_symmetric(distorted, f),
+        )
     } else {
         (reference.clone(), distorted.clone())
     };
@@ -113,7 +133,9 @@ pub(crate) struct SsimStats {
 /// n = 11, σ = 1.5).
 pub(crate) fn gaussian_1d(n: usize, sigma: f64) -> Vec<f64> {
     let c = (n as f64 - 1.0) / 2.0;
-    let g: Vec<f64> = (0..n).map(|i| (-((i as f64 - c).powi(2)) / (2.0 * sigma * sigma)).exp()).collect();
+    let g: Vec<f64> = (0..n)
+        .map(|i| (-((i as f64 - c).powi(2)) / (2.0 * sigma * sigma)).exp())
+        .collect();
     let s: f64 = g.iter().sum();
     g.into_iter().map(|v| v / s).collect()
 }
@@ -178,5 +200,8 @@ pub(crate) fn ssim_stats(a: &Plane, b: &Plane) -> SsimStats {
     let n = (ow * oh) as f64;
     let ssim_rows: Vec<f64> = parts.iter().map(|p| p.0).collect();
     let cs_rows: Vec<f64> = parts.iter().map(|p| p.1).collect();
-    SsimStats { mean_ssim: ordered_sum(&ssim_rows) / n, mean_cs: ordered_sum(&cs_rows) / n }
+    SsimStats {
+        mean_ssim: ordered_sum(&ssim_rows) / n,
+        mean_cs: ordered_sum(&cs_rows) / n,
+    }
 }
