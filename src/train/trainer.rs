@@ -91,8 +91,8 @@ pub fn compute_features(model: &LinearityIqa, images: &[RgbImage], indices: &[us
     let [c6, c7] = model.backbone.channels();
     let l6 = crate::model::pooling::pooled_len(c6, model.config.pool, model.config.p6);
     let l7 = crate::model::pooling::pooled_len(c7, model.config.pool, model.config.p7);
-    let f6 = Tensor::zeros([n, l6], (Kind::Float, device));
-    let f7 = Tensor::zeros([n, l7], (Kind::Float, device));
+    let mut f6 = Tensor::zeros([n, l6], (Kind::Float, device));
+    let mut f7 = Tensor::zeros([n, l7], (Kind::Float, device));
     let bar = progress(indices.len() as u64, "features");
     tch::no_grad(|| -> Result<()> {
         for chunk in batch::same_size_chunks(images, indices, batch.max(1)) {
