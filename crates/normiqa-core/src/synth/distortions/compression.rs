@@ -225,3 +225,37 @@ fn j2k_decode(bytes: &[u8], w: u32, h: u32) -> Result<RgbImage, SynthError> {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn test_image() -> RgbImage {
+        RgbImage::from_fn(96, 80, |x, y| {
+            image::Rgb([(x * 2 + y) as u8, ((x * y) % 251) as u8, (128.0 + 100.0 * ((x as f32) / 7.0).sin()) as u8])
+        })
+    }
+
+    #[test]
+    fn jpeg2000_hits_the_target_ratio() {
+        let img = test_image();
+        let raw = (img.width() * img.height() * 3) as f64;
+        for ratio in JPEG2000_RATIO {
+            let bytes = j2k_encode(&img, ratio).unwrap();
+            // OpenJPEG's rate control targets the ratio from below; allow the fixed headers.
+            assert!((bytes.len() as f64) <= raw / ratio * 1.05 + 200.0, "ratio {ratio}: {} bytes", bytes.len());
+            let dec = j2k_decode(&bytes, img.width(), img.height()).unwrap();
+            assert_eq!(dec.dimensions(), img.dimensions());
+        }
+        // lossless-ish at ratio 1 must be close to the input
+        let dec = jpeg2000(&img, 1.0).unwrap();
+        let mse: f64 = img
+            .as_raw()
+            .iter()
+            .zip(dec.as_raw())
+            .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+            .sum::<f64>()
+            / raw;
+        assert!(mse < 2.0, "mse {mse}");
+    }
+}
