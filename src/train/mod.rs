@@ -3,6 +3,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod features;
 pub mod log;
 pub mod schedule;
 pub mod trainer;

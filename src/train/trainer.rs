@@ -178,8 +178,9 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
 
     let mut vs = nn::VarStore::new(device);
     let model = LinearityIqa::new(&vs, cfg.model.clone());
-    if cfg.random_init {
+    let weights_file = if cfg.random_init {
         tracing::warn!("random backbone initialisation (--random-init): for tests only, the results mean nothing");
+        None
     } else {
         let file = cfg
             .weights
@@ -188,7 +189,8 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
             .with_context(|| format!("no pretrained weights for backbone {}: pass --weights FILE.pth", cfg.model.backbone))?;
         let n = weights::load_pth(&vs, BACKBONE_PREFIX, &file, model.backbone.ignored_weights())?;
         tracing::info!("loaded {n} pretrained tensors from {}", file.display());
-    }
+        Some(file)
+    };
 
     let frozen = cfg.frozen();
     let cached = frozen && cfg.frozen_mode == FrozenMode::Cached;
@@ -206,9 +208,27 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
     let t_feat = Instant::now();
     let all: Vec<usize> = split.train.iter().chain(&split.val).chain(&split.test).copied().collect();
     let features = if cached {
-        let (f6, f7) = compute_features(&model, &images, &all, cfg.eval_batch_size, device)?;
-        tracing::info!("cached frozen-backbone features of {} images in {:.1} s", all.len(), t_feat.elapsed().as_secs_f64());
-        Some((f6, f7))
+        let mut sorted = all.clone();
+        sorted.sort_unstable();
+        let paths: Vec<&Path> = sorted.iter().map(|&i| dataset.samples[i].path.as_path()).collect();
+        let rules = format!("{:?}", train_data::resize_rules(&cfg.data));
+        let key = super::features::cache_key(&cfg.model, weights_file.as_deref(), &rules, &paths);
+        match super::features::load(&key, device).filter(|(f6, _)| f6.size()[0] == images.len() as i64) {
+            Some(f) => {
+                tracing::info!("frozen-backbone features of {} images loaded from the cache {}", all.len(), super::features::cache_dir().display());
+                Some(f)
+            }
+            None => {
+                let (f6, f7) = compute_features(&model, &images, &all, cfg.eval_batch_size, device)?;
+                tracing::info!("computed frozen-backbone features of {} images in {:.1} s", all.len(), t_feat.elapsed().as_secs_f64());
+                if !cfg.random_init {
+                    if let Err(e) = super::features::store(&key, &f6, &f7) {
+                        tracing::warn!("could not cache the features: {e:#}");
+                    }
+                }
+                Some((f6, f7))
+            }
+        }
     } else {
         None
     };
