@@ -217,7 +217,7 @@ fn matrix(data: &[u8], be: bool) -> std::result::Result<(String, MatValue), Stri
                 return Err(format!("char array `{name}`: {} chars for dims {dims:?}", chars.len()));
             }
             let nrows = dims.first().copied().unwrap_or(0);
-            let ncols = if nrows == 0 { 0 } else { count / nrows };
+            let ncols = count.checked_div(nrows).unwrap_or(0);
             let rows = (0..nrows)
                 .map(|i| (0..ncols).map(|j| chars[i + j * nrows]).collect())
                 .collect();
