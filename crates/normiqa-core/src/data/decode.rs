@@ -75,16 +75,28 @@ fn apply(img: RgbImage, rule: Resize) -> std::result::Result<RgbImage, (u32, u32
 }
 
 /// Resizes to `h`×`w` like PIL `resize((w, h), BILINEAR)` (antialiased when downsampling).
+///
+/// PIL resamples horizontally first, rounds to 8 bits, then vertically; `fast_image_resize`
+/// does the vertical pass first for 8-bit images, so the two passes are run separately here
+/// (width, then height) to round in PIL's order.
 pub fn resize_rgb(img: &RgbImage, h: u32, w: u32) -> std::result::Result<RgbImage, String> {
     if h == 0 || w == 0 || img.width() == 0 || img.height() == 0 {
         return Err(format!("cannot resize {}x{} to {h}x{w}", img.height(), img.width()));
     }
-    let src = fr::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fr::PixelType::U8x3)
-        .map_err(|e| e.to_string())?;
-    let mut dst = fr::images::Image::new(w, h, fr::PixelType::U8x3);
+    let mut resizer = fr::Resizer::new();
     let opts = fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear));
-    fr::Resizer::new().resize(&src, &mut dst, &opts).map_err(|e| e.to_string())?;
-    RgbImage::from_raw(w, h, dst.into_vec()).ok_or_else(|| "resize produced a bad buffer".to_string())
+    let mut pass = |src: &[u8], sw: u32, sh: u32, dw: u32, dh: u32| -> std::result::Result<Vec<u8>, String> {
+        let src = fr::images::ImageRef::new(sw, sh, src, fr::PixelType::U8x3).map_err(|e| e.to_string())?;
+        let mut dst = fr::images::Image::new(dw, dh, fr::PixelType::U8x3);
+        resizer.resize(&src, &mut dst, &opts).map_err(|e| e.to_string())?;
+        Ok(dst.into_vec())
+    };
+    let (sw, sh) = img.dimensions();
+    let mut buf = if w != sw { pass(img.as_raw(), sw, sh, w, sh)? } else { img.as_raw().clone() };
+    if h != sh {
+        buf = pass(&buf, w, sh, w, h)?;
+    }
+    RgbImage::from_raw(w, h, buf).ok_or_else(|| "resize produced a bad buffer".to_string())
 }
 
 /// Writes `img` into `out` (length `3·h·w`) in CHW order as torchvision's
