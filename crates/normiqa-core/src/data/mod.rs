@@ -46,3 +46,17 @@ impl Dataset {
         self.samples.iter().map(|s| s.mos).collect()
     }
 }
+
+pub mod clive;
+pub mod csv;
+pub mod decode;
+pub mod error;
+pub mod kadid;
+pub mod koniq;
+pub mod mat;
+mod names;
+pub mod split;
+pub mod tid2013;
+
+pub use error::{DataError, Result};
+pub use split::{Ratios, Split};

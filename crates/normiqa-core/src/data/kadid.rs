@@ -1,0 +1,124 @@
+//! KADID-10k: 81 references × 25 distortion types × 5 levels = 10,125 images.
+//! Layout of the release: `dmos.csv` (`dist_img,ref_img,dmos,var`) and `images/` (the images
+//! may also sit next to `dmos.csv`). `I01_01_01.png` is reference `I01`, distortion 01
+//! ([`DISTORTIONS`]`[0]`), level 01. Its `dmos` is a 1..5 mean opinion score (higher is better).
+
+use std::path::Path;
+
+use super::csv::Table;
+use super::error::{DataError, Result};
+use super::names::{image_dir, Folder};
+use super::{Dataset, Sample};
+
+/// The 25 distortion types in id order (id 1 first), as `Sample::distortion` holds them.
+pub const DISTORTIONS: [&str; 25] = [
+    "gaussian_blur",
+    "lens_blur",
+    "motion_blur",
+    "color_diffusion",
+    "color_shift",
+    "color_quantization",
+    "color_saturation_1",
+    "color_saturation_2",
+    "jpeg2000",
+    "jpeg",
+    "white_noise",
+    "white_noise_in_color_component",
+    "impulse_noise",
+    "multiplicative_noise",
+    "denoise",
+    "brighten",
+    "darken",
+    "mean_shift",
+    "jitter",
+    "non_eccentricity_patch",
+    "pixelate",
+    "quantization",
+    "color_block",
+    "high_sharpen",
+    "contrast_change",
+];
+
+/// The official (KADID-10k paper / readme) names of [`DISTORTIONS`], same order.
+pub const DISTORTION_NAMES: [&str; 25] = [
+    "Gaussian blur",
+    "Lens blur",
+    "Motion blur",
+    "Color diffusion",
+    "Color shift",
+    "Color quantization",
+    "Color saturation 1 (HSV)",
+    "Color saturation 2 (LAB)",
+    "JPEG2000",
+    "JPEG",
+    "White noise",
+    "White noise in color component",
+    "Impulse noise",
+    "Multiplicative noise",
+    "Denoise",
+    "Brighten",
+    "Darken",
+    "Mean shift",
+    "Jitter",
+    "Non-eccentricity patch",
+    "Pixelate",
+    "Quantization",
+    "Color block",
+    "High sharpen",
+    "Contrast change",
+];
+
+/// Splits `I01_01_01.png` into (reference `I01`, distortion id 1, level 1).
+pub fn parse_name(name: &str) -> Option<(String, usize, u32)> {
+    let stem = super::clive::stem(name);
+    let mut parts = stem.split('_');
+    let (r, d, l) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || r.is_empty() {
+        return None;
+    }
+    let d: usize = d.parse().ok()?;
+    let l: u32 = l.parse().ok()?;
+    (1..=DISTORTIONS.len()).contains(&d).then(|| (r.to_string(), d, l))
+}
+
+/// Loads KADID-10k from its root (the folder holding `dmos.csv`).
+pub fn load(root: impl AsRef<Path>) -> Result<Dataset> {
+    let root = root.as_ref();
+    let csv_path = root.join("dmos.csv");
+    let t = Table::read(&csv_path)?;
+    let c_dist = t.col("dist_img")?;
+    let c_ref = t.opt_col("ref_img");
+    let c_dmos = t.col("dmos")?;
+    let c_var = t.opt_col("var");
+    let folder = Folder::new(&image_dir(root, &["images", "Images"]));
+    let mut samples = Vec::with_capacity(t.rows.len());
+    for row in &t.rows {
+        let name = t.required_str(row, c_dist)?.to_string();
+        let (ref_from_name, d, level) = parse_name(&name).ok_or_else(|| DataError::BadValue {
+            path: csv_path.clone(),
+            row: row.line,
+            column: t.headers[c_dist].clone(),
+            value: name.clone(),
+            msg: "expected a name like I01_01_01.png (reference_distortion_level, distortion 01..25)".into(),
+        })?;
+        let reference = match c_ref {
+            Some(c) if !row.get(c).is_empty() => super::clive::stem(row.get(c)).to_string(),
+            _ => ref_from_name,
+        };
+        let mos = t.f64(row, c_dmos)?;
+        let mos_std = match c_var {
+            Some(c) if !row.get(c).is_empty() => Some(t.f64(row, c)?.max(0.0).sqrt()),
+            _ => None,
+        };
+        samples.push(Sample {
+            path: folder.path(&name),
+            name,
+            mos,
+            mos_std,
+            reference: Some(reference),
+            distortion: Some(DISTORTIONS[d - 1].to_string()),
+            level: Some(level),
+        });
+    }
+    Ok(Dataset { name: "KADID-10k".into(), samples, higher_is_better: true })
+}

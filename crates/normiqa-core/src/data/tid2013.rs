@@ -1,0 +1,153 @@
+//! TID2013: 25 references × 24 distortion types × 5 levels = 3,000 images.
+//! Layout of the release: `mos_with_names.txt` (lines `MOS name`, e.g. `5.51429 i01_01_1.bmp`),
+//! optional `mos_std.txt` (one number per line, same order) and `distorted_images/`.
+//! `i03_08_4.bmp` (or `I03_08_4.BMP`) is reference `i03`, distortion 08 ([`DISTORTIONS`]`[7]`),
+//! level 4. MOS is in [0, 9], higher is better.
+
+use std::path::Path;
+
+use super::error::{io_err, DataError, Result};
+use super::names::{image_dir, Folder};
+use super::{Dataset, Sample};
+
+/// The 24 distortion types in id order (id 1 first), as `Sample::distortion` holds them.
+pub const DISTORTIONS: [&str; 24] = [
+    "additive_gaussian_noise",
+    "additive_noise_in_color_components",
+    "spatially_correlated_noise",
+    "masked_noise",
+    "high_frequency_noise",
+    "impulse_noise",
+    "quantization_noise",
+    "gaussian_blur",
+    "image_denoising",
+    "jpeg_compression",
+    "jpeg2000_compression",
+    "jpeg_transmission_errors",
+    "jpeg2000_transmission_errors",
+    "non_eccentricity_pattern_noise",
+    "local_block_wise_distortions",
+    "mean_shift",
+    "contrast_change",
+    "change_of_color_saturation",
+    "multiplicative_gaussian_noise",
+    "comfort_noise",
+    "lossy_compression_of_noisy_images",
+    "image_color_quantization_with_dither",
+    "chromatic_aberrations",
+    "sparse_sampling_and_reconstruction",
+];
+
+/// The official (TID2013 readme) names of [`DISTORTIONS`], same order.
+pub const DISTORTION_NAMES: [&str; 24] = [
+    "Additive Gaussian noise",
+    "Additive noise in color components is more intensive than additive noise in the luminance component",
+    "Spatially correlated noise",
+    "Masked noise",
+    "High frequency noise",
+    "Impulse noise",
+    "Quantization noise",
+    "Gaussian blur",
+    "Image denoising",
+    "JPEG compression",
+    "JPEG2000 compression",
+    "JPEG transmission errors",
+    "JPEG2000 transmission errors",
+    "Non eccentricity pattern noise",
+    "Local block-wise distortions of different intensity",
+    "Mean shift (intensity shift)",
+    "Contrast change",
+    "Change of color saturation",
+    "Multiplicative Gaussian noise",
+    "Comfort noise",
+    "Lossy compression of noisy images",
+    "Image color quantization with dither",
+    "Chromatic aberrations",
+    "Sparse sampling and reconstruction",
+];
+
+/// Splits `i03_08_4.bmp` into (reference `i03` (lower-case), distortion id 8, level 4).
+pub fn parse_name(name: &str) -> Option<(String, usize, u32)> {
+    let stem = super::clive::stem(name);
+    let mut parts = stem.split('_');
+    let (r, d, l) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || r.is_empty() {
+        return None;
+    }
+    let d: usize = d.parse().ok()?;
+    let l: u32 = l.parse().ok()?;
+    (1..=DISTORTIONS.len()).contains(&d).then(|| (r.to_ascii_lowercase(), d, l))
+}
+
+/// Loads TID2013 from its root (the folder holding `mos_with_names.txt`).
+pub fn load(root: impl AsRef<Path>) -> Result<Dataset> {
+    let root = root.as_ref();
+    let path = root.join("mos_with_names.txt");
+    if !path.is_file() {
+        return Err(DataError::MissingFile { path, what: "TID2013 labels (lines `MOS name`)".into() });
+    }
+    let text = read_text(&path)?;
+    let folder = Folder::new(&image_dir(root, &["distorted_images", "Distorted_images"]));
+    let bad = |line: usize, msg: String| DataError::BadLine { path: path.clone(), line: line as u64 + 1, msg };
+    let mut samples = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let mut tok = line.split_whitespace();
+        let (m, name) = match (tok.next(), tok.next(), tok.next()) {
+            (Some(m), Some(n), None) => (m, n),
+            _ => return Err(bad(i, format!("expected `MOS name`, got {line:?}"))),
+        };
+        let mos: f64 = m
+            .parse()
+            .ok()
+            .filter(|x: &f64| x.is_finite())
+            .ok_or_else(|| bad(i, format!("MOS {m:?} is not a number")))?;
+        let (reference, d, level) = parse_name(name).ok_or_else(|| {
+            bad(i, format!("image name {name:?} is not like i03_08_4.bmp (distortion 01..24)"))
+        })?;
+        samples.push(Sample {
+            path: folder.path(name),
+            name: name.to_string(),
+            mos,
+            mos_std: None,
+            reference: Some(reference),
+            distortion: Some(DISTORTIONS[d - 1].to_string()),
+            level: Some(level),
+        });
+    }
+    let std_path = root.join("mos_std.txt");
+    if std_path.is_file() {
+        let text = read_text(&std_path)?;
+        let mut stds = Vec::with_capacity(samples.len());
+        for (i, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let v: f64 = line.parse().map_err(|_| DataError::BadLine {
+                path: std_path.clone(),
+                line: i as u64 + 1,
+                msg: format!("{line:?} is not a number"),
+            })?;
+            stds.push(v);
+        }
+        if stds.len() != samples.len() {
+            return Err(DataError::Inconsistent {
+                path: std_path,
+                msg: format!("{} values but mos_with_names.txt has {} images", stds.len(), samples.len()),
+            });
+        }
+        for (s, v) in samples.iter_mut().zip(stds) {
+            s.mos_std = Some(v);
+        }
+    }
+    Ok(Dataset { name: "TID2013".into(), samples, higher_is_better: true })
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
