@@ -168,7 +168,7 @@ fn normalize_checks_length() {
 fn bench_decode_all_clive() {
     let Some(root) = shared_clive() else { return eprintln!("skipped: no shared CLIVE") };
     let ds = normiqa_core::data::clive::load(&root).unwrap();
-    let paths: Vec<PathBuf> = ds.samples.iter().map(|s| s.path.clone()).collect();
+    let paths = ds.paths();
     for run in 0..2 {
         let t = std::time::Instant::now();
         let imgs = decode_all(&paths, &[Resize::CLIVE]).unwrap();
