@@ -79,7 +79,7 @@ fn clive_rule_matches_pil_on_the_two_non_500_images() {
         eprintln!("{name}: grid max {max} mean {mean:.3}; mean RGB {mean_rgb:?} vs PIL {want_mean:?}");
         assert!(max <= 3 && mean < 0.5, "{name}: max {max} mean {mean}");
         for c in 0..3 {
-            assert!((mean_rgb[c] - want_mean[c]).abs() < 0.35, "{name} channel {c}");
+            assert!((mean_rgb[c] - want_mean[c]).abs() < 0.15, "{name} channel {c}");
         }
     }
 }
@@ -168,7 +168,7 @@ fn normalize_checks_length() {
 fn bench_decode_all_clive() {
     let Some(root) = shared_clive() else { return eprintln!("skipped: no shared CLIVE") };
     let ds = normiqa_core::data::clive::load(&root).unwrap();
-    let paths: Vec<PathBuf> = ds.samples.iter().map(|s| s.path.clone()).collect();
+    let paths = ds.paths();
     for run in 0..2 {
         let t = std::time::Instant::now();
         let imgs = decode_all(&paths, &[Resize::CLIVE]).unwrap();
@@ -219,5 +219,5 @@ fn clive_matches_pil() {
     eprintln!("JPEG ({jpg_n}): mean abs diff {:.4} grey levels, max {jpg_max}; histogram {:?}", jpg_sum / jpg_n as f64, &hist[..8]);
     eprintln!("WebP lossless: max diff {webp_max}");
     assert_eq!(webp_max, 0);
-    assert!(jpg_sum / (jpg_n as f64) < 0.5);
+    assert!(jpg_sum / (jpg_n as f64) < 0.12);
 }

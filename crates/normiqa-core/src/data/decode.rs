@@ -42,13 +42,18 @@ pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 /// or unsupported files are errors naming the file.
 pub fn decode_one(path: &Path, resize: &[Resize]) -> Result<RgbImage> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
-    let decode_err = |source| DataError::Decode { path: path.to_path_buf(), source };
-    let img = image::ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(io_err(path))?
-        .decode()
-        .map_err(decode_err)?;
-    let mut rgb = img.into_rgb8();
+    let mut rgb = match decode_jpeg_like_libjpeg(&bytes) {
+        Some(rgb) => rgb,
+        None => {
+            let decode_err = |source| DataError::Decode { path: path.to_path_buf(), source };
+            image::ImageReader::new(Cursor::new(bytes))
+                .with_guessed_format()
+                .map_err(io_err(path))?
+                .decode()
+                .map_err(decode_err)?
+                .into_rgb8()
+        }
+    };
     for r in resize {
         rgb = apply(rgb, *r).map_err(|(h, w, msg)| DataError::Resize { path: path.to_path_buf(), h, w, msg })?;
     }
@@ -59,6 +64,27 @@ pub fn decode_one(path: &Path, resize: &[Resize]) -> Result<RgbImage> {
 /// its file) is returned.
 pub fn decode_all(paths: &[PathBuf], resize: &[Resize]) -> Result<Vec<RgbImage>> {
     paths.par_iter().map(|p| decode_one(p, resize)).collect()
+}
+
+/// JPEGs (RGB or greyscale) are decoded with `jpeg-decoder`, whose chroma upsampling is
+/// libjpeg's "fancy" (triangle, full-precision h2v2) one, as in PIL (libjpeg-turbo); `image`'s
+/// zune-jpeg rounds between the vertical and horizontal upsampling steps and lands about twice
+/// as far from PIL. `None` (not a JPEG, CMYK, or a decoding error) falls back to `image`.
+fn decode_jpeg_like_libjpeg(bytes: &[u8]) -> Option<RgbImage> {
+    if !bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        return None;
+    }
+    let mut dec = jpeg_decoder::Decoder::new(Cursor::new(bytes));
+    let pixels = dec.decode().ok()?;
+    let info = dec.info()?;
+    let (w, h) = (info.width as u32, info.height as u32);
+    match info.pixel_format {
+        jpeg_decoder::PixelFormat::RGB24 => RgbImage::from_raw(w, h, pixels),
+        jpeg_decoder::PixelFormat::L8 => {
+            RgbImage::from_raw(w, h, pixels.iter().flat_map(|&v| [v, v, v]).collect())
+        }
+        _ => None,
+    }
 }
 
 fn apply(img: RgbImage, rule: Resize) -> std::result::Result<RgbImage, (u32, u32, String)> {

@@ -45,6 +45,10 @@ impl Dataset {
     pub fn mos(&self) -> Vec<f64> {
         self.samples.iter().map(|s| s.mos).collect()
     }
+    /// Image paths in sample order (e.g. for [`decode::decode_all`]).
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.samples.iter().map(|s| s.path.clone()).collect()
+    }
 }
 
 pub mod clive;
