@@ -267,10 +267,22 @@ def train(args):
     feats, pos, features_s = None, None, 0.0
     if cached:
         t0 = time.perf_counter()
-        feats = extract_features(model, images, used, args.eval_batch_size)
         pos = {i: k for k, i in enumerate(used)}
+        key = {"names": [names[i] for i in used], "pixels": args.pixels, "weights": args.weights}
+        if args.feature_cache and os.path.exists(args.feature_cache):
+            saved = torch.load(args.feature_cache)
+            if saved["key"] != key:
+                raise SystemExit("%s was made for other images/weights; delete it" % args.feature_cache)
+            feats = saved["f6"], saved["f7"]
+            what = "loaded from %s" % args.feature_cache
+        else:
+            feats = extract_features(model, images, used, args.eval_batch_size)
+            if args.feature_cache:
+                torch.save({"key": key, "f6": feats[0], "f7": feats[1]}, args.feature_cache)
+            what = "computed"
         features_s = time.perf_counter() - t0
-        print("cached eval-mode pooled features of %d images in %.1f s" % (len(used), features_s), flush=True)
+        print("cached eval-mode pooled features of %d images %s in %.1f s" % (len(used), what, features_s),
+              flush=True)
 
     groups = [{"params": list(model.head_parameters())}]
     if not frozen:
@@ -427,6 +439,8 @@ def main():
     ap.add_argument("--pixels", default=None, help="dir with pixels.u8 + pixels.json (Rust-decoded)")
     ap.add_argument("--max-images", type=int, default=None, help="first N images of the split order")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--feature-cache", default=None, metavar="FILE.pt",
+                    help="cached mode: load the pooled features from FILE.pt if present, else save them there")
     ap.add_argument("--out", default=None, help="result JSON")
     ap.add_argument("--dump-features", default=None, metavar="FILE.json",
                     help="write eval-mode pooled features / ImageNet top-5 of 2 images and exit")
