@@ -132,7 +132,7 @@ def main():
     ap.add_argument("--max-images", type=int, default=None, help="epoch: first N images of split 0")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    tw, tn = (1, 2) if args.quick else (2, 5)
+    tw, tn = (1, 2) if args.quick else (1, 5)
     pw, pn = (1, 3) if args.quick else (3, 20)
     out = {"torch": torch.__version__, "threads": torch.get_num_threads(),
            "interop_threads": torch.get_num_interop_threads(), "quick": args.quick,
