@@ -40,7 +40,8 @@ pub struct PredictArgs {
     /// Resize every image to H W before scoring (default: native size, as the reference demo).
     #[arg(long, num_args = 2, value_names = ["H", "W"])]
     pub resize: Option<Vec<u32>>,
-    #[arg(long, default_value_t = 8)]
+    /// Images per forward pass; 0 = automatic (1 on CPU, 16 on CUDA).
+    #[arg(long, default_value_t = 0)]
     pub batch_size: usize,
     /// Images decoded per chunk (memory bound).
     #[arg(long, default_value_t = 64)]
@@ -138,7 +139,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
             }
         }
         let idx: Vec<usize> = (0..images.len()).collect();
-        let out = train::predict(&tm.model, &Inputs::Images(&images), &idx, args.batch_size, device)?;
+        let out = train::predict(&tm.model, &Inputs::Images(&images), &idx, crate::train::config::eval_batch_size(args.batch_size, device), device)?;
         let mapped = tm.info.mapping[2].apply(&out[2]);
         for (i, name) in names.into_iter().enumerate() {
             rows.push(Row { image: name, score: mapped[i], heads: args.all_heads.then(|| [out[0][i], out[1][i], out[2][i]]) });

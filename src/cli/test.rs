@@ -37,7 +37,8 @@ pub struct TestArgs {
     /// Write per-image predictions to this CSV.
     #[arg(long)]
     pub predictions: Option<PathBuf>,
-    #[arg(long, default_value_t = 16)]
+    /// Images per forward pass; 0 = automatic (1 on CPU, 16 on CUDA).
+    #[arg(long, default_value_t = 0)]
     pub batch_size: usize,
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -87,7 +88,7 @@ pub fn run(args: TestArgs) -> Result<()> {
     let only = normiqa_core::data::split::Split { train: vec![], val: vec![], test: idx.clone() };
     let (images, decode_s) = train::data::decode_used(&dataset, &only, &train::data::resize_rules(&data_cfg))?;
     tracing::info!("decoded {} images in {:.1} s", idx.len(), decode_s);
-    let out = train::predict(&tm.model, &Inputs::Images(&images), &idx, args.batch_size, device)?;
+    let out = train::predict(&tm.model, &Inputs::Images(&images), &idx, crate::train::config::eval_batch_size(args.batch_size, device), device)?;
     let mos: Vec<f64> = idx.iter().map(|&i| dataset.samples[i].mos).collect();
     let metrics = trainer::head_metrics(&out, &mos, Some(&tm.info.mapping));
     if let Some(p) = &args.predictions {

@@ -95,7 +95,8 @@ pub struct TrainArgs {
     /// Evaluate train/val/test every epoch (train-set k, b applied to val/test).
     #[arg(long)]
     pub test_during_training: bool,
-    #[arg(long, default_value_t = 16)]
+    /// Evaluation batch size; 0 = automatic (1 on CPU, 16 on CUDA).
+    #[arg(long, default_value_t = 0)]
     pub eval_batch_size: usize,
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]

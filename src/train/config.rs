@@ -141,7 +141,9 @@ pub struct TrainConfig {
     /// Evaluate train and test sets every epoch too (the reference's `--test_during_training`).
     #[serde(default)]
     pub test_during_training: bool,
-    /// Batch size for evaluation (BatchNorm is in eval mode, so it does not change the outputs).
+    /// Batch size for evaluation (BatchNorm is in eval mode, so it does not change the outputs);
+    /// 0 = automatic: 1 on CPU (measured fastest per image there: 0.25 s vs 0.5–0.7 s at batch
+    /// 4–16 for EfficientNet-Lite0 at 500×500), 16 on CUDA.
     #[serde(default = "default_eval_bs")]
     pub eval_batch_size: usize,
     /// `cpu`, `cuda`, `cuda:N` or `auto`.
@@ -174,7 +176,16 @@ fn default_seed() -> u64 {
     19920517
 }
 fn default_eval_bs() -> usize {
-    16
+    0
+}
+
+/// Resolves an evaluation batch size of 0 (automatic) for a device.
+pub fn eval_batch_size(requested: usize, device: tch::Device) -> usize {
+    match requested {
+        0 if device.is_cuda() => 16,
+        0 => 1,
+        n => n,
+    }
 }
 fn default_device() -> String {
     "auto".into()

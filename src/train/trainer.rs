@@ -192,6 +192,7 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         Some(file)
     };
 
+    let eval_bs = super::config::eval_batch_size(cfg.eval_batch_size, device);
     let frozen = cfg.frozen();
     let cached = frozen && cfg.frozen_mode == FrozenMode::Cached;
     // The backbone's state changes when it is trained or when its BatchNorm runs in train mode.
@@ -219,7 +220,7 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
                 Some(f)
             }
             None => {
-                let (f6, f7) = compute_features(&model, &images, &all, cfg.eval_batch_size, device)?;
+                let (f6, f7) = compute_features(&model, &images, &all, eval_bs, device)?;
                 tracing::info!("computed frozen-backbone features of {} images in {:.1} s", all.len(), t_feat.elapsed().as_secs_f64());
                 if !cfg.random_init {
                     if let Err(e) = super::features::store(&key, &f6, &f7) {
@@ -319,7 +320,7 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
 
         // Per-epoch evaluation (eval mode everywhere).
         let (train_m, mapping_now) = if cfg.test_during_training {
-            let o = predict(&model, &inputs, &split.train, cfg.eval_batch_size, device)?;
+            let o = predict(&model, &inputs, &split.train, eval_bs, device)?;
             let y = mos_of(&split.train);
             let maps = fit_mapping(&o, &y).unwrap_or_else(|_| identity.clone());
             (Some(head_metrics(&o, &y, Some(&maps))), maps)
@@ -329,11 +330,11 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         let val_m = if split.val.is_empty() {
             None
         } else {
-            let o = predict(&model, &inputs, &split.val, cfg.eval_batch_size, device)?;
+            let o = predict(&model, &inputs, &split.val, eval_bs, device)?;
             Some(head_metrics(&o, &mos_of(&split.val), Some(&mapping_now)))
         };
         let test_m = if cfg.test_during_training {
-            let o = predict(&model, &inputs, &split.test, cfg.eval_batch_size, device)?;
+            let o = predict(&model, &inputs, &split.test, eval_bs, device)?;
             Some(head_metrics(&o, &mos_of(&split.test), Some(&mapping_now)))
         } else {
             None
@@ -389,11 +390,11 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         Some((f6, f7)) => Inputs::Cached { f6, f7 },
         None => Inputs::Images(&images),
     };
-    let train_out = predict(&model, &inputs, &split.train, cfg.eval_batch_size, device)?;
+    let train_out = predict(&model, &inputs, &split.train, eval_bs, device)?;
     let y_train = mos_of(&split.train);
     let mapping = fit_mapping(&train_out, &y_train)?;
     let train_metrics = head_metrics(&train_out, &y_train, Some(&mapping));
-    let test_out = predict(&model, &inputs, &split.test, cfg.eval_batch_size, device)?;
+    let test_out = predict(&model, &inputs, &split.test, eval_bs, device)?;
     let y_test = mos_of(&split.test);
     let test_metrics = head_metrics(&test_out, &y_test, Some(&mapping));
     write_predictions(&out.join("predictions_test.csv"), &dataset, &split.test, &test_out, &mapping)?;

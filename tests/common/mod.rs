@@ -1,0 +1,123 @@
+//! Test helpers: tiny synthetic datasets and a minimal writer of PyTorch zip-format state dicts.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use image::{Rgb, RgbImage};
+
+/// Writes `n` small images whose "quality" (MOS) decreases with added noise, and a CSV
+/// `image,mos` for them. Returns the CSV path and the image folder.
+pub fn synthetic_dataset(dir: &Path, n: usize, size: u32) -> (PathBuf, PathBuf) {
+    let images = dir.join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    let mut csv = String::from("image,mos\n");
+    let mut state = 12345u64;
+    let mut rnd = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 33) as u32
+    };
+    for i in 0..n {
+        let noise = (i % 8) as u32 * 12;
+        let img = RgbImage::from_fn(size, size, |x, y| {
+            let base = ((x * 255 / size) as i32, (y * 255 / size) as i32, (((x + y) * 127) / size) as i32);
+            let mut j = |v: i32| (v + (rnd() % (noise + 1)) as i32 - (noise / 2) as i32).clamp(0, 255) as u8;
+            Rgb([j(base.0), j(base.1), j(base.2)])
+        });
+        let name = format!("img{i:03}.png");
+        img.save(images.join(&name)).unwrap();
+        csv.push_str(&format!("{name},{}\n", 90.0 - noise as f64 * 0.7 + (i % 3) as f64));
+    }
+    let csv_path = dir.join("labels.csv");
+    std::fs::write(&csv_path, csv).unwrap();
+    (csv_path, images)
+}
+
+/// Minimal `torch.save` zip writer for f32 tensors (plus int64 0-dim tensors), used to make
+/// torchvision-style fixture files from a VarStore: pickle protocol 2, an OrderedDict of
+/// `torch._utils._rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())`, storages as
+/// persistent ids `('storage', torch.FloatStorage, key, 'cpu', numel)`.
+pub fn write_torch_zip(path: &Path, tensors: &[(String, Vec<usize>, TensorData)]) {
+    let mut pk: Vec<u8> = vec![0x80, 2]; // PROTO 2
+    let global = |pk: &mut Vec<u8>, m: &str, n: &str| {
+        pk.push(b'c');
+        pk.extend_from_slice(format!("{m}\n{n}\n").as_bytes());
+    };
+    let unicode = |pk: &mut Vec<u8>, s: &str| {
+        pk.push(b'X');
+        pk.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        pk.extend_from_slice(s.as_bytes());
+    };
+    let int = |pk: &mut Vec<u8>, v: usize| {
+        pk.push(b'J');
+        pk.extend_from_slice(&(v as i32).to_le_bytes());
+    };
+    global(&mut pk, "collections", "OrderedDict");
+    pk.push(b')'); // EMPTY_TUPLE
+    pk.push(b'R'); // REDUCE
+    pk.push(b'('); // MARK for SETITEMS
+    for (key, (name, shape, data)) in tensors.iter().enumerate() {
+        unicode(&mut pk, name);
+        global(&mut pk, "torch._utils", "_rebuild_tensor_v2");
+        pk.push(b'(');
+        // persistent id tuple
+        pk.push(b'(');
+        unicode(&mut pk, "storage");
+        let (st, numel) = match data {
+            TensorData::F32(v) => ("FloatStorage", v.len()),
+            TensorData::I64(v) => ("LongStorage", v.len()),
+        };
+        global(&mut pk, "torch", st);
+        unicode(&mut pk, &key.to_string());
+        unicode(&mut pk, "cpu");
+        int(&mut pk, numel);
+        pk.push(b't'); // TUPLE
+        pk.push(b'Q'); // BINPERSID
+        int(&mut pk, 0);
+        pk.push(b'(');
+        for &d in shape {
+            int(&mut pk, d);
+        }
+        pk.push(b't');
+        pk.push(b'(');
+        let mut stride = vec![1usize; shape.len()];
+        for i in (0..shape.len().saturating_sub(1)).rev() {
+            stride[i] = stride[i + 1] * shape[i + 1];
+        }
+        for s in stride {
+            int(&mut pk, s);
+        }
+        pk.push(b't');
+        pk.push(0x89); // NEWFALSE
+        global(&mut pk, "collections", "OrderedDict");
+        pk.push(b')');
+        pk.push(b'R');
+        pk.push(b't'); // args tuple
+        pk.push(b'R'); // call _rebuild_tensor_v2
+    }
+    pk.push(b'u'); // SETITEMS
+    pk.push(b'.'); // STOP
+
+    let f = std::fs::File::create(path).unwrap();
+    let mut z = zip::ZipWriter::new(f);
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    z.start_file("archive/data.pkl", opts).unwrap();
+    z.write_all(&pk).unwrap();
+    z.start_file("archive/byteorder", opts).unwrap();
+    z.write_all(b"little").unwrap();
+    for (key, (_, _, data)) in tensors.iter().enumerate() {
+        z.start_file(format!("archive/data/{key}"), opts).unwrap();
+        match data {
+            TensorData::F32(v) => v.iter().for_each(|x| z.write_all(&x.to_le_bytes()).unwrap()),
+            TensorData::I64(v) => v.iter().for_each(|x| z.write_all(&x.to_le_bytes()).unwrap()),
+        }
+    }
+    z.start_file("archive/version", opts).unwrap();
+    z.write_all(b"3\n").unwrap();
+    z.finish().unwrap();
+}
+
+pub enum TensorData {
+    F32(Vec<f32>),
+    I64(Vec<i64>),
+}
