@@ -1,6 +1,7 @@
 //! One file per subcommand; each defines its clap `Args` and a `run` function.
 
 pub mod args;
+pub mod decode;
 pub mod demo;
 pub mod metrics;
 pub mod predict;
@@ -26,6 +27,8 @@ pub enum Command {
     Predict(predict::PredictArgs),
     /// SROCC, PLCC, KROCC, RMSE of any CSV of predictions and MOS.
     Metrics(metrics::MetricsArgs),
+    /// Decode a dataset once and write its raw pixels (for other tools).
+    Decode(decode::DecodeArgs),
     /// A first tour: train on a bundled CLIVE sample with Norm-in-Norm and MSE, score images.
     Demo(demo::DemoArgs),
 }
@@ -37,5 +40,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(a) => predict::run(a),
         Command::Metrics(a) => metrics::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Decode(a) => decode::run(a),
     }
 }
