@@ -112,11 +112,11 @@ pub fn run(args: PredictArgs) -> Result<()> {
         Some(d) => d.clone(),
         None => default_model_dir().context("no --model given and the shipped model (models/clive-efficientnet-lite0) was not found")?,
     };
-    let tm = train::TrainedModel::load(&dir, device, args.weights.as_deref())?;
     let files = collect_images(&args.inputs)?;
     if files.is_empty() {
         bail!("no images found in {:?}", args.inputs);
     }
+    let tm = train::TrainedModel::load(&dir, device, args.weights.as_deref())?;
     let rules: Vec<Resize> = match &args.resize {
         Some(v) if v.len() == 2 && v[0] > 0 && v[1] > 0 => vec![Resize::Exact { h: v[0], w: v[1] }],
         Some(v) => bail!("--resize {v:?}: expected two positive numbers H W"),
