@@ -83,7 +83,7 @@ def bench_predict(arch, size, warmup, n):
     return r
 
 
-def bench_epoch(data, weights, max_images):
+def bench_epoch(data, weights, max_images, eval_bs):
     names, mos, orders = L.read_clive(data)
     tr, va, te = L.clive_split(names, orders, 0, max_images)
     used = tr + va + te
@@ -92,7 +92,7 @@ def bench_epoch(data, weights, max_images):
     for prm in model.features.parameters():
         prm.requires_grad_(False)
     t0 = time.perf_counter()
-    f6, f7 = L.extract_features(model, images, used, 16)
+    f6, f7 = L.extract_features(model, images, used, eval_bs)
     features_s = time.perf_counter() - t0
     pos = {i: k for k, i in enumerate(used)}
     opt = torch.optim.Adam(model.head_parameters(), lr=1e-4)
@@ -127,6 +127,7 @@ def main():
     ap.add_argument("--size", type=int, default=500, help="train-step image size (500 or 224)")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--eval-batch-size", type=int, default=1, help="epoch: feature-extraction batch (normiqa's CPU default is 1)")
     ap.add_argument("--data", default=L.DEFAULT_DATA)
     ap.add_argument("--weights", default=L.DEFAULT_WEIGHTS)
     ap.add_argument("--max-images", type=int, default=None, help="epoch: first N images of split 0")
@@ -147,7 +148,7 @@ def main():
         print(json.dumps({"predict_b1": out["predict_b1"]}), file=sys.stderr, flush=True)
     if args.what in ("epoch", "all"):
         n = args.max_images or (64 if args.quick else None)
-        out["clive_frozen_epoch"] = bench_epoch(args.data, args.weights, n)
+        out["clive_frozen_epoch"] = bench_epoch(args.data, args.weights, n, args.eval_batch_size)
     out["wall_s"] = time.perf_counter() - t_all
     print(json.dumps(out, indent=1))
 

@@ -61,7 +61,7 @@ fn predict_b1(backbone: BackboneName, size: i64, iters: usize) -> f64 {
     median(times)
 }
 
-fn clive_epoch(quick: bool) -> serde_json::Value {
+fn clive_epoch(quick: bool, eval_bs: usize) -> serde_json::Value {
     let root = normiqa::cli::args::default_clive_root();
     let mut cfg = TrainConfig::new(DatasetSpec::Clive { root });
     cfg.ft_lr_ratio = 0.0;
@@ -70,12 +70,14 @@ fn clive_epoch(quick: bool) -> serde_json::Value {
     let decode = t0.elapsed().as_secs_f64();
     let vs = nn::VarStore::new(Device::Cpu);
     let m = LinearityIqa::new(&vs, cfg.model.clone());
+    let wfile = BackboneName::EfficientNetLite0.default_weights().expect("weights");
+    normiqa::model::weights::load_pth(&vs, normiqa::model::linearity::BACKBONE_PREFIX, &wfile, m.backbone.ignored_weights()).unwrap();
     let mut idx: Vec<usize> = data.split.train.iter().chain(&data.split.val).chain(&data.split.test).copied().collect();
     if quick {
         idx.truncate(64);
     }
     let t1 = Instant::now();
-    let (f6, f7) = trainer::compute_features(&m, &data.images, &idx, 16, Device::Cpu).unwrap();
+    let (f6, f7) = trainer::compute_features(&m, &data.images, &idx, eval_bs, Device::Cpu).unwrap();
     let features = t1.elapsed().as_secs_f64();
     let mut opt = nn::Adam::default().build(&vs, 1e-4).unwrap();
     let mos = data.dataset.mos();
@@ -91,7 +93,11 @@ fn clive_epoch(quick: bool) -> serde_json::Value {
         opt.step();
     }
     let heads_epoch = t2.elapsed().as_secs_f64();
-    serde_json::json!({"images": idx.len(), "decode_s": decode, "features_s": features, "heads_epoch_s": heads_epoch, "total_s": decode + features + heads_epoch})
+    let t3 = Instant::now();
+    let val: Vec<usize> = data.split.val.iter().copied().filter(|i| idx.contains(i)).collect();
+    trainer::predict(&m, &train::Inputs::Cached { f6: &f6, f7: &f7 }, &val, 16, Device::Cpu).unwrap();
+    let val_s = t3.elapsed().as_secs_f64();
+    serde_json::json!({"images": idx.len(), "eval_batch_size": eval_bs, "decode_s": decode, "features_s": features, "heads_epoch_s": heads_epoch, "val_predict_s": val_s, "total_s": decode + features + heads_epoch + val_s})
 }
 
 fn main() {
@@ -99,7 +105,8 @@ fn main() {
     let quick = args.iter().any(|a| a == "--quick");
     let what = args.iter().position(|a| a == "--what").map(|i| args[i + 1].clone()).unwrap_or_else(|| "all".into());
     let size: i64 = args.iter().position(|a| a == "--size").map(|i| args[i + 1].parse().unwrap()).unwrap_or(500);
-    let iters = if quick { 2 } else { 10 };
+    let iters = if quick { 2 } else { 5 };
+    let eval_bs: usize = args.iter().position(|a| a == "--eval-batch-size").map(|i| args[i + 1].parse().unwrap()).unwrap_or(1);
     let mut out = serde_json::json!({"impl": "normiqa (tch 0.26, libtorch 2.13)", "threads": tch::get_num_threads(), "size": size});
     if what == "train" || what == "all" {
         out["train_step_s"] = serde_json::json!({
@@ -114,7 +121,7 @@ fn main() {
         });
     }
     if what == "epoch" || what == "all" {
-        out["clive_epoch"] = clive_epoch(quick);
+        out["clive_epoch"] = clive_epoch(quick, eval_bs);
     }
     println!("{}", serde_json::to_string_pretty(&out).unwrap());
 }

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# normiqa vs PyTorch, in the same run, alternating: train step, batch-1 predict, one CLIVE
+# frozen-backbone epoch (decode + features + heads). Needs ./run setup-full (PyTorch importable).
+#   bench/run.sh [--quick]      → bench/last_run.json and bench/last_run.md
+set -euo pipefail
+cd "$(dirname "$0")/.."
+QUICK=${1:-}
+export LIBTORCH="$PWD/.venv/libtorch" LIBTORCH_CXX11_ABI=1 NORMIQA_EFFICIENTNET_LITE0="$PWD/.venv/efficientnet-lite0.pth"
+cargo build --release --quiet --example bench
+RS=target/release/examples/bench
+PY=.venv/bin/python
+out=bench/last_run.json
+echo "{" > $out
+for what in train predict epoch; do
+  echo "[bench] $what: normiqa" >&2
+  r=$($RS --what $what $QUICK)
+  echo "[bench] $what: pytorch" >&2
+  t=$($PY bench/bench_torch.py --what $what $QUICK --threads 2 2>/dev/null)
+  printf '"%s": {"normiqa": %s, "pytorch": %s},\n' "$what" "$r" "$t" >> $out
+done
+printf '"machine": "%s", "date": "%s"}\n' "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" "$(date -u +%FT%TZ)" >> $out
+$PY - "$out" <<'PY' | tee bench/last_run.md
+import json, sys
+d = json.load(open(sys.argv[1]))
+rows = []
+def row(name, rs, pt, unit="s"):
+    rows.append("| %s | %.3f %s | %.3f %s | %.2fx |" % (name, rs, unit, pt, unit, pt / rs))
+tr = d["train"]; rs = tr["normiqa"]["train_step_s"]; pt = {x["arch"]: x["median_s"] for x in tr["pytorch"]["train_step"]}
+row("train step, ResNet-18 LinearityIQA, batch 8, %d px" % tr["normiqa"]["size"], rs["resnet18"], pt["resnet18"])
+row("train step, EfficientNet-Lite0 LinearityIQA, batch 8, %d px" % tr["normiqa"]["size"], rs["efficientnet-lite0"], pt["efficientnet_lite0"])
+pr = d["predict"]; rs = pr["normiqa"]["predict_b1_s"]; pt = {x["arch"]: x["median_s"] for x in pr["pytorch"]["predict_b1"]}
+row("predict batch 1, ResNet-18, 500 px", rs["resnet18"], pt["resnet18"])
+row("predict batch 1, EfficientNet-Lite0, 500 px", rs["efficientnet-lite0"], pt["efficientnet_lite0"])
+ep = d["epoch"]; r = ep["normiqa"]["clive_epoch"]; p = ep["pytorch"]["clive_frozen_epoch"]
+row("CLIVE epoch: decode %d images" % r["images"], r["decode_s"], p["decode_s"])
+row("CLIVE epoch: pooled features (Lite0, eval, batch %d)" % r["eval_batch_size"], r["features_s"], p["features_s"])
+row("CLIVE epoch: head training (87 steps)", r["heads_epoch_s"], p["head_epoch_s"])
+row("CLIVE epoch: total (decode + features + heads + val)", r["total_s"], p["total_s"])
+print("| what | normiqa | PyTorch %s | speed-up (PyTorch time / normiqa time) |" % ep["pytorch"]["torch"])
+print("|---|---|---|---|")
+print("\n".join(rows))
+print("\nmachine: %s; %s; normiqa threads %s, PyTorch threads %s" % (d["machine"], d["date"], tr["normiqa"]["threads"], tr["pytorch"]["threads"]))
+PY
