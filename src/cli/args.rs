@@ -64,13 +64,7 @@ pub struct DataArgs {
 
 /// The default CLIVE location: `../shared/data/clive` next to the repository.
 pub fn default_clive_root() -> PathBuf {
-    for base in [PathBuf::from("."), std::env::current_exe().ok().and_then(|e| e.ancestors().nth(3).map(|p| p.to_path_buf())).unwrap_or_default()] {
-        let p = base.join("../shared/data/clive");
-        if p.exists() {
-            return p;
-        }
-    }
-    PathBuf::from("../shared/data/clive")
+    crate::locate::find(std::path::Path::new("../shared/data/clive"), |p| p.exists()).unwrap_or_else(|| PathBuf::from("../shared/data/clive"))
 }
 
 impl DataArgs {

@@ -24,12 +24,7 @@ pub struct DemoArgs {
 
 /// The bundled sample (`assets/clive-sample`), found from the working directory or the binary.
 pub fn sample_dir() -> Option<PathBuf> {
-    let rel = Path::new("assets/clive-sample");
-    let mut bases = vec![PathBuf::from(".")];
-    if let Ok(exe) = std::env::current_exe() {
-        bases.extend(exe.ancestors().skip(1).take(4).map(Path::to_path_buf));
-    }
-    bases.into_iter().map(|b| b.join(rel)).find(|p| p.join("mos.csv").exists())
+    crate::locate::find(Path::new("assets/clive-sample"), |p| p.join("mos.csv").exists())
 }
 
 fn val_plcc_per_epoch(dir: &Path) -> Result<Vec<f64>> {

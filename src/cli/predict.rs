@@ -90,12 +90,7 @@ pub fn default_model_dir() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("NORMIQA_MODEL") {
         return Some(PathBuf::from(p));
     }
-    let rel = Path::new("models/clive-efficientnet-lite0");
-    let mut bases = vec![PathBuf::from(".")];
-    if let Ok(exe) = std::env::current_exe() {
-        bases.extend(exe.ancestors().skip(1).take(4).map(Path::to_path_buf));
-    }
-    bases.into_iter().map(|b| b.join(rel)).find(|p| p.join("run.json").exists())
+    crate::locate::find(Path::new("models/clive-efficientnet-lite0"), |p| p.join("run.json").exists())
 }
 
 #[derive(serde::Serialize)]

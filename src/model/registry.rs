@@ -78,14 +78,7 @@ impl BackboneName {
         if let Some(p) = std::env::var_os("NORMIQA_EFFICIENTNET_LITE0") {
             return Some(PathBuf::from(p));
         }
-        let mut candidates = vec![PathBuf::from(".venv/efficientnet-lite0.pth")];
-        if let Ok(exe) = std::env::current_exe() {
-            // target/{release,debug}/normiqa → repository root
-            for anc in exe.ancestors().skip(1).take(4) {
-                candidates.push(anc.join(".venv/efficientnet-lite0.pth"));
-            }
-        }
-        candidates.into_iter().find(|p| p.exists())
+        crate::locate::find(std::path::Path::new(".venv/efficientnet-lite0.pth"), |p| p.exists())
     }
 }
 

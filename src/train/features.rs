@@ -3,8 +3,9 @@
 //! and backbone skip the backbone entirely.
 //!
 //! The cache key covers everything the features depend on: backbone, pretrained-weight file
-//! (path, size, modification time), pooling, pyramid levels, resize rules, and the image paths in
-//! order. A key file next to the tensors is compared in full before a cache file is used.
+//! (canonical path, size, modification time), pooling, pyramid levels, resize rules, and the
+//! canonical image paths in order (so `./x` and `x` hit the same entry). A key file next to the
+//! tensors is compared in full before a cache file is used.
 
 use std::path::{Path, PathBuf};
 
@@ -25,16 +26,20 @@ pub fn cache_key(model: &ModelConfig, weights: Option<&Path>, resize: &str, path
             let meta = std::fs::metadata(w).ok();
             let size = meta.as_ref().map(|m| m.len()).unwrap_or(0);
             let mtime = meta.and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs()).unwrap_or(0);
-            format!("{}|{size}|{mtime}", w.display())
+            format!("{}|{size}|{mtime}", canonical(w).display())
         }
         None => "random".into(),
     };
     let mut key = format!("v1|{}|{:?}|{}|{}|{wdesc}|{resize}\n", model.backbone, model.pool, model.p6, model.p7);
     for p in paths {
-        key.push_str(&p.display().to_string());
+        key.push_str(&canonical(p).display().to_string());
         key.push('\n');
     }
     key
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// FNV-1a, 64 bits: a stable file name for a key.

@@ -16,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
 
-use super::checkpoint::{self, HeadMetrics, RunInfo, SetSizes, Timings, TrainedModel};
+use super::checkpoint::{self, HeadMetrics, RunInfo, SetSizes, Timings};
 use super::config::{FrozenMode, OptimizerKind, TrainConfig};
 use super::data::{self as train_data, LoadedData};
 use crate::batch;
@@ -458,9 +458,4 @@ pub fn write_predictions(path: &Path, dataset: &normiqa_core::data::Dataset, idx
     }
     w.flush()?;
     Ok(())
-}
-
-/// Loads a run directory for inference (see [`TrainedModel::load`]).
-pub fn load_trained(dir: &Path, device: Device, weights: Option<&Path>) -> Result<TrainedModel> {
-    TrainedModel::load(dir, device, weights)
 }
