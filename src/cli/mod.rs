@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod demo;
+pub mod distill;
 pub mod metrics;
 pub mod predict;
 pub mod test;
@@ -28,6 +29,8 @@ pub enum Command {
     Metrics(metrics::MetricsArgs),
     /// A first tour: train on a bundled CLIVE sample with Norm-in-Norm and MSE, score images.
     Demo(demo::DemoArgs),
+    /// Multi-Rate Knowledge Distillation (MRKD): baseline / URKD / MRKD over seeds, tables, plots.
+    Distill(distill::DistillArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -37,5 +40,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(a) => predict::run(a),
         Command::Metrics(a) => metrics::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Distill(a) => distill::run(a),
     }
 }
