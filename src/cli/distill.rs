@@ -15,7 +15,8 @@ use crate::train::config::OptimizerKind;
 #[derive(Args, Debug)]
 pub struct DistillArgs {
     /// Read the whole experiment from a TOML file (see experiments/mrkd/); the other options
-    /// are then ignored, except --out, --device and --seeds.
+    /// are then ignored, except --out, --device, --seeds, --variants, --teacher-lr, --student-lr
+    /// and --urkd-lr.
     #[arg(long)]
     pub config: Option<PathBuf>,
     #[command(flatten)]
@@ -37,11 +38,12 @@ pub struct DistillArgs {
     /// Random backbone initialisation, for tests only.
     #[arg(long)]
     pub random_init: bool,
-    /// η_max of the teacher (large) and the student (small).
-    #[arg(long, default_value_t = 0.1)]
-    pub teacher_lr: f64,
-    #[arg(long, default_value_t = 0.01)]
-    pub student_lr: f64,
+    /// η_max of the teacher (large; default 0.1) and the student (small; default 0.01). With
+    /// --config they override the file's rates (for sweeps such as the lr ablation).
+    #[arg(long)]
+    pub teacher_lr: Option<f64>,
+    #[arg(long)]
+    pub student_lr: Option<f64>,
     /// Rate of both URKD models (default: --student-lr).
     #[arg(long)]
     pub urkd_lr: Option<f64>,
@@ -89,9 +91,9 @@ pub struct DistillArgs {
     /// Seeds (each: split, initialisation, batch order), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub seeds: Option<Vec<u64>>,
-    /// Variants to run, comma-separated: baseline, urkd, mrkd.
-    #[arg(long, value_delimiter = ',', default_value = "baseline,urkd,mrkd")]
-    pub variants: Vec<Variant>,
+    /// Variants to run, comma-separated: baseline, urkd, mrkd (default all; overrides --config).
+    #[arg(long, value_delimiter = ',')]
+    pub variants: Option<Vec<Variant>>,
     #[arg(long, default_value_t = 0)]
     pub eval_batch_size: usize,
     /// cpu, cuda, cuda:N or auto.
@@ -120,9 +122,10 @@ impl DistillArgs {
                 lr,
                 weights: w.clone(),
             };
-            let mut run = DistillConfig::new(self.data.to_config()?, self.teacher_lr, self.student_lr);
-            run.teacher = member(self.teacher_model, self.teacher_arch, self.teacher_lr, &self.teacher_weights);
-            run.student = member(self.student_model, self.student_arch, self.student_lr, &self.student_weights);
+            let (tlr, slr) = (self.teacher_lr.unwrap_or(0.1), self.student_lr.unwrap_or(0.01));
+            let mut run = DistillConfig::new(self.data.to_config()?, tlr, slr);
+            run.teacher = member(self.teacher_model, self.teacher_arch, tlr, &self.teacher_weights);
+            run.student = member(self.student_model, self.student_arch, slr, &self.student_weights);
             run.random_init = self.random_init;
             run.loss = LossConfig { kind, detach: false, monotonicity: None };
             run.beta = [self.beta[0], self.beta[1], self.beta[2]];
@@ -144,7 +147,7 @@ impl DistillArgs {
             run.eval_batch_size = self.eval_batch_size;
             Experiment {
                 run,
-                variants: self.variants.clone(),
+                variants: vec![Variant::Baseline, Variant::Urkd, Variant::Mrkd],
                 seeds: vec![1, 2, 3],
                 urkd_lr: self.urkd_lr,
                 save_weights: self.save_weights,
@@ -153,6 +156,18 @@ impl DistillArgs {
         };
         if let Some(s) = &self.seeds {
             exp.seeds = s.clone();
+        }
+        if let Some(v) = &self.variants {
+            exp.variants = v.clone();
+        }
+        if let Some(lr) = self.teacher_lr {
+            exp.run.teacher.lr = lr;
+        }
+        if let Some(lr) = self.student_lr {
+            exp.run.student.lr = lr;
+        }
+        if self.urkd_lr.is_some() {
+            exp.urkd_lr = self.urkd_lr;
         }
         if let Some(d) = &self.device {
             exp.run.device = d.clone();
