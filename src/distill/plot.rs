@@ -90,7 +90,7 @@ pub fn per_type_bars(res: &ExperimentResults, path: &Path) -> Result<()> {
     }
     let lo = groups.iter().flat_map(|g| g.1.iter().map(|v| v.0 - v.1)).filter(|v| v.is_finite()).fold(1.0f64, f64::min);
     let ymin = if lo >= 0.0 { 0.0 } else { (lo * 10.0).floor() / 10.0 };
-    let (w, h) = ((160 + 46 * groups.len() as u32).max(640), 560u32);
+    let (w, h) = ((160 + 46 * groups.len() as u32).max(820), 560u32);
     let mut buf = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
