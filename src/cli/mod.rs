@@ -3,6 +3,7 @@
 pub mod args;
 pub mod decode;
 pub mod demo;
+pub mod distill;
 pub mod metrics;
 pub mod predict;
 pub mod test;
@@ -31,6 +32,8 @@ pub enum Command {
     Decode(decode::DecodeArgs),
     /// A first tour: train on a bundled CLIVE sample with Norm-in-Norm and MSE, score images.
     Demo(demo::DemoArgs),
+    /// Multi-Rate Knowledge Distillation (MRKD): baseline / URKD / MRKD over seeds, tables, plots.
+    Distill(distill::DistillArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -41,5 +44,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Metrics(a) => metrics::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Decode(a) => decode::run(a),
+        Command::Distill(a) => distill::run(a),
     }
 }

@@ -1,0 +1,199 @@
+//! `normiqa distill`: Multi-Rate Knowledge Distillation (MRKD, issue 5) — baseline / URKD / MRKD
+//! over several seeds, with tables and plots.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::args::DataArgs;
+use crate::distill::{Arch, Direction, DistillConfig, Experiment, LrUnit, MemberConfig, Selection, Variant};
+use crate::loss::{LossConfig, LossKind};
+use crate::model::{BackboneName, ModelConfig};
+use crate::train::config::OptimizerKind;
+
+#[derive(Args, Debug)]
+pub struct DistillArgs {
+    /// Read the whole experiment from a TOML file (see experiments/mrkd/); the other options
+    /// are then ignored, except --out, --device, --seeds, --variants, --teacher-lr, --student-lr
+    /// and --urkd-lr.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Teacher model: linearity (LinearityIQA) or plain (backbone + global average pooling + linear).
+    #[arg(long, default_value = "linearity")]
+    pub teacher_model: Arch,
+    #[arg(long, default_value = "linearity")]
+    pub student_model: Arch,
+    #[arg(long, default_value = "efficientnet-lite0")]
+    pub teacher_arch: BackboneName,
+    #[arg(long, default_value = "efficientnet-lite0")]
+    pub student_arch: BackboneName,
+    /// Pretrained backbone weights of the teacher / student (.pth).
+    #[arg(long)]
+    pub teacher_weights: Option<PathBuf>,
+    #[arg(long)]
+    pub student_weights: Option<PathBuf>,
+    /// Random backbone initialisation, for tests only.
+    #[arg(long)]
+    pub random_init: bool,
+    /// η_max of the teacher (large; default 0.1) and the student (small; default 0.01). With
+    /// --config they override the file's rates (for sweeps such as the lr ablation).
+    #[arg(long)]
+    pub teacher_lr: Option<f64>,
+    #[arg(long)]
+    pub student_lr: Option<f64>,
+    /// Rate of both URKD models (default: --student-lr).
+    #[arg(long)]
+    pub urkd_lr: Option<f64>,
+    /// Shared η_min and T_max (epochs; default --epochs) of the cosine schedule (eq. 6).
+    #[arg(long, default_value_t = 0.0)]
+    pub eta_min: f64,
+    #[arg(long)]
+    pub t_max: Option<usize>,
+    /// Cosine step unit: epoch or step.
+    #[arg(long, default_value = "epoch", value_parser = ["epoch", "step"])]
+    pub lr_unit: String,
+    /// λ of eq. 5.
+    #[arg(long, default_value_t = 1.0)]
+    pub lambda: f64,
+    /// One-way distillation (teacher output detached) instead of mutual.
+    #[arg(long)]
+    pub one_way: bool,
+    /// Task loss: mse (the paper), norm-in-norm, mae, ...
+    #[arg(long = "loss", default_value = "mse")]
+    pub loss: String,
+    #[arg(long, default_value_t = 1.0)]
+    pub p: f64,
+    #[arg(long, default_value_t = 2.0)]
+    pub q: f64,
+    /// LinearityIQA head weights (head 6, head 7, fused).
+    #[arg(long, num_args = 3, default_values_t = [0.1, 0.1, 1.0])]
+    pub beta: Vec<f64>,
+    /// Optimiser: sgd or adam.
+    #[arg(long, default_value = "sgd")]
+    pub optimizer: String,
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f64,
+    #[arg(long = "weight-decay", default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Backbone rate = lr · ratio; 0 (default) freezes the backbones and uses cached features.
+    #[arg(long, default_value_t = 0.0)]
+    pub ft_lr_ratio: f64,
+    /// Train on raw MOS instead of train-set z-scored MOS.
+    #[arg(long)]
+    pub raw_mos: bool,
+    #[arg(short = 'e', long, default_value_t = 30)]
+    pub epochs: usize,
+    #[arg(short = 'b', long, default_value_t = 16)]
+    pub batch_size: usize,
+    /// Seeds (each: split, initialisation, batch order), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Option<Vec<u64>>,
+    /// Variants to run, comma-separated: baseline, urkd, mrkd (default all; overrides --config).
+    #[arg(long, value_delimiter = ',')]
+    pub variants: Option<Vec<Variant>>,
+    #[arg(long, default_value_t = 0)]
+    pub eval_batch_size: usize,
+    /// cpu, cuda, cuda:N or auto.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Save both models' final weights in every run directory.
+    #[arg(long)]
+    pub save_weights: bool,
+    #[arg(long)]
+    pub no_plots: bool,
+    /// Output directory (default runs/distill-<dataset>-t<lr>-s<lr>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+impl DistillArgs {
+    pub fn to_experiment(&self) -> Result<Experiment> {
+        let mut exp = if let Some(path) = &self.config {
+            let s = std::fs::read_to_string(path).with_context(|| format!("reading --config {}", path.display()))?;
+            toml::from_str::<Experiment>(&s).with_context(|| format!("parsing --config {}", path.display()))?
+        } else {
+            let kind = LossKind::from_parts(&self.loss, self.p, self.q, [1.0, 0.0]).context("--loss")?;
+            let member = |arch: Arch, bb: BackboneName, lr: f64, w: &Option<PathBuf>| MemberConfig {
+                arch,
+                model: ModelConfig { backbone: bb, ..Default::default() },
+                lr,
+                weights: w.clone(),
+            };
+            let (tlr, slr) = (self.teacher_lr.unwrap_or(0.1), self.student_lr.unwrap_or(0.01));
+            let mut run = DistillConfig::new(self.data.to_config()?, tlr, slr);
+            run.teacher = member(self.teacher_model, self.teacher_arch, tlr, &self.teacher_weights);
+            run.student = member(self.student_model, self.student_arch, slr, &self.student_weights);
+            run.random_init = self.random_init;
+            run.loss = LossConfig { kind, detach: false, monotonicity: None };
+            run.beta = [self.beta[0], self.beta[1], self.beta[2]];
+            run.lambda = self.lambda;
+            run.direction = if self.one_way { Direction::OneWay } else { Direction::Mutual };
+            run.optimizer = match self.optimizer.as_str() {
+                "sgd" => OptimizerKind::Sgd { momentum: self.momentum },
+                "adam" => OptimizerKind::Adam,
+                o => anyhow::bail!("--optimizer {o}: expected sgd or adam"),
+            };
+            run.weight_decay = self.weight_decay;
+            run.eta_min = self.eta_min;
+            run.t_max = self.t_max;
+            run.lr_unit = if self.lr_unit == "step" { LrUnit::Step } else { LrUnit::Epoch };
+            run.ft_lr_ratio = self.ft_lr_ratio;
+            run.normalize_mos = !self.raw_mos;
+            run.epochs = self.epochs;
+            run.batch_size = self.batch_size;
+            run.eval_batch_size = self.eval_batch_size;
+            Experiment {
+                run,
+                variants: vec![Variant::Baseline, Variant::Urkd, Variant::Mrkd],
+                seeds: vec![1, 2, 3],
+                urkd_lr: self.urkd_lr,
+                save_weights: self.save_weights,
+                plots: !self.no_plots,
+            }
+        };
+        if let Some(s) = &self.seeds {
+            exp.seeds = s.clone();
+        }
+        if let Some(v) = &self.variants {
+            exp.variants = v.clone();
+        }
+        if let Some(lr) = self.teacher_lr {
+            exp.run.teacher.lr = lr;
+        }
+        if let Some(lr) = self.student_lr {
+            exp.run.student.lr = lr;
+        }
+        if self.urkd_lr.is_some() {
+            exp.urkd_lr = self.urkd_lr;
+        }
+        if let Some(d) = &self.device {
+            exp.run.device = d.clone();
+        }
+        Ok(exp)
+    }
+}
+
+pub fn run(args: DistillArgs) -> Result<()> {
+    let exp = args.to_experiment()?;
+    let out = args.out.clone().unwrap_or_else(|| {
+        use crate::train::DatasetSpec as D;
+        let ds = match &exp.run.data.dataset {
+            D::Clive { .. } => "CLIVE",
+            D::Koniq { .. } => "KonIQ-10k",
+            D::Kadid { .. } => "KADID-10k",
+            D::Tid2013 { .. } => "TID2013",
+            D::Csv { .. } => "csv",
+        };
+        PathBuf::from("runs").join(format!("distill-{ds}-t{}-s{}", exp.run.teacher.lr, exp.run.student.lr))
+    });
+    let res = crate::distill::run_experiment(&exp, &out)?;
+    println!("run directory: {}", out.display());
+    println!("{:<8} {:<22} {:>8}  {:<16} {:<16}", "variant", "model", "eta_max", "final SRCC", "final PLCC");
+    for r in res.summary.iter().filter(|r| r.selection == Selection::Final) {
+        println!("{:<8} {:<22} {:>8}  {:<16} {:<16}", r.variant.name(), r.label, r.lr, r.test_srcc.fmt(), r.test_plcc.fmt());
+    }
+    Ok(())
+}
