@@ -18,7 +18,7 @@ for what in train predict epoch; do
   t=$($PY bench/bench_torch.py --what $what $QUICK --threads 2 2>/dev/null)
   printf '"%s": {"normiqa": %s, "pytorch": %s},\n' "$what" "$r" "$t" >> $out
 done
-printf '"machine": "%s", "date": "%s"}\n' "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" "$(date -u +%FT%TZ)" >> $out
+printf '"machine": "%s", "date": "%s", "loadavg_at_end": "%s"}\n' "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" "$(date -u +%FT%TZ)" "$(cut -d' ' -f1-3 /proc/loadavg)" >> $out
 $PY - "$out" <<'PY' | tee bench/last_run.md
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -39,5 +39,5 @@ row("CLIVE epoch: total (decode + features + heads + val)", r["total_s"], p["tot
 print("| what | normiqa | PyTorch %s | speed-up (PyTorch time / normiqa time) |" % ep["pytorch"]["torch"])
 print("|---|---|---|---|")
 print("\n".join(rows))
-print("\nmachine: %s; %s; normiqa threads %s, PyTorch threads %s" % (d["machine"], d["date"], tr["normiqa"]["threads"], tr["pytorch"]["threads"]))
+print("\nmachine: %s; %s; load average at the end %s; normiqa threads %s, PyTorch threads %s" % (d["machine"], d["date"], d["loadavg_at_end"], tr["normiqa"]["threads"], tr["pytorch"]["threads"]))
 PY
