@@ -9,4 +9,5 @@ pub mod batch;
 pub mod cli;
 pub mod loss;
 pub mod model;
+pub mod report;
 pub mod train;

@@ -2,8 +2,10 @@
 
 pub mod args;
 pub mod demo;
+pub mod fr;
 pub mod metrics;
 pub mod predict;
+pub mod synth;
 pub mod test;
 pub mod train;
 
@@ -28,6 +30,10 @@ pub enum Command {
     Metrics(metrics::MetricsArgs),
     /// A first tour: train on a bundled CLIVE sample with Norm-in-Norm and MSE, score images.
     Demo(demo::DemoArgs),
+    /// Generate a KADID-style synthetic dataset (25 distortions x 5 levels, FR-metric labels).
+    Synth(synth::SynthArgs),
+    /// Full-reference metrics (PSNR, SSIM, MS-SSIM, GMSD) of images or folders against references.
+    Fr(fr::FrArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -37,5 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(a) => predict::run(a),
         Command::Metrics(a) => metrics::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Synth(a) => synth::run(a),
+        Command::Fr(a) => fr::run(a),
     }
 }
