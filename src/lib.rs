@@ -11,4 +11,5 @@ pub mod distill;
 pub mod locate;
 pub mod loss;
 pub mod model;
+pub mod report;
 pub mod train;

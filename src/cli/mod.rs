@@ -4,8 +4,10 @@ pub mod args;
 pub mod decode;
 pub mod demo;
 pub mod distill;
+pub mod fr;
 pub mod metrics;
 pub mod predict;
+pub mod synth;
 pub mod test;
 pub mod train;
 
@@ -34,6 +36,10 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Multi-Rate Knowledge Distillation (MRKD): baseline / URKD / MRKD over seeds, tables, plots.
     Distill(distill::DistillArgs),
+    /// Generate a KADID-style synthetic dataset (25 distortions x 5 levels, FR-metric labels).
+    Synth(synth::SynthArgs),
+    /// Full-reference metrics (PSNR, SSIM, MS-SSIM, GMSD) of images or folders against references.
+    Fr(fr::FrArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -45,5 +51,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => demo::run(a),
         Command::Decode(a) => decode::run(a),
         Command::Distill(a) => distill::run(a),
+        Command::Synth(a) => synth::run(a),
+        Command::Fr(a) => fr::run(a),
     }
 }

@@ -44,6 +44,9 @@ pub struct TestArgs {
     pub device: String,
     #[arg(long)]
     pub json: bool,
+    /// Write a per-distortion-type SROCC bar chart (PNG) here (datasets with a distortion column).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 /// SROCC/PLCC of the fused head per distortion type, sorted from hardest (lowest SROCC).
@@ -97,6 +100,14 @@ pub fn run(args: TestArgs) -> Result<()> {
     let dist: Vec<Option<String>> = idx.iter().map(|&i| dataset.samples[i].distortion.clone()).collect();
     let mapped = tm.info.mapping[2].apply(&out[2]);
     let per_type = if dist.iter().any(|d| d.is_some()) { per_distortion(&dist, &mapped, &mos) } else { vec![] };
+    if let Some(p) = &args.plot {
+        if per_type.is_empty() {
+            bail!("--plot: {} has no distortion column, nothing to plot per type", dataset.name);
+        }
+        let title = format!("{} ({:?} set, {} images): SROCC per distortion type", dataset.name, set, idx.len());
+        crate::report::per_type::plot_per_type(&per_type, &title, Some(metrics[2].srocc), p)?;
+        tracing::info!("per-type chart written to {}", p.display());
+    }
     if args.json {
         let types: Vec<_> = per_type.iter().map(|(n, m)| serde_json::json!({"distortion": n, "metrics": m})).collect();
         println!(

@@ -1,0 +1,191 @@
+//! `normiqa fr`: full-reference metrics (PSNR, SSIM, MS-SSIM, GMSD; see [`normiqa_core::fr`]) of
+//! a distorted image against its reference, or of every image of a folder against a reference
+//! folder.
+//!
+//! Folder pairing: each file of `--dist` is paired with the file of `--ref` of the same name;
+//! failing that, with the reference whose stem is the distorted stem without a KADID-style
+//! `_<dd>_<l>` suffix (so `normiqa fr --ref OUT/references --dist OUT/images` works on a
+//! `normiqa synth` output). Unpaired files are reported and skipped.
+//!
+//! Values are the metrics' own (GMSD is lower-is-better, the others higher-is-better). A metric
+//! that cannot score an image (MS-SSIM below 176×176 px) gives `null` in JSON and `-` in the table.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use normiqa_core::fr::FrMetric;
+use rayon::prelude::*;
+
+#[derive(Args, Debug)]
+pub struct FrArgs {
+    /// Reference image, or folder of reference images.
+    #[arg(long = "ref")]
+    pub reference: PathBuf,
+    /// Distorted image, or folder of distorted images (paired by file name).
+    #[arg(long)]
+    pub dist: PathBuf,
+    /// `all` or a comma list of psnr, ssim, ms-ssim, gmsd.
+    #[arg(long, default_value = "all")]
+    pub metric: String,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `--metric`.
+pub fn parse_metrics(s: &str) -> Result<Vec<FrMetric>> {
+    if s.trim().eq_ignore_ascii_case("all") {
+        return Ok(FrMetric::ALL.to_vec());
+    }
+    let mut out = Vec::new();
+    for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let m: FrMetric = p.parse().map_err(|e| anyhow::anyhow!("--metric: {e}"))?;
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    if out.is_empty() {
+        bail!("--metric {s:?}: no metric given");
+    }
+    Ok(out)
+}
+
+/// One scored pair: metric values in the order asked (`None`: the metric cannot score it).
+#[derive(Debug, Clone)]
+pub struct FrPair {
+    pub reference: PathBuf,
+    pub distorted: PathBuf,
+    pub values: Vec<Option<f64>>,
+    /// Why a metric gave no value (the first such error).
+    pub note: Option<String>,
+}
+
+/// Scores one pair of files.
+pub fn score_pair(reference: &Path, distorted: &Path, metrics: &[FrMetric]) -> Result<FrPair> {
+    let a = image::open(reference).with_context(|| format!("reading {}", reference.display()))?.to_rgb8();
+    let b = image::open(distorted).with_context(|| format!("reading {}", distorted.display()))?.to_rgb8();
+    if a.dimensions() != b.dimensions() {
+        bail!(
+            "{} is {}x{} but its reference {} is {}x{}",
+            distorted.display(),
+            b.width(),
+            b.height(),
+            reference.display(),
+            a.width(),
+            a.height()
+        );
+    }
+    let mut note = None;
+    let values = metrics
+        .iter()
+        .map(|m| match m.compute(&a, &b) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                note.get_or_insert_with(|| e.to_string());
+                None
+            }
+        })
+        .collect();
+    Ok(FrPair { reference: reference.to_path_buf(), distorted: distorted.to_path_buf(), values, note })
+}
+
+/// The stem without a KADID-style `_<dd>_<l>` suffix (`kodim01_09_3` → `kodim01`).
+pub fn kadid_reference_stem(stem: &str) -> Option<&str> {
+    let mut parts = stem.rsplitn(3, '_');
+    let (l, d, r) = (parts.next()?, parts.next()?, parts.next()?);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    (digits(l) && digits(d) && !r.is_empty()).then_some(r)
+}
+
+/// Pairs the files of two folders (see the module doc). Returns the pairs (in distorted-name
+/// order) and the distorted files without a reference.
+pub fn pair_folders(ref_dir: &Path, dist_dir: &Path) -> Result<(Vec<(PathBuf, PathBuf)>, Vec<PathBuf>)> {
+    let refs = super::synth::list_images(ref_dir)?;
+    let by_name: HashMap<String, &PathBuf> =
+        refs.iter().filter_map(|p| Some((p.file_name()?.to_str()?.to_string(), p))).collect();
+    let by_stem: HashMap<String, &PathBuf> =
+        refs.iter().filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p))).collect();
+    let (mut pairs, mut unpaired) = (Vec::new(), Vec::new());
+    for d in super::synth::list_images(dist_dir)? {
+        let name = d.file_name().and_then(|s| s.to_str()).unwrap_or("");
+        let stem = d.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let r = by_name.get(name).or_else(|| kadid_reference_stem(stem).and_then(|s| by_stem.get(s)));
+        match r {
+            Some(r) => pairs.push(((*r).clone(), d)),
+            None => unpaired.push(d),
+        }
+    }
+    Ok((pairs, unpaired))
+}
+
+pub fn run(args: FrArgs) -> Result<()> {
+    let metrics = parse_metrics(&args.metric)?;
+    let (pairs, unpaired) = match (args.reference.is_dir(), args.dist.is_dir()) {
+        (false, false) => (vec![(args.reference.clone(), args.dist.clone())], vec![]),
+        (true, true) => pair_folders(&args.reference, &args.dist)?,
+        _ => bail!("--ref and --dist must both be files or both be folders"),
+    };
+    if pairs.is_empty() {
+        bail!("no pair of images to score ({} distorted files without a reference)", unpaired.len());
+    }
+    let scored: Vec<FrPair> = pairs.par_iter().map(|(r, d)| score_pair(r, d, &metrics)).collect::<Result<_>>()?;
+    let means: Vec<Option<f64>> = (0..metrics.len())
+        .map(|k| {
+            let v: Vec<f64> = scored.iter().filter_map(|p| p.values[k]).collect();
+            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+        })
+        .collect();
+    if args.json {
+        let obj = |values: &[Option<f64>]| -> serde_json::Value {
+            let mut o = serde_json::Map::new();
+            for (m, v) in metrics.iter().zip(values) {
+                o.insert(m.name().into(), serde_json::json!(v));
+            }
+            serde_json::Value::Object(o)
+        };
+        let pairs_json: Vec<_> = scored
+            .iter()
+            .map(|p| {
+                serde_json::json!({"reference": p.reference, "distorted": p.distorted, "metrics": obj(&p.values), "note": p.note})
+            })
+            .collect();
+        let out = if scored.len() == 1 && unpaired.is_empty() && !args.dist.is_dir() {
+            pairs_json.into_iter().next().unwrap()
+        } else {
+            serde_json::json!({"pairs": pairs_json, "mean": obj(&means), "unpaired": unpaired})
+        };
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let fmt = |v: &Option<f64>| v.map_or_else(|| format!("{:>10}", "-"), |x| format!("{x:>10.4}"));
+    let width = scored.iter().map(|p| p.distorted.display().to_string().len()).max().unwrap_or(5).clamp(5, 60);
+    print!("{:<width$}", "image");
+    for m in &metrics {
+        print!(" {:>10}", m.name());
+    }
+    println!();
+    for p in &scored {
+        print!("{:<width$}", p.distorted.display().to_string());
+        for v in &p.values {
+            print!(" {}", fmt(v));
+        }
+        println!();
+    }
+    if scored.len() > 1 {
+        print!("{:<width$}", format!("mean ({})", scored.len()));
+        for v in &means {
+            print!(" {}", fmt(v));
+        }
+        println!();
+    }
+    if let Some(n) = scored.iter().find_map(|p| p.note.as_ref()) {
+        println!("note: {n}");
+    }
+    if !unpaired.is_empty() {
+        println!("{} distorted files without a reference were skipped (first: {})", unpaired.len(), unpaired[0].display());
+    }
+    println!("(psnr: dB, higher is better; ssim, ms-ssim: higher is better; gmsd: lower is better)");
+    Ok(())
+}

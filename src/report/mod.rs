@@ -1,0 +1,3 @@
+//! Reports: plots and tables of results.
+
+pub mod per_type;
