@@ -7,6 +7,8 @@ pub use normiqa_core::{data, fr, metrics, synth, weights};
 
 pub mod batch;
 pub mod cli;
+pub mod experiment;
 pub mod loss;
 pub mod model;
+pub mod report;
 pub mod train;

@@ -4,6 +4,8 @@ pub mod args;
 pub mod demo;
 pub mod metrics;
 pub mod predict;
+pub mod report;
+pub mod run;
 pub mod test;
 pub mod train;
 
@@ -28,6 +30,10 @@ pub enum Command {
     Metrics(metrics::MetricsArgs),
     /// A first tour: train on a bundled CLIVE sample with Norm-in-Norm and MSE, score images.
     Demo(demo::DemoArgs),
+    /// Run an experiment file (a base config plus sweeps): every combination, skipping finished ones.
+    Run(run::RunArgs),
+    /// Figures (PNG) and tables (markdown) of a run or experiment directory.
+    Report(report::ReportArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -37,5 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict(a) => predict::run(a),
         Command::Metrics(a) => metrics::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Report(a) => report::run(a),
     }
 }

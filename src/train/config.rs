@@ -98,6 +98,20 @@ pub enum FrozenMode {
 pub enum OptimizerKind {
     Adam,
     Sgd { momentum: f64 },
+    /// torch.optim.Adadelta (the reference's suppl. Table A1); the usual lr is 1.0.
+    Adadelta {
+        #[serde(default = "default_rho")]
+        rho: f64,
+        #[serde(default = "default_adadelta_eps")]
+        eps: f64,
+    },
+}
+
+fn default_rho() -> f64 {
+    0.9
+}
+fn default_adadelta_eps() -> f64 {
+    1e-6
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

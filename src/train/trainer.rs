@@ -138,6 +138,33 @@ struct IterLog {
     bhat: f64,
 }
 
+/// tch's optimisers, or ours.
+enum Opt {
+    Tch(nn::Optimizer),
+    Adadelta(super::adadelta::Adadelta),
+}
+
+impl Opt {
+    fn set_lr_group(&mut self, group: usize, lr: f64) {
+        match self {
+            Opt::Tch(o) => o.set_lr_group(group, lr),
+            Opt::Adadelta(o) => o.set_lr_group(group, lr),
+        }
+    }
+    fn zero_grad(&mut self) {
+        match self {
+            Opt::Tch(o) => o.zero_grad(),
+            Opt::Adadelta(o) => o.zero_grad(),
+        }
+    }
+    fn step(&mut self) {
+        match self {
+            Opt::Tch(o) => o.step(),
+            Opt::Adadelta(o) => o.step(),
+        }
+    }
+}
+
 /// Result of [`train`].
 pub struct TrainOutcome {
     pub dir: PathBuf,
@@ -240,8 +267,9 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
     };
 
     let mut opt = match cfg.optimizer {
-        OptimizerKind::Adam => nn::Adam { wd: cfg.weight_decay, ..Default::default() }.build(&vs, cfg.lr)?,
-        OptimizerKind::Sgd { momentum } => nn::Sgd { momentum, wd: cfg.weight_decay, ..Default::default() }.build(&vs, cfg.lr)?,
+        OptimizerKind::Adam => Opt::Tch(nn::Adam { wd: cfg.weight_decay, ..Default::default() }.build(&vs, cfg.lr)?),
+        OptimizerKind::Sgd { momentum } => Opt::Tch(nn::Sgd { momentum, wd: cfg.weight_decay, ..Default::default() }.build(&vs, cfg.lr)?),
+        OptimizerKind::Adadelta { rho, eps } => Opt::Adadelta(super::adadelta::Adadelta::new(&vs, cfg.lr, rho, eps, cfg.weight_decay)),
     };
 
     let mut log = super::log::JsonlLog::create(&out.join(checkpoint::LOG))?;

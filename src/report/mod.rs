@@ -1,0 +1,4 @@
+//! Reports: figures (PNG) and tables (markdown, CSV) from run and experiment directories.
+
+pub mod plots;
+pub mod tables;
