@@ -39,6 +39,9 @@ pub struct ReportArgs {
     /// At most this many scatter plots.
     #[arg(long, default_value_t = 8)]
     pub max_scatter: usize,
+    /// Also write TensorBoard event files (<run>/tensorboard/) from each run's log.jsonl.
+    #[arg(long)]
+    pub tensorboard: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -47,16 +50,17 @@ pub struct ReportOptions {
     pub threshold: Option<f64>,
     pub metric: Option<String>,
     pub max_scatter: usize,
+    pub tensorboard: bool,
 }
 
 impl Default for ReportOptions {
     fn default() -> Self {
-        ReportOptions { out: None, threshold: None, metric: None, max_scatter: 8 }
+        ReportOptions { out: None, threshold: None, metric: None, max_scatter: 8, tensorboard: false }
     }
 }
 
 pub fn run(args: ReportArgs) -> Result<()> {
-    let opts = ReportOptions { out: args.out, threshold: args.threshold, metric: args.metric, max_scatter: args.max_scatter };
+    let opts = ReportOptions { out: args.out, threshold: args.threshold, metric: args.metric, max_scatter: args.max_scatter, tensorboard: args.tensorboard };
     let files = report(&args.dir, &opts)?;
     for f in &files {
         println!("{}", f.display());
@@ -189,9 +193,9 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
     // b̂ per iteration.
     {
         let chart = LineChart {
-            title: format!("b̂ (norm of the centred fused predictions) per iteration{}", pair_note(&results)),
+            title: format!("b-hat (norm of the centred fused predictions) per iteration{}", pair_note(&results)),
             x_label: "Iteration".into(),
-            y_label: "b̂".into(),
+            y_label: "b-hat".into(),
             series: reps
                 .iter()
                 .filter_map(|row| {
@@ -233,10 +237,18 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
         files.push(f);
     }
 
+    if opts.tensorboard {
+        for row in &results.rows {
+            if let Some(d) = row.data.as_ref().filter(|d| d.dir.join(checkpoint::LOG).exists()) {
+                files.push(crate::report::tensorboard::write_events(&d.dir)?);
+            }
+        }
+    }
+
     // Tables.
     let mut md = tables::results_markdown(&results);
     md.push_str("\n## Figures\n\n");
-    for f in &files {
+    for f in files.iter().filter(|f| f.extension().and_then(|x| x.to_str()) == Some("png")) {
         let name = f.file_name().unwrap().to_string_lossy();
         md.push_str(&format!("![{name}]({name})\n\n"));
     }

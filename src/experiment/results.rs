@@ -236,20 +236,26 @@ impl Results {
     pub fn apply_threshold(&mut self, value: Option<f64>, baseline: Option<&str>) {
         let metric = self.threshold_metric.clone();
         let pair = self.pair_over.clone();
-        let firsts: Vec<(Option<String>, String, Option<f64>)> = self
+        let firsts: Vec<(Option<String>, Option<f64>)> = self
             .rows
             .iter()
             .map(|r| {
                 let first = r.data.as_ref().and_then(|d| d.val_metric(&metric).first().map(|x| x.1));
-                (pair.as_deref().and_then(|p| r.param(p)).map(str::to_string), r.name.clone(), first)
+                (pair.as_deref().and_then(|p| r.param(p)).map(str::to_string), first)
             })
             .collect();
         for i in 0..self.rows.len() {
             let thr = match (value, baseline) {
                 (Some(v), _) => Some(v),
                 (None, Some(b)) => {
-                    let my_pair = &firsts[i].0;
-                    firsts.iter().find(|(p, n, _)| p == my_pair && n.contains(b)).and_then(|x| x.2)
+                    // The baseline run with the same pairing value that shares the most swept
+                    // values with this run (e.g. the same learning rate).
+                    let me = &self.rows[i];
+                    let shared = |o: &ResultRow| o.params.iter().filter(|p| me.params.contains(p)).count();
+                    (0..self.rows.len())
+                        .filter(|&j| firsts[j].0 == firsts[i].0 && self.rows[j].name.contains(b))
+                        .max_by_key(|&j| (shared(&self.rows[j]), std::cmp::Reverse(j)))
+                        .and_then(|j| firsts[j].1)
                 }
                 (None, None) => None,
             };

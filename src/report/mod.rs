@@ -2,3 +2,4 @@
 
 pub mod plots;
 pub mod tables;
+pub mod tensorboard;

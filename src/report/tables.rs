@@ -246,7 +246,7 @@ pub fn results_markdown(r: &Results) -> String {
     }
 
     let sums = summaries(r);
-    if r.pair_over.is_some() || sums.len() < r.rows.len() {
+    if r.pair_over.is_some() || sums.iter().any(|x| x.n > 1) {
         let _ = writeln!(
             s,
             "\n## Mean ± standard deviation per setting{}\n",

@@ -152,6 +152,10 @@ pub struct TrainConfig {
     pub seed: u64,
     #[serde(default)]
     pub frozen_mode: FrozenMode,
+    /// Training-set augmentation (rotation, flip, random crop) as the reference's `--augment`;
+    /// image-based paths only (not with cached frozen features).
+    #[serde(default)]
+    pub augment: Option<super::augment::Augment>,
     /// Evaluate train and test sets every epoch too (the reference's `--test_during_training`).
     #[serde(default)]
     pub test_during_training: bool,
@@ -232,6 +236,7 @@ impl TrainConfig {
             accumulation_steps: default_accum(),
             seed: default_seed(),
             frozen_mode: FrozenMode::default(),
+            augment: None,
             test_during_training: false,
             eval_batch_size: default_eval_bs(),
             device: default_device(),
@@ -259,6 +264,9 @@ impl TrainConfig {
         }
         if self.beta.iter().any(|b| !(*b >= 0.0)) || self.beta.iter().sum::<f64>() <= 0.0 {
             bail!("--beta {:?}: must be >= 0 with a positive sum", self.beta);
+        }
+        if self.augment.is_some() && self.frozen() && self.frozen_mode == FrozenMode::Cached {
+            bail!("augment: cached frozen features are computed once, without augmentation; use frozen_mode = \"reference\" or fine-tune (ft_lr_ratio > 0)");
         }
         let (r1, r2) = (self.data.train_ratio, self.data.train_val_ratio);
         if !(r1 > 0.0 && r1 <= r2 && r2 <= 1.0) {

@@ -276,6 +276,8 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
     log.write("start", &serde_json::json!({"config": cfg, "n_train": split.train.len(), "n_val": split.val.len(), "n_test": split.test.len()}))?;
 
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    // A separate stream, so that turning augmentation on does not change the batch order.
+    let mut aug_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_a06e);
     let sel = cfg.selection_head();
     let mut best: Option<(f64, usize)> = None;
     let mut best_val: Option<HeadMetrics> = None;
@@ -301,7 +303,14 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
                     model.heads.forward(&f6.index_select(0, &t), &f7.index_select(0, &t), true)
                 }
                 Inputs::Images(images) => {
-                    let refs: Vec<&RgbImage> = idx.iter().map(|&i| &images[i]).collect();
+                    let augmented: Vec<RgbImage>;
+                    let refs: Vec<&RgbImage> = match &cfg.augment {
+                        Some(a) => {
+                            augmented = idx.iter().map(|&i| a.apply(&images[i], &mut aug_rng)).collect::<Result<_>>()?;
+                            augmented.iter().collect()
+                        }
+                        None => idx.iter().map(|&i| &images[i]).collect(),
+                    };
                     let x = batch::to_tensor(&refs, device)?;
                     if frozen {
                         // Reference mode: BatchNorm in train mode, no gradient through the backbone.
