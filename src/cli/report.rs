@@ -154,8 +154,10 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
                 continue;
             }
             if stage == "val" && m == metric {
-                if let Some(t) = reps.iter().find_map(|r| r.threshold) {
-                    chart.hlines.push((t, format!("threshold {t:.4}")));
+                for t in reps.iter().filter_map(|r| r.threshold) {
+                    if !chart.hlines.iter().any(|h| h.0 == t) {
+                        chart.hlines.push((t, format!("threshold {t:.4}")));
+                    }
                 }
             }
             let f = out.join(format!("curves_{stage}_{m}.png"));

@@ -101,7 +101,9 @@ impl Experiment {
     pub fn parse(text: &str, default_name: &str) -> Result<Self> {
         let mut table: toml::Table = toml::from_str(text).context("TOML syntax")?;
         let meta: ExperimentMeta = match table.remove("experiment") {
-            Some(v) => v.try_into().context("[experiment] table")?,
+            Some(v) => v.try_into().context(
+                "[experiment] table (in TOML, keys written after a [table] header belong to that table: put the base configuration keys before [experiment])",
+            )?,
             None => ExperimentMeta::default(),
         };
         let sweeps = match table.remove("sweep") {

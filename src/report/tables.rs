@@ -82,6 +82,9 @@ pub struct SettingSummary {
     pub rmse: (f64, f64),
     /// Mean epochs to the threshold over the runs that reached it, and how many did.
     pub epochs_to_threshold: Option<(f64, usize)>,
+    /// Runs with a threshold; and the mean with "never" counted as (epochs + 1): a lower bound.
+    pub with_threshold: usize,
+    pub epochs_lower_bound: Option<f64>,
 }
 
 pub fn summaries(r: &Results) -> Vec<SettingSummary> {
@@ -104,6 +107,14 @@ pub fn summaries(r: &Results) -> Vec<SettingSummary> {
                 return None;
             }
             let ett: Vec<f64> = rows.iter().filter_map(|r| r.epochs_to_threshold.map(|e| e as f64)).collect();
+            let thr_rows: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.threshold.is_some() && r.status() == "done")
+                .map(|r| match r.epochs_to_threshold {
+                    Some(e) => e as f64,
+                    None => r.data.as_ref().and_then(|d| d.config.as_ref()).map(|c| c.epochs as f64 + 1.0).unwrap_or(f64::NAN),
+                })
+                .collect();
             Some(SettingSummary {
                 setting: s,
                 n: tests.len(),
@@ -111,6 +122,8 @@ pub fn summaries(r: &Results) -> Vec<SettingSummary> {
                 plcc: mean_sd(&tests.iter().map(|m| m.plcc).collect::<Vec<_>>()),
                 rmse: mean_sd(&tests.iter().map(|m| m.rmse).collect::<Vec<_>>()),
                 epochs_to_threshold: (!ett.is_empty()).then(|| (ett.iter().sum::<f64>() / ett.len() as f64, ett.len())),
+                with_threshold: thr_rows.len(),
+                epochs_lower_bound: (!thr_rows.is_empty()).then(|| thr_rows.iter().sum::<f64>() / thr_rows.len() as f64),
             })
         })
         .collect()
@@ -252,21 +265,37 @@ pub fn results_markdown(r: &Results) -> String {
             "\n## Mean ± standard deviation per setting{}\n",
             r.pair_over.as_deref().map(|p| format!(" (over `{p}`)")).unwrap_or_default()
         );
-        let fastest = sums.iter().filter_map(|x| x.epochs_to_threshold.map(|e| e.0)).fold(f64::INFINITY, f64::min);
-        let _ = writeln!(s, "| setting | runs | SROCC | PLCC | RMSE | epochs to thr. (runs reaching it) | × fastest |\n|---|---|---|---|---|---|---|");
+        let fastest = sums.iter().filter(|x| x.epochs_to_threshold.map_or(false, |e| e.1 == x.with_threshold)).filter_map(|x| x.epochs_to_threshold.map(|e| e.0)).fold(f64::INFINITY, f64::min);
+        let _ = writeln!(
+            s,
+            "| setting | runs | SROCC | PLCC | RMSE | epochs to thr. (reached/runs) | × fastest |\n|---|---|---|---|---|---|---|"
+        );
         for x in &sums {
-            let (ett, ratio) = match x.epochs_to_threshold {
-                Some((e, k)) => (format!("{e:.1} ({k})"), format!("{:.2}", e / fastest)),
-                None => (String::new(), String::new()),
+            // Runs that never reached the threshold count as (epochs + 1): the ratio is then a
+            // lower bound (≥).
+            let (ett, ratio) = match (x.epochs_to_threshold, x.epochs_lower_bound) {
+                (Some((e, k)), Some(lb)) if k == x.with_threshold => (format!("{e:.1} ({k}/{})", x.with_threshold), format!("{:.2}", lb / fastest)),
+                (Some((e, k)), Some(lb)) => (format!("{e:.1} ({k}/{})", x.with_threshold), format!("≥ {:.2}", lb / fastest)),
+                (None, Some(lb)) if x.with_threshold > 0 => (format!("never (0/{})", x.with_threshold), format!("≥ {:.2}", lb / fastest)),
+                _ => (String::new(), String::new()),
             };
             let _ = writeln!(s, "| {} | {} | {} | {} | {} | {ett} | {ratio} |", x.setting, x.n, pm(x.srocc), pm(x.plcc), pm(x.rmse));
         }
     } else if sums.iter().any(|x| x.epochs_to_threshold.is_some()) {
         let fastest = sums.iter().filter_map(|x| x.epochs_to_threshold.map(|e| e.0)).fold(f64::INFINITY, f64::min);
-        let _ = writeln!(s, "\n## Epochs to threshold, relative to the fastest\n\n| run | epochs | × fastest |\n|---|---|---|");
-        for x in &sums {
-            if let Some((e, _)) = x.epochs_to_threshold {
-                let _ = writeln!(s, "| {} | {e:.0} | {:.2} |", x.setting, e / fastest);
+        let _ = writeln!(
+            s,
+            "\n## Epochs to threshold, relative to the fastest\n\n\"never\" counts as epochs + 1, so its ratio is a lower bound.\n\n| run | threshold | epochs | × fastest |\n|---|---|---|---|"
+        );
+        for (x, row) in sums.iter().zip(r.rows.iter().filter(|row| test_of(row).map_or(false, |m| m.srocc.is_finite()))) {
+            match (x.epochs_to_threshold, x.epochs_lower_bound) {
+                (Some((e, _)), _) => {
+                    let _ = writeln!(s, "| {} | {} | {e:.0} | {:.2} |", x.setting, num(row.threshold, 4), e / fastest);
+                }
+                (None, Some(lb)) => {
+                    let _ = writeln!(s, "| {} | {} | never | ≥ {:.2} |", x.setting, num(row.threshold, 4), lb / fastest);
+                }
+                _ => {}
             }
         }
     }
