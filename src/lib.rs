@@ -8,6 +8,7 @@ pub use normiqa_core::{data, fr, metrics, synth, weights};
 pub mod batch;
 pub mod cli;
 pub mod distill;
+pub mod experiment;
 pub mod locate;
 pub mod loss;
 pub mod model;

@@ -8,6 +8,8 @@ pub mod fr;
 pub mod metrics;
 pub mod predict;
 pub mod synth;
+pub mod report;
+pub mod run;
 pub mod test;
 pub mod train;
 
@@ -40,6 +42,10 @@ pub enum Command {
     Synth(synth::SynthArgs),
     /// Full-reference metrics (PSNR, SSIM, MS-SSIM, GMSD) of images or folders against references.
     Fr(fr::FrArgs),
+    /// Run an experiment file (a base config plus sweeps): every combination, skipping finished ones.
+    Run(run::RunArgs),
+    /// Figures (PNG) and tables (markdown) of a run or experiment directory.
+    Report(report::ReportArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -53,5 +59,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Distill(a) => distill::run(a),
         Command::Synth(a) => synth::run(a),
         Command::Fr(a) => fr::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Report(a) => report::run(a),
     }
 }

@@ -75,7 +75,7 @@ pub struct TrainArgs {
     pub lr_decay: f64,
     #[arg(long, default_value_t = 0.01)]
     pub overall_lr_decay: f64,
-    /// Optimiser: adam or sgd.
+    /// Optimiser: adam, sgd or adadelta (torch defaults rho 0.9, eps 1e-6; use --lr 1).
     #[arg(long, default_value = "adam")]
     pub optimizer: String,
     #[arg(long, default_value_t = 0.9)]
@@ -136,7 +136,8 @@ impl TrainArgs {
         cfg.optimizer = match self.optimizer.as_str() {
             "adam" => OptimizerKind::Adam,
             "sgd" => OptimizerKind::Sgd { momentum: self.momentum },
-            o => anyhow::bail!("--optimizer {o}: expected adam or sgd"),
+            "adadelta" => OptimizerKind::Adadelta { rho: 0.9, eps: 1e-6 },
+            o => anyhow::bail!("--optimizer {o}: expected adam, sgd or adadelta"),
         };
         cfg.lr = self.lr;
         cfg.ft_lr_ratio = self.ft_lr_ratio;

@@ -24,7 +24,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 use crate::batch;
 use crate::loss::{self, LossConfig, LossKind};
@@ -636,10 +636,7 @@ pub fn train_pair(cfg: &DistillConfig, data: &Prepared, seed: u64, out: Option<&
     }
     let mut opts = Vec::new();
     for m in &members {
-        opts.push(match cfg.optimizer {
-            OptimizerKind::Adam => nn::Adam { wd: cfg.weight_decay, ..Default::default() }.build(&m.vs, m.config.lr)?,
-            OptimizerKind::Sgd { momentum } => nn::Sgd { momentum, wd: cfg.weight_decay, ..Default::default() }.build(&m.vs, m.config.lr)?,
-        });
+        opts.push(crate::train::trainer::Opt::build(cfg.optimizer, &m.vs, m.config.lr, cfg.weight_decay)?);
     }
     let mut log = match out {
         Some(dir) => {

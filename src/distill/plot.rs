@@ -6,7 +6,6 @@
 //! - `curves.png`: per-epoch overall test SRCC of every model, mean over seeds.
 
 use std::path::Path;
-use std::sync::OnceLock;
 
 use anyhow::{anyhow, bail, Result};
 use plotters::coord::Shift;
@@ -15,32 +14,6 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{ExperimentResults, Selection, Variant};
 
-const FONT_CANDIDATES: [&str; 4] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-];
-
-/// Registers "sans-serif" once from `$NORMIQA_FONT` or a common system font.
-fn ensure_font() -> Result<()> {
-    static DONE: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    DONE.get_or_init(|| {
-        let mut cands: Vec<String> = std::env::var("NORMIQA_FONT").ok().into_iter().collect();
-        cands.extend(FONT_CANDIDATES.iter().map(|s| s.to_string()));
-        for c in cands {
-            if let Ok(bytes) = std::fs::read(&c) {
-                let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font("sans-serif", FontStyle::Normal, bytes).is_ok() {
-                    return Ok(());
-                }
-            }
-        }
-        Err("no TrueType font found (set NORMIQA_FONT=/path/to/font.ttf)".into())
-    })
-    .clone()
-    .map_err(|e| anyhow!(e))
-}
 
 const COLORS: [RGBColor; 3] = [RGBColor(120, 120, 120), RGBColor(70, 130, 200), RGBColor(220, 90, 40)];
 
@@ -56,7 +29,7 @@ fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 
 /// Writes every plot that the results support.
 pub fn all(res: &ExperimentResults, out: &Path) -> Result<()> {
-    ensure_font()?;
+    crate::report::font::register()?;
     per_type_bars(res, &out.join("per_type_srcc.png"))?;
     if res.runs.iter().any(|r| r.variant == Variant::Baseline)
         && res.runs[0].results.first().is_some_and(|r| !r.history[0].eval[0].test_per_type.is_empty())

@@ -98,6 +98,20 @@ pub enum FrozenMode {
 pub enum OptimizerKind {
     Adam,
     Sgd { momentum: f64 },
+    /// torch.optim.Adadelta (the reference's suppl. Table A1); the usual lr is 1.0.
+    Adadelta {
+        #[serde(default = "default_rho")]
+        rho: f64,
+        #[serde(default = "default_adadelta_eps")]
+        eps: f64,
+    },
+}
+
+fn default_rho() -> f64 {
+    0.9
+}
+fn default_adadelta_eps() -> f64 {
+    1e-6
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,6 +152,10 @@ pub struct TrainConfig {
     pub seed: u64,
     #[serde(default)]
     pub frozen_mode: FrozenMode,
+    /// Training-set augmentation (rotation, flip, random crop) as the reference's `--augment`;
+    /// image-based paths only (not with cached frozen features).
+    #[serde(default)]
+    pub augment: Option<super::augment::Augment>,
     /// Evaluate train and test sets every epoch too (the reference's `--test_during_training`).
     #[serde(default)]
     pub test_during_training: bool,
@@ -218,6 +236,7 @@ impl TrainConfig {
             accumulation_steps: default_accum(),
             seed: default_seed(),
             frozen_mode: FrozenMode::default(),
+            augment: None,
             test_during_training: false,
             eval_batch_size: default_eval_bs(),
             device: default_device(),
@@ -245,6 +264,9 @@ impl TrainConfig {
         }
         if self.beta.iter().any(|b| !(*b >= 0.0)) || self.beta.iter().sum::<f64>() <= 0.0 {
             bail!("--beta {:?}: must be >= 0 with a positive sum", self.beta);
+        }
+        if self.augment.is_some() && self.frozen() && self.frozen_mode == FrozenMode::Cached {
+            bail!("augment: cached frozen features are computed once, without augmentation; use frozen_mode = \"reference\" or fine-tune (ft_lr_ratio > 0)");
         }
         let (r1, r2) = (self.data.train_ratio, self.data.train_val_ratio);
         if !(r1 > 0.0 && r1 <= r2 && r2 <= 1.0) {

@@ -1,5 +1,7 @@
 //! Training: configuration, data loading for a run, the epoch loop, checkpoints and logs.
 
+pub mod adadelta;
+pub mod augment;
 pub mod checkpoint;
 pub mod config;
 pub mod data;

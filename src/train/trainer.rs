@@ -138,6 +138,41 @@ struct IterLog {
     bhat: f64,
 }
 
+/// tch's optimisers, or ours (Adadelta: tch has none).
+pub enum Opt {
+    Tch(nn::Optimizer),
+    Adadelta(super::adadelta::Adadelta),
+}
+
+impl Opt {
+    /// Builds the configured optimiser over all trainable variables of `vs` at rate `lr`.
+    pub fn build(kind: OptimizerKind, vs: &nn::VarStore, lr: f64, weight_decay: f64) -> Result<Self> {
+        Ok(match kind {
+            OptimizerKind::Adam => Opt::Tch(nn::Adam { wd: weight_decay, ..Default::default() }.build(vs, lr)?),
+            OptimizerKind::Sgd { momentum } => Opt::Tch(nn::Sgd { momentum, wd: weight_decay, ..Default::default() }.build(vs, lr)?),
+            OptimizerKind::Adadelta { rho, eps } => Opt::Adadelta(super::adadelta::Adadelta::new(vs, lr, rho, eps, weight_decay)),
+        })
+    }
+    pub fn set_lr_group(&mut self, group: usize, lr: f64) {
+        match self {
+            Opt::Tch(o) => o.set_lr_group(group, lr),
+            Opt::Adadelta(o) => o.set_lr_group(group, lr),
+        }
+    }
+    pub fn zero_grad(&mut self) {
+        match self {
+            Opt::Tch(o) => o.zero_grad(),
+            Opt::Adadelta(o) => o.zero_grad(),
+        }
+    }
+    pub fn step(&mut self) {
+        match self {
+            Opt::Tch(o) => o.step(),
+            Opt::Adadelta(o) => o.step(),
+        }
+    }
+}
+
 /// Result of [`train`].
 pub struct TrainOutcome {
     pub dir: PathBuf,
@@ -239,10 +274,7 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         None => Inputs::Images(&images),
     };
 
-    let mut opt = match cfg.optimizer {
-        OptimizerKind::Adam => nn::Adam { wd: cfg.weight_decay, ..Default::default() }.build(&vs, cfg.lr)?,
-        OptimizerKind::Sgd { momentum } => nn::Sgd { momentum, wd: cfg.weight_decay, ..Default::default() }.build(&vs, cfg.lr)?,
-    };
+    let mut opt = Opt::build(cfg.optimizer, &vs, cfg.lr, cfg.weight_decay)?;
 
     let mut log = super::log::JsonlLog::create(&out.join(checkpoint::LOG))?;
     log.write("start", &serde_json::json!({"config": cfg, "n_train": split.train.len(), "n_val": split.val.len(), "n_test": split.test.len()}))?;
@@ -254,6 +286,8 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         tch::set_num_threads(1);
     }
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
+    // A separate stream, so that turning augmentation on does not change the batch order.
+    let mut aug_rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_a06e);
     let sel = cfg.selection_head();
     let mut best: Option<(f64, usize)> = None;
     let mut best_val: Option<HeadMetrics> = None;
@@ -279,7 +313,14 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
                     model.heads.forward(&f6.index_select(0, &t), &f7.index_select(0, &t), true)
                 }
                 Inputs::Images(images) => {
-                    let refs: Vec<&RgbImage> = idx.iter().map(|&i| &images[i]).collect();
+                    let augmented: Vec<RgbImage>;
+                    let refs: Vec<&RgbImage> = match &cfg.augment {
+                        Some(a) => {
+                            augmented = idx.iter().map(|&i| a.apply(&images[i], &mut aug_rng)).collect::<Result<_>>()?;
+                            augmented.iter().collect()
+                        }
+                        None => idx.iter().map(|&i| &images[i]).collect(),
+                    };
                     let x = batch::to_tensor(&refs, device)?;
                     if frozen {
                         // Reference mode: BatchNorm in train mode, no gradient through the backbone.

@@ -1,0 +1,429 @@
+//! `normiqa report`: figures and tables of a run directory or an experiment directory.
+//!
+//! Run directory: validation (and train/test, when logged) SROCC/PLCC per epoch with the first
+//! epoch past `--threshold` circled, b̂ per iteration, predicted-vs-MOS scatter with the fitted
+//! line, `report.md`.
+//!
+//! Experiment directory (written by `normiqa run`, or any folder of run directories): the same
+//! curves with one line per setting (the first split/seed of each), circles at the first epoch
+//! past the experiment's threshold (Fig. 1), sweep curves for numeric swept keys (Fig. 5), bars
+//! for the others (backbones, Fig. 6; losses), b̂ curves (suppl. B), scatter plots (Fig. 7), and
+//! `report.md`: all runs, means per setting, paired t-tests (suppl. E).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use crate::experiment::results::{ResultRow, Results, RunData};
+use crate::experiment::runner::EXPERIMENT_TOML;
+use crate::experiment::spec::short_key;
+use crate::experiment::Experiment;
+use crate::report::plots::{self, LineChart, Series};
+use crate::report::tables;
+use crate::train::checkpoint;
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// A run directory (config.toml, log.jsonl, run.json) or an experiment directory.
+    pub dir: PathBuf,
+    /// Output folder (default: <dir>/report).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Threshold on the validation metric for the circles (default: the experiment's).
+    #[arg(long)]
+    pub threshold: Option<f64>,
+    /// Threshold metric: plcc or srocc (default: the experiment's, else plcc).
+    #[arg(long, value_parser = ["plcc", "srocc"])]
+    pub metric: Option<String>,
+    /// At most this many scatter plots.
+    #[arg(long, default_value_t = 8)]
+    pub max_scatter: usize,
+    /// Also write TensorBoard event files (<run>/tensorboard/) from each run's log.jsonl.
+    #[arg(long)]
+    pub tensorboard: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
+    pub out: Option<PathBuf>,
+    pub threshold: Option<f64>,
+    pub metric: Option<String>,
+    pub max_scatter: usize,
+    pub tensorboard: bool,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        ReportOptions { out: None, threshold: None, metric: None, max_scatter: 8, tensorboard: false }
+    }
+}
+
+pub fn run(args: ReportArgs) -> Result<()> {
+    let opts = ReportOptions { out: args.out, threshold: args.threshold, metric: args.metric, max_scatter: args.max_scatter, tensorboard: args.tensorboard };
+    let files = report(&args.dir, &opts)?;
+    for f in &files {
+        println!("{}", f.display());
+    }
+    Ok(())
+}
+
+fn is_run_dir(dir: &Path) -> bool {
+    [checkpoint::RUN_JSON, checkpoint::CONFIG_TOML, checkpoint::LOG].iter().any(|f| dir.join(f).exists())
+}
+
+/// Writes the report of `dir`; returns the files written.
+pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
+    if !dir.is_dir() {
+        bail!("{}: not a directory", dir.display());
+    }
+    let out = opts.out.clone().unwrap_or_else(|| dir.join("report"));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let mut results = if is_run_dir(dir) {
+        let mut r = Results {
+            name: dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into()),
+            dir: dir.to_path_buf(),
+            pair_over: None,
+            threshold_metric: "plcc".into(),
+            keys: vec![],
+            rows: vec![ResultRow { index: 0, name: String::new(), params: vec![], data: Some(RunData::load(dir)?), threshold: None, epochs_to_threshold: None }],
+        };
+        r.rows[0].name = r.name.clone();
+        r
+    } else if dir.join(EXPERIMENT_TOML).exists() {
+        let text = std::fs::read_to_string(dir.join(EXPERIMENT_TOML))?;
+        let name = dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let exp = Experiment::parse(&text, &name).with_context(|| format!("in {}", dir.join(EXPERIMENT_TOML).display()))?;
+        Results::collect(&exp, dir)?
+    } else {
+        let r = Results::from_folder(dir)?;
+        if r.rows.is_empty() {
+            bail!("{}: neither a run directory nor a folder of run directories", dir.display());
+        }
+        r
+    };
+    if let Some(m) = &opts.metric {
+        results.threshold_metric = m.clone();
+    }
+    if opts.threshold.is_some() || opts.metric.is_some() {
+        let thr = opts.threshold.or_else(|| results.rows.iter().find_map(|r| r.threshold));
+        results.apply_threshold(thr, None);
+    }
+
+    let mut files = Vec::new();
+    let reps = representatives(&results);
+    let single = is_run_dir(dir);
+    let metric = results.threshold_metric.clone();
+
+    // Metric-vs-epoch curves.
+    for m in ["plcc", "srocc"] {
+        for stage in ["val", "test"] {
+            let mut chart = LineChart {
+                title: format!("{} {} per epoch{}", stage, m.to_uppercase(), pair_note(&results)),
+                x_label: "Epoch".into(),
+                y_label: format!("{stage} {}", m.to_uppercase()),
+                ..Default::default()
+            };
+            for row in &reps {
+                let d = row.data.as_ref().unwrap();
+                let pts: Vec<(f64, f64)> = d
+                    .epochs
+                    .iter()
+                    .map(|e| {
+                        let v = match (stage, m) {
+                            ("val", "plcc") => e.val_plcc,
+                            ("val", _) => e.val_srocc,
+                            (_, "plcc") => e.test_plcc,
+                            _ => e.test_srocc,
+                        };
+                        (e.epoch as f64, v)
+                    })
+                    .collect();
+                if pts.iter().all(|p| !p.1.is_finite()) {
+                    continue;
+                }
+                let mut markers = Vec::new();
+                if stage == "val" && m == metric {
+                    if let Some(e) = row.epochs_to_threshold {
+                        markers.extend(pts.iter().filter(|p| p.0 as usize == e).copied());
+                    }
+                }
+                chart.series.push(Series { label: label_of(row, &results), points: pts, markers, thin: false });
+            }
+            if chart.series.is_empty() {
+                continue;
+            }
+            if stage == "val" && m == metric {
+                for t in reps.iter().filter_map(|r| r.threshold) {
+                    if !chart.hlines.iter().any(|h| h.0 == t) {
+                        chart.hlines.push((t, format!("threshold {t:.4}")));
+                    }
+                }
+            }
+            let f = out.join(format!("curves_{stage}_{m}.png"));
+            plots::line_chart(&f, &chart)?;
+            files.push(f);
+        }
+    }
+
+    // Training loss per epoch.
+    {
+        let chart = LineChart {
+            title: format!("training loss per epoch{}", pair_note(&results)),
+            x_label: "Epoch".into(),
+            y_label: "loss (mean over batches)".into(),
+            series: reps
+                .iter()
+                .filter_map(|row| {
+                    let d = row.data.as_ref()?;
+                    (!d.epochs.is_empty()).then(|| Series {
+                        label: label_of(row, &results),
+                        points: d.epochs.iter().map(|e| (e.epoch as f64, e.loss)).collect(),
+                        ..Default::default()
+                    })
+                })
+                .collect(),
+            ..Default::default()
+        };
+        if !chart.series.is_empty() {
+            let f = out.join("loss.png");
+            plots::line_chart(&f, &chart)?;
+            files.push(f);
+        }
+    }
+
+    // b̂ per iteration.
+    {
+        let chart = LineChart {
+            title: format!("b-hat (norm of the centred fused predictions) per iteration{}", pair_note(&results)),
+            x_label: "Iteration".into(),
+            y_label: "b-hat".into(),
+            series: reps
+                .iter()
+                .filter_map(|row| {
+                    let d = row.data.as_ref()?;
+                    (!d.bhat.is_empty()).then(|| Series {
+                        label: label_of(row, &results),
+                        points: d.bhat.iter().map(|(i, b)| (*i as f64, *b)).collect(),
+                        thin: true,
+                        ..Default::default()
+                    })
+                })
+                .collect(),
+            ..Default::default()
+        };
+        if !chart.series.is_empty() {
+            let f = out.join("bhat.png");
+            plots::line_chart(&f, &chart)?;
+            files.push(f);
+        }
+    }
+
+    // Sweeps (numeric keys) and bars (other keys).
+    if !single {
+        files.extend(sweep_figures(&results, &out)?);
+    }
+
+    // Scatter plots.
+    for row in reps.iter().take(opts.max_scatter) {
+        let d = row.data.as_ref().unwrap();
+        let p = d.dir.join("predictions_test.csv");
+        if !p.exists() {
+            continue;
+        }
+        let (x, y) = read_predictions(&p)?;
+        let line = d.mapping.as_ref().map(|m| (m.k, m.b));
+        let note = d.test.as_ref().map(|t| format!("test SROCC {:.4}, PLCC {:.4} (n = {})", t.srocc, t.plcc, t.n)).unwrap_or_default();
+        let f = out.join(if single { "scatter.png".to_string() } else { format!("scatter_{}.png", row.name) });
+        plots::scatter(&f, &format!("{}: test set", label_of(row, &results)), "fused-head output", &x, &y, line, &note)?;
+        files.push(f);
+    }
+
+    if opts.tensorboard {
+        for row in &results.rows {
+            if let Some(d) = row.data.as_ref().filter(|d| d.dir.join(checkpoint::LOG).exists()) {
+                files.push(crate::report::tensorboard::write_events(&d.dir)?);
+            }
+        }
+    }
+
+    // Tables.
+    let mut md = tables::results_markdown(&results);
+    md.push_str("\n## Figures\n\n");
+    for f in files.iter().filter(|f| f.extension().and_then(|x| x.to_str()) == Some("png")) {
+        let name = f.file_name().unwrap().to_string_lossy();
+        md.push_str(&format!("![{name}]({name})\n\n"));
+    }
+    let f = out.join("report.md");
+    checkpoint::write_atomic(&f, md.as_bytes())?;
+    let csv = out.join("results.csv");
+    checkpoint::write_atomic(&csv, tables::results_csv(&results)?.as_bytes())?;
+    files.push(f);
+    files.push(csv);
+    Ok(files)
+}
+
+fn pair_note(r: &Results) -> String {
+    match (&r.pair_over, r.rows.len()) {
+        (Some(p), _) => {
+            let first = r.rows.iter().find_map(|row| row.param(p).map(str::to_string)).unwrap_or_default();
+            format!(" ({}={first})", short_key(p))
+        }
+        _ => String::new(),
+    }
+}
+
+fn label_of(row: &ResultRow, r: &Results) -> String {
+    let s = row.setting(r.pair_over.as_deref());
+    if s == "base" {
+        row.name.clone()
+    } else {
+        s
+    }
+}
+
+/// The first run with data of each setting (one curve per setting).
+fn representatives(r: &Results) -> Vec<&ResultRow> {
+    let mut seen = Vec::new();
+    let mut out = Vec::new();
+    for row in &r.rows {
+        let Some(d) = &row.data else { continue };
+        if d.epochs.is_empty() && !d.finished {
+            continue;
+        }
+        let s = row.setting(r.pair_over.as_deref());
+        if r.pair_over.is_some() && seen.contains(&s) {
+            continue;
+        }
+        seen.push(s);
+        out.push(row);
+    }
+    out
+}
+
+fn read_predictions(p: &Path) -> Result<(Vec<f64>, Vec<f64>)> {
+    let mut rd = csv::Reader::from_path(p).with_context(|| format!("reading {}", p.display()))?;
+    let h = rd.headers()?.clone();
+    let col = |n: &str| h.iter().position(|c| c == n).with_context(|| format!("{}: no column {n}", p.display()));
+    let (cf, cm) = (col("fused")?, col("mos")?);
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for rec in rd.records() {
+        let rec = rec?;
+        x.push(rec[cf].parse::<f64>().unwrap_or(f64::NAN));
+        y.push(rec[cm].parse::<f64>().unwrap_or(f64::NAN));
+    }
+    Ok((x, y))
+}
+
+/// The distinct labels of a swept key, in order.
+fn distinct(r: &Results, key: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for row in &r.rows {
+        if let Some(l) = row.param(key) {
+            if !out.iter().any(|x| x == l) {
+                out.push(l.to_string());
+            }
+        }
+    }
+    out
+}
+
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// Sweep curves (numeric keys; log x when the values span ≥ 100×) and bar charts (other keys):
+/// mean test SROCC and PLCC over the runs with each value.
+fn sweep_figures(r: &Results, out: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for key in r.keys.iter().filter(|k| Some(k.as_str()) != r.pair_over.as_deref()) {
+        let mut by_value: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+        for row in &r.rows {
+            let (Some(l), Some(t)) = (row.param(key), row.data.as_ref().and_then(|d| d.test.clone())) else { continue };
+            if !t.srocc.is_finite() {
+                continue;
+            }
+            match by_value.iter_mut().find(|(v, _)| v == l) {
+                Some((_, xs)) => xs.push((t.srocc, t.plcc)),
+                None => by_value.push((l.to_string(), vec![(t.srocc, t.plcc)])),
+            }
+        }
+        if by_value.len() < 2 {
+            continue;
+        }
+        let nums: Option<Vec<f64>> = by_value.iter().map(|(l, _)| l.parse::<f64>().ok()).collect();
+        let sk = short_key(key);
+        let fname = sk.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+        match nums {
+            Some(xs) => {
+                let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, &x| (a.0.min(x), a.1.max(x)));
+                let log_x = lo > 0.0 && hi / lo >= 100.0;
+                let group_key = r.keys.iter().find(|k| *k != key && Some(k.as_str()) != r.pair_over.as_deref() && distinct(r, k).len() >= 2);
+                let groups: Vec<String> = group_key.map(|g| distinct(r, g)).unwrap_or_else(|| vec![String::new()]);
+                for (which, mname) in [(0usize, "SROCC"), (1, "PLCC")] {
+                    let mut series = Vec::new();
+                    for g in &groups {
+                        let mut pts: Vec<(f64, f64)> = Vec::new();
+                        for (l, x) in by_value.iter().map(|(l, _)| l).zip(&xs) {
+                            let v: Vec<f64> = r
+                                .rows
+                                .iter()
+                                .filter(|row| row.param(key) == Some(l.as_str()) && group_key.map_or(true, |gk| row.param(gk) == Some(g.as_str())))
+                                .filter_map(|row| row.data.as_ref().and_then(|d| d.test.clone()))
+                                .map(|t| if which == 0 { t.srocc } else { t.plcc })
+                                .filter(|x| x.is_finite())
+                                .collect();
+                            if !v.is_empty() {
+                                pts.push((*x, mean(&v)));
+                            }
+                        }
+                        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                        let label = match group_key {
+                            Some(gk) => format!("{}={g}", short_key(gk)),
+                            None => mname.to_string(),
+                        };
+                        series.push(Series { label, points: pts, ..Default::default() });
+                    }
+                    let chart = LineChart {
+                        title: format!("test {mname} vs {sk}"),
+                        x_label: sk.to_string(),
+                        y_label: format!("test {mname}"),
+                        series,
+                        log_x,
+                        dots: true,
+                        ..Default::default()
+                    };
+                    let f = out.join(format!("sweep_{fname}_{}.png", mname.to_lowercase()));
+                    plots::line_chart(&f, &chart)?;
+                    files.push(f);
+                }
+            }
+            None => {
+                // Group by the first other non-pairing key with several values (e.g. the loss).
+                let cats: Vec<String> = by_value.iter().map(|(l, _)| l.clone()).collect();
+                let group_key = r.keys.iter().find(|k| *k != key && Some(k.as_str()) != r.pair_over.as_deref() && distinct(r, k).len() >= 2);
+                let groups: Vec<String> = group_key.map(|g| distinct(r, g)).unwrap_or_else(|| vec![String::new()]);
+                let cell = |c: &str, g: &str, which: usize| -> f64 {
+                    let v: Vec<f64> = r
+                        .rows
+                        .iter()
+                        .filter(|row| row.param(key) == Some(c) && group_key.map_or(true, |gk| row.param(gk) == Some(g)))
+                        .filter_map(|row| row.data.as_ref().and_then(|d| d.test.clone()))
+                        .map(|t| if which == 0 { t.srocc } else { t.plcc })
+                        .filter(|x| x.is_finite())
+                        .collect();
+                    if v.is_empty() { f64::NAN } else { mean(&v) }
+                };
+                let table = |which: usize| -> Vec<Vec<f64>> { cats.iter().map(|c| groups.iter().map(|g| cell(c, g, which)).collect()).collect() };
+                let title = match group_key {
+                    Some(g) => format!("test performance per {sk} and {}", short_key(g)),
+                    None => format!("test performance per {sk}"),
+                };
+                let f = out.join(format!("bars_{fname}.png"));
+                plots::bar_chart(&f, &title, &cats, &groups, &[("test SROCC".into(), table(0)), ("test PLCC".into(), table(1))])?;
+                files.push(f);
+            }
+        }
+    }
+    Ok(files)
+}

@@ -1,0 +1,49 @@
+//! `normiqa run`: runs an experiment file (see [`crate::experiment::spec`] for the format).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::experiment::{self, Experiment, RunOptions};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The experiment file (TOML: a base config.toml plus [sweep] tables).
+    pub experiment: PathBuf,
+    /// List the runs and their state (pending, interrupted, failed, finished, stale); run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Run only these runs (indices from --dry-run; repeat or separate with commas).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<usize>,
+    /// Where experiment directories go: <runs>/<experiment name>/<run name>/.
+    #[arg(long, default_value = "runs")]
+    pub runs: PathBuf,
+    /// Override every run's device (cpu, cuda, cuda:N, auto).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Run again finished runs whose configuration no longer matches the file.
+    #[arg(long)]
+    pub force: bool,
+    /// Also draw the figures and tables (as `normiqa report`) when done.
+    #[arg(long)]
+    pub report: bool,
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let exp = Experiment::load(&args.experiment)?;
+    let opts = RunOptions {
+        runs_root: args.runs.clone(),
+        dry_run: args.dry_run,
+        only: (!args.only.is_empty()).then(|| args.only.clone()),
+        device: args.device.clone(),
+        force: args.force,
+    };
+    let dir = experiment::run(&exp, &opts)?;
+    if args.report && !args.dry_run {
+        let files = super::report::report(&dir, &super::report::ReportOptions::default())?;
+        println!("report: {} files in {}", files.len(), dir.join("report").display());
+    }
+    Ok(())
+}
