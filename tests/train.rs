@@ -10,6 +10,14 @@ use normiqa::model::{linearity::BACKBONE_PREFIX, weights, BackboneName, Linearit
 use normiqa::train::{self, checkpoint, DatasetSpec, FrozenMode, Inputs, SplitProtocol, TrainConfig};
 use tch::{nn, Device, Kind, Tensor};
 
+/// libtorch's random generator is global to the process: tests that train (and so draw from it)
+/// run one at a time, so that a run is repeatable within a test.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn tiny_config(dir: &Path, n: usize) -> TrainConfig {
     let (csv, images) = common::synthetic_dataset(dir, n, 40);
     let mut cfg = TrainConfig::new(DatasetSpec::Csv { csv, images, image_column: "image".into(), mos_column: "mos".into() });
@@ -28,6 +36,7 @@ fn run_dir(tmp: &Path, name: &str) -> std::path::PathBuf {
 
 #[test]
 fn frozen_cached_run_writes_a_complete_run_directory() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     std::env::set_var("NORMIQA_FEATURE_CACHE", tmp.path().join("cache"));
     let mut cfg = tiny_config(tmp.path(), 30);
@@ -71,6 +80,7 @@ fn cfg_image_dir(cfg: &TrainConfig) -> std::path::PathBuf {
 
 #[test]
 fn same_seed_same_numbers() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = tiny_config(tmp.path(), 24);
     cfg.ft_lr_ratio = 0.1;
@@ -84,6 +94,7 @@ fn same_seed_same_numbers() {
 
 #[test]
 fn reference_frozen_mode_updates_batchnorm_statistics() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = tiny_config(tmp.path(), 20);
     cfg.ft_lr_ratio = 0.0;
@@ -100,6 +111,7 @@ fn reference_frozen_mode_updates_batchnorm_statistics() {
 
 #[test]
 fn corrupt_image_error_names_the_file() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tiny_config(tmp.path(), 12);
     std::fs::write(cfg_image_dir(&cfg).join("img005.png"), b"not a png").unwrap();
@@ -109,6 +121,7 @@ fn corrupt_image_error_names_the_file() {
 
 #[test]
 fn constant_mos_batch_error_names_the_images() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = tiny_config(tmp.path(), 12);
     let DatasetSpec::Csv { csv, .. } = &cfg.data.dataset else { unreachable!() };
@@ -126,6 +139,7 @@ fn constant_mos_batch_error_names_the_images() {
 
 #[test]
 fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = tiny_config(tmp.path(), 24);
     cfg.ft_lr_ratio = 0.0;
@@ -146,6 +160,7 @@ fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
 
 #[test]
 fn bad_options_are_named() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = tiny_config(tmp.path(), 12);
     cfg.batch_size = 1;
@@ -177,6 +192,7 @@ fn export_torchvision(vs: &nn::VarStore, path: &Path) {
 
 #[test]
 fn torchvision_resnet18_state_dict_loads_by_name() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("resnet18.pth");
     tch::manual_seed(1);
@@ -214,6 +230,7 @@ fn torchvision_resnet18_state_dict_loads_by_name() {
 
 #[test]
 fn efficientnet_lite0_imagenet_weights_classify_a_pristine_image() {
+    let _serial = serial();
     // The package's weights, loaded by our reader, must give a sensible ImageNet classifier:
     // the head features → `_fc` logits for a Kodak image; here we check the load is complete
     // and the features are finite and non-trivial.
