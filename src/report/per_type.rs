@@ -68,7 +68,8 @@ pub fn plot_per_type(rows: &[(String, Metrics)], title: &str, overall: Option<f6
             .x_label_formatter(&|x| if *x <= 1.0 + 1e-9 { format!("{x:.1}") } else { String::new() })
             .y_labels(n)
             .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => names.get(*i as usize).cloned().unwrap_or_default(),
+                // Segment s shows row n-1-s (the hardest row is drawn at the top).
+                SegmentValue::CenterOf(s) => (n as i32 - 1 - *s).try_into().ok().and_then(|i: usize| names.get(i).cloned()).unwrap_or_default(),
                 _ => String::new(),
             })
             .label_style(("sans-serif", 15))
@@ -136,7 +137,7 @@ pub fn plot_per_type(rows: &[(String, Metrics)], title: &str, overall: Option<f6
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
             chart
                 .configure_series_labels()
-                .position(SeriesLabelPosition::LowerRight)
+                .position(SeriesLabelPosition::UpperRight)
                 .background_style(WHITE.mix(0.9))
                 .border_style(BLACK)
                 .label_font(("sans-serif", 14))
