@@ -99,9 +99,12 @@ pub fn kadid_reference_stem(stem: &str) -> Option<&str> {
     (digits(l) && digits(d) && !r.is_empty()).then_some(r)
 }
 
+/// `(reference, distorted)` file pairs.
+pub type Pairs = Vec<(PathBuf, PathBuf)>;
+
 /// Pairs the files of two folders (see the module doc). Returns the pairs (in distorted-name
 /// order) and the distorted files without a reference.
-pub fn pair_folders(ref_dir: &Path, dist_dir: &Path) -> Result<(Vec<(PathBuf, PathBuf)>, Vec<PathBuf>)> {
+pub fn pair_folders(ref_dir: &Path, dist_dir: &Path) -> Result<(Pairs, Vec<PathBuf>)> {
     let refs = super::synth::list_images(ref_dir)?;
     let by_name: HashMap<String, &PathBuf> =
         refs.iter().filter_map(|p| Some((p.file_name()?.to_str()?.to_string(), p))).collect();

@@ -1,6 +1,7 @@
 //! Per-distortion-type bar chart (PNG): the SROCC of a model on each distortion type, sorted
 //! from hardest (lowest SROCC, top) to easiest (bottom), with the hardest bar in red, the easiest
-//! in green, each bar labelled with its SROCC and PLCC, and the overall SROCC as a dashed line.
+//! in green, each bar labelled with its SROCC and PLCC, and the overall SROCC as a dashed line
+//! (value in the axis title).
 //!
 //! Drawn with `plotters` on its bitmap backend and encoded with `image`; text uses the DejaVu
 //! Sans font compiled into the binary (`assets/fonts/`, rendered by `ab_glyph`), so no system
@@ -14,6 +15,19 @@ use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+fn register_font() -> Result<()> {
+    static ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let ok = *ONCE.get_or_init(|| {
+        [FontStyle::Normal, FontStyle::Bold].iter().all(|s| plotters::style::register_font("sans-serif", *s, FONT).is_ok())
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(anyhow!("the embedded DejaVu Sans font could not be loaded"))
+    }
+}
 
 const HARD: RGBColor = RGBColor(214, 39, 40);
 const EASY: RGBColor = RGBColor(44, 160, 44);
@@ -35,7 +49,7 @@ pub fn plot_per_type(rows: &[(String, Metrics)], title: &str, overall: Option<f6
     if rows.is_empty() {
         return Err(anyhow!("no distortion types to plot"));
     }
-    super::font::register()?;
+    register_font()?;
     let rows = sorted_by_srocc(rows);
     let n = rows.len();
     let finite: Vec<f64> = rows.iter().map(|r| r.1.srocc).filter(|v| v.is_finite()).collect();
@@ -45,8 +59,8 @@ pub fn plot_per_type(rows: &[(String, Metrics)], title: &str, overall: Option<f6
     };
     let lo = finite.iter().cloned().fold(0.0f64, f64::min).min(overall.unwrap_or(0.0));
     let x_min = if lo < 0.0 { (lo * 10.0).floor() / 10.0 - 0.05 } else { 0.0 };
-    let x_max = 1.3; // room for the value labels right of the bars
-    let (w, h) = (1100u32, 110 + 30 * n as u32);
+    let x_max = 1.6; // room for the value labels right of the bars
+    let (w, h) = (1200u32, 110 + 30 * n as u32);
     let mut buf = vec![255u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
@@ -63,13 +77,20 @@ pub fn plot_per_type(rows: &[(String, Metrics)], title: &str, overall: Option<f6
         chart
             .configure_mesh()
             .disable_y_mesh()
-            .x_desc("SROCC (fused head)")
-            .x_labels(14)
-            .x_label_formatter(&|x| if *x <= 1.0 + 1e-9 { format!("{x:.1}") } else { String::new() })
+            .light_line_style(WHITE)
+            .x_desc(match overall.filter(|o| o.is_finite()) {
+                Some(o) => format!("SROCC per type (fused head); dashed line: SROCC over all images, {o:.3}"),
+                None => "SROCC per type (fused head)".to_string(),
+            })
+            .x_labels(20)
+            .x_label_formatter(&|x| match *x {
+                x if x > 1.0 + 1e-9 => String::new(),
+                x if x.abs() < 1e-9 => "0.0".to_string(),
+                x => format!("{x:.1}"),
+            })
             .y_labels(n)
             .y_label_formatter(&|v| match v {
-                // Segment s shows row n-1-s (the hardest row is drawn at the top).
-                SegmentValue::CenterOf(s) => (n as i32 - 1 - *s).try_into().ok().and_then(|i: usize| names.get(i).cloned()).unwrap_or_default(),
+                SegmentValue::CenterOf(s) if (0..n as i32).contains(s) => names[n - 1 - *s as usize].clone(),
                 _ => String::new(),
             })
             .label_style(("sans-serif", 15))
@@ -90,6 +111,23 @@ pub fn plot_per_type(rows: &[(String, Metrics)], title: &str, overall: Option<f6
                 r
             }))
             .map_err(label)?;
+        // Zero line and the overall SROCC.
+        chart
+            .draw_series(std::iter::once(PathElement::new(
+                vec![(0.0, SegmentValue::Exact(0)), (0.0, SegmentValue::Exact(n as i32))],
+                BLACK.stroke_width(1),
+            )))
+            .map_err(label)?;
+        if let Some(o) = overall.filter(|o| o.is_finite()) {
+            chart
+                .draw_series(DashedLineSeries::new(
+                    vec![(o, SegmentValue::Exact(0)), (o, SegmentValue::Exact(n as i32))],
+                    8,
+                    6,
+                    BLACK.stroke_width(2),
+                ))
+                .map_err(label)?;
+        }
         chart
             .draw_series(rows.iter().enumerate().map(|(i, (_, m))| {
                 let tag = if Some(i) == hard {
@@ -100,7 +138,7 @@ pub fn plot_per_type(rows: &[(String, Metrics)], title: &str, overall: Option<f6
                     ""
                 };
                 let text = if m.srocc.is_finite() {
-                    format!("{:.3} (PLCC {:.3}, n={}){tag}", m.srocc, m.plcc, m.n)
+                    format!("{:.3}  (PLCC {:.3}, n={}){tag}", m.srocc, m.plcc, m.n)
                 } else {
                     format!("n/a (n={})", m.n)
                 };
@@ -117,33 +155,6 @@ pub fn plot_per_type(rows: &[(String, Metrics)], title: &str, overall: Option<f6
                 )))
             }))
             .map_err(label)?;
-        // Zero line and the overall SROCC.
-        chart
-            .draw_series(std::iter::once(PathElement::new(
-                vec![(0.0, SegmentValue::Exact(0)), (0.0, SegmentValue::Exact(n as i32))],
-                BLACK.stroke_width(1),
-            )))
-            .map_err(label)?;
-        if let Some(o) = overall.filter(|o| o.is_finite()) {
-            chart
-                .draw_series(DashedLineSeries::new(
-                    vec![(o, SegmentValue::Exact(0)), (o, SegmentValue::Exact(n as i32))],
-                    8,
-                    6,
-                    BLACK.stroke_width(2),
-                ))
-                .map_err(label)?
-                .label(format!("overall SROCC {o:.3}"))
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
-            chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperRight)
-                .background_style(WHITE.mix(0.9))
-                .border_style(BLACK)
-                .label_font(("sans-serif", 14))
-                .draw()
-                .map_err(label)?;
-        }
         root.present().map_err(label)?;
     }
     let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| anyhow!("chart buffer size"))?;
