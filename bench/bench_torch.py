@@ -55,7 +55,7 @@ def bench_train(arch, size, bs, warmup, n):
     model = build(arch).train()
     opt = torch.optim.Adam([{"params": list(model.head_parameters())},
                             {"params": list(model.features.parameters()), "lr": 1e-5}], lr=1e-4)
-    x = torch.randn(bs, 3, size, size)
+    x = torch.randn(bs, size, size, 3).permute(0, 3, 1, 2)  # as the loader lays out images
     y = torch.rand(bs) * 100
 
     def step():
@@ -72,7 +72,7 @@ def bench_train(arch, size, bs, warmup, n):
 def bench_predict(arch, size, warmup, n):
     torch.manual_seed(0)
     model = build(arch).eval()
-    x = torch.randn(1, 3, size, size)
+    x = torch.randn(1, size, size, 3).permute(0, 3, 1, 2)  # as the loader lays out images
 
     def once():
         with torch.no_grad():
@@ -134,7 +134,7 @@ def main():
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tw, tn = (1, 2) if args.quick else (1, 5)
-    pw, pn = (1, 3) if args.quick else (3, 20)
+    pw, pn = (3, 3) if args.quick else (3, 30)
     out = {"torch": torch.__version__, "threads": torch.get_num_threads(),
            "interop_threads": torch.get_num_interop_threads(), "quick": args.quick,
            "cpu": platform.processor() or platform.machine(), "python": platform.python_version()}

@@ -37,7 +37,11 @@ pub enum LossKind {
 impl Default for LossKind {
     /// The reference's default: Norm-in-Norm with p = 1, q = 2, alpha = [1, 0].
     fn default() -> Self {
-        LossKind::NormInNorm { p: 1.0, q: 2.0, alpha: [1.0, 0.0] }
+        LossKind::NormInNorm {
+            p: 1.0,
+            q: 2.0,
+            alpha: [1.0, 0.0],
+        }
     }
 }
 
@@ -103,9 +107,9 @@ impl LossKind {
                 }
                 check_alpha(alpha)
             }
-            LossKind::Linearity { alpha } | LossKind::MinMaxNorm { alpha } | LossKind::MeanNorm { alpha } => {
-                check_alpha(alpha)
-            }
+            LossKind::Linearity { alpha }
+            | LossKind::MinMaxNorm { alpha }
+            | LossKind::MeanNorm { alpha } => check_alpha(alpha),
             LossKind::Mae | LossKind::Mse => Ok(()),
         }
     }
@@ -115,10 +119,18 @@ impl fmt::Display for LossKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LossKind::NormInNorm { p, q, alpha } => {
-                write!(f, "norm-in-norm(p={p},q={q},alpha=[{},{}])", alpha[0], alpha[1])
+                write!(
+                    f,
+                    "norm-in-norm(p={p},q={q},alpha=[{},{}])",
+                    alpha[0], alpha[1]
+                )
             }
-            LossKind::Scaling { p, alpha } => write!(f, "scaling(p={p},alpha=[{},{}])", alpha[0], alpha[1]),
-            LossKind::Linearity { alpha } | LossKind::MinMaxNorm { alpha } | LossKind::MeanNorm { alpha } => {
+            LossKind::Scaling { p, alpha } => {
+                write!(f, "scaling(p={p},alpha=[{},{}])", alpha[0], alpha[1])
+            }
+            LossKind::Linearity { alpha }
+            | LossKind::MinMaxNorm { alpha }
+            | LossKind::MeanNorm { alpha } => {
                 write!(f, "{}(alpha=[{},{}])", self.name(), alpha[0], alpha[1])
             }
             LossKind::Mae | LossKind::Mse => write!(f, "{}", self.name()),
@@ -148,7 +160,11 @@ pub struct LossConfig {
 
 impl Default for LossConfig {
     fn default() -> Self {
-        LossConfig { kind: LossKind::default(), detach: false, monotonicity: None }
+        LossConfig {
+            kind: LossKind::default(),
+            detach: false,
+            monotonicity: None,
+        }
     }
 }
 
@@ -159,7 +175,11 @@ pub enum LossError {
     #[error("{0}")]
     BadOption(String),
     #[error("all {n} MOS values in the batch are equal ({value}): the {loss} loss normalises the MOS of a batch and is undefined then")]
-    ConstantTargets { n: i64, value: f64, loss: &'static str },
+    ConstantTargets {
+        n: i64,
+        value: f64,
+        loss: &'static str,
+    },
     #[error("predictions have {pred} values but the MOS has {mos}")]
     LengthMismatch { pred: i64, mos: i64 },
 }
@@ -220,7 +240,10 @@ pub fn lp_norm(x: &Tensor, p: f64) -> Tensor {
     } else if p == 1.0 {
         x.abs().sum(x.kind())
     } else {
-        x.abs().pow_tensor_scalar(p).sum(x.kind()).pow_tensor_scalar(1.0 / p)
+        x.abs()
+            .pow_tensor_scalar(p)
+            .sum(x.kind())
+            .pow_tensor_scalar(1.0 / p)
     }
 }
 
@@ -247,7 +270,14 @@ pub fn norm_in_norm_scale(p: f64, q: f64, n: i64) -> f64 {
 /// l = ‖Ŝ − S‖_p^p / c. The variant of eq. (15), l′ = ‖ρ·Ŝ − S‖_p^p / c with ρ = PLCC (the cosine
 /// of the centred vectors), is mixed in as (a0·l + a1·l′)/(a0 + a1).
 /// With p = q = 2, l = (1 − ρ)/2 (eq. 14).
-pub fn norm_in_norm(pred: &Tensor, mos: &Tensor, p: f64, q: f64, alpha: [f64; 2], detach: bool) -> Tensor {
+pub fn norm_in_norm(
+    pred: &Tensor,
+    mos: &Tensor,
+    p: f64,
+    q: f64,
+    alpha: [f64; 2],
+    detach: bool,
+) -> Tensor {
     let n = pred.size()[0];
     if n < 2 {
         return zero_like(pred);
@@ -318,7 +348,10 @@ pub fn min_max_norm(pred: &Tensor, mos: &Tensor, alpha: [f64; 2], detach: bool) 
     if pred.size()[0] < 2 {
         return zero_like(pred);
     }
-    let (lo, hi) = (maybe_detach(&pred.min(), detach), maybe_detach(&pred.max(), detach));
+    let (lo, hi) = (
+        maybe_detach(&pred.min(), detach),
+        maybe_detach(&pred.max(), detach),
+    );
     let s_hat = (pred - &lo) / (hi - &lo + EPS);
     let s = (mos - mos.min()) / (mos.max() - mos.min() + EPS);
     mixed_mse(&s_hat, &s, alpha, 1.0)
@@ -370,7 +403,12 @@ pub fn bhat(pred: &Tensor, q: f64) -> f64 {
 
 /// Total loss of LinearityIQA's three heads (the reference's `IQALoss.forward`):
 /// β₀·loss(head6) + β₁·loss(head7) + β₂·loss(fused). Heads with β = 0 are skipped.
-pub fn multi_head(cfg: &LossConfig, beta: [f64; 3], heads: &[Tensor; 3], mos: &Tensor) -> Result<Tensor, LossError> {
+pub fn multi_head(
+    cfg: &LossConfig,
+    beta: [f64; 3],
+    heads: &[Tensor; 3],
+    mos: &Tensor,
+) -> Result<Tensor, LossError> {
     let mut total: Option<Tensor> = None;
     for (b, h) in beta.iter().zip(heads.iter()) {
         if *b > 0.0 {

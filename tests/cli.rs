@@ -5,7 +5,9 @@ use clap::Parser;
 use normiqa::cli::{run, Cli};
 
 fn cli(args: &[&str]) -> anyhow::Result<()> {
-    run(Cli::try_parse_from(std::iter::once("normiqa").chain(args.iter().copied()))?)
+    run(Cli::try_parse_from(
+        std::iter::once("normiqa").chain(args.iter().copied()),
+    )?)
 }
 
 #[test]
@@ -15,26 +17,59 @@ fn metrics_command_checks_columns_and_values() {
     std::fs::write(&f, "image,score,mos\na,1,3\nb,2,5\nc,4,9\nd,3,7.5\n").unwrap();
     let p = f.to_str().unwrap();
     cli(&["metrics", p, "--pred-column", "score", "--fit", "--json"]).unwrap();
-    cli(&["metrics", p, "--pred-column", "score", "--mapping", "2", "1"]).unwrap();
+    cli(&[
+        "metrics",
+        p,
+        "--pred-column",
+        "score",
+        "--mapping",
+        "2",
+        "1",
+    ])
+    .unwrap();
     let err = format!("{:#}", cli(&["metrics", p]).unwrap_err());
-    assert!(err.contains("no column 'predicted_mos'") && err.contains("p.csv"), "{err}");
+    assert!(
+        err.contains("no column 'predicted_mos'") && err.contains("p.csv"),
+        "{err}"
+    );
     std::fs::write(&f, "score,mos\n1,3\nx,5\n").unwrap();
-    let err = format!("{:#}", cli(&["metrics", p, "--pred-column", "score"]).unwrap_err());
+    let err = format!(
+        "{:#}",
+        cli(&["metrics", p, "--pred-column", "score"]).unwrap_err()
+    );
     assert!(err.contains("row 3") && err.contains("'x'"), "{err}");
 }
 
 #[test]
 fn predict_scores_the_good_images_and_names_the_bad_one() {
-    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/clive-efficientnet-lite0");
+    let model =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/clive-efficientnet-lite0");
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("imgs");
     std::fs::create_dir_all(&dir).unwrap();
-    image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, 128])).save(dir.join("good.png")).unwrap();
+    image::RgbImage::from_fn(64, 48, |x, y| {
+        image::Rgb([(x * 4) as u8, (y * 5) as u8, 128])
+    })
+    .save(dir.join("good.png"))
+    .unwrap();
     std::fs::write(dir.join("broken.jpg"), b"\xff\xd8\xff garbage").unwrap();
     let out = tmp.path().join("scores.csv");
-    let err = cli(&["predict", dir.to_str().unwrap(), "--model", model.to_str().unwrap(), "--device", "cpu", "-o", out.to_str().unwrap()]).unwrap_err();
+    let err = cli(&[
+        "predict",
+        dir.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "-o",
+        out.to_str().unwrap(),
+    ])
+    .unwrap_err();
     let msg = format!("{err:#}");
-    assert!(msg.contains("broken.jpg") && msg.contains("1 image(s) could not be scored"), "{msg}");
+    assert!(
+        msg.contains("broken.jpg") && msg.contains("1 image(s) could not be scored"),
+        "{msg}"
+    );
     let csv = std::fs::read_to_string(&out).unwrap();
     let rows: Vec<&str> = csv.lines().collect();
     assert_eq!(rows[0], "image,score");
@@ -48,6 +83,9 @@ fn predict_scores_the_good_images_and_names_the_bad_one() {
 fn unknown_options_are_rejected_with_their_name() {
     let err = format!("{}", cli(&["train", "--arch", "resnet19"]).unwrap_err());
     assert!(err.contains("resnet19"), "{err}");
-    let err = format!("{:#}", cli(&["train", "--loss", "huber", "--dataset", "clive"]).unwrap_err());
+    let err = format!(
+        "{:#}",
+        cli(&["train", "--loss", "huber", "--dataset", "clive"]).unwrap_err()
+    );
     assert!(err.contains("huber"), "{err}");
 }

@@ -15,7 +15,9 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
 
 use std::path::Path;
 
-use normiqa::distill::{self, mrkd, Arch, Direction, DistillConfig, Experiment, LrUnit, Member, Selection, Variant};
+use normiqa::distill::{
+    self, mrkd, Arch, Direction, DistillConfig, Experiment, LrUnit, Member, Selection, Variant,
+};
 use normiqa::train::schedule::cosine;
 use normiqa::train::{DataConfig, DatasetSpec, SplitProtocol};
 use tch::{Device, Kind, Tensor};
@@ -30,7 +32,12 @@ fn tiny(dir: &Path, n: usize) -> DistillConfig {
     }
     std::fs::write(&csv, out).unwrap();
     let data = DataConfig {
-        dataset: DatasetSpec::Csv { csv, images, image_column: "image".into(), mos_column: "mos".into() },
+        dataset: DatasetSpec::Csv {
+            csv,
+            images,
+            image_column: "image".into(),
+            mos_column: "mos".into(),
+        },
         split: SplitProtocol::Random,
         exp_id: 0,
         train_ratio: 0.6,
@@ -56,7 +63,11 @@ fn eq5_term_is_the_mean_squared_difference() {
 
 /// Gradients of `loss` with respect to a member's trainable variables.
 fn grads(loss: &Tensor, m: &Member) -> Vec<Tensor> {
-    let vars: Vec<Tensor> = m.vs.trainable_variables().into_iter().filter(|t| t.requires_grad()).collect();
+    let vars: Vec<Tensor> =
+        m.vs.trainable_variables()
+            .into_iter()
+            .filter(|t| t.requires_grad())
+            .collect();
     // Variables the loss does not reach get an undefined gradient: zero.
     Tensor::run_backward(&[loss], &vars, true, false)
         .into_iter()
@@ -66,7 +77,10 @@ fn grads(loss: &Tensor, m: &Member) -> Vec<Tensor> {
 }
 
 fn max_abs_diff(a: &[Tensor], b: &[Tensor]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| f64::try_from((x - y).abs().max()).unwrap()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| f64::try_from((x - y).abs().max()).unwrap())
+        .fold(0.0, f64::max)
 }
 
 #[test]
@@ -78,7 +92,10 @@ fn one_way_gives_the_teacher_no_distillation_gradient() {
     cfg.student.arch = Arch::Plain;
     cfg.lambda = 1.0;
     tch::manual_seed(3);
-    let members = [Member::new(&cfg.teacher, Device::Cpu), Member::new(&cfg.student, Device::Cpu)];
+    let members = [
+        Member::new(&cfg.teacher, Device::Cpu),
+        Member::new(&cfg.student, Device::Cpu),
+    ];
     for m in &members {
         m.freeze_backbone();
     }
@@ -86,22 +103,40 @@ fn one_way_gives_the_teacher_no_distillation_gradient() {
     let f6 = Tensor::randn([8, c6], (Kind::Float, Device::Cpu));
     let f7 = Tensor::randn([8, c7], (Kind::Float, Device::Cpu));
     let y = Tensor::randn([8], (Kind::Float, Device::Cpu));
-    let outs: [Vec<Tensor>; 2] = std::array::from_fn(|k| members[k].forward_features(&f6, &f7, true));
+    let outs: [Vec<Tensor>; 2] =
+        std::array::from_fn(|k| members[k].forward_features(&f6, &f7, true));
 
-    let task_only: Vec<Vec<Tensor>> =
-        (0..2).map(|k| grads(&members[k].task_loss(&cfg.loss, cfg.beta, &outs[k], &y).unwrap(), &members[k])).collect();
+    let task_only: Vec<Vec<Tensor>> = (0..2)
+        .map(|k| {
+            grads(
+                &members[k]
+                    .task_loss(&cfg.loss, cfg.beta, &outs[k], &y)
+                    .unwrap(),
+                &members[k],
+            )
+        })
+        .collect();
 
     cfg.direction = Direction::OneWay;
     let (total, _, _, d) = mrkd::pair_loss(&cfg, &members, &outs, &y).unwrap();
     assert!(f64::try_from(&d).unwrap() > 0.0);
     let one_way: Vec<Vec<Tensor>> = (0..2).map(|k| grads(&total, &members[k])).collect();
-    assert!(max_abs_diff(&one_way[0], &task_only[0]) < 1e-6, "one-way: the teacher got a distillation gradient");
-    assert!(max_abs_diff(&one_way[1], &task_only[1]) > 1e-4, "one-way: the student got no distillation gradient");
+    assert!(
+        max_abs_diff(&one_way[0], &task_only[0]) < 1e-6,
+        "one-way: the teacher got a distillation gradient"
+    );
+    assert!(
+        max_abs_diff(&one_way[1], &task_only[1]) > 1e-4,
+        "one-way: the student got no distillation gradient"
+    );
 
     cfg.direction = Direction::Mutual;
     let (total, _, _, _) = mrkd::pair_loss(&cfg, &members, &outs, &y).unwrap();
     let mutual: Vec<Vec<Tensor>> = (0..2).map(|k| grads(&total, &members[k])).collect();
-    assert!(max_abs_diff(&mutual[0], &task_only[0]) > 1e-4, "mutual: the teacher got no distillation gradient");
+    assert!(
+        max_abs_diff(&mutual[0], &task_only[0]) > 1e-4,
+        "mutual: the teacher got no distillation gradient"
+    );
     // The student's gradient is the same in both directions (it always sees the teacher as a target).
     assert!(max_abs_diff(&mutual[1], &one_way[1]) < 1e-6);
     // And the teacher's distillation gradient is exactly λ·∂d/∂θ_teacher.
@@ -123,15 +158,29 @@ fn lambda_zero_is_independent_training() {
     let mut other = cfg.clone();
     other.teacher.lr = 0.05;
     let b = mrkd::train_pair(&other, &data, 1, None, false).unwrap();
-    let preds = |r: &mrkd::PairResult, k: usize| -> Vec<u64> { r.history.iter().map(|h| h.eval[k].test.srocc.to_bits()).collect() };
+    let preds = |r: &mrkd::PairResult, k: usize| -> Vec<u64> {
+        r.history
+            .iter()
+            .map(|h| h.eval[k].test.srocc.to_bits())
+            .collect()
+    };
     assert_eq!(preds(&a, 1), preds(&b, 1));
-    assert_eq!(a.history.iter().map(|h| h.task_loss[1]).collect::<Vec<_>>(), b.history.iter().map(|h| h.task_loss[1]).collect::<Vec<_>>());
-    assert_ne!(a.history.iter().map(|h| h.task_loss[0]).collect::<Vec<_>>(), b.history.iter().map(|h| h.task_loss[0]).collect::<Vec<_>>());
+    assert_eq!(
+        a.history.iter().map(|h| h.task_loss[1]).collect::<Vec<_>>(),
+        b.history.iter().map(|h| h.task_loss[1]).collect::<Vec<_>>()
+    );
+    assert_ne!(
+        a.history.iter().map(|h| h.task_loss[0]).collect::<Vec<_>>(),
+        b.history.iter().map(|h| h.task_loss[0]).collect::<Vec<_>>()
+    );
     // With λ > 0 the teacher does change the student.
     let mut on = cfg.clone();
     on.lambda = 1.0;
     let c = mrkd::train_pair(&on, &data, 1, None, false).unwrap();
-    assert_ne!(a.history.iter().map(|h| h.task_loss[1]).collect::<Vec<_>>(), c.history.iter().map(|h| h.task_loss[1]).collect::<Vec<_>>());
+    assert_ne!(
+        a.history.iter().map(|h| h.task_loss[1]).collect::<Vec<_>>(),
+        c.history.iter().map(|h| h.task_loss[1]).collect::<Vec<_>>()
+    );
     // Same seed, same numbers.
     let a2 = mrkd::train_pair(&cfg, &data, 1, None, false).unwrap();
     assert_eq!(preds(&a, 0), preds(&a2, 0));
@@ -158,7 +207,10 @@ fn cosine_rate_per_model_per_step() {
         for (k, eta_max) in [(0, 0.01), (1, 0.001)] {
             let want = cosine(t, 3 * iters, eta_max, 1e-4);
             let got = v["lr"][k].as_f64().unwrap();
-            assert!((got - want).abs() < 1e-12, "step {t} model {k}: {got} vs {want}");
+            assert!(
+                (got - want).abs() < 1e-12,
+                "step {t} model {k}: {got} vs {want}"
+            );
         }
         n += 1;
     }
@@ -177,34 +229,66 @@ fn two_epoch_experiment_writes_results_tables_and_plots() {
     // A test set large enough for a per-type SRCC (≥ 3 images) of all 4 types.
     cfg.data.train_ratio = 0.5;
     cfg.data.train_val_ratio = 0.6;
-    let exp = Experiment { run: cfg, variants: vec![Variant::Baseline, Variant::Urkd, Variant::Mrkd], seeds: vec![1, 2], urkd_lr: None, save_weights: true, plots: true };
+    let exp = Experiment {
+        run: cfg,
+        variants: vec![Variant::Baseline, Variant::Urkd, Variant::Mrkd],
+        seeds: vec![1, 2],
+        urkd_lr: None,
+        save_weights: true,
+        plots: true,
+    };
     let out = tmp.path().join("exp");
     let res = distill::run_experiment(&exp, &out).unwrap();
-    for f in ["config.toml", "results.json", "results.md", "per_type_srcc.png", "curves.png", "fig1_per_type_srcc_per_epoch.png"] {
+    for f in [
+        "config.toml",
+        "results.json",
+        "results.md",
+        "per_type_srcc.png",
+        "curves.png",
+        "fig1_per_type_srcc_per_epoch.png",
+    ] {
         assert!(out.join(f).exists(), "missing {f}");
     }
     for v in ["baseline", "urkd", "mrkd"] {
         for s in [1, 2] {
             let d = out.join(v).join(format!("seed-{s}"));
-            assert!(d.join("log.jsonl").exists() && d.join("student.safetensors").exists(), "{}", d.display());
+            assert!(
+                d.join("log.jsonl").exists() && d.join("student.safetensors").exists(),
+                "{}",
+                d.display()
+            );
         }
     }
     // 3 variants × 2 models × 3 selections (there is a validation set).
-    let got: Vec<_> = res.summary.iter().map(|r| (r.variant, r.model, r.selection)).collect();
+    let got: Vec<_> = res
+        .summary
+        .iter()
+        .map(|r| (r.variant, r.model, r.selection))
+        .collect();
     assert_eq!(res.summary.len(), 18, "{got:?}");
     let base = res.row(Variant::Baseline, 1, Selection::Final).unwrap();
-    assert_eq!(base.test_srcc.n, 2, "{}", std::fs::read_to_string(out.join("results.md")).unwrap());
+    assert_eq!(
+        base.test_srcc.n,
+        2,
+        "{}",
+        std::fs::read_to_string(out.join("results.md")).unwrap()
+    );
     assert_eq!(base.per_type_srcc.len(), 4);
     assert_eq!(res.hardest.len(), 2);
     assert_eq!(res.easiest.len(), 2);
     assert_eq!(res.runs[0].config.lambda, 0.0);
     assert_eq!(res.runs[1].config.teacher.lr, res.runs[1].config.student.lr);
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
-    assert!(md.contains("final epoch") && md.contains("best-val epoch") && md.contains("Hardest"), "{md}");
-    let back: distill::ExperimentResults = serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert!(
+        md.contains("final epoch") && md.contains("best-val epoch") && md.contains("Hardest"),
+        "{md}"
+    );
+    let back: distill::ExperimentResults =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
     assert_eq!(back.runs.len(), 3);
     // The experiment round-trips through its TOML.
-    let exp2: Experiment = toml::from_str(&std::fs::read_to_string(out.join("config.toml")).unwrap()).unwrap();
+    let exp2: Experiment =
+        toml::from_str(&std::fs::read_to_string(out.join("config.toml")).unwrap()).unwrap();
     assert_eq!(exp2, exp);
 }
 
@@ -228,9 +312,15 @@ fn fine_tuning_runs_through_the_backbones() {
     let _teacher = Member::new(&cfg.teacher, Device::Cpu);
     let before = Member::new(&cfg.student, Device::Cpu);
     let saved = Tensor::read_safetensors(tmp.path().join("ft/student.safetensors")).unwrap();
-    let (_, w) = saved.iter().find(|(n, _)| n == "backbone.conv1.weight").expect("backbone saved");
+    let (_, w) = saved
+        .iter()
+        .find(|(n, _)| n == "backbone.conv1.weight")
+        .expect("backbone saved");
     let w0 = &before.vs.variables()["backbone.conv1.weight"];
-    assert!(f64::try_from((w - w0).abs().max()).unwrap() > 0.0, "the backbone did not change");
+    assert!(
+        f64::try_from((w - w0).abs().max()).unwrap() > 0.0,
+        "the backbone did not change"
+    );
 }
 
 #[test]
@@ -241,7 +331,8 @@ fn experiment_files_parse() {
         let p = e.unwrap().path();
         if p.extension().is_some_and(|x| x == "toml") {
             let s = std::fs::read_to_string(&p).unwrap();
-            let exp: Experiment = toml::from_str(&s).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let exp: Experiment =
+                toml::from_str(&s).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
             exp.run.validate().unwrap();
             n += 1;
         }

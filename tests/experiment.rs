@@ -37,7 +37,12 @@ fn synthetic_koniq(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 fn table(pairs: &[(&str, Value)]) -> Value {
-    Value::Table(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect())
+    Value::Table(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+    )
 }
 
 fn s(x: &str) -> Value {
@@ -49,7 +54,8 @@ fn shrink(e: &mut Experiment) {
     e.set("random_init", Value::Boolean(true)).unwrap();
     e.set("epochs", Value::Integer(1)).unwrap();
     e.set("device", s("cpu")).unwrap();
-    e.set("test_during_training", Value::Boolean(false)).unwrap();
+    e.set("test_during_training", Value::Boolean(false))
+        .unwrap();
     e.set("model.drop_connect", Value::Float(0.0)).unwrap();
 }
 
@@ -90,36 +96,73 @@ fn every_shipped_experiment_parses() {
     let c = e.combos().unwrap();
     assert!(c[1].config.model.use_bn_end && c[1].config.loss.kind == normiqa::loss::LossKind::Mse);
     assert_eq!(c[1].config.data.resize, Some([498, 664]));
-    assert_eq!(c[0].config.model.backbone, normiqa::model::BackboneName::ResNeXt101_32x8d);
+    assert_eq!(
+        c[0].config.model.backbone,
+        normiqa::model::BackboneName::ResNeXt101_32x8d
+    );
     let e = Experiment::load(&experiments_dir().join("suppl-c-optimizers-koniq.toml")).unwrap();
     let c = e.combos().unwrap();
-    assert!(matches!(c.last().unwrap().config.optimizer, normiqa::train::config::OptimizerKind::Adadelta { .. }));
+    assert!(matches!(
+        c.last().unwrap().config.optimizer,
+        normiqa::train::config::OptimizerKind::Adadelta { .. }
+    ));
 }
 
 /// Runs the given combinations of a shipped KonIQ-10k experiment on the stand-in.
-fn run_koniq_file(file: &str, only: &[usize], tmp: &Path, labels: &Path, images: &Path, resize: [i64; 2]) -> PathBuf {
+fn run_koniq_file(
+    file: &str,
+    only: &[usize],
+    tmp: &Path,
+    labels: &Path,
+    images: &Path,
+    resize: [i64; 2],
+) -> PathBuf {
     run_koniq_file_with(file, only, tmp, labels, images, resize, &[])
 }
 
 /// As [`run_koniq_file`], with extra base overrides (e.g. a smaller backbone where the file's
 /// ResNeXt-101 is already covered by another file).
-fn run_koniq_file_with(file: &str, only: &[usize], tmp: &Path, labels: &Path, images: &Path, resize: [i64; 2], extra: &[(&str, Value)]) -> PathBuf {
+fn run_koniq_file_with(
+    file: &str,
+    only: &[usize],
+    tmp: &Path,
+    labels: &Path,
+    images: &Path,
+    resize: [i64; 2],
+    extra: &[(&str, Value)],
+) -> PathBuf {
     let mut e = Experiment::load(&experiments_dir().join(file)).unwrap();
     for (k, v) in extra {
         e.set(k, v.clone()).unwrap();
     }
     e.set(
         "data.dataset",
-        table(&[("kind", s("koniq")), ("labels", s(labels.to_str().unwrap())), ("images", s(images.to_str().unwrap()))]),
+        table(&[
+            ("kind", s("koniq")),
+            ("labels", s(labels.to_str().unwrap())),
+            ("images", s(images.to_str().unwrap())),
+        ]),
     )
     .unwrap();
-    e.set("data.resize", Value::Array(resize.iter().map(|&x| Value::Integer(x)).collect())).unwrap();
+    e.set(
+        "data.resize",
+        Value::Array(resize.iter().map(|&x| Value::Integer(x)).collect()),
+    )
+    .unwrap();
     shrink(&mut e);
-    let opts = RunOptions { runs_root: tmp.join("runs"), only: Some(only.to_vec()), ..Default::default() };
+    let opts = RunOptions {
+        runs_root: tmp.join("runs"),
+        only: Some(only.to_vec()),
+        ..Default::default()
+    };
     let dir = experiment::run(&e, &opts).unwrap_or_else(|err| panic!("{file}: {err:#}"));
     let combos = e.combos().unwrap();
     for &i in only {
-        assert!(dir.join(&combos[i].name).join("run.json").exists(), "{file}: run {i} ({}) did not finish", combos[i].name);
+        assert!(
+            dir.join(&combos[i].name).join("run.json").exists(),
+            "{file}: run {i} ({}) did not finish",
+            combos[i].name
+        );
     }
     dir
 }
@@ -132,19 +175,89 @@ fn paper_koniq_experiments_run_on_a_synthetic_stand_in() {
     // ResNeXt-101 with MAE; bnMSE, alpha [1, 0.1] and b-hat logging (their ResNeXt-101 swapped
     // for ResNet-18: the backbone is covered by fig1), ResNet-50 at ft_lr_ratio 1, ResNet-18 with
     // batch 16 and with p=2 q=2, Adadelta, AlexNet and VGG-16.
-    run_koniq_file("fig1-koniq.toml", &[0], tmp.path(), &labels, &images, [64, 64]);
+    run_koniq_file(
+        "fig1-koniq.toml",
+        &[0],
+        tmp.path(),
+        &labels,
+        &images,
+        [64, 64],
+    );
     let r18 = [("model.backbone", s("resnet18"))];
-    run_koniq_file_with("fig4-koniq.toml", &[1], tmp.path(), &labels, &images, [64, 64], &r18);
-    run_koniq_file("fig5-koniq.toml", &[23], tmp.path(), &labels, &images, [64, 64]);
-    run_koniq_file("fig6-7-koniq.toml", &[2], tmp.path(), &labels, &images, [64, 64]);
-    run_koniq_file("table1-koniq.toml", &[3], tmp.path(), &labels, &images, [64, 64]);
-    run_koniq_file_with("table2-koniq.toml", &[1], tmp.path(), &labels, &images, [64, 64], &r18);
-    run_koniq_file_with("suppl-b-bhat-koniq.toml", &[0], tmp.path(), &labels, &images, [64, 64], &r18);
-    run_koniq_file("suppl-c-optimizers-koniq.toml", &[26], tmp.path(), &labels, &images, [64, 64]);
-    let d = run_koniq_file("suppl-d-nonbn-koniq.toml", &[0, 5], tmp.path(), &labels, &images, [96, 96]);
+    run_koniq_file_with(
+        "fig4-koniq.toml",
+        &[1],
+        tmp.path(),
+        &labels,
+        &images,
+        [64, 64],
+        &r18,
+    );
+    run_koniq_file(
+        "fig5-koniq.toml",
+        &[23],
+        tmp.path(),
+        &labels,
+        &images,
+        [64, 64],
+    );
+    run_koniq_file(
+        "fig6-7-koniq.toml",
+        &[2],
+        tmp.path(),
+        &labels,
+        &images,
+        [64, 64],
+    );
+    run_koniq_file(
+        "table1-koniq.toml",
+        &[3],
+        tmp.path(),
+        &labels,
+        &images,
+        [64, 64],
+    );
+    run_koniq_file_with(
+        "table2-koniq.toml",
+        &[1],
+        tmp.path(),
+        &labels,
+        &images,
+        [64, 64],
+        &r18,
+    );
+    run_koniq_file_with(
+        "suppl-b-bhat-koniq.toml",
+        &[0],
+        tmp.path(),
+        &labels,
+        &images,
+        [64, 64],
+        &r18,
+    );
+    run_koniq_file(
+        "suppl-c-optimizers-koniq.toml",
+        &[26],
+        tmp.path(),
+        &labels,
+        &images,
+        [64, 64],
+    );
+    let d = run_koniq_file(
+        "suppl-d-nonbn-koniq.toml",
+        &[0, 5],
+        tmp.path(),
+        &labels,
+        &images,
+        [96, 96],
+    );
     let csv = std::fs::read_to_string(d.join("results.csv")).unwrap();
     assert_eq!(csv.lines().count(), 7, "{csv}");
-    assert_eq!(csv.lines().filter(|l| l.contains(",done,")).count(), 2, "{csv}");
+    assert_eq!(
+        csv.lines().filter(|l| l.contains(",done,")).count(),
+        2,
+        "{csv}"
+    );
 }
 
 #[test]
@@ -153,7 +266,15 @@ fn clive_experiments_run_on_a_synthetic_stand_in_with_ttests_and_report() {
     std::env::set_var("NORMIQA_FEATURE_CACHE", tmp.path().join("cache"));
     let (csv, images) = common::synthetic_dataset(&tmp.path().join("data"), 30, 40);
     let mut e = Experiment::load(&experiments_dir().join("ttest-clive-lite0.toml")).unwrap();
-    e.set("data.dataset", table(&[("kind", s("csv")), ("csv", s(csv.to_str().unwrap())), ("images", s(images.to_str().unwrap()))])).unwrap();
+    e.set(
+        "data.dataset",
+        table(&[
+            ("kind", s("csv")),
+            ("csv", s(csv.to_str().unwrap())),
+            ("images", s(images.to_str().unwrap())),
+        ]),
+    )
+    .unwrap();
     e.set("data.split", s("random")).unwrap();
     shrink(&mut e);
     e.set("epochs", Value::Integer(3)).unwrap();
@@ -161,22 +282,42 @@ fn clive_experiments_run_on_a_synthetic_stand_in_with_ttests_and_report() {
     e.set("lr", Value::Float(1e-3)).unwrap();
     // MSE and Norm-in-Norm on splits 0-2: runs 0-2 and 10-12.
     let only = vec![0, 1, 2, 10, 11, 12];
-    let opts = RunOptions { runs_root: tmp.path().join("runs"), only: Some(only.clone()), ..Default::default() };
+    let opts = RunOptions {
+        runs_root: tmp.path().join("runs"),
+        only: Some(only.clone()),
+        ..Default::default()
+    };
     let dir = experiment::run(&e, &opts).unwrap();
     let results = experiment::runner::write_results(&e, &dir).unwrap();
-    assert_eq!(results.rows.iter().filter(|r| r.status() == "done").count(), 6);
-    assert!(results.rows.iter().all(|r| r.status() == "done" || r.status() == "pending"));
+    assert_eq!(
+        results.rows.iter().filter(|r| r.status() == "done").count(),
+        6
+    );
+    assert!(results
+        .rows
+        .iter()
+        .all(|r| r.status() == "done" || r.status() == "pending"));
     // NiN's first epoch is every run's threshold on its split.
-    let nin0 = results.rows.iter().find(|r| r.name == "loss=norm-in-norm_exp_id=0").unwrap();
+    let nin0 = results
+        .rows
+        .iter()
+        .find(|r| r.name == "loss=norm-in-norm_exp_id=0")
+        .unwrap();
     let first = nin0.data.as_ref().unwrap().epochs[0].val_plcc;
     assert_eq!(nin0.threshold, Some(first));
     assert_eq!(nin0.epochs_to_threshold, Some(1));
     let tt = normiqa::report::tables::ttests(&results);
     assert_eq!(tt.len(), 1, "mse vs norm-in-norm over 3 splits");
-    assert_eq!((tt[0].a.as_str(), tt[0].b.as_str(), tt[0].n), ("mse", "norm-in-norm", 3));
+    assert_eq!(
+        (tt[0].a.as_str(), tt[0].b.as_str(), tt[0].n),
+        ("mse", "norm-in-norm", 3)
+    );
     assert!((0.0..=1.0).contains(&tt[0].plcc_p));
     let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
-    assert!(md.contains("Paired t-tests") && md.contains("| loss | mse | norm-in-norm |"), "{md}");
+    assert!(
+        md.contains("Paired t-tests") && md.contains("| loss | mse | norm-in-norm |"),
+        "{md}"
+    );
 
     // Finished runs are skipped; a run without run.json is run again from the start.
     let mtime = |p: PathBuf| std::fs::metadata(p).unwrap().modified().unwrap();
@@ -185,7 +326,10 @@ fn clive_experiments_run_on_a_synthetic_stand_in_with_ttests_and_report() {
     std::fs::remove_file(dir.join("loss=mse_exp_id=1/run.json")).unwrap();
     experiment::run(&e, &opts).unwrap();
     assert_eq!(mtime(keep), t_keep, "a finished run was run again");
-    assert!(dir.join("loss=mse_exp_id=1/run.json").exists(), "the interrupted run was not run again");
+    assert!(
+        dir.join("loss=mse_exp_id=1/run.json").exists(),
+        "the interrupted run was not run again"
+    );
     // An edited experiment: finished runs with another configuration are refused.
     e.set("lr", Value::Float(2e-3)).unwrap();
     let err = format!("{:#}", experiment::run(&e, &opts).unwrap_err());
@@ -193,27 +337,60 @@ fn clive_experiments_run_on_a_synthetic_stand_in_with_ttests_and_report() {
 
     // The report: PNGs that decode, and the markdown tables.
     let files = normiqa::cli::report::report(&dir, &Default::default()).unwrap();
-    let names: Vec<String> = files.iter().map(|f| f.file_name().unwrap().to_string_lossy().into_owned()).collect();
-    for want in ["curves_val_plcc.png", "curves_val_srocc.png", "bhat.png", "loss.png", "bars_loss.png", "report.md"] {
-        assert!(names.iter().any(|n| n == want), "missing {want} in {names:?}");
+    let names: Vec<String> = files
+        .iter()
+        .map(|f| f.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for want in [
+        "curves_val_plcc.png",
+        "curves_val_srocc.png",
+        "bhat.png",
+        "loss.png",
+        "bars_loss.png",
+        "report.md",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "missing {want} in {names:?}"
+        );
     }
     assert!(names.iter().any(|n| n.starts_with("scatter_")), "{names:?}");
-    for f in files.iter().filter(|f| f.extension().and_then(|x| x.to_str()) == Some("png")) {
+    for f in files
+        .iter()
+        .filter(|f| f.extension().and_then(|x| x.to_str()) == Some("png"))
+    {
         let img = image::open(f).unwrap().to_rgb8();
         assert!(img.width() >= 600 && img.height() >= 400);
         // Not blank: some dark pixels (text, axes).
-        assert!(img.pixels().filter(|p| p.0.iter().all(|&c| c < 80)).count() > 500, "{} looks empty", f.display());
+        assert!(
+            img.pixels().filter(|p| p.0.iter().all(|&c| c < 80)).count() > 500,
+            "{} looks empty",
+            f.display()
+        );
     }
     // A single run directory, with TensorBoard events from its log.
     let run = dir.join("loss=norm-in-norm_exp_id=0");
-    let opts = normiqa::cli::report::ReportOptions { tensorboard: true, ..Default::default() };
+    let opts = normiqa::cli::report::ReportOptions {
+        tensorboard: true,
+        ..Default::default()
+    };
     let one = normiqa::cli::report::report(&run, &opts).unwrap();
-    assert!(one.iter().any(|f| f.ends_with("scatter.png")) && one.iter().any(|f| f.ends_with("curves_val_plcc.png")));
-    let ev = one.iter().find(|f| f.to_string_lossy().contains("events.out.tfevents.")).expect("an event file");
+    assert!(
+        one.iter().any(|f| f.ends_with("scatter.png"))
+            && one.iter().any(|f| f.ends_with("curves_val_plcc.png"))
+    );
+    let ev = one
+        .iter()
+        .find(|f| f.to_string_lossy().contains("events.out.tfevents."))
+        .expect("an event file");
     let bytes = std::fs::read(ev).unwrap();
     // TFRecord framing: the first record is the file_version event.
     let len = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     assert!(String::from_utf8_lossy(&bytes[12..12 + len]).contains("brain.Event:2"));
-    let n_iter = std::fs::read_to_string(run.join("log.jsonl")).unwrap().lines().filter(|l| l.contains("\"event\":\"iter\"")).count();
+    let n_iter = std::fs::read_to_string(run.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"event\":\"iter\""))
+        .count();
     assert!(bytes.windows(10).filter(|w| w == b"train/bhat").count() == n_iter);
 }

@@ -15,7 +15,9 @@ fn val(x: &Tensor) -> f64 {
 fn data(n: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
     let mut s = seed;
     let mut next = || {
-        s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        s = s
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         ((s >> 11) as f64) / ((1u64 << 53) as f64)
     };
     let mos: Vec<f64> = (0..n).map(|_| 100.0 * next()).collect();
@@ -24,7 +26,10 @@ fn data(n: usize, seed: u64) -> (Vec<f64>, Vec<f64>) {
 }
 
 fn nin(p: f64, q: f64, alpha: [f64; 2]) -> LossConfig {
-    LossConfig { kind: LossKind::NormInNorm { p, q, alpha }, ..Default::default() }
+    LossConfig {
+        kind: LossKind::NormInNorm { p, q, alpha },
+        ..Default::default()
+    }
 }
 
 fn plcc(a: &[f64], b: &[f64]) -> f64 {
@@ -56,10 +61,16 @@ fn invariant_to_affine_maps_of_predictions_eq11() {
 fn p2_q2_equals_one_minus_plcc_over_two_eq14() {
     for seed in 0..5 {
         let (pred, mos) = data(12, seed);
-        let l = val(&nin(2.0, 2.0, [1.0, 0.0]).compute(&t(&pred), &t(&mos)).unwrap());
+        let l = val(&nin(2.0, 2.0, [1.0, 0.0])
+            .compute(&t(&pred), &t(&mos))
+            .unwrap());
         let rho = plcc(&pred, &mos);
         // ε = 1e-8 in the denominators makes the identity hold to ~1e-8 relative.
-        assert!((l - (1.0 - rho) / 2.0).abs() < 1e-7, "{l} vs {}", (1.0 - rho) / 2.0);
+        assert!(
+            (l - (1.0 - rho) / 2.0).abs() < 1e-7,
+            "{l} vs {}",
+            (1.0 - rho) / 2.0
+        );
     }
 }
 
@@ -68,18 +79,33 @@ fn rmse_after_least_squares_from_l_prime_eq18() {
     // With p = q = 2: RMSE of the least-squares line = sqrt(4·b²·l′/N), b = ‖y − ȳ‖₂.
     let (pred, mos) = data(20, 7);
     let n = pred.len() as f64;
-    let lp = val(&nin(2.0, 2.0, [0.0, 1.0]).compute(&t(&pred), &t(&mos)).unwrap());
+    let lp = val(&nin(2.0, 2.0, [0.0, 1.0])
+        .compute(&t(&pred), &t(&mos))
+        .unwrap());
     let mm = mos.iter().sum::<f64>() / n;
     let b = mos.iter().map(|y| (y - mm).powi(2)).sum::<f64>().sqrt();
     // Least squares by the normal equations (independent of the crate's metrics).
     let mp = pred.iter().sum::<f64>() / n;
-    let sxy: f64 = pred.iter().zip(&mos).map(|(x, y)| (x - mp) * (y - mm)).sum();
+    let sxy: f64 = pred
+        .iter()
+        .zip(&mos)
+        .map(|(x, y)| (x - mp) * (y - mm))
+        .sum();
     let sxx: f64 = pred.iter().map(|x| (x - mp).powi(2)).sum();
     let k = sxy / sxx;
     let c = mm - k * mp;
-    let rmse = (pred.iter().zip(&mos).map(|(x, y)| (k * x + c - y).powi(2)).sum::<f64>() / n).sqrt();
+    let rmse = (pred
+        .iter()
+        .zip(&mos)
+        .map(|(x, y)| (k * x + c - y).powi(2))
+        .sum::<f64>()
+        / n)
+        .sqrt();
     let from_loss = (4.0 * b * b * lp / n).sqrt();
-    assert!((rmse - from_loss).abs() / rmse < 1e-6, "{rmse} vs {from_loss}");
+    assert!(
+        (rmse - from_loss).abs() / rmse < 1e-6,
+        "{rmse} vs {from_loss}"
+    );
 }
 
 #[test]
@@ -92,12 +118,17 @@ fn bounded_between_zero_and_one() {
         for &(p, q) in &[(1.0, 2.0), (2.0, 2.0), (1.0, 1.0), (2.0, 1.0), (1.5, 3.0)] {
             for alpha in [[1.0, 0.0], [0.0, 1.0], [1.0, 0.1]] {
                 let l = val(&nin(p, q, alpha).compute(&t(&pred), &t(&mos)).unwrap());
-                assert!((0.0..=1.0 + 1e-12).contains(&l), "p={p} q={q} alpha={alpha:?}: {l}");
+                assert!(
+                    (0.0..=1.0 + 1e-12).contains(&l),
+                    "p={p} q={q} alpha={alpha:?}: {l}"
+                );
             }
         }
         // The worst case: perfectly anti-correlated predictions reach 1 for p = q = 2.
         let anti: Vec<f64> = mos.iter().map(|m| -m).collect();
-        let l = val(&nin(2.0, 2.0, [1.0, 0.0]).compute(&t(&anti), &t(&mos)).unwrap());
+        let l = val(&nin(2.0, 2.0, [1.0, 0.0])
+            .compute(&t(&anti), &t(&mos))
+            .unwrap());
         assert!((l - 1.0).abs() < 1e-7);
     }
 }
@@ -105,8 +136,16 @@ fn bounded_between_zero_and_one() {
 #[test]
 fn batch_of_one_gives_zero_with_a_graph() {
     let pred = t(&[3.0]).set_requires_grad(true);
-    for kind in [LossKind::default(), LossKind::Mse, LossKind::Mae, LossKind::Linearity { alpha: [1.0, 0.0] }] {
-        let cfg = LossConfig { kind, ..Default::default() };
+    for kind in [
+        LossKind::default(),
+        LossKind::Mse,
+        LossKind::Mae,
+        LossKind::Linearity { alpha: [1.0, 0.0] },
+    ] {
+        let cfg = LossConfig {
+            kind,
+            ..Default::default()
+        };
         let l = cfg.compute(&pred, &t(&[50.0])).unwrap();
         if kind.normalises_targets() {
             assert_eq!(val(&l), 0.0);
@@ -117,18 +156,35 @@ fn batch_of_one_gives_zero_with_a_graph() {
 
 #[test]
 fn constant_mos_in_a_batch_is_an_error() {
-    let err = LossConfig::default().compute(&t(&[1.0, 2.0, 3.0]), &t(&[50.0, 50.0, 50.0])).unwrap_err();
-    assert!(err.to_string().contains("all 3 MOS values in the batch are equal"), "{err}");
+    let err = LossConfig::default()
+        .compute(&t(&[1.0, 2.0, 3.0]), &t(&[50.0, 50.0, 50.0]))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("all 3 MOS values in the batch are equal"),
+        "{err}"
+    );
     // MSE does not normalise the MOS: fine.
-    let cfg = LossConfig { kind: LossKind::Mse, ..Default::default() };
-    assert!(cfg.compute(&t(&[1.0, 2.0, 3.0]), &t(&[50.0, 50.0, 50.0])).is_ok());
+    let cfg = LossConfig {
+        kind: LossKind::Mse,
+        ..Default::default()
+    };
+    assert!(cfg
+        .compute(&t(&[1.0, 2.0, 3.0]), &t(&[50.0, 50.0, 50.0]))
+        .is_ok());
 }
 
 #[test]
 fn mae_mse_values() {
     let (p, y) = (t(&[1.0, 2.0, 4.0]), t(&[2.0, 2.0, 1.0]));
-    let mae = LossConfig { kind: LossKind::Mae, ..Default::default() };
-    let mse = LossConfig { kind: LossKind::Mse, ..Default::default() };
+    let mae = LossConfig {
+        kind: LossKind::Mae,
+        ..Default::default()
+    };
+    let mse = LossConfig {
+        kind: LossKind::Mse,
+        ..Default::default()
+    };
     assert!((val(&mae.compute(&p, &y).unwrap()) - 4.0 / 3.0).abs() < 1e-12);
     assert!((val(&mse.compute(&p, &y).unwrap()) - 10.0 / 3.0).abs() < 1e-12);
 }
@@ -151,9 +207,16 @@ fn analytic_grad(pred: &[f64], mos: &[f64], p: f64, q: f64) -> Vec<f64> {
     let s: Vec<f64> = sc.iter().map(|x| x / b).collect();
     let c = loss::norm_in_norm_scale(p, q, n as i64);
     // g = ∂l/∂Ŝ
-    let g: Vec<f64> = s_hat.iter().zip(&s).map(|(a, b)| p * (a - b).abs().powf(p - 1.0) * (a - b).signum() / c).collect();
+    let g: Vec<f64> = s_hat
+        .iter()
+        .zip(&s)
+        .map(|(a, b)| p * (a - b).abs().powf(p - 1.0) * (a - b).signum() / c)
+        .collect();
     // ∂l/∂ŷc = (g − Ŝ^{q−1}-weighted projection)/b̂: ∂Ŝ_i/∂ŷc_j = (δij − Ŝ_i·|Ŝ_j|^{q−1}·sgn(Ŝ_j))/b̂
-    let w: Vec<f64> = s_hat.iter().map(|x| x.abs().powf(q - 1.0) * x.signum()).collect();
+    let w: Vec<f64> = s_hat
+        .iter()
+        .map(|x| x.abs().powf(q - 1.0) * x.signum())
+        .collect();
     let gs: f64 = g.iter().zip(&s_hat).map(|(a, b)| a * b).sum();
     let gc: Vec<f64> = (0..n).map(|j| (g[j] - gs * w[j]) / bh).collect();
     // centring: ∂ŷc_j/∂ŷ_k = δjk − 1/N
@@ -171,7 +234,10 @@ fn autograd_matches_analytic_gradient_eq10() {
         let g: Vec<f64> = Vec::<f64>::try_from(x.grad()).unwrap();
         let want = analytic_grad(&pred, &mos, p, q);
         for (a, b) in g.iter().zip(&want) {
-            assert!((a - b).abs() < 1e-6 * (1.0 + b.abs()), "p={p} q={q}: autograd {g:?} vs analytic {want:?}");
+            assert!(
+                (a - b).abs() < 1e-6 * (1.0 + b.abs()),
+                "p={p} q={q}: autograd {g:?} vs analytic {want:?}"
+            );
         }
     }
 }

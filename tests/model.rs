@@ -6,7 +6,13 @@ use tch::{nn, Device, Kind, Tensor};
 fn model(backbone: BackboneName, pool: Pool, p6: i64, p7: i64) -> (nn::VarStore, LinearityIqa) {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
-    let cfg = ModelConfig { backbone, pool, p6, p7, ..Default::default() };
+    let cfg = ModelConfig {
+        backbone,
+        pool,
+        p6,
+        p7,
+        ..Default::default()
+    };
     let m = LinearityIqa::new(&vs, cfg);
     (vs, m)
 }
@@ -63,19 +69,30 @@ fn parameter_names_follow_the_published_layouts() {
     ] {
         assert!(names.contains_key(n), "missing {n}");
     }
-    assert!(!names.contains_key("backbone._blocks.0._expand_conv.weight"), "block 0 has no expansion");
+    assert!(
+        !names.contains_key("backbone._blocks.0._expand_conv.weight"),
+        "block 0 has no expansion"
+    );
     assert_eq!(names["dr6.0.weight"].size(), vec![1024, 112]);
     assert_eq!(names["dr7.0.weight"].size(), vec![1024, 1280]);
     assert_eq!(names["regression.weight"].size(), vec![1, 128]);
 
     let (vs, _) = model(BackboneName::ResNet50, Pool::Avg, 1, 1);
     let names = vs.variables();
-    for n in ["backbone.conv1.weight", "backbone.layer1.0.downsample.0.weight", "backbone.layer4.2.bn3.running_mean", "backbone.layer3.5.conv2.weight"] {
+    for n in [
+        "backbone.conv1.weight",
+        "backbone.layer1.0.downsample.0.weight",
+        "backbone.layer4.2.bn3.running_mean",
+        "backbone.layer3.5.conv2.weight",
+    ] {
         assert!(names.contains_key(n), "missing {n}");
     }
     let (vs, _) = model(BackboneName::ResNeXt101_32x8d, Pool::Avg, 1, 1);
     // ResNeXt-101 32x8d: layer1 width = 64·8/64·32 = 256, grouped 3×3 conv with 32 groups.
-    assert_eq!(vs.variables()["backbone.layer1.0.conv2.weight"].size(), vec![256, 8, 3, 3]);
+    assert_eq!(
+        vs.variables()["backbone.layer1.0.conv2.weight"].size(),
+        vec![256, 8, 3, 3]
+    );
     let (vs, _) = model(BackboneName::Vgg16, Pool::Avg, 1, 1);
     assert!(vs.variables().contains_key("backbone.features.28.weight"));
 }
@@ -94,7 +111,11 @@ fn pooling_widths_and_values() {
     let sd = f64::try_from(ms.get(0).get(3)).unwrap();
     assert!((sd - ((255.0f64) / 12.0).sqrt()).abs() < 1e-9);
     let (_vs, m) = model(BackboneName::ResNet18, Pool::MeanStd, 2, 1);
-    let out = m.forward(&Tensor::randn([2, 3, 64, 64], (Kind::Float, Device::Cpu)), false, false);
+    let out = m.forward(
+        &Tensor::randn([2, 3, 64, 64], (Kind::Float, Device::Cpu)),
+        false,
+        false,
+    );
     assert_eq!(out[2].size(), vec![2]);
 }
 
@@ -103,5 +124,77 @@ fn backbone_names_parse() {
     for b in BackboneName::ALL {
         assert_eq!(b.as_str().parse::<BackboneName>().unwrap(), b);
     }
-    assert!("resnet19".parse::<BackboneName>().unwrap_err().contains("expected one of"));
+    assert!("resnet19"
+        .parse::<BackboneName>()
+        .unwrap_err()
+        .contains("expected one of"));
+}
+
+/// Gives every BatchNorm non-trivial running statistics and affine parameters, so that folding
+/// them into the convolutions is actually exercised.
+fn randomise_batchnorms(vs: &nn::VarStore) {
+    tch::no_grad(|| {
+        for (name, mut t) in vs.variables() {
+            let r = Tensor::rand_like(&t);
+            if name.ends_with("running_var") {
+                t.copy_(&(r * 2.0 + 0.2));
+            } else if name.ends_with("running_mean")
+                || name.contains("bn") && name.ends_with(".bias")
+            {
+                t.copy_(&(r - 0.5));
+            } else if name.contains("bn") && name.ends_with(".weight") {
+                t.copy_(&(r + 0.5));
+            }
+        }
+    });
+}
+
+#[test]
+fn inference_path_equals_eval_forward() {
+    // Folded BatchNorm + in-place activations + channels-last input must give the eval-mode
+    // outputs of the plain forward: odd sizes exercise TF-SAME padding and ResNet's downsampling.
+    for (name, h, w) in [
+        (BackboneName::EfficientNetLite0, 67, 45),
+        (BackboneName::ResNet18, 70, 53),
+        (BackboneName::Vgg16, 64, 64),
+    ] {
+        let (vs, m) = model(name, Pool::Avg, 1, 1);
+        randomise_batchnorms(&vs);
+        let nhwc = Tensor::randn([2, h, w, 3], (Kind::Float, Device::Cpu));
+        let channels_last = nhwc.permute([0, 3, 1, 2]);
+        let contiguous = channels_last.contiguous();
+        let plain = tch::no_grad(|| m.forward(&contiguous, false, false));
+        let (p6, p7) = tch::no_grad(|| m.features(&contiguous, false));
+        let inf = m.inference();
+        for x in [&contiguous, &channels_last] {
+            let fast = inf.forward(x);
+            let (f6, f7) = inf.features(x);
+            let scale = f64::try_from(p7.abs().max()).unwrap().max(1e-3);
+            let diff = |a: &Tensor, b: &Tensor| f64::try_from((a - b).abs().max()).unwrap();
+            assert!(
+                diff(&f6, &p6) < 1e-4 * scale.max(1.0),
+                "{name}: level-6 features differ by {}",
+                diff(&f6, &p6)
+            );
+            assert!(
+                diff(&f7, &p7) < 1e-4 * scale.max(1.0),
+                "{name}: level-7 features differ by {}",
+                diff(&f7, &p7)
+            );
+            for (a, b) in fast.iter().zip(plain.iter()) {
+                assert!(
+                    diff(a, b) < 1e-3,
+                    "{name}: head outputs differ by {}",
+                    diff(a, b)
+                );
+            }
+        }
+    }
+    // And the statistics really are non-trivial: folding with default BN would be a no-op.
+    let (vs, m) = model(BackboneName::ResNet18, Pool::Avg, 1, 1);
+    let x = Tensor::randn([1, 3, 40, 40], (Kind::Float, Device::Cpu));
+    let before = tch::no_grad(|| m.features(&x, false).1);
+    randomise_batchnorms(&vs);
+    let after = tch::no_grad(|| m.features(&x, false).1);
+    assert!(f64::try_from((before - after).abs().max()).unwrap() > 1e-3);
 }

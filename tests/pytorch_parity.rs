@@ -9,7 +9,9 @@
 use std::path::PathBuf;
 
 use normiqa::data::decode::decode_one;
-use normiqa::model::{linearity::BACKBONE_PREFIX, weights, BackboneName, LinearityIqa, ModelConfig};
+use normiqa::model::{
+    linearity::BACKBONE_PREFIX, weights, BackboneName, LinearityIqa, ModelConfig,
+};
 use normiqa::weights::read_pth;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -21,9 +23,16 @@ fn shared_clive() -> PathBuf {
 
 #[test]
 fn lite0_features_and_imagenet_top5_match_pytorch() {
-    let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference/features_clive_lite0.json")).unwrap()).unwrap();
-    let wfile = BackboneName::EfficientNetLite0.default_weights().expect("EfficientNet-Lite0 weights: run ./run setup");
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference/features_clive_lite0.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let wfile = BackboneName::EfficientNetLite0
+        .default_weights()
+        .expect("EfficientNet-Lite0 weights: run ./run setup");
     let vs = nn::VarStore::new(Device::Cpu);
     let m = LinearityIqa::new(&vs, ModelConfig::default());
     weights::load_pth(&vs, BACKBONE_PREFIX, &wfile, m.backbone.ignored_weights()).unwrap();
@@ -37,21 +46,33 @@ fn lite0_features_and_imagenet_top5_match_pytorch() {
         let x = normiqa::batch::to_tensor(&[&im], Device::Cpu).unwrap();
         let (f6, f7) = tch::no_grad(|| m.features(&x, false));
         for (level, f) in [("level6", &f6), ("level7", &f7)] {
-            let got: Vec<f64> = Vec::<f64>::try_from(f.flatten(0, -1).to_kind(Kind::Double)).unwrap();
+            let got: Vec<f64> =
+                Vec::<f64>::try_from(f.flatten(0, -1).to_kind(Kind::Double)).unwrap();
             let want = &img[level];
             assert_eq!(got.len() as u64, want["dim"].as_u64().unwrap());
             for (g, w) in got.iter().zip(want["first8"].as_array().unwrap()) {
                 let w = w.as_f64().unwrap();
-                assert!((g - w).abs() < 2e-4 * (1.0 + w.abs()), "{name} {level}: {g} vs {w}");
+                assert!(
+                    (g - w).abs() < 2e-4 * (1.0 + w.abs()),
+                    "{name} {level}: {g} vs {w}"
+                );
             }
             let sum: f64 = got.iter().sum();
             let wsum = want["sum"].as_f64().unwrap();
-            assert!((sum - wsum).abs() < 1e-3 * (1.0 + wsum.abs()), "{name} {level} sum: {sum} vs {wsum}");
+            assert!(
+                (sum - wsum).abs() < 1e-3 * (1.0 + wsum.abs()),
+                "{name} {level} sum: {sum} vs {wsum}"
+            );
         }
         let logits = f7.matmul(&fc_w.tr()) + &fc_b;
         let (_, idx) = logits.flatten(0, -1).topk(5, 0, true, true);
         let top5: Vec<i64> = Vec::<i64>::try_from(idx).unwrap();
-        let want: Vec<i64> = img["top5_classes"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        let want: Vec<i64> = img["top5_classes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
         assert_eq!(top5, want, "{name}: ImageNet top-5");
     }
 }
@@ -62,7 +83,11 @@ fn conv_input_normalisation_matches_torchvision() {
     let im = image::RgbImage::from_raw(1, 1, vec![255, 0, 128]).unwrap();
     let x = normiqa::batch::to_tensor(&[&im], Device::Cpu).unwrap();
     let v: Vec<f32> = Vec::<f32>::try_from(x.flatten(0, -1)).unwrap();
-    let want = [(1.0 - 0.485) / 0.229, (0.0 - 0.456) / 0.224, (128.0 / 255.0 - 0.406) / 0.225];
+    let want = [
+        (1.0 - 0.485) / 0.229,
+        (0.0 - 0.456) / 0.224,
+        (128.0 / 255.0 - 0.406) / 0.225,
+    ];
     for (a, b) in v.iter().zip(want) {
         assert!((*a as f64 - b).abs() < 1e-6);
     }

@@ -27,12 +27,21 @@ fn generate_small(out: &Path) -> Vec<normiqa::synth::SynthRecord> {
 #[test]
 fn options_parse() {
     assert_eq!(synth::parse_distortions("all").unwrap().len(), 25);
-    assert_eq!(synth::parse_distortions("jpeg, 1,jpeg").unwrap(), vec![Distortion::Jpeg, Distortion::GaussianBlur]);
+    assert_eq!(
+        synth::parse_distortions("jpeg, 1,jpeg").unwrap(),
+        vec![Distortion::Jpeg, Distortion::GaussianBlur]
+    );
     assert!(synth::parse_distortions("nope").is_err());
     assert_eq!(synth::parse_levels("5,1").unwrap(), vec![5, 1]);
     assert!(synth::parse_levels("0").is_err() && synth::parse_levels("6").is_err());
-    assert_eq!("gmsd".parse::<Score>().unwrap(), Score::Metric(FrMetric::Gmsd));
-    assert_eq!("MS_SSIM".parse::<Score>().unwrap(), Score::Metric(FrMetric::MsSsim));
+    assert_eq!(
+        "gmsd".parse::<Score>().unwrap(),
+        Score::Metric(FrMetric::Gmsd)
+    );
+    assert_eq!(
+        "MS_SSIM".parse::<Score>().unwrap(),
+        Score::Metric(FrMetric::MsSsim)
+    );
     assert_eq!("fused".parse::<Score>().unwrap(), Score::Fused);
     assert!("vif".parse::<Score>().is_err());
     assert_eq!(fr::parse_metrics("all").unwrap().len(), 4);
@@ -49,9 +58,15 @@ fn labels_are_higher_is_better() {
         let s: Score = score.parse().unwrap();
         let mild = normiqa::synth::apply(Distortion::GaussianBlur, img, 1, 0).unwrap();
         let strong = normiqa::synth::apply(Distortion::GaussianBlur, img, 5, 0).unwrap();
-        let (a, b) = (s.compute(img, &mild).unwrap(), s.compute(img, &strong).unwrap());
+        let (a, b) = (
+            s.compute(img, &mild).unwrap(),
+            s.compute(img, &strong).unwrap(),
+        );
         assert!(a > b, "{score}: level 1 {a} should score above level 5 {b}");
-        assert!(s.compute(img, img).unwrap().is_finite(), "{score} of identical images must be finite");
+        assert!(
+            s.compute(img, img).unwrap().is_finite(),
+            "{score} of identical images must be finite"
+        );
     }
 }
 
@@ -59,8 +74,18 @@ fn labels_are_higher_is_better() {
 fn ms_ssim_on_embedded_references_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     let refs = normiqa::synth::write_embedded_references(&tmp.path().join("embedded")).unwrap();
-    let opts = GenerateOptions { distortions: vec![Distortion::Jpeg], levels: vec![1], ..Default::default() };
-    let err = synth::generate(&refs, &tmp.path().join("out"), &opts, Score::Metric(FrMetric::MsSsim)).unwrap_err();
+    let opts = GenerateOptions {
+        distortions: vec![Distortion::Jpeg],
+        levels: vec![1],
+        ..Default::default()
+    };
+    let err = synth::generate(
+        &refs,
+        &tmp.path().join("out"),
+        &opts,
+        Score::Metric(FrMetric::MsSsim),
+    )
+    .unwrap_err();
     let msg = format!("{err:#}");
     assert!(msg.contains("176") && msg.contains("128x128"), "{msg}");
     assert!(!tmp.path().join("out/labels.csv").exists());
@@ -73,11 +98,20 @@ fn generate_train_by_reference_test_per_type_and_plot() {
     let out = tmp.path().join("synth");
     let records = generate_small(&out);
     assert_eq!(records.len(), 6 * 3 * 2);
-    assert!(records.iter().all(|r| r.score.is_finite() && r.score > 0.0 && r.score <= 1.0));
+    assert!(records
+        .iter()
+        .all(|r| r.score.is_finite() && r.score > 0.0 && r.score <= 1.0));
     // Per reference and type, the stronger level has the lower label.
     for w in records.chunks(2) {
         assert_eq!((w[0].level, w[1].level), (1, 4));
-        assert!(w[0].score > w[1].score, "{} {} vs {} {}", w[0].image, w[0].score, w[1].image, w[1].score);
+        assert!(
+            w[0].score > w[1].score,
+            "{} {} vs {} {}",
+            w[0].image,
+            w[0].score,
+            w[1].image,
+            w[1].score
+        );
     }
     let header = std::fs::read_to_string(out.join("labels.csv")).unwrap();
     assert!(header.starts_with("image,reference,distortion,level,score\n"));
@@ -91,10 +125,16 @@ fn generate_train_by_reference_test_per_type_and_plot() {
     };
     let ds = train::data::load_dataset(&spec).unwrap();
     assert_eq!(ds.len(), 36);
-    assert!(ds.samples.iter().all(|s| s.reference.is_some() && s.distortion.is_some() && s.level.is_some()));
+    assert!(ds
+        .samples
+        .iter()
+        .all(|s| s.reference.is_some() && s.distortion.is_some() && s.level.is_some()));
     let split = Split::by_reference(&ds, 0, Ratios::train_test(0.8)).unwrap();
     let refs_of = |idx: &[usize]| {
-        let mut v: Vec<_> = idx.iter().map(|&i| ds.samples[i].reference.clone().unwrap()).collect();
+        let mut v: Vec<_> = idx
+            .iter()
+            .map(|&i| ds.samples[i].reference.clone().unwrap())
+            .collect();
         v.sort();
         v.dedup();
         v
@@ -116,7 +156,14 @@ fn generate_train_by_reference_test_per_type_and_plot() {
     cfg.device = "cpu".into();
     let run = tmp.path().join("run");
     let outcome = train::train(&cfg, &run).unwrap();
-    assert_eq!((outcome.info.sizes.train, outcome.info.sizes.val, outcome.info.sizes.test), (24, 0, 12));
+    assert_eq!(
+        (
+            outcome.info.sizes.train,
+            outcome.info.sizes.val,
+            outcome.info.sizes.test
+        ),
+        (24, 0, 12)
+    );
     assert_eq!(outcome.info.best_epoch, 2);
 
     // `normiqa test --model RUN --plot`: the run's own test set, per type, chart.
@@ -143,13 +190,21 @@ fn generate_train_by_reference_test_per_type_and_plot() {
     // Not a blank image: bars in the three colours.
     let rgb = img.to_rgb8();
     let has = |c: [u8; 3]| rgb.pixels().any(|p| p.0 == c);
-    assert!(has([214, 39, 40]) && has([44, 160, 44]), "hardest (red) and easiest (green) bars");
+    assert!(
+        has([214, 39, 40]) && has([44, 160, 44]),
+        "hardest (red) and easiest (green) bars"
+    );
 
     // Per-type metrics of the model's test predictions (the CSV written by `test --predictions`).
     let preds = std::fs::read_to_string(preds_csv).unwrap();
     let run_split = train::data::split_dataset(&cfg.data, &ds, cfg.seed).unwrap();
     assert_eq!(run_split.test.len(), 12);
-    let by_name: std::collections::HashMap<&str, usize> = ds.samples.iter().enumerate().map(|(i, s)| (s.name.as_str(), i)).collect();
+    let by_name: std::collections::HashMap<&str, usize> = ds
+        .samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.as_str(), i))
+        .collect();
     let (mut names, mut pred, mut mos) = (vec![], vec![], vec![]);
     for line in preds.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
@@ -163,7 +218,10 @@ fn generate_train_by_reference_test_per_type_and_plot() {
     let per = normiqa::cli::test::per_distortion(&names, &pred, &mos);
     assert_eq!(per.len(), 3);
     assert!(per.iter().all(|(_, m)| m.n == 4));
-    assert!(per.windows(2).all(|w| w[0].1.srocc <= w[1].1.srocc), "sorted hardest first");
+    assert!(
+        per.windows(2).all(|w| w[0].1.srocc <= w[1].1.srocc),
+        "sorted hardest first"
+    );
 }
 
 #[test]
@@ -175,14 +233,34 @@ fn fr_folders_pair_synth_names() {
     assert_eq!((pairs.len(), unpaired.len()), (36, 0));
     for (r, d) in &pairs {
         let rs = r.file_stem().unwrap().to_str().unwrap();
-        assert!(d.file_name().unwrap().to_str().unwrap().starts_with(&format!("{rs}_")));
+        assert!(d
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with(&format!("{rs}_")));
     }
     let p = fr::score_pair(&pairs[0].0, &pairs[0].1, &FrMetric::ALL).unwrap();
     assert!(p.values[0].is_some() && p.values[1].is_some() && p.values[3].is_some());
-    assert!(p.values[2].is_none() && p.note.as_deref().unwrap().contains("176"), "MS-SSIM on 128x128: no value");
+    assert!(
+        p.values[2].is_none() && p.note.as_deref().unwrap().contains("176"),
+        "MS-SSIM on 128x128: no value"
+    );
     // The CLI runs on files and on folders.
-    for (a, b) in [(pairs[0].0.clone(), pairs[0].1.clone()), (out.join("references"), out.join("images"))] {
-        let cli = Cli::try_parse_from(["normiqa", "fr", "--ref", a.to_str().unwrap(), "--dist", b.to_str().unwrap(), "--json"]).unwrap();
+    for (a, b) in [
+        (pairs[0].0.clone(), pairs[0].1.clone()),
+        (out.join("references"), out.join("images")),
+    ] {
+        let cli = Cli::try_parse_from([
+            "normiqa",
+            "fr",
+            "--ref",
+            a.to_str().unwrap(),
+            "--dist",
+            b.to_str().unwrap(),
+            "--json",
+        ])
+        .unwrap();
         normiqa::cli::run(cli).unwrap();
     }
 }
@@ -190,8 +268,19 @@ fn fr_folders_pair_synth_names() {
 #[test]
 fn plot_handles_negative_and_nan_srocc() {
     let tmp = tempfile::tempdir().unwrap();
-    let m = |s: f64| normiqa::metrics::Metrics { srocc: s, krocc: s, plcc: s, rmse: 1.0, n: 10 };
-    let rows = vec![("a".to_string(), m(0.9)), ("b".into(), m(-0.3)), ("c".into(), m(f64::NAN)), ("d".into(), m(0.5))];
+    let m = |s: f64| normiqa::metrics::Metrics {
+        srocc: s,
+        krocc: s,
+        plcc: s,
+        rmse: 1.0,
+        n: 10,
+    };
+    let rows = vec![
+        ("a".to_string(), m(0.9)),
+        ("b".into(), m(-0.3)),
+        ("c".into(), m(f64::NAN)),
+        ("d".into(), m(0.5)),
+    ];
     let sorted = normiqa::report::per_type::sorted_by_srocc(&rows);
     let order: Vec<&str> = sorted.iter().map(|r| r.0.as_str()).collect();
     assert_eq!(order, ["b", "d", "a", "c"]);

@@ -6,8 +6,12 @@ mod common;
 
 use std::path::Path;
 
-use normiqa::model::{linearity::BACKBONE_PREFIX, weights, BackboneName, LinearityIqa, ModelConfig};
-use normiqa::train::{self, checkpoint, DatasetSpec, FrozenMode, Inputs, SplitProtocol, TrainConfig};
+use normiqa::model::{
+    linearity::BACKBONE_PREFIX, weights, BackboneName, LinearityIqa, ModelConfig,
+};
+use normiqa::train::{
+    self, checkpoint, DatasetSpec, FrozenMode, Inputs, SplitProtocol, TrainConfig,
+};
 use tch::{nn, Device, Kind, Tensor};
 
 /// libtorch's random generator is global to the process: tests that train (and so draw from it)
@@ -20,7 +24,12 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 fn tiny_config(dir: &Path, n: usize) -> TrainConfig {
     let (csv, images) = common::synthetic_dataset(dir, n, 40);
-    let mut cfg = TrainConfig::new(DatasetSpec::Csv { csv, images, image_column: "image".into(), mos_column: "mos".into() });
+    let mut cfg = TrainConfig::new(DatasetSpec::Csv {
+        csv,
+        images,
+        image_column: "image".into(),
+        mos_column: "mos".into(),
+    });
     cfg.data.split = SplitProtocol::Random;
     cfg.random_init = true;
     cfg.epochs = 2;
@@ -44,20 +53,40 @@ fn frozen_cached_run_writes_a_complete_run_directory() {
     cfg.epochs = 3;
     let out = run_dir(tmp.path(), "frozen");
     let outcome = train::train(&cfg, &out).unwrap();
-    for f in ["config.toml", "run.json", "weights.safetensors", "log.jsonl", "predictions_test.csv"] {
+    for f in [
+        "config.toml",
+        "run.json",
+        "weights.safetensors",
+        "log.jsonl",
+        "predictions_test.csv",
+    ] {
         assert!(out.join(f).exists(), "missing {f}");
     }
     let info = &outcome.info;
-    assert_eq!((info.sizes.train, info.sizes.val, info.sizes.test), (18, 6, 6));
+    assert_eq!(
+        (info.sizes.train, info.sizes.val, info.sizes.test),
+        (18, 6, 6)
+    );
     assert!(info.best_epoch >= 1 && info.best_epoch <= 3);
     // random init changes nothing in the backbone, but it is not the pretrained one: saved.
     assert!(info.backbone_in_weights);
     let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
-    assert_eq!(log.lines().filter(|l| l.contains("\"event\":\"epoch\"")).count(), 3);
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("\"event\":\"epoch\""))
+            .count(),
+        3
+    );
     // 18 train images, batch 4, drop_last → 4 iterations per epoch.
-    assert_eq!(log.lines().filter(|l| l.contains("\"event\":\"iter\"")).count(), 12);
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("\"event\":\"iter\""))
+            .count(),
+        12
+    );
     // The config round-trips through TOML.
-    let back: TrainConfig = toml::from_str(&std::fs::read_to_string(out.join("config.toml")).unwrap()).unwrap();
+    let back: TrainConfig =
+        toml::from_str(&std::fs::read_to_string(out.join("config.toml")).unwrap()).unwrap();
     assert_eq!(back, cfg);
 
     // Reload and predict: the same outputs as the test predictions written by the run.
@@ -65,10 +94,16 @@ fn frozen_cached_run_writes_a_complete_run_directory() {
     assert_eq!(tm.info.mapping, info.mapping);
     let preds = std::fs::read_to_string(out.join("predictions_test.csv")).unwrap();
     let first: Vec<&str> = preds.lines().nth(1).unwrap().split(',').collect();
-    let img = image::open(cfg_image_dir(&cfg).join(first[0])).unwrap().to_rgb8();
+    let img = image::open(cfg_image_dir(&cfg).join(first[0]))
+        .unwrap()
+        .to_rgb8();
     let o = train::predict(&tm.model, &Inputs::Images(&[img]), &[0], 1, Device::Cpu).unwrap();
     let fused: f64 = first[4].parse().unwrap();
-    assert!((o[2][0] - fused).abs() < 1e-4 * (1.0 + fused.abs()), "{} vs {fused}", o[2][0]);
+    assert!(
+        (o[2][0] - fused).abs() < 1e-4 * (1.0 + fused.abs()),
+        "{} vs {fused}",
+        o[2][0]
+    );
 }
 
 fn cfg_image_dir(cfg: &TrainConfig) -> std::path::PathBuf {
@@ -102,9 +137,15 @@ fn reference_frozen_mode_updates_batchnorm_statistics() {
     cfg.epochs = 1;
     let out = run_dir(tmp.path(), "ref");
     let info = train::train(&cfg, &out).unwrap().info;
-    assert!(info.backbone_in_weights, "running statistics changed, so the backbone is saved");
+    assert!(
+        info.backbone_in_weights,
+        "running statistics changed, so the backbone is saved"
+    );
     let saved = Tensor::read_safetensors(out.join("weights.safetensors")).unwrap();
-    let rv = saved.iter().find(|(n, _)| n == "backbone._bn0.running_var").expect("backbone BN saved");
+    let rv = saved
+        .iter()
+        .find(|(n, _)| n == "backbone._bn0.running_var")
+        .expect("backbone BN saved");
     // A fresh BatchNorm has running_var = 1; train-mode passes moved it.
     assert!(f64::try_from((&rv.1 - 1.0).abs().sum(Kind::Float)).unwrap() > 1e-3);
 }
@@ -115,7 +156,10 @@ fn corrupt_image_error_names_the_file() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tiny_config(tmp.path(), 12);
     std::fs::write(cfg_image_dir(&cfg).join("img005.png"), b"not a png").unwrap();
-    let err = format!("{:#}", train::train(&cfg, &run_dir(tmp.path(), "x")).err().unwrap());
+    let err = format!(
+        "{:#}",
+        train::train(&cfg, &run_dir(tmp.path(), "x")).err().unwrap()
+    );
     assert!(err.contains("img005.png"), "{err}");
 }
 
@@ -124,17 +168,31 @@ fn constant_mos_batch_error_names_the_images() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = tiny_config(tmp.path(), 12);
-    let DatasetSpec::Csv { csv, .. } = &cfg.data.dataset else { unreachable!() };
+    let DatasetSpec::Csv { csv, .. } = &cfg.data.dataset else {
+        unreachable!()
+    };
     let text: String = std::fs::read_to_string(csv)
         .unwrap()
         .lines()
         .enumerate()
-        .map(|(i, l)| if i == 0 { format!("{l}\n") } else { format!("{},50\n", l.split(',').next().unwrap()) })
+        .map(|(i, l)| {
+            if i == 0 {
+                format!("{l}\n")
+            } else {
+                format!("{},50\n", l.split(',').next().unwrap())
+            }
+        })
         .collect();
     std::fs::write(csv, text).unwrap();
     cfg.ft_lr_ratio = 0.0;
-    let err = format!("{:#}", train::train(&cfg, &run_dir(tmp.path(), "c")).err().unwrap());
-    assert!(err.contains("MOS values in the batch are equal") && err.contains("img0"), "{err}");
+    let err = format!(
+        "{:#}",
+        train::train(&cfg, &run_dir(tmp.path(), "c")).err().unwrap()
+    );
+    assert!(
+        err.contains("MOS values in the batch are equal") && err.contains("img0"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -151,10 +209,22 @@ fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
     cfg.loss.kind = normiqa::loss::LossKind::Mse;
     cfg.lr = 1e30;
     cfg.epochs = 3;
-    let err = format!("{:#}", train::train(&cfg, &out).err().expect("the loss must blow up"));
-    assert!(err.contains("the loss became") || err.contains("finite"), "{err}");
+    let err = format!(
+        "{:#}",
+        train::train(&cfg, &out)
+            .err()
+            .expect("the loss must blow up")
+    );
+    assert!(
+        err.contains("the loss became") || err.contains("finite"),
+        "{err}"
+    );
     if err.contains("the loss became") {
-        assert_eq!(std::fs::read(out.join("weights.safetensors")).unwrap(), good, "checkpoint overwritten");
+        assert_eq!(
+            std::fs::read(out.join("weights.safetensors")).unwrap(),
+            good,
+            "checkpoint overwritten"
+        );
     }
 }
 
@@ -164,10 +234,20 @@ fn bad_options_are_named() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = tiny_config(tmp.path(), 12);
     cfg.batch_size = 1;
-    assert!(format!("{:#}", train::train(&cfg, &run_dir(tmp.path(), "o")).err().unwrap()).contains("--batch-size"));
+    assert!(format!(
+        "{:#}",
+        train::train(&cfg, &run_dir(tmp.path(), "o")).err().unwrap()
+    )
+    .contains("--batch-size"));
     let mut cfg = tiny_config(tmp.path(), 12);
     cfg.data.train_ratio = 0.0;
-    assert!(format!("{:#}", train::train(&cfg, &run_dir(tmp.path(), "o2")).err().unwrap()).contains("--train-ratio"));
+    assert!(format!(
+        "{:#}",
+        train::train(&cfg, &run_dir(tmp.path(), "o2"))
+            .err()
+            .unwrap()
+    )
+    .contains("--train-ratio"));
 }
 
 /// Exports a VarStore's backbone in torchvision naming (plus num_batches_tracked and an fc layer
@@ -177,16 +257,30 @@ fn export_torchvision(vs: &nn::VarStore, path: &Path) {
     let mut names: Vec<_> = vs.variables().into_iter().collect();
     names.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, t) in names {
-        let Some(n) = name.strip_prefix(&format!("{BACKBONE_PREFIX}.")) else { continue };
+        let Some(n) = name.strip_prefix(&format!("{BACKBONE_PREFIX}.")) else {
+            continue;
+        };
         let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
         let v: Vec<f32> = Vec::<f32>::try_from(t.flatten(0, -1).to_kind(Kind::Float)).unwrap();
         entries.push((n.to_string(), shape, common::TensorData::F32(v)));
         if n.ends_with("running_var") {
-            entries.push((n.replace("running_var", "num_batches_tracked"), vec![], common::TensorData::I64(vec![7])));
+            entries.push((
+                n.replace("running_var", "num_batches_tracked"),
+                vec![],
+                common::TensorData::I64(vec![7]),
+            ));
         }
     }
-    entries.push(("fc.weight".into(), vec![3, 4], common::TensorData::F32(vec![0.5; 12])));
-    entries.push(("fc.bias".into(), vec![3], common::TensorData::F32(vec![0.1; 3])));
+    entries.push((
+        "fc.weight".into(),
+        vec![3, 4],
+        common::TensorData::F32(vec![0.5; 12]),
+    ));
+    entries.push((
+        "fc.bias".into(),
+        vec![3],
+        common::TensorData::F32(vec![0.1; 3]),
+    ));
     common::write_torch_zip(path, &entries);
 }
 
@@ -197,7 +291,13 @@ fn torchvision_resnet18_state_dict_loads_by_name() {
     let file = tmp.path().join("resnet18.pth");
     tch::manual_seed(1);
     let src_vs = nn::VarStore::new(Device::Cpu);
-    let _src = LinearityIqa::new(&src_vs, ModelConfig { backbone: BackboneName::ResNet18, ..Default::default() });
+    let _src = LinearityIqa::new(
+        &src_vs,
+        ModelConfig {
+            backbone: BackboneName::ResNet18,
+            ..Default::default()
+        },
+    );
     // Give BatchNorm buffers non-default values so that a silent skip would be caught.
     tch::no_grad(|| {
         for (n, t) in src_vs.variables() {
@@ -210,22 +310,49 @@ fn torchvision_resnet18_state_dict_loads_by_name() {
 
     tch::manual_seed(2);
     let vs = nn::VarStore::new(Device::Cpu);
-    let m = LinearityIqa::new(&vs, ModelConfig { backbone: BackboneName::ResNet18, ..Default::default() });
+    let m = LinearityIqa::new(
+        &vs,
+        ModelConfig {
+            backbone: BackboneName::ResNet18,
+            ..Default::default()
+        },
+    );
     let n = weights::load_pth(&vs, BACKBONE_PREFIX, &file, m.backbone.ignored_weights()).unwrap();
     let src = src_vs.variables();
     let dst = vs.variables();
     let mut checked = 0;
     for (name, t) in src.iter().filter(|(k, _)| k.starts_with("backbone.")) {
-        assert!(t.allclose(&dst[name], 0.0, 0.0, false), "{name} differs after loading");
+        assert!(
+            t.allclose(&dst[name], 0.0, 0.0, false),
+            "{name} differs after loading"
+        );
         checked += 1;
     }
     assert_eq!(n, checked);
 
     // The wrong architecture for the file: a clear error naming the file and a tensor.
     let vs50 = nn::VarStore::new(Device::Cpu);
-    let m50 = LinearityIqa::new(&vs50, ModelConfig { backbone: BackboneName::ResNet50, ..Default::default() });
-    let err = format!("{:#}", weights::load_pth(&vs50, BACKBONE_PREFIX, &file, m50.backbone.ignored_weights()).unwrap_err());
-    assert!(err.contains("resnet18.pth") && (err.contains("shape") || err.contains("missing")), "{err}");
+    let m50 = LinearityIqa::new(
+        &vs50,
+        ModelConfig {
+            backbone: BackboneName::ResNet50,
+            ..Default::default()
+        },
+    );
+    let err = format!(
+        "{:#}",
+        weights::load_pth(
+            &vs50,
+            BACKBONE_PREFIX,
+            &file,
+            m50.backbone.ignored_weights()
+        )
+        .unwrap_err()
+    );
+    assert!(
+        err.contains("resnet18.pth") && (err.contains("shape") || err.contains("missing")),
+        "{err}"
+    );
 }
 
 #[test]

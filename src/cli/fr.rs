@@ -64,8 +64,12 @@ pub struct FrPair {
 
 /// Scores one pair of files.
 pub fn score_pair(reference: &Path, distorted: &Path, metrics: &[FrMetric]) -> Result<FrPair> {
-    let a = image::open(reference).with_context(|| format!("reading {}", reference.display()))?.to_rgb8();
-    let b = image::open(distorted).with_context(|| format!("reading {}", distorted.display()))?.to_rgb8();
+    let a = image::open(reference)
+        .with_context(|| format!("reading {}", reference.display()))?
+        .to_rgb8();
+    let b = image::open(distorted)
+        .with_context(|| format!("reading {}", distorted.display()))?
+        .to_rgb8();
     if a.dimensions() != b.dimensions() {
         bail!(
             "{} is {}x{} but its reference {} is {}x{}",
@@ -88,7 +92,12 @@ pub fn score_pair(reference: &Path, distorted: &Path, metrics: &[FrMetric]) -> R
             }
         })
         .collect();
-    Ok(FrPair { reference: reference.to_path_buf(), distorted: distorted.to_path_buf(), values, note })
+    Ok(FrPair {
+        reference: reference.to_path_buf(),
+        distorted: distorted.to_path_buf(),
+        values,
+        note,
+    })
 }
 
 /// The stem without a KADID-style `_<dd>_<l>` suffix (`kodim01_09_3` → `kodim01`).
@@ -106,15 +115,21 @@ pub type Pairs = Vec<(PathBuf, PathBuf)>;
 /// order) and the distorted files without a reference.
 pub fn pair_folders(ref_dir: &Path, dist_dir: &Path) -> Result<(Pairs, Vec<PathBuf>)> {
     let refs = super::synth::list_images(ref_dir)?;
-    let by_name: HashMap<String, &PathBuf> =
-        refs.iter().filter_map(|p| Some((p.file_name()?.to_str()?.to_string(), p))).collect();
-    let by_stem: HashMap<String, &PathBuf> =
-        refs.iter().filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p))).collect();
+    let by_name: HashMap<String, &PathBuf> = refs
+        .iter()
+        .filter_map(|p| Some((p.file_name()?.to_str()?.to_string(), p)))
+        .collect();
+    let by_stem: HashMap<String, &PathBuf> = refs
+        .iter()
+        .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p)))
+        .collect();
     let (mut pairs, mut unpaired) = (Vec::new(), Vec::new());
     for d in super::synth::list_images(dist_dir)? {
         let name = d.file_name().and_then(|s| s.to_str()).unwrap_or("");
         let stem = d.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-        let r = by_name.get(name).or_else(|| kadid_reference_stem(stem).and_then(|s| by_stem.get(s)));
+        let r = by_name
+            .get(name)
+            .or_else(|| kadid_reference_stem(stem).and_then(|s| by_stem.get(s)));
         match r {
             Some(r) => pairs.push(((*r).clone(), d)),
             None => unpaired.push(d),
@@ -131,9 +146,15 @@ pub fn run(args: FrArgs) -> Result<()> {
         _ => bail!("--ref and --dist must both be files or both be folders"),
     };
     if pairs.is_empty() {
-        bail!("no pair of images to score ({} distorted files without a reference)", unpaired.len());
+        bail!(
+            "no pair of images to score ({} distorted files without a reference)",
+            unpaired.len()
+        );
     }
-    let scored: Vec<FrPair> = pairs.par_iter().map(|(r, d)| score_pair(r, d, &metrics)).collect::<Result<_>>()?;
+    let scored: Vec<FrPair> = pairs
+        .par_iter()
+        .map(|(r, d)| score_pair(r, d, &metrics))
+        .collect::<Result<_>>()?;
     let means: Vec<Option<f64>> = (0..metrics.len())
         .map(|k| {
             let v: Vec<f64> = scored.iter().filter_map(|p| p.values[k]).collect();
@@ -163,7 +184,12 @@ pub fn run(args: FrArgs) -> Result<()> {
         return Ok(());
     }
     let fmt = |v: &Option<f64>| v.map_or_else(|| format!("{:>10}", "-"), |x| format!("{x:>10.4}"));
-    let width = scored.iter().map(|p| p.distorted.display().to_string().len()).max().unwrap_or(5).clamp(5, 60);
+    let width = scored
+        .iter()
+        .map(|p| p.distorted.display().to_string().len())
+        .max()
+        .unwrap_or(5)
+        .clamp(5, 60);
     print!("{:<width$}", "image");
     for m in &metrics {
         print!(" {:>10}", m.name());
@@ -187,8 +213,14 @@ pub fn run(args: FrArgs) -> Result<()> {
         println!("note: {n}");
     }
     if !unpaired.is_empty() {
-        println!("{} distorted files without a reference were skipped (first: {})", unpaired.len(), unpaired[0].display());
+        println!(
+            "{} distorted files without a reference were skipped (first: {})",
+            unpaired.len(),
+            unpaired[0].display()
+        );
     }
-    println!("(psnr: dB, higher is better; ssim, ms-ssim: higher is better; gmsd: lower is better)");
+    println!(
+        "(psnr: dB, higher is better; ssim, ms-ssim: higher is better; gmsd: lower is better)"
+    );
     Ok(())
 }

@@ -33,12 +33,23 @@ pub struct MetricsArgs {
 
 /// Reads two numeric columns; errors name the file, row and column.
 pub fn read_columns(path: &Path, pred_col: &str, mos_col: &str) -> Result<(Vec<f64>, Vec<f64>)> {
-    let mut r = csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
-    let headers = r.headers().with_context(|| format!("reading the header of {}", path.display()))?.clone();
+    let mut r =
+        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
+    let headers = r
+        .headers()
+        .with_context(|| format!("reading the header of {}", path.display()))?
+        .clone();
     let find = |name: &str| {
-        headers.iter().position(|h| h.trim() == name).with_context(|| {
-            format!("{}: no column '{name}' (columns: {})", path.display(), headers.iter().collect::<Vec<_>>().join(", "))
-        })
+        headers
+            .iter()
+            .position(|h| h.trim() == name)
+            .with_context(|| {
+                format!(
+                    "{}: no column '{name}' (columns: {})",
+                    path.display(),
+                    headers.iter().collect::<Vec<_>>().join(", ")
+                )
+            })
     };
     let (ip, im) = (find(pred_col)?, find(mos_col)?);
     let (mut pred, mut mos) = (Vec::new(), Vec::new());
@@ -46,13 +57,26 @@ pub fn read_columns(path: &Path, pred_col: &str, mos_col: &str) -> Result<(Vec<f
         let rec = rec.with_context(|| format!("{}: row {}", path.display(), row + 2))?;
         let get = |i: usize, col: &str| -> Result<f64> {
             let s = rec.get(i).unwrap_or("").trim();
-            s.parse::<f64>().ok().filter(|v| v.is_finite()).with_context(|| format!("{}: row {}, column '{col}': '{s}' is not a finite number", path.display(), row + 2))
+            s.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+                .with_context(|| {
+                    format!(
+                        "{}: row {}, column '{col}': '{s}' is not a finite number",
+                        path.display(),
+                        row + 2
+                    )
+                })
         };
         pred.push(get(ip, pred_col)?);
         mos.push(get(im, mos_col)?);
     }
     if pred.len() < 2 {
-        bail!("{}: {} data row(s); need at least 2", path.display(), pred.len());
+        bail!(
+            "{}: {} data row(s); need at least 2",
+            path.display(),
+            pred.len()
+        );
     }
     Ok((pred, mos))
 }
@@ -63,21 +87,41 @@ pub fn run(args: MetricsArgs) -> Result<()> {
         Some(LinearMap { k: m[0], b: m[1] })
     } else if let Some(f) = &args.fit_on {
         let (p, y) = read_columns(f, &args.pred_column, &args.mos_column)?;
-        Some(LinearMap::fit(&p, &y).with_context(|| format!("fitting the mapping on {}", f.display()))?)
+        Some(
+            LinearMap::fit(&p, &y)
+                .with_context(|| format!("fitting the mapping on {}", f.display()))?,
+        )
     } else if args.fit {
         Some(LinearMap::fit(&pred, &mos).context("fitting the mapping")?)
     } else {
         None
     };
-    let m = Metrics::compute_mapped(&pred, &mos, mapping.as_ref()).with_context(|| format!("computing metrics of {}", args.csv.display()))?;
+    let m = Metrics::compute_mapped(&pred, &mos, mapping.as_ref())
+        .with_context(|| format!("computing metrics of {}", args.csv.display()))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"csv": args.csv, "metrics": m, "mapping": mapping}))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"csv": args.csv, "metrics": m, "mapping": mapping})
+            )?
+        );
     } else {
         println!("{}: {} rows", args.csv.display(), m.n);
         if let Some(mp) = &mapping {
             println!("mapping: {:.6} * pred + {:.6}", mp.k, mp.b);
         }
-        println!("SROCC {:.4}  PLCC {:.4}  KROCC {:.4}  RMSE {:.4}{}", m.srocc, m.plcc, m.krocc, m.rmse, if mapping.is_none() { " (no mapping: RMSE on the raw scale)" } else { "" });
+        println!(
+            "SROCC {:.4}  PLCC {:.4}  KROCC {:.4}  RMSE {:.4}{}",
+            m.srocc,
+            m.plcc,
+            m.krocc,
+            m.rmse,
+            if mapping.is_none() {
+                " (no mapping: RMSE on the raw scale)"
+            } else {
+                ""
+            }
+        );
     }
     Ok(())
 }

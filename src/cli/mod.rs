@@ -7,16 +7,20 @@ pub mod distill;
 pub mod fr;
 pub mod metrics;
 pub mod predict;
-pub mod synth;
 pub mod report;
 pub mod run;
+pub mod synth;
 pub mod test;
 pub mod train;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "normiqa", version, about = "Train, evaluate and use no-reference image quality models (LinearityIQA, Norm-in-Norm loss)")]
+#[command(
+    name = "normiqa",
+    version,
+    about = "Train, evaluate and use no-reference image quality models (LinearityIQA, Norm-in-Norm loss)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -66,7 +66,11 @@ pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
         for p in entries {
             if p.is_dir() {
                 walk(&p, out)?;
-            } else if p.extension().and_then(|e| e.to_str()).is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())) {
+            } else if p
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+            {
                 out.push(p);
             }
         }
@@ -90,7 +94,9 @@ pub fn default_model_dir() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("NORMIQA_MODEL") {
         return Some(PathBuf::from(p));
     }
-    crate::locate::find(Path::new("models/clive-efficientnet-lite0"), |p| p.join("run.json").exists())
+    crate::locate::find(Path::new("models/clive-efficientnet-lite0"), |p| {
+        p.join("run.json").exists()
+    })
 }
 
 #[derive(serde::Serialize)]
@@ -134,15 +140,32 @@ pub fn run(args: PredictArgs) -> Result<()> {
             }
         }
         let idx: Vec<usize> = (0..images.len()).collect();
-        let out = train::predict(&tm.model, &Inputs::Images(&images), &idx, crate::train::config::eval_batch_size(args.batch_size, device), device)?;
+        let out = train::predict(
+            &tm.model,
+            &Inputs::Images(&images),
+            &idx,
+            crate::train::config::eval_batch_size(args.batch_size, device),
+            device,
+        )?;
         let mapped = tm.info.mapping[2].apply(&out[2]);
         for (i, name) in names.into_iter().enumerate() {
-            rows.push(Row { image: name, score: mapped[i], heads: args.all_heads.then(|| [out[0][i], out[1][i], out[2][i]]) });
+            rows.push(Row {
+                image: name,
+                score: mapped[i],
+                heads: args.all_heads.then(|| [out[0][i], out[1][i], out[2][i]]),
+            });
         }
     }
-    tracing::info!("scored {} images in {:.2} s ({:.1} images/s)", rows.len(), t0.elapsed().as_secs_f64(), rows.len() as f64 / t0.elapsed().as_secs_f64());
+    tracing::info!(
+        "scored {} images in {:.2} s ({:.1} images/s)",
+        rows.len(),
+        t0.elapsed().as_secs_f64(),
+        rows.len() as f64 / t0.elapsed().as_secs_f64()
+    );
     let mut sink: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?),
+        Some(p) => {
+            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
+        }
         None => Box::new(std::io::stdout().lock()),
     };
     match args.format {
@@ -165,7 +188,11 @@ pub fn run(args: PredictArgs) -> Result<()> {
         }
     }
     if !failures.is_empty() {
-        bail!("{} image(s) could not be scored:\n  {}", failures.len(), failures.join("\n  "));
+        bail!(
+            "{} image(s) could not be scored:\n  {}",
+            failures.len(),
+            failures.join("\n  ")
+        );
     }
     Ok(())
 }

@@ -55,12 +55,24 @@ pub struct ReportOptions {
 
 impl Default for ReportOptions {
     fn default() -> Self {
-        ReportOptions { out: None, threshold: None, metric: None, max_scatter: 8, tensorboard: false }
+        ReportOptions {
+            out: None,
+            threshold: None,
+            metric: None,
+            max_scatter: 8,
+            tensorboard: false,
+        }
     }
 }
 
 pub fn run(args: ReportArgs) -> Result<()> {
-    let opts = ReportOptions { out: args.out, threshold: args.threshold, metric: args.metric, max_scatter: args.max_scatter, tensorboard: args.tensorboard };
+    let opts = ReportOptions {
+        out: args.out,
+        threshold: args.threshold,
+        metric: args.metric,
+        max_scatter: args.max_scatter,
+        tensorboard: args.tensorboard,
+    };
     let files = report(&args.dir, &opts)?;
     for f in &files {
         println!("{}", f.display());
@@ -69,7 +81,13 @@ pub fn run(args: ReportArgs) -> Result<()> {
 }
 
 fn is_run_dir(dir: &Path) -> bool {
-    [checkpoint::RUN_JSON, checkpoint::CONFIG_TOML, checkpoint::LOG].iter().any(|f| dir.join(f).exists())
+    [
+        checkpoint::RUN_JSON,
+        checkpoint::CONFIG_TOML,
+        checkpoint::LOG,
+    ]
+    .iter()
+    .any(|f| dir.join(f).exists())
 }
 
 /// Writes the report of `dir`; returns the files written.
@@ -81,24 +99,41 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let mut results = if is_run_dir(dir) {
         let mut r = Results {
-            name: dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into()),
+            name: dir
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "run".into()),
             dir: dir.to_path_buf(),
             pair_over: None,
             threshold_metric: "plcc".into(),
             keys: vec![],
-            rows: vec![ResultRow { index: 0, name: String::new(), params: vec![], data: Some(RunData::load(dir)?), threshold: None, epochs_to_threshold: None }],
+            rows: vec![ResultRow {
+                index: 0,
+                name: String::new(),
+                params: vec![],
+                data: Some(RunData::load(dir)?),
+                threshold: None,
+                epochs_to_threshold: None,
+            }],
         };
         r.rows[0].name = r.name.clone();
         r
     } else if dir.join(EXPERIMENT_TOML).exists() {
         let text = std::fs::read_to_string(dir.join(EXPERIMENT_TOML))?;
-        let name = dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let exp = Experiment::parse(&text, &name).with_context(|| format!("in {}", dir.join(EXPERIMENT_TOML).display()))?;
+        let name = dir
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let exp = Experiment::parse(&text, &name)
+            .with_context(|| format!("in {}", dir.join(EXPERIMENT_TOML).display()))?;
         Results::collect(&exp, dir)?
     } else {
         let r = Results::from_folder(dir)?;
         if r.rows.is_empty() {
-            bail!("{}: neither a run directory nor a folder of run directories", dir.display());
+            bail!(
+                "{}: neither a run directory nor a folder of run directories",
+                dir.display()
+            );
         }
         r
     };
@@ -106,7 +141,9 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
         results.threshold_metric = m.clone();
     }
     if opts.threshold.is_some() || opts.metric.is_some() {
-        let thr = opts.threshold.or_else(|| results.rows.iter().find_map(|r| r.threshold));
+        let thr = opts
+            .threshold
+            .or_else(|| results.rows.iter().find_map(|r| r.threshold));
         results.apply_threshold(thr, None);
     }
 
@@ -119,7 +156,12 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
     for m in ["plcc", "srocc"] {
         for stage in ["val", "test"] {
             let mut chart = LineChart {
-                title: format!("{} {} per epoch{}", stage, m.to_uppercase(), pair_note(&results)),
+                title: format!(
+                    "{} {} per epoch{}",
+                    stage,
+                    m.to_uppercase(),
+                    pair_note(&results)
+                ),
                 x_label: "Epoch".into(),
                 y_label: format!("{stage} {}", m.to_uppercase()),
                 ..Default::default()
@@ -148,7 +190,12 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
                         markers.extend(pts.iter().filter(|p| p.0 as usize == e).copied());
                     }
                 }
-                chart.series.push(Series { label: label_of(row, &results), points: pts, markers, thin: false });
+                chart.series.push(Series {
+                    label: label_of(row, &results),
+                    points: pts,
+                    markers,
+                    thin: false,
+                });
             }
             if chart.series.is_empty() {
                 continue;
@@ -195,7 +242,10 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
     // b̂ per iteration.
     {
         let chart = LineChart {
-            title: format!("b-hat (norm of the centred fused predictions) per iteration{}", pair_note(&results)),
+            title: format!(
+                "b-hat (norm of the centred fused predictions) per iteration{}",
+                pair_note(&results)
+            ),
             x_label: "Iteration".into(),
             y_label: "b-hat".into(),
             series: reps
@@ -233,15 +283,40 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
         }
         let (x, y) = read_predictions(&p)?;
         let line = d.mapping.as_ref().map(|m| (m.k, m.b));
-        let note = d.test.as_ref().map(|t| format!("test SROCC {:.4}, PLCC {:.4} (n = {})", t.srocc, t.plcc, t.n)).unwrap_or_default();
-        let f = out.join(if single { "scatter.png".to_string() } else { format!("scatter_{}.png", row.name) });
-        plots::scatter(&f, &format!("{}: test set", label_of(row, &results)), "fused-head output", &x, &y, line, &note)?;
+        let note = d
+            .test
+            .as_ref()
+            .map(|t| {
+                format!(
+                    "test SROCC {:.4}, PLCC {:.4} (n = {})",
+                    t.srocc, t.plcc, t.n
+                )
+            })
+            .unwrap_or_default();
+        let f = out.join(if single {
+            "scatter.png".to_string()
+        } else {
+            format!("scatter_{}.png", row.name)
+        });
+        plots::scatter(
+            &f,
+            &format!("{}: test set", label_of(row, &results)),
+            "fused-head output",
+            &x,
+            &y,
+            line,
+            &note,
+        )?;
         files.push(f);
     }
 
     if opts.tensorboard {
         for row in &results.rows {
-            if let Some(d) = row.data.as_ref().filter(|d| d.dir.join(checkpoint::LOG).exists()) {
+            if let Some(d) = row
+                .data
+                .as_ref()
+                .filter(|d| d.dir.join(checkpoint::LOG).exists())
+            {
                 files.push(crate::report::tensorboard::write_events(&d.dir)?);
             }
         }
@@ -250,7 +325,10 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
     // Tables.
     let mut md = tables::results_markdown(&results);
     md.push_str("\n## Figures\n\n");
-    for f in files.iter().filter(|f| f.extension().and_then(|x| x.to_str()) == Some("png")) {
+    for f in files
+        .iter()
+        .filter(|f| f.extension().and_then(|x| x.to_str()) == Some("png"))
+    {
         let name = f.file_name().unwrap().to_string_lossy();
         md.push_str(&format!("![{name}]({name})\n\n"));
     }
@@ -266,7 +344,11 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
 fn pair_note(r: &Results) -> String {
     match (&r.pair_over, r.rows.len()) {
         (Some(p), _) => {
-            let first = r.rows.iter().find_map(|row| row.param(p).map(str::to_string)).unwrap_or_default();
+            let first = r
+                .rows
+                .iter()
+                .find_map(|row| row.param(p).map(str::to_string))
+                .unwrap_or_default();
             format!(" ({}={first})", short_key(p))
         }
         _ => String::new(),
@@ -304,7 +386,11 @@ fn representatives(r: &Results) -> Vec<&ResultRow> {
 fn read_predictions(p: &Path) -> Result<(Vec<f64>, Vec<f64>)> {
     let mut rd = csv::Reader::from_path(p).with_context(|| format!("reading {}", p.display()))?;
     let h = rd.headers()?.clone();
-    let col = |n: &str| h.iter().position(|c| c == n).with_context(|| format!("{}: no column {n}", p.display()));
+    let col = |n: &str| {
+        h.iter()
+            .position(|c| c == n)
+            .with_context(|| format!("{}: no column {n}", p.display()))
+    };
     let (cf, cm) = (col("fused")?, col("mos")?);
     let (mut x, mut y) = (Vec::new(), Vec::new());
     for rec in rd.records() {
@@ -336,10 +422,19 @@ fn mean(v: &[f64]) -> f64 {
 /// mean test SROCC and PLCC over the runs with each value.
 fn sweep_figures(r: &Results, out: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    for key in r.keys.iter().filter(|k| Some(k.as_str()) != r.pair_over.as_deref()) {
+    for key in r
+        .keys
+        .iter()
+        .filter(|k| Some(k.as_str()) != r.pair_over.as_deref())
+    {
         let mut by_value: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
         for row in &r.rows {
-            let (Some(l), Some(t)) = (row.param(key), row.data.as_ref().and_then(|d| d.test.clone())) else { continue };
+            let (Some(l), Some(t)) = (
+                row.param(key),
+                row.data.as_ref().and_then(|d| d.test.clone()),
+            ) else {
+                continue;
+            };
             if !t.srocc.is_finite() {
                 continue;
             }
@@ -351,15 +446,26 @@ fn sweep_figures(r: &Results, out: &Path) -> Result<Vec<PathBuf>> {
         if by_value.len() < 2 {
             continue;
         }
-        let nums: Option<Vec<f64>> = by_value.iter().map(|(l, _)| l.parse::<f64>().ok()).collect();
+        let nums: Option<Vec<f64>> = by_value
+            .iter()
+            .map(|(l, _)| l.parse::<f64>().ok())
+            .collect();
         let sk = short_key(key);
         let fname = sk.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
         match nums {
             Some(xs) => {
-                let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, &x| (a.0.min(x), a.1.max(x)));
+                let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, &x| {
+                    (a.0.min(x), a.1.max(x))
+                });
                 let log_x = lo > 0.0 && hi / lo >= 100.0;
-                let group_key = r.keys.iter().find(|k| *k != key && Some(k.as_str()) != r.pair_over.as_deref() && distinct(r, k).len() >= 2);
-                let groups: Vec<String> = group_key.map(|g| distinct(r, g)).unwrap_or_else(|| vec![String::new()]);
+                let group_key = r.keys.iter().find(|k| {
+                    *k != key
+                        && Some(k.as_str()) != r.pair_over.as_deref()
+                        && distinct(r, k).len() >= 2
+                });
+                let groups: Vec<String> = group_key
+                    .map(|g| distinct(r, g))
+                    .unwrap_or_else(|| vec![String::new()]);
                 for (which, mname) in [(0usize, "SROCC"), (1, "PLCC")] {
                     let mut series = Vec::new();
                     for g in &groups {
@@ -368,7 +474,11 @@ fn sweep_figures(r: &Results, out: &Path) -> Result<Vec<PathBuf>> {
                             let v: Vec<f64> = r
                                 .rows
                                 .iter()
-                                .filter(|row| row.param(key) == Some(l.as_str()) && group_key.map_or(true, |gk| row.param(gk) == Some(g.as_str())))
+                                .filter(|row| {
+                                    row.param(key) == Some(l.as_str())
+                                        && group_key
+                                            .map_or(true, |gk| row.param(gk) == Some(g.as_str()))
+                                })
                                 .filter_map(|row| row.data.as_ref().and_then(|d| d.test.clone()))
                                 .map(|t| if which == 0 { t.srocc } else { t.plcc })
                                 .filter(|x| x.is_finite())
@@ -382,7 +492,11 @@ fn sweep_figures(r: &Results, out: &Path) -> Result<Vec<PathBuf>> {
                             Some(gk) => format!("{}={g}", short_key(gk)),
                             None => mname.to_string(),
                         };
-                        series.push(Series { label, points: pts, ..Default::default() });
+                        series.push(Series {
+                            label,
+                            points: pts,
+                            ..Default::default()
+                        });
                     }
                     let chart = LineChart {
                         title: format!("test {mname} vs {sk}"),
@@ -401,26 +515,52 @@ fn sweep_figures(r: &Results, out: &Path) -> Result<Vec<PathBuf>> {
             None => {
                 // Group by the first other non-pairing key with several values (e.g. the loss).
                 let cats: Vec<String> = by_value.iter().map(|(l, _)| l.clone()).collect();
-                let group_key = r.keys.iter().find(|k| *k != key && Some(k.as_str()) != r.pair_over.as_deref() && distinct(r, k).len() >= 2);
-                let groups: Vec<String> = group_key.map(|g| distinct(r, g)).unwrap_or_else(|| vec![String::new()]);
+                let group_key = r.keys.iter().find(|k| {
+                    *k != key
+                        && Some(k.as_str()) != r.pair_over.as_deref()
+                        && distinct(r, k).len() >= 2
+                });
+                let groups: Vec<String> = group_key
+                    .map(|g| distinct(r, g))
+                    .unwrap_or_else(|| vec![String::new()]);
                 let cell = |c: &str, g: &str, which: usize| -> f64 {
                     let v: Vec<f64> = r
                         .rows
                         .iter()
-                        .filter(|row| row.param(key) == Some(c) && group_key.map_or(true, |gk| row.param(gk) == Some(g)))
+                        .filter(|row| {
+                            row.param(key) == Some(c)
+                                && group_key.map_or(true, |gk| row.param(gk) == Some(g))
+                        })
                         .filter_map(|row| row.data.as_ref().and_then(|d| d.test.clone()))
                         .map(|t| if which == 0 { t.srocc } else { t.plcc })
                         .filter(|x| x.is_finite())
                         .collect();
-                    if v.is_empty() { f64::NAN } else { mean(&v) }
+                    if v.is_empty() {
+                        f64::NAN
+                    } else {
+                        mean(&v)
+                    }
                 };
-                let table = |which: usize| -> Vec<Vec<f64>> { cats.iter().map(|c| groups.iter().map(|g| cell(c, g, which)).collect()).collect() };
+                let table = |which: usize| -> Vec<Vec<f64>> {
+                    cats.iter()
+                        .map(|c| groups.iter().map(|g| cell(c, g, which)).collect())
+                        .collect()
+                };
                 let title = match group_key {
                     Some(g) => format!("test performance per {sk} and {}", short_key(g)),
                     None => format!("test performance per {sk}"),
                 };
                 let f = out.join(format!("bars_{fname}.png"));
-                plots::bar_chart(&f, &title, &cats, &groups, &[("test SROCC".into(), table(0)), ("test PLCC".into(), table(1))])?;
+                plots::bar_chart(
+                    &f,
+                    &title,
+                    &cats,
+                    &groups,
+                    &[
+                        ("test SROCC".into(), table(0)),
+                        ("test PLCC".into(), table(1)),
+                    ],
+                )?;
                 files.push(f);
             }
         }

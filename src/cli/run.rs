@@ -43,7 +43,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     let dir = experiment::run(&exp, &opts)?;
     if args.report && !args.dry_run {
         let files = super::report::report(&dir, &super::report::ReportOptions::default())?;
-        println!("report: {} files in {}", files.len(), dir.join("report").display());
+        println!(
+            "report: {} files in {}",
+            files.len(),
+            dir.join("report").display()
+        );
     }
     Ok(())
 }

@@ -83,7 +83,12 @@ impl Score {
 
     /// Checks that every reference size can be scored (MS-SSIM needs ≥ 176 px per side).
     pub fn check_size(&self, name: &str, width: u32, height: u32) -> Result<()> {
-        let min = self.metrics().iter().map(|m| min_side(*m)).max().unwrap_or(1);
+        let min = self
+            .metrics()
+            .iter()
+            .map(|m| min_side(*m))
+            .max()
+            .unwrap_or(1);
         if (width as usize) < min || (height as usize) < min {
             bail!(
                 "--score {}: {name} is {width}x{height} px, but {} needs at least {min}x{min} px \
@@ -121,9 +126,11 @@ impl FromStr for Score {
         let t = s.trim().to_ascii_lowercase();
         match t.as_str() {
             "fused" | "ssim+gmsd" => Ok(Score::Fused),
-            _ => FrMetric::from_str(&t)
-                .map(Score::Metric)
-                .map_err(|_| anyhow::anyhow!("unknown --score {s:?}: expected psnr, ssim, ms-ssim, gmsd or fused")),
+            _ => FrMetric::from_str(&t).map(Score::Metric).map_err(|_| {
+                anyhow::anyhow!(
+                    "unknown --score {s:?}: expected psnr, ssim, ms-ssim, gmsd or fused"
+                )
+            }),
         }
     }
 }
@@ -131,7 +138,11 @@ impl FromStr for Score {
 #[derive(Args, Debug)]
 pub struct SynthArgs {
     /// Folder of pristine reference images (every file `image` can decode, sorted by name).
-    #[arg(long, conflicts_with = "embedded", required_unless_present = "embedded")]
+    #[arg(
+        long,
+        conflicts_with = "embedded",
+        required_unless_present = "embedded"
+    )]
     pub references: Option<PathBuf>,
     /// Use the six 128x128 Kodak references compiled into normiqa (no download).
     #[arg(long)]
@@ -164,7 +175,9 @@ pub fn parse_distortions(s: &str) -> Result<Vec<Distortion>> {
     }
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let d: Distortion = part.parse().map_err(|e| anyhow::anyhow!("--distortions: {e}"))?;
+        let d: Distortion = part
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--distortions: {e}"))?;
         if !out.contains(&d) {
             out.push(d);
         }
@@ -179,7 +192,9 @@ pub fn parse_distortions(s: &str) -> Result<Vec<Distortion>> {
 pub fn parse_levels(s: &str) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let l: u8 = part.parse().with_context(|| format!("--levels: {part:?} is not a level"))?;
+        let l: u8 = part
+            .parse()
+            .with_context(|| format!("--levels: {part:?} is not a level"))?;
         if !(1..=5).contains(&l) {
             bail!("--levels: {l} is out of range 1..=5");
         }
@@ -195,13 +210,17 @@ pub fn parse_levels(s: &str) -> Result<Vec<u8>> {
 
 /// The image files of a folder (by extension), sorted by name.
 pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
-    const EXT: [&str; 9] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp", "ppm", "pgm"];
+    const EXT: [&str; 9] = [
+        "png", "jpg", "jpeg", "bmp", "tif", "tiff", "webp", "ppm", "pgm",
+    ];
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading folder {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.is_file()
-                && p.extension().and_then(|e| e.to_str()).is_some_and(|e| EXT.contains(&e.to_ascii_lowercase().as_str()))
+                && p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| EXT.contains(&e.to_ascii_lowercase().as_str()))
         })
         .collect();
     v.sort();
@@ -210,15 +229,22 @@ pub fn list_images(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Generates the dataset (the library entry point of the subcommand). `references` are image
 /// files; returns the records as written to `out/labels.csv`.
-pub fn generate(references: &[PathBuf], out: &Path, opts: &GenerateOptions, score: Score) -> Result<Vec<SynthRecord>> {
+pub fn generate(
+    references: &[PathBuf],
+    out: &Path,
+    opts: &GenerateOptions,
+    score: Score,
+) -> Result<Vec<SynthRecord>> {
     if references.is_empty() {
         bail!("no reference images");
     }
     for r in references {
-        let (w, h) = image::image_dimensions(r).with_context(|| format!("reading reference {}", r.display()))?;
+        let (w, h) = image::image_dimensions(r)
+            .with_context(|| format!("reading reference {}", r.display()))?;
         score.check_size(&r.display().to_string(), w, h)?;
     }
-    let closure = move |a: &RgbImage, b: &RgbImage| -> f64 { score.compute(a, b).unwrap_or(f64::NAN) };
+    let closure =
+        move |a: &RgbImage, b: &RgbImage| -> f64 { score.compute(a, b).unwrap_or(f64::NAN) };
     let records = synth::generate(references, out, opts, &closure)?;
     if let Some(r) = records.iter().find(|r| !r.score.is_finite()) {
         bail!("--score {}: no finite score for {}", score.name(), r.image);
@@ -242,20 +268,54 @@ pub fn fr_scores(out: &Path, records: &[SynthRecord]) -> Result<Vec<FrRow>> {
     let rows: Vec<FrRow> = records
         .par_iter()
         .map(|r| {
-            let a = image::open(out.join(&r.reference)).with_context(|| format!("reading {}", r.reference))?.to_rgb8();
-            let b = image::open(out.join(&r.image)).with_context(|| format!("reading {}", r.image))?.to_rgb8();
+            let a = image::open(out.join(&r.reference))
+                .with_context(|| format!("reading {}", r.reference))?
+                .to_rgb8();
+            let b = image::open(out.join(&r.image))
+                .with_context(|| format!("reading {}", r.image))?
+                .to_rgb8();
             let mut values = [f64::NAN; 4];
             for (v, m) in values.iter_mut().zip(FrMetric::ALL) {
-                *v = m.compute(&a, &b).map(|x| if m == FrMetric::Psnr { x.min(PSNR_CAP) } else { x }).unwrap_or(f64::NAN);
+                *v = m
+                    .compute(&a, &b)
+                    .map(|x| {
+                        if m == FrMetric::Psnr {
+                            x.min(PSNR_CAP)
+                        } else {
+                            x
+                        }
+                    })
+                    .unwrap_or(f64::NAN);
             }
-            Ok(FrRow { image: r.image.clone(), reference: r.reference.clone(), distortion: r.distortion, level: r.level, values })
+            Ok(FrRow {
+                image: r.image.clone(),
+                reference: r.reference.clone(),
+                distortion: r.distortion,
+                level: r.level,
+                values,
+            })
         })
         .collect::<Result<_>>()?;
     let path = out.join("fr_scores.csv");
-    let mut w = csv::Writer::from_path(&path).with_context(|| format!("writing {}", path.display()))?;
-    w.write_record(["image", "reference", "distortion", "level", "psnr", "ssim", "ms_ssim", "gmsd"])?;
+    let mut w =
+        csv::Writer::from_path(&path).with_context(|| format!("writing {}", path.display()))?;
+    w.write_record([
+        "image",
+        "reference",
+        "distortion",
+        "level",
+        "psnr",
+        "ssim",
+        "ms_ssim",
+        "gmsd",
+    ])?;
     for r in &rows {
-        let mut rec = vec![r.image.clone(), r.reference.clone(), r.distortion.name().to_string(), r.level.to_string()];
+        let mut rec = vec![
+            r.image.clone(),
+            r.reference.clone(),
+            r.distortion.name().to_string(),
+            r.level.to_string(),
+        ];
         rec.extend(r.values.iter().map(|v| v.to_string()));
         w.write_record(&rec)?;
     }
@@ -315,7 +375,11 @@ pub fn print_level_agreement(table: &[(Distortion, [f64; 5])]) {
     for (what, f) in [("mean", 0usize), ("min", 1)] {
         print!("  {what:<28}");
         for k in 0..5 {
-            let vals: Vec<f64> = table.iter().map(|(_, s)| s[k]).filter(|v| v.is_finite()).collect();
+            let vals: Vec<f64> = table
+                .iter()
+                .map(|(_, s)| s[k])
+                .filter(|v| v.is_finite())
+                .collect();
             let v = if vals.len() < table.len() || vals.is_empty() {
                 f64::NAN
             } else if f == 0 {
@@ -340,7 +404,10 @@ pub fn run(args: SynthArgs) -> Result<()> {
     let references = if args.embedded {
         synth::write_embedded_references(&args.out.join("embedded"))?
     } else {
-        let dir = args.references.as_ref().expect("clap: --references or --embedded");
+        let dir = args
+            .references
+            .as_ref()
+            .expect("clap: --references or --embedded");
         let v = list_images(dir)?;
         if v.is_empty() {
             bail!("--references {}: no image files found", dir.display());
@@ -369,7 +436,12 @@ pub fn run(args: SynthArgs) -> Result<()> {
     if args.fr_report {
         let t1 = Instant::now();
         let rows = fr_scores(&args.out, &records)?;
-        println!("scored {} images with all FR metrics in {:.1} s: {}", rows.len(), t1.elapsed().as_secs_f64(), args.out.join("fr_scores.csv").display());
+        println!(
+            "scored {} images with all FR metrics in {:.1} s: {}",
+            rows.len(),
+            t1.elapsed().as_secs_f64(),
+            args.out.join("fr_scores.csv").display()
+        );
         print_level_agreement(&level_agreement(&rows));
     }
     Ok(())

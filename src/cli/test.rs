@@ -50,7 +50,11 @@ pub struct TestArgs {
 }
 
 /// SROCC/PLCC of the fused head per distortion type, sorted from hardest (lowest SROCC).
-pub fn per_distortion(names: &[Option<String>], pred: &[f64], mos: &[f64]) -> Vec<(String, Metrics)> {
+pub fn per_distortion(
+    names: &[Option<String>],
+    pred: &[f64],
+    mos: &[f64],
+) -> Vec<(String, Metrics)> {
     let mut groups: BTreeMap<&str, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     for ((n, p), m) in names.iter().zip(pred).zip(mos) {
         if let Some(n) = n {
@@ -61,9 +65,19 @@ pub fn per_distortion(names: &[Option<String>], pred: &[f64], mos: &[f64]) -> Ve
     }
     let mut out: Vec<(String, Metrics)> = groups
         .into_iter()
-        .map(|(k, (p, m))| (k.to_string(), Metrics::compute_mapped(&p, &m, None).unwrap_or_else(|_| trainer::nan_metrics(p.len()))))
+        .map(|(k, (p, m))| {
+            (
+                k.to_string(),
+                Metrics::compute_mapped(&p, &m, None)
+                    .unwrap_or_else(|_| trainer::nan_metrics(p.len())),
+            )
+        })
         .collect();
-    out.sort_by(|a, b| a.1.srocc.partial_cmp(&b.1.srocc).unwrap_or(std::cmp::Ordering::Equal));
+    out.sort_by(|a, b| {
+        a.1.srocc
+            .partial_cmp(&b.1.srocc)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
     out
 }
 
@@ -71,8 +85,14 @@ pub fn run(args: TestArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
     let tm = train::TrainedModel::load(&args.model, device, args.weights.as_deref())?;
     let own = !args.data.given();
-    let data_cfg = if own { tm.info.config.data.clone() } else { args.data.to_config()? };
-    let set = args.set.unwrap_or(if own { SetArg::Test } else { SetArg::All });
+    let data_cfg = if own {
+        tm.info.config.data.clone()
+    } else {
+        args.data.to_config()?
+    };
+    let set = args
+        .set
+        .unwrap_or(if own { SetArg::Test } else { SetArg::All });
     let dataset = train::data::load_dataset(&data_cfg.dataset)?;
     let idx: Vec<usize> = match set {
         SetArg::All => (0..dataset.len()).collect(),
@@ -88,28 +108,57 @@ pub fn run(args: TestArgs) -> Result<()> {
     if idx.is_empty() {
         bail!("the {set:?} set of {} is empty", dataset.name);
     }
-    let only = normiqa_core::data::split::Split { train: vec![], val: vec![], test: idx.clone() };
-    let (images, decode_s) = train::data::decode_used(&dataset, &only, &train::data::resize_rules(&data_cfg))?;
+    let only = normiqa_core::data::split::Split {
+        train: vec![],
+        val: vec![],
+        test: idx.clone(),
+    };
+    let (images, decode_s) =
+        train::data::decode_used(&dataset, &only, &train::data::resize_rules(&data_cfg))?;
     tracing::info!("decoded {} images in {:.1} s", idx.len(), decode_s);
-    let out = train::predict(&tm.model, &Inputs::Images(&images), &idx, crate::train::config::eval_batch_size(args.batch_size, device), device)?;
+    let out = train::predict(
+        &tm.model,
+        &Inputs::Images(&images),
+        &idx,
+        crate::train::config::eval_batch_size(args.batch_size, device),
+        device,
+    )?;
     let mos: Vec<f64> = idx.iter().map(|&i| dataset.samples[i].mos).collect();
     let metrics = trainer::head_metrics(&out, &mos, Some(&tm.info.mapping));
     if let Some(p) = &args.predictions {
         trainer::write_predictions(p, &dataset, &idx, &out, &tm.info.mapping)?;
     }
-    let dist: Vec<Option<String>> = idx.iter().map(|&i| dataset.samples[i].distortion.clone()).collect();
+    let dist: Vec<Option<String>> = idx
+        .iter()
+        .map(|&i| dataset.samples[i].distortion.clone())
+        .collect();
     let mapped = tm.info.mapping[2].apply(&out[2]);
-    let per_type = if dist.iter().any(|d| d.is_some()) { per_distortion(&dist, &mapped, &mos) } else { vec![] };
+    let per_type = if dist.iter().any(|d| d.is_some()) {
+        per_distortion(&dist, &mapped, &mos)
+    } else {
+        vec![]
+    };
     if let Some(p) = &args.plot {
         if per_type.is_empty() {
-            bail!("--plot: {} has no distortion column, nothing to plot per type", dataset.name);
+            bail!(
+                "--plot: {} has no distortion column, nothing to plot per type",
+                dataset.name
+            );
         }
-        let title = format!("{} ({:?} set, {} images): SROCC per distortion type", dataset.name, set, idx.len());
+        let title = format!(
+            "{} ({:?} set, {} images): SROCC per distortion type",
+            dataset.name,
+            set,
+            idx.len()
+        );
         crate::report::per_type::plot_per_type(&per_type, &title, Some(metrics[2].srocc), p)?;
         tracing::info!("per-type chart written to {}", p.display());
     }
     if args.json {
-        let types: Vec<_> = per_type.iter().map(|(n, m)| serde_json::json!({"distortion": n, "metrics": m})).collect();
+        let types: Vec<_> = per_type
+            .iter()
+            .map(|(n, m)| serde_json::json!({"distortion": n, "metrics": m}))
+            .collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
@@ -118,14 +167,29 @@ pub fn run(args: TestArgs) -> Result<()> {
             }))?
         );
     } else {
-        print_head_metrics(&format!("{} ({:?} set, {} images, mapping from the training set)", dataset.name, set, idx.len()), &metrics);
+        print_head_metrics(
+            &format!(
+                "{} ({:?} set, {} images, mapping from the training set)",
+                dataset.name,
+                set,
+                idx.len()
+            ),
+            &metrics,
+        );
         if !per_type.is_empty() {
             println!("per distortion type (fused head), hardest first:");
-            println!("  {:<30} {:>8} {:>8} {:>5}", "distortion", "SROCC", "PLCC", "n");
+            println!(
+                "  {:<30} {:>8} {:>8} {:>5}",
+                "distortion", "SROCC", "PLCC", "n"
+            );
             for (n, m) in &per_type {
                 println!("  {:<30} {:>8.4} {:>8.4} {:>5}", n, m.srocc, m.plcc, m.n);
             }
-            println!("hardest: {}   easiest: {}", per_type[0].0, per_type[per_type.len() - 1].0);
+            println!(
+                "hardest: {}   easiest: {}",
+                per_type[0].0,
+                per_type[per_type.len() - 1].0
+            );
         }
     }
     Ok(())

@@ -112,8 +112,10 @@ pub struct TrainArgs {
 impl TrainArgs {
     pub fn to_config(&self) -> Result<TrainConfig> {
         if let Some(path) = &self.config {
-            let s = std::fs::read_to_string(path).with_context(|| format!("reading --config {}", path.display()))?;
-            let mut cfg: TrainConfig = toml::from_str(&s).with_context(|| format!("parsing --config {}", path.display()))?;
+            let s = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --config {}", path.display()))?;
+            let mut cfg: TrainConfig = toml::from_str(&s)
+                .with_context(|| format!("parsing --config {}", path.display()))?;
             cfg.device = self.device.clone();
             return Ok(cfg);
         }
@@ -131,23 +133,39 @@ impl TrainArgs {
         };
         cfg.weights = self.weights.clone();
         cfg.random_init = self.random_init;
-        cfg.loss = LossConfig { kind, detach: self.detach, monotonicity: self.monotonicity_regularization.then_some(self.gamma) };
+        cfg.loss = LossConfig {
+            kind,
+            detach: self.detach,
+            monotonicity: self.monotonicity_regularization.then_some(self.gamma),
+        };
         cfg.beta = [self.beta[0], self.beta[1], self.beta[2]];
         cfg.optimizer = match self.optimizer.as_str() {
             "adam" => OptimizerKind::Adam,
-            "sgd" => OptimizerKind::Sgd { momentum: self.momentum },
-            "adadelta" => OptimizerKind::Adadelta { rho: 0.9, eps: 1e-6 },
+            "sgd" => OptimizerKind::Sgd {
+                momentum: self.momentum,
+            },
+            "adadelta" => OptimizerKind::Adadelta {
+                rho: 0.9,
+                eps: 1e-6,
+            },
             o => anyhow::bail!("--optimizer {o}: expected adam, sgd or adadelta"),
         };
         cfg.lr = self.lr;
         cfg.ft_lr_ratio = self.ft_lr_ratio;
         cfg.weight_decay = self.weight_decay;
-        cfg.schedule = Schedule::Step { lr_decay: self.lr_decay, overall_lr_decay: self.overall_lr_decay };
+        cfg.schedule = Schedule::Step {
+            lr_decay: self.lr_decay,
+            overall_lr_decay: self.overall_lr_decay,
+        };
         cfg.epochs = self.epochs;
         cfg.batch_size = self.batch_size;
         cfg.accumulation_steps = self.accumulation_steps;
         cfg.seed = self.seed;
-        cfg.frozen_mode = if self.frozen_mode == "reference" { FrozenMode::Reference } else { FrozenMode::Cached };
+        cfg.frozen_mode = if self.frozen_mode == "reference" {
+            FrozenMode::Reference
+        } else {
+            FrozenMode::Cached
+        };
         cfg.test_during_training = self.test_during_training;
         cfg.eval_batch_size = self.eval_batch_size;
         cfg.device = self.device.clone();
@@ -168,12 +186,26 @@ pub fn run_name(cfg: &TrainConfig) -> String {
         LossKind::NormInNorm { p, q, .. } => format!("norm-in-norm-p{p}-q{q}"),
         k => k.name().to_string(),
     };
-    format!("{}-{}-{}-ft{}-lr{}-bs{}-e{}-{}-EXP{}", cfg.model.backbone, ds, loss, cfg.ft_lr_ratio, cfg.lr, cfg.batch_size, cfg.epochs, cfg.seed, cfg.data.exp_id)
+    format!(
+        "{}-{}-{}-ft{}-lr{}-bs{}-e{}-{}-EXP{}",
+        cfg.model.backbone,
+        ds,
+        loss,
+        cfg.ft_lr_ratio,
+        cfg.lr,
+        cfg.batch_size,
+        cfg.epochs,
+        cfg.seed,
+        cfg.data.exp_id
+    )
 }
 
 pub fn run(args: TrainArgs) -> Result<()> {
     let cfg = args.to_config()?;
-    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(run_name(&cfg)));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("runs").join(run_name(&cfg)));
     let outcome = crate::train::train(&cfg, &out)?;
     let info = &outcome.info;
     if args.json {
@@ -191,7 +223,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
         println!("run directory: {}", outcome.dir.display());
         println!("best epoch: {}", info.best_epoch);
         if let Some(t) = &info.test {
-            print_head_metrics(&format!("test ({} images, train-set mapping applied)", info.sizes.test), t);
+            print_head_metrics(
+                &format!(
+                    "test ({} images, train-set mapping applied)",
+                    info.sizes.test
+                ),
+                t,
+            );
         }
     }
     Ok(())

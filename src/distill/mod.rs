@@ -13,7 +13,10 @@ use anyhow::{Context, Result};
 use normiqa_core::metrics::paired_t_test;
 use serde::{Deserialize, Serialize};
 
-pub use mrkd::{distill_term, pair_loss, train_pair, Arch, DistillConfig, Direction, LrUnit, Member, MemberConfig, PairResult, PlainIqa};
+pub use mrkd::{
+    distill_term, pair_loss, train_pair, Arch, Direction, DistillConfig, LrUnit, Member,
+    MemberConfig, PairResult, PlainIqa,
+};
 
 /// The three settings of the paper's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -117,10 +120,18 @@ impl MeanStd {
         let x: Vec<f64> = v.iter().copied().filter(|a| a.is_finite()).collect();
         let n = x.len();
         if n == 0 {
-            return MeanStd { mean: f64::NAN, std: f64::NAN, n: 0 };
+            return MeanStd {
+                mean: f64::NAN,
+                std: f64::NAN,
+                n: 0,
+            };
         }
         let mean = x.iter().sum::<f64>() / n as f64;
-        let std = if n > 1 { (x.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() } else { 0.0 };
+        let std = if n > 1 {
+            (x.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+        } else {
+            0.0
+        };
         MeanStd { mean, std, n }
     }
 
@@ -147,7 +158,11 @@ pub enum Selection {
 }
 
 impl Selection {
-    pub const ALL: [Selection; 3] = [Selection::Final, Selection::BestVal, Selection::OracleBestTest];
+    pub const ALL: [Selection; 3] = [
+        Selection::Final,
+        Selection::BestVal,
+        Selection::OracleBestTest,
+    ];
     pub fn label(&self) -> &'static str {
         match self {
             Selection::Final => "final epoch",
@@ -220,7 +235,9 @@ pub struct ExperimentResults {
 
 impl ExperimentResults {
     pub fn row(&self, v: Variant, model: usize, sel: Selection) -> Option<&SummaryRow> {
-        self.summary.iter().find(|r| r.variant == v && r.model == model && r.selection == sel)
+        self.summary
+            .iter()
+            .find(|r| r.variant == v && r.model == model && r.selection == sel)
     }
 }
 
@@ -229,17 +246,30 @@ impl ExperimentResults {
 pub fn run_experiment(exp: &Experiment, out: &Path) -> Result<ExperimentResults> {
     exp.run.validate()?;
     anyhow::ensure!(!exp.seeds.is_empty(), "--seeds: give at least one seed");
-    anyhow::ensure!(!exp.variants.is_empty(), "--variants: give at least one variant");
+    anyhow::ensure!(
+        !exp.variants.is_empty(),
+        "--variants: give at least one variant"
+    );
     let t0 = std::time::Instant::now();
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    crate::train::checkpoint::write_atomic(&out.join("config.toml"), toml::to_string_pretty(exp)?.as_bytes())?;
+    crate::train::checkpoint::write_atomic(
+        &out.join("config.toml"),
+        toml::to_string_pretty(exp)?.as_bytes(),
+    )?;
     let data = mrkd::prepare(&exp.run, exp.seeds[0])?;
     // (After the features are computed.) Heads on cached features are tiny matrix products: one intra-op thread is as fast on an
     // idle CPU and far faster on a busy one (measured 1.5 s vs 25 s per CLIVE epoch on 2 shared
     // cores). NORMIQA_THREADS overrides.
-    match std::env::var("NORMIQA_THREADS").ok().and_then(|s| s.parse::<i32>().ok()) {
+    match std::env::var("NORMIQA_THREADS")
+        .ok()
+        .and_then(|s| s.parse::<i32>().ok())
+    {
         Some(n) => tch::set_num_threads(n),
-        None if exp.run.frozen() && !crate::model::parse_device(&exp.run.device).map_or(false, |d| d.is_cuda()) => tch::set_num_threads(1),
+        None if exp.run.frozen()
+            && !crate::model::parse_device(&exp.run.device).map_or(false, |d| d.is_cuda()) =>
+        {
+            tch::set_num_threads(1)
+        }
         None => {}
     }
     let mut runs = Vec::new();
@@ -247,14 +277,27 @@ pub fn run_experiment(exp: &Experiment, out: &Path) -> Result<ExperimentResults>
         let cfg = v.config(&exp.run, exp.urkd_lr);
         let mut results = Vec::new();
         for &seed in &exp.seeds {
-            tracing::info!("{}: seed {seed} (teacher lr {}, student lr {}, λ {})", v.name(), cfg.teacher.lr, cfg.student.lr, cfg.lambda);
+            tracing::info!(
+                "{}: seed {seed} (teacher lr {}, student lr {}, λ {})",
+                v.name(),
+                cfg.teacher.lr,
+                cfg.student.lr,
+                cfg.lambda
+            );
             let dir = out.join(v.name()).join(format!("seed-{seed}"));
             results.push(train_pair(&cfg, &data, seed, Some(&dir), exp.save_weights)?);
         }
-        runs.push(VariantRuns { variant: v, config: cfg, results });
+        runs.push(VariantRuns {
+            variant: v,
+            config: cfg,
+            results,
+        });
     }
     let res = summarise(exp, &data, runs, t0.elapsed().as_secs_f64());
-    std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&res)?)?;
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&res)?,
+    )?;
     std::fs::write(out.join("results.md"), markdown(&res))?;
     if exp.plots {
         if let Err(e) = plot::all(&res, out) {
@@ -264,12 +307,21 @@ pub fn run_experiment(exp: &Experiment, out: &Path) -> Result<ExperimentResults>
     Ok(res)
 }
 
-fn summarise(exp: &Experiment, data: &mrkd::Prepared, runs: Vec<VariantRuns>, seconds: f64) -> ExperimentResults {
+fn summarise(
+    exp: &Experiment,
+    data: &mrkd::Prepared,
+    runs: Vec<VariantRuns>,
+    seconds: f64,
+) -> ExperimentResults {
     let mut summary = Vec::new();
     for vr in &runs {
         for k in 0..2 {
             for sel in Selection::ALL {
-                let snaps: Vec<&mrkd::Snapshot> = vr.results.iter().filter_map(|r| sel.pick(&r.models[k])).collect();
+                let snaps: Vec<&mrkd::Snapshot> = vr
+                    .results
+                    .iter()
+                    .filter_map(|r| sel.pick(&r.models[k]))
+                    .collect();
                 if snaps.len() < vr.results.len() {
                     continue; // e.g. no validation set
                 }
@@ -280,7 +332,10 @@ fn summarise(exp: &Experiment, data: &mrkd::Prepared, runs: Vec<VariantRuns>, se
                             types.entry(t.clone()).or_default().push(*v);
                         }
                     }
-                    types.into_iter().map(|(t, v)| (t, MeanStd::of(&v))).collect::<BTreeMap<_, _>>()
+                    types
+                        .into_iter()
+                        .map(|(t, v)| (t, MeanStd::of(&v)))
+                        .collect::<BTreeMap<_, _>>()
                 };
                 let cross = data.cross.is_some();
                 summary.push(SummaryRow {
@@ -290,11 +345,29 @@ fn summarise(exp: &Experiment, data: &mrkd::Prepared, runs: Vec<VariantRuns>, se
                     lr: vr.config.member(k).lr,
                     selection: sel,
                     epochs: snaps.iter().map(|s| s.epoch).collect(),
-                    test_srcc: MeanStd::of(&snaps.iter().map(|s| s.eval.test.srocc).collect::<Vec<_>>()),
-                    test_plcc: MeanStd::of(&snaps.iter().map(|s| s.eval.test.plcc).collect::<Vec<_>>()),
+                    test_srcc: MeanStd::of(
+                        &snaps.iter().map(|s| s.eval.test.srocc).collect::<Vec<_>>(),
+                    ),
+                    test_plcc: MeanStd::of(
+                        &snaps.iter().map(|s| s.eval.test.plcc).collect::<Vec<_>>(),
+                    ),
                     test_srcc_per_seed: snaps.iter().map(|s| s.eval.test.srocc).collect(),
-                    cross_srcc: cross.then(|| MeanStd::of(&snaps.iter().map(|s| s.eval.cross.map_or(f64::NAN, |m| m.srocc)).collect::<Vec<_>>())),
-                    cross_plcc: cross.then(|| MeanStd::of(&snaps.iter().map(|s| s.eval.cross.map_or(f64::NAN, |m| m.plcc)).collect::<Vec<_>>())),
+                    cross_srcc: cross.then(|| {
+                        MeanStd::of(
+                            &snaps
+                                .iter()
+                                .map(|s| s.eval.cross.map_or(f64::NAN, |m| m.srocc))
+                                .collect::<Vec<_>>(),
+                        )
+                    }),
+                    cross_plcc: cross.then(|| {
+                        MeanStd::of(
+                            &snaps
+                                .iter()
+                                .map(|s| s.eval.cross.map_or(f64::NAN, |m| m.plcc))
+                                .collect::<Vec<_>>(),
+                        )
+                    }),
                     per_type_srcc: per_type(&|s| &s.eval.test_per_type),
                     cross_per_type_srcc: per_type(&|s| &s.eval.cross_per_type),
                 });
@@ -321,7 +394,12 @@ fn summarise(exp: &Experiment, data: &mrkd::Prepared, runs: Vec<VariantRuns>, se
         ((Variant::Mrkd, 1), (Variant::Baseline, 0)),
     ];
     for ((va, ka), (vb, kb)) in pairs {
-        let (Some(a), Some(b)) = (res.row(va, ka, Selection::Final), res.row(vb, kb, Selection::Final)) else { continue };
+        let (Some(a), Some(b)) = (
+            res.row(va, ka, Selection::Final),
+            res.row(vb, kb, Selection::Final),
+        ) else {
+            continue;
+        };
         if let Ok(t) = paired_t_test(&a.test_srcc_per_seed, &b.test_srcc_per_seed) {
             res.comparisons.push(Comparison {
                 a: a.label.clone(),
@@ -333,19 +411,37 @@ fn summarise(exp: &Experiment, data: &mrkd::Prepared, runs: Vec<VariantRuns>, se
             });
         }
     }
-    if let Some(base) = res.row(Variant::Baseline, 1, Selection::Final).or_else(|| res.row(res.experiment.variants[0], 1, Selection::Final)) {
-        let mut types: Vec<(String, f64)> = base.per_type_srcc.iter().filter(|(_, m)| m.n > 0).map(|(t, m)| (t.clone(), m.mean)).collect();
+    if let Some(base) = res
+        .row(Variant::Baseline, 1, Selection::Final)
+        .or_else(|| res.row(res.experiment.variants[0], 1, Selection::Final))
+    {
+        let mut types: Vec<(String, f64)> = base
+            .per_type_srcc
+            .iter()
+            .filter(|(_, m)| m.n > 0)
+            .map(|(t, m)| (t.clone(), m.mean))
+            .collect();
         types.sort_by(|a, b| a.1.total_cmp(&b.1));
         if types.len() >= 4 {
             res.hardest = types[..2].iter().map(|t| t.0.clone()).collect();
-            res.easiest = types[types.len() - 2..].iter().rev().map(|t| t.0.clone()).collect();
+            res.easiest = types[types.len() - 2..]
+                .iter()
+                .rev()
+                .map(|t| t.0.clone())
+                .collect();
         }
     }
     res
 }
 
 fn f4(m: Option<&MeanStd>) -> String {
-    m.map_or("–".into(), |m| if m.n == 0 { "n/a".into() } else { format!("{:.4}", m.mean) })
+    m.map_or("–".into(), |m| {
+        if m.n == 0 {
+            "n/a".into()
+        } else {
+            format!("{:.4}", m.mean)
+        }
+    })
 }
 
 fn signed(x: f64) -> String {
@@ -385,37 +481,89 @@ pub fn markdown(res: &ExperimentResults) -> String {
         e.urkd_lr.unwrap_or(c.student.lr),
         res.seconds.round()
     );
-    let sizes = res.runs.first().and_then(|r| r.results.first()).map(|r| r.sizes).unwrap_or_default();
+    let sizes = res
+        .runs
+        .first()
+        .and_then(|r| r.results.first())
+        .map(|r| r.sizes)
+        .unwrap_or_default();
     let _ = writeln!(s, "Split: train {}, val {}, test {} images. Metrics on the test set, mean ± std over seeds.\n", sizes[0], sizes[1], sizes[2]);
     let cross = res.cross_dataset.is_some();
     let _ = writeln!(s, "## Overall\n");
     let _ = write!(s, "| variant | model | η_max | epoch | SRCC | PLCC |");
     if cross {
-        let _ = write!(s, " cross SRCC ({0}) | cross PLCC ({0}) |", res.cross_dataset.as_deref().unwrap_or(""));
+        let _ = write!(
+            s,
+            " cross SRCC ({0}) | cross PLCC ({0}) |",
+            res.cross_dataset.as_deref().unwrap_or("")
+        );
     }
-    let _ = writeln!(s, "\n|---|---|---|---|---|---|{}", if cross { "---|---|" } else { "" });
+    let _ = writeln!(
+        s,
+        "\n|---|---|---|---|---|---|{}",
+        if cross { "---|---|" } else { "" }
+    );
     for sel in Selection::ALL {
         for r in res.summary.iter().filter(|r| r.selection == sel) {
-            let _ = write!(s, "| {} | {} | {} | {} | {} | {} |", r.variant.name(), r.label, r.lr, sel.label(), r.test_srcc.fmt(), r.test_plcc.fmt());
+            let _ = write!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                r.variant.name(),
+                r.label,
+                r.lr,
+                sel.label(),
+                r.test_srcc.fmt(),
+                r.test_plcc.fmt()
+            );
             if cross {
-                let _ = write!(s, " {} | {} |", r.cross_srcc.map_or("–".into(), |m| m.fmt()), r.cross_plcc.map_or("–".into(), |m| m.fmt()));
+                let _ = write!(
+                    s,
+                    " {} | {} |",
+                    r.cross_srcc.map_or("–".into(), |m| m.fmt()),
+                    r.cross_plcc.map_or("–".into(), |m| m.fmt())
+                );
             }
             let _ = writeln!(s);
         }
     }
     if !res.comparisons.is_empty() {
-        let _ = writeln!(s, "\n## Paired t-tests over seeds (final-epoch test SRCC)\n");
-        let _ = writeln!(s, "| a | b | mean(a − b) | t | p (two-sided) | n |\n|---|---|---|---|---|---|");
+        let _ = writeln!(
+            s,
+            "\n## Paired t-tests over seeds (final-epoch test SRCC)\n"
+        );
+        let _ = writeln!(
+            s,
+            "| a | b | mean(a − b) | t | p (two-sided) | n |\n|---|---|---|---|---|---|"
+        );
         for cpr in &res.comparisons {
-            let _ = writeln!(s, "| {} | {} | {} | {:.2} | {:.3} | {} |", cpr.a, cpr.b, signed(cpr.mean_diff), cpr.t, cpr.p_two_sided, cpr.n);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.2} | {:.3} | {} |",
+                cpr.a,
+                cpr.b,
+                signed(cpr.mean_diff),
+                cpr.t,
+                cpr.p_two_sided,
+                cpr.n
+            );
         }
     }
     let get = |v: Variant, k: usize| res.row(v, k, Selection::Final);
-    let types: Vec<String> = res.summary.iter().flat_map(|r| r.per_type_srcc.keys().cloned()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let types: Vec<String> = res
+        .summary
+        .iter()
+        .flat_map(|r| r.per_type_srcc.keys().cloned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     if !types.is_empty() {
-        let _ = writeln!(s, "\n## Per distortion type (final epoch, test SRCC, mean over seeds)\n");
+        let _ = writeln!(
+            s,
+            "\n## Per distortion type (final epoch, test SRCC, mean over seeds)\n"
+        );
         let _ = writeln!(s, "| type | small-lr alone (baseline) | large-lr alone | URKD | MRKD student | MRKD teacher | URKD − baseline | MRKD − baseline |\n|---|---|---|---|---|---|---|---|");
-        let cell = |v: Variant, k: usize, t: &str| get(v, k).and_then(|r| r.per_type_srcc.get(t)).copied();
+        let cell =
+            |v: Variant, k: usize, t: &str| get(v, k).and_then(|r| r.per_type_srcc.get(t)).copied();
         for t in &types {
             let b = cell(Variant::Baseline, 1, t).map_or(f64::NAN, |m| m.mean);
             let u = cell(Variant::Urkd, 1, t).map_or(f64::NAN, |m| m.mean);
@@ -439,16 +587,36 @@ pub fn markdown(res: &ExperimentResults) -> String {
                 for t in list {
                     let v = |var: Variant| cell(var, 1, t).map_or(f64::NAN, |m| m.mean);
                     let (b, u, m) = (v(Variant::Baseline), v(Variant::Urkd), v(Variant::Mrkd));
-                    let _ = writeln!(s, "| {what} | {t} | {b:.4} | {u:.4} | {m:.4} | {} | {} |", signed(u - b), signed(m - b));
+                    let _ = writeln!(
+                        s,
+                        "| {what} | {t} | {b:.4} | {u:.4} | {m:.4} | {} | {} |",
+                        signed(u - b),
+                        signed(m - b)
+                    );
                 }
             }
             let mean_of = |var: Variant, list: &[String]| {
-                let v: Vec<f64> = list.iter().map(|t| cell(var, 1, t).map_or(f64::NAN, |m| m.mean)).collect();
+                let v: Vec<f64> = list
+                    .iter()
+                    .map(|t| cell(var, 1, t).map_or(f64::NAN, |m| m.mean))
+                    .collect();
                 MeanStd::of(&v).mean
             };
-            for (what, list) in [("hardest-2 mean", &res.hardest), ("easiest-2 mean", &res.easiest)] {
-                let (b, u, m) = (mean_of(Variant::Baseline, list), mean_of(Variant::Urkd, list), mean_of(Variant::Mrkd, list));
-                let _ = writeln!(s, "| {what} | | {b:.4} | {u:.4} | {m:.4} | {} | {} |", signed(u - b), signed(m - b));
+            for (what, list) in [
+                ("hardest-2 mean", &res.hardest),
+                ("easiest-2 mean", &res.easiest),
+            ] {
+                let (b, u, m) = (
+                    mean_of(Variant::Baseline, list),
+                    mean_of(Variant::Urkd, list),
+                    mean_of(Variant::Mrkd, list),
+                );
+                let _ = writeln!(
+                    s,
+                    "| {what} | | {b:.4} | {u:.4} | {m:.4} | {} | {} |",
+                    signed(u - b),
+                    signed(m - b)
+                );
             }
         }
     }

@@ -79,7 +79,13 @@ impl MemberConfig {
     pub fn feature_config(&self) -> ModelConfig {
         match self.arch {
             Arch::Linearity => self.model.clone(),
-            Arch::Plain => ModelConfig { pool: Pool::Avg, p6: 1, p7: 1, use_bn_end: false, ..self.model.clone() },
+            Arch::Plain => ModelConfig {
+                pool: Pool::Avg,
+                p6: 1,
+                p7: 1,
+                use_bn_end: false,
+                ..self.model.clone()
+            },
         }
     }
 }
@@ -161,7 +167,11 @@ pub struct DistillConfig {
 }
 
 fn default_loss() -> LossConfig {
-    LossConfig { kind: LossKind::Mse, detach: false, monotonicity: None }
+    LossConfig {
+        kind: LossKind::Mse,
+        detach: false,
+        monotonicity: None,
+    }
 }
 fn default_beta() -> [f64; 3] {
     [0.1, 0.1, 1.0]
@@ -189,7 +199,12 @@ impl DistillConfig {
     /// The paper's setting (MSE, SGD momentum 0.9, batch 16, cosine to 0) on a dataset, with the
     /// given rates and LinearityIQA on EfficientNet-Lite0 for both models.
     pub fn new(data: DataConfig, teacher_lr: f64, student_lr: f64) -> Self {
-        let member = |lr| MemberConfig { arch: Arch::Linearity, model: ModelConfig::default(), lr, weights: None };
+        let member = |lr| MemberConfig {
+            arch: Arch::Linearity,
+            model: ModelConfig::default(),
+            lr,
+            weights: None,
+        };
         DistillConfig {
             data,
             teacher: member(teacher_lr),
@@ -231,7 +246,10 @@ impl DistillConfig {
             bail!("--lambda {}: must be >= 0", self.lambda);
         }
         if !(self.eta_min >= 0.0) || self.eta_min > self.teacher.lr.min(self.student.lr) {
-            bail!("--eta-min {}: must be >= 0 and at most both learning rates", self.eta_min);
+            bail!(
+                "--eta-min {}: must be >= 0 and at most both learning rates",
+                self.eta_min
+            );
         }
         if self.t_max == Some(0) {
             bail!("--t-max 0: must be at least 1");
@@ -265,14 +283,21 @@ impl DistillConfig {
         let eta_max = self.member(k).lr;
         match self.lr_unit {
             LrUnit::Epoch => cosine(epoch, t_max, eta_max, self.eta_min),
-            LrUnit::Step => cosine(epoch * iters_per_epoch + iter, t_max * iters_per_epoch, eta_max, self.eta_min),
+            LrUnit::Step => cosine(
+                epoch * iters_per_epoch + iter,
+                t_max * iters_per_epoch,
+                eta_max,
+                self.eta_min,
+            ),
         }
     }
 }
 
 /// The eq.-5 term: (1/n) Σ (y¹ᵢ − y²ᵢ)².
 pub fn distill_term(y1: &Tensor, y2: &Tensor) -> Tensor {
-    (y1.reshape([-1]) - y2.reshape([-1])).square().mean(Kind::Float)
+    (y1.reshape([-1]) - y2.reshape([-1]))
+        .square()
+        .mean(Kind::Float)
 }
 
 /// Backbone → global average pooling of the last stage → Linear(C, 1).
@@ -287,10 +312,21 @@ impl PlainIqa {
     /// Backbone under `backbone.` (group 1), the regressor `fc.*` (group 0).
     pub fn new(vs: &nn::VarStore, config: ModelConfig) -> Self {
         let root = vs.root();
-        let backbone = config.backbone.build(&(root.set_group(BACKBONE_GROUP) / BACKBONE_PREFIX), config.drop_connect);
+        let backbone = config.backbone.build(
+            &(root.set_group(BACKBONE_GROUP) / BACKBONE_PREFIX),
+            config.drop_connect,
+        );
         let c = backbone.channels()[1];
-        let fc = torch_linear(root.set_group(HEADS_GROUP) / "fc", pooled_len(c, Pool::Avg, 1), 1);
-        PlainIqa { config, backbone, fc }
+        let fc = torch_linear(
+            root.set_group(HEADS_GROUP) / "fc",
+            pooled_len(c, Pool::Avg, 1),
+            1,
+        );
+        PlainIqa {
+            config,
+            backbone,
+            fc,
+        }
     }
 }
 
@@ -315,7 +351,11 @@ impl Member {
             Arch::Linearity => Net::Linearity(LinearityIqa::new(&vs, config.model.clone())),
             Arch::Plain => Net::Plain(PlainIqa::new(&vs, config.feature_config())),
         };
-        Member { vs, net, config: config.clone() }
+        Member {
+            vs,
+            net,
+            config: config.clone(),
+        }
     }
 
     pub fn backbone(&self) -> &dyn Backbone {
@@ -328,7 +368,12 @@ impl Member {
     /// Loads the pretrained backbone (the member's file or the backbone's default).
     pub fn load_pretrained(&self) -> Result<PathBuf> {
         let file = pretrained_file(&self.config)?;
-        let n = weights::load_pth(&self.vs, BACKBONE_PREFIX, &file, self.backbone().ignored_weights())?;
+        let n = weights::load_pth(
+            &self.vs,
+            BACKBONE_PREFIX,
+            &file,
+            self.backbone().ignored_weights(),
+        )?;
         tracing::debug!("loaded {n} pretrained tensors from {}", file.display());
         Ok(file)
     }
@@ -353,7 +398,12 @@ impl Member {
     }
 
     /// Outputs from a normalised image batch through the backbone.
-    pub fn forward_images(&self, x: &Tensor, train_backbone: bool, train_heads: bool) -> Vec<Tensor> {
+    pub fn forward_images(
+        &self,
+        x: &Tensor,
+        train_backbone: bool,
+        train_heads: bool,
+    ) -> Vec<Tensor> {
         match &self.net {
             Net::Linearity(m) => m.forward(x, train_backbone, train_heads).into(),
             Net::Plain(m) => {
@@ -365,9 +415,20 @@ impl Member {
     }
 
     /// Task loss of the outputs (β-weighted heads for LinearityIQA).
-    pub fn task_loss(&self, loss_cfg: &LossConfig, beta: [f64; 3], outs: &[Tensor], y: &Tensor) -> Result<Tensor> {
+    pub fn task_loss(
+        &self,
+        loss_cfg: &LossConfig,
+        beta: [f64; 3],
+        outs: &[Tensor],
+        y: &Tensor,
+    ) -> Result<Tensor> {
         Ok(match outs {
-            [a, b, c] => loss::multi_head(loss_cfg, beta, &[a.shallow_clone(), b.shallow_clone(), c.shallow_clone()], y)?,
+            [a, b, c] => loss::multi_head(
+                loss_cfg,
+                beta,
+                &[a.shallow_clone(), b.shallow_clone(), c.shallow_clone()],
+                y,
+            )?,
             [p] => loss_cfg.compute(p, y)?,
             _ => bail!("unexpected number of outputs {}", outs.len()),
         })
@@ -379,11 +440,21 @@ pub fn pretrained_file(m: &MemberConfig) -> Result<PathBuf> {
     m.weights
         .clone()
         .or_else(|| m.model.backbone.default_weights())
-        .with_context(|| format!("no pretrained weights for backbone {}: give the member's weights file", m.model.backbone))
+        .with_context(|| {
+            format!(
+                "no pretrained weights for backbone {}: give the member's weights file",
+                m.model.backbone
+            )
+        })
 }
 
 /// The losses of one step: (total to backpropagate, teacher task, student task, eq.-5 term).
-pub fn pair_loss(cfg: &DistillConfig, members: &[Member; 2], outs: &[Vec<Tensor>; 2], y: &Tensor) -> Result<(Tensor, Tensor, Tensor, Tensor)> {
+pub fn pair_loss(
+    cfg: &DistillConfig,
+    members: &[Member; 2],
+    outs: &[Vec<Tensor>; 2],
+    y: &Tensor,
+) -> Result<(Tensor, Tensor, Tensor, Tensor)> {
     let t0 = members[0].task_loss(&cfg.loss, cfg.beta, &outs[0], y)?;
     let t1 = members[1].task_loss(&cfg.loss, cfg.beta, &outs[1], y)?;
     let (p0, p1) = (outs[0].last().unwrap(), outs[1].last().unwrap());
@@ -391,7 +462,11 @@ pub fn pair_loss(cfg: &DistillConfig, members: &[Member; 2], outs: &[Vec<Tensor>
         Direction::Mutual => distill_term(p0, p1),
         Direction::OneWay => distill_term(&p0.detach(), p1),
     };
-    let total = if cfg.lambda > 0.0 { &t0 + &t1 + &d * cfg.lambda } else { &t0 + &t1 };
+    let total = if cfg.lambda > 0.0 {
+        &t0 + &t1 + &d * cfg.lambda
+    } else {
+        &t0 + &t1
+    };
     Ok((total, t0, t1, d))
 }
 
@@ -424,15 +499,30 @@ pub fn prepare(cfg: &DistillConfig, seed: u64) -> Result<Prepared> {
         }
         None => None,
     };
-    Ok(Prepared { dataset, inputs, cross })
+    Ok(Prepared {
+        dataset,
+        inputs,
+        cross,
+    })
 }
 
-fn prepare_inputs(cfg: &DistillConfig, dc: &DataConfig, dataset: &Dataset, seed: u64, device: Device) -> Result<Inputs> {
+fn prepare_inputs(
+    cfg: &DistillConfig,
+    dc: &DataConfig,
+    dataset: &Dataset,
+    seed: u64,
+    device: Device,
+) -> Result<Inputs> {
     let all = Split::all_test(dataset.len());
     let rules = train_data::resize_rules(dc);
     if !cfg.frozen() {
         let (images, secs) = train_data::decode_used(dataset, &all, &rules)?;
-        tracing::info!("{}: decoded {} images in {:.1} s", dataset.name, images.len(), secs);
+        tracing::info!(
+            "{}: decoded {} images in {:.1} s",
+            dataset.name,
+            images.len(),
+            secs
+        );
         return Ok(Inputs::Images(images));
     }
     let mut images: Option<Vec<RgbImage>> = None;
@@ -440,26 +530,49 @@ fn prepare_inputs(cfg: &DistillConfig, dc: &DataConfig, dataset: &Dataset, seed:
     let mut out = Vec::new();
     for m in [&cfg.teacher, &cfg.student] {
         let fc = m.feature_config();
-        let wfile = if cfg.random_init { None } else { Some(pretrained_file(m)?) };
+        let wfile = if cfg.random_init {
+            None
+        } else {
+            Some(pretrained_file(m)?)
+        };
         let same = |(c, w, _): &&(ModelConfig, Option<PathBuf>, (Tensor, Tensor))| {
-            c.backbone == fc.backbone && c.pool == fc.pool && c.p6 == fc.p6 && c.p7 == fc.p7 && *w == wfile
+            c.backbone == fc.backbone
+                && c.pool == fc.pool
+                && c.p6 == fc.p6
+                && c.p7 == fc.p7
+                && *w == wfile
         };
         if let Some((_, _, (a, b))) = got.iter().find(same) {
             out.push((a.shallow_clone(), b.shallow_clone()));
             continue;
         }
         let paths: Vec<&Path> = dataset.samples.iter().map(|s| s.path.as_path()).collect();
-        let key = crate::train::features::cache_key(&fc, wfile.as_deref(), &format!("{rules:?}"), &paths);
-        let cached = if cfg.random_init { None } else { crate::train::features::load(&key, device) };
+        let key =
+            crate::train::features::cache_key(&fc, wfile.as_deref(), &format!("{rules:?}"), &paths);
+        let cached = if cfg.random_init {
+            None
+        } else {
+            crate::train::features::load(&key, device)
+        };
         let f = match cached.filter(|(f6, _)| f6.size()[0] == dataset.len() as i64) {
             Some(f) => {
-                tracing::info!("{}: pooled {} features of {} images loaded from the cache", dataset.name, fc.backbone, dataset.len());
+                tracing::info!(
+                    "{}: pooled {} features of {} images loaded from the cache",
+                    dataset.name,
+                    fc.backbone,
+                    dataset.len()
+                );
                 f
             }
             None => {
                 if images.is_none() {
                     let (im, secs) = train_data::decode_used(dataset, &all, &rules)?;
-                    tracing::info!("{}: decoded {} images in {:.1} s", dataset.name, im.len(), secs);
+                    tracing::info!(
+                        "{}: decoded {} images in {:.1} s",
+                        dataset.name,
+                        im.len(),
+                        secs
+                    );
                     images = Some(im);
                 }
                 let t0 = std::time::Instant::now();
@@ -470,8 +583,20 @@ fn prepare_inputs(cfg: &DistillConfig, dc: &DataConfig, dataset: &Dataset, seed:
                     weights::load_pth(&vs, BACKBONE_PREFIX, w, net.backbone.ignored_weights())?;
                 }
                 let idx: Vec<usize> = (0..dataset.len()).collect();
-                let f = compute_features(&net, images.as_ref().unwrap(), &idx, eval_batch_size(cfg.eval_batch_size, device), device)?;
-                tracing::info!("{}: computed {} features of {} images in {:.1} s", dataset.name, fc.backbone, dataset.len(), t0.elapsed().as_secs_f64());
+                let f = compute_features(
+                    &net,
+                    images.as_ref().unwrap(),
+                    &idx,
+                    eval_batch_size(cfg.eval_batch_size, device),
+                    device,
+                )?;
+                tracing::info!(
+                    "{}: computed {} features of {} images in {:.1} s",
+                    dataset.name,
+                    fc.backbone,
+                    dataset.len(),
+                    t0.elapsed().as_secs_f64()
+                );
                 if !cfg.random_init {
                     if let Err(e) = crate::train::features::store(&key, &f.0, &f.1) {
                         tracing::warn!("could not cache the features: {e:#}");
@@ -550,7 +675,14 @@ struct IterLog {
 }
 
 /// Predictions (last output) of a member for `indices`, in order.
-pub fn predict(member: &Member, which: usize, inputs: &Inputs, indices: &[usize], eval_bs: usize, device: Device) -> Result<Vec<f64>> {
+pub fn predict(
+    member: &Member,
+    which: usize,
+    inputs: &Inputs,
+    indices: &[usize],
+    eval_bs: usize,
+    device: Device,
+) -> Result<Vec<f64>> {
     let mut out = Vec::with_capacity(indices.len());
     tch::no_grad(|| -> Result<()> {
         let chunks: Vec<Vec<usize>> = match inputs {
@@ -562,14 +694,23 @@ pub fn predict(member: &Member, which: usize, inputs: &Inputs, indices: &[usize]
                 Inputs::Cached(f) => {
                     let (f6, f7) = &f[which];
                     let idx = index_tensor(&chunk, device);
-                    member.forward_features(&f6.index_select(0, &idx), &f7.index_select(0, &idx), false)
+                    member.forward_features(
+                        &f6.index_select(0, &idx),
+                        &f7.index_select(0, &idx),
+                        false,
+                    )
                 }
                 Inputs::Images(images) => {
                     let refs: Vec<&RgbImage> = chunk.iter().map(|&i| &images[i]).collect();
                     member.forward_images(&batch::to_tensor(&refs, device)?, false, false)
                 }
             };
-            out.extend(Vec::<f64>::try_from(o.last().unwrap().to_kind(Kind::Double).to_device(Device::Cpu))?);
+            out.extend(Vec::<f64>::try_from(
+                o.last()
+                    .unwrap()
+                    .to_kind(Kind::Double)
+                    .to_device(Device::Cpu),
+            )?);
         }
         Ok(())
     })?;
@@ -591,7 +732,19 @@ pub fn per_type_srcc(dataset: &Dataset, indices: &[usize], pred: &[f64]) -> BTre
             g.1.push(dataset.samples[i].mos);
         }
     }
-    groups.into_iter().map(|(t, (p, m))| (t, if p.len() >= 3 { srocc(&p, &m).unwrap_or(f64::NAN) } else { f64::NAN })).collect()
+    groups
+        .into_iter()
+        .map(|(t, (p, m))| {
+            (
+                t,
+                if p.len() >= 3 {
+                    srocc(&p, &m).unwrap_or(f64::NAN)
+                } else {
+                    f64::NAN
+                },
+            )
+        })
+        .collect()
 }
 
 fn metrics_or_nan(pred: &[f64], mos: &[f64]) -> Metrics {
@@ -600,17 +753,30 @@ fn metrics_or_nan(pred: &[f64], mos: &[f64]) -> Metrics {
 
 /// Trains the pair for one seed (initialisation, batch order and split seed). Writes
 /// `log.jsonl` (and the final weights when `save_weights`) to `out` if given.
-pub fn train_pair(cfg: &DistillConfig, data: &Prepared, seed: u64, out: Option<&Path>, save_weights: bool) -> Result<PairResult> {
+pub fn train_pair(
+    cfg: &DistillConfig,
+    data: &Prepared,
+    seed: u64,
+    out: Option<&Path>,
+    save_weights: bool,
+) -> Result<PairResult> {
     cfg.validate()?;
     let t_start = std::time::Instant::now();
     let device = parse_device(&cfg.device).map_err(anyhow::Error::msg)?;
     let dataset = &data.dataset;
     let split = train_data::split_dataset(&cfg.data, dataset, seed)?;
     if split.train.len() < cfg.batch_size {
-        bail!("the training set has {} images, fewer than --batch-size {}", split.train.len(), cfg.batch_size);
+        bail!(
+            "the training set has {} images, fewer than --batch-size {}",
+            split.train.len(),
+            cfg.batch_size
+        );
     }
     if split.test.is_empty() {
-        bail!("the test set is empty (--train-val-ratio {} leaves nothing for test)", cfg.data.train_val_ratio);
+        bail!(
+            "the test set is empty (--train-val-ratio {} leaves nothing for test)",
+            cfg.data.train_val_ratio
+        );
     }
     let mos = dataset.mos();
     let mos_of = |idx: &[usize]| idx.iter().map(|&i| mos[i]).collect::<Vec<f64>>();
@@ -626,7 +792,10 @@ pub fn train_pair(cfg: &DistillConfig, data: &Prepared, seed: u64, out: Option<&
     // Teacher first, then student, from the seed: the student's initialisation does not depend
     // on the teacher's configuration.
     tch::manual_seed(seed as i64);
-    let members = [Member::new(&cfg.teacher, device), Member::new(&cfg.student, device)];
+    let members = [
+        Member::new(&cfg.teacher, device),
+        Member::new(&cfg.student, device),
+    ];
     for m in &members {
         if cfg.frozen() {
             m.freeze_backbone();
@@ -636,7 +805,12 @@ pub fn train_pair(cfg: &DistillConfig, data: &Prepared, seed: u64, out: Option<&
     }
     let mut opts = Vec::new();
     for m in &members {
-        opts.push(crate::train::trainer::Opt::build(cfg.optimizer, &m.vs, m.config.lr, cfg.weight_decay)?);
+        opts.push(crate::train::trainer::Opt::build(
+            cfg.optimizer,
+            &m.vs,
+            m.config.lr,
+            cfg.weight_decay,
+        )?);
     }
     let mut log = match out {
         Some(dir) => {
@@ -649,13 +823,20 @@ pub fn train_pair(cfg: &DistillConfig, data: &Prepared, seed: u64, out: Option<&
     };
 
     let eval_bs = eval_batch_size(cfg.eval_batch_size, device);
-    let cross_idx: Vec<usize> = data.cross.as_ref().map(|(d, _)| (0..d.len()).collect()).unwrap_or_default();
+    let cross_idx: Vec<usize> = data
+        .cross
+        .as_ref()
+        .map(|(d, _)| (0..d.len()).collect())
+        .unwrap_or_default();
     let evaluate = |k: usize| -> Result<Eval> {
         let m = &members[k];
         let val = if split.val.is_empty() {
             None
         } else {
-            Some(metrics_or_nan(&predict(m, k, &data.inputs, &split.val, eval_bs, device)?, &mos_of(&split.val)))
+            Some(metrics_or_nan(
+                &predict(m, k, &data.inputs, &split.val, eval_bs, device)?,
+                &mos_of(&split.val),
+            ))
         };
         let p = predict(m, k, &data.inputs, &split.test, eval_bs, device)?;
         let test = metrics_or_nan(&p, &mos_of(&split.test));
@@ -663,11 +844,20 @@ pub fn train_pair(cfg: &DistillConfig, data: &Prepared, seed: u64, out: Option<&
         let (cross, cross_per_type) = match &data.cross {
             Some((cd, ci)) => {
                 let p = predict(m, k, ci, &cross_idx, eval_bs, device)?;
-                (Some(metrics_or_nan(&p, &cd.mos())), per_type_srcc(cd, &cross_idx, &p))
+                (
+                    Some(metrics_or_nan(&p, &cd.mos())),
+                    per_type_srcc(cd, &cross_idx, &p),
+                )
             }
             None => (None, BTreeMap::new()),
         };
-        Ok(Eval { val, test, test_per_type, cross, cross_per_type })
+        Ok(Eval {
+            val,
+            test,
+            test_per_type,
+            cross,
+            cross_per_type,
+        })
     };
 
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -691,11 +881,19 @@ pub fn train_pair(cfg: &DistillConfig, data: &Prepared, seed: u64, out: Option<&
                 first_lr = lr;
             }
             let y: Vec<f64> = idx.iter().map(|&i| (mos[i] - mu) / sd).collect();
-            let y = Tensor::from_slice(&y).to_kind(Kind::Float).to_device(device);
+            let y = Tensor::from_slice(&y)
+                .to_kind(Kind::Float)
+                .to_device(device);
             let outs: [Vec<Tensor>; 2] = match &data.inputs {
                 Inputs::Cached(f) => {
                     let t = index_tensor(idx, device);
-                    std::array::from_fn(|k| members[k].forward_features(&f[k].0.index_select(0, &t), &f[k].1.index_select(0, &t), true))
+                    std::array::from_fn(|k| {
+                        members[k].forward_features(
+                            &f[k].0.index_select(0, &t),
+                            &f[k].1.index_select(0, &t),
+                            true,
+                        )
+                    })
                 }
                 Inputs::Images(images) => {
                     let refs: Vec<&RgbImage> = idx.iter().map(|&i| &images[i]).collect();
@@ -704,8 +902,16 @@ pub fn train_pair(cfg: &DistillConfig, data: &Prepared, seed: u64, out: Option<&
                 }
             };
             let (total, t0, t1, d) = pair_loss(cfg, &members, &outs, &y).map_err(|e| {
-                let names: Vec<&str> = idx.iter().map(|&i| dataset.samples[i].name.as_str()).collect();
-                anyhow::anyhow!("epoch {}, batch {} (images {:?}): {e}", epoch + 1, bi + 1, names)
+                let names: Vec<&str> = idx
+                    .iter()
+                    .map(|&i| dataset.samples[i].name.as_str())
+                    .collect();
+                anyhow::anyhow!(
+                    "epoch {}, batch {} (images {:?}): {e}",
+                    epoch + 1,
+                    bi + 1,
+                    names
+                )
             })?;
             let vals = [f64::try_from(&t0)?, f64::try_from(&t1)?, f64::try_from(&d)?];
             if vals.iter().any(|v| !v.is_finite()) {
@@ -732,7 +938,16 @@ pub fn train_pair(cfg: &DistillConfig, data: &Prepared, seed: u64, out: Option<&
             }
             global += 1;
             if let Some(l) = log.as_mut() {
-                l.write("iter", &IterLog { epoch: epoch + 1, iter: global, lr, task_loss: [vals[0], vals[1]], distill: vals[2] })?;
+                l.write(
+                    "iter",
+                    &IterLog {
+                        epoch: epoch + 1,
+                        iter: global,
+                        lr,
+                        task_loss: [vals[0], vals[1]],
+                        distill: vals[2],
+                    },
+                )?;
             }
         }
         let nb = iters.max(1) as f64;
@@ -769,7 +984,10 @@ pub fn train_pair(cfg: &DistillConfig, data: &Prepared, seed: u64, out: Option<&
         }
     }
 
-    let pick = |k: usize, e: usize| Snapshot { epoch: e + 1, eval: history[e].eval[k].clone() };
+    let pick = |k: usize, e: usize| Snapshot {
+        epoch: e + 1,
+        eval: history[e].eval[k].clone(),
+    };
     let argmax = |f: &dyn Fn(&EpochRecord) -> f64| -> Option<usize> {
         let mut best: Option<(f64, usize)> = None;
         for (e, r) in history.iter().enumerate() {
@@ -783,8 +1001,12 @@ pub fn train_pair(cfg: &DistillConfig, data: &Prepared, seed: u64, out: Option<&
     let models: [ModelResult; 2] = std::array::from_fn(|k| ModelResult {
         lr: members[k].config.lr,
         final_epoch: pick(k, history.len() - 1),
-        best_val: argmax(&|r: &EpochRecord| r.eval[k].val.map_or(f64::NAN, |m| m.srocc.abs())).map(|e| pick(k, e)),
-        oracle_best_test: pick(k, argmax(&|r: &EpochRecord| r.eval[k].test.srocc.abs()).unwrap_or(history.len() - 1)),
+        best_val: argmax(&|r: &EpochRecord| r.eval[k].val.map_or(f64::NAN, |m| m.srocc.abs()))
+            .map(|e| pick(k, e)),
+        oracle_best_test: pick(
+            k,
+            argmax(&|r: &EpochRecord| r.eval[k].test.srocc.abs()).unwrap_or(history.len() - 1),
+        ),
     });
     let result = PairResult {
         seed,

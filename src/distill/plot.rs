@@ -14,8 +14,11 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::{ExperimentResults, Selection, Variant};
 
-
-const COLORS: [RGBColor; 3] = [RGBColor(120, 120, 120), RGBColor(70, 130, 200), RGBColor(220, 90, 40)];
+const COLORS: [RGBColor; 3] = [
+    RGBColor(120, 120, 120),
+    RGBColor(70, 130, 200),
+    RGBColor(220, 90, 40),
+];
 
 fn save(buf: Vec<u8>, w: u32, h: u32, path: &Path) -> Result<()> {
     let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| anyhow!("bad buffer"))?;
@@ -32,7 +35,10 @@ pub fn all(res: &ExperimentResults, out: &Path) -> Result<()> {
     crate::report::font::register()?;
     per_type_bars(res, &out.join("per_type_srcc.png"))?;
     if res.runs.iter().any(|r| r.variant == Variant::Baseline)
-        && res.runs[0].results.first().is_some_and(|r| !r.history[0].eval[0].test_per_type.is_empty())
+        && res.runs[0]
+            .results
+            .first()
+            .is_some_and(|r| !r.history[0].eval[0].test_per_type.is_empty())
     {
         fig1(res, &out.join("fig1_per_type_srcc_per_epoch.png"))?;
     }
@@ -43,33 +49,62 @@ pub fn all(res: &ExperimentResults, out: &Path) -> Result<()> {
 /// Grouped bars: per type (or "overall"), baseline / URKD / MRKD student, final epoch.
 pub fn per_type_bars(res: &ExperimentResults, path: &Path) -> Result<()> {
     let variants = [Variant::Baseline, Variant::Urkd, Variant::Mrkd];
-    let rows: Vec<Option<&super::SummaryRow>> = variants.iter().map(|&v| res.row(v, 1, Selection::Final)).collect();
-    let any = rows.iter().flatten().next().ok_or_else(|| anyhow!("no rows"))?;
+    let rows: Vec<Option<&super::SummaryRow>> = variants
+        .iter()
+        .map(|&v| res.row(v, 1, Selection::Final))
+        .collect();
+    let any = rows
+        .iter()
+        .flatten()
+        .next()
+        .ok_or_else(|| anyhow!("no rows"))?;
     // Types sorted by the baseline's SRCC (hardest first), else "overall".
     let mut groups: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
     let key_row = rows[0].unwrap_or(any);
-    let mut types: Vec<(String, f64)> = key_row.per_type_srcc.iter().map(|(t, m)| (t.clone(), m.mean)).collect();
+    let mut types: Vec<(String, f64)> = key_row
+        .per_type_srcc
+        .iter()
+        .map(|(t, m)| (t.clone(), m.mean))
+        .collect();
     types.sort_by(|a, b| a.1.total_cmp(&b.1));
     let cell = |r: Option<&super::SummaryRow>, t: Option<&str>| -> (f64, f64) {
         match (r, t) {
-            (Some(r), Some(t)) => r.per_type_srcc.get(t).map_or((f64::NAN, 0.0), |m| (m.mean, m.std)),
+            (Some(r), Some(t)) => r
+                .per_type_srcc
+                .get(t)
+                .map_or((f64::NAN, 0.0), |m| (m.mean, m.std)),
             (Some(r), None) => (r.test_srcc.mean, r.test_srcc.std),
             _ => (f64::NAN, 0.0),
         }
     };
-    groups.push(("overall".into(), rows.iter().map(|r| cell(*r, None)).collect()));
+    groups.push((
+        "overall".into(),
+        rows.iter().map(|r| cell(*r, None)).collect(),
+    ));
     for (t, _) in &types {
         groups.push((t.clone(), rows.iter().map(|r| cell(*r, Some(t))).collect()));
     }
-    let lo = groups.iter().flat_map(|g| g.1.iter().map(|v| v.0 - v.1)).filter(|v| v.is_finite()).fold(1.0f64, f64::min);
-    let ymin = if lo >= 0.0 { 0.0 } else { (lo * 10.0).floor() / 10.0 };
+    let lo = groups
+        .iter()
+        .flat_map(|g| g.1.iter().map(|v| v.0 - v.1))
+        .filter(|v| v.is_finite())
+        .fold(1.0f64, f64::min);
+    let ymin = if lo >= 0.0 {
+        0.0
+    } else {
+        (lo * 10.0).floor() / 10.0
+    };
     let (w, h) = ((160 + 46 * groups.len() as u32).max(820), 560u32);
     let mut buf = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let n = groups.len() as f64;
-        let title = format!("{}: final-epoch test SRCC (student / small-lr model), mean ± std over {} seeds", res.dataset, res.experiment.seeds.len());
+        let title = format!(
+            "{}: final-epoch test SRCC (student / small-lr model), mean ± std over {} seeds",
+            res.dataset,
+            res.experiment.seeds.len()
+        );
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
             .margin(12)
@@ -77,16 +112,30 @@ pub fn per_type_bars(res: &ExperimentResults, path: &Path) -> Result<()> {
             .y_label_area_size(55)
             .build_cartesian_2d(0f64..n, ymin..1.0f64)
             .map_err(err)?;
-        chart.configure_mesh().disable_x_mesh().x_labels(0).y_desc("SRCC").label_style(("sans-serif", 14)).draw().map_err(err)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_desc("SRCC")
+            .label_style(("sans-serif", 14))
+            .draw()
+            .map_err(err)?;
         for (vi, v) in variants.iter().enumerate() {
             if rows[vi].is_none() {
                 continue;
             }
             let color = COLORS[vi];
-            let bars = groups.iter().enumerate().filter(|(_, g)| g.1[vi].0.is_finite()).map(move |(gi, g)| {
-                let x0 = gi as f64 + 0.1 + 0.27 * vi as f64;
-                Rectangle::new([(x0, ymin.max(0.0).min(g.1[vi].0)), (x0 + 0.25, g.1[vi].0)], color.filled())
-            });
+            let bars = groups
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| g.1[vi].0.is_finite())
+                .map(move |(gi, g)| {
+                    let x0 = gi as f64 + 0.1 + 0.27 * vi as f64;
+                    Rectangle::new(
+                        [(x0, ymin.max(0.0).min(g.1[vi].0)), (x0 + 0.25, g.1[vi].0)],
+                        color.filled(),
+                    )
+                });
             chart
                 .draw_series(bars)
                 .map_err(err)?
@@ -95,11 +144,23 @@ pub fn per_type_bars(res: &ExperimentResults, path: &Path) -> Result<()> {
                     Variant::Urkd => "URKD",
                     Variant::Mrkd => "MRKD student",
                 })
-                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled()));
-            let whiskers = groups.iter().enumerate().filter(|(_, g)| g.1[vi].0.is_finite() && g.1[vi].1 > 0.0).map(move |(gi, g)| {
-                let xc = gi as f64 + 0.1 + 0.27 * vi as f64 + 0.125;
-                PathElement::new(vec![(xc, g.1[vi].0 - g.1[vi].1), (xc, (g.1[vi].0 + g.1[vi].1).min(1.0))], BLACK.stroke_width(1))
-            });
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
+                });
+            let whiskers = groups
+                .iter()
+                .enumerate()
+                .filter(|(_, g)| g.1[vi].0.is_finite() && g.1[vi].1 > 0.0)
+                .map(move |(gi, g)| {
+                    let xc = gi as f64 + 0.1 + 0.27 * vi as f64 + 0.125;
+                    PathElement::new(
+                        vec![
+                            (xc, g.1[vi].0 - g.1[vi].1),
+                            (xc, (g.1[vi].0 + g.1[vi].1).min(1.0)),
+                        ],
+                        BLACK.stroke_width(1),
+                    )
+                });
             chart.draw_series(whiskers).map_err(err)?;
         }
         chart
@@ -111,10 +172,13 @@ pub fn per_type_bars(res: &ExperimentResults, path: &Path) -> Result<()> {
             .draw()
             .map_err(err)?;
         // Group names, rotated, under the axis.
-        let style = TextStyle::from(("sans-serif", 13).into_font()).transform(FontTransform::Rotate270).pos(Pos::new(HPos::Right, VPos::Center));
+        let style = TextStyle::from(("sans-serif", 13).into_font())
+            .transform(FontTransform::Rotate270)
+            .pos(Pos::new(HPos::Right, VPos::Center));
         for (gi, (name, _)) in groups.iter().enumerate() {
             let (px, py) = chart.backend_coord(&(gi as f64 + 0.5, ymin));
-            root.draw(&Text::new(name.clone(), (px, py + 8), style.clone())).map_err(err)?;
+            root.draw(&Text::new(name.clone(), (px, py + 8), style.clone()))
+                .map_err(err)?;
         }
         root.present().map_err(err)?;
     }
@@ -129,9 +193,15 @@ fn palette(i: usize, n: usize) -> RGBColor {
 
 /// Fig. 1: per-epoch per-type test SRCC of the large-lr and the small-lr model alone.
 pub fn fig1(res: &ExperimentResults, path: &Path) -> Result<()> {
-    let Some(vr) = res.runs.iter().find(|r| r.variant == Variant::Baseline) else { bail!("no baseline run") };
+    let Some(vr) = res.runs.iter().find(|r| r.variant == Variant::Baseline) else {
+        bail!("no baseline run")
+    };
     let run = &vr.results[0];
-    let types: Vec<String> = run.history[0].eval[0].test_per_type.keys().cloned().collect();
+    let types: Vec<String> = run.history[0].eval[0]
+        .test_per_type
+        .keys()
+        .cloned()
+        .collect();
     let (w, h) = (1400u32, 620u32);
     let mut buf = vec![0u8; (w * h * 3) as usize];
     {
@@ -143,7 +213,11 @@ pub fn fig1(res: &ExperimentResults, path: &Path) -> Result<()> {
         let lo = run
             .history
             .iter()
-            .flat_map(|r| r.eval.iter().flat_map(|e| e.test_per_type.values().copied()))
+            .flat_map(|r| {
+                r.eval
+                    .iter()
+                    .flat_map(|e| e.test_per_type.values().copied())
+            })
             .filter(|v| v.is_finite())
             .fold(1.0f64, f64::min);
         let ymin = ((lo.min(0.0)) * 10.0).floor() / 10.0;
@@ -152,13 +226,22 @@ pub fn fig1(res: &ExperimentResults, path: &Path) -> Result<()> {
                 .history
                 .iter()
                 .map(|r| {
-                    let v: Vec<f64> = r.eval[k].test_per_type.values().copied().filter(|v| v.is_finite()).collect();
+                    let v: Vec<f64> = r.eval[k]
+                        .test_per_type
+                        .values()
+                        .copied()
+                        .filter(|v| v.is_finite())
+                        .collect();
                     super::MeanStd::of(&v).std
                 })
                 .collect();
             let title = format!(
                 "{} (lr {}): per-type SRCC; std across types, last epoch {:.3}",
-                if k == 0 { "large-lr model" } else { "small-lr model" },
+                if k == 0 {
+                    "large-lr model"
+                } else {
+                    "small-lr model"
+                },
                 vr.config.member(k).lr,
                 spread.last().copied().unwrap_or(f64::NAN)
             );
@@ -168,12 +251,30 @@ pub fn fig1(res: &ExperimentResults, path: &Path) -> Result<()> {
         let n = types.len().max(1);
         for (i, t) in types.iter().enumerate() {
             let y = 40 + (i as i32) * ((h as i32 - 80) / n as i32).min(22);
-            legend.draw(&PathElement::new(vec![(10, y), (40, y)], palette(i, n).stroke_width(2))).map_err(err)?;
-            legend.draw(&Text::new(t.clone(), (46, y - 7), ("sans-serif", 13))).map_err(err)?;
+            legend
+                .draw(&PathElement::new(
+                    vec![(10, y), (40, y)],
+                    palette(i, n).stroke_width(2),
+                ))
+                .map_err(err)?;
+            legend
+                .draw(&Text::new(t.clone(), (46, y - 7), ("sans-serif", 13)))
+                .map_err(err)?;
         }
         let y = 40 + (n as i32) * ((h as i32 - 80) / n as i32).min(22);
-        legend.draw(&PathElement::new(vec![(10, y), (40, y)], BLACK.stroke_width(4))).map_err(err)?;
-        legend.draw(&Text::new("mean over types", (46, y - 7), ("sans-serif", 13))).map_err(err)?;
+        legend
+            .draw(&PathElement::new(
+                vec![(10, y), (40, y)],
+                BLACK.stroke_width(4),
+            ))
+            .map_err(err)?;
+        legend
+            .draw(&Text::new(
+                "mean over types",
+                (46, y - 7),
+                ("sans-serif", 13),
+            ))
+            .map_err(err)?;
         root.present().map_err(err)?;
     }
     save(buf, w, h, path)
@@ -195,15 +296,30 @@ fn draw_type_panel(
         .y_label_area_size(50)
         .build_cartesian_2d(1f64..epochs.max(2.0), ymin..1.0f64)
         .map_err(err)?;
-    chart.configure_mesh().x_desc("epoch").y_desc("test SRCC").label_style(("sans-serif", 13)).draw().map_err(err)?;
+    chart
+        .configure_mesh()
+        .x_desc("epoch")
+        .y_desc("test SRCC")
+        .label_style(("sans-serif", 13))
+        .draw()
+        .map_err(err)?;
     let n = types.len();
     for (i, t) in types.iter().enumerate() {
         let pts: Vec<(f64, f64)> = run
             .history
             .iter()
-            .filter_map(|r| r.eval[k].test_per_type.get(t).copied().filter(|v| v.is_finite()).map(|v| (r.epoch as f64, v)))
+            .filter_map(|r| {
+                r.eval[k]
+                    .test_per_type
+                    .get(t)
+                    .copied()
+                    .filter(|v| v.is_finite())
+                    .map(|v| (r.epoch as f64, v))
+            })
             .collect();
-        chart.draw_series(LineSeries::new(pts, palette(i, n).stroke_width(1))).map_err(err)?;
+        chart
+            .draw_series(LineSeries::new(pts, palette(i, n).stroke_width(1)))
+            .map_err(err)?;
     }
     let mean: Vec<(f64, f64)> = run
         .history
@@ -213,7 +329,9 @@ fn draw_type_panel(
             (r.epoch as f64, super::MeanStd::of(&v).mean)
         })
         .collect();
-    chart.draw_series(LineSeries::new(mean, BLACK.stroke_width(3))).map_err(err)?;
+    chart
+        .draw_series(LineSeries::new(mean, BLACK.stroke_width(3)))
+        .map_err(err)?;
     Ok(())
 }
 
@@ -235,33 +353,62 @@ pub fn curves(res: &ExperimentResults, path: &Path) -> Result<()> {
                 let epochs = vr.results[0].history.len();
                 let pts: Vec<(f64, f64)> = (0..epochs)
                     .map(|e| {
-                        let v: Vec<f64> = vr.results.iter().map(|r| r.history[e].eval[k].test.srocc).collect();
+                        let v: Vec<f64> = vr
+                            .results
+                            .iter()
+                            .map(|r| r.history[e].eval[k].test.srocc)
+                            .collect();
                         ((e + 1) as f64, super::MeanStd::of(&v).mean)
                     })
                     .collect();
-                series.push((format!("{} (lr {})", vr.variant.label(k), vr.config.member(k).lr), COLORS[vi], k == 0, pts));
+                series.push((
+                    format!("{} (lr {})", vr.variant.label(k), vr.config.member(k).lr),
+                    COLORS[vi],
+                    k == 0,
+                    pts,
+                ));
             }
         }
-        let vals = series.iter().flat_map(|s| s.3.iter().map(|p| p.1)).filter(|v| v.is_finite());
+        let vals = series
+            .iter()
+            .flat_map(|s| s.3.iter().map(|p| p.1))
+            .filter(|v| v.is_finite());
         let lo = vals.clone().fold(1.0f64, f64::min);
         let hi = vals.fold(0.0f64, f64::max);
         let epochs = series.iter().map(|s| s.3.len()).max().unwrap_or(1) as f64;
         let span = (hi - lo).max(0.02);
         let mut chart = ChartBuilder::on(&root)
-            .caption(format!("{}: test SRCC per epoch (mean over seeds)", res.dataset), ("sans-serif", 18))
+            .caption(
+                format!("{}: test SRCC per epoch (mean over seeds)", res.dataset),
+                ("sans-serif", 18),
+            )
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(1f64..epochs.max(2.0), (lo - 0.1 * span)..(hi + 0.05 * span).min(1.0))
+            .build_cartesian_2d(
+                1f64..epochs.max(2.0),
+                (lo - 0.1 * span)..(hi + 0.05 * span).min(1.0),
+            )
             .map_err(err)?;
-        chart.configure_mesh().x_desc("epoch").y_desc("test SRCC").label_style(("sans-serif", 13)).draw().map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("test SRCC")
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(err)?;
         for (name, color, dashed, pts) in series {
             let style = color.stroke_width(if dashed { 1 } else { 3 });
             chart
                 .draw_series(LineSeries::new(pts, style))
                 .map_err(err)?
                 .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(if dashed { 1 } else { 3 })));
+                .legend(move |(x, y)| {
+                    PathElement::new(
+                        vec![(x, y), (x + 18, y)],
+                        color.stroke_width(if dashed { 1 } else { 3 }),
+                    )
+                });
         }
         chart
             .configure_series_labels()

@@ -54,12 +54,21 @@ fn metrics_of(v: &Json) -> Option<Metrics> {
     if !v.is_object() {
         return None;
     }
-    Some(Metrics { srocc: f(&v["srocc"]), plcc: f(&v["plcc"]), krocc: f(&v["krocc"]), rmse: f(&v["rmse"]), n: v["n"].as_u64().unwrap_or(0) as usize })
+    Some(Metrics {
+        srocc: f(&v["srocc"]),
+        plcc: f(&v["plcc"]),
+        krocc: f(&v["krocc"]),
+        rmse: f(&v["rmse"]),
+        n: v["n"].as_u64().unwrap_or(0) as usize,
+    })
 }
 
 impl RunData {
     pub fn load(dir: &Path) -> Result<Self> {
-        let config: Option<TrainConfig> = std::fs::read_to_string(dir.join(checkpoint::CONFIG_TOML)).ok().and_then(|s| toml::from_str(&s).ok());
+        let config: Option<TrainConfig> =
+            std::fs::read_to_string(dir.join(checkpoint::CONFIG_TOML))
+                .ok()
+                .and_then(|s| toml::from_str(&s).ok());
         let sel = config.as_ref().map(|c| c.selection_head()).unwrap_or(2);
         let mut r = RunData {
             dir: dir.to_path_buf(),
@@ -75,12 +84,16 @@ impl RunData {
             failure: std::fs::read_to_string(dir.join(super::runner::FAILED)).ok(),
         };
         if let Ok(s) = std::fs::read_to_string(dir.join(checkpoint::RUN_JSON)) {
-            let j: Json = serde_json::from_str(&s).with_context(|| format!("parsing {}", dir.join(checkpoint::RUN_JSON).display()))?;
+            let j: Json = serde_json::from_str(&s)
+                .with_context(|| format!("parsing {}", dir.join(checkpoint::RUN_JSON).display()))?;
             r.finished = true;
             r.best_epoch = j["best_epoch"].as_u64().map(|x| x as usize);
             r.test = metrics_of(&j["test"][2]);
             r.val = metrics_of(&j["val"][sel]);
-            r.mapping = j["mapping"][2].as_object().map(|m| LinearMap { k: m.get("k").map(f).unwrap_or(f64::NAN), b: m.get("b").map(f).unwrap_or(f64::NAN) });
+            r.mapping = j["mapping"][2].as_object().map(|m| LinearMap {
+                k: m.get("k").map(f).unwrap_or(f64::NAN),
+                b: m.get("b").map(f).unwrap_or(f64::NAN),
+            });
             r.train_s = j["timings"]["train_s"].as_f64();
             if r.config.is_none() {
                 r.config = serde_json::from_value(j["config"].clone()).ok();
@@ -88,7 +101,9 @@ impl RunData {
         }
         if let Ok(s) = std::fs::read_to_string(dir.join(checkpoint::LOG)) {
             for line in s.lines() {
-                let Ok(j) = serde_json::from_str::<Json>(line) else { continue };
+                let Ok(j) = serde_json::from_str::<Json>(line) else {
+                    continue;
+                };
                 match j["event"].as_str() {
                     Some("epoch") => r.epochs.push(EpochPoint {
                         epoch: j["epoch"].as_u64().unwrap_or(0) as usize,
@@ -99,7 +114,9 @@ impl RunData {
                         test_plcc: f(&j["test"][sel]["plcc"]),
                         bhat_mean: f(&j["bhat_mean"]),
                     }),
-                    Some("iter") => r.bhat.push((j["iter"].as_u64().unwrap_or(0) as usize, f(&j["bhat"]))),
+                    Some("iter") => r
+                        .bhat
+                        .push((j["iter"].as_u64().unwrap_or(0) as usize, f(&j["bhat"]))),
                     _ => {}
                 }
             }
@@ -109,12 +126,27 @@ impl RunData {
 
     /// The validation metric of an epoch: `plcc` or `srocc`.
     pub fn val_metric(&self, metric: &str) -> Vec<(usize, f64)> {
-        self.epochs.iter().map(|e| (e.epoch, if metric == "srocc" { e.val_srocc } else { e.val_plcc })).collect()
+        self.epochs
+            .iter()
+            .map(|e| {
+                (
+                    e.epoch,
+                    if metric == "srocc" {
+                        e.val_srocc
+                    } else {
+                        e.val_plcc
+                    },
+                )
+            })
+            .collect()
     }
 
     /// The first epoch (1-based) whose validation metric reaches `threshold`.
     pub fn epochs_to(&self, metric: &str, threshold: f64) -> Option<usize> {
-        self.val_metric(metric).into_iter().find(|(_, v)| *v >= threshold).map(|(e, _)| e)
+        self.val_metric(metric)
+            .into_iter()
+            .find(|(_, v)| *v >= threshold)
+            .map(|(e, _)| e)
     }
 }
 
@@ -142,7 +174,10 @@ impl ResultRow {
     }
 
     pub fn param(&self, key: &str) -> Option<&str> {
-        self.params.iter().find(|(k, _)| k == key).map(|(_, l)| l.as_str())
+        self.params
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, l)| l.as_str())
     }
 
     /// The name without the pairing key: runs of the same setting on other splits/seeds.
@@ -185,12 +220,19 @@ impl Results {
                 }
             }
         }
-        let rows = combos.iter().map(|c| row_of(c, dir)).collect::<Result<Vec<_>>>()?;
+        let rows = combos
+            .iter()
+            .map(|c| row_of(c, dir))
+            .collect::<Result<Vec<_>>>()?;
         let mut r = Results {
             name: exp.name.clone(),
             dir: dir.to_path_buf(),
             pair_over: exp.pair_over(),
-            threshold_metric: exp.meta.threshold_metric.clone().unwrap_or_else(|| "plcc".into()),
+            threshold_metric: exp
+                .meta
+                .threshold_metric
+                .clone()
+                .unwrap_or_else(|| "plcc".into()),
             keys,
             rows,
         };
@@ -204,7 +246,9 @@ impl Results {
         let mut subs: Vec<PathBuf> = std::fs::read_dir(dir)
             .with_context(|| format!("reading {}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.join(checkpoint::RUN_JSON).exists() || p.join(checkpoint::CONFIG_TOML).exists())
+            .filter(|p| {
+                p.join(checkpoint::RUN_JSON).exists() || p.join(checkpoint::CONFIG_TOML).exists()
+            })
             .collect();
         subs.sort();
         let rows = subs
@@ -222,7 +266,10 @@ impl Results {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(Results {
-            name: dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            name: dir
+                .file_name()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
             dir: dir.to_path_buf(),
             pair_over: None,
             threshold_metric: "plcc".into(),
@@ -240,8 +287,14 @@ impl Results {
             .rows
             .iter()
             .map(|r| {
-                let first = r.data.as_ref().and_then(|d| d.val_metric(&metric).first().map(|x| x.1));
-                (pair.as_deref().and_then(|p| r.param(p)).map(str::to_string), first)
+                let first = r
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.val_metric(&metric).first().map(|x| x.1));
+                (
+                    pair.as_deref().and_then(|p| r.param(p)).map(str::to_string),
+                    first,
+                )
             })
             .collect();
         for i in 0..self.rows.len() {
@@ -251,7 +304,8 @@ impl Results {
                     // The baseline run with the same pairing value that shares the most swept
                     // values with this run (e.g. the same learning rate).
                     let me = &self.rows[i];
-                    let shared = |o: &ResultRow| o.params.iter().filter(|p| me.params.contains(p)).count();
+                    let shared =
+                        |o: &ResultRow| o.params.iter().filter(|p| me.params.contains(p)).count();
                     (0..self.rows.len())
                         .filter(|&j| firsts[j].0 == firsts[i].0 && self.rows[j].name.contains(b))
                         .max_by_key(|&j| (shared(&self.rows[j]), std::cmp::Reverse(j)))
@@ -271,11 +325,19 @@ impl Results {
 
 fn row_of(c: &Combo, dir: &Path) -> Result<ResultRow> {
     let run_dir = dir.join(&c.name);
-    let data = if run_dir.exists() { Some(RunData::load(&run_dir)?) } else { None };
+    let data = if run_dir.exists() {
+        Some(RunData::load(&run_dir)?)
+    } else {
+        None
+    };
     Ok(ResultRow {
         index: c.index,
         name: c.name.clone(),
-        params: c.params.iter().map(|(k, l, _)| (k.clone(), l.clone())).collect(),
+        params: c
+            .params
+            .iter()
+            .map(|(k, l, _)| (k.clone(), l.clone()))
+            .collect(),
         data,
         threshold: None,
         epochs_to_threshold: None,

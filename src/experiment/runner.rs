@@ -62,7 +62,10 @@ pub fn state(combo: &Combo, dir: &Path) -> ComboState {
             Ok(info) if same_config(&info.config, &combo.config) => ComboState::Finished,
             Ok(_) => ComboState::Stale,
             // Unreadable run.json (NaN metrics are written as null): compare config.toml.
-            Err(_) => match std::fs::read_to_string(dir.join(checkpoint::CONFIG_TOML)).ok().and_then(|s| toml::from_str::<TrainConfig>(&s).ok()) {
+            Err(_) => match std::fs::read_to_string(dir.join(checkpoint::CONFIG_TOML))
+                .ok()
+                .and_then(|s| toml::from_str::<TrainConfig>(&s).ok())
+            {
                 Some(c) if same_config(&c, &combo.config) => ComboState::Finished,
                 _ => ComboState::Stale,
             },
@@ -87,16 +90,37 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
     }
     if let Some(only) = &opts.only {
         if let Some(bad) = only.iter().find(|&&i| i >= combos.len()) {
-            bail!("--only {bad}: the experiment has {} runs (0..{})", combos.len(), combos.len() - 1);
+            bail!(
+                "--only {bad}: the experiment has {} runs (0..{})",
+                combos.len(),
+                combos.len() - 1
+            );
         }
     }
-    let selected: Vec<&Combo> = combos.iter().filter(|c| opts.only.as_ref().map_or(true, |o| o.contains(&c.index))).collect();
-    println!("experiment {}: {} runs in {}", exp.name, combos.len(), dir.display());
+    let selected: Vec<&Combo> = combos
+        .iter()
+        .filter(|c| opts.only.as_ref().map_or(true, |o| o.contains(&c.index)))
+        .collect();
+    println!(
+        "experiment {}: {} runs in {}",
+        exp.name,
+        combos.len(),
+        dir.display()
+    );
     if opts.dry_run {
         for c in &combos {
             let st = state(c, &dir.join(&c.name));
-            let mark = if selected.iter().any(|s| s.index == c.index) { " " } else { "-" };
-            println!("{mark}{:>4}  {:<12} {}", c.index, format!("{st:?}").to_lowercase(), c.name);
+            let mark = if selected.iter().any(|s| s.index == c.index) {
+                " "
+            } else {
+                "-"
+            };
+            println!(
+                "{mark}{:>4}  {:<12} {}",
+                c.index,
+                format!("{st:?}").to_lowercase(),
+                c.name
+            );
         }
         return Ok(dir);
     }
@@ -122,7 +146,10 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
         match crate::train::train(&c.config, &run_dir) {
             Ok(o) => {
                 if let Some(t) = &o.info.test {
-                    println!("    best epoch {}: test SROCC {:.4} PLCC {:.4}", o.info.best_epoch, t[2].srocc, t[2].plcc);
+                    println!(
+                        "    best epoch {}: test SROCC {:.4} PLCC {:.4}",
+                        o.info.best_epoch, t[2].srocc, t[2].plcc
+                    );
                 }
             }
             Err(e) => {
@@ -138,7 +165,11 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
     write_results(exp, &dir)?;
     println!("results: {}", dir.join("results.md").display());
     if !failures.is_empty() {
-        bail!("{} run(s) failed (see failed.txt in each): {}", failures.len(), failures.join(", "));
+        bail!(
+            "{} run(s) failed (see failed.txt in each): {}",
+            failures.len(),
+            failures.join(", ")
+        );
     }
     Ok(dir)
 }
@@ -146,7 +177,13 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
 /// Writes `results.csv` and `results.md` of the experiment directory.
 pub fn write_results(exp: &Experiment, dir: &Path) -> Result<Results> {
     let r = Results::collect(exp, dir)?;
-    checkpoint::write_atomic(&dir.join("results.csv"), crate::report::tables::results_csv(&r)?.as_bytes())?;
-    checkpoint::write_atomic(&dir.join("results.md"), crate::report::tables::results_markdown(&r).as_bytes())?;
+    checkpoint::write_atomic(
+        &dir.join("results.csv"),
+        crate::report::tables::results_csv(&r)?.as_bytes(),
+    )?;
+    checkpoint::write_atomic(
+        &dir.join("results.md"),
+        crate::report::tables::results_markdown(&r).as_bytes(),
+    )?;
     Ok(r)
 }

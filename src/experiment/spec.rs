@@ -92,8 +92,13 @@ pub struct Combo {
 
 impl Experiment {
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading experiment file {}", path.display()))?;
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("experiment").to_string();
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading experiment file {}", path.display()))?;
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("experiment")
+            .to_string();
         Self::parse(&text, &stem).with_context(|| format!("in experiment file {}", path.display()))
     }
 
@@ -112,8 +117,12 @@ impl Experiment {
             Some(Value::Array(a)) => {
                 let mut out = Vec::new();
                 for (i, t) in a.into_iter().enumerate() {
-                    let Value::Table(t) = t else { bail!("[[sweep]] number {}: expected a table", i + 1) };
-                    out.push(parse_sweep(&t).with_context(|| format!("[[sweep]] number {}", i + 1))?);
+                    let Value::Table(t) = t else {
+                        bail!("[[sweep]] number {}: expected a table", i + 1)
+                    };
+                    out.push(
+                        parse_sweep(&t).with_context(|| format!("[[sweep]] number {}", i + 1))?,
+                    );
                 }
                 out
             }
@@ -124,12 +133,21 @@ impl Experiment {
                 bail!("[experiment] threshold_metric = {m:?}: expected \"srocc\" or \"plcc\"");
             }
         }
-        let name = meta.name.clone().unwrap_or_else(|| default_name.to_string());
+        let name = meta
+            .name
+            .clone()
+            .unwrap_or_else(|| default_name.to_string());
         if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
             bail!("[experiment] name = {name:?}: must be a plain directory name");
         }
         let base = with_defaults(table)?;
-        let exp = Experiment { name, meta, base, sweeps, source: text.to_string() };
+        let exp = Experiment {
+            name,
+            meta,
+            base,
+            sweeps,
+            source: text.to_string(),
+        };
         // Check the whole product now, so that a typo fails before the first run.
         exp.combos()?;
         Ok(exp)
@@ -147,8 +165,16 @@ impl Experiment {
         if let Some(k) = &self.meta.pair_over {
             return Some(k.clone());
         }
-        let swept: Vec<&str> = self.sweeps.iter().flatten().map(|a| a.key.as_str()).collect();
-        ["data.exp_id", "seed"].into_iter().find(|k| swept.contains(k)).map(str::to_string)
+        let swept: Vec<&str> = self
+            .sweeps
+            .iter()
+            .flatten()
+            .map(|a| a.key.as_str())
+            .collect();
+        ["data.exp_id", "seed"]
+            .into_iter()
+            .find(|k| swept.contains(k))
+            .map(str::to_string)
     }
 
     /// Every run, in order: each product in file order, the last key varying fastest. Runs whose
@@ -168,7 +194,8 @@ impl Experiment {
                 let mut table = self.base.clone();
                 let mut params = Vec::new();
                 for (a, &j) in axes.iter().zip(&pick) {
-                    set_swept(&mut table, &a.key, &a.values[j]).with_context(|| format!("sweep key {:?}", a.key))?;
+                    set_swept(&mut table, &a.key, &a.values[j])
+                        .with_context(|| format!("sweep key {:?}", a.key))?;
                     params.push((a.key.clone(), a.labels[j].clone(), a.values[j].clone()));
                 }
                 let config: TrainConfig = Value::Table(table.clone())
@@ -177,9 +204,13 @@ impl Experiment {
                     .with_context(|| format!("the configuration of run {}", combo_name(&params)))?;
                 let back = toml::Value::try_from(&config)?;
                 if let Value::Table(back) = back {
-                    check_known_keys(&table, &back, "").with_context(|| format!("the configuration of run {}", combo_name(&params)))?;
+                    check_known_keys(&table, &back, "").with_context(|| {
+                        format!("the configuration of run {}", combo_name(&params))
+                    })?;
                 }
-                config.validate().with_context(|| format!("the configuration of run {}", combo_name(&params)))?;
+                config
+                    .validate()
+                    .with_context(|| format!("the configuration of run {}", combo_name(&params)))?;
                 if out.iter().any(|c| c.config == config) {
                     continue;
                 }
@@ -187,7 +218,12 @@ impl Experiment {
                 if out.iter().any(|c| c.name == name) {
                     bail!("two runs would share the directory name {name:?}: give the sweep values distinct labels");
                 }
-                out.push(Combo { index: out.len(), name, params, config });
+                out.push(Combo {
+                    index: out.len(),
+                    name,
+                    params,
+                    config,
+                });
             }
         }
         Ok(out)
@@ -212,22 +248,43 @@ fn parse_sweep(t: &toml::Table) -> Result<Vec<SweepAxis>> {
 
 fn collect_axes(t: &toml::Table, prefix: &str, out: &mut Vec<SweepAxis>) -> Result<()> {
     for (k, v) in t {
-        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match v {
             Value::Array(values) => {
                 let labels = values.iter().map(label_of).collect();
-                out.push(SweepAxis { key, values: values.clone(), labels });
+                out.push(SweepAxis {
+                    key,
+                    values: values.clone(),
+                    labels,
+                });
             }
             Value::Table(inner) if inner.contains_key("values") => {
-                let Some(Value::Array(values)) = inner.get("values") else { bail!("sweep key {key:?}: `values` must be an array") };
+                let Some(Value::Array(values)) = inner.get("values") else {
+                    bail!("sweep key {key:?}: `values` must be an array")
+                };
                 let labels: Vec<String> = match inner.get("labels") {
                     None => values.iter().map(label_of).collect(),
-                    Some(Value::Array(l)) if l.len() == values.len() => {
-                        l.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| label_of(x))).collect()
+                    Some(Value::Array(l)) if l.len() == values.len() => l
+                        .iter()
+                        .map(|x| {
+                            x.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| label_of(x))
+                        })
+                        .collect(),
+                    Some(_) => {
+                        bail!("sweep key {key:?}: `labels` must be an array as long as `values`")
                     }
-                    Some(_) => bail!("sweep key {key:?}: `labels` must be an array as long as `values`"),
                 };
-                out.push(SweepAxis { key, values: values.clone(), labels });
+                out.push(SweepAxis {
+                    key,
+                    values: values.clone(),
+                    labels,
+                });
             }
             Value::Table(inner) => collect_axes(inner, &key, out)?,
             other => bail!("sweep key {key:?}: expected an array of values, got {other}"),
@@ -240,10 +297,13 @@ fn collect_axes(t: &toml::Table, prefix: &str, out: &mut Vec<SweepAxis>) -> Resu
 /// table (e.g. only `backbone`) is complete. Tagged tables (`type`/`kind` keys: the loss, the
 /// dataset, the optimiser, the schedule) replace the default as a whole.
 fn with_defaults(user: toml::Table) -> Result<toml::Table> {
-    let mut defaults = match toml::Value::try_from(TrainConfig::new(crate::train::DatasetSpec::Clive { root: PathBuf::new() }))? {
-        Value::Table(t) => t,
-        _ => unreachable!("a struct serialises to a table"),
-    };
+    let mut defaults =
+        match toml::Value::try_from(TrainConfig::new(crate::train::DatasetSpec::Clive {
+            root: PathBuf::new(),
+        }))? {
+            Value::Table(t) => t,
+            _ => unreachable!("a struct serialises to a table"),
+        };
     if let Some(Value::Table(d)) = defaults.get_mut("data") {
         d.remove("dataset");
     }
@@ -254,7 +314,12 @@ fn with_defaults(user: toml::Table) -> Result<toml::Table> {
 fn merge(into: &mut toml::Table, from: toml::Table) {
     for (k, v) in from {
         match (into.get_mut(&k), v) {
-            (Some(Value::Table(a)), Value::Table(b)) if !a.contains_key("type") && !a.contains_key("kind") && !b.contains_key("type") && !b.contains_key("kind") => {
+            (Some(Value::Table(a)), Value::Table(b))
+                if !a.contains_key("type")
+                    && !a.contains_key("kind")
+                    && !b.contains_key("type")
+                    && !b.contains_key("kind") =>
+            {
                 merge(a, b)
             }
             (_, v) => {
@@ -267,9 +332,15 @@ fn merge(into: &mut toml::Table, from: toml::Table) {
 /// Errors on keys of `input` that deserialising ignored (absent when the config is written back).
 fn check_known_keys(input: &toml::Table, back: &toml::Table, prefix: &str) -> Result<()> {
     for (k, v) in input {
-        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match (v, back.get(k)) {
-            (_, None) => bail!("unknown configuration key {key:?} (see a run's config.toml for the keys)"),
+            (_, None) => {
+                bail!("unknown configuration key {key:?} (see a run's config.toml for the keys)")
+            }
             (Value::Table(a), Some(Value::Table(b))) => check_known_keys(a, b, &key)?,
             _ => {}
         }
@@ -291,7 +362,10 @@ fn set_swept(table: &mut toml::Table, key: &str, value: &Value) -> Result<()> {
             }
             Ok(())
         }
-        other => bail!("expected an array of {} values (one per key), got {other}", keys.len()),
+        other => bail!(
+            "expected an array of {} values (one per key), got {other}",
+            keys.len()
+        ),
     }
 }
 
@@ -303,7 +377,9 @@ pub fn set_path(table: &mut toml::Table, path: &str, value: Value) -> Result<()>
     }
     let mut cur = table;
     for p in &parts[..parts.len() - 1] {
-        let entry = cur.entry(p.to_string()).or_insert_with(|| Value::Table(toml::Table::new()));
+        let entry = cur
+            .entry(p.to_string())
+            .or_insert_with(|| Value::Table(toml::Table::new()));
         cur = match entry {
             Value::Table(t) => t,
             other => bail!("{path:?}: {p:?} is {other}, not a table"),
@@ -350,7 +426,15 @@ pub fn short_key(key: &str) -> &str {
 }
 
 fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() || "._-+=,".contains(c) { c } else { '-' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-+=,".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 /// The directory name of a run from its swept values.
@@ -358,7 +442,11 @@ pub fn combo_name(params: &[(String, String, Value)]) -> String {
     if params.is_empty() {
         return "base".into();
     }
-    params.iter().map(|(k, l, _)| sanitize(&format!("{}={l}", short_key(k)))).collect::<Vec<_>>().join("_")
+    params
+        .iter()
+        .map(|(k, l, _)| sanitize(&format!("{}={l}", short_key(k))))
+        .collect::<Vec<_>>()
+        .join("_")
 }
 
 #[cfg(test)]
@@ -395,7 +483,9 @@ root = "x"
         // bs 8 + lr 1e-4 + p 1 are the defaults: identical to lr=0.0001 → left out.
         let names: Vec<&str> = c.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["lr=0.0001", "lr=0.001", "batch_size=bs4", "p=2"]);
-        assert!(matches!(c[3].config.loss.kind, crate::loss::LossKind::NormInNorm { p, .. } if p == 2.0));
+        assert!(
+            matches!(c[3].config.loss.kind, crate::loss::LossKind::NormInNorm { p, .. } if p == 2.0)
+        );
     }
 
     #[test]
@@ -407,7 +497,10 @@ root = "x"
         assert_eq!(c.len(), 2);
         assert_eq!(c[1].name, "loss=bnMSE");
         assert!(c[1].config.model.use_bn_end && !c[0].config.model.use_bn_end);
-        assert_eq!(c[1].config.model.backbone, crate::model::BackboneName::EfficientNetLite0);
+        assert_eq!(
+            c[1].config.model.backbone,
+            crate::model::BackboneName::EfficientNetLite0
+        );
     }
 
     #[test]

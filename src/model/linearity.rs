@@ -7,20 +7,44 @@
 use tch::nn;
 use tch::{Device, Tensor};
 
-use super::backbone::Backbone;
+use super::backbone::{Backbone, FrozenBackbone};
 use super::pooling::{pooled_len, spsp};
 use super::ModelConfig;
 
 /// nn.Linear with PyTorch's default initialisation: weight and bias ~ U(−1/√fan_in, 1/√fan_in)
 /// (kaiming_uniform with a = √5).
-pub fn torch_linear<'a, P: std::borrow::Borrow<nn::Path<'a>>>(p: P, c_in: i64, c_out: i64) -> nn::Linear {
+pub fn torch_linear<'a, P: std::borrow::Borrow<nn::Path<'a>>>(
+    p: P,
+    c_in: i64,
+    c_out: i64,
+) -> nn::Linear {
     let bound = 1.0 / (c_in as f64).sqrt();
-    let init = nn::Init::Uniform { lo: -bound, up: bound };
-    nn::linear(p, c_in, c_out, nn::LinearConfig { ws_init: init, bs_init: Some(init), bias: true })
+    let init = nn::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    };
+    nn::linear(
+        p,
+        c_in,
+        c_out,
+        nn::LinearConfig {
+            ws_init: init,
+            bs_init: Some(init),
+            bias: true,
+        },
+    )
 }
 
 fn bn1d<'a, P: std::borrow::Borrow<nn::Path<'a>>>(p: P, c: i64) -> nn::BatchNorm {
-    nn::batch_norm1d(p, c, nn::BatchNormConfig { eps: 1e-5, momentum: 0.1, ..Default::default() })
+    nn::batch_norm1d(
+        p,
+        c,
+        nn::BatchNormConfig {
+            eps: 1e-5,
+            momentum: 0.1,
+            ..Default::default()
+        },
+    )
 }
 
 /// The reference's `dr6`/`dr7` Sequential (module indices 0..6 kept in the parameter names).
@@ -68,9 +92,15 @@ impl Regressor {
     fn new(p: nn::Path, c_in: i64, bn_end: bool) -> Self {
         if bn_end {
             // Sequential(Linear, BatchNorm1d) in the reference: names `.0.*` and `.1.*`.
-            Regressor { linear: torch_linear(&p / 0, c_in, 1), bn: Some(bn1d(&p / 1, 1)) }
+            Regressor {
+                linear: torch_linear(&p / 0, c_in, 1),
+                bn: Some(bn1d(&p / 1, 1)),
+            }
         } else {
-            Regressor { linear: torch_linear(&p, c_in, 1), bn: None }
+            Regressor {
+                linear: torch_linear(&p, c_in, 1),
+                bn: None,
+            }
         }
     }
 
@@ -147,19 +177,63 @@ impl LinearityIqa {
             pooled_len(c7, config.pool, config.p7),
             config.use_bn_end,
         );
-        LinearityIqa { config, backbone, heads }
+        LinearityIqa {
+            config,
+            backbone,
+            heads,
+        }
     }
 
     /// Pooled features of both levels for a normalised NCHW batch.
     pub fn features(&self, x: &Tensor, train_backbone: bool) -> (Tensor, Tensor) {
         let (m6, m7) = self.backbone.forward_two(x, train_backbone);
-        (spsp(&m6, self.config.p6, self.config.pool), spsp(&m7, self.config.p7, self.config.pool))
+        (
+            spsp(&m6, self.config.p6, self.config.pool),
+            spsp(&m7, self.config.p7, self.config.pool),
+        )
     }
 
     /// Full forward pass: [head 6, head 7, fused], each of shape [B].
     pub fn forward(&self, x: &Tensor, train_backbone: bool, train_heads: bool) -> [Tensor; 3] {
         let (f6, f7) = self.features(x, train_backbone);
         self.heads.forward(&f6, &f7, train_heads)
+    }
+
+    /// The model prepared for eval-mode forwards without gradients, with the backbone's
+    /// BatchNorms folded into its convolutions where it has any (same outputs up to float
+    /// rounding, less work). A snapshot of the current weights: build it after the last update
+    /// it should see (once per validation pass when fine-tuning; once per run when frozen).
+    pub fn inference(&self) -> Inference<'_> {
+        Inference {
+            model: self,
+            fused: self.backbone.fuse(),
+        }
+    }
+}
+
+/// See [`LinearityIqa::inference`].
+pub struct Inference<'a> {
+    model: &'a LinearityIqa,
+    fused: Option<Box<dyn FrozenBackbone>>,
+}
+
+impl Inference<'_> {
+    /// Pooled features of both levels (eval mode, no gradients).
+    pub fn features(&self, x: &Tensor) -> (Tensor, Tensor) {
+        tch::no_grad(|| {
+            let (m6, m7) = match &self.fused {
+                Some(f) => f.forward_two(x),
+                None => self.model.backbone.forward_two(x, false),
+            };
+            let c = &self.model.config;
+            (spsp(&m6, c.p6, c.pool), spsp(&m7, c.p7, c.pool))
+        })
+    }
+
+    /// [head 6, head 7, fused] (eval mode, no gradients).
+    pub fn forward(&self, x: &Tensor) -> [Tensor; 3] {
+        let (f6, f7) = self.features(x);
+        tch::no_grad(|| self.model.heads.forward(&f6, &f7, false))
     }
 }
 
@@ -175,11 +249,18 @@ pub fn parse_device(s: &str) -> Result<Device, String> {
                 Err("--device cuda: no CUDA device is available to libtorch (a CPU-only build, or no GPU; build with `NORMIQA_FEATURES=cuda ./run setup-full`)".into())
             }
         }
-        other => match other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()) {
+        other => match other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse::<usize>().ok())
+        {
             Some(i) if (i as i64) < tch::Cuda::device_count() => Ok(Device::Cuda(i)),
-            Some(i) => Err(format!("--device cuda:{i}: only {} CUDA device(s)", tch::Cuda::device_count())),
-            None => Err(format!("--device {other}: expected cpu, cuda, cuda:N or auto")),
+            Some(i) => Err(format!(
+                "--device cuda:{i}: only {} CUDA device(s)",
+                tch::Cuda::device_count()
+            )),
+            None => Err(format!(
+                "--device {other}: expected cpu, cuda, cuda:N or auto"
+            )),
         },
     }
 }
-

@@ -38,7 +38,11 @@ impl FromStr for Pool {
             "std" => Pool::Std,
             "maxmin" | "max-min" => Pool::MaxMin,
             "mean-std" | "meanstd" => Pool::MeanStd,
-            _ => return Err(format!("unknown pooling '{s}' (avg, max, min, std, maxmin, mean-std)")),
+            _ => {
+                return Err(format!(
+                    "unknown pooling '{s}' (avg, max, min, std, maxmin, mean-std)"
+                ))
+            }
         })
     }
 }

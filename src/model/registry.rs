@@ -11,7 +11,12 @@ use std::str::FromStr;
 
 use tch::nn;
 
-use super::backbone::{efficientnet_lite::EfficientNetLite, resnet::{ResNet, ResNetSpec}, vgg::Plain, Backbone};
+use super::backbone::{
+    efficientnet_lite::EfficientNetLite,
+    resnet::{ResNet, ResNetSpec},
+    vgg::Plain,
+    Backbone,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BackboneName {
@@ -61,7 +66,9 @@ impl BackboneName {
             BackboneName::ResNet18 => Box::new(ResNet::new(p, ResNetSpec::RESNET18)),
             BackboneName::ResNet34 => Box::new(ResNet::new(p, ResNetSpec::RESNET34)),
             BackboneName::ResNet50 => Box::new(ResNet::new(p, ResNetSpec::RESNET50)),
-            BackboneName::ResNeXt101_32x8d => Box::new(ResNet::new(p, ResNetSpec::RESNEXT101_32X8D)),
+            BackboneName::ResNeXt101_32x8d => {
+                Box::new(ResNet::new(p, ResNetSpec::RESNEXT101_32X8D))
+            }
             BackboneName::Vgg16 => Box::new(Plain::vgg16(p)),
             BackboneName::AlexNet => Box::new(Plain::alexnet(p)),
         }
@@ -78,7 +85,9 @@ impl BackboneName {
         if let Some(p) = std::env::var_os("NORMIQA_EFFICIENTNET_LITE0") {
             return Some(PathBuf::from(p));
         }
-        crate::locate::find(std::path::Path::new(".venv/efficientnet-lite0.pth"), |p| p.exists())
+        crate::locate::find(std::path::Path::new(".venv/efficientnet-lite0.pth"), |p| {
+            p.exists()
+        })
     }
 }
 
@@ -97,7 +106,10 @@ impl FromStr for BackboneName {
             .copied()
             .ok_or_else(|| {
                 let names: Vec<_> = BackboneName::ALL.iter().map(|b| b.as_str()).collect();
-                format!("unknown backbone '{s}' (expected one of {})", names.join(", "))
+                format!(
+                    "unknown backbone '{s}' (expected one of {})",
+                    names.join(", ")
+                )
             })
     }
 }

@@ -13,7 +13,11 @@ pub fn raw_to_tensor(raw: &RawTensor) -> Tensor {
     let shape: Vec<i64> = raw.shape.iter().map(|&d| d as i64).collect();
     match raw.dtype {
         DType::I64 => {
-            let v: Vec<i64> = raw.data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect();
+            let v: Vec<i64> = raw
+                .data
+                .chunks_exact(8)
+                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+                .collect();
             Tensor::from_slice(&v).reshape(shape)
         }
         _ => Tensor::from_slice(&raw.to_f32_vec()).reshape(shape),
@@ -24,11 +28,15 @@ pub fn raw_to_tensor(raw: &RawTensor) -> Tensor {
 /// found with the right shape; every tensor of the file must be used, except `ignored` prefixes
 /// and BatchNorm's `num_batches_tracked`). Returns the number of tensors loaded.
 pub fn load_pth(vs: &nn::VarStore, prefix: &str, file: &Path, ignored: &[&str]) -> Result<usize> {
-    let sd = read_pth(file).with_context(|| format!("reading pretrained weights {}", file.display()))?;
+    let sd =
+        read_pth(file).with_context(|| format!("reading pretrained weights {}", file.display()))?;
     let vars = vs.variables();
     let ours: BTreeMap<String, &Tensor> = vars
         .iter()
-        .filter_map(|(k, v)| k.strip_prefix(&format!("{prefix}.")).map(|n| (n.to_string(), v)))
+        .filter_map(|(k, v)| {
+            k.strip_prefix(&format!("{prefix}."))
+                .map(|n| (n.to_string(), v))
+        })
         .collect();
     let mut used = BTreeSet::new();
     let mut unexpected = Vec::new();
@@ -50,7 +58,9 @@ pub fn load_pth(vs: &nn::VarStore, prefix: &str, file: &Path, ignored: &[&str]) 
                 want
             );
         }
-        let src = raw_to_tensor(raw).to_kind(var.kind()).to_device(var.device());
+        let src = raw_to_tensor(raw)
+            .to_kind(var.kind())
+            .to_device(var.device());
         tch::no_grad(|| var.shallow_clone().copy_(&src));
         used.insert(name.to_string());
     }
@@ -77,30 +87,51 @@ pub fn save_safetensors(vs: &nn::VarStore, file: &Path, keep: impl Fn(&str) -> b
     let mut named: Vec<(String, Tensor)> = vars
         .into_iter()
         .filter(|(k, _)| keep(k))
-        .map(|(k, v)| (k, v.detach().to_device(tch::Device::Cpu).to_kind(Kind::Float)))
+        .map(|(k, v)| {
+            (
+                k,
+                v.detach().to_device(tch::Device::Cpu).to_kind(Kind::Float),
+            )
+        })
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
     let dir = file.parent().unwrap_or(Path::new("."));
-    let stem = file.file_name().and_then(|s| s.to_str()).unwrap_or("weights");
+    let stem = file
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or("weights");
     let tmp = dir.join(format!(".{stem}.{}.tmp.safetensors", std::process::id()));
     let refs: Vec<(&str, &Tensor)> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
     Tensor::write_safetensors(&refs, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, file).with_context(|| format!("renaming {} to {}", tmp.display(), file.display()))?;
+    std::fs::rename(&tmp, file)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), file.display()))?;
     Ok(())
 }
 
 /// Loads a safetensors file into the VarStore: every tensor in the file must match a variable.
 pub fn load_safetensors(vs: &nn::VarStore, file: &Path) -> Result<usize> {
-    let tensors = Tensor::read_safetensors(file).with_context(|| format!("reading {}", file.display()))?;
+    let tensors =
+        Tensor::read_safetensors(file).with_context(|| format!("reading {}", file.display()))?;
     let vars = vs.variables();
     for (name, t) in tensors.iter() {
         let Some(var) = vars.get(name) else {
-            bail!("{}: tensor '{name}' does not belong to this model (config mismatch?)", file.display());
+            bail!(
+                "{}: tensor '{name}' does not belong to this model (config mismatch?)",
+                file.display()
+            );
         };
         if var.size() != t.size() {
-            bail!("{}: tensor '{name}' has shape {:?}, the model expects {:?}", file.display(), t.size(), var.size());
+            bail!(
+                "{}: tensor '{name}' has shape {:?}, the model expects {:?}",
+                file.display(),
+                t.size(),
+                var.size()
+            );
         }
-        tch::no_grad(|| var.shallow_clone().copy_(&t.to_kind(var.kind()).to_device(var.device())));
+        tch::no_grad(|| {
+            var.shallow_clone()
+                .copy_(&t.to_kind(var.kind()).to_device(var.device()))
+        });
     }
     Ok(tensors.len())
 }

@@ -12,7 +12,9 @@ static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 pub fn register() -> Result<()> {
     static OK: OnceLock<bool> = OnceLock::new();
     let ok = *OK.get_or_init(|| {
-        [FontStyle::Normal, FontStyle::Bold].iter().all(|s| plotters::style::register_font("sans-serif", *s, FONT).is_ok())
+        [FontStyle::Normal, FontStyle::Bold]
+            .iter()
+            .all(|s| plotters::style::register_font("sans-serif", *s, FONT).is_ok())
     });
     if ok {
         Ok(())

@@ -20,7 +20,9 @@ static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 fn register_font() -> Result<()> {
     static ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = *ONCE.get_or_init(|| {
-        [FontStyle::Normal, FontStyle::Bold].iter().all(|s| plotters::style::register_font("sans-serif", *s, FONT).is_ok())
+        [FontStyle::Normal, FontStyle::Bold]
+            .iter()
+            .all(|s| plotters::style::register_font("sans-serif", *s, FONT).is_ok())
     });
     if ok {
         Ok(())
@@ -45,20 +47,37 @@ pub fn sorted_by_srocc(rows: &[(String, Metrics)]) -> Vec<(String, Metrics)> {
 
 /// Draws the chart of `rows` (distortion name, metrics; any order) to the PNG `path`.
 /// `overall`: the SROCC over all images, drawn as a dashed line when given.
-pub fn plot_per_type(rows: &[(String, Metrics)], title: &str, overall: Option<f64>, path: &Path) -> Result<()> {
+pub fn plot_per_type(
+    rows: &[(String, Metrics)],
+    title: &str,
+    overall: Option<f64>,
+    path: &Path,
+) -> Result<()> {
     if rows.is_empty() {
         return Err(anyhow!("no distortion types to plot"));
     }
     register_font()?;
     let rows = sorted_by_srocc(rows);
     let n = rows.len();
-    let finite: Vec<f64> = rows.iter().map(|r| r.1.srocc).filter(|v| v.is_finite()).collect();
+    let finite: Vec<f64> = rows
+        .iter()
+        .map(|r| r.1.srocc)
+        .filter(|v| v.is_finite())
+        .collect();
     let (hard, easy) = match finite.len() {
         0 => (None, None),
         k => (Some(0usize), Some(k - 1)),
     };
-    let lo = finite.iter().cloned().fold(0.0f64, f64::min).min(overall.unwrap_or(0.0));
-    let x_min = if lo < 0.0 { (lo * 10.0).floor() / 10.0 - 0.05 } else { 0.0 };
+    let lo = finite
+        .iter()
+        .cloned()
+        .fold(0.0f64, f64::min)
+        .min(overall.unwrap_or(0.0));
+    let x_min = if lo < 0.0 {
+        (lo * 10.0).floor() / 10.0 - 0.05
+    } else {
+        0.0
+    };
     let x_max = 1.6; // room for the value labels right of the bars
     let (w, h) = (1200u32, 110 + 30 * n as u32);
     let mut buf = vec![255u8; (w * h * 3) as usize];
@@ -79,7 +98,9 @@ pub fn plot_per_type(rows: &[(String, Metrics)], title: &str, overall: Option<f6
             .disable_y_mesh()
             .light_line_style(WHITE)
             .x_desc(match overall.filter(|o| o.is_finite()) {
-                Some(o) => format!("SROCC per type (fused head); dashed line: SROCC over all images, {o:.3}"),
+                Some(o) => format!(
+                    "SROCC per type (fused head); dashed line: SROCC over all images, {o:.3}"
+                ),
                 None => "SROCC per type (fused head)".to_string(),
             })
             .x_labels(20)
@@ -90,7 +111,9 @@ pub fn plot_per_type(rows: &[(String, Metrics)], title: &str, overall: Option<f6
             })
             .y_labels(n)
             .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(s) if (0..n as i32).contains(s) => names[n - 1 - *s as usize].clone(),
+                SegmentValue::CenterOf(s) if (0..n as i32).contains(s) => {
+                    names[n - 1 - *s as usize].clone()
+                }
                 _ => String::new(),
             })
             .label_style(("sans-serif", 15))
@@ -102,9 +125,18 @@ pub fn plot_per_type(rows: &[(String, Metrics)], title: &str, overall: Option<f6
         chart
             .draw_series(rows.iter().enumerate().map(|(i, (_, m))| {
                 let v = if m.srocc.is_finite() { m.srocc } else { 0.0 };
-                let color = if Some(i) == hard { HARD } else if Some(i) == easy { EASY } else { OTHER };
+                let color = if Some(i) == hard {
+                    HARD
+                } else if Some(i) == easy {
+                    EASY
+                } else {
+                    OTHER
+                };
                 let mut r = Rectangle::new(
-                    [(0.0, SegmentValue::Exact(seg(i))), (v, SegmentValue::Exact(seg(i) + 1))],
+                    [
+                        (0.0, SegmentValue::Exact(seg(i))),
+                        (v, SegmentValue::Exact(seg(i) + 1)),
+                    ],
                     color.filled(),
                 );
                 r.set_margin(4, 4, 0, 0);
@@ -114,14 +146,20 @@ pub fn plot_per_type(rows: &[(String, Metrics)], title: &str, overall: Option<f6
         // Zero line and the overall SROCC.
         chart
             .draw_series(std::iter::once(PathElement::new(
-                vec![(0.0, SegmentValue::Exact(0)), (0.0, SegmentValue::Exact(n as i32))],
+                vec![
+                    (0.0, SegmentValue::Exact(0)),
+                    (0.0, SegmentValue::Exact(n as i32)),
+                ],
                 BLACK.stroke_width(1),
             )))
             .map_err(label)?;
         if let Some(o) = overall.filter(|o| o.is_finite()) {
             chart
                 .draw_series(DashedLineSeries::new(
-                    vec![(o, SegmentValue::Exact(0)), (o, SegmentValue::Exact(n as i32))],
+                    vec![
+                        (o, SegmentValue::Exact(0)),
+                        (o, SegmentValue::Exact(n as i32)),
+                    ],
                     8,
                     6,
                     BLACK.stroke_width(2),
@@ -142,17 +180,33 @@ pub fn plot_per_type(rows: &[(String, Metrics)], title: &str, overall: Option<f6
                 } else {
                     format!("n/a (n={})", m.n)
                 };
-                let x = if m.srocc.is_finite() { m.srocc.max(0.0) } else { 0.0 } + 0.01;
+                let x = if m.srocc.is_finite() {
+                    m.srocc.max(0.0)
+                } else {
+                    0.0
+                } + 0.01;
                 let style = if tag.is_empty() {
                     ("sans-serif", 14).into_font()
                 } else {
                     ("sans-serif", 14).into_font().style(FontStyle::Bold)
                 };
-                let color = if Some(i) == hard { HARD } else if Some(i) == easy { EASY } else { BLACK };
-                Text::new(text, (x, SegmentValue::CenterOf(seg(i))), style.color(&color).pos(plotters::style::text_anchor::Pos::new(
-                    plotters::style::text_anchor::HPos::Left,
-                    plotters::style::text_anchor::VPos::Center,
-                )))
+                let color = if Some(i) == hard {
+                    HARD
+                } else if Some(i) == easy {
+                    EASY
+                } else {
+                    BLACK
+                };
+                Text::new(
+                    text,
+                    (x, SegmentValue::CenterOf(seg(i))),
+                    style
+                        .color(&color)
+                        .pos(plotters::style::text_anchor::Pos::new(
+                            plotters::style::text_anchor::HPos::Left,
+                            plotters::style::text_anchor::VPos::Center,
+                        )),
+                )
             }))
             .map_err(label)?;
         root.present().map_err(label)?;
@@ -161,6 +215,7 @@ pub fn plot_per_type(rows: &[(String, Metrics)], title: &str, overall: Option<f6
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    img.save_with_format(path, image::ImageFormat::Png).with_context(|| format!("writing {}", path.display()))?;
+    img.save_with_format(path, image::ImageFormat::Png)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }

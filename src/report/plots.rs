@@ -10,7 +10,6 @@ use std::path::Path;
 use anyhow::{anyhow, Context, Result};
 use plotters::prelude::*;
 
-
 /// Colours in the order series get them (matplotlib's tab10; MAE orange, MSE blue, NiN green
 /// when listed in that order as in the paper's Fig. 1).
 pub const PALETTE: [RGBColor; 10] = [
@@ -35,7 +34,11 @@ fn pe<E: std::fmt::Debug>(e: E) -> anyhow::Error {
 }
 
 /// Draws with `f` on a white `w`×`h` canvas, then writes the PNG.
-fn render(path: &Path, (w, h): (u32, u32), f: impl FnOnce(DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<()>) -> Result<()> {
+fn render(
+    path: &Path,
+    (w, h): (u32, u32),
+    f: impl FnOnce(DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<()>,
+) -> Result<()> {
     super::font::register()?;
     let mut buf = vec![0u8; (w * h * 3) as usize];
     {
@@ -47,7 +50,10 @@ fn render(path: &Path, (w, h): (u32, u32), f: impl FnOnce(DrawingArea<BitMapBack
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).ok();
     }
-    image::RgbImage::from_raw(w, h, buf).context("image buffer")?.save(path).with_context(|| format!("writing {}", path.display()))
+    image::RgbImage::from_raw(w, h, buf)
+        .context("image buffer")?
+        .save(path)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// One line of a [`LineChart`].
@@ -96,9 +102,20 @@ fn range(vals: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
 /// Draws a line chart to a PNG.
 pub fn line_chart(path: &Path, c: &LineChart) -> Result<()> {
     let tx = |x: f64| if c.log_x { x.log10() } else { x };
-    let (x0, x1) = range(c.series.iter().flat_map(|s| s.points.iter().map(|p| tx(p.0))), 0.03);
+    let (x0, x1) = range(
+        c.series
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| tx(p.0))),
+        0.03,
+    );
     let (y0, y1) = c.y_range.unwrap_or_else(|| {
-        range(c.series.iter().flat_map(|s| s.points.iter().map(|p| p.1)).chain(c.hlines.iter().map(|h| h.0)), 0.06)
+        range(
+            c.series
+                .iter()
+                .flat_map(|s| s.points.iter().map(|p| p.1))
+                .chain(c.hlines.iter().map(|h| h.0)),
+            0.06,
+        )
     });
     render(path, (900, 600), |root| {
         let mut chart = ChartBuilder::on(&root)
@@ -109,7 +126,13 @@ pub fn line_chart(path: &Path, c: &LineChart) -> Result<()> {
             .build_cartesian_2d(x0..x1, y0..y1)
             .map_err(pe)?;
         let log_x = c.log_x;
-        let fmt_x = move |v: &f64| if log_x { format!("{:.0e}", 10f64.powf(*v)) } else { format!("{}", (v * 1000.0).round() / 1000.0) };
+        let fmt_x = move |v: &f64| {
+            if log_x {
+                format!("{:.0e}", 10f64.powf(*v))
+            } else {
+                format!("{}", (v * 1000.0).round() / 1000.0)
+            }
+        };
         chart
             .configure_mesh()
             .x_desc(c.x_label.as_str())
@@ -124,24 +147,49 @@ pub fn line_chart(path: &Path, c: &LineChart) -> Result<()> {
         for (v, label) in &c.hlines {
             let style = RGBColor(120, 120, 120).stroke_width(2);
             chart
-                .draw_series(DashedLineSeries::new(vec![(x0, *v), (x1, *v)], 10, 6, style))
+                .draw_series(DashedLineSeries::new(
+                    vec![(x0, *v), (x1, *v)],
+                    10,
+                    6,
+                    style,
+                ))
                 .map_err(pe)?
                 .label(label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], RGBColor(120, 120, 120).stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(
+                        vec![(x, y), (x + 24, y)],
+                        RGBColor(120, 120, 120).stroke_width(2),
+                    )
+                });
         }
         for (i, s) in c.series.iter().enumerate() {
             let col = color(i);
-            let pts: Vec<(f64, f64)> = s.points.iter().filter(|p| p.1.is_finite()).map(|p| (tx(p.0), p.1)).collect();
+            let pts: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .filter(|p| p.1.is_finite())
+                .map(|p| (tx(p.0), p.1))
+                .collect();
             let width = if s.thin { 1 } else { 3 };
             chart
                 .draw_series(LineSeries::new(pts.clone(), col.stroke_width(width)))
                 .map_err(pe)?
                 .label(s.label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], col.stroke_width(3)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], col.stroke_width(3))
+                });
             if c.dots {
-                chart.draw_series(pts.iter().map(|p| Circle::new(*p, 4, col.filled()))).map_err(pe)?;
+                chart
+                    .draw_series(pts.iter().map(|p| Circle::new(*p, 4, col.filled())))
+                    .map_err(pe)?;
             }
-            chart.draw_series(s.markers.iter().map(|p| Circle::new((tx(p.0), p.1), 11, col.stroke_width(3)))).map_err(pe)?;
+            chart
+                .draw_series(
+                    s.markers
+                        .iter()
+                        .map(|p| Circle::new((tx(p.0), p.1), 11, col.stroke_width(3))),
+                )
+                .map_err(pe)?;
         }
         chart
             .configure_series_labels()
@@ -158,7 +206,13 @@ pub fn line_chart(path: &Path, c: &LineChart) -> Result<()> {
 /// Grouped bars: one panel per metric, one group of bars per category, one colour per group
 /// (e.g. categories = backbones, groups = losses, as the paper's Fig. 6). `values[c][g]`; NaN =
 /// no bar.
-pub fn bar_chart(path: &Path, title: &str, categories: &[String], groups: &[String], metrics: &[(String, Vec<Vec<f64>>)]) -> Result<()> {
+pub fn bar_chart(
+    path: &Path,
+    title: &str,
+    categories: &[String],
+    groups: &[String],
+    metrics: &[(String, Vec<Vec<f64>>)],
+) -> Result<()> {
     let n = categories.len();
     let ng = groups.len().max(1);
     let panels = metrics.len().max(1);
@@ -200,16 +254,34 @@ pub fn bar_chart(path: &Path, title: &str, categories: &[String], groups: &[Stri
             let bw = 0.8 / ng as f64;
             for g in 0..ng {
                 let col = if ng == 1 { color(1) } else { color(g) };
-                let bars: Vec<(f64, f64)> = (0..n).filter_map(|c| vals.get(c).and_then(|v| v.get(g)).copied().filter(|v| v.is_finite()).map(|v| (c as f64 + 0.1 + g as f64 * bw, v))).collect();
+                let bars: Vec<(f64, f64)> = (0..n)
+                    .filter_map(|c| {
+                        vals.get(c)
+                            .and_then(|v| v.get(g))
+                            .copied()
+                            .filter(|v| v.is_finite())
+                            .map(|v| (c as f64 + 0.1 + g as f64 * bw, v))
+                    })
+                    .collect();
                 let s = chart
-                    .draw_series(bars.iter().map(|&(x, v)| Rectangle::new([(x + bw * 0.06, y0), (x + bw * 0.94, v)], col.filled())))
+                    .draw_series(bars.iter().map(|&(x, v)| {
+                        Rectangle::new([(x + bw * 0.06, y0), (x + bw * 0.94, v)], col.filled())
+                    }))
                     .map_err(pe)?;
                 if ng > 1 {
-                    s.label(groups[g].as_str()).legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 16, y + 6)], col.filled()));
+                    s.label(groups[g].as_str()).legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 6), (x + 16, y + 6)], col.filled())
+                    });
                 }
                 chart
                     .draw_series(bars.iter().map(|&(x, v)| {
-                        Text::new(format!("{v:.3}"), (x + bw * 0.1, v + span * 0.08), ("sans-serif", if ng > 2 { 12 } else { 15 }).into_font().color(&BLACK))
+                        Text::new(
+                            format!("{v:.3}"),
+                            (x + bw * 0.1, v + span * 0.08),
+                            ("sans-serif", if ng > 2 { 12 } else { 15 })
+                                .into_font()
+                                .color(&BLACK),
+                        )
                     }))
                     .map_err(pe)?;
             }
@@ -229,7 +301,15 @@ pub fn bar_chart(path: &Path, title: &str, categories: &[String], groups: &[Stri
 }
 
 /// Predicted (x) vs MOS (y) with the fitted line y = k·x + b.
-pub fn scatter(path: &Path, title: &str, x_label: &str, x: &[f64], mos: &[f64], line: Option<(f64, f64)>, note: &str) -> Result<()> {
+pub fn scatter(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    x: &[f64],
+    mos: &[f64],
+    line: Option<(f64, f64)>,
+    note: &str,
+) -> Result<()> {
     let (x0, x1) = range(x.iter().copied(), 0.05);
     let (y0, y1) = range(mos.iter().copied(), 0.05);
     render(path, (760, 700), |root| {
@@ -249,16 +329,35 @@ pub fn scatter(path: &Path, title: &str, x_label: &str, x: &[f64], mos: &[f64], 
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
             .map_err(pe)?;
-        chart.draw_series(x.iter().zip(mos).map(|(a, b)| Circle::new((*a, *b), 3, color(1).mix(0.6).filled()))).map_err(pe)?;
+        chart
+            .draw_series(
+                x.iter()
+                    .zip(mos)
+                    .map(|(a, b)| Circle::new((*a, *b), 3, color(1).mix(0.6).filled())),
+            )
+            .map_err(pe)?;
         if let Some((k, b)) = line {
             chart
-                .draw_series(LineSeries::new(vec![(x0, k * x0 + b), (x1, k * x1 + b)], color(3).stroke_width(3)))
+                .draw_series(LineSeries::new(
+                    vec![(x0, k * x0 + b), (x1, k * x1 + b)],
+                    color(3).stroke_width(3),
+                ))
                 .map_err(pe)?
-                .label(format!("MOS = {k:.3}·x {} {:.3}", if b < 0.0 { "−" } else { "+" }, b.abs()))
-                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], color(3).stroke_width(3)));
+                .label(format!(
+                    "MOS = {k:.3}·x {} {:.3}",
+                    if b < 0.0 { "−" } else { "+" },
+                    b.abs()
+                ))
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 24, y)], color(3).stroke_width(3))
+                });
         }
         if !note.is_empty() {
-            chart.draw_series(std::iter::once(EmptyElement::at((x0, y1)))).map_err(pe)?.label(note).legend(|_| EmptyElement::at((0, 0)));
+            chart
+                .draw_series(std::iter::once(EmptyElement::at((x0, y1))))
+                .map_err(pe)?
+                .label(note)
+                .legend(|_| EmptyElement::at((0, 0)));
         }
         chart
             .configure_series_labels()

@@ -49,16 +49,28 @@ pub fn results_csv(r: &Results) -> Result<String> {
         let t = test_of(row);
         let d = row.data.as_ref();
         let mut rec = vec![row.index.to_string(), row.name.clone()];
-        rec.extend(r.keys.iter().map(|k| row.param(k).unwrap_or("").to_string()));
+        rec.extend(
+            r.keys
+                .iter()
+                .map(|k| row.param(k).unwrap_or("").to_string()),
+        );
         rec.push(row.status().into());
-        rec.push(d.and_then(|d| d.best_epoch).map(|e| e.to_string()).unwrap_or_default());
+        rec.push(
+            d.and_then(|d| d.best_epoch)
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+        );
         rec.push(num(t.as_ref().map(|m| m.srocc), 6));
         rec.push(num(t.as_ref().map(|m| m.plcc), 6));
         rec.push(num(t.as_ref().map(|m| m.krocc), 6));
         rec.push(num(t.as_ref().map(|m| m.rmse), 6));
         rec.push(num(d.and_then(|d| d.val.as_ref().map(|m| m.srocc)), 6));
         rec.push(num(row.threshold, 6));
-        rec.push(row.epochs_to_threshold.map(|e| e.to_string()).unwrap_or_default());
+        rec.push(
+            row.epochs_to_threshold
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+        );
         rec.push(num(d.and_then(|d| d.train_s), 1));
         w.write_record(&rec)?;
     }
@@ -69,7 +81,11 @@ pub fn results_csv(r: &Results) -> Result<String> {
 fn mean_sd(v: &[f64]) -> (f64, f64) {
     let n = v.len() as f64;
     let m = v.iter().sum::<f64>() / n;
-    let sd = if v.len() > 1 { (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0)).sqrt() } else { f64::NAN };
+    let sd = if v.len() > 1 {
+        (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        f64::NAN
+    };
     (m, sd)
 }
 
@@ -102,17 +118,29 @@ pub fn summaries(r: &Results) -> Vec<SettingSummary> {
         .into_iter()
         .filter_map(|s| {
             let rows = &groups[&s];
-            let tests: Vec<_> = rows.iter().filter_map(|r| test_of(r)).filter(|m| m.srocc.is_finite()).collect();
+            let tests: Vec<_> = rows
+                .iter()
+                .filter_map(|r| test_of(r))
+                .filter(|m| m.srocc.is_finite())
+                .collect();
             if tests.is_empty() {
                 return None;
             }
-            let ett: Vec<f64> = rows.iter().filter_map(|r| r.epochs_to_threshold.map(|e| e as f64)).collect();
+            let ett: Vec<f64> = rows
+                .iter()
+                .filter_map(|r| r.epochs_to_threshold.map(|e| e as f64))
+                .collect();
             let thr_rows: Vec<f64> = rows
                 .iter()
                 .filter(|r| r.threshold.is_some() && r.status() == "done")
                 .map(|r| match r.epochs_to_threshold {
                     Some(e) => e as f64,
-                    None => r.data.as_ref().and_then(|d| d.config.as_ref()).map(|c| c.epochs as f64 + 1.0).unwrap_or(f64::NAN),
+                    None => r
+                        .data
+                        .as_ref()
+                        .and_then(|d| d.config.as_ref())
+                        .map(|c| c.epochs as f64 + 1.0)
+                        .unwrap_or(f64::NAN),
                 })
                 .collect();
             Some(SettingSummary {
@@ -121,9 +149,11 @@ pub fn summaries(r: &Results) -> Vec<SettingSummary> {
                 srocc: mean_sd(&tests.iter().map(|m| m.srocc).collect::<Vec<_>>()),
                 plcc: mean_sd(&tests.iter().map(|m| m.plcc).collect::<Vec<_>>()),
                 rmse: mean_sd(&tests.iter().map(|m| m.rmse).collect::<Vec<_>>()),
-                epochs_to_threshold: (!ett.is_empty()).then(|| (ett.iter().sum::<f64>() / ett.len() as f64, ett.len())),
+                epochs_to_threshold: (!ett.is_empty())
+                    .then(|| (ett.iter().sum::<f64>() / ett.len() as f64, ett.len())),
                 with_threshold: thr_rows.len(),
-                epochs_lower_bound: (!thr_rows.is_empty()).then(|| thr_rows.iter().sum::<f64>() / thr_rows.len() as f64),
+                epochs_lower_bound: (!thr_rows.is_empty())
+                    .then(|| thr_rows.iter().sum::<f64>() / thr_rows.len() as f64),
             })
         })
         .collect()
@@ -146,7 +176,9 @@ pub struct TTestRow {
 
 /// Every paired t-test the experiment allows: needs a pairing key with at least two values.
 pub fn ttests(r: &Results) -> Vec<TTestRow> {
-    let Some(pair) = r.pair_over.as_deref() else { return vec![] };
+    let Some(pair) = r.pair_over.as_deref() else {
+        return vec![];
+    };
     let mut out = Vec::new();
     for key in r.keys.iter().filter(|k| k.as_str() != pair) {
         let mut values: Vec<String> = Vec::new();
@@ -159,7 +191,12 @@ pub fn ttests(r: &Results) -> Vec<TTestRow> {
         }
         // The other keys' values, as a string, for grouping.
         let others = |row: &ResultRow| -> String {
-            row.params.iter().filter(|(k, _)| k != key && k != pair).map(|(k, l)| format!("{}={l}", short_key(k))).collect::<Vec<_>>().join(" ")
+            row.params
+                .iter()
+                .filter(|(k, _)| k != key && k != pair)
+                .map(|(k, l)| format!("{}={l}", short_key(k)))
+                .collect::<Vec<_>>()
+                .join(" ")
         };
         let mut fixed_groups: Vec<String> = Vec::new();
         for row in &r.rows {
@@ -187,8 +224,14 @@ pub fn ttests(r: &Results) -> Vec<TTestRow> {
                     }
                     let xa: Vec<(f64, f64)> = common.iter().map(|k| ma[*k]).collect();
                     let xb: Vec<(f64, f64)> = common.iter().map(|k| mb[*k]).collect();
-                    let ts = paired_t_test(&xa.iter().map(|x| x.0).collect::<Vec<_>>(), &xb.iter().map(|x| x.0).collect::<Vec<_>>());
-                    let tp = paired_t_test(&xa.iter().map(|x| x.1).collect::<Vec<_>>(), &xb.iter().map(|x| x.1).collect::<Vec<_>>());
+                    let ts = paired_t_test(
+                        &xa.iter().map(|x| x.0).collect::<Vec<_>>(),
+                        &xb.iter().map(|x| x.0).collect::<Vec<_>>(),
+                    );
+                    let tp = paired_t_test(
+                        &xa.iter().map(|x| x.1).collect::<Vec<_>>(),
+                        &xb.iter().map(|x| x.1).collect::<Vec<_>>(),
+                    );
                     out.push(TTestRow {
                         key: key.clone(),
                         a: a.clone(),
@@ -236,16 +279,39 @@ pub fn results_markdown(r: &Results) -> String {
     );
     let mut header: Vec<String> = vec!["#".into(), "run".into()];
     header.extend(r.keys.iter().map(|k| short_key(k).to_string()));
-    header.extend(["status", "best epoch", "SROCC", "PLCC", "KROCC", "RMSE", "threshold", "epochs to thr."].map(String::from));
+    header.extend(
+        [
+            "status",
+            "best epoch",
+            "SROCC",
+            "PLCC",
+            "KROCC",
+            "RMSE",
+            "threshold",
+            "epochs to thr.",
+        ]
+        .map(String::from),
+    );
     let _ = writeln!(s, "| {} |", header.join(" | "));
     let _ = writeln!(s, "|{}", header.iter().map(|_| "---|").collect::<String>());
     for row in &r.rows {
         let t = test_of(row);
         let mut cells = vec![row.index.to_string(), format!("`{}`", row.name)];
-        cells.extend(r.keys.iter().map(|k| row.param(k).unwrap_or("").to_string()));
+        cells.extend(
+            r.keys
+                .iter()
+                .map(|k| row.param(k).unwrap_or("").to_string()),
+        );
         cells.push(row.status().into());
-        cells.push(row.data.as_ref().and_then(|d| d.best_epoch).map(|e| e.to_string()).unwrap_or_default());
-        let getters: [fn(&normiqa_core::metrics::Metrics) -> f64; 4] = [|m| m.srocc, |m| m.plcc, |m| m.krocc, |m| m.rmse];
+        cells.push(
+            row.data
+                .as_ref()
+                .and_then(|d| d.best_epoch)
+                .map(|e| e.to_string())
+                .unwrap_or_default(),
+        );
+        let getters: [fn(&normiqa_core::metrics::Metrics) -> f64; 4] =
+            [|m| m.srocc, |m| m.plcc, |m| m.krocc, |m| m.rmse];
         for f in getters {
             cells.push(num(t.as_ref().map(f), 4));
         }
@@ -263,9 +329,19 @@ pub fn results_markdown(r: &Results) -> String {
         let _ = writeln!(
             s,
             "\n## Mean ± standard deviation per setting{}\n",
-            r.pair_over.as_deref().map(|p| format!(" (over `{p}`)")).unwrap_or_default()
+            r.pair_over
+                .as_deref()
+                .map(|p| format!(" (over `{p}`)"))
+                .unwrap_or_default()
         );
-        let fastest = sums.iter().filter(|x| x.epochs_to_threshold.map_or(false, |e| e.1 == x.with_threshold)).filter_map(|x| x.epochs_to_threshold.map(|e| e.0)).fold(f64::INFINITY, f64::min);
+        let fastest = sums
+            .iter()
+            .filter(|x| {
+                x.epochs_to_threshold
+                    .map_or(false, |e| e.1 == x.with_threshold)
+            })
+            .filter_map(|x| x.epochs_to_threshold.map(|e| e.0))
+            .fold(f64::INFINITY, f64::min);
         let _ = writeln!(
             s,
             "| setting | runs | SROCC | PLCC | RMSE | epochs to thr. (reached/runs) | × fastest |\n|---|---|---|---|---|---|---|"
@@ -274,26 +350,62 @@ pub fn results_markdown(r: &Results) -> String {
             // Runs that never reached the threshold count as (epochs + 1): the ratio is then a
             // lower bound (≥).
             let (ett, ratio) = match (x.epochs_to_threshold, x.epochs_lower_bound) {
-                (Some((e, k)), Some(lb)) if k == x.with_threshold => (format!("{e:.1} ({k}/{})", x.with_threshold), format!("{:.2}", lb / fastest)),
-                (Some((e, k)), Some(lb)) => (format!("{e:.1} ({k}/{})", x.with_threshold), format!("≥ {:.2}", lb / fastest)),
-                (None, Some(lb)) if x.with_threshold > 0 => (format!("never (0/{})", x.with_threshold), format!("≥ {:.2}", lb / fastest)),
+                (Some((e, k)), Some(lb)) if k == x.with_threshold => (
+                    format!("{e:.1} ({k}/{})", x.with_threshold),
+                    format!("{:.2}", lb / fastest),
+                ),
+                (Some((e, k)), Some(lb)) => (
+                    format!("{e:.1} ({k}/{})", x.with_threshold),
+                    format!("≥ {:.2}", lb / fastest),
+                ),
+                (None, Some(lb)) if x.with_threshold > 0 => (
+                    format!("never (0/{})", x.with_threshold),
+                    format!("≥ {:.2}", lb / fastest),
+                ),
                 _ => (String::new(), String::new()),
             };
-            let _ = writeln!(s, "| {} | {} | {} | {} | {} | {ett} | {ratio} |", x.setting, x.n, pm(x.srocc), pm(x.plcc), pm(x.rmse));
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {ett} | {ratio} |",
+                x.setting,
+                x.n,
+                pm(x.srocc),
+                pm(x.plcc),
+                pm(x.rmse)
+            );
         }
     } else if sums.iter().any(|x| x.epochs_to_threshold.is_some()) {
-        let fastest = sums.iter().filter_map(|x| x.epochs_to_threshold.map(|e| e.0)).fold(f64::INFINITY, f64::min);
+        let fastest = sums
+            .iter()
+            .filter_map(|x| x.epochs_to_threshold.map(|e| e.0))
+            .fold(f64::INFINITY, f64::min);
         let _ = writeln!(
             s,
             "\n## Epochs to threshold, relative to the fastest\n\n\"never\" counts as epochs + 1, so its ratio is a lower bound.\n\n| run | threshold | epochs | × fastest |\n|---|---|---|---|"
         );
-        for (x, row) in sums.iter().zip(r.rows.iter().filter(|row| test_of(row).map_or(false, |m| m.srocc.is_finite()))) {
+        for (x, row) in sums.iter().zip(
+            r.rows
+                .iter()
+                .filter(|row| test_of(row).map_or(false, |m| m.srocc.is_finite())),
+        ) {
             match (x.epochs_to_threshold, x.epochs_lower_bound) {
                 (Some((e, _)), _) => {
-                    let _ = writeln!(s, "| {} | {} | {e:.0} | {:.2} |", x.setting, num(row.threshold, 4), e / fastest);
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | {e:.0} | {:.2} |",
+                        x.setting,
+                        num(row.threshold, 4),
+                        e / fastest
+                    );
                 }
                 (None, Some(lb)) => {
-                    let _ = writeln!(s, "| {} | {} | never | ≥ {:.2} |", x.setting, num(row.threshold, 4), lb / fastest);
+                    let _ = writeln!(
+                        s,
+                        "| {} | {} | never | ≥ {:.2} |",
+                        x.setting,
+                        num(row.threshold, 4),
+                        lb / fastest
+                    );
                 }
                 _ => {}
             }

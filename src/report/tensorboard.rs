@@ -23,13 +23,19 @@ pub fn crc32c(data: &[u8]) -> u32 {
         for (i, e) in t.iter_mut().enumerate() {
             let mut c = i as u32;
             for _ in 0..8 {
-                c = if c & 1 != 0 { (c >> 1) ^ CASTAGNOLI } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    (c >> 1) ^ CASTAGNOLI
+                } else {
+                    c >> 1
+                };
             }
             *e = c;
         }
         t
     });
-    !data.iter().fold(!0u32, |c, &b| table[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8))
+    !data.iter().fold(!0u32, |c, &b| {
+        table[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8)
+    })
 }
 
 fn masked(crc: u32) -> u32 {
@@ -51,7 +57,12 @@ fn bytes_field(out: &mut Vec<u8>, tag: u8, b: &[u8]) {
 }
 
 /// An `Event` with `wall_time`, `step` and either `file_version` or one scalar value.
-fn event(wall_time: f64, step: i64, file_version: Option<&str>, scalar: Option<(&str, f32)>) -> Vec<u8> {
+fn event(
+    wall_time: f64,
+    step: i64,
+    file_version: Option<&str>,
+    scalar: Option<(&str, f32)>,
+) -> Vec<u8> {
     let mut e = Vec::new();
     e.push(0x09); // wall_time: field 1, fixed64
     e.extend_from_slice(&wall_time.to_le_bytes());
@@ -85,13 +96,21 @@ fn record(out: &mut Vec<u8>, data: &[u8]) {
 /// `fused`, and `head6`/`head7` under `<set>/<head>/<metric>`), `train/lr`, `train/epoch_loss`.
 pub fn write_events(run_dir: &Path) -> Result<PathBuf> {
     let log = run_dir.join(crate::train::checkpoint::LOG);
-    let text = std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
-    let t0 = std::fs::metadata(&log).ok().and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    let text =
+        std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
+    let t0 = std::fs::metadata(&log)
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
     let mut out = Vec::new();
     record(&mut out, &event(t0, 0, Some("brain.Event:2"), None));
     let heads = ["head6", "head7", "fused"];
     for line in text.lines() {
-        let Ok(j) = serde_json::from_str::<Json>(line) else { continue };
+        let Ok(j) = serde_json::from_str::<Json>(line) else {
+            continue;
+        };
         let mut scalar = |step: i64, tag: &str, v: &Json| {
             if let Some(x) = v.as_f64() {
                 record(&mut out, &event(t0, step, None, Some((tag, x as f32))));
@@ -110,7 +129,11 @@ pub fn write_events(run_dir: &Path) -> Result<PathBuf> {
                 for set in ["train", "val", "test"] {
                     for (h, name) in heads.iter().enumerate() {
                         for m in ["srocc", "plcc", "krocc", "rmse"] {
-                            let tag = if *name == "fused" { format!("{set}/{}", m.to_uppercase()) } else { format!("{set}/{name}/{}", m.to_uppercase()) };
+                            let tag = if *name == "fused" {
+                                format!("{set}/{}", m.to_uppercase())
+                            } else {
+                                format!("{set}/{name}/{}", m.to_uppercase())
+                            };
                             scalar(step, &tag, &j[set][h][m]);
                         }
                     }
@@ -123,7 +146,10 @@ pub fn write_events(run_dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(&dir)?;
     // One file per run directory: replace an older export.
     for e in std::fs::read_dir(&dir)?.flatten() {
-        if e.file_name().to_string_lossy().starts_with("events.out.tfevents.") {
+        if e.file_name()
+            .to_string_lossy()
+            .starts_with("events.out.tfevents.")
+        {
             let _ = std::fs::remove_file(e.path());
         }
     }

@@ -32,13 +32,23 @@ impl Adadelta {
             .into_iter()
             .filter(|(_, t)| t.requires_grad())
             .map(|(name, param)| Slot {
-                group: if name.starts_with(&prefix) { BACKBONE_GROUP } else { HEADS_GROUP },
+                group: if name.starts_with(&prefix) {
+                    BACKBONE_GROUP
+                } else {
+                    HEADS_GROUP
+                },
                 square_avg: param.zeros_like(),
                 acc_delta: param.zeros_like(),
                 param,
             })
             .collect();
-        Adadelta { slots, lr: [lr; 2], rho, eps, wd }
+        Adadelta {
+            slots,
+            lr: [lr; 2],
+            rho,
+            eps,
+            wd,
+        }
     }
 
     pub fn set_lr_group(&mut self, group: usize, lr: f64) {
@@ -66,9 +76,15 @@ impl Adadelta {
                     continue;
                 }
                 let g = if wd != 0.0 { &g + &s.param * wd } else { g };
-                let _ = s.square_avg.g_mul_scalar_(rho).g_add_(&(&g * &g * (1.0 - rho)));
+                let _ = s
+                    .square_avg
+                    .g_mul_scalar_(rho)
+                    .g_add_(&(&g * &g * (1.0 - rho)));
                 let delta = (&s.acc_delta + eps).sqrt() / (&s.square_avg + eps).sqrt() * &g;
-                let _ = s.acc_delta.g_mul_scalar_(rho).g_add_(&(&delta * &delta * (1.0 - rho)));
+                let _ = s
+                    .acc_delta
+                    .g_mul_scalar_(rho)
+                    .g_add_(&(&delta * &delta * (1.0 - rho)));
                 let _ = s.param.g_sub_(&(delta * lr));
             }
         });
@@ -85,7 +101,10 @@ mod tests {
     #[test]
     fn matches_the_pytorch_update() {
         let vs = nn::VarStore::new(Device::Cpu);
-        let p = vs.root().set_group(HEADS_GROUP).var_copy("w", &Tensor::from_slice(&[1.0f32, -2.0]));
+        let p = vs
+            .root()
+            .set_group(HEADS_GROUP)
+            .var_copy("w", &Tensor::from_slice(&[1.0f32, -2.0]));
         let mut opt = Adadelta::new(&vs, 1.0, 0.9, 1e-6, 0.0);
         let mut expect = [1.0f64, -2.0];
         let (mut v, mut u) = ([0.0f64; 2], [0.0f64; 2]);

@@ -31,7 +31,11 @@ fn default_hflip() -> f64 {
 
 impl Default for Augment {
     fn default() -> Self {
-        Augment { angle: default_angle(), hflip: default_hflip(), crop: None }
+        Augment {
+            angle: default_angle(),
+            hflip: default_hflip(),
+            crop: None,
+        }
     }
 }
 
@@ -60,7 +64,11 @@ impl Augment {
     /// rotate, flip, crop.
     pub fn apply(&self, im: &RgbImage, rng: &mut impl Rng) -> Result<RgbImage> {
         let (w, h) = im.dimensions();
-        let angle = if self.angle > 0.0 { rng.gen_range(-self.angle..=self.angle) } else { 0.0 };
+        let angle = if self.angle > 0.0 {
+            rng.gen_range(-self.angle..=self.angle)
+        } else {
+            0.0
+        };
         let flip = rng.gen::<f64>() < self.hflip;
         let corner = match self.crop {
             Some([ch, cw]) => {
@@ -101,13 +109,26 @@ mod tests {
         assert_eq!(r.get_pixel(0, 0), sq.get_pixel(5, 0));
         assert_eq!(r.get_pixel(0, 5), sq.get_pixel(0, 0));
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-        let a = Augment { angle: 0.0, hflip: 1.0, crop: Some([4, 5]) };
+        let a = Augment {
+            angle: 0.0,
+            hflip: 1.0,
+            crop: Some([4, 5]),
+        };
         let out = a.apply(&im, &mut rng).unwrap();
         assert_eq!(out.dimensions(), (5, 4));
         // Flipped: x decreases to the right.
         assert!(out.get_pixel(0, 0)[0] > out.get_pixel(4, 0)[0]);
-        let none = Augment { angle: 0.0, hflip: 0.0, crop: None };
+        let none = Augment {
+            angle: 0.0,
+            hflip: 0.0,
+            crop: None,
+        };
         assert_eq!(none.apply(&im, &mut rng).unwrap(), im);
-        assert!(Augment { crop: Some([7, 9]), ..none }.apply(&im, &mut rng).is_err());
+        assert!(Augment {
+            crop: Some([7, 9]),
+            ..none
+        }
+        .apply(&im, &mut rng)
+        .is_err());
     }
 }

@@ -64,12 +64,21 @@ pub struct RunInfo {
 impl RunInfo {
     pub fn load(dir: &Path) -> Result<Self> {
         let p = dir.join(RUN_JSON);
-        let s = std::fs::read_to_string(&p).with_context(|| format!("reading {} (is '{}' a normiqa run directory?)", p.display(), dir.display()))?;
+        let s = std::fs::read_to_string(&p).with_context(|| {
+            format!(
+                "reading {} (is '{}' a normiqa run directory?)",
+                p.display(),
+                dir.display()
+            )
+        })?;
         serde_json::from_str(&s).with_context(|| format!("parsing {}", p.display()))
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {
-        write_atomic(&dir.join(RUN_JSON), serde_json::to_string_pretty(self)?.as_bytes())
+        write_atomic(
+            &dir.join(RUN_JSON),
+            serde_json::to_string_pretty(self)?.as_bytes(),
+        )
     }
 }
 
@@ -79,14 +88,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let name = path.file_name().and_then(|s| s.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
 }
 
 /// Saves the model's weights: the heads, plus the backbone when `with_backbone`.
 pub fn save_weights(vs: &nn::VarStore, dir: &Path, with_backbone: bool) -> Result<()> {
     let prefix = format!("{BACKBONE_PREFIX}.");
-    weights::save_safetensors(vs, &dir.join(WEIGHTS), |name| with_backbone || !name.starts_with(&prefix))
+    weights::save_safetensors(vs, &dir.join(WEIGHTS), |name| {
+        with_backbone || !name.starts_with(&prefix)
+    })
 }
 
 /// A trained model ready for inference.
@@ -113,10 +125,20 @@ impl TrainedModel {
                     info.config.model.backbone
                 ),
             };
-            weights::load_pth(&vs, BACKBONE_PREFIX, &file, model.backbone.ignored_weights())?;
+            weights::load_pth(
+                &vs,
+                BACKBONE_PREFIX,
+                &file,
+                model.backbone.ignored_weights(),
+            )?;
         }
         let wfile = dir.join(WEIGHTS);
         weights::load_safetensors(&vs, &wfile)?;
-        Ok(TrainedModel { info, vs, model, dir: dir.to_path_buf() })
+        Ok(TrainedModel {
+            info,
+            vs,
+            model,
+            dir: dir.to_path_buf(),
+        })
     }
 }

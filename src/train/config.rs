@@ -97,7 +97,9 @@ pub enum FrozenMode {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum OptimizerKind {
     Adam,
-    Sgd { momentum: f64 },
+    Sgd {
+        momentum: f64,
+    },
     /// torch.optim.Adadelta (the reference's suppl. Table A1); the usual lr is 1.0.
     Adadelta {
         #[serde(default = "default_rho")]
@@ -248,7 +250,10 @@ impl TrainConfig {
         use anyhow::bail;
         self.loss.kind.validate()?;
         if self.batch_size < 2 {
-            bail!("--batch-size {}: must be at least 2 (a batch of one has no Norm-in-Norm loss)", self.batch_size);
+            bail!(
+                "--batch-size {}: must be at least 2 (a batch of one has no Norm-in-Norm loss)",
+                self.batch_size
+            );
         }
         if self.epochs == 0 {
             bail!("--epochs 0: nothing to train");

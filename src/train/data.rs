@@ -3,7 +3,12 @@
 
 use anyhow::{Context, Result};
 use image::RgbImage;
-use normiqa_core::data::{self, decode::Resize, split::{Ratios, Split}, Dataset};
+use normiqa_core::data::{
+    self,
+    decode::Resize,
+    split::{Ratios, Split},
+    Dataset,
+};
 
 use super::config::{DataConfig, DatasetSpec, SplitProtocol};
 
@@ -22,8 +27,17 @@ pub fn load_dataset(spec: &DatasetSpec) -> Result<Dataset> {
         DatasetSpec::Koniq { labels, images } => data::koniq::load(labels, images)?,
         DatasetSpec::Kadid { root } => data::kadid::load(root)?,
         DatasetSpec::Tid2013 { root } => data::tid2013::load(root)?,
-        DatasetSpec::Csv { csv, images, image_column, mos_column } => {
-            let cols = data::csv::CsvColumns { image: image_column.clone(), mos: mos_column.clone(), ..Default::default() };
+        DatasetSpec::Csv {
+            csv,
+            images,
+            image_column,
+            mos_column,
+        } => {
+            let cols = data::csv::CsvColumns {
+                image: image_column.clone(),
+                mos: mos_column.clone(),
+                ..Default::default()
+            };
             data::csv::load(csv, images, &cols)?
         }
     })
@@ -44,17 +58,26 @@ pub fn resize_rules(cfg: &DataConfig) -> Vec<Resize> {
 
 /// Splits the dataset as configured.
 pub fn split_dataset(cfg: &DataConfig, dataset: &Dataset, seed: u64) -> Result<Split> {
-    let ratios = Ratios { train: cfg.train_ratio, train_val: cfg.train_val_ratio };
+    let ratios = Ratios {
+        train: cfg.train_ratio,
+        train_val: cfg.train_val_ratio,
+    };
     let split_seed = seed.wrapping_add(cfg.exp_id as u64);
     Ok(match (cfg.split, &cfg.dataset) {
         (SplitProtocol::AllTest, _) => Split::all_test(dataset.len()),
-        (SplitProtocol::Default, DatasetSpec::Clive { root }) => data::clive::split(root, dataset, cfg.exp_id, ratios)?,
-        (SplitProtocol::Default, DatasetSpec::Koniq { labels, images }) => data::koniq::load_with_split(labels, images)?.1,
+        (SplitProtocol::Default, DatasetSpec::Clive { root }) => {
+            data::clive::split(root, dataset, cfg.exp_id, ratios)?
+        }
+        (SplitProtocol::Default, DatasetSpec::Koniq { labels, images }) => {
+            data::koniq::load_with_split(labels, images)?.1
+        }
         (SplitProtocol::ByReference, _) => Split::by_reference(dataset, split_seed, ratios)?,
         (SplitProtocol::Default, DatasetSpec::Kadid { .. } | DatasetSpec::Tid2013 { .. }) => {
             Split::by_reference(dataset, split_seed, ratios)?
         }
-        (SplitProtocol::Default | SplitProtocol::Random, _) => Split::random(dataset.len(), split_seed, ratios)?,
+        (SplitProtocol::Default | SplitProtocol::Random, _) => {
+            Split::random(dataset.len(), split_seed, ratios)?
+        }
     })
 }
 
@@ -63,17 +86,36 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<LoadedData> {
     let dataset = load_dataset(&cfg.dataset)?;
     let split = split_dataset(cfg, &dataset, seed)?;
     let (images, decode_seconds) = decode_used(&dataset, &split, &resize_rules(cfg))?;
-    Ok(LoadedData { dataset, split, images, decode_seconds })
+    Ok(LoadedData {
+        dataset,
+        split,
+        images,
+        decode_seconds,
+    })
 }
 
 /// Decodes the images of all sets of `split`, once each, in parallel.
-pub fn decode_used(dataset: &Dataset, split: &Split, rules: &[Resize]) -> Result<(Vec<RgbImage>, f64)> {
-    let mut used: Vec<usize> = split.train.iter().chain(&split.val).chain(&split.test).copied().collect();
+pub fn decode_used(
+    dataset: &Dataset,
+    split: &Split,
+    rules: &[Resize],
+) -> Result<(Vec<RgbImage>, f64)> {
+    let mut used: Vec<usize> = split
+        .train
+        .iter()
+        .chain(&split.val)
+        .chain(&split.test)
+        .copied()
+        .collect();
     used.sort_unstable();
     used.dedup();
-    let paths: Vec<_> = used.iter().map(|&i| dataset.samples[i].path.clone()).collect();
+    let paths: Vec<_> = used
+        .iter()
+        .map(|&i| dataset.samples[i].path.clone())
+        .collect();
     let t0 = std::time::Instant::now();
-    let decoded = data::decode::decode_all(&paths, rules).with_context(|| format!("decoding {} images of {}", paths.len(), dataset.name))?;
+    let decoded = data::decode::decode_all(&paths, rules)
+        .with_context(|| format!("decoding {} images of {}", paths.len(), dataset.name))?;
     let secs = t0.elapsed().as_secs_f64();
     let mut images = vec![RgbImage::new(0, 0); dataset.len()];
     for (i, im) in used.into_iter().zip(decoded) {

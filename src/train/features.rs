@@ -16,21 +16,35 @@ use crate::model::ModelConfig;
 
 /// The cache folder: `$NORMIQA_FEATURE_CACHE`, else `.normiqa-cache` in the working directory.
 pub fn cache_dir() -> PathBuf {
-    std::env::var_os("NORMIQA_FEATURE_CACHE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".normiqa-cache"))
+    std::env::var_os("NORMIQA_FEATURE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".normiqa-cache"))
 }
 
 /// The full description of what the cached features depend on.
-pub fn cache_key(model: &ModelConfig, weights: Option<&Path>, resize: &str, paths: &[&Path]) -> String {
+pub fn cache_key(
+    model: &ModelConfig,
+    weights: Option<&Path>,
+    resize: &str,
+    paths: &[&Path],
+) -> String {
     let wdesc = match weights {
         Some(w) => {
             let meta = std::fs::metadata(w).ok();
             let size = meta.as_ref().map(|m| m.len()).unwrap_or(0);
-            let mtime = meta.and_then(|m| m.modified().ok()).and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_secs()).unwrap_or(0);
+            let mtime = meta
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
             format!("{}|{size}|{mtime}", canonical(w).display())
         }
         None => "random".into(),
     };
-    let mut key = format!("v1|{}|{:?}|{}|{}|{wdesc}|{resize}\n", model.backbone, model.pool, model.p6, model.p7);
+    let mut key = format!(
+        "v1|{}|{:?}|{}|{}|{wdesc}|{resize}\n",
+        model.backbone, model.pool, model.p6, model.p7
+    );
     for p in paths {
         key.push_str(&canonical(p).display().to_string());
         key.push('\n');
@@ -44,13 +58,18 @@ fn canonical(p: &Path) -> PathBuf {
 
 /// FNV-1a, 64 bits: a stable file name for a key.
 fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3))
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
 }
 
 fn files(key: &str) -> (PathBuf, PathBuf) {
     let dir = cache_dir();
     let stem = format!("features-{:016x}", fnv1a(key));
-    (dir.join(format!("{stem}.safetensors")), dir.join(format!("{stem}.key")))
+    (
+        dir.join(format!("{stem}.safetensors")),
+        dir.join(format!("{stem}.key")),
+    )
 }
 
 /// Loads cached (f6, f7) for `key`, if present and the stored key matches.
@@ -60,7 +79,11 @@ pub fn load(key: &str, device: Device) -> Option<(Tensor, Tensor)> {
         return None;
     }
     let t = Tensor::read_safetensors(&tensors).ok()?;
-    let get = |n: &str| t.iter().find(|(k, _)| k == n).map(|(_, v)| v.to_device(device));
+    let get = |n: &str| {
+        t.iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| v.to_device(device))
+    };
     Some((get("f6")?, get("f7")?))
 }
 
@@ -68,10 +91,12 @@ pub fn load(key: &str, device: Device) -> Option<(Tensor, Tensor)> {
 pub fn store(key: &str, f6: &Tensor, f7: &Tensor) -> Result<()> {
     let (tensors, keyfile) = files(key);
     let dir = cache_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating feature cache {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating feature cache {}", dir.display()))?;
     let tmp = dir.join(format!(".tmp-{}.safetensors", std::process::id()));
     let (a, b) = (f6.to_device(Device::Cpu), f7.to_device(Device::Cpu));
-    Tensor::write_safetensors(&[("f6", &a), ("f7", &b)], &tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    Tensor::write_safetensors(&[("f6", &a), ("f7", &b)], &tmp)
+        .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &tensors)?;
     super::checkpoint::write_atomic(&keyfile, key.as_bytes())
 }

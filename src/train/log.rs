@@ -15,8 +15,15 @@ pub struct JsonlLog {
 impl JsonlLog {
     /// Creates (truncating) the log file.
     pub fn create(path: &Path) -> Result<Self> {
-        let f = OpenOptions::new().create(true).write(true).truncate(true).open(path).with_context(|| format!("creating {}", path.display()))?;
-        Ok(JsonlLog { out: BufWriter::new(f) })
+        let f = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        Ok(JsonlLog {
+            out: BufWriter::new(f),
+        })
     }
 
     /// Writes one event: `{"event": name, ...fields}`.

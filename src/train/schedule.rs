@@ -11,7 +11,9 @@ pub fn step_size(epochs: usize, lr_decay: f64, overall_lr_decay: f64) -> usize {
     if lr_decay == 1.0 || epochs < 3 {
         epochs.max(1)
     } else {
-        ((epochs as f64) / (1.0 + overall_lr_decay.ln() / lr_decay.ln())).floor().max(1.0) as usize
+        ((epochs as f64) / (1.0 + overall_lr_decay.ln() / lr_decay.ln()))
+            .floor()
+            .max(1.0) as usize
     }
 }
 
@@ -24,7 +26,8 @@ pub fn step_factor(epoch: usize, step: usize, lr_decay: f64) -> f64 {
 /// η_t = η_min + ½(η_max − η_min)(1 + cos(π·t/T_max)).
 pub fn cosine(t: usize, t_max: usize, eta_max: f64, eta_min: f64) -> f64 {
     let t = t.min(t_max) as f64;
-    eta_min + 0.5 * (eta_max - eta_min) * (1.0 + (std::f64::consts::PI * t / t_max.max(1) as f64).cos())
+    eta_min
+        + 0.5 * (eta_max - eta_min) * (1.0 + (std::f64::consts::PI * t / t_max.max(1) as f64).cos())
 }
 
 /// A schedule named in a config.
@@ -32,15 +35,24 @@ pub fn cosine(t: usize, t_max: usize, eta_max: f64, eta_min: f64) -> f64 {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Schedule {
     /// The reference's StepLR rule.
-    Step { lr_decay: f64, overall_lr_decay: f64 },
+    Step {
+        lr_decay: f64,
+        overall_lr_decay: f64,
+    },
     /// Cosine annealing from the base rate to `eta_min` over `t_max` epochs.
-    Cosine { eta_min: f64, t_max: usize },
+    Cosine {
+        eta_min: f64,
+        t_max: usize,
+    },
     Constant,
 }
 
 impl Default for Schedule {
     fn default() -> Self {
-        Schedule::Step { lr_decay: 0.1, overall_lr_decay: 0.01 }
+        Schedule::Step {
+            lr_decay: 0.1,
+            overall_lr_decay: 0.01,
+        }
     }
 }
 
@@ -48,8 +60,15 @@ impl Schedule {
     /// Rate for 0-based `epoch` given the base rate and the run length.
     pub fn lr(&self, base: f64, epoch: usize, epochs: usize) -> f64 {
         match *self {
-            Schedule::Step { lr_decay, overall_lr_decay } => {
-                base * step_factor(epoch, step_size(epochs, lr_decay, overall_lr_decay), lr_decay)
+            Schedule::Step {
+                lr_decay,
+                overall_lr_decay,
+            } => {
+                base * step_factor(
+                    epoch,
+                    step_size(epochs, lr_decay, overall_lr_decay),
+                    lr_decay,
+                )
             }
             Schedule::Cosine { eta_min, t_max } => cosine(epoch, t_max, base, eta_min),
             Schedule::Constant => base,

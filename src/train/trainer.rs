@@ -36,8 +36,15 @@ pub enum Inputs<'a> {
 }
 
 /// Runs the model in eval mode on `indices`; batches of at most `batch` same-size images.
-pub fn predict(model: &LinearityIqa, inputs: &Inputs, indices: &[usize], batch: usize, device: Device) -> Result<HeadOutputs> {
+pub fn predict(
+    model: &LinearityIqa,
+    inputs: &Inputs,
+    indices: &[usize],
+    batch: usize,
+    device: Device,
+) -> Result<HeadOutputs> {
     let mut out: HeadOutputs = Default::default();
+    let inference = matches!(inputs, Inputs::Images(_)).then(|| model.inference());
     tch::no_grad(|| -> Result<()> {
         let chunks: Vec<Vec<usize>> = match inputs {
             Inputs::Cached { .. } => indices.chunks(batch.max(1)).map(|c| c.to_vec()).collect(),
@@ -46,17 +53,23 @@ pub fn predict(model: &LinearityIqa, inputs: &Inputs, indices: &[usize], batch: 
         for chunk in chunks {
             let heads = match inputs {
                 Inputs::Cached { f6, f7 } => {
-                    let idx = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
-                    model.heads.forward(&f6.index_select(0, &idx), &f7.index_select(0, &idx), false)
+                    let idx =
+                        Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>())
+                            .to_device(device);
+                    model
+                        .heads
+                        .forward(&f6.index_select(0, &idx), &f7.index_select(0, &idx), false)
                 }
                 Inputs::Images(images) => {
                     let refs: Vec<&RgbImage> = chunk.iter().map(|&i| &images[i]).collect();
                     let x = batch::to_tensor(&refs, device)?;
-                    model.forward(&x, false, false)
+                    inference.as_ref().expect("built for images").forward(&x)
                 }
             };
             for (o, h) in out.iter_mut().zip(heads.iter()) {
-                o.extend(Vec::<f64>::try_from(h.to_kind(Kind::Double).to_device(Device::Cpu))?);
+                o.extend(Vec::<f64>::try_from(
+                    h.to_kind(Kind::Double).to_device(Device::Cpu),
+                )?);
             }
         }
         Ok(())
@@ -66,27 +79,48 @@ pub fn predict(model: &LinearityIqa, inputs: &Inputs, indices: &[usize], batch: 
 
 /// Metrics of each head after an optional per-head mapping; undefined metrics (e.g. constant
 /// predictions of a collapsed model) become NaN instead of stopping a run.
-pub fn head_metrics(outputs: &HeadOutputs, mos: &[f64], mapping: Option<&[LinearMap; 3]>) -> HeadMetrics {
+pub fn head_metrics(
+    outputs: &HeadOutputs,
+    mos: &[f64],
+    mapping: Option<&[LinearMap; 3]>,
+) -> HeadMetrics {
     std::array::from_fn(|h| {
-        Metrics::compute_mapped(&outputs[h], mos, mapping.map(|m| &m[h])).unwrap_or_else(|_| nan_metrics(mos.len()))
+        Metrics::compute_mapped(&outputs[h], mos, mapping.map(|m| &m[h]))
+            .unwrap_or_else(|_| nan_metrics(mos.len()))
     })
 }
 
 /// Metrics that could not be computed (shown as NaN).
 pub fn nan_metrics(n: usize) -> Metrics {
-    Metrics { srocc: f64::NAN, plcc: f64::NAN, krocc: f64::NAN, rmse: f64::NAN, n }
+    Metrics {
+        srocc: f64::NAN,
+        plcc: f64::NAN,
+        krocc: f64::NAN,
+        rmse: f64::NAN,
+        n,
+    }
 }
 
 /// Fits k, b per head on (outputs, MOS) — eq. (17).
 pub fn fit_mapping(outputs: &HeadOutputs, mos: &[f64]) -> Result<[LinearMap; 3]> {
     let maps: Result<Vec<LinearMap>> = (0..3)
-        .map(|h| LinearMap::fit(&outputs[h], mos).with_context(|| format!("fitting the linear mapping of head {h} on the training set")))
+        .map(|h| {
+            LinearMap::fit(&outputs[h], mos).with_context(|| {
+                format!("fitting the linear mapping of head {h} on the training set")
+            })
+        })
         .collect();
     Ok(maps?.try_into().expect("three heads"))
 }
 
 /// Pooled features of every sample in `indices` (others stay zero): eval-mode backbone, no grad.
-pub fn compute_features(model: &LinearityIqa, images: &[RgbImage], indices: &[usize], batch: usize, device: Device) -> Result<(Tensor, Tensor)> {
+pub fn compute_features(
+    model: &LinearityIqa,
+    images: &[RgbImage],
+    indices: &[usize],
+    batch: usize,
+    device: Device,
+) -> Result<(Tensor, Tensor)> {
     let n = images.len() as i64;
     let [c6, c7] = model.backbone.channels();
     let l6 = crate::model::pooling::pooled_len(c6, model.config.pool, model.config.p6);
@@ -94,12 +128,14 @@ pub fn compute_features(model: &LinearityIqa, images: &[RgbImage], indices: &[us
     let mut f6 = Tensor::zeros([n, l6], (Kind::Float, device));
     let mut f7 = Tensor::zeros([n, l7], (Kind::Float, device));
     let bar = progress(indices.len() as u64, "features");
+    let inference = model.inference();
     tch::no_grad(|| -> Result<()> {
         for chunk in batch::same_size_chunks(images, indices, batch.max(1)) {
             let refs: Vec<&RgbImage> = chunk.iter().map(|&i| &images[i]).collect();
             let x = batch::to_tensor(&refs, device)?;
-            let (a, b) = model.features(&x, false);
-            let idx = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
+            let (a, b) = inference.features(&x);
+            let idx = Tensor::from_slice(&chunk.iter().map(|&i| i as i64).collect::<Vec<_>>())
+                .to_device(device);
             let _ = f6.index_copy_(0, &idx, &a);
             let _ = f7.index_copy_(0, &idx, &b);
             bar.inc(chunk.len() as u64);
@@ -112,7 +148,11 @@ pub fn compute_features(model: &LinearityIqa, images: &[RgbImage], indices: &[us
 
 fn progress(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
-    bar.set_style(ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {elapsed}<{eta} {msg}").unwrap().progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {elapsed}<{eta} {msg}")
+            .unwrap()
+            .progress_chars("=> "),
+    );
     bar.set_prefix(what.to_string());
     bar
 }
@@ -146,11 +186,35 @@ pub enum Opt {
 
 impl Opt {
     /// Builds the configured optimiser over all trainable variables of `vs` at rate `lr`.
-    pub fn build(kind: OptimizerKind, vs: &nn::VarStore, lr: f64, weight_decay: f64) -> Result<Self> {
+    pub fn build(
+        kind: OptimizerKind,
+        vs: &nn::VarStore,
+        lr: f64,
+        weight_decay: f64,
+    ) -> Result<Self> {
         Ok(match kind {
-            OptimizerKind::Adam => Opt::Tch(nn::Adam { wd: weight_decay, ..Default::default() }.build(vs, lr)?),
-            OptimizerKind::Sgd { momentum } => Opt::Tch(nn::Sgd { momentum, wd: weight_decay, ..Default::default() }.build(vs, lr)?),
-            OptimizerKind::Adadelta { rho, eps } => Opt::Adadelta(super::adadelta::Adadelta::new(vs, lr, rho, eps, weight_decay)),
+            OptimizerKind::Adam => Opt::Tch(
+                nn::Adam {
+                    wd: weight_decay,
+                    ..Default::default()
+                }
+                .build(vs, lr)?,
+            ),
+            OptimizerKind::Sgd { momentum } => Opt::Tch(
+                nn::Sgd {
+                    momentum,
+                    wd: weight_decay,
+                    ..Default::default()
+                }
+                .build(vs, lr)?,
+            ),
+            OptimizerKind::Adadelta { rho, eps } => Opt::Adadelta(super::adadelta::Adadelta::new(
+                vs,
+                lr,
+                rho,
+                eps,
+                weight_decay,
+            )),
         })
     }
     pub fn set_lr_group(&mut self, group: usize, lr: f64) {
@@ -183,12 +247,21 @@ pub struct TrainOutcome {
 pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
     cfg.validate()?;
     let t_start = Instant::now();
-    std::fs::create_dir_all(out).with_context(|| format!("creating run directory {}", out.display()))?;
-    checkpoint::write_atomic(&out.join(checkpoint::CONFIG_TOML), toml::to_string_pretty(cfg)?.as_bytes())?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("creating run directory {}", out.display()))?;
+    checkpoint::write_atomic(
+        &out.join(checkpoint::CONFIG_TOML),
+        toml::to_string_pretty(cfg)?.as_bytes(),
+    )?;
     let device = parse_device(&cfg.device).map_err(anyhow::Error::msg)?;
     tch::manual_seed(cfg.seed as i64);
 
-    let LoadedData { dataset, split, images, decode_seconds } = train_data::load(&cfg.data, cfg.seed)?;
+    let LoadedData {
+        dataset,
+        split,
+        images,
+        decode_seconds,
+    } = train_data::load(&cfg.data, cfg.seed)?;
     if split.train.len() < cfg.batch_size {
         bail!(
             "the training set has {} images, fewer than --batch-size {} (no full batch; check --train-ratio)",
@@ -197,7 +270,10 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         );
     }
     if split.test.is_empty() {
-        bail!("the test set is empty (--train-val-ratio {} leaves nothing for test)", cfg.data.train_val_ratio);
+        bail!(
+            "the test set is empty (--train-val-ratio {} leaves nothing for test)",
+            cfg.data.train_val_ratio
+        );
     }
     tracing::info!(
         "{}: {} images (train {}, val {}, test {}), decoded in {:.1} s",
@@ -221,8 +297,18 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
             .weights
             .clone()
             .or_else(|| cfg.model.backbone.default_weights())
-            .with_context(|| format!("no pretrained weights for backbone {}: pass --weights FILE.pth", cfg.model.backbone))?;
-        let n = weights::load_pth(&vs, BACKBONE_PREFIX, &file, model.backbone.ignored_weights())?;
+            .with_context(|| {
+                format!(
+                    "no pretrained weights for backbone {}: pass --weights FILE.pth",
+                    cfg.model.backbone
+                )
+            })?;
+        let n = weights::load_pth(
+            &vs,
+            BACKBONE_PREFIX,
+            &file,
+            model.backbone.ignored_weights(),
+        )?;
         tracing::info!("loaded {n} pretrained tensors from {}", file.display());
         Some(file)
     };
@@ -242,21 +328,40 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
     }
 
     let t_feat = Instant::now();
-    let all: Vec<usize> = split.train.iter().chain(&split.val).chain(&split.test).copied().collect();
+    let all: Vec<usize> = split
+        .train
+        .iter()
+        .chain(&split.val)
+        .chain(&split.test)
+        .copied()
+        .collect();
     let features = if cached {
         let mut sorted = all.clone();
         sorted.sort_unstable();
-        let paths: Vec<&Path> = sorted.iter().map(|&i| dataset.samples[i].path.as_path()).collect();
+        let paths: Vec<&Path> = sorted
+            .iter()
+            .map(|&i| dataset.samples[i].path.as_path())
+            .collect();
         let rules = format!("{:?}", train_data::resize_rules(&cfg.data));
         let key = super::features::cache_key(&cfg.model, weights_file.as_deref(), &rules, &paths);
-        match super::features::load(&key, device).filter(|(f6, _)| f6.size()[0] == images.len() as i64) {
+        match super::features::load(&key, device)
+            .filter(|(f6, _)| f6.size()[0] == images.len() as i64)
+        {
             Some(f) => {
-                tracing::info!("frozen-backbone features of {} images loaded from the cache {}", all.len(), super::features::cache_dir().display());
+                tracing::info!(
+                    "frozen-backbone features of {} images loaded from the cache {}",
+                    all.len(),
+                    super::features::cache_dir().display()
+                );
                 Some(f)
             }
             None => {
                 let (f6, f7) = compute_features(&model, &images, &all, eval_bs, device)?;
-                tracing::info!("computed frozen-backbone features of {} images in {:.1} s", all.len(), t_feat.elapsed().as_secs_f64());
+                tracing::info!(
+                    "computed frozen-backbone features of {} images in {:.1} s",
+                    all.len(),
+                    t_feat.elapsed().as_secs_f64()
+                );
                 if !cfg.random_init {
                     if let Err(e) = super::features::store(&key, &f6, &f7) {
                         tracing::warn!("could not cache the features: {e:#}");
@@ -268,7 +373,11 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
     } else {
         None
     };
-    let features_s = if cached { t_feat.elapsed().as_secs_f64() } else { 0.0 };
+    let features_s = if cached {
+        t_feat.elapsed().as_secs_f64()
+    } else {
+        0.0
+    };
     let inputs = match &features {
         Some((f6, f7)) => Inputs::Cached { f6, f7 },
         None => Inputs::Images(&images),
@@ -291,7 +400,11 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
     let sel = cfg.selection_head();
     let mut best: Option<(f64, usize)> = None;
     let mut best_val: Option<HeadMetrics> = None;
-    let mut identity = [LinearMap::default(), LinearMap::default(), LinearMap::default()];
+    let mut identity = [
+        LinearMap::default(),
+        LinearMap::default(),
+        LinearMap::default(),
+    ];
     let t_train = Instant::now();
     let mut order = split.train.clone();
     let mut global_iter = 0usize;
@@ -306,17 +419,25 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         let (mut loss_sum, mut bhat_sum) = (0.0, 0.0);
         opt.zero_grad();
         for (bi, idx) in batches.iter().enumerate() {
-            let y = Tensor::from_slice(&mos_of(idx)).to_kind(Kind::Float).to_device(device);
+            let y = Tensor::from_slice(&mos_of(idx))
+                .to_kind(Kind::Float)
+                .to_device(device);
             let heads = match &inputs {
                 Inputs::Cached { f6, f7 } => {
-                    let t = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device);
-                    model.heads.forward(&f6.index_select(0, &t), &f7.index_select(0, &t), true)
+                    let t = Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>())
+                        .to_device(device);
+                    model
+                        .heads
+                        .forward(&f6.index_select(0, &t), &f7.index_select(0, &t), true)
                 }
                 Inputs::Images(images) => {
                     let augmented: Vec<RgbImage>;
                     let refs: Vec<&RgbImage> = match &cfg.augment {
                         Some(a) => {
-                            augmented = idx.iter().map(|&i| a.apply(&images[i], &mut aug_rng)).collect::<Result<_>>()?;
+                            augmented = idx
+                                .iter()
+                                .map(|&i| a.apply(&images[i], &mut aug_rng))
+                                .collect::<Result<_>>()?;
                             augmented.iter().collect()
                         }
                         None => idx.iter().map(|&i| &images[i]).collect(),
@@ -332,12 +453,23 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
                 }
             };
             let total = loss::multi_head(&cfg.loss, cfg.beta, &heads, &y).map_err(|e| {
-                let names: Vec<&str> = idx.iter().map(|&i| dataset.samples[i].name.as_str()).collect();
-                anyhow::anyhow!("epoch {}, batch {} (images {:?}): {e}", epoch + 1, bi + 1, names)
+                let names: Vec<&str> = idx
+                    .iter()
+                    .map(|&i| dataset.samples[i].name.as_str())
+                    .collect();
+                anyhow::anyhow!(
+                    "epoch {}, batch {} (images {:?}): {e}",
+                    epoch + 1,
+                    bi + 1,
+                    names
+                )
             })?;
             let lv = f64::try_from(&total)?;
             if !lv.is_finite() {
-                let names: Vec<&str> = idx.iter().map(|&i| dataset.samples[i].name.as_str()).collect();
+                let names: Vec<&str> = idx
+                    .iter()
+                    .map(|&i| dataset.samples[i].name.as_str())
+                    .collect();
                 bail!(
                     "the loss became {lv} at epoch {}, batch {} (images {:?}); stopping. The last good checkpoint in {} is kept (try a smaller --lr)",
                     epoch + 1,
@@ -359,7 +491,15 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
             loss_sum += lv;
             bhat_sum += bh;
             global_iter += 1;
-            log.write("iter", &IterLog { epoch: epoch + 1, iter: global_iter, loss: lv, bhat: bh })?;
+            log.write(
+                "iter",
+                &IterLog {
+                    epoch: epoch + 1,
+                    iter: global_iter,
+                    loss: lv,
+                    bhat: bh,
+                },
+            )?;
             bar.inc(1);
         }
         bar.finish_and_clear();
@@ -388,7 +528,10 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         };
         // |SROCC| as the reference (it can be negative early with some losses); no validation set:
         // the last epoch is kept.
-        let criterion = val_m.as_ref().map(|m| m[sel].srocc.abs()).unwrap_or(epoch as f64);
+        let criterion = val_m
+            .as_ref()
+            .map(|m| m[sel].srocc.abs())
+            .unwrap_or(epoch as f64);
         let improved = criterion.is_finite() && best.map_or(true, |(b, _)| criterion > b);
         if improved {
             best = Some((criterion, epoch + 1));
@@ -422,9 +565,20 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
                 secs,
                 if improved { "  *best" } else { "" }
             ),
-            None => tracing::info!("epoch {:>3}/{}  loss {:.5}  lr {:.1e}  {:.1} s", epoch + 1, cfg.epochs, loss_sum / nb, lr, secs),
+            None => tracing::info!(
+                "epoch {:>3}/{}  loss {:.5}  lr {:.1e}  {:.1} s",
+                epoch + 1,
+                cfg.epochs,
+                loss_sum / nb,
+                lr,
+                secs
+            ),
         }
-        identity = [LinearMap::default(), LinearMap::default(), LinearMap::default()];
+        identity = [
+            LinearMap::default(),
+            LinearMap::default(),
+            LinearMap::default(),
+        ];
     }
     let train_s = t_train.elapsed().as_secs_f64();
     tch::set_num_threads(threads_before);
@@ -445,7 +599,13 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
     let test_out = predict(&model, &inputs, &split.test, eval_bs, device)?;
     let y_test = mos_of(&split.test);
     let test_metrics = head_metrics(&test_out, &y_test, Some(&mapping));
-    write_predictions(&out.join("predictions_test.csv"), &dataset, &split.test, &test_out, &mapping)?;
+    write_predictions(
+        &out.join("predictions_test.csv"),
+        &dataset,
+        &split.test,
+        &test_out,
+        &mapping,
+    )?;
     vs.freeze();
 
     let info = RunInfo {
@@ -456,7 +616,11 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         best_epoch,
         epochs_done: cfg.epochs,
         backbone_in_weights: backbone_changes,
-        sizes: SetSizes { train: split.train.len(), val: split.val.len(), test: split.test.len() },
+        sizes: SetSizes {
+            train: split.train.len(),
+            val: split.val.len(),
+            test: split.test.len(),
+        },
         val: best_val,
         test: Some(test_metrics.clone()),
         train: Some(train_metrics),
@@ -470,7 +634,10 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         device: format!("{device:?}"),
     };
     info.save(out)?;
-    log.write("end", &serde_json::json!({"best_epoch": best_epoch, "test": &test_metrics}))?;
+    log.write(
+        "end",
+        &serde_json::json!({"best_epoch": best_epoch, "test": &test_metrics}),
+    )?;
     tracing::info!(
         "best epoch {best_epoch}; test SROCC {:.4} PLCC {:.4} KROCC {:.4} RMSE {:.3} (fused head, after the train-set mapping)",
         test_metrics[2].srocc,
@@ -478,12 +645,22 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         test_metrics[2].krocc,
         test_metrics[2].rmse
     );
-    Ok(TrainOutcome { dir: out.to_path_buf(), info })
+    Ok(TrainOutcome {
+        dir: out.to_path_buf(),
+        info,
+    })
 }
 
 /// `image,mos,head6,head7,fused,predicted_mos` for the given samples.
-pub fn write_predictions(path: &Path, dataset: &normiqa_core::data::Dataset, idx: &[usize], out: &HeadOutputs, mapping: &[LinearMap; 3]) -> Result<()> {
-    let mut w = csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
+pub fn write_predictions(
+    path: &Path,
+    dataset: &normiqa_core::data::Dataset,
+    idx: &[usize],
+    out: &HeadOutputs,
+    mapping: &[LinearMap; 3],
+) -> Result<()> {
+    let mut w =
+        csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
     w.write_record(["image", "mos", "head6", "head7", "fused", "predicted_mos"])?;
     let mapped = mapping[2].apply(&out[2]);
     for (k, &i) in idx.iter().enumerate() {

@@ -14,19 +14,30 @@ pub fn synthetic_dataset(dir: &Path, n: usize, size: u32) -> (PathBuf, PathBuf) 
     let mut csv = String::from("image,mos\n");
     let mut state = 12345u64;
     let mut rnd = move || {
-        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (state >> 33) as u32
     };
     for i in 0..n {
         let noise = (i % 8) as u32 * 12;
         let img = RgbImage::from_fn(size, size, |x, y| {
-            let base = ((x * 255 / size) as i32, (y * 255 / size) as i32, (((x + y) * 127) / size) as i32);
-            let mut j = |v: i32| (v + (rnd() % (noise + 1)) as i32 - (noise / 2) as i32).clamp(0, 255) as u8;
+            let base = (
+                (x * 255 / size) as i32,
+                (y * 255 / size) as i32,
+                (((x + y) * 127) / size) as i32,
+            );
+            let mut j = |v: i32| {
+                (v + (rnd() % (noise + 1)) as i32 - (noise / 2) as i32).clamp(0, 255) as u8
+            };
             Rgb([j(base.0), j(base.1), j(base.2)])
         });
         let name = format!("img{i:03}.png");
         img.save(images.join(&name)).unwrap();
-        csv.push_str(&format!("{name},{}\n", 90.0 - noise as f64 * 0.7 + (i % 3) as f64));
+        csv.push_str(&format!(
+            "{name},{}\n",
+            90.0 - noise as f64 * 0.7 + (i % 3) as f64
+        ));
     }
     let csv_path = dir.join("labels.csv");
     std::fs::write(&csv_path, csv).unwrap();
@@ -100,7 +111,8 @@ pub fn write_torch_zip(path: &Path, tensors: &[(String, Vec<usize>, TensorData)]
 
     let f = std::fs::File::create(path).unwrap();
     let mut z = zip::ZipWriter::new(f);
-    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     z.start_file("archive/data.pkl", opts).unwrap();
     z.write_all(&pk).unwrap();
     z.start_file("archive/byteorder", opts).unwrap();
@@ -108,8 +120,12 @@ pub fn write_torch_zip(path: &Path, tensors: &[(String, Vec<usize>, TensorData)]
     for (key, (_, _, data)) in tensors.iter().enumerate() {
         z.start_file(format!("archive/data/{key}"), opts).unwrap();
         match data {
-            TensorData::F32(v) => v.iter().for_each(|x| z.write_all(&x.to_le_bytes()).unwrap()),
-            TensorData::I64(v) => v.iter().for_each(|x| z.write_all(&x.to_le_bytes()).unwrap()),
+            TensorData::F32(v) => v
+                .iter()
+                .for_each(|x| z.write_all(&x.to_le_bytes()).unwrap()),
+            TensorData::I64(v) => v
+                .iter()
+                .for_each(|x| z.write_all(&x.to_le_bytes()).unwrap()),
         }
     }
     z.start_file("archive/version", opts).unwrap();

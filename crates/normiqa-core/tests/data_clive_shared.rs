@@ -26,7 +26,10 @@ fn shared_clive_csv_layout() {
     let s = ds.samples.iter().find(|s| s.name == "100.webp").unwrap();
     assert_eq!(s.mos, 32.561075);
     assert!(ds.samples.iter().all(|s| s.path.is_file()));
-    let (lo, hi) = ds.mos().iter().fold((f64::MAX, f64::MIN), |(a, b), &m| (a.min(m), b.max(m)));
+    let (lo, hi) = ds
+        .mos()
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), &m| (a.min(m), b.max(m)));
     assert!(lo > 3.0 && hi < 93.0, "{lo} {hi}");
 }
 
@@ -38,12 +41,29 @@ fn shared_clive_official_mats_agree_with_csv() {
     assert_eq!(off.len(), 1162, "7 training images skipped");
     assert!(off.samples.iter().all(|s| !s.name.starts_with('t')));
     assert!(off.samples.iter().any(|s| s.name == "100.bmp"));
-    assert!(off.samples.iter().all(|s| s.path.is_file()), "bmp -> webp fallback");
-    let by_stem: HashMap<&str, _> = csv.samples.iter().map(|s| (clive::stem(&s.name), s)).collect();
+    assert!(
+        off.samples.iter().all(|s| s.path.is_file()),
+        "bmp -> webp fallback"
+    );
+    let by_stem: HashMap<&str, _> = csv
+        .samples
+        .iter()
+        .map(|s| (clive::stem(&s.name), s))
+        .collect();
     for s in &off.samples {
         let c = by_stem[clive::stem(&s.name)];
-        assert!((s.mos - c.mos).abs() <= 5e-7, "{} {} {}", s.name, s.mos, c.mos);
-        assert!((s.mos_std.unwrap() - c.mos_std.unwrap()).abs() <= 5e-7, "{}", s.name);
+        assert!(
+            (s.mos - c.mos).abs() <= 5e-7,
+            "{} {} {}",
+            s.name,
+            s.mos,
+            c.mos
+        );
+        assert!(
+            (s.mos_std.unwrap() - c.mos_std.unwrap()).abs() <= 5e-7,
+            "{}",
+            s.name
+        );
         assert_eq!(s.path, c.path, "{}", s.name);
     }
 }
@@ -59,7 +79,10 @@ fn shared_clive_reference_splits() {
         // the same images in either layout
         let t = clive::split(&root, &off, exp_id, Ratios::default()).unwrap();
         let stems = |ds: &normiqa_core::data::Dataset, v: &[usize]| {
-            let mut x: Vec<String> = v.iter().map(|&i| clive::stem(&ds.samples[i].name).to_string()).collect();
+            let mut x: Vec<String> = v
+                .iter()
+                .map(|&i| clive::stem(&ds.samples[i].name).to_string())
+                .collect();
             x.sort();
             x
         };
@@ -69,5 +92,8 @@ fn shared_clive_reference_splits() {
     let s = clive::split(&root, &csv, 0, Ratios::train_test(0.8)).unwrap();
     assert_eq!((s.train.len(), s.val.len(), s.test.len()), (929, 0, 233));
     let e = clive::split(&root, &csv, 10, Ratios::default()).unwrap_err();
-    assert!(e.to_string().contains("order_10") && e.to_string().contains("splits.csv"), "{e}");
+    assert!(
+        e.to_string().contains("order_10") && e.to_string().contains("splits.csv"),
+        "{e}"
+    );
 }

@@ -20,7 +20,8 @@ fn shared_clive() -> Option<PathBuf> {
 /// Same formula as synth() in tests/data/datasets/pil/make_expected.py.
 fn synth(w: u32, h: u32) -> RgbImage {
     RgbImage::from_fn(w, h, |x, y| {
-        let v = |c: u32| ((x * 7 + y * 13 + c * 50 + (x * y) % 17 + (x * x * 3 + y) % 29) % 256) as u8;
+        let v =
+            |c: u32| ((x * 7 + y * 13 + c * 50 + (x * y) % 17 + (x * x * 3 + y) % 29) % 256) as u8;
         image::Rgb([v(0), v(1), v(2)])
     })
 }
@@ -46,25 +47,47 @@ fn diffs(a: &[u8], b: &[u8]) -> (u8, f64) {
 fn resize_matches_pil_bilinear_on_synthetic_images() {
     for case in expected()["synthetic"].as_array().unwrap() {
         let g = |k: &str| case[k].as_u64().unwrap() as u32;
-        let want: Vec<u8> = case["pixels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u8).collect();
+        let want: Vec<u8> = case["pixels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u8)
+            .collect();
         let got = resize_rgb(&synth(g("src_w"), g("src_h")), g("h"), g("w")).unwrap();
         assert_eq!((got.width(), got.height()), (g("w"), g("h")));
         let (max, mean) = diffs(got.as_raw(), &want);
-        eprintln!("{}x{} -> {}x{}: max {max}, mean {mean:.4}", g("src_h"), g("src_w"), g("h"), g("w"));
+        eprintln!(
+            "{}x{} -> {}x{}: max {max}, mean {mean:.4}",
+            g("src_h"),
+            g("src_w"),
+            g("h"),
+            g("w")
+        );
         assert!(max <= 1 && mean < 0.05, "max {max} mean {mean}");
     }
 }
 
 #[test]
 fn clive_rule_matches_pil_on_the_two_non_500_images() {
-    let Some(root) = shared_clive() else { return eprintln!("skipped: no shared CLIVE") };
+    let Some(root) = shared_clive() else {
+        return eprintln!("skipped: no shared CLIVE");
+    };
     for case in expected()["clive"].as_array().unwrap() {
         let name = case["image"].as_str().unwrap();
         let img = decode_one(&root.join("images").join(name), &[Resize::CLIVE]).unwrap();
         assert_eq!(img.dimensions(), (500, 500));
-        let grid: Vec<u32> = case["grid"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
-        let want: Vec<u8> =
-            case["grid_pixels"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u8).collect();
+        let grid: Vec<u32> = case["grid"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u32)
+            .collect();
+        let want: Vec<u8> = case["grid_pixels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as u8)
+            .collect();
         let mut got = Vec::new();
         for &y in &grid {
             for &x in &grid {
@@ -73,13 +96,31 @@ fn clive_rule_matches_pil_on_the_two_non_500_images() {
         }
         let (max, mean) = diffs(&got, &want);
         let mean_rgb: Vec<f64> = (0..3)
-            .map(|c| img.as_raw().iter().skip(c).step_by(3).map(|&v| v as f64).sum::<f64>() / 250_000.0)
+            .map(|c| {
+                img.as_raw()
+                    .iter()
+                    .skip(c)
+                    .step_by(3)
+                    .map(|&v| v as f64)
+                    .sum::<f64>()
+                    / 250_000.0
+            })
             .collect();
-        let want_mean: Vec<f64> = case["mean_rgb"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-        eprintln!("{name}: grid max {max} mean {mean:.3}; mean RGB {mean_rgb:?} vs PIL {want_mean:?}");
+        let want_mean: Vec<f64> = case["mean_rgb"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap())
+            .collect();
+        eprintln!(
+            "{name}: grid max {max} mean {mean:.3}; mean RGB {mean_rgb:?} vs PIL {want_mean:?}"
+        );
         assert!(max <= 3 && mean < 0.5, "{name}: max {max} mean {mean}");
         for c in 0..3 {
-            assert!((mean_rgb[c] - want_mean[c]).abs() < 0.15, "{name} channel {c}");
+            assert!(
+                (mean_rgb[c] - want_mean[c]).abs() < 0.15,
+                "{name} channel {c}"
+            );
         }
     }
 }
@@ -90,13 +131,32 @@ fn resize_rules() {
     let p = dir.path().join("a.png");
     synth(40, 30).save(&p).unwrap();
     assert_eq!(decode_one(&p, &[]).unwrap(), synth(40, 30));
-    assert_eq!(decode_one(&p, &[Resize::Keep]).unwrap().dimensions(), (40, 30));
-    assert_eq!(decode_one(&p, &[Resize::IfNot { h: 30, w: 40 }]).unwrap(), synth(40, 30));
-    assert_eq!(decode_one(&p, &[Resize::Exact { h: 30, w: 40 }]).unwrap(), synth(40, 30));
-    let img = decode_one(&p, &[Resize::IfNot { h: 20, w: 20 }, Resize::Exact { h: 10, w: 12 }]).unwrap();
+    assert_eq!(
+        decode_one(&p, &[Resize::Keep]).unwrap().dimensions(),
+        (40, 30)
+    );
+    assert_eq!(
+        decode_one(&p, &[Resize::IfNot { h: 30, w: 40 }]).unwrap(),
+        synth(40, 30)
+    );
+    assert_eq!(
+        decode_one(&p, &[Resize::Exact { h: 30, w: 40 }]).unwrap(),
+        synth(40, 30)
+    );
+    let img = decode_one(
+        &p,
+        &[
+            Resize::IfNot { h: 20, w: 20 },
+            Resize::Exact { h: 10, w: 12 },
+        ],
+    )
+    .unwrap();
     assert_eq!(img.dimensions(), (12, 10));
     let e = decode_one(&p, &[Resize::Exact { h: 0, w: 5 }]).unwrap_err();
-    assert!(matches!(e, DataError::Resize { .. }) && e.to_string().contains("a.png"), "{e}");
+    assert!(
+        matches!(e, DataError::Resize { .. }) && e.to_string().contains("a.png"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -111,8 +171,16 @@ fn decode_all_fixtures_in_order() {
     }
     let kadid = normiqa_core::data::kadid::load(fixtures().join("kadid10k")).unwrap();
     let tid = normiqa_core::data::tid2013::load(fixtures().join("tid2013")).unwrap();
-    let paths: Vec<PathBuf> = kadid.samples.iter().chain(&tid.samples).map(|s| s.path.clone()).collect();
-    assert!(decode_all(&paths, &[Resize::Exact { h: 4, w: 4 }]).unwrap().iter().all(|i| i.dimensions() == (4, 4)));
+    let paths: Vec<PathBuf> = kadid
+        .samples
+        .iter()
+        .chain(&tid.samples)
+        .map(|s| s.path.clone())
+        .collect();
+    assert!(decode_all(&paths, &[Resize::Exact { h: 4, w: 4 }])
+        .unwrap()
+        .iter()
+        .all(|i| i.dimensions() == (4, 4)));
 }
 
 #[test]
@@ -125,7 +193,10 @@ fn bad_images_are_errors_naming_the_file() {
     let corrupt = dir.path().join("corrupt.png");
     std::fs::write(&corrupt, &bytes[..bytes.len() / 2]).unwrap();
     let e = decode_one(&corrupt, &[]).unwrap_err();
-    assert!(matches!(e, DataError::Decode { .. }) && e.to_string().contains("corrupt.png"), "{e}");
+    assert!(
+        matches!(e, DataError::Decode { .. }) && e.to_string().contains("corrupt.png"),
+        "{e}"
+    );
     // garbage in a .jpg
     let junk = dir.path().join("junk.jpg");
     std::fs::write(&junk, b"\xff\xd8\xff\xe0 this is not really a jpeg").unwrap();
@@ -138,7 +209,10 @@ fn bad_images_are_errors_naming_the_file() {
     assert!(e.to_string().contains("notes.gif"), "{e}");
     // missing
     let e = decode_one(Path::new("/nonexistent/missing.png"), &[]).unwrap_err();
-    assert!(matches!(e, DataError::Io { .. }) && e.to_string().contains("missing.png"), "{e}");
+    assert!(
+        matches!(e, DataError::Io { .. }) && e.to_string().contains("missing.png"),
+        "{e}"
+    );
     // decode_all reports the bad one
     let e = decode_all(&[good.clone(), corrupt.clone(), good], &[]).unwrap_err();
     assert!(e.to_string().contains("corrupt.png"), "{e}");
@@ -146,7 +220,9 @@ fn bad_images_are_errors_naming_the_file() {
 
 #[test]
 fn normalize_matches_torchvision() {
-    let img = RgbImage::from_fn(3, 2, |x, y| image::Rgb([(x * 100) as u8, (y * 255) as u8, 128]));
+    let img = RgbImage::from_fn(3, 2, |x, y| {
+        image::Rgb([(x * 100) as u8, (y * 255) as u8, 128])
+    });
     let mut out = vec![0f32; 18];
     normalize_chw(&img, &mut out);
     // channel-major: R plane then G then B; pixel (x=1, y=0) is index 1
@@ -166,7 +242,9 @@ fn normalize_checks_length() {
 #[test]
 #[ignore]
 fn bench_decode_all_clive() {
-    let Some(root) = shared_clive() else { return eprintln!("skipped: no shared CLIVE") };
+    let Some(root) = shared_clive() else {
+        return eprintln!("skipped: no shared CLIVE");
+    };
     let ds = normiqa_core::data::clive::load(&root).unwrap();
     let paths = ds.paths();
     for run in 0..2 {
@@ -190,7 +268,9 @@ fn bench_decode_all_clive() {
 #[test]
 #[ignore]
 fn clive_matches_pil() {
-    let Some(root) = shared_clive() else { return eprintln!("skipped: no shared CLIVE") };
+    let Some(root) = shared_clive() else {
+        return eprintln!("skipped: no shared CLIVE");
+    };
     let Some(dump) = std::env::var_os("NORMIQA_PIL_DUMP").map(PathBuf::from) else {
         return eprintln!("skipped: set NORMIQA_PIL_DUMP");
     };
@@ -200,7 +280,9 @@ fn clive_matches_pil() {
     for s in &ds.samples {
         let ours = decode_one(&s.path, &[Resize::CLIVE]).unwrap();
         let stem = normiqa_core::data::clive::stem(&s.name);
-        let pil = image::open(dump.join(format!("{stem}.png"))).unwrap().into_rgb8();
+        let pil = image::open(dump.join(format!("{stem}.png")))
+            .unwrap()
+            .into_rgb8();
         let (max, mean) = diffs(ours.as_raw(), pil.as_raw());
         if s.name.ends_with(".JPG") {
             jpg_sum += mean;
@@ -213,10 +295,17 @@ fn clive_matches_pil() {
             webp_max = webp_max.max(max);
         }
         if stem == "1024" || stem == "1113" {
-            eprintln!("{}: decode+resize vs PIL: max {max}, mean {mean:.4}", s.name);
+            eprintln!(
+                "{}: decode+resize vs PIL: max {max}, mean {mean:.4}",
+                s.name
+            );
         }
     }
-    eprintln!("JPEG ({jpg_n}): mean abs diff {:.4} grey levels, max {jpg_max}; histogram {:?}", jpg_sum / jpg_n as f64, &hist[..8]);
+    eprintln!(
+        "JPEG ({jpg_n}): mean abs diff {:.4} grey levels, max {jpg_max}; histogram {:?}",
+        jpg_sum / jpg_n as f64,
+        &hist[..8]
+    );
     eprintln!("WebP lossless: max diff {webp_max}");
     assert_eq!(webp_max, 0);
     assert!(jpg_sum / (jpg_n as f64) < 0.12);

@@ -3,17 +3,26 @@ use normiqa_core::data::{clive, csv, kadid, koniq, tid2013, DataError, Ratios};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/datasets").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/datasets")
+        .join(name)
 }
 
 #[test]
 fn clive_official_layout() {
     let root = fixture("clive_official");
-    assert_eq!(clive::detect_layout(&root).unwrap(), clive::Layout::Official);
+    assert_eq!(
+        clive::detect_layout(&root).unwrap(),
+        clive::Layout::Official
+    );
     let ds = clive::load(&root).unwrap();
     assert_eq!(ds.name, "CLIVE");
     let names: Vec<_> = ds.samples.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["100.bmp", "101.bmp", "1000.JPG", "1001.JPG", "102.bmp"], "t1..t7 skipped");
+    assert_eq!(
+        names,
+        ["100.bmp", "101.bmp", "1000.JPG", "1001.JPG", "102.bmp"],
+        "t1..t7 skipped"
+    );
     assert_eq!(ds.samples[0].mos, 32.561075);
     assert_eq!(ds.samples[1].mos_std, Some(20.219786));
     // listed .bmp absent: the .webp / .png re-encoding is used
@@ -51,15 +60,24 @@ fn clive_split_errors() {
     let root = fixture("clive_normiqa");
     let ds = clive::load(&root).unwrap();
     let e = clive::split(&root, &ds, 5, Ratios::default()).unwrap_err();
-    assert!(matches!(&e, DataError::MissingColumn { column, .. } if column == "order_5"), "{e}");
+    assert!(
+        matches!(&e, DataError::MissingColumn { column, .. } if column == "order_5"),
+        "{e}"
+    );
     assert!(e.to_string().contains("splits.csv"), "{e}");
     let e = clive::split(fixture("kadid10k"), &ds, 0, Ratios::default()).unwrap_err();
-    assert!(matches!(e, DataError::MissingFile { .. }) && e.to_string().contains("splits.csv"), "{e}");
+    assert!(
+        matches!(e, DataError::MissingFile { .. }) && e.to_string().contains("splits.csv"),
+        "{e}"
+    );
     // an image of the dataset not listed
     let mut ds2 = ds.clone();
     ds2.samples[2].name = "999.webp".into();
     let e = clive::split(&root, &ds2, 0, Ratios::default()).unwrap_err();
-    assert!(matches!(e, DataError::NotListed { .. }) && e.to_string().contains("999.webp"), "{e}");
+    assert!(
+        matches!(e, DataError::NotListed { .. }) && e.to_string().contains("999.webp"),
+        "{e}"
+    );
     // too few images for the ratios
     let mut ds3 = ds.clone();
     ds3.samples.truncate(3);
@@ -69,7 +87,10 @@ fn clive_split_errors() {
 #[test]
 fn clive_unknown_layout() {
     let e = clive::load(fixture("tid2013")).unwrap_err();
-    assert!(matches!(e, DataError::Layout { .. }) && e.to_string().contains("mos.csv"), "{e}");
+    assert!(
+        matches!(e, DataError::Layout { .. }) && e.to_string().contains("mos.csv"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -104,7 +125,10 @@ fn kadid_layout() {
     assert_eq!(kadid::DISTORTIONS.len(), 25);
     assert_eq!(kadid::DISTORTIONS[6], "color_saturation_1");
     assert_eq!(kadid::DISTORTION_NAMES[7], "Color saturation 2 (LAB)");
-    assert_eq!(kadid::parse_name("I81_13_04.png"), Some(("I81".into(), 13, 4)));
+    assert_eq!(
+        kadid::parse_name("I81_13_04.png"),
+        Some(("I81".into(), 13, 4))
+    );
     assert_eq!(kadid::parse_name("I81_26_04.png"), None);
 }
 
@@ -119,10 +143,21 @@ fn tid2013_layout() {
     assert_eq!(s.level, Some(4));
     assert_eq!(s.mos, 4.13158);
     assert_eq!(s.mos_std, Some(0.2));
-    assert_eq!(ds.samples[2].reference.as_deref(), Some("i25"), "upper-case I25 normalised");
-    assert_eq!(ds.samples[2].distortion.as_deref(), Some("sparse_sampling_and_reconstruction"));
+    assert_eq!(
+        ds.samples[2].reference.as_deref(),
+        Some("i25"),
+        "upper-case I25 normalised"
+    );
+    assert_eq!(
+        ds.samples[2].distortion.as_deref(),
+        Some("sparse_sampling_and_reconstruction")
+    );
     // file names differ in case from the list: found anyway
-    assert!(ds.samples.iter().all(|s| s.path.is_file()), "{:?}", ds.samples);
+    assert!(
+        ds.samples.iter().all(|s| s.path.is_file()),
+        "{:?}",
+        ds.samples
+    );
     assert_eq!(tid2013::DISTORTIONS.len(), 24);
     assert_eq!(tid2013::DISTORTIONS[9], "jpeg_compression");
 }
@@ -130,16 +165,27 @@ fn tid2013_layout() {
 #[test]
 fn tid2013_bad_line() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("mos_with_names.txt"), "5.1 i01_01_1.bmp\nabc i01_01_2.bmp\n").unwrap();
+    std::fs::write(
+        dir.path().join("mos_with_names.txt"),
+        "5.1 i01_01_1.bmp\nabc i01_01_2.bmp\n",
+    )
+    .unwrap();
     let e = tid2013::load(dir.path()).unwrap_err();
-    assert!(matches!(e, DataError::BadLine { line: 2, .. }) && e.to_string().contains("abc"), "{e}");
+    assert!(
+        matches!(e, DataError::BadLine { line: 2, .. }) && e.to_string().contains("abc"),
+        "{e}"
+    );
 }
 
 #[test]
 fn generic_csv_defaults_and_custom_columns() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("labels.csv");
-    std::fs::write(&p, "image,mos,reference,distortion,level\na.png,1.5,r1,blur,2\nb.png,2.5,,,\n").unwrap();
+    std::fs::write(
+        &p,
+        "image,mos,reference,distortion,level\na.png,1.5,r1,blur,2\nb.png,2.5,,,\n",
+    )
+    .unwrap();
     let ds = csv::load(&p, dir.path().join("imgs"), &csv::CsvColumns::default()).unwrap();
     assert_eq!(ds.name, "csv:labels.csv");
     assert_eq!(ds.samples[0].path, dir.path().join("imgs/a.png"));
@@ -158,11 +204,20 @@ fn generic_csv_defaults_and_custom_columns() {
         ..Default::default()
     };
     let ds = csv::load(&p2, dir.path(), &cols).unwrap();
-    assert_eq!((ds.samples[0].mos, ds.samples[0].mos_std), (70.0, Some(3.0)));
+    assert_eq!(
+        (ds.samples[0].mos, ds.samples[0].mos_std),
+        (70.0, Some(3.0))
+    );
     // a renamed optional column must exist
-    let cols = csv::CsvColumns { reference: Some("ref".into()), ..cols };
+    let cols = csv::CsvColumns {
+        reference: Some("ref".into()),
+        ..cols
+    };
     let e = csv::load(&p2, dir.path(), &cols).unwrap_err();
-    assert!(matches!(&e, DataError::MissingColumn { column, .. } if column == "ref"), "{e}");
+    assert!(
+        matches!(&e, DataError::MissingColumn { column, .. } if column == "ref"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -172,7 +227,10 @@ fn csv_without_mos_column() {
     std::fs::write(&p, "image,score\na.png,1\n").unwrap();
     let e = csv::load(&p, dir.path(), &csv::CsvColumns::default()).unwrap_err();
     let msg = e.to_string();
-    assert!(matches!(&e, DataError::MissingColumn { column, .. } if column == "mos"), "{msg}");
+    assert!(
+        matches!(&e, DataError::MissingColumn { column, .. } if column == "mos"),
+        "{msg}"
+    );
     assert!(msg.contains("bad.csv") && msg.contains("`mos`"), "{msg}");
 }
 
@@ -183,19 +241,40 @@ fn csv_non_numeric_mos_names_row() {
     std::fs::write(&p, "image,mos\na.png,1\nb.png,1.5\nc.png,good\n").unwrap();
     let e = csv::load(&p, dir.path(), &csv::CsvColumns::default()).unwrap_err();
     let msg = e.to_string();
-    assert!(matches!(&e, DataError::BadValue { row: 4, column, .. } if column == "mos"), "{msg}");
-    assert!(msg.contains("bad.csv") && msg.contains("row 4") && msg.contains("good"), "{msg}");
+    assert!(
+        matches!(&e, DataError::BadValue { row: 4, column, .. } if column == "mos"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("bad.csv") && msg.contains("row 4") && msg.contains("good"),
+        "{msg}"
+    );
     // missing file
-    let e = csv::load(dir.path().join("nope.csv"), dir.path(), &csv::CsvColumns::default()).unwrap_err();
-    assert!(matches!(e, DataError::MissingFile { .. }) && e.to_string().contains("nope.csv"), "{e}");
+    let e = csv::load(
+        dir.path().join("nope.csv"),
+        dir.path(),
+        &csv::CsvColumns::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, DataError::MissingFile { .. }) && e.to_string().contains("nope.csv"),
+        "{e}"
+    );
 }
 
 #[test]
 fn koniq_bad_set_value() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("k.csv");
-    std::fs::write(&p, "image_name,MOS,SD,set\na.jpg,50,1,training\nb.jpg,60,1,holdout\n").unwrap();
+    std::fs::write(
+        &p,
+        "image_name,MOS,SD,set\na.jpg,50,1,training\nb.jpg,60,1,holdout\n",
+    )
+    .unwrap();
     let e = koniq::load_with_split(&p, dir.path()).unwrap_err();
-    assert!(matches!(&e, DataError::BadValue { row: 3, column, .. } if column == "set"), "{e}");
+    assert!(
+        matches!(&e, DataError::BadValue { row: 3, column, .. } if column == "set"),
+        "{e}"
+    );
     assert!(koniq::load(&p, dir.path()).is_ok());
 }

@@ -2,7 +2,9 @@ use normiqa_core::data::mat::{self, MatValue};
 use std::path::PathBuf;
 
 fn fixture(p: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/datasets").join(p)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/datasets")
+        .join(p)
 }
 
 #[test]
@@ -16,7 +18,11 @@ fn reads_fixture_cells_and_doubles() {
     assert_eq!(names[0], "t1.bmp");
     assert_eq!(names[9], "1000.JPG");
     // uncompressed double row vector
-    let v = mat::read_var(fixture("clive_official/Data/AllStdDev_release.mat"), "AllStdDev_release").unwrap();
+    let v = mat::read_var(
+        fixture("clive_official/Data/AllStdDev_release.mat"),
+        "AllStdDev_release",
+    )
+    .unwrap();
     match &v {
         MatValue::Numeric { dims, data } => {
             assert_eq!(dims, &vec![1, 12]);

@@ -15,7 +15,13 @@ fn sample(name: &str, reference: Option<&str>) -> Sample {
 }
 
 fn check_partition(s: &Split, n: usize) {
-    let all: Vec<usize> = s.train.iter().chain(&s.val).chain(&s.test).copied().collect();
+    let all: Vec<usize> = s
+        .train
+        .iter()
+        .chain(&s.val)
+        .chain(&s.test)
+        .copied()
+        .collect();
     assert_eq!(all.len(), n);
     assert_eq!(all.iter().copied().collect::<HashSet<_>>().len(), n);
     for set in [&s.train, &s.val, &s.test] {
@@ -46,8 +52,14 @@ fn from_permutation_follows_reference_order() {
 
 #[test]
 fn from_permutation_rejects_non_permutations() {
-    assert!(matches!(Split::from_permutation(&[0, 0, 1], Ratios::default()), Err(DataError::BadSplit(_))));
-    assert!(matches!(Split::from_permutation(&[0, 5, 1], Ratios::default()), Err(DataError::BadSplit(_))));
+    assert!(matches!(
+        Split::from_permutation(&[0, 0, 1], Ratios::default()),
+        Err(DataError::BadSplit(_))
+    ));
+    assert!(matches!(
+        Split::from_permutation(&[0, 5, 1], Ratios::default()),
+        Err(DataError::BadSplit(_))
+    ));
 }
 
 #[test]
@@ -75,8 +87,20 @@ fn empty_sets_are_errors_naming_the_options() {
     // val empty by rounding though not asked for
     let e = Split::random(3, 0, Ratios::new(0.5, 0.6)).unwrap_err();
     let msg = e.to_string();
-    assert!(matches!(e, DataError::EmptySet { set: "validation", .. }), "{msg}");
-    assert!(msg.contains("--train-ratio") && msg.contains("--train-val-ratio"), "{msg}");
+    assert!(
+        matches!(
+            e,
+            DataError::EmptySet {
+                set: "validation",
+                ..
+            }
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("--train-ratio") && msg.contains("--train-val-ratio"),
+        "{msg}"
+    );
     // train empty
     let e = Split::random(3, 0, Ratios::new(0.1, 0.8)).unwrap_err();
     assert!(matches!(e, DataError::EmptySet { set: "train", .. }), "{e}");
@@ -88,7 +112,10 @@ fn empty_sets_are_errors_naming_the_options() {
     assert_eq!((s.train.len(), s.val.len(), s.test.len()), (2, 2, 0));
     // invalid ratios
     let e = Split::random(10, 0, Ratios::new(0.8, 0.6)).unwrap_err();
-    assert!(matches!(e, DataError::BadRatios { .. }) && e.to_string().contains("--train-val-ratio"), "{e}");
+    assert!(
+        matches!(e, DataError::BadRatios { .. }) && e.to_string().contains("--train-val-ratio"),
+        "{e}"
+    );
     assert!(Split::random(10, 0, Ratios::new(0.0, 0.6)).is_err());
     assert!(Split::random(10, 0, Ratios::new(f64::NAN, 0.6)).is_err());
 }
@@ -97,10 +124,17 @@ fn synthetic_dataset(n_refs: usize, per_ref: usize) -> Dataset {
     let mut samples = Vec::new();
     for r in 0..n_refs {
         for k in 0..per_ref {
-            samples.push(sample(&format!("I{r:02}_{k}.png"), Some(&format!("I{r:02}"))));
+            samples.push(sample(
+                &format!("I{r:02}_{k}.png"),
+                Some(&format!("I{r:02}")),
+            ));
         }
     }
-    Dataset { name: "t".into(), samples, higher_is_better: true }
+    Dataset {
+        name: "t".into(),
+        samples,
+        higher_is_better: true,
+    }
 }
 
 #[test]
@@ -109,7 +143,11 @@ fn by_reference_keeps_references_apart() {
     let s = Split::by_reference(&ds, 3, Ratios::default()).unwrap();
     check_partition(&s, 50);
     assert_eq!((s.train.len(), s.val.len(), s.test.len()), (30, 10, 10));
-    let refs = |set: &[usize]| set.iter().map(|&i| ds.samples[i].reference.clone().unwrap()).collect::<HashSet<_>>();
+    let refs = |set: &[usize]| {
+        set.iter()
+            .map(|&i| ds.samples[i].reference.clone().unwrap())
+            .collect::<HashSet<_>>()
+    };
     let (a, b, c) = (refs(&s.train), refs(&s.val), refs(&s.test));
     assert!(a.is_disjoint(&b) && a.is_disjoint(&c) && b.is_disjoint(&c));
     assert_eq!(s, Split::by_reference(&ds, 3, Ratios::default()).unwrap());
@@ -120,7 +158,10 @@ fn by_reference_needs_references() {
     let mut ds = synthetic_dataset(3, 2);
     ds.samples[4].reference = None;
     let e = Split::by_reference(&ds, 0, Ratios::default()).unwrap_err();
-    assert!(matches!(e, DataError::MissingReference { index: 4, .. }), "{e}");
+    assert!(
+        matches!(e, DataError::MissingReference { index: 4, .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("I02_0.png"), "{e}");
 }
 
@@ -136,5 +177,8 @@ fn all_test_and_split_ids() {
     assert_eq!(v[1], Split::random(30, 101, Ratios::default()).unwrap());
     assert_ne!(v[0], v[1]);
     let w = split_ids(&ds, SplitMethod::ByReference, 100, &[2], Ratios::default()).unwrap();
-    assert_eq!(w[0], Split::by_reference(&ds, 102, Ratios::default()).unwrap());
+    assert_eq!(
+        w[0],
+        Split::by_reference(&ds, 102, Ratios::default()).unwrap()
+    );
 }

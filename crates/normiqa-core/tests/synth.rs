@@ -2,13 +2,19 @@
 
 use image::RgbImage;
 use normiqa_core::synth::{
-    apply, embedded_references, generate, write_embedded_references, Distortion, Family, GenerateOptions,
+    apply, embedded_references, generate, write_embedded_references, Distortion, Family,
+    GenerateOptions,
 };
 
 /// Private PSNR (8-bit peak), so these tests do not depend on `fr`.
 fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
     assert_eq!(a.dimensions(), b.dimensions());
-    let mse = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>()
+    let mse = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum::<f64>()
         / a.as_raw().len() as f64;
     if mse == 0.0 {
         f64::INFINITY
@@ -23,7 +29,12 @@ fn mean(a: &RgbImage) -> f64 {
 
 fn std(a: &RgbImage) -> f64 {
     let m = mean(a);
-    (a.as_raw().iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / a.as_raw().len() as f64).sqrt()
+    (a.as_raw()
+        .iter()
+        .map(|&v| (v as f64 - m).powi(2))
+        .sum::<f64>()
+        / a.as_raw().len() as f64)
+        .sqrt()
 }
 
 /// 96x96 centre crop of an embedded Kodak reference (motorbikes: detailed, colourful).
@@ -46,13 +57,24 @@ fn enum_ids_names_families() {
     assert_eq!(Distortion::GaussianBlur.name(), "gaussian_blur");
     assert_eq!(Distortion::Jpeg2000.name(), "jpeg2000");
     assert_eq!(Distortion::ContrastChange.id(), 25);
-    assert_eq!("Color-Saturation-HSV".parse::<Distortion>().unwrap(), Distortion::ColorSaturationHsv);
+    assert_eq!(
+        "Color-Saturation-HSV".parse::<Distortion>().unwrap(),
+        Distortion::ColorSaturationHsv
+    );
     assert!("sharpen".parse::<Distortion>().is_err());
     assert!("0".parse::<Distortion>().is_err() && "26".parse::<Distortion>().is_err());
     let count = |f: Family| Distortion::ALL.iter().filter(|d| d.family() == f).count();
     assert_eq!(
-        [Family::Blur, Family::Color, Family::Compression, Family::Noise, Family::Brightness, Family::Spatial, Family::Sharpness]
-            .map(count),
+        [
+            Family::Blur,
+            Family::Color,
+            Family::Compression,
+            Family::Noise,
+            Family::Brightness,
+            Family::Spatial,
+            Family::Sharpness
+        ]
+        .map(count),
         [3, 5, 2, 5, 3, 5, 2]
     );
 }
@@ -61,8 +83,13 @@ fn enum_ids_names_families() {
 fn level_out_of_range_is_an_error_naming_it() {
     let img = test_image();
     for lvl in [0u8, 6, 255] {
-        let e = apply(Distortion::MotionBlur, &img, lvl, 0).unwrap_err().to_string();
-        assert!(e.contains(&lvl.to_string()) && e.contains("motion_blur"), "{e}");
+        let e = apply(Distortion::MotionBlur, &img, lvl, 0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(&lvl.to_string()) && e.contains("motion_blur"),
+            "{e}"
+        );
     }
     assert!(apply(Distortion::Jpeg, &RgbImage::new(0, 0), 1, 0).is_err());
 }
@@ -75,7 +102,10 @@ fn every_type_and_level_keeps_size_and_is_deterministic() {
             let a = apply(d, &img, level, 7).unwrap();
             let b = apply(d, &img, level, 7).unwrap();
             assert_eq!(a.dimensions(), img.dimensions(), "{d} level {level}");
-            assert!(a.as_raw() == b.as_raw(), "{d} level {level} not deterministic");
+            assert!(
+                a.as_raw() == b.as_raw(),
+                "{d} level {level} not deterministic"
+            );
         }
     }
 }
@@ -83,7 +113,9 @@ fn every_type_and_level_keeps_size_and_is_deterministic() {
 #[test]
 fn odd_and_tiny_sizes_work() {
     for (w, h) in [(37u32, 23u32), (8, 8), (1, 1)] {
-        let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 11) as u8, ((x + y) * 5) as u8]));
+        let img = RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([(x * 7) as u8, (y * 11) as u8, ((x + y) * 5) as u8])
+        });
         for d in Distortion::ALL {
             for level in [1, 5] {
                 let out = apply(d, &img, level, 3).unwrap_or_else(|e| panic!("{d} {w}x{h}: {e}"));
@@ -97,7 +129,18 @@ fn odd_and_tiny_sizes_work() {
 fn random_types_depend_on_the_seed() {
     let img = test_image();
     use Distortion::*;
-    for d in [MotionBlur, ColorShift, WhiteNoise, WhiteNoiseColorComponent, ImpulseNoise, MultiplicativeNoise, Denoise, Jitter, NonEccentricityPatch, ColorBlock] {
+    for d in [
+        MotionBlur,
+        ColorShift,
+        WhiteNoise,
+        WhiteNoiseColorComponent,
+        ImpulseNoise,
+        MultiplicativeNoise,
+        Denoise,
+        Jitter,
+        NonEccentricityPatch,
+        ColorBlock,
+    ] {
         let a = apply(d, &img, 5, 1).unwrap();
         let b = apply(d, &img, 5, 2).unwrap();
         assert!(a.as_raw() != b.as_raw(), "{d} ignores its seed");
@@ -109,9 +152,27 @@ fn psnr_falls_as_level_rises() {
     let img = test_image();
     use Distortion::*;
     let psnr_types = [
-        GaussianBlur, LensBlur, MotionBlur, ColorDiffusion, ColorShift, ColorQuantization, ColorSaturationHsv,
-        ColorSaturationLab, Jpeg2000, Jpeg, WhiteNoise, WhiteNoiseColorComponent, ImpulseNoise, MultiplicativeNoise,
-        Denoise, Jitter, NonEccentricityPatch, Pixelate, Quantization, ColorBlock, HighSharpen,
+        GaussianBlur,
+        LensBlur,
+        MotionBlur,
+        ColorDiffusion,
+        ColorShift,
+        ColorQuantization,
+        ColorSaturationHsv,
+        ColorSaturationLab,
+        Jpeg2000,
+        Jpeg,
+        WhiteNoise,
+        WhiteNoiseColorComponent,
+        ImpulseNoise,
+        MultiplicativeNoise,
+        Denoise,
+        Jitter,
+        NonEccentricityPatch,
+        Pixelate,
+        Quantization,
+        ColorBlock,
+        HighSharpen,
     ];
     let mut report = String::new();
     let mut bad = Vec::new();
@@ -130,16 +191,27 @@ fn psnr_falls_as_level_rises() {
                 })
                 .collect()
         } else {
-            (1..=5).map(|l| psnr(&img, &apply(d, &img, l, 11).unwrap())).collect()
+            (1..=5)
+                .map(|l| psnr(&img, &apply(d, &img, l, 11).unwrap()))
+                .collect()
         };
-        report += &format!("{d:>28}: {}\n", p.iter().map(|v| format!("{v:6.2}")).collect::<Vec<_>>().join(" "));
+        report += &format!(
+            "{d:>28}: {}\n",
+            p.iter()
+                .map(|v| format!("{v:6.2}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
         if p.windows(2).any(|w| !(w[1] < w[0])) {
             bad.push(d);
         }
         assert!(p[4] < 40.0, "{d}: level 5 is too mild ({:.2} dB)", p[4]);
     }
     println!("{report}");
-    assert!(bad.is_empty(), "PSNR not strictly decreasing for {bad:?}\n{report}");
+    assert!(
+        bad.is_empty(),
+        "PSNR not strictly decreasing for {bad:?}\n{report}"
+    );
 }
 
 #[test]
@@ -158,10 +230,17 @@ fn brightness_and_contrast_move_monotonically() {
     assert!(dec(&d) && d[0] < m0, "darken means {d:?} (ref {m0})");
     // KADID's mean-shift table runs from +0.15 (level 1) through 0 (level 3) to -0.15.
     let s = series(Distortion::MeanShift, &mean);
-    assert!(dec(&s) && s[0] > m0 && s[4] < m0 && (s[2] - m0).abs() < 1e-9, "mean shift {s:?} (ref {m0})");
+    assert!(
+        dec(&s) && s[0] > m0 && s[4] < m0 && (s[2] - m0).abs() < 1e-9,
+        "mean shift {s:?} (ref {m0})"
+    );
     // contrast: +0.3 (more contrast) ... -0.6 (much less)
     let c = series(Distortion::ContrastChange, &std);
-    assert!(dec(&c) && c[0] > std(&img) && c[4] < std(&img), "contrast std {c:?} (ref {})", std(&img));
+    assert!(
+        dec(&c) && c[0] > std(&img) && c[4] < std(&img),
+        "contrast std {c:?} (ref {})",
+        std(&img)
+    );
     // sharpening raises local contrast: high-pass energy grows with the level
     let hp = |a: &RgbImage| {
         let g = image::imageops::grayscale(a);
@@ -182,7 +261,9 @@ fn brightness_and_contrast_move_monotonically() {
     assert!(inc(&h) && h[0] > hp(&img), "sharpen energy {h:?}");
     // HSV saturation factor 0.4 .. 0: chroma (max-min) falls to zero at level 4
     let chroma = |a: &RgbImage| {
-        a.pixels().map(|p| (*p.0.iter().max().unwrap() - *p.0.iter().min().unwrap()) as f64).sum::<f64>()
+        a.pixels()
+            .map(|p| (*p.0.iter().max().unwrap() - *p.0.iter().min().unwrap()) as f64)
+            .sum::<f64>()
     };
     let ch = series(Distortion::ColorSaturationHsv, &chroma);
     assert!(dec(&ch[..4]) && ch[3] == 0.0, "hsv chroma {ch:?}");
@@ -210,7 +291,11 @@ fn generate_writes_images_labels_and_resumes() {
     refs.truncate(2);
     let out = dir.path().join("out");
     let opts = GenerateOptions {
-        distortions: vec![Distortion::GaussianBlur, Distortion::Jpeg, Distortion::ImpulseNoise],
+        distortions: vec![
+            Distortion::GaussianBlur,
+            Distortion::Jpeg,
+            Distortion::ImpulseNoise,
+        ],
         levels: vec![1, 3, 5],
         seed: 5,
         ..Default::default()
@@ -225,7 +310,12 @@ fn generate_writes_images_labels_and_resumes() {
         let reference = image::open(out.join(&r.reference)).unwrap().to_rgb8();
         assert_eq!(img.dimensions(), (128, 128));
         let p = psnr(&reference, &img);
-        assert!(p == r.score || (p - r.score).abs() < 1e-9, "{} {p} {}", r.image, r.score);
+        assert!(
+            p == r.score || (p - r.score).abs() < 1e-9,
+            "{} {p} {}",
+            r.image,
+            r.score
+        );
     }
     let csv = std::fs::read_to_string(out.join("labels.csv")).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
@@ -246,6 +336,9 @@ fn generate_writes_images_labels_and_resumes() {
     assert_eq!(std::fs::metadata(&kept).unwrap().modified().unwrap(), mtime);
 
     // bad level
-    let bad = GenerateOptions { levels: vec![6], ..opts.clone() };
+    let bad = GenerateOptions {
+        levels: vec![6],
+        ..opts.clone()
+    };
     assert!(generate(&refs, &out, &bad, &psnr).is_err());
 }

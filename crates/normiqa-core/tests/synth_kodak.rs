@@ -7,7 +7,12 @@ use normiqa_core::synth::{generate, GenerateOptions};
 use std::path::PathBuf;
 
 fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
-    let mse = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>()
+    let mse = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum::<f64>()
         / a.as_raw().len() as f64;
     10.0 * (255.0f64 * 255.0 / mse.max(1e-12)).log10()
 }
@@ -45,6 +50,9 @@ fn generate_kodak24_full() {
         for l in 1..=5 {
             normiqa_core::synth::apply(d, &img, l, 0).unwrap();
         }
-        println!("{d:>28}: {:7.1} ms / 5 levels", t.elapsed().as_secs_f64() * 1e3);
+        println!(
+            "{d:>28}: {:7.1} ms / 5 levels",
+            t.elapsed().as_secs_f64() * 1e3
+        );
     }
 }

@@ -10,6 +10,7 @@
 use tch::nn;
 use tch::Tensor;
 
+use super::fused::{FrozenBackbone, FusedConv};
 use super::{bn2d, Backbone};
 
 /// One MBConv stage: (repeats, kernel, stride, expand ratio, in channels, out channels).
@@ -33,31 +34,61 @@ struct SameConv {
     conv: nn::Conv2D,
     k: i64,
     s: i64,
+    groups: i64,
 }
 
 impl SameConv {
     fn new(p: nn::Path, c_in: i64, c_out: i64, k: i64, s: i64, groups: i64) -> Self {
-        let cfg = nn::ConvConfig { stride: s, groups, bias: false, ..Default::default() };
-        SameConv { conv: nn::conv2d(p, c_in, c_out, k, cfg), k, s }
+        let cfg = nn::ConvConfig {
+            stride: s,
+            groups,
+            bias: false,
+            ..Default::default()
+        };
+        SameConv {
+            conv: nn::conv2d(p, c_in, c_out, k, cfg),
+            k,
+            s,
+            groups,
+        }
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
-        let size = x.size();
-        let pad = |i: i64| {
-            let o = (i + self.s - 1) / self.s;
-            ((o - 1) * self.s + self.k - i).max(0)
-        };
-        let (ph, pw) = (pad(size[2]), pad(size[3]));
-        if ph == 0 && pw == 0 {
-            x.apply(&self.conv)
-        } else {
-            x.constant_pad_nd([pw / 2, pw - pw / 2, ph / 2, ph - ph / 2]).apply(&self.conv)
-        }
+        same_pad(x, self.k, self.s).apply(&self.conv)
+    }
+
+    /// This convolution with `bn` folded in (inference only).
+    fn fold(&self, bn: &nn::BatchNorm) -> FusedConv {
+        FusedConv::fold(&self.conv, bn, BN_EPS, self.s, 0, self.groups)
+    }
+}
+
+/// Pads `x` for a TF-"SAME" convolution of kernel `k` and stride `s` (extra pixel at the end).
+fn same_pad(x: &Tensor, k: i64, s: i64) -> Tensor {
+    let size = x.size();
+    let pad = |i: i64| {
+        let o = (i + s - 1) / s;
+        ((o - 1) * s + k - i).max(0)
+    };
+    let (ph, pw) = (pad(size[2]), pad(size[3]));
+    if ph == 0 && pw == 0 {
+        x.shallow_clone()
+    } else {
+        x.constant_pad_nd([pw / 2, pw - pw / 2, ph / 2, ph - ph / 2])
     }
 }
 
 fn relu6(x: Tensor) -> Tensor {
     x.clamp(0.0, 6.0)
+}
+
+/// A folded SAME convolution, optionally followed by an in-place ReLU6.
+fn fused_same(conv: &FusedConv, x: &Tensor, relu: bool) -> Tensor {
+    let mut y = conv.forward(&same_pad(x, conv.kernel(), conv.stride()));
+    if relu {
+        let _ = y.clamp_(0.0, 6.0);
+    }
+    y
 }
 
 #[derive(Debug)]
@@ -75,7 +106,10 @@ impl MbConv {
     fn new(p: &nn::Path, c_in: i64, c_out: i64, k: i64, s: i64, e: i64, drop_connect: f64) -> Self {
         let mid = c_in * e;
         let expand = (e != 1).then(|| {
-            (SameConv::new(p / "_expand_conv", c_in, mid, 1, 1, 1), bn2d(p / "_bn0", mid, BN_EPS, BN_MOMENTUM))
+            (
+                SameConv::new(p / "_expand_conv", c_in, mid, 1, 1, 1),
+                bn2d(p / "_bn0", mid, BN_EPS, BN_MOMENTUM),
+            )
         });
         MbConv {
             expand,
@@ -107,6 +141,65 @@ impl MbConv {
         }
         x
     }
+
+    fn fuse(&self) -> FusedMbConv {
+        FusedMbConv {
+            expand: self.expand.as_ref().map(|(c, bn)| c.fold(bn)),
+            depthwise: self.depthwise.fold(&self.bn1),
+            project: self.project.fold(&self.bn2),
+            skip: self.skip,
+        }
+    }
+}
+
+/// [`MbConv`] with its BatchNorms folded (inference; drop connect is off in eval mode).
+struct FusedMbConv {
+    expand: Option<FusedConv>,
+    depthwise: FusedConv,
+    project: FusedConv,
+    skip: bool,
+}
+
+impl FusedMbConv {
+    fn forward(&self, input: &Tensor) -> Tensor {
+        let x = match &self.expand {
+            Some(c) => fused_same(c, input, true),
+            None => input.shallow_clone(),
+        };
+        let x = fused_same(&self.depthwise, &x, true);
+        let mut x = fused_same(&self.project, &x, false);
+        if self.skip {
+            x += input;
+        }
+        x
+    }
+}
+
+/// EfficientNet-Lite0 for inference (see [`super::fused`]).
+pub struct FusedLite {
+    stem: FusedConv,
+    blocks: Vec<FusedMbConv>,
+    head: FusedConv,
+}
+
+impl FrozenBackbone for FusedLite {
+    fn forward_two(&self, x: &Tensor) -> (Tensor, Tensor) {
+        tch::no_grad(|| {
+            let mut x = fused_same(&self.stem, x, true);
+            let mut tap6 = None;
+            for (i, block) in self.blocks.iter().enumerate() {
+                x = block.forward(&x);
+                if i == TAP6_BLOCK {
+                    tap6 = Some(x.shallow_clone());
+                }
+            }
+            let x7 = fused_same(&self.head, &x, true);
+            (
+                tap6.expect("EfficientNet-Lite0 has more than 11 blocks"),
+                x7,
+            )
+        })
+    }
 }
 
 /// EfficientNet-Lite0 up to its head convolution.
@@ -129,7 +222,15 @@ impl EfficientNetLite {
                 let idx = blocks.len();
                 let rate = drop_connect_rate * idx as f64 / n_blocks as f64;
                 let (ci, st) = if r == 0 { (c_in, s) } else { (c_out, 1) };
-                blocks.push(MbConv::new(&(p / "_blocks" / idx), ci, c_out, k, st, e, rate));
+                blocks.push(MbConv::new(
+                    &(p / "_blocks" / idx),
+                    ci,
+                    c_out,
+                    k,
+                    st,
+                    e,
+                    rate,
+                ));
             }
         }
         EfficientNetLite {
@@ -153,7 +254,10 @@ impl Backbone for EfficientNetLite {
             }
         }
         let x7 = relu6(self.head.forward(&x).apply_t(&self.bn1, train));
-        (tap6.expect("EfficientNet-Lite0 has more than 11 blocks"), x7)
+        (
+            tap6.expect("EfficientNet-Lite0 has more than 11 blocks"),
+            x7,
+        )
     }
 
     fn channels(&self) -> [i64; 2] {
@@ -163,5 +267,12 @@ impl Backbone for EfficientNetLite {
     fn ignored_weights(&self) -> &'static [&'static str] {
         &["_fc.weight", "_fc.bias"]
     }
-}
 
+    fn fuse(&self) -> Option<Box<dyn FrozenBackbone>> {
+        Some(Box::new(FusedLite {
+            stem: self.stem.fold(&self.bn0),
+            blocks: self.blocks.iter().map(MbConv::fuse).collect(),
+            head: self.head.fold(&self.bn1),
+        }))
+    }
+}

@@ -2,10 +2,13 @@
 //! One file per family; [`super::registry`] maps names to builders.
 
 pub mod efficientnet_lite;
+pub mod fused;
 pub mod resnet;
 pub mod vgg;
 
 use tch::{nn, Tensor};
+
+pub use fused::FrozenBackbone;
 
 /// An ImageNet network cut into the two feature maps LinearityIQA pools ("level 6" and "level 7").
 pub trait Backbone: std::fmt::Debug + Send {
@@ -15,9 +18,27 @@ pub trait Backbone: std::fmt::Debug + Send {
     fn channels(&self) -> [i64; 2];
     /// Prefixes of pretrained-weight names that the backbone does not use (classifier layers).
     fn ignored_weights(&self) -> &'static [&'static str];
+    /// The network with BatchNorm folded into its convolutions, for eval-mode forwards without
+    /// gradients ([`fused`]); `None` where there is nothing to fold (VGG, AlexNet).
+    fn fuse(&self) -> Option<Box<dyn FrozenBackbone>> {
+        None
+    }
 }
 
 /// BatchNorm2d with explicit eps and momentum (PyTorch convention: running = (1−m)·running + m·batch).
-pub(crate) fn bn2d<'a, P: std::borrow::Borrow<nn::Path<'a>>>(p: P, c: i64, eps: f64, momentum: f64) -> nn::BatchNorm {
-    nn::batch_norm2d(p, c, nn::BatchNormConfig { eps, momentum, ..Default::default() })
+pub(crate) fn bn2d<'a, P: std::borrow::Borrow<nn::Path<'a>>>(
+    p: P,
+    c: i64,
+    eps: f64,
+    momentum: f64,
+) -> nn::BatchNorm {
+    nn::batch_norm2d(
+        p,
+        c,
+        nn::BatchNormConfig {
+            eps,
+            momentum,
+            ..Default::default()
+        },
+    )
 }

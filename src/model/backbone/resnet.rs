@@ -6,20 +6,69 @@
 use tch::nn;
 use tch::Tensor;
 
+use super::fused::{FrozenBackbone, FusedConv};
 use super::{bn2d, Backbone};
 
 const BN_EPS: f64 = 1e-5;
 const BN_MOMENTUM: f64 = 0.1;
 
-fn conv(p: nn::Path, c_in: i64, c_out: i64, k: i64, stride: i64, padding: i64, groups: i64) -> nn::Conv2D {
-    let cfg = nn::ConvConfig { stride, padding, groups, bias: false, ..Default::default() };
-    nn::conv2d(p, c_in, c_out, k, cfg)
+/// A bias-free convolution with the configuration kept (tch keeps its own private), so that it
+/// can be folded with its BatchNorm for inference.
+#[derive(Debug)]
+struct Conv {
+    conv: nn::Conv2D,
+    stride: i64,
+    padding: i64,
+    groups: i64,
+}
+
+impl nn::Module for Conv {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        x.apply(&self.conv)
+    }
+}
+
+impl Conv {
+    fn fold(&self, bn: &nn::BatchNorm) -> FusedConv {
+        FusedConv::fold(
+            &self.conv,
+            bn,
+            BN_EPS,
+            self.stride,
+            self.padding,
+            self.groups,
+        )
+    }
+}
+
+fn conv(
+    p: nn::Path,
+    c_in: i64,
+    c_out: i64,
+    k: i64,
+    stride: i64,
+    padding: i64,
+    groups: i64,
+) -> Conv {
+    let cfg = nn::ConvConfig {
+        stride,
+        padding,
+        groups,
+        bias: false,
+        ..Default::default()
+    };
+    Conv {
+        conv: nn::conv2d(p, c_in, c_out, k, cfg),
+        stride,
+        padding,
+        groups,
+    }
 }
 
 #[derive(Debug)]
 struct Block {
-    convs: Vec<(nn::Conv2D, nn::BatchNorm)>,
-    downsample: Option<(nn::Conv2D, nn::BatchNorm)>,
+    convs: Vec<(Conv, nn::BatchNorm)>,
+    downsample: Option<(Conv, nn::BatchNorm)>,
 }
 
 impl Block {
@@ -38,6 +87,66 @@ impl Block {
         };
         (y + identity).relu()
     }
+
+    fn fuse(&self) -> FusedBlock {
+        FusedBlock {
+            convs: self.convs.iter().map(|(c, bn)| c.fold(bn)).collect(),
+            downsample: self.downsample.as_ref().map(|(c, bn)| c.fold(bn)),
+        }
+    }
+}
+
+/// [`Block`] with folded BatchNorms and in-place activations (inference).
+struct FusedBlock {
+    convs: Vec<FusedConv>,
+    downsample: Option<FusedConv>,
+}
+
+impl FusedBlock {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let mut y = x.shallow_clone();
+        let last = self.convs.len() - 1;
+        for (i, c) in self.convs.iter().enumerate() {
+            y = c.forward(&y);
+            if i < last {
+                let _ = y.relu_();
+            }
+        }
+        match &self.downsample {
+            Some(c) => y += c.forward(x),
+            None => y += x,
+        }
+        let _ = y.relu_();
+        y
+    }
+}
+
+/// A ResNet for inference (see [`super::fused`]).
+struct FusedResNet {
+    conv1: FusedConv,
+    layers: [Vec<FusedBlock>; 4],
+}
+
+impl FrozenBackbone for FusedResNet {
+    fn forward_two(&self, x: &Tensor) -> (Tensor, Tensor) {
+        tch::no_grad(|| {
+            let mut x = self.conv1.forward(x);
+            let _ = x.relu_();
+            x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+            let mut taps = Vec::with_capacity(2);
+            for (li, layer) in self.layers.iter().enumerate() {
+                for b in layer {
+                    x = b.forward(&x);
+                }
+                if li >= 2 {
+                    taps.push(x.shallow_clone());
+                }
+            }
+            let x7 = taps.pop().unwrap();
+            let x6 = taps.pop().unwrap();
+            (x6, x7)
+        })
+    }
 }
 
 /// Which residual block and how wide.
@@ -50,11 +159,30 @@ pub struct ResNetSpec {
 }
 
 impl ResNetSpec {
-    pub const RESNET18: Self = ResNetSpec { layers: [2, 2, 2, 2], bottleneck: false, groups: 1, width_per_group: 64 };
-    pub const RESNET34: Self = ResNetSpec { layers: [3, 4, 6, 3], bottleneck: false, groups: 1, width_per_group: 64 };
-    pub const RESNET50: Self = ResNetSpec { layers: [3, 4, 6, 3], bottleneck: true, groups: 1, width_per_group: 64 };
-    pub const RESNEXT101_32X8D: Self =
-        ResNetSpec { layers: [3, 4, 23, 3], bottleneck: true, groups: 32, width_per_group: 8 };
+    pub const RESNET18: Self = ResNetSpec {
+        layers: [2, 2, 2, 2],
+        bottleneck: false,
+        groups: 1,
+        width_per_group: 64,
+    };
+    pub const RESNET34: Self = ResNetSpec {
+        layers: [3, 4, 6, 3],
+        bottleneck: false,
+        groups: 1,
+        width_per_group: 64,
+    };
+    pub const RESNET50: Self = ResNetSpec {
+        layers: [3, 4, 6, 3],
+        bottleneck: true,
+        groups: 1,
+        width_per_group: 64,
+    };
+    pub const RESNEXT101_32X8D: Self = ResNetSpec {
+        layers: [3, 4, 23, 3],
+        bottleneck: true,
+        groups: 32,
+        width_per_group: 8,
+    };
 
     fn expansion(&self) -> i64 {
         if self.bottleneck {
@@ -67,7 +195,7 @@ impl ResNetSpec {
 
 #[derive(Debug)]
 pub struct ResNet {
-    conv1: nn::Conv2D,
+    conv1: Conv,
     bn1: nn::BatchNorm,
     layers: [Vec<Block>; 4],
     channels: [i64; 2],
@@ -85,21 +213,40 @@ impl ResNet {
                 .map(|i| {
                     let bp = &lp / i;
                     let s = if i == 0 { stride } else { 1 };
-                    let downsample = (i == 0 && (stride != 1 || inplanes != planes * exp)).then(|| {
-                        let dp = &bp / "downsample";
-                        (conv(&dp / 0, inplanes, planes * exp, 1, stride, 0, 1), bn2d(&dp / 1, planes * exp, BN_EPS, BN_MOMENTUM))
-                    });
+                    let downsample =
+                        (i == 0 && (stride != 1 || inplanes != planes * exp)).then(|| {
+                            let dp = &bp / "downsample";
+                            (
+                                conv(&dp / 0, inplanes, planes * exp, 1, stride, 0, 1),
+                                bn2d(&dp / 1, planes * exp, BN_EPS, BN_MOMENTUM),
+                            )
+                        });
                     let convs = if spec.bottleneck {
                         let width = planes * spec.width_per_group / 64 * spec.groups;
                         vec![
-                            (conv(&bp / "conv1", inplanes, width, 1, 1, 0, 1), bn2d(&bp / "bn1", width, BN_EPS, BN_MOMENTUM)),
-                            (conv(&bp / "conv2", width, width, 3, s, 1, spec.groups), bn2d(&bp / "bn2", width, BN_EPS, BN_MOMENTUM)),
-                            (conv(&bp / "conv3", width, planes * 4, 1, 1, 0, 1), bn2d(&bp / "bn3", planes * 4, BN_EPS, BN_MOMENTUM)),
+                            (
+                                conv(&bp / "conv1", inplanes, width, 1, 1, 0, 1),
+                                bn2d(&bp / "bn1", width, BN_EPS, BN_MOMENTUM),
+                            ),
+                            (
+                                conv(&bp / "conv2", width, width, 3, s, 1, spec.groups),
+                                bn2d(&bp / "bn2", width, BN_EPS, BN_MOMENTUM),
+                            ),
+                            (
+                                conv(&bp / "conv3", width, planes * 4, 1, 1, 0, 1),
+                                bn2d(&bp / "bn3", planes * 4, BN_EPS, BN_MOMENTUM),
+                            ),
                         ]
                     } else {
                         vec![
-                            (conv(&bp / "conv1", inplanes, planes, 3, s, 1, 1), bn2d(&bp / "bn1", planes, BN_EPS, BN_MOMENTUM)),
-                            (conv(&bp / "conv2", planes, planes, 3, 1, 1, 1), bn2d(&bp / "bn2", planes, BN_EPS, BN_MOMENTUM)),
+                            (
+                                conv(&bp / "conv1", inplanes, planes, 3, s, 1, 1),
+                                bn2d(&bp / "bn1", planes, BN_EPS, BN_MOMENTUM),
+                            ),
+                            (
+                                conv(&bp / "conv2", planes, planes, 3, 1, 1, 1),
+                                bn2d(&bp / "bn2", planes, BN_EPS, BN_MOMENTUM),
+                            ),
                         ]
                     };
                     inplanes = planes * exp;
@@ -112,7 +259,12 @@ impl ResNet {
         let l3 = make_layer("layer3", 256, spec.layers[2], 2);
         let l4 = make_layer("layer4", 512, spec.layers[3], 2);
         let e = spec.expansion();
-        ResNet { conv1, bn1, layers: [l1, l2, l3, l4], channels: [256 * e, 512 * e] }
+        ResNet {
+            conv1,
+            bn1,
+            layers: [l1, l2, l3, l4],
+            channels: [256 * e, 512 * e],
+        }
     }
 }
 
@@ -140,5 +292,12 @@ impl Backbone for ResNet {
 
     fn ignored_weights(&self) -> &'static [&'static str] {
         &["fc.weight", "fc.bias"]
+    }
+
+    fn fuse(&self) -> Option<Box<dyn FrozenBackbone>> {
+        Some(Box::new(FusedResNet {
+            conv1: self.conv1.fold(&self.bn1),
+            layers: std::array::from_fn(|i| self.layers[i].iter().map(Block::fuse).collect()),
+        }))
     }
 }

@@ -23,34 +23,78 @@ pub struct Plain {
 }
 
 impl Plain {
-    fn build(p: &nn::Path, spec: &[(i64, i64, i64, i64)], pools: &[usize], pool: (i64, i64), taps: [usize; 2], channels: [i64; 2]) -> Self {
+    fn build(
+        p: &nn::Path,
+        spec: &[(i64, i64, i64, i64)],
+        pools: &[usize],
+        pool: (i64, i64),
+        taps: [usize; 2],
+        channels: [i64; 2],
+    ) -> Self {
         // spec: (c_out, kernel, stride, padding) per conv; each conv is followed by a ReLU; a max
         // pool follows the ReLU of the convs whose index is in `pools`.
         let fp = p / "features";
         let mut layers = Vec::new();
         let mut c_in = 3;
         for (ci, &(c_out, k, s, pad)) in spec.iter().enumerate() {
-            let cfg = nn::ConvConfig { stride: s, padding: pad, ..Default::default() };
-            layers.push(Layer::Conv(nn::conv2d(&fp / layers.len(), c_in, c_out, k, cfg)));
+            let cfg = nn::ConvConfig {
+                stride: s,
+                padding: pad,
+                ..Default::default()
+            };
+            layers.push(Layer::Conv(nn::conv2d(
+                &fp / layers.len(),
+                c_in,
+                c_out,
+                k,
+                cfg,
+            )));
             layers.push(Layer::Relu);
             if pools.contains(&ci) {
-                layers.push(Layer::MaxPool { k: pool.0, s: pool.1 });
+                layers.push(Layer::MaxPool {
+                    k: pool.0,
+                    s: pool.1,
+                });
             }
             c_in = c_out;
         }
-        Plain { layers, taps, channels }
+        Plain {
+            layers,
+            taps,
+            channels,
+        }
     }
 
     /// VGG-16 (configuration "D").
     pub fn vgg16(p: &nn::Path) -> Self {
         let c = |c| (c, 3, 1, 1);
-        let spec = [c(64), c(64), c(128), c(128), c(256), c(256), c(256), c(512), c(512), c(512), c(512), c(512), c(512)];
+        let spec = [
+            c(64),
+            c(64),
+            c(128),
+            c(128),
+            c(256),
+            c(256),
+            c(256),
+            c(512),
+            c(512),
+            c(512),
+            c(512),
+            c(512),
+            c(512),
+        ];
         Plain::build(p, &spec, &[1, 3, 6, 9, 12], (2, 2), [23, 30], [512, 512])
     }
 
     /// AlexNet (torchvision's single-GPU variant).
     pub fn alexnet(p: &nn::Path) -> Self {
-        let spec = [(64, 11, 4, 2), (192, 5, 1, 2), (384, 3, 1, 1), (256, 3, 1, 1), (256, 3, 1, 1)];
+        let spec = [
+            (64, 11, 4, 2),
+            (192, 5, 1, 2),
+            (384, 3, 1, 1),
+            (256, 3, 1, 1),
+            (256, 3, 1, 1),
+        ];
         Plain::build(p, &spec, &[0, 1, 4], (3, 2), [9, 12], [256, 256])
     }
 }

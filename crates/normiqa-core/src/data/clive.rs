@@ -65,7 +65,11 @@ pub fn load(root: impl AsRef<Path>) -> Result<Dataset> {
 pub fn load_layout(root: impl AsRef<Path>, layout: Layout) -> Result<Dataset> {
     let root = root.as_ref();
     let mut ds = match layout {
-        Layout::Normiqa => super::csv::load(root.join("mos.csv"), root.join("images"), &CsvColumns::default())?,
+        Layout::Normiqa => super::csv::load(
+            root.join("mos.csv"),
+            root.join("images"),
+            &CsvColumns::default(),
+        )?,
         Layout::Official => load_official(root)?,
     };
     ds.name = "CLIVE".into();
@@ -76,14 +80,22 @@ pub fn load_layout(root: impl AsRef<Path>, layout: Layout) -> Result<Dataset> {
 fn mat_dir(root: &Path) -> Option<PathBuf> {
     ["Data", "data", "official", ""]
         .iter()
-        .map(|d| if d.is_empty() { root.to_path_buf() } else { root.join(d) })
+        .map(|d| {
+            if d.is_empty() {
+                root.to_path_buf()
+            } else {
+                root.join(d)
+            }
+        })
         .find(|d| d.join(MAT_IMAGES).is_file())
 }
 
 /// True for the release's 7 training images `t1`..`t7` (not part of the 1,162 rated images).
 fn is_training_image(name: &str) -> bool {
     let s = stem(name);
-    s.len() > 1 && (s.starts_with('t') || s.starts_with('T')) && s[1..].bytes().all(|b| b.is_ascii_digit())
+    s.len() > 1
+        && (s.starts_with('t') || s.starts_with('T'))
+        && s[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
 fn load_official(root: &Path) -> Result<Dataset> {
@@ -102,21 +114,35 @@ fn load_official(root: &Path) -> Result<Dataset> {
     let names_path = dir.join(MAT_IMAGES);
     let names = super::mat::read_var(&names_path, "AllImages_release")?
         .as_strings()
-        .ok_or_else(|| DataError::Mat { path: names_path.clone(), msg: "expected a cell array of strings".into() })?;
+        .ok_or_else(|| DataError::Mat {
+            path: names_path.clone(),
+            msg: "expected a cell array of strings".into(),
+        })?;
     let numbers = |file: &str, var: &str| -> Result<Vec<f64>> {
         let p = dir.join(file);
         if !p.is_file() {
-            return Err(DataError::MissingFile { path: p, what: "CLIVE official release".into() });
+            return Err(DataError::MissingFile {
+                path: p,
+                what: "CLIVE official release".into(),
+            });
         }
         let v = super::mat::read_var(&p, var)?;
         let data = v
             .as_f64s()
-            .ok_or_else(|| DataError::Mat { path: p.clone(), msg: format!("`{var}` is not a numeric array") })?
+            .ok_or_else(|| DataError::Mat {
+                path: p.clone(),
+                msg: format!("`{var}` is not a numeric array"),
+            })?
             .to_vec();
         if data.len() != names.len() {
             return Err(DataError::Inconsistent {
                 path: p,
-                msg: format!("{} values but {} has {} image names", data.len(), MAT_IMAGES, names.len()),
+                msg: format!(
+                    "{} values but {} has {} image names",
+                    data.len(),
+                    MAT_IMAGES,
+                    names.len()
+                ),
             });
         }
         Ok(data)
@@ -138,7 +164,11 @@ fn load_official(root: &Path) -> Result<Dataset> {
             level: None,
         })
         .collect();
-    Ok(Dataset { name: "CLIVE".into(), samples, higher_is_better: true })
+    Ok(Dataset {
+        name: "CLIVE".into(),
+        samples,
+        higher_is_better: true,
+    })
 }
 
 /// `dir/name`, or when that is absent `dir/<stem>.webp` / `.png` (lossless re-encodings of
@@ -160,12 +190,19 @@ fn resolve_image(dir: &Path, name: &str) -> PathBuf {
 /// (`image,order_0,...`): images sorted by `order_<exp_id>` are cut by `ratios`
 /// (see [`Split::from_permutation`]). Images are matched by [`stem`], so the splits file of
 /// either layout serves both. Every image of `dataset` must be listed, and nothing else.
-pub fn split(root: impl AsRef<Path>, dataset: &Dataset, exp_id: usize, ratios: Ratios) -> Result<Split> {
+pub fn split(
+    root: impl AsRef<Path>,
+    dataset: &Dataset,
+    exp_id: usize,
+    ratios: Ratios,
+) -> Result<Split> {
     let path = root.as_ref().join("splits.csv");
     if !path.is_file() {
         return Err(DataError::MissingFile {
             path,
-            what: format!("CLIVE splits (columns image,order_0..order_9) needed for exp_id {exp_id}"),
+            what: format!(
+                "CLIVE splits (columns image,order_0..order_9) needed for exp_id {exp_id}"
+            ),
         });
     }
     let t = Table::read(&path)?;
@@ -175,7 +212,10 @@ pub fn split(root: impl AsRef<Path>, dataset: &Dataset, exp_id: usize, ratios: R
     for row in &t.rows {
         let name = t.required_str(row, c_img)?;
         let o = t.f64(row, c_ord)?;
-        if order.insert(stem(name).to_string(), (o, row.line)).is_some() {
+        if order
+            .insert(stem(name).to_string(), (o, row.line))
+            .is_some()
+        {
             return Err(DataError::Inconsistent {
                 path: path.clone(),
                 msg: format!("row {}: image {name} is listed twice", row.line),
@@ -191,7 +231,10 @@ pub fn split(root: impl AsRef<Path>, dataset: &Dataset, exp_id: usize, ratios: R
         }
     }
     if !missing.is_empty() {
-        return Err(DataError::NotListed { path, names: missing });
+        return Err(DataError::NotListed {
+            path,
+            names: missing,
+        });
     }
     if !order.is_empty() {
         let mut extra: Vec<_> = order.into_iter().map(|(k, (_, line))| (line, k)).collect();

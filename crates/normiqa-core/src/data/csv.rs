@@ -37,7 +37,11 @@ impl Default for CsvColumns {
 
 /// Loads a labels CSV; sample `i` is data row `i`, its path `image_root/<image>`.
 /// The dataset is named `csv:<file name>` and is higher-is-better.
-pub fn load(csv_path: impl AsRef<Path>, image_root: impl AsRef<Path>, columns: &CsvColumns) -> Result<Dataset> {
+pub fn load(
+    csv_path: impl AsRef<Path>,
+    image_root: impl AsRef<Path>,
+    columns: &CsvColumns,
+) -> Result<Dataset> {
     let csv_path = csv_path.as_ref();
     let image_root = image_root.as_ref();
     let t = Table::read(csv_path)?;
@@ -78,8 +82,15 @@ pub fn load(csv_path: impl AsRef<Path>, image_root: impl AsRef<Path>, columns: &
             level,
         });
     }
-    let file = csv_path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-    Ok(Dataset { name: format!("csv:{file}"), samples, higher_is_better: true })
+    let file = csv_path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(Dataset {
+        name: format!("csv:{file}"),
+        samples,
+        higher_is_better: true,
+    })
 }
 
 /// A CSV file read whole: header and data rows with their 1-based line numbers.
@@ -103,10 +114,16 @@ impl Row {
 impl Table {
     pub fn read(path: &Path) -> Result<Table> {
         if !path.is_file() {
-            return Err(DataError::MissingFile { path: path.to_path_buf(), what: "labels CSV".into() });
+            return Err(DataError::MissingFile {
+                path: path.to_path_buf(),
+                what: "labels CSV".into(),
+            });
         }
         let file = std::fs::File::open(path).map_err(io_err(path))?;
-        let mut rdr = csv::ReaderBuilder::new().trim(csv::Trim::All).flexible(true).from_reader(file);
+        let mut rdr = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .flexible(true)
+            .from_reader(file);
         let csv_err = |e: csv::Error| DataError::Csv {
             path: path.to_path_buf(),
             row: e.position().map(|p| p.line()),
@@ -127,15 +144,20 @@ impl Table {
             let line = record.position().map(|p| p.line()).unwrap_or(0);
             rows.push(Row { line, record });
         }
-        Ok(Table { path: path.to_path_buf(), headers, rows })
+        Ok(Table {
+            path: path.to_path_buf(),
+            headers,
+            rows,
+        })
     }
 
     /// Index of a column: exact name first, then ASCII case-insensitive.
     pub fn opt_col(&self, name: &str) -> Option<usize> {
-        self.headers
-            .iter()
-            .position(|h| h == name)
-            .or_else(|| self.headers.iter().position(|h| h.eq_ignore_ascii_case(name)))
+        self.headers.iter().position(|h| h == name).or_else(|| {
+            self.headers
+                .iter()
+                .position(|h| h.eq_ignore_ascii_case(name))
+        })
     }
 
     pub fn col(&self, name: &str) -> Result<usize> {
@@ -174,6 +196,8 @@ impl Table {
     }
 
     pub fn u32(&self, row: &Row, c: usize) -> Result<u32> {
-        row.get(c).parse::<u32>().map_err(|_| self.bad(row, c, "not a non-negative integer"))
+        row.get(c)
+            .parse::<u32>()
+            .map_err(|_| self.bad(row, c, "not a non-negative integer"))
     }
 }

@@ -45,7 +45,10 @@ pub fn decode_one(path: &Path, resize: &[Resize]) -> Result<RgbImage> {
     let mut rgb = match decode_jpeg_like_libjpeg(&bytes) {
         Some(rgb) => rgb,
         None => {
-            let decode_err = |source| DataError::Decode { path: path.to_path_buf(), source };
+            let decode_err = |source| DataError::Decode {
+                path: path.to_path_buf(),
+                source,
+            };
             image::ImageReader::new(Cursor::new(bytes))
                 .with_guessed_format()
                 .map_err(io_err(path))?
@@ -55,7 +58,12 @@ pub fn decode_one(path: &Path, resize: &[Resize]) -> Result<RgbImage> {
         }
     };
     for r in resize {
-        rgb = apply(rgb, *r).map_err(|(h, w, msg)| DataError::Resize { path: path.to_path_buf(), h, w, msg })?;
+        rgb = apply(rgb, *r).map_err(|(h, w, msg)| DataError::Resize {
+            path: path.to_path_buf(),
+            h,
+            w,
+            msg,
+        })?;
     }
     Ok(rgb)
 }
@@ -107,18 +115,31 @@ fn apply(img: RgbImage, rule: Resize) -> std::result::Result<RgbImage, (u32, u32
 /// (width, then height) to round in PIL's order.
 pub fn resize_rgb(img: &RgbImage, h: u32, w: u32) -> std::result::Result<RgbImage, String> {
     if h == 0 || w == 0 || img.width() == 0 || img.height() == 0 {
-        return Err(format!("cannot resize {}x{} to {h}x{w}", img.height(), img.width()));
+        return Err(format!(
+            "cannot resize {}x{} to {h}x{w}",
+            img.height(),
+            img.width()
+        ));
     }
     let mut resizer = fr::Resizer::new();
-    let opts = fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear));
-    let mut pass = |src: &[u8], sw: u32, sh: u32, dw: u32, dh: u32| -> std::result::Result<Vec<u8>, String> {
-        let src = fr::images::ImageRef::new(sw, sh, src, fr::PixelType::U8x3).map_err(|e| e.to_string())?;
-        let mut dst = fr::images::Image::new(dw, dh, fr::PixelType::U8x3);
-        resizer.resize(&src, &mut dst, &opts).map_err(|e| e.to_string())?;
-        Ok(dst.into_vec())
-    };
+    let opts =
+        fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear));
+    let mut pass =
+        |src: &[u8], sw: u32, sh: u32, dw: u32, dh: u32| -> std::result::Result<Vec<u8>, String> {
+            let src = fr::images::ImageRef::new(sw, sh, src, fr::PixelType::U8x3)
+                .map_err(|e| e.to_string())?;
+            let mut dst = fr::images::Image::new(dw, dh, fr::PixelType::U8x3);
+            resizer
+                .resize(&src, &mut dst, &opts)
+                .map_err(|e| e.to_string())?;
+            Ok(dst.into_vec())
+        };
     let (sw, sh) = img.dimensions();
-    let mut buf = if w != sw { pass(img.as_raw(), sw, sh, w, sh)? } else { img.as_raw().clone() };
+    let mut buf = if w != sw {
+        pass(img.as_raw(), sw, sh, w, sh)?
+    } else {
+        img.as_raw().clone()
+    };
     if h != sh {
         buf = pass(&buf, w, sh, w, h)?;
     }
@@ -132,7 +153,11 @@ pub fn resize_rgb(img: &RgbImage, h: u32, w: u32) -> std::result::Result<RgbImag
 /// If `out.len() != 3 · width · height`.
 pub fn normalize_chw(img: &RgbImage, out: &mut [f32]) {
     let plane = img.width() as usize * img.height() as usize;
-    assert_eq!(out.len(), 3 * plane, "normalize_chw: output length must be 3*h*w");
+    assert_eq!(
+        out.len(),
+        3 * plane,
+        "normalize_chw: output length must be 3*h*w"
+    );
     let (r, rest) = out.split_at_mut(plane);
     let (g, b) = rest.split_at_mut(plane);
     for (i, px) in img.as_raw().chunks_exact(3).enumerate() {

@@ -38,7 +38,11 @@ pub enum DataError {
         msg: String,
     },
     #[error("{path}, line {line}: {msg}")]
-    BadLine { path: PathBuf, line: u64, msg: String },
+    BadLine {
+        path: PathBuf,
+        line: u64,
+        msg: String,
+    },
     #[error("{path}: MATLAB file: {msg}")]
     Mat { path: PathBuf, msg: String },
     #[error("{path}: {} image(s) of the dataset are not listed: {}", .names.len(), list_names(.names))]
@@ -56,7 +60,11 @@ pub enum DataError {
         hint: &'static str,
     },
     #[error("invalid ratios (--train-ratio {train}, --train-val-ratio {train_val}): {msg}")]
-    BadRatios { train: f64, train_val: f64, msg: String },
+    BadRatios {
+        train: f64,
+        train_val: f64,
+        msg: String,
+    },
     #[error("invalid split: {0}")]
     BadSplit(String),
     #[error("sample {index} ({name}) has no reference image; a split by reference needs one for every sample")]
@@ -85,7 +93,12 @@ fn row_suffix(row: Option<u64>) -> String {
 
 fn list_names(names: &[String]) -> String {
     const MAX: usize = 10;
-    let mut s = names.iter().take(MAX).cloned().collect::<Vec<_>>().join(", ");
+    let mut s = names
+        .iter()
+        .take(MAX)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
     if names.len() > MAX {
         s.push_str(&format!(", ... ({} more)", names.len() - MAX));
     }

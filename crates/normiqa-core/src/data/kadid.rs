@@ -78,7 +78,9 @@ pub fn parse_name(name: &str) -> Option<(String, usize, u32)> {
     }
     let d: usize = d.parse().ok()?;
     let l: u32 = l.parse().ok()?;
-    (1..=DISTORTIONS.len()).contains(&d).then(|| (r.to_string(), d, l))
+    (1..=DISTORTIONS.len())
+        .contains(&d)
+        .then(|| (r.to_string(), d, l))
 }
 
 /// Loads KADID-10k from its root (the folder holding `dmos.csv`).
@@ -99,7 +101,9 @@ pub fn load(root: impl AsRef<Path>) -> Result<Dataset> {
             row: row.line,
             column: t.headers[c_dist].clone(),
             value: name.clone(),
-            msg: "expected a name like I01_01_01.png (reference_distortion_level, distortion 01..25)".into(),
+            msg:
+                "expected a name like I01_01_01.png (reference_distortion_level, distortion 01..25)"
+                    .into(),
         })?;
         let reference = match c_ref {
             Some(c) if !row.get(c).is_empty() => super::clive::stem(row.get(c)).to_string(),
@@ -120,5 +124,9 @@ pub fn load(root: impl AsRef<Path>) -> Result<Dataset> {
             level: Some(level),
         });
     }
-    Ok(Dataset { name: "KADID-10k".into(), samples, higher_is_better: true })
+    Ok(Dataset {
+        name: "KADID-10k".into(),
+        samples,
+        higher_is_better: true,
+    })
 }

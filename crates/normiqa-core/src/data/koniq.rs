@@ -18,7 +18,10 @@ pub fn load(labels_csv: impl AsRef<Path>, image_root: impl AsRef<Path>) -> Resul
 }
 
 /// Loads the labels and the official split from the `set` column.
-pub fn load_with_split(labels_csv: impl AsRef<Path>, image_root: impl AsRef<Path>) -> Result<(Dataset, Split)> {
+pub fn load_with_split(
+    labels_csv: impl AsRef<Path>,
+    image_root: impl AsRef<Path>,
+) -> Result<(Dataset, Split)> {
     read(labels_csv.as_ref(), image_root.as_ref(), true)
 }
 
@@ -27,7 +30,11 @@ fn read(labels_csv: &Path, image_root: &Path, with_split: bool) -> Result<(Datas
     let c_img = t.col("image_name")?;
     let c_mos = t.col("MOS")?;
     let c_sd = t.opt_col("SD");
-    let c_set = if with_split { Some(t.col("set")?) } else { None };
+    let c_set = if with_split {
+        Some(t.col("set")?)
+    } else {
+        None
+    };
     let mut samples = Vec::with_capacity(t.rows.len());
     let mut split = Split::default();
     for (i, row) in t.rows.iter().enumerate() {
@@ -63,5 +70,12 @@ fn read(labels_csv: &Path, image_root: &Path, with_split: bool) -> Result<(Datas
             level: None,
         });
     }
-    Ok((Dataset { name: "KonIQ-10k".into(), samples, higher_is_better: true }, split))
+    Ok((
+        Dataset {
+            name: "KonIQ-10k".into(),
+            samples,
+            higher_is_better: true,
+        },
+        split,
+    ))
 }

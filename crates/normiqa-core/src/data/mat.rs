@@ -25,7 +25,10 @@ pub enum MatValue {
     /// A char array; one string per row (a `1×n` array gives one string).
     Char { dims: Vec<usize>, rows: Vec<String> },
     /// A cell array, cells in column-major order.
-    Cell { dims: Vec<usize>, cells: Vec<MatValue> },
+    Cell {
+        dims: Vec<usize>,
+        cells: Vec<MatValue>,
+    },
 }
 
 impl MatValue {
@@ -59,7 +62,10 @@ impl MatValue {
 pub fn read(path: impl AsRef<Path>) -> Result<Vec<MatVar>> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(io_err(path))?;
-    parse(&bytes).map_err(|msg| DataError::Mat { path: path.to_path_buf(), msg })
+    parse(&bytes).map_err(|msg| DataError::Mat {
+        path: path.to_path_buf(),
+        msg,
+    })
 }
 
 /// Reads the variable `name` of a MAT-file, or its only / first variable when `name` is absent.
@@ -67,7 +73,10 @@ pub fn read_var(path: impl AsRef<Path>, name: &str) -> Result<MatValue> {
     let path = path.as_ref();
     let mut vars = read(path)?;
     if vars.is_empty() {
-        return Err(DataError::Mat { path: path.to_path_buf(), msg: "no variables".into() });
+        return Err(DataError::Mat {
+            path: path.to_path_buf(),
+            msg: "no variables".into(),
+        });
     }
     let i = vars.iter().position(|v| v.name == name).unwrap_or(0);
     Ok(vars.swap_remove(i).value)
@@ -87,7 +96,11 @@ pub fn parse(bytes: &[u8]) -> std::result::Result<Vec<MatVar>, String> {
         _ => return Err("not a MATLAB level-5 MAT-file (no endian indicator)".into()),
     };
     let mut vars = Vec::new();
-    let mut r = Reader { buf: &bytes[128..], pos: 0, be };
+    let mut r = Reader {
+        buf: &bytes[128..],
+        pos: 0,
+        be,
+    };
     while r.pos + 8 <= r.buf.len() {
         let (ty, data) = r.element()?;
         if let Some(v) = top_element(ty, data, be)? {
@@ -120,7 +133,11 @@ fn top_element(ty: u32, data: &[u8], be: bool) -> std::result::Result<Option<Mat
             flate2::read::ZlibDecoder::new(data)
                 .read_to_end(&mut out)
                 .map_err(|e| format!("bad compressed element: {e}"))?;
-            let mut r = Reader { buf: &out, pos: 0, be };
+            let mut r = Reader {
+                buf: &out,
+                pos: 0,
+                be,
+            };
             let (ty, inner) = r.element()?;
             top_element(ty, inner, be)
         }
@@ -146,7 +163,11 @@ impl<'a> Reader<'a> {
             .ok_or("truncated data element tag")?
             .try_into()
             .unwrap();
-        Ok(if self.be { u32::from_be_bytes(b) } else { u32::from_le_bytes(b) })
+        Ok(if self.be {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
     }
 
     /// Next data element: (type, data). Handles the small-element format and 8-byte padding.
@@ -169,7 +190,11 @@ impl<'a> Reader<'a> {
             .get(start..start + n)
             .ok_or_else(|| format!("data element of type {first} ({n} bytes) runs past the end"))?;
         // Compressed elements are not padded; everything else is padded to 8 bytes.
-        let padded = if first == MI_COMPRESSED { n } else { n.div_ceil(8) * 8 };
+        let padded = if first == MI_COMPRESSED {
+            n
+        } else {
+            n.div_ceil(8) * 8
+        };
         self.pos = (start + padded).min(self.buf.len());
         Ok((first, data))
     }
@@ -179,9 +204,19 @@ impl<'a> Reader<'a> {
 fn matrix(data: &[u8], be: bool) -> std::result::Result<(String, MatValue), String> {
     if data.is_empty() {
         // An empty miMATRIX (e.g. an empty cell): a 0x0 double.
-        return Ok((String::new(), MatValue::Numeric { dims: vec![0, 0], data: vec![] }));
+        return Ok((
+            String::new(),
+            MatValue::Numeric {
+                dims: vec![0, 0],
+                data: vec![],
+            },
+        ));
     }
-    let mut r = Reader { buf: data, pos: 0, be };
+    let mut r = Reader {
+        buf: data,
+        pos: 0,
+        be,
+    };
     let (ty, flags) = r.element()?;
     if ty != MI_UINT32 || flags.len() < 8 {
         return Err("array flags missing".into());
@@ -190,7 +225,10 @@ fn matrix(data: &[u8], be: bool) -> std::result::Result<(String, MatValue), Stri
     let class = f0 & 0xff;
     let complex = f0 & 0x800 != 0;
     let (_, dims_raw) = r.element()?;
-    let dims: Vec<usize> = dims_raw.chunks_exact(4).map(|c| r_u32(c, be) as usize).collect();
+    let dims: Vec<usize> = dims_raw
+        .chunks_exact(4)
+        .map(|c| r_u32(c, be) as usize)
+        .collect();
     let count: usize = dims.iter().product();
     let (_, name_raw) = r.element()?;
     let name = String::from_utf8_lossy(name_raw).into_owned();
@@ -214,7 +252,10 @@ fn matrix(data: &[u8], be: bool) -> std::result::Result<(String, MatValue), Stri
                 chars(ty, raw, be)?
             };
             if chars.len() != count {
-                return Err(format!("char array `{name}`: {} chars for dims {dims:?}", chars.len()));
+                return Err(format!(
+                    "char array `{name}`: {} chars for dims {dims:?}",
+                    chars.len()
+                ));
             }
             let nrows = dims.first().copied().unwrap_or(0);
             let ncols = count.checked_div(nrows).unwrap_or(0);
@@ -234,7 +275,10 @@ fn matrix(data: &[u8], be: bool) -> std::result::Result<(String, MatValue), Stri
                 numbers(ty, raw, be)?
             };
             if data.len() != count {
-                return Err(format!("array `{name}`: {} values for dims {dims:?}", data.len()));
+                return Err(format!(
+                    "array `{name}`: {} values for dims {dims:?}",
+                    data.len()
+                ));
             }
             MatValue::Numeric { dims, data }
         }
@@ -261,7 +305,11 @@ fn numbers(ty: u32, raw: &[u8], be: bool) -> std::result::Result<Vec<f64>, Strin
             raw.chunks_exact($n)
                 .map(|c| {
                     let a: [u8; $n] = c.try_into().unwrap();
-                    (if be { <$t>::from_be_bytes(a) } else { <$t>::from_le_bytes(a) }) as f64
+                    (if be {
+                        <$t>::from_be_bytes(a)
+                    } else {
+                        <$t>::from_le_bytes(a)
+                    }) as f64
                 })
                 .collect()
         };
@@ -284,15 +332,26 @@ fn numbers(ty: u32, raw: &[u8], be: bool) -> std::result::Result<Vec<f64>, Strin
 fn chars(ty: u32, raw: &[u8], be: bool) -> std::result::Result<Vec<char>, String> {
     let bad = || "invalid character data".to_string();
     Ok(match ty {
-        MI_UTF8 => std::str::from_utf8(raw).map_err(|_| bad())?.chars().collect(),
+        MI_UTF8 => std::str::from_utf8(raw)
+            .map_err(|_| bad())?
+            .chars()
+            .collect(),
         MI_INT8 | MI_UINT8 => raw.iter().map(|&b| b as char).collect(),
         MI_UINT16 | MI_INT16 | MI_UTF16 => {
             let units: Vec<u16> = raw
                 .chunks_exact(2)
-                .map(|c| if be { u16::from_be_bytes([c[0], c[1]]) } else { u16::from_le_bytes([c[0], c[1]]) })
+                .map(|c| {
+                    if be {
+                        u16::from_be_bytes([c[0], c[1]])
+                    } else {
+                        u16::from_le_bytes([c[0], c[1]])
+                    }
+                })
                 .collect();
             // MATLAB stores one UTF-16 code unit per char; lone surrogates become U+FFFD.
-            char::decode_utf16(units).map(|c| c.unwrap_or('\u{fffd}')).collect()
+            char::decode_utf16(units)
+                .map(|c| c.unwrap_or('\u{fffd}'))
+                .collect()
         }
         MI_UTF32 | MI_UINT32 | MI_INT32 => raw
             .chunks_exact(4)

@@ -20,7 +20,10 @@ impl Folder {
                 }
             }
         }
-        Folder { dir: dir.to_path_buf(), lower }
+        Folder {
+            dir: dir.to_path_buf(),
+            lower,
+        }
     }
 
     /// Path of `name` in the folder (the listed path when nothing matches).
@@ -39,5 +42,9 @@ impl Folder {
 /// The folder holding the images: the first of `candidates` (relative to `root`) that exists,
 /// else `root`.
 pub(crate) fn image_dir(root: &Path, candidates: &[&str]) -> PathBuf {
-    candidates.iter().map(|c| root.join(c)).find(|d| d.is_dir()).unwrap_or_else(|| root.to_path_buf())
+    candidates
+        .iter()
+        .map(|c| root.join(c))
+        .find(|d| d.is_dir())
+        .unwrap_or_else(|| root.to_path_buf())
 }

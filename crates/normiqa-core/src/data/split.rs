@@ -29,7 +29,10 @@ pub struct Ratios {
 impl Default for Ratios {
     /// 0.6 / 0.8: 60 % train, 20 % val, 20 % test (the reference defaults).
     fn default() -> Self {
-        Ratios { train: 0.6, train_val: 0.8 }
+        Ratios {
+            train: 0.6,
+            train_val: 0.8,
+        }
     }
 }
 
@@ -41,7 +44,10 @@ impl Ratios {
     /// Train / test only, no validation set (`train_val == train`); `train_test(0.8)` is the
     /// 80/20 protocol.
     pub fn train_test(train: f64) -> Self {
-        Ratios { train, train_val: train }
+        Ratios {
+            train,
+            train_val: train,
+        }
     }
 
     /// True when no validation set is asked for (`train_val == train`).
@@ -57,7 +63,11 @@ impl Ratios {
     /// Checks `0 < train <= train_val <= 1`.
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: &str| {
-            Err(DataError::BadRatios { train: self.train, train_val: self.train_val, msg: msg.into() })
+            Err(DataError::BadRatios {
+                train: self.train,
+                train_val: self.train_val,
+                msg: msg.into(),
+            })
         };
         if !self.train.is_finite() || !self.train_val.is_finite() {
             return bad("ratios must be finite numbers");
@@ -129,10 +139,13 @@ impl Split {
         let mut ref_ids: HashMap<&str, usize> = HashMap::new();
         let mut sample_ref = Vec::with_capacity(dataset.len());
         for (i, s) in dataset.samples.iter().enumerate() {
-            let r = s.reference.as_deref().ok_or_else(|| DataError::MissingReference {
-                index: i,
-                name: s.name.clone(),
-            })?;
+            let r = s
+                .reference
+                .as_deref()
+                .ok_or_else(|| DataError::MissingReference {
+                    index: i,
+                    name: s.name.clone(),
+                })?;
             let next = ref_ids.len();
             sample_ref.push(*ref_ids.entry(r).or_insert(next));
         }
@@ -158,7 +171,11 @@ impl Split {
 
     /// Every item in the test set (cross-dataset evaluation).
     pub fn all_test(n: usize) -> Split {
-        Split { train: vec![], val: vec![], test: (0..n).collect() }
+        Split {
+            train: vec![],
+            val: vec![],
+            test: (0..n).collect(),
+        }
     }
 
     /// Total number of indices.
@@ -233,7 +250,11 @@ fn cut(perm: &[usize], ratios: Ratios) -> Result<(Split, (usize, usize))> {
         v
     };
     Ok((
-        Split { train: sorted(&perm[..a]), val: sorted(&perm[a..b]), test: sorted(&perm[b..]) },
+        Split {
+            train: sorted(&perm[..a]),
+            val: sorted(&perm[a..b]),
+            test: sorted(&perm[b..]),
+        },
         (a, b),
     ))
 }

@@ -76,7 +76,9 @@ pub fn parse_name(name: &str) -> Option<(String, usize, u32)> {
     }
     let d: usize = d.parse().ok()?;
     let l: u32 = l.parse().ok()?;
-    (1..=DISTORTIONS.len()).contains(&d).then(|| (r.to_ascii_lowercase(), d, l))
+    (1..=DISTORTIONS.len())
+        .contains(&d)
+        .then(|| (r.to_ascii_lowercase(), d, l))
 }
 
 /// Loads TID2013 from its root (the folder holding `mos_with_names.txt`).
@@ -84,11 +86,18 @@ pub fn load(root: impl AsRef<Path>) -> Result<Dataset> {
     let root = root.as_ref();
     let path = root.join("mos_with_names.txt");
     if !path.is_file() {
-        return Err(DataError::MissingFile { path, what: "TID2013 labels (lines `MOS name`)".into() });
+        return Err(DataError::MissingFile {
+            path,
+            what: "TID2013 labels (lines `MOS name`)".into(),
+        });
     }
     let text = read_text(&path)?;
     let folder = Folder::new(&image_dir(root, &["distorted_images", "Distorted_images"]));
-    let bad = |line: usize, msg: String| DataError::BadLine { path: path.clone(), line: line as u64 + 1, msg };
+    let bad = |line: usize, msg: String| DataError::BadLine {
+        path: path.clone(),
+        line: line as u64 + 1,
+        msg,
+    };
     let mut samples = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -106,7 +115,10 @@ pub fn load(root: impl AsRef<Path>) -> Result<Dataset> {
             .filter(|x: &f64| x.is_finite())
             .ok_or_else(|| bad(i, format!("MOS {m:?} is not a number")))?;
         let (reference, d, level) = parse_name(name).ok_or_else(|| {
-            bad(i, format!("image name {name:?} is not like i03_08_4.bmp (distortion 01..24)"))
+            bad(
+                i,
+                format!("image name {name:?} is not like i03_08_4.bmp (distortion 01..24)"),
+            )
         })?;
         samples.push(Sample {
             path: folder.path(name),
@@ -137,14 +149,22 @@ pub fn load(root: impl AsRef<Path>) -> Result<Dataset> {
         if stds.len() != samples.len() {
             return Err(DataError::Inconsistent {
                 path: std_path,
-                msg: format!("{} values but mos_with_names.txt has {} images", stds.len(), samples.len()),
+                msg: format!(
+                    "{} values but mos_with_names.txt has {} images",
+                    stds.len(),
+                    samples.len()
+                ),
             });
         }
         for (s, v) in samples.iter_mut().zip(stds) {
             s.mos_std = Some(v);
         }
     }
-    Ok(Dataset { name: "TID2013".into(), samples, higher_is_better: true })
+    Ok(Dataset {
+        name: "TID2013".into(),
+        samples,
+        higher_is_better: true,
+    })
 }
 
 fn read_text(path: &Path) -> Result<String> {

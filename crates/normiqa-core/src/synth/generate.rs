@@ -46,11 +46,17 @@ pub struct SynthRecord {
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> SynthError {
-    SynthError::Io { path: path.display().to_string(), source }
+    SynthError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 fn img_err(path: &Path, source: image::ImageError) -> SynthError {
-    SynthError::Image { path: path.display().to_string(), source }
+    SynthError::Image {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 fn splitmix64(mut x: u64) -> u64 {
@@ -61,7 +67,9 @@ fn splitmix64(mut x: u64) -> u64 {
 }
 
 fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The seed used for reference `stem` and type `d` (the same for all levels of that pair, so
@@ -83,7 +91,8 @@ fn save_atomic(img: &RgbImage, path: &Path, format: ImageFormat) -> Result<(), S
         std::process::id(),
         format.extensions_str().first().copied().unwrap_or("img")
     ));
-    img.save_with_format(&tmp, format).map_err(|e| img_err(&tmp, e))?;
+    img.save_with_format(&tmp, format)
+        .map_err(|e| img_err(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
 }
 
@@ -100,8 +109,14 @@ pub fn generate(
     score: &(dyn Fn(&RgbImage, &RgbImage) -> f64 + Sync),
 ) -> Result<Vec<SynthRecord>, SynthError> {
     if let Some(&l) = opts.levels.iter().find(|l| !(1..=5).contains(*l)) {
-        let d = opts.distortions.first().map_or("any distortion", |d| d.name());
-        return Err(SynthError::InvalidLevel { distortion: d, level: l });
+        let d = opts
+            .distortions
+            .first()
+            .map_or("any distortion", |d| d.name());
+        return Err(SynthError::InvalidLevel {
+            distortion: d,
+            level: l,
+        });
     }
     let mut stems = std::collections::HashSet::new();
     for r in references {
@@ -125,7 +140,8 @@ pub fn generate(
             let stem = p.file_stem().and_then(|s| s.to_str()).unwrap().to_string();
             let img = image::open(p).map_err(|e| img_err(p, e))?.to_rgb8();
             let copy = ref_dir.join(format!("{stem}.png"));
-            let up_to_date = image::image_dimensions(&copy).map_or(false, |d| d == img.dimensions());
+            let up_to_date =
+                image::image_dimensions(&copy).map_or(false, |d| d == img.dimensions());
             if !up_to_date {
                 save_atomic(&img, &copy, ImageFormat::Png)?;
             }
@@ -135,7 +151,9 @@ pub fn generate(
 
     let jobs: Vec<(usize, Distortion, u8)> = (0..refs.len())
         .flat_map(|r| {
-            opts.distortions.iter().flat_map(move |&d| opts.levels.iter().map(move |&l| (r, d, l)))
+            opts.distortions
+                .iter()
+                .flat_map(move |&d| opts.levels.iter().map(move |&l| (r, d, l)))
         })
         .collect();
 
@@ -146,9 +164,10 @@ pub fn generate(
             let name = image_name(stem, d, level, opts.format);
             let path = img_dir.join(&name);
             let existing = match image::image_dimensions(&path) {
-                Ok(dims) if dims == reference.dimensions() => {
-                    image::open(&path).ok().map(|i| i.to_rgb8()).filter(|i| i.dimensions() == dims)
-                }
+                Ok(dims) if dims == reference.dimensions() => image::open(&path)
+                    .ok()
+                    .map(|i| i.to_rgb8())
+                    .filter(|i| i.dimensions() == dims),
                 _ => None,
             };
             let distorted = match existing {
@@ -197,7 +216,8 @@ pub fn write_embedded_references(dir: &Path) -> Result<Vec<PathBuf>, SynthError>
         .into_iter()
         .map(|(name, img)| {
             let p = dir.join(format!("{name}.png"));
-            img.save_with_format(&p, ImageFormat::Png).map_err(|e| img_err(&p, e))?;
+            img.save_with_format(&p, ImageFormat::Png)
+                .map_err(|e| img_err(&p, e))?;
             Ok(p)
         })
         .collect()

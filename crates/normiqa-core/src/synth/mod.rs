@@ -38,9 +38,15 @@ pub enum SynthError {
     #[error("codec error: {0}")]
     Codec(String),
     #[error("image error for {path}: {source}")]
-    Image { path: String, source: image::ImageError },
+    Image {
+        path: String,
+        source: image::ImageError,
+    },
     #[error("io error for {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("csv error: {0}")]
     Csv(#[from] csv::Error),
     #[error("invalid option: {0}")]
@@ -148,7 +154,8 @@ impl FromStr for Distortion {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim().to_ascii_lowercase().replace('-', "_");
         if let Ok(id) = t.parse::<u8>() {
-            return Distortion::from_id(id).ok_or_else(|| SynthError::UnknownDistortion(s.to_string()));
+            return Distortion::from_id(id)
+                .ok_or_else(|| SynthError::UnknownDistortion(s.to_string()));
         }
         Distortion::ALL
             .iter()
@@ -163,7 +170,10 @@ impl FromStr for Distortion {
 /// `seed`. The output has the size of the input.
 pub fn apply(d: Distortion, img: &RgbImage, level: u8, seed: u64) -> Result<RgbImage, SynthError> {
     if !(1..=5).contains(&level) {
-        return Err(SynthError::InvalidLevel { distortion: d.name(), level });
+        return Err(SynthError::InvalidLevel {
+            distortion: d.name(),
+            level,
+        });
     }
     if img.width() == 0 || img.height() == 0 {
         return Err(SynthError::EmptyImage(img.width(), img.height()));
@@ -178,20 +188,30 @@ pub fn apply(d: Distortion, img: &RgbImage, level: u8, seed: u64) -> Result<RgbI
         ColorDiffusion => color::color_diffusion(img, color::COLOR_DIFFUSION_AMOUNT[l]),
         ColorShift => color::color_shift(img, color::COLOR_SHIFT_AMOUNT[l], rng),
         ColorQuantization => color::color_quantization(img, color::COLOR_QUANTIZATION_COLORS[l]),
-        ColorSaturationHsv => color::color_saturation_hsv(img, color::COLOR_SATURATION_HSV_FACTOR[l]),
-        ColorSaturationLab => color::color_saturation_lab(img, color::COLOR_SATURATION_LAB_FACTOR[l]),
+        ColorSaturationHsv => {
+            color::color_saturation_hsv(img, color::COLOR_SATURATION_HSV_FACTOR[l])
+        }
+        ColorSaturationLab => {
+            color::color_saturation_lab(img, color::COLOR_SATURATION_LAB_FACTOR[l])
+        }
         Jpeg2000 => compression::jpeg2000(img, compression::JPEG2000_RATIO[l])?,
         Jpeg => compression::jpeg(img, compression::JPEG_QUALITY[l])?,
         WhiteNoise => noise::white_noise(img, noise::WHITE_NOISE_VAR[l], rng),
-        WhiteNoiseColorComponent => noise::white_noise_color_component(img, noise::WHITE_NOISE_CC_VAR[l], rng),
+        WhiteNoiseColorComponent => {
+            noise::white_noise_color_component(img, noise::WHITE_NOISE_CC_VAR[l], rng)
+        }
         ImpulseNoise => noise::impulse_noise(img, noise::IMPULSE_NOISE_DENSITY[l], rng),
-        MultiplicativeNoise => noise::multiplicative_noise(img, noise::MULTIPLICATIVE_NOISE_VAR[l], rng),
+        MultiplicativeNoise => {
+            noise::multiplicative_noise(img, noise::MULTIPLICATIVE_NOISE_VAR[l], rng)
+        }
         Denoise => noise::denoise(img, noise::DENOISE_VAR[l], rng),
         Brighten => brightness::brighten(img, brightness::BRIGHTEN_AMOUNT[l]),
         Darken => brightness::darken(img, brightness::DARKEN_AMOUNT[l]),
         MeanShift => brightness::mean_shift(img, brightness::MEAN_SHIFT_AMOUNT[l]),
         Jitter => spatial::jitter(img, spatial::JITTER_AMOUNT[l], rng),
-        NonEccentricityPatch => spatial::non_eccentricity_patch(img, spatial::NON_ECCENTRICITY_PATCHES[l], rng),
+        NonEccentricityPatch => {
+            spatial::non_eccentricity_patch(img, spatial::NON_ECCENTRICITY_PATCHES[l], rng)
+        }
         Pixelate => spatial::pixelate(img, spatial::PIXELATE_STRENGTH[l]),
         Quantization => spatial::quantization(img, spatial::QUANTIZATION_LEVELS[l]),
         ColorBlock => spatial::color_block(img, spatial::COLOR_BLOCK_COUNT[l], rng),
@@ -206,7 +226,8 @@ macro_rules! embedded {
     };
 }
 
-static EMBEDDED: &[(&str, &[u8])] = embedded!("kodim03", "kodim05", "kodim13", "kodim15", "kodim20", "kodim23");
+static EMBEDDED: &[(&str, &[u8])] =
+    embedded!("kodim03", "kodim05", "kodim13", "kodim15", "kodim20", "kodim23");
 
 /// Six 128x128 Kodak images compiled into the crate (see `assets/references/README.md`):
 /// `(name, image)`, e.g. `("kodim03", ..)`.

@@ -85,7 +85,9 @@ pub(crate) fn fspecial_disk(rad: f64) -> (Vec<f32>, usize) {
         }
     }
     let c = (crad as usize) * n + crad as usize;
-    s[c] = (std::f64::consts::PI * r2).min(std::f64::consts::PI / 2.0).min(1.0);
+    s[c] = (std::f64::consts::PI * r2)
+        .min(std::f64::consts::PI / 2.0)
+        .min(1.0);
     let sum: f64 = s.iter().sum();
     (s.into_iter().map(|v| (v / sum) as f32).collect(), n)
 }
@@ -98,12 +100,22 @@ pub(crate) fn fspecial_motion(len: f64, theta: f64) -> (Vec<f32>, usize, usize) 
     let half = (len - 1.0) / 2.0;
     let phi = theta.rem_euclid(180.0) / 180.0 * std::f64::consts::PI;
     let (cosphi, sinphi) = (phi.cos(), phi.sin());
-    let xsign: f64 = if cosphi > 0.0 { 1.0 } else if cosphi < 0.0 { -1.0 } else { 0.0 };
+    let xsign: f64 = if cosphi > 0.0 {
+        1.0
+    } else if cosphi < 0.0 {
+        -1.0
+    } else {
+        0.0
+    };
     let linewdt = 1.0;
     let sx = (half * cosphi + linewdt * xsign - len * eps).trunc();
     let sy = (half * sinphi + linewdt - len * eps).trunc();
     // meshgrid(0:xsign:sx, 0:sy)
-    let nx = if xsign == 0.0 { 1 } else { (sx / xsign).floor() as usize + 1 };
+    let nx = if xsign == 0.0 {
+        1
+    } else {
+        (sx / xsign).floor() as usize + 1
+    };
     let ny = sy as usize + 1;
     let mut d = vec![0f64; nx * ny];
     for r in 0..ny {
@@ -155,7 +167,9 @@ mod tests {
         // 0.0251 0.1453 0.0251; 0.1453 0.3183 0.1453; 0.0251 0.1453 0.0251
         let (k, n) = fspecial_disk(1.0);
         assert_eq!(n, 3);
-        let e = [0.0251, 0.1453, 0.0251, 0.1453, 0.3183, 0.1453, 0.0251, 0.1453, 0.0251];
+        let e = [
+            0.0251, 0.1453, 0.0251, 0.1453, 0.3183, 0.1453, 0.0251, 0.1453, 0.0251,
+        ];
         for (a, b) in k.iter().zip(e) {
             assert!((*a as f64 - b).abs() < 1e-3, "{k:?}");
         }

@@ -2,7 +2,8 @@
 //! quantization), 7 (colour saturation in HSV), 8 (colour saturation in Lab).
 
 use super::{
-    conv_sep, gauss_size, gaussian_1d, hsv_to_rgb, lab_to_rgb, mapmm, rgb_to_hsv, rgb_to_lab, Planes,
+    conv_sep, gauss_size, gaussian_1d, hsv_to_rgb, lab_to_rgb, mapmm, rgb_to_hsv, rgb_to_lab,
+    Planes,
 };
 use image::RgbImage;
 use rand::Rng;
@@ -54,8 +55,9 @@ pub fn color_diffusion(img: &RgbImage, amount: f64) -> RgbImage {
 pub fn color_shift(img: &RgbImage, amount: f64, rng: &mut impl Rng) -> RgbImage {
     let mut p = Planes::from_rgb(img);
     let (w, h) = (p.w, p.h);
-    let gray: Vec<f32> =
-        (0..w * h).map(|i| 0.2989 * p.c[0][i] + 0.5870 * p.c[1][i] + 0.1140 * p.c[2][i]).collect();
+    let gray: Vec<f32> = (0..w * h)
+        .map(|i| 0.2989 * p.c[0][i] + 0.5870 * p.c[1][i] + 0.1140 * p.c[2][i])
+        .collect();
     // central-difference gradient (one-sided at the borders), like MATLAB `gradient`.
     let mut e = vec![0f32; w * h];
     for y in 0..h {
@@ -212,18 +214,31 @@ fn min_variance_palette(img: &RgbImage, ncolors: usize) -> Vec<[f32; 3]> {
                 }
             }
             let tot = acc.iter().fold((0.0, [0.0; 3], 0.0), |t, a| {
-                (t.0 + a.0, [t.1[0] + a.1[0], t.1[1] + a.1[1], t.1[2] + a.1[2]], t.2 + a.2)
+                (
+                    t.0 + a.0,
+                    [t.1[0] + a.1[0], t.1[1] + a.1[1], t.1[2] + a.1[2]],
+                    t.2 + a.2,
+                )
             });
             let mut left = (0.0, [0.0f64; 3], 0.0);
             for cut in 0..31 {
                 let a = acc[cut];
-                left = (left.0 + a.0, [left.1[0] + a.1[0], left.1[1] + a.1[1], left.1[2] + a.1[2]], left.2 + a.2);
+                left = (
+                    left.0 + a.0,
+                    [left.1[0] + a.1[0], left.1[1] + a.1[1], left.1[2] + a.1[2]],
+                    left.2 + a.2,
+                );
                 let rn = tot.0 - left.0;
                 if left.0 == 0.0 || rn == 0.0 {
                     continue;
                 }
-                let rs = [tot.1[0] - left.1[0], tot.1[1] - left.1[1], tot.1[2] - left.1[2]];
-                let e = left.2 - left.1.iter().map(|v| v * v).sum::<f64>() / left.0 + (tot.2 - left.2)
+                let rs = [
+                    tot.1[0] - left.1[0],
+                    tot.1[1] - left.1[1],
+                    tot.1[2] - left.1[2],
+                ];
+                let e = left.2 - left.1.iter().map(|v| v * v).sum::<f64>() / left.0
+                    + (tot.2 - left.2)
                     - rs.iter().map(|v| v * v).sum::<f64>() / rn;
                 if best.map_or(true, |b| e < b.0) {
                     best = Some((e, axis, cut));
@@ -238,7 +253,8 @@ fn min_variance_palette(img: &RgbImage, ncolors: usize) -> Vec<[f32; 3]> {
             }
             continue;
         };
-        let (l, r): (Vec<usize>, Vec<usize>) = set.into_iter().partition(|&i| coord(i, axis) <= cut);
+        let (l, r): (Vec<usize>, Vec<usize>) =
+            set.into_iter().partition(|&i| coord(i, axis) <= cut);
         let (el, er) = (sse(&l), sse(&r));
         boxes[bi] = (l, el);
         boxes.push((r, er));
@@ -254,7 +270,11 @@ fn min_variance_palette(img: &RgbImage, ncolors: usize) -> Vec<[f32; 3]> {
                     s[k] += sum[i][k];
                 }
             }
-            [(s[0] / n / 255.0) as f32, (s[1] / n / 255.0) as f32, (s[2] / n / 255.0) as f32]
+            [
+                (s[0] / n / 255.0) as f32,
+                (s[1] / n / 255.0) as f32,
+                (s[2] / n / 255.0) as f32,
+            ]
         })
         .collect()
 }

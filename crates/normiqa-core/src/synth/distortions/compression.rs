@@ -125,7 +125,9 @@ fn j2k_encode(img: &RgbImage, ratio: f64) -> Result<Vec<u8>, SynthError> {
         }
         let image = opj::opj_image_create(3, cp.as_mut_ptr(), opj::COLOR_SPACE::OPJ_CLRSPC_SRGB);
         if image.is_null() {
-            return Err(SynthError::Codec("jpeg2000: opj_image_create failed".into()));
+            return Err(SynthError::Codec(
+                "jpeg2000: opj_image_create failed".into(),
+            ));
         }
         (*image).x0 = 0;
         (*image).y0 = 0;
@@ -152,7 +154,10 @@ fn j2k_encode(img: &RgbImage, ratio: f64) -> Result<Vec<u8>, SynthError> {
         params.numresolution = nres;
 
         let codec = opj::opj_create_compress(opj::CODEC_FORMAT::OPJ_CODEC_J2K);
-        let mut out = WriteBuf { data: Vec::with_capacity((w * h) as usize), pos: 0 };
+        let mut out = WriteBuf {
+            data: Vec::with_capacity((w * h) as usize),
+            pos: 0,
+        };
         let stream = opj::opj_stream_create(1 << 16, 0);
         let mut ok = !codec.is_null() && !stream.is_null();
         if ok {
@@ -173,7 +178,9 @@ fn j2k_encode(img: &RgbImage, ratio: f64) -> Result<Vec<u8>, SynthError> {
         }
         opj::opj_image_destroy(image);
         if !ok {
-            return Err(SynthError::Codec("jpeg2000: OpenJPEG encoding failed".into()));
+            return Err(SynthError::Codec(
+                "jpeg2000: OpenJPEG encoding failed".into(),
+            ));
         }
         Ok(out.data)
     }
@@ -181,7 +188,10 @@ fn j2k_encode(img: &RgbImage, ratio: f64) -> Result<Vec<u8>, SynthError> {
 
 fn j2k_decode(bytes: &[u8], w: u32, h: u32) -> Result<RgbImage, SynthError> {
     unsafe {
-        let mut rb = ReadBuf { data: bytes, pos: 0 };
+        let mut rb = ReadBuf {
+            data: bytes,
+            pos: 0,
+        };
         let stream = opj::opj_stream_create(1 << 16, 1);
         let codec = opj::opj_create_decompress(opj::CODEC_FORMAT::OPJ_CODEC_J2K);
         let mut image: *mut opj::opj_image_t = std::ptr::null_mut();
@@ -199,10 +209,15 @@ fn j2k_decode(bytes: &[u8], w: u32, h: u32) -> Result<RgbImage, SynthError> {
                 && opj::opj_decode(codec, stream, image) == 1
                 && opj::opj_end_decompress(codec, stream) == 1;
         }
-        let mut result = Err(SynthError::Codec("jpeg2000: OpenJPEG decoding failed".into()));
+        let mut result = Err(SynthError::Codec(
+            "jpeg2000: OpenJPEG decoding failed".into(),
+        ));
         if ok && !image.is_null() && (*image).numcomps >= 3 {
             let comps = std::slice::from_raw_parts((*image).comps, 3);
-            if comps.iter().all(|c| c.w == w && c.h == h && !c.data.is_null()) {
+            if comps
+                .iter()
+                .all(|c| c.w == w && c.h == h && !c.data.is_null())
+            {
                 let mut out = RgbImage::new(w, h);
                 for (k, comp) in comps.iter().enumerate() {
                     let data = std::slice::from_raw_parts(comp.data, (w * h) as usize);
@@ -232,7 +247,11 @@ mod tests {
 
     fn test_image() -> RgbImage {
         RgbImage::from_fn(96, 80, |x, y| {
-            image::Rgb([(x * 2 + y) as u8, ((x * y) % 251) as u8, (128.0 + 100.0 * ((x as f32) / 7.0).sin()) as u8])
+            image::Rgb([
+                (x * 2 + y) as u8,
+                ((x * y) % 251) as u8,
+                (128.0 + 100.0 * ((x as f32) / 7.0).sin()) as u8,
+            ])
         })
     }
 
@@ -243,7 +262,11 @@ mod tests {
         for ratio in JPEG2000_RATIO {
             let bytes = j2k_encode(&img, ratio).unwrap();
             // OpenJPEG's rate control targets the ratio from below; allow the fixed headers.
-            assert!((bytes.len() as f64) <= raw / ratio * 1.05 + 200.0, "ratio {ratio}: {} bytes", bytes.len());
+            assert!(
+                (bytes.len() as f64) <= raw / ratio * 1.05 + 200.0,
+                "ratio {ratio}: {} bytes",
+                bytes.len()
+            );
             let dec = j2k_decode(&bytes, img.width(), img.height()).unwrap();
             assert_eq!(dec.dimensions(), img.dimensions());
         }

@@ -75,7 +75,9 @@ pub(crate) fn to_u8(v: f32) -> u8 {
 
 /// Apply a per-value map to every channel of an 8-bit image via a 256-entry LUT.
 pub(crate) fn map_lut(img: &RgbImage, f: impl Fn(f64) -> f64) -> RgbImage {
-    let lut: Vec<u8> = (0..256).map(|v| to_u8(f(v as f64 / 255.0) as f32)).collect();
+    let lut: Vec<u8> = (0..256)
+        .map(|v| to_u8(f(v as f64 / 255.0) as f32))
+        .collect();
     let mut out = img.clone();
     for p in out.pixels_mut() {
         for k in 0..3 {
@@ -198,7 +200,11 @@ pub(crate) fn rgb_to_lab(p: [f32; 3]) -> [f32; 3] {
         }
     };
     let (fx, fy, fz) = (f(x), f(y), f(z));
-    [(116.0 * fy - 16.0) as f32, (500.0 * (fx - fy)) as f32, (200.0 * (fy - fz)) as f32]
+    [
+        (116.0 * fy - 16.0) as f32,
+        (500.0 * (fx - fy)) as f32,
+        (200.0 * (fy - fz)) as f32,
+    ]
 }
 
 /// CIE L*a*b* → sRGB (D65); out-of-gamut values are clipped to `[0, 1]`.
@@ -221,7 +227,11 @@ pub(crate) fn lab_to_rgb(p: [f32; 3]) -> [f32; 3] {
     let r = 3.240_454_2 * x - 1.537_138_5 * y - 0.498_531_4 * z;
     let g = -0.969_266 * x + 1.876_010_8 * y + 0.041_556 * z;
     let bb = 0.055_643_4 * x - 0.204_025_9 * y + 1.057_225_2 * z;
-    [linear_to_srgb(r) as f32, linear_to_srgb(g) as f32, linear_to_srgb(bb) as f32]
+    [
+        linear_to_srgb(r) as f32,
+        linear_to_srgb(g) as f32,
+        linear_to_srgb(bb) as f32,
+    ]
 }
 
 /// MATLAB `rgb2hsv` (h, s, v all in `[0, 1]`).
@@ -388,11 +398,17 @@ pub(crate) fn randn(rng: &mut impl Rng) -> f64 {
 
 /// Nearest-neighbour resize with MATLAB `imresize(..., 'nearest')` pixel-centre mapping.
 pub(crate) fn resize_nearest(p: &Planes, nw: usize, nh: usize) -> Planes {
-    let xs: Vec<usize> =
-        (0..nw).map(|x| (((x as f64 + 0.5) * p.w as f64 / nw as f64) as usize).min(p.w - 1)).collect();
-    let ys: Vec<usize> =
-        (0..nh).map(|y| (((y as f64 + 0.5) * p.h as f64 / nh as f64) as usize).min(p.h - 1)).collect();
-    let mut c = [vec![0f32; nw * nh], vec![0f32; nw * nh], vec![0f32; nw * nh]];
+    let xs: Vec<usize> = (0..nw)
+        .map(|x| (((x as f64 + 0.5) * p.w as f64 / nw as f64) as usize).min(p.w - 1))
+        .collect();
+    let ys: Vec<usize> = (0..nh)
+        .map(|y| (((y as f64 + 0.5) * p.h as f64 / nh as f64) as usize).min(p.h - 1))
+        .collect();
+    let mut c = [
+        vec![0f32; nw * nh],
+        vec![0f32; nw * nh],
+        vec![0f32; nw * nh],
+    ];
     for k in 0..3 {
         for (y, &sy) in ys.iter().enumerate() {
             for (x, &sx) in xs.iter().enumerate() {
@@ -418,7 +434,12 @@ mod tests {
 
     #[test]
     fn lab_roundtrip() {
-        for p in [[0.2f32, 0.5, 0.9], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [0.9, 0.1, 0.3]] {
+        for p in [
+            [0.2f32, 0.5, 0.9],
+            [1.0, 1.0, 1.0],
+            [0.0, 0.0, 0.0],
+            [0.9, 0.1, 0.3],
+        ] {
             let q = lab_to_rgb(rgb_to_lab(p));
             for k in 0..3 {
                 assert!((p[k] - q[k]).abs() < 1e-4, "{p:?} {q:?}");

@@ -94,12 +94,20 @@ pub fn denoise(img: &RgbImage, var: f64, rng: &mut impl Rng) -> RgbImage {
         let mean = conv_sep(c, w, h, &box5);
         let sq: Vec<f32> = c.iter().map(|v| v * v).collect();
         let mean_sq = conv_sep(&sq, w, h, &box5);
-        let local_var: Vec<f32> = mean.iter().zip(&mean_sq).map(|(m, s)| (s - m * m).max(0.0)).collect();
+        let local_var: Vec<f32> = mean
+            .iter()
+            .zip(&mean_sq)
+            .map(|(m, s)| (s - m * m).max(0.0))
+            .collect();
         let noise = local_var.iter().map(|&v| v as f64).sum::<f64>() / local_var.len() as f64;
         let noise = noise as f32;
         for i in 0..w * h {
             let lv = local_var[i];
-            let g = if lv.max(noise) > 0.0 { (lv - noise).max(0.0) / lv.max(noise) } else { 0.0 };
+            let g = if lv.max(noise) > 0.0 {
+                (lv - noise).max(0.0) / lv.max(noise)
+            } else {
+                0.0
+            };
             c[i] = mean[i] + g * (c[i] - mean[i]);
         }
     }

@@ -1,6 +1,8 @@
 //! Sharpness and contrast family: KADID-10k types 24 (high sharpen), 25 (contrast change).
 
-use super::{conv_sep, gaussian_1d, lab_to_rgb, map_lut, ppval, rgb_to_lab, spline_not_a_knot, Planes};
+use super::{
+    conv_sep, gaussian_1d, lab_to_rgb, map_lut, ppval, rgb_to_lab, spline_not_a_knot, Planes,
+};
 use image::RgbImage;
 
 /// Type 24 levels: unsharp-mask amount. `imdist_generator.m` `case 24`.

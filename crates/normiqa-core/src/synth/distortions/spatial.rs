@@ -23,8 +23,9 @@ pub fn jitter(img: &RgbImage, amount: f64, rng: &mut impl Rng) -> RgbImage {
     let mut p = Planes::from_rgb(img);
     let (w, h) = (p.w, p.h);
     for _ in 0..5 {
-        let shifts: Vec<(f32, f32)> =
-            (0..w * h).map(|_| ((randn(rng) * amount) as f32, (randn(rng) * amount) as f32)).collect();
+        let shifts: Vec<(f32, f32)> = (0..w * h)
+            .map(|_| ((randn(rng) * amount) as f32, (randn(rng) * amount) as f32))
+            .collect();
         let mut out = p.clone();
         for y in 0..h {
             for x in 0..w {
@@ -63,8 +64,12 @@ pub fn non_eccentricity_patch(img: &RgbImage, n: usize, rng: &mut impl Rng) -> R
     for _ in 0..n {
         let ws = (rng.gen::<f64>() * (w_max - w_min)).round() + w_min;
         let hs = (rng.gen::<f64>() * (h_max - h_min)).round() + h_min;
-        let rw = ((rng.gen::<f64>() - 0.5) * radius as f64 + ws).round().clamp(0.0, (w - ps) as f64);
-        let rh = ((rng.gen::<f64>() - 0.5) * radius as f64 + hs).round().clamp(0.0, (h - ps) as f64);
+        let rw = ((rng.gen::<f64>() - 0.5) * radius as f64 + ws)
+            .round()
+            .clamp(0.0, (w - ps) as f64);
+        let rh = ((rng.gen::<f64>() - 0.5) * radius as f64 + hs)
+            .round()
+            .clamp(0.0, (h - ps) as f64);
         let (ws, hs, rw, rh) = (ws as u32, hs as u32, rw as u32, rh as u32);
         let patch = image::imageops::crop_imm(&out, ws, hs, ps as u32, ps as u32).to_image();
         image::imageops::replace(&mut out, &patch, rw as i64, rh as i64);
@@ -125,7 +130,7 @@ pub fn quantization(img: &RgbImage, n: usize) -> RgbImage {
 fn multithresh(hist: &[f64; 256], n: usize) -> Vec<f64> {
     let total: f64 = hist.iter().sum();
     let k = n + 1; // classes
-    // quantile initialisation of class centres
+                   // quantile initialisation of class centres
     let mut centers = Vec::with_capacity(k);
     let mut acc = 0.0;
     let mut j = 0;
@@ -146,7 +151,9 @@ fn multithresh(hist: &[f64; 256], n: usize) -> Vec<f64> {
         }
     }
     for _ in 0..200 {
-        let th: Vec<f64> = (0..k - 1).map(|i| (centers[i] + centers[i + 1]) / 2.0).collect();
+        let th: Vec<f64> = (0..k - 1)
+            .map(|i| (centers[i] + centers[i + 1]) / 2.0)
+            .collect();
         let mut s = vec![0f64; k];
         let mut c = vec![0f64; k];
         for (v, &hv) in hist.iter().enumerate() {
@@ -169,7 +176,9 @@ fn multithresh(hist: &[f64; 256], n: usize) -> Vec<f64> {
             break;
         }
     }
-    (0..k - 1).map(|i| (centers[i] + centers[i + 1]) / 2.0 / 255.0).collect()
+    (0..k - 1)
+        .map(|i| (centers[i] + centers[i + 1]) / 2.0 / 255.0)
+        .collect()
 }
 
 /// KADID `imcolorblock`: `n` times, a 32x32 block of a uniformly random colour is pasted at a
@@ -179,7 +188,8 @@ pub fn color_block(img: &RgbImage, n: usize, rng: &mut impl Rng) -> RgbImage {
     let (w, h) = (img.width(), img.height());
     let ps = 32.min(w).min(h);
     for _ in 0..n {
-        let color = [rng.gen::<f64>(), rng.gen::<f64>(), rng.gen::<f64>()].map(|v| super::to_u8(v as f32));
+        let color =
+            [rng.gen::<f64>(), rng.gen::<f64>(), rng.gen::<f64>()].map(|v| super::to_u8(v as f32));
         let px = (rng.gen::<f64>() * (w - ps) as f64).floor() as u32;
         let py = (rng.gen::<f64>() * (h - ps) as f64).floor() as u32;
         for y in py..py + ps {

@@ -1,0 +1,80 @@
+//! Inference-only backbones: every convolution followed by a BatchNorm is folded into one
+//! convolution with a bias, and activations run in place. For eval-mode forwards without
+//! gradients (feature extraction of a frozen backbone, validation, `predict`), where it saves one
+//! pass over every activation map per convolution.
+//!
+//! Folding (eval-mode BatchNorm with running statistics μ, σ², scale γ, shift β):
+//! `γ·(W∗x + c − μ)/√(σ²+ε) + β = (s·W)∗x + (β + s·(c − μ))`, `s = γ/√(σ²+ε)` per output channel.
+//! Built from the live weights each time it is requested, so it never goes stale.
+
+use tch::{nn, Tensor};
+
+/// A frozen backbone: eval mode, no gradients, (level-6 map, level-7 map) as [`super::Backbone`].
+pub trait FrozenBackbone: Send {
+    fn forward_two(&self, x: &Tensor) -> (Tensor, Tensor);
+}
+
+/// A convolution with its BatchNorm folded in.
+#[derive(Debug)]
+pub struct FusedConv {
+    w: Tensor,
+    b: Tensor,
+    stride: i64,
+    padding: i64,
+    groups: i64,
+}
+
+impl FusedConv {
+    /// Folds `bn` (epsilon `eps`) into `conv` (which must have been built with this stride,
+    /// symmetric padding and groups: tch keeps a convolution's configuration private).
+    pub fn fold(
+        conv: &nn::Conv2D,
+        bn: &nn::BatchNorm,
+        eps: f64,
+        stride: i64,
+        padding: i64,
+        groups: i64,
+    ) -> Self {
+        tch::no_grad(|| {
+            let mut s = (&bn.running_var + eps).rsqrt();
+            if let Some(g) = &bn.ws {
+                s *= g;
+            }
+            let mut shift = -&bn.running_mean * &s;
+            if let Some(c) = &conv.bs {
+                shift += c * &s;
+            }
+            if let Some(beta) = &bn.bs {
+                shift += beta;
+            }
+            let w = &conv.ws * s.view([-1, 1, 1, 1]);
+            FusedConv {
+                w,
+                b: shift,
+                stride,
+                padding,
+                groups,
+            }
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.conv2d(
+            &self.w,
+            Some(&self.b),
+            [self.stride],
+            [self.padding],
+            [1],
+            self.groups,
+        )
+    }
+
+    /// Kernel size (square kernels only in these backbones).
+    pub fn kernel(&self) -> i64 {
+        self.w.size()[2]
+    }
+
+    pub fn stride(&self) -> i64 {
+        self.stride
+    }
+}
