@@ -5,6 +5,8 @@
             LinearityIQA model on ResNet-18 and on EfficientNet-Lite0, batch 8 at --size (500),
             median of N steps after warm-up;
   (predict) batch-1 predict latency (eval, no_grad) of both models at 500x500;
+  (predict-files) throughput of scoring N CLIVE files (decode + forward, batch 1), as a user
+            scoring photos;
   (epoch)   one CLIVE frozen-backbone epoch: PIL-decode all images (+ the 500x500 resize rule),
             eval-mode pooled-feature extraction (batch 16), 1 epoch of head training on the
             exp-0 training set (cached features, batch 8, Norm-in-Norm p=1 q=2).
@@ -21,6 +23,7 @@ import time
 
 import numpy as np
 import torch
+from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "reference"))
@@ -120,9 +123,25 @@ def bench_epoch(data, weights, max_images, eval_bs):
             "val_predict_s": val_s, "total_s": decode_s + features_s + head_epoch_s + val_s}
 
 
+def bench_predict_files(data, weights, n):
+    """Scores the first n CLIVE images (sorted names) as a user would: decode each file (PIL),
+    eval forward at batch 1, no_grad -- the reference demo's loop over files."""
+    files = sorted(os.listdir(os.path.join(data, "images")))[:n]
+    model = L.LinearityIQA(load_lite0(weights)).eval()
+    t0 = time.perf_counter()
+    scores = []
+    with torch.no_grad():
+        for f in files:
+            im = np.asarray(Image.open(os.path.join(data, "images", f)).convert("RGB"), dtype=np.uint8)
+            scores.append(float(model(L.to_input([im]))[-1]))
+    s = time.perf_counter() - t0
+    return {"images": len(files), "seconds": s, "images_per_s": len(files) / s}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--what", default="all", choices=["train", "predict", "epoch", "all"])
+    ap.add_argument("--what", default="all", choices=["train", "predict", "predict-files", "epoch", "all"])
+    ap.add_argument("--files", type=int, default=300, help="predict-files: how many CLIVE images (30 with --quick)")
     ap.add_argument("--quick", action="store_true", help="few iterations, 64 images for the epoch")
     ap.add_argument("--size", type=int, default=500, help="train-step image size (500 or 224)")
     ap.add_argument("--batch-size", type=int, default=8)
@@ -146,6 +165,8 @@ def main():
     if args.what in ("predict", "all"):
         out["predict_b1"] = [bench_predict(a, 500, pw, pn) for a in ("resnet18", "efficientnet_lite0")]
         print(json.dumps({"predict_b1": out["predict_b1"]}), file=sys.stderr, flush=True)
+    if args.what in ("predict-files", "all"):
+        out["predict_files"] = bench_predict_files(args.data, args.weights, 30 if args.quick else args.files)
     if args.what in ("epoch", "all"):
         n = args.max_images or (64 if args.quick else None)
         out["clive_frozen_epoch"] = bench_epoch(args.data, args.weights, n, args.eval_batch_size)

@@ -11,7 +11,7 @@ RS=target/release/examples/bench
 PY=.venv/bin/python
 out=bench/last_run.json
 echo "{" > $out
-for what in train predict epoch; do
+for what in train predict predict-files epoch; do
   echo "[bench] $what: normiqa" >&2
   r=$($RS --what $what $QUICK)
   echo "[bench] $what: pytorch" >&2
@@ -31,6 +31,8 @@ row("train step, EfficientNet-Lite0 LinearityIQA, batch 8, %d px" % tr["normiqa"
 pr = d["predict"]; rs = pr["normiqa"]["predict_b1_s"]; pt = {x["arch"]: x["median_s"] for x in pr["pytorch"]["predict_b1"]}
 row("predict batch 1, ResNet-18, 500 px", rs["resnet18"], pt["resnet18"])
 row("predict batch 1, EfficientNet-Lite0, 500 px", rs["efficientnet-lite0"], pt["efficientnet_lite0"])
+pf = d["predict-files"]; r = pf["normiqa"]["predict_files"]; p = pf["pytorch"]["predict_files"]
+rows.append("| predict throughput, %d CLIVE files (decode + Lite0 model, load included for normiqa) | %.1f images/s | %.1f images/s | %.2fx |" % (r["images"], r["images_per_s"], p["images_per_s"], r["images_per_s"] / p["images_per_s"]))
 ep = d["epoch"]; r = ep["normiqa"]["clive_epoch"]; p = ep["pytorch"]["clive_frozen_epoch"]
 row("CLIVE epoch: decode %d images" % r["images"], r["decode_s"], p["decode_s"])
 row("CLIVE epoch: pooled features (Lite0, eval, batch %d)" % r["eval_batch_size"], r["features_s"], p["features_s"])

@@ -158,6 +158,36 @@ fn clive_epoch(quick: bool, eval_bs: usize) -> serde_json::Value {
     serde_json::json!({"images": idx.len(), "eval_batch_size": eval_bs, "decode_s": decode, "features_s": features, "heads_epoch_s": heads_epoch, "val_predict_s": val_s, "total_s": decode + features + heads_epoch + val_s})
 }
 
+/// Throughput of `normiqa predict` (the command's code path: parallel decode in chunks, inference
+/// at batch 1, CSV written) on the first `n` CLIVE files, with the shipped model.
+fn predict_files(n: usize) -> serde_json::Value {
+    let root = normiqa::cli::args::default_clive_root().join("images");
+    let mut files: Vec<_> = std::fs::read_dir(&root)
+        .expect("CLIVE images")
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files.truncate(n);
+    let out = std::env::temp_dir().join(format!("normiqa-bench-{}.csv", std::process::id()));
+    let mut argv: Vec<String> = vec![
+        "normiqa".into(),
+        "predict".into(),
+        "--device".into(),
+        "cpu".into(),
+        "-o".into(),
+        out.display().to_string(),
+    ];
+    argv.extend(files.iter().map(|f| f.display().to_string()));
+    let t = Instant::now();
+    normiqa::cli::run(<normiqa::cli::Cli as clap::Parser>::try_parse_from(argv).unwrap())
+        .expect("normiqa predict");
+    let s = t.elapsed().as_secs_f64();
+    let rows = std::fs::read_to_string(&out).unwrap().lines().count() - 1;
+    let _ = std::fs::remove_file(&out);
+    assert_eq!(rows, files.len(), "every file scored");
+    serde_json::json!({"images": files.len(), "seconds": s, "images_per_s": files.len() as f64 / s})
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -191,6 +221,9 @@ fn main() {
             "resnet18": predict_b1(BackboneName::ResNet18, size, predict_iters),
             "efficientnet-lite0": predict_b1(BackboneName::EfficientNetLite0, size, predict_iters),
         });
+    }
+    if what == "predict-files" || what == "all" {
+        out["predict_files"] = predict_files(if quick { 30 } else { 300 });
     }
     if what == "epoch" || what == "all" {
         out["clive_epoch"] = clive_epoch(quick, eval_bs);

@@ -78,15 +78,17 @@ fn same_pad(x: &Tensor, k: i64, s: i64) -> Tensor {
     }
 }
 
+/// ReLU6 as PyTorch's `F.relu6` (hardtanh): its backward is ~25% cheaper for the whole Lite0
+/// train step than `clamp`'s (measured 2.1–2.5 s vs 2.9–3.4 s, batch 8 at 500 px).
 fn relu6(x: Tensor) -> Tensor {
-    x.clamp(0.0, 6.0)
+    x.relu6()
 }
 
 /// A folded SAME convolution, optionally followed by an in-place ReLU6.
 fn fused_same(conv: &FusedConv, x: &Tensor, relu: bool) -> Tensor {
     let mut y = conv.forward(&same_pad(x, conv.kernel(), conv.stride()));
     if relu {
-        let _ = y.clamp_(0.0, 6.0);
+        let _ = y.relu6_();
     }
     y
 }
