@@ -80,6 +80,57 @@ fn predict_scores_the_good_images_and_names_the_bad_one() {
 }
 
 #[test]
+fn predict_streams_json_and_csv_in_chunks() {
+    let model =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/clive-efficientnet-lite0");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("imgs");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..3u32 {
+        image::RgbImage::from_fn(40 + 8 * i, 32, |x, y| {
+            image::Rgb([(x * 3 + i * 40) as u8, (y * 5) as u8, 90])
+        })
+        .save(dir.join(format!("im{i}.png")))
+        .unwrap();
+    }
+    let run = |format: &str, file: &str| {
+        let out = tmp.path().join(file);
+        let m = model.to_str().unwrap();
+        cli(&[
+            "predict",
+            dir.to_str().unwrap(),
+            "--model",
+            m,
+            "--device",
+            "cpu",
+            "--chunk",
+            "1",
+            "--all-heads",
+            "--format",
+            format,
+            "-o",
+            out.to_str().unwrap(),
+        ])
+        .unwrap();
+        std::fs::read_to_string(out).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&run("json", "s.json")).unwrap();
+    let rows = json.as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    let csv = run("csv", "s.csv");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "image,score,head6,head7,fused");
+    assert_eq!(lines.len(), 4, "{csv}");
+    // The same scores in both formats, in the same (sorted) order.
+    for (row, line) in rows.iter().zip(&lines[1..]) {
+        let score: f64 = line.split(',').nth(1).unwrap().parse().unwrap();
+        assert!((row["score"].as_f64().unwrap() - score).abs() < 1e-4);
+        assert!(line.contains(row["image"].as_str().unwrap()));
+        assert_eq!(row["heads"].as_array().unwrap().len(), 3);
+    }
+}
+
+#[test]
 fn unknown_options_are_rejected_with_their_name() {
     let err = format!("{}", cli(&["train", "--arch", "resnet19"]).unwrap_err());
     assert!(err.contains("resnet19"), "{err}");

@@ -89,6 +89,79 @@ pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// Writes rows as they are scored: CSV records, or the elements of one JSON array.
+struct RowWriter {
+    csv: Option<csv::Writer<Box<dyn Write>>>,
+    json: Option<Box<dyn Write>>,
+    n: usize,
+}
+
+impl RowWriter {
+    fn new(sink: Box<dyn Write>, format: Format, all_heads: bool) -> Result<Self> {
+        Ok(match format {
+            Format::Csv => {
+                let mut w = csv::Writer::from_writer(sink);
+                if all_heads {
+                    w.write_record(["image", "score", "head6", "head7", "fused"])?;
+                } else {
+                    w.write_record(["image", "score"])?;
+                }
+                RowWriter {
+                    csv: Some(w),
+                    json: None,
+                    n: 0,
+                }
+            }
+            Format::Json => {
+                let mut w = sink;
+                write!(w, "[")?;
+                RowWriter {
+                    csv: None,
+                    json: Some(w),
+                    n: 0,
+                }
+            }
+        })
+    }
+
+    fn write(&mut self, r: Row) -> Result<()> {
+        if let Some(w) = &mut self.csv {
+            let mut rec = vec![r.image.clone(), format!("{:.4}", r.score)];
+            if let Some(h) = r.heads {
+                rec.extend(h.iter().map(|v| format!("{v:.6}")));
+            }
+            w.write_record(&rec)?;
+        } else if let Some(w) = &mut self.json {
+            write!(
+                w,
+                "{}\n  {}",
+                if self.n == 0 { "" } else { "," },
+                serde_json::to_string(&r)?
+            )?;
+        }
+        self.n += 1;
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if let Some(w) = &mut self.csv {
+            w.flush()?;
+        } else if let Some(w) = &mut self.json {
+            w.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Closes the output (the JSON array's bracket); returns the number of rows written.
+    fn finish(mut self) -> Result<usize> {
+        if let Some(w) = &mut self.json {
+            writeln!(w, "\n]")?;
+        }
+        self.flush()?;
+        Ok(self.n)
+    }
+}
+
 /// The shipped default model's folder.
 pub fn default_model_dir() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("NORMIQA_MODEL") {
@@ -123,7 +196,13 @@ pub fn run(args: PredictArgs) -> Result<()> {
         Some(v) => bail!("--resize {v:?}: expected two positive numbers H W"),
         None => vec![],
     };
-    let mut rows = Vec::with_capacity(files.len());
+    let sink: Box<dyn Write> = match &args.output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = RowWriter::new(sink, args.format, args.all_heads)?;
     let mut failures = Vec::new();
     let t0 = std::time::Instant::now();
     for chunk in files.chunks(args.chunk.max(1)) {
@@ -140,53 +219,34 @@ pub fn run(args: PredictArgs) -> Result<()> {
             }
         }
         let idx: Vec<usize> = (0..images.len()).collect();
-        let out = train::predict(
+        let heads = train::predict(
             &tm.model,
             &Inputs::Images(&images),
             &idx,
             crate::train::config::eval_batch_size(args.batch_size, device),
             device,
         )?;
-        let mapped = tm.info.mapping[2].apply(&out[2]);
+        let mapped = tm.info.mapping[2].apply(&heads[2]);
         for (i, name) in names.into_iter().enumerate() {
-            rows.push(Row {
+            out.write(Row {
                 image: name,
                 score: mapped[i],
-                heads: args.all_heads.then(|| [out[0][i], out[1][i], out[2][i]]),
-            });
+                heads: args
+                    .all_heads
+                    .then(|| [heads[0][i], heads[1][i], heads[2][i]]),
+            })?;
         }
+        // Each chunk's scores are on disk before the next chunk is decoded: an interrupted run
+        // over thousands of files keeps everything scored so far.
+        out.flush()?;
     }
+    let n = out.finish()?;
     tracing::info!(
         "scored {} images in {:.2} s ({:.1} images/s)",
-        rows.len(),
+        n,
         t0.elapsed().as_secs_f64(),
-        rows.len() as f64 / t0.elapsed().as_secs_f64()
+        n as f64 / t0.elapsed().as_secs_f64()
     );
-    let mut sink: Box<dyn Write> = match &args.output {
-        Some(p) => {
-            Box::new(std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?)
-        }
-        None => Box::new(std::io::stdout().lock()),
-    };
-    match args.format {
-        Format::Json => writeln!(sink, "{}", serde_json::to_string_pretty(&rows)?)?,
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(sink);
-            if args.all_heads {
-                w.write_record(["image", "score", "head6", "head7", "fused"])?;
-            } else {
-                w.write_record(["image", "score"])?;
-            }
-            for r in &rows {
-                let mut rec = vec![r.image.clone(), format!("{:.4}", r.score)];
-                if let Some(h) = r.heads {
-                    rec.extend(h.iter().map(|v| format!("{v:.6}")));
-                }
-                w.write_record(&rec)?;
-            }
-            w.flush()?;
-        }
-    }
     if !failures.is_empty() {
         bail!(
             "{} image(s) could not be scored:\n  {}",

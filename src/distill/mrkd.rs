@@ -765,19 +765,7 @@ pub fn train_pair(
     let device = parse_device(&cfg.device).map_err(anyhow::Error::msg)?;
     let dataset = &data.dataset;
     let split = train_data::split_dataset(&cfg.data, dataset, seed)?;
-    if split.train.len() < cfg.batch_size {
-        bail!(
-            "the training set has {} images, fewer than --batch-size {}",
-            split.train.len(),
-            cfg.batch_size
-        );
-    }
-    if split.test.is_empty() {
-        bail!(
-            "the test set is empty (--train-val-ratio {} leaves nothing for test)",
-            cfg.data.train_val_ratio
-        );
-    }
+    train_data::check_trainable(&split, &cfg.data, cfg.batch_size)?;
     let mos = dataset.mos();
     let mos_of = |idx: &[usize]| idx.iter().map(|&i| mos[i]).collect::<Vec<f64>>();
     let (mu, sd) = if cfg.normalize_mos {

@@ -163,14 +163,7 @@ pub fn per_type_bars(res: &ExperimentResults, path: &Path) -> Result<()> {
                 });
             chart.draw_series(whiskers).map_err(err)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 14))
-            .draw()
-            .map_err(err)?;
+        crate::report::plots::legend(&mut chart, SeriesLabelPosition::LowerRight, 14)?;
         // Group names, rotated, under the axis.
         let style = TextStyle::from(("sans-serif", 13).into_font())
             .transform(FontTransform::Rotate270)
@@ -410,14 +403,7 @@ pub fn curves(res: &ExperimentResults, path: &Path) -> Result<()> {
                     )
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 13))
-            .draw()
-            .map_err(err)?;
+        crate::report::plots::legend(&mut chart, SeriesLabelPosition::LowerRight, 13)?;
         root.present().map_err(err)?;
     }
     save(buf, w, h, path)

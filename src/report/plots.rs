@@ -33,6 +33,26 @@ fn pe<E: std::fmt::Debug>(e: E) -> anyhow::Error {
     anyhow!("drawing: {e:?}")
 }
 
+/// Draws the chart's series legend at `pos` in the style of every normiqa figure.
+pub(crate) fn legend<'a, DB, CT>(
+    chart: &mut ChartContext<'a, DB, CT>,
+    pos: SeriesLabelPosition,
+    font_size: u32,
+) -> Result<()>
+where
+    DB: DrawingBackend + 'a,
+    CT: plotters::coord::CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .label_font(("sans-serif", font_size))
+        .background_style(WHITE.mix(0.85))
+        .border_style(RGBColor(160, 160, 160))
+        .draw()
+        .map_err(pe)
+}
+
 /// Draws with `f` on a white `w`×`h` canvas, then writes the PNG.
 fn render(
     path: &Path,
@@ -191,14 +211,7 @@ pub fn line_chart(path: &Path, c: &LineChart) -> Result<()> {
                 )
                 .map_err(pe)?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font(("sans-serif", 16))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(160, 160, 160))
-            .draw()
-            .map_err(pe)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight, 16)?;
         Ok(())
     })
 }
@@ -286,14 +299,7 @@ pub fn bar_chart(
                     .map_err(pe)?;
             }
             if ng > 1 {
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperRight)
-                    .label_font(("sans-serif", 15))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(RGBColor(160, 160, 160))
-                    .draw()
-                    .map_err(pe)?;
+                legend(&mut chart, SeriesLabelPosition::UpperRight, 15)?;
             }
         }
         Ok(())
@@ -359,14 +365,7 @@ pub fn scatter(
                 .label(note)
                 .legend(|_| EmptyElement::at((0, 0)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font(("sans-serif", 16))
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(160, 160, 160))
-            .draw()
-            .map_err(pe)?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft, 16)?;
         Ok(())
     })
 }

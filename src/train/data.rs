@@ -82,6 +82,24 @@ pub fn split_dataset(cfg: &DataConfig, dataset: &Dataset, seed: u64) -> Result<S
 }
 
 /// Loads, splits and decodes. Images of samples in no set are left empty (0×0).
+/// A split a training run can use: at least one full batch of training images, a test set.
+pub fn check_trainable(split: &Split, cfg: &DataConfig, batch_size: usize) -> Result<()> {
+    if split.train.len() < batch_size {
+        anyhow::bail!(
+            "the training set has {} images, fewer than --batch-size {} (no full batch; check --train-ratio)",
+            split.train.len(),
+            batch_size
+        );
+    }
+    if split.test.is_empty() {
+        anyhow::bail!(
+            "the test set is empty (--train-val-ratio {} leaves nothing for test)",
+            cfg.train_val_ratio
+        );
+    }
+    Ok(())
+}
+
 pub fn load(cfg: &DataConfig, seed: u64) -> Result<LoadedData> {
     let dataset = load_dataset(&cfg.dataset)?;
     let split = split_dataset(cfg, &dataset, seed)?;

@@ -262,19 +262,7 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         images,
         decode_seconds,
     } = train_data::load(&cfg.data, cfg.seed)?;
-    if split.train.len() < cfg.batch_size {
-        bail!(
-            "the training set has {} images, fewer than --batch-size {} (no full batch; check --train-ratio)",
-            split.train.len(),
-            cfg.batch_size
-        );
-    }
-    if split.test.is_empty() {
-        bail!(
-            "the test set is empty (--train-val-ratio {} leaves nothing for test)",
-            cfg.data.train_val_ratio
-        );
-    }
+    train_data::check_trainable(&split, &cfg.data, cfg.batch_size)?;
     tracing::info!(
         "{}: {} images (train {}, val {}, test {}), decoded in {:.1} s",
         dataset.name,

@@ -70,17 +70,8 @@ pub const DISTORTION_NAMES: [&str; 25] = [
 
 /// Splits `I01_01_01.png` into (reference `I01`, distortion id 1, level 1).
 pub fn parse_name(name: &str) -> Option<(String, usize, u32)> {
-    let stem = super::clive::stem(name);
-    let mut parts = stem.split('_');
-    let (r, d, l) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || r.is_empty() {
-        return None;
-    }
-    let d: usize = d.parse().ok()?;
-    let l: u32 = l.parse().ok()?;
-    (1..=DISTORTIONS.len())
-        .contains(&d)
-        .then(|| (r.to_string(), d, l))
+    super::names::parse_ref_type_level(name, DISTORTIONS.len())
+        .map(|(r, d, l)| (r.to_string(), d, l))
 }
 
 /// Loads KADID-10k from its root (the folder holding `dmos.csv`).

@@ -48,3 +48,17 @@ pub(crate) fn image_dir(root: &Path, candidates: &[&str]) -> PathBuf {
         .find(|d| d.is_dir())
         .unwrap_or_else(|| root.to_path_buf())
 }
+
+/// Splits a synthetic-dataset file name `REF_TYPE_LEVEL.ext` (KADID `I01_01_01.png`, TID2013
+/// `i03_08_4.bmp`) into (reference, distortion id in 1..=n_types, level).
+pub(crate) fn parse_ref_type_level(name: &str, n_types: usize) -> Option<(&str, usize, u32)> {
+    let stem = super::clive::stem(name);
+    let mut parts = stem.split('_');
+    let (r, d, l) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || r.is_empty() {
+        return None;
+    }
+    let d: usize = d.parse().ok()?;
+    let l: u32 = l.parse().ok()?;
+    (1..=n_types).contains(&d).then_some((r, d, l))
+}

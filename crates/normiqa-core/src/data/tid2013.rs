@@ -68,17 +68,8 @@ pub const DISTORTION_NAMES: [&str; 24] = [
 
 /// Splits `i03_08_4.bmp` into (reference `i03` (lower-case), distortion id 8, level 4).
 pub fn parse_name(name: &str) -> Option<(String, usize, u32)> {
-    let stem = super::clive::stem(name);
-    let mut parts = stem.split('_');
-    let (r, d, l) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || r.is_empty() {
-        return None;
-    }
-    let d: usize = d.parse().ok()?;
-    let l: u32 = l.parse().ok()?;
-    (1..=DISTORTIONS.len())
-        .contains(&d)
-        .then(|| (r.to_ascii_lowercase(), d, l))
+    super::names::parse_ref_type_level(name, DISTORTIONS.len())
+        .map(|(r, d, l)| (r.to_ascii_lowercase(), d, l))
 }
 
 /// Loads TID2013 from its root (the folder holding `mos_with_names.txt`).
