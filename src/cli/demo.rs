@@ -132,7 +132,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
 fn synthetic(args: &DemoArgs) -> Result<()> {
     use normiqa_core::synth::{self, GenerateOptions};
     let out = args.out.join("synth");
-    println!("\n== synthetic distortions (MRKD-style per-type evaluation) -> {}", out.display());
+    println!(
+        "\n== synthetic distortions (MRKD-style per-type evaluation) -> {}",
+        out.display()
+    );
     let refs = synth::write_embedded_references(&out.join("references"))?;
     let opts = GenerateOptions {
         distortions: super::synth::parse_distortions("all")?,

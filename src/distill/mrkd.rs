@@ -890,10 +890,7 @@ pub fn train_pair(
                 }
             };
             let (total, t0, t1, d) = pair_loss(cfg, &members, &outs, &y).map_err(|e| {
-                let names: Vec<&str> = idx
-                    .iter()
-                    .map(|&i| dataset.samples[i].name.as_str())
-                    .collect();
+                let names = train_data::batch_names(dataset, idx);
                 anyhow::anyhow!(
                     "epoch {}, batch {} (images {:?}): {e}",
                     epoch + 1,

@@ -15,22 +15,6 @@ use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
-
-fn register_font() -> Result<()> {
-    static ONCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let ok = *ONCE.get_or_init(|| {
-        [FontStyle::Normal, FontStyle::Bold]
-            .iter()
-            .all(|s| plotters::style::register_font("sans-serif", *s, FONT).is_ok())
-    });
-    if ok {
-        Ok(())
-    } else {
-        Err(anyhow!("the embedded DejaVu Sans font could not be loaded"))
-    }
-}
-
 const HARD: RGBColor = RGBColor(214, 39, 40);
 const EASY: RGBColor = RGBColor(44, 160, 44);
 const OTHER: RGBColor = RGBColor(70, 130, 180);
@@ -56,7 +40,7 @@ pub fn plot_per_type(
     if rows.is_empty() {
         return Err(anyhow!("no distortion types to plot"));
     }
-    register_font()?;
+    super::font::register()?;
     let rows = sorted_by_srocc(rows);
     let n = rows.len();
     let finite: Vec<f64> = rows

@@ -82,6 +82,13 @@ pub fn split_dataset(cfg: &DataConfig, dataset: &Dataset, seed: u64) -> Result<S
 }
 
 /// Loads, splits and decodes. Images of samples in no set are left empty (0×0).
+/// Names of the samples of a batch, for error messages.
+pub fn batch_names<'a>(dataset: &'a Dataset, idx: &[usize]) -> Vec<&'a str> {
+    idx.iter()
+        .map(|&i| dataset.samples[i].name.as_str())
+        .collect()
+}
+
 /// A split a training run can use: at least one full batch of training images, a test set.
 pub fn check_trainable(split: &Split, cfg: &DataConfig, batch_size: usize) -> Result<()> {
     if split.train.len() < batch_size {

@@ -441,10 +441,7 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
                 }
             };
             let total = loss::multi_head(&cfg.loss, cfg.beta, &heads, &y).map_err(|e| {
-                let names: Vec<&str> = idx
-                    .iter()
-                    .map(|&i| dataset.samples[i].name.as_str())
-                    .collect();
+                let names = train_data::batch_names(&dataset, idx);
                 anyhow::anyhow!(
                     "epoch {}, batch {} (images {:?}): {e}",
                     epoch + 1,
@@ -454,10 +451,7 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
             })?;
             let lv = f64::try_from(&total)?;
             if !lv.is_finite() {
-                let names: Vec<&str> = idx
-                    .iter()
-                    .map(|&i| dataset.samples[i].name.as_str())
-                    .collect();
+                let names = train_data::batch_names(&dataset, idx);
                 bail!(
                     "the loss became {lv} at epoch {}, batch {} (images {:?}); stopping. The last good checkpoint in {} is kept (try a smaller --lr)",
                     epoch + 1,
