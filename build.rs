@@ -10,7 +10,6 @@ fn main() {
     }
     if std::env::var("CARGO_FEATURE_CUDA").is_ok() {
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");
-        println!("cargo:rustc-link-arg=-Wl,--copy-dt-needed-entries");
         println!("cargo:rustc-link-arg=-ltorch");
         println!("cargo:rustc-link-arg=-ltorch_cuda");
     }
