@@ -109,6 +109,18 @@ def main():
         summary["stats"][key] = st
         md.append("| %s | %s | %.4f ± %.4f | %.4f ± %.4f | %.4f | %.2f | %s |" % (impl, loss, st["srocc"][0], st["srocc"][1], st["plcc"][0], st["plcc"][1],
                                                                         st["krocc"][0], st["rmse"][0], st["epochs_to_threshold"]))
+    # Paired differences (same seed = same split, initialisation seed and batch-order seed).
+    pairs = [(x, y) for x in results for y in results if x < y and x.split("/")[1] == y.split("/")[1]]
+    if pairs and len(a.seeds) > 1:
+        from scipy import stats as sps
+        md += ["", "Paired over seeds %s (test SROCC, a − b):" % ",".join(map(str, a.seeds)), "",
+               "| a | b | mean(a − b) | sd | t | p (two-sided) | n |", "|---|---|---|---|---|---|---|"]
+        summary["paired"] = {}
+        for x, y in pairs:
+            d = [r["srocc"] - q["srocc"] for r, q in zip(results[x], results[y])]
+            t, pv = sps.ttest_rel([r["srocc"] for r in results[x]], [q["srocc"] for q in results[y]])
+            summary["paired"]["%s - %s" % (x, y)] = {"mean": statistics.mean(d), "sd": statistics.stdev(d), "t": float(t), "p": float(pv), "n": len(d)}
+            md.append("| %s | %s | %+.4f | %.4f | %.2f | %.3f | %d |" % (x, y, statistics.mean(d), statistics.stdev(d), t, pv, len(d)))
     json.dump(summary, open(os.path.join(a.out, "summary.json"), "w"), indent=1)
     open(os.path.join(a.out, "summary.md"), "w").write("\n".join(md) + "\n")
     print("\n".join(md))
