@@ -61,14 +61,24 @@ def bench_train(arch, size, bs, warmup, n):
     x = torch.randn(bs, size, size, 3).permute(0, 3, 1, 2)  # as the loader lays out images
     y = torch.rand(bs) * 100
 
+    phases = {"forward": [], "backward": [], "optimizer": []}
+
     def step():
-        opt.zero_grad()
+        t0 = time.perf_counter()
         loss = L.total_loss(Args, model(x), y)
+        float(loss.detach())
+        t1 = time.perf_counter()
+        opt.zero_grad()
         loss.backward()
+        t2 = time.perf_counter()
         opt.step()
+        t3 = time.perf_counter()
+        for k, v in zip(phases, (t1 - t0, t2 - t1, t3 - t2)):
+            phases[k].append(v)
 
     r = timed(step, warmup, n)
     r.update(arch=arch, batch=bs, size=size)
+    r["phases_median_s"] = {k: statistics.median(v[warmup:]) for k, v in phases.items()}
     return r
 
 

@@ -28,6 +28,10 @@ def row(name, rs, pt, unit="s"):
 tr = d["train"]; rs = tr["normiqa"]["train_step_s"]; pt = {x["arch"]: x["median_s"] for x in tr["pytorch"]["train_step"]}
 row("train step, ResNet-18 LinearityIQA, batch 8, %d px" % tr["normiqa"]["size"], rs["resnet18"], pt["resnet18"])
 row("train step, EfficientNet-Lite0 LinearityIQA, batch 8, %d px" % tr["normiqa"]["size"], rs["efficientnet-lite0"], pt["efficientnet_lite0"])
+ph = {x["arch"]: x["phases_median_s"] for x in tr["pytorch"]["train_step"]}
+for arch, parch in (("resnet18", "resnet18"), ("efficientnet-lite0", "efficientnet_lite0")):
+    for k in ("forward", "backward", "optimizer"):
+        row("  %s: %s" % (arch, k), tr["normiqa"]["train_phases_s"][arch][k], ph[parch][k])
 pr = d["predict"]; rs = pr["normiqa"]["predict_b1_s"]; pt = {x["arch"]: x["median_s"] for x in pr["pytorch"]["predict_b1"]}
 row("predict batch 1, ResNet-18, 500 px", rs["resnet18"], pt["resnet18"])
 row("predict batch 1, EfficientNet-Lite0, 500 px", rs["efficientnet-lite0"], pt["efficientnet_lite0"])

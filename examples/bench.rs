@@ -26,7 +26,9 @@ fn input(b: i64, size: i64) -> Tensor {
     Tensor::randn([b, size, size, 3], (Kind::Float, Device::Cpu)).permute([0, 3, 1, 2])
 }
 
-fn train_step(backbone: BackboneName, size: i64, iters: usize) -> f64 {
+/// Median seconds of a whole train step, and of its phases: forward + loss (synchronised by
+/// reading the loss), backward, optimiser step.
+fn train_step(backbone: BackboneName, size: i64, iters: usize) -> [f64; 4] {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
     let m = LinearityIqa::new(
@@ -40,19 +42,25 @@ fn train_step(backbone: BackboneName, size: i64, iters: usize) -> f64 {
     let x = input(8, size);
     let y = Tensor::rand([8], (Kind::Float, Device::Cpu)) * 100.0;
     let cfg = LossConfig::default();
-    let mut times = Vec::new();
+    let mut times: [Vec<f64>; 4] = Default::default();
     for i in 0..iters + 1 {
         let t = Instant::now();
         let heads = m.forward(&x, true, true);
         let l = loss::multi_head(&cfg, [0.1, 0.1, 1.0], &heads, &y).unwrap();
+        let _ = f64::try_from(&l).unwrap();
+        let t_fwd = t.elapsed().as_secs_f64();
         opt.zero_grad();
         l.backward();
+        let t_bwd = t.elapsed().as_secs_f64();
         opt.step();
+        let t_all = t.elapsed().as_secs_f64();
         if i >= 1 {
-            times.push(t.elapsed().as_secs_f64());
+            for (v, x) in times.iter_mut().zip([t_all, t_fwd, t_bwd - t_fwd, t_all - t_bwd]) {
+                v.push(x);
+            }
         }
     }
-    median(times)
+    times.map(median)
 }
 
 fn predict_b1(backbone: BackboneName, size: i64, iters: usize) -> f64 {
@@ -211,9 +219,12 @@ fn main() {
         .unwrap_or(1);
     let mut out = serde_json::json!({"impl": "normiqa (tch 0.26, libtorch 2.13)", "threads": tch::get_num_threads(), "size": size});
     if what == "train" || what == "all" {
-        out["train_step_s"] = serde_json::json!({
-            "resnet18": train_step(BackboneName::ResNet18, size, iters),
-            "efficientnet-lite0": train_step(BackboneName::EfficientNetLite0, size, iters),
+        let r = train_step(BackboneName::ResNet18, size, iters);
+        let e = train_step(BackboneName::EfficientNetLite0, size, iters);
+        out["train_step_s"] = serde_json::json!({"resnet18": r[0], "efficientnet-lite0": e[0]});
+        out["train_phases_s"] = serde_json::json!({
+            "resnet18": {"forward": r[1], "backward": r[2], "optimizer": r[3]},
+            "efficientnet-lite0": {"forward": e[1], "backward": e[2], "optimizer": e[3]},
         });
     }
     if what == "predict" || what == "all" {
