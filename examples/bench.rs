@@ -55,7 +55,10 @@ fn train_step(backbone: BackboneName, size: i64, iters: usize) -> [f64; 4] {
         opt.step();
         let t_all = t.elapsed().as_secs_f64();
         if i >= 1 {
-            for (v, x) in times.iter_mut().zip([t_all, t_fwd, t_bwd - t_fwd, t_all - t_bwd]) {
+            for (v, x) in times
+                .iter_mut()
+                .zip([t_all, t_fwd, t_bwd - t_fwd, t_all - t_bwd])
+            {
                 v.push(x);
             }
         }

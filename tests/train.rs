@@ -374,3 +374,79 @@ fn efficientnet_lite0_imagenet_weights_classify_a_pristine_image() {
     assert_eq!(f7.size(), vec![1, 1280]);
     assert!(f64::try_from(f7.abs().sum(Kind::Float)).unwrap() > 1.0);
 }
+
+#[test]
+fn an_interrupted_run_resumes_to_the_same_numbers() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tiny_config(tmp.path(), 32);
+    // Fine-tuning with Adam and drop connect (optimiser moments, libtorch's generator), and a
+    // frozen cached run with SGD momentum (momentum buffers).
+    let mut ft = base.clone();
+    ft.ft_lr_ratio = 0.1;
+    ft.model.drop_connect = 0.2;
+    ft.epochs = 4;
+    let mut frozen = base.clone();
+    frozen.ft_lr_ratio = 0.0;
+    frozen.optimizer = normiqa::train::config::OptimizerKind::Sgd { momentum: 0.9 };
+    frozen.epochs = 4;
+    for (name, cfg) in [("ft", ft), ("frozen", frozen)] {
+        let whole = run_dir(tmp.path(), &format!("{name}-whole"));
+        let cut = run_dir(tmp.path(), &format!("{name}-cut"));
+        let a = train::train(&cfg, &whole).unwrap().info;
+        assert!(
+            !whole.join("resume").exists(),
+            "a finished run leaves no resume state"
+        );
+        std::env::set_var("NORMIQA_STOP_AFTER_EPOCH", "2");
+        let err = match train::train(&cfg, &cut) {
+            Ok(_) => panic!("{name}: the run should have stopped after epoch 2"),
+            Err(e) => format!("{e:#}"),
+        };
+        std::env::remove_var("NORMIQA_STOP_AFTER_EPOCH");
+        assert!(err.contains("stopped after epoch 2"), "{err}");
+        assert!(cut.join("resume/state.json").exists());
+        let b = train::train(&cfg, &cut).unwrap().info;
+        assert_eq!(a.best_epoch, b.best_epoch, "{name}");
+        assert_eq!(a.mapping, b.mapping, "{name}");
+        assert_eq!(
+            a.test.as_ref().unwrap()[2].srocc,
+            b.test.as_ref().unwrap()[2].srocc,
+            "{name}"
+        );
+        assert_eq!(
+            a.val.as_ref().unwrap()[2].plcc,
+            b.val.as_ref().unwrap()[2].plcc,
+            "{name}"
+        );
+        let preds = |d: &Path| std::fs::read_to_string(d.join("predictions_test.csv")).unwrap();
+        assert_eq!(
+            preds(&whole),
+            preds(&cut),
+            "{name}: the same test predictions"
+        );
+        // The log holds each epoch once, and says where the run was resumed.
+        let log = |d: &Path| std::fs::read_to_string(d.join("log.jsonl")).unwrap();
+        let count = |t: &str, ev: &str| {
+            t.lines()
+                .filter(|l| l.contains(&format!("\"event\":\"{ev}\"")))
+                .count()
+        };
+        let (la, lb) = (log(&whole), log(&cut));
+        assert_eq!(count(&lb, "epoch"), 4, "{name}");
+        assert_eq!(count(&la, "iter"), count(&lb, "iter"), "{name}");
+        assert_eq!(count(&lb, "resume"), 1, "{name}");
+        assert!(!cut.join("resume").exists());
+    }
+    // A resume state from another configuration is not used: the run starts over.
+    let mut other = base.clone();
+    other.epochs = 3;
+    let d = run_dir(tmp.path(), "other");
+    std::env::set_var("NORMIQA_STOP_AFTER_EPOCH", "1");
+    assert!(train::train(&other, &d).is_err());
+    std::env::remove_var("NORMIQA_STOP_AFTER_EPOCH");
+    other.lr = 2e-3;
+    train::train(&other, &d).unwrap();
+    let log = std::fs::read_to_string(d.join("log.jsonl")).unwrap();
+    assert!(!log.contains("\"event\":\"resume\""));
+}

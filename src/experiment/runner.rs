@@ -2,7 +2,8 @@
 //!
 //! - A combination whose directory has a readable `run.json` with the same configuration is
 //!   finished and skipped.
-//! - One with a directory but no `run.json` was interrupted (or failed): it is run again from
+//! - One with a directory but no `run.json` was interrupted (or failed): the trainer resumes it
+//!   after its last finished epoch (`train/resume.rs`), or runs it again from
 //!   the start (the trainer truncates its log; its checkpoint is overwritten epoch by epoch).
 //! - A finished run whose configuration differs from the file's (the experiment was edited) is an
 //!   error unless `force`, which runs it again.
@@ -138,7 +139,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
                 "{}: finished with another configuration (the experiment file changed); delete it or pass --force to run it again",
                 run_dir.display()
             ),
-            ComboState::Interrupted | ComboState::Failed => println!("[{}/{}] {}: incomplete, running again from the start", c.index, combos.len(), c.name),
+            ComboState::Interrupted | ComboState::Failed => println!("[{}/{}] {}: incomplete, resuming after its last finished epoch (from the start if none)", c.index, combos.len(), c.name),
             _ => println!("[{}/{}] {}", c.index, combos.len(), c.name),
         }
         let _ = std::fs::remove_file(run_dir.join(FAILED));

@@ -8,6 +8,7 @@ use tch::{nn, Tensor};
 use crate::model::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
 
 struct Slot {
+    name: String,
     param: Tensor,
     group: usize,
     square_avg: Tensor,
@@ -39,6 +40,7 @@ impl Adadelta {
                 },
                 square_avg: param.zeros_like(),
                 acc_delta: param.zeros_like(),
+                name,
                 param,
             })
             .collect();
@@ -64,6 +66,38 @@ impl Adadelta {
                 let _ = g.zero_();
             }
         }
+    }
+
+    /// Accumulators as named tensors (`NAME#0` = E[g²], `NAME#1` = E[Δ²]), for a checkpoint.
+    pub(crate) fn state(&self) -> Vec<(String, Tensor)> {
+        self.slots
+            .iter()
+            .flat_map(|s| {
+                [
+                    (format!("{}#0", s.name), s.square_avg.shallow_clone()),
+                    (format!("{}#1", s.name), s.acc_delta.shallow_clone()),
+                ]
+            })
+            .collect()
+    }
+
+    pub(crate) fn load_state(
+        &mut self,
+        saved: &std::collections::HashMap<String, Tensor>,
+    ) -> anyhow::Result<()> {
+        for s in &mut self.slots {
+            for (k, buf) in [&mut s.square_avg, &mut s.acc_delta]
+                .into_iter()
+                .enumerate()
+            {
+                let key = format!("{}#{k}", s.name);
+                let t = saved
+                    .get(&key)
+                    .ok_or_else(|| anyhow::anyhow!("optimiser state: {key} missing"))?;
+                tch::no_grad(|| buf.copy_(t));
+            }
+        }
+        Ok(())
     }
 
     pub fn step(&mut self) {

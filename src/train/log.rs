@@ -1,5 +1,6 @@
 //! The run's JSONL log: one JSON object per line, flushed as written, so an interrupted run keeps
-//! everything up to its last epoch. Events: `start`, `iter` (loss, b̂ per step), `epoch`, `end`.
+//! everything up to its last epoch. Events: `start`, `iter` (loss, b̂ per step), `epoch`,
+//! `resume` (a resumed run goes on from here), `end`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
@@ -24,6 +25,27 @@ impl JsonlLog {
         Ok(JsonlLog {
             out: BufWriter::new(f),
         })
+    }
+
+    /// Opens an existing log for appending after cutting it to its first `len` bytes (a resumed
+    /// run drops what the interrupted epoch had written).
+    pub fn append_at(path: &Path, len: u64) -> Result<Self> {
+        let f = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        f.set_len(len)
+            .with_context(|| format!("truncating {}", path.display()))?;
+        let mut out = BufWriter::new(f);
+        use std::io::Seek;
+        out.seek(std::io::SeekFrom::Start(len))?;
+        Ok(JsonlLog { out })
+    }
+
+    /// Bytes written so far (everything is flushed after each event).
+    pub fn len(&mut self) -> Result<u64> {
+        use std::io::Seek;
+        Ok(self.out.stream_position()?)
     }
 
     /// Writes one event: `{"event": name, ...fields}`.

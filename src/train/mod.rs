@@ -7,6 +7,8 @@ pub mod config;
 pub mod data;
 pub mod features;
 pub mod log;
+pub mod optim;
+pub mod resume;
 pub mod schedule;
 pub mod trainer;
 

@@ -14,7 +14,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 use super::checkpoint::{self, HeadMetrics, RunInfo, SetSizes, Timings};
 use super::config::{FrozenMode, OptimizerKind, TrainConfig};
@@ -178,9 +178,11 @@ struct IterLog {
     bhat: f64,
 }
 
-/// tch's optimisers, or ours (Adadelta: tch has none).
+/// The configured optimiser (ours, with libtorch's update rules, so that its state can be saved
+/// and a run resumed; `optim.rs`, `adadelta.rs`).
 pub enum Opt {
-    Tch(nn::Optimizer),
+    Adam(super::optim::Adam),
+    Sgd(super::optim::Sgd),
     Adadelta(super::adadelta::Adadelta),
 }
 
@@ -193,21 +195,10 @@ impl Opt {
         weight_decay: f64,
     ) -> Result<Self> {
         Ok(match kind {
-            OptimizerKind::Adam => Opt::Tch(
-                nn::Adam {
-                    wd: weight_decay,
-                    ..Default::default()
-                }
-                .build(vs, lr)?,
-            ),
-            OptimizerKind::Sgd { momentum } => Opt::Tch(
-                nn::Sgd {
-                    momentum,
-                    wd: weight_decay,
-                    ..Default::default()
-                }
-                .build(vs, lr)?,
-            ),
+            OptimizerKind::Adam => Opt::Adam(super::optim::Adam::new(vs, lr, weight_decay)),
+            OptimizerKind::Sgd { momentum } => {
+                Opt::Sgd(super::optim::Sgd::new(vs, lr, momentum, weight_decay))
+            }
             OptimizerKind::Adadelta { rho, eps } => Opt::Adadelta(super::adadelta::Adadelta::new(
                 vs,
                 lr,
@@ -219,20 +210,46 @@ impl Opt {
     }
     pub fn set_lr_group(&mut self, group: usize, lr: f64) {
         match self {
-            Opt::Tch(o) => o.set_lr_group(group, lr),
+            Opt::Adam(o) => o.set_lr_group(group, lr),
+            Opt::Sgd(o) => o.set_lr_group(group, lr),
             Opt::Adadelta(o) => o.set_lr_group(group, lr),
         }
     }
     pub fn zero_grad(&mut self) {
         match self {
-            Opt::Tch(o) => o.zero_grad(),
+            Opt::Adam(o) => super::optim::zero_grad(&mut o.slots),
+            Opt::Sgd(o) => super::optim::zero_grad(&mut o.slots),
             Opt::Adadelta(o) => o.zero_grad(),
         }
     }
     pub fn step(&mut self) {
         match self {
-            Opt::Tch(o) => o.step(),
+            Opt::Adam(o) => o.step(),
+            Opt::Sgd(o) => o.step(),
             Opt::Adadelta(o) => o.step(),
+        }
+    }
+    /// The optimiser's buffers as named tensors, and its step count (Adam's bias correction).
+    pub fn state(&self) -> (Vec<(String, Tensor)>, i64) {
+        match self {
+            Opt::Adam(o) => (super::optim::state(&o.slots), o.step),
+            Opt::Sgd(o) => (super::optim::state(&o.slots), 0),
+            Opt::Adadelta(o) => (o.state(), 0),
+        }
+    }
+    /// Restores what [`Opt::state`] returned.
+    pub fn load_state(
+        &mut self,
+        saved: &std::collections::HashMap<String, Tensor>,
+        step: i64,
+    ) -> Result<()> {
+        match self {
+            Opt::Adam(o) => {
+                o.step = step;
+                super::optim::load_state(&mut o.slots, saved, 2)
+            }
+            Opt::Sgd(o) => super::optim::load_state(&mut o.slots, saved, 1),
+            Opt::Adadelta(o) => o.load_state(saved),
         }
     }
 }
@@ -373,12 +390,43 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
 
     let mut opt = Opt::build(cfg.optimizer, &vs, cfg.lr, cfg.weight_decay)?;
 
-    let mut log = super::log::JsonlLog::create(&out.join(checkpoint::LOG))?;
-    log.write("start", &serde_json::json!({"config": cfg, "n_train": split.train.len(), "n_val": split.val.len(), "n_test": split.test.len()}))?;
+    // An interrupted run with this configuration goes on from its last finished epoch.
+    let config_text = toml::to_string_pretty(cfg)?;
+    let resumed = super::resume::load(out, &config_text, &vs, &mut opt)?;
+    let mut log = match &resumed {
+        Some(st) => {
+            let mut log =
+                super::log::JsonlLog::append_at(&out.join(checkpoint::LOG), st.log_bytes)?;
+            log.write(
+                "resume",
+                &serde_json::json!({"after_epoch": st.epochs_done}),
+            )?;
+            tracing::info!(
+                "resuming {} after epoch {} of {}",
+                out.display(),
+                st.epochs_done,
+                cfg.epochs
+            );
+            log
+        }
+        None => {
+            let mut log = super::log::JsonlLog::create(&out.join(checkpoint::LOG))?;
+            log.write("start", &serde_json::json!({"config": cfg, "n_train": split.train.len(), "n_val": split.val.len(), "n_test": split.test.len()}))?;
+            log
+        }
+    };
 
     // Heads on cached features are tiny matrix products: one thread is faster than two (thread
     // hand-offs dominate; measured 0.5 s vs 2–20 s per CLIVE epoch on a busy 2-core machine).
-    let threads_before = tch::get_num_threads();
+    // Restored when training ends, also by an error (a later run in this process must not
+    // inherit one thread).
+    struct Threads(i32);
+    impl Drop for Threads {
+        fn drop(&mut self) {
+            tch::set_num_threads(self.0);
+        }
+    }
+    let threads_guard = Threads(tch::get_num_threads());
     if cached && device == Device::Cpu {
         tch::set_num_threads(1);
     }
@@ -396,8 +444,26 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
     let t_train = Instant::now();
     let mut order = split.train.clone();
     let mut global_iter = 0usize;
-    for epoch in 0..cfg.epochs {
+    let (mut start_epoch, mut train_s_before) = (0, 0.0);
+    if let Some(st) = &resumed {
+        let (rp, ap) = st.rng_pos()?;
+        rng.set_word_pos(rp);
+        aug_rng.set_word_pos(ap);
+        order = st.order.clone();
+        best = st.best;
+        best_val = st.best_val();
+        global_iter = st.global_iter;
+        start_epoch = st.epochs_done;
+        train_s_before = st.train_s;
+    }
+    let stop_after: Option<usize> = std::env::var("NORMIQA_STOP_AFTER_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    for epoch in start_epoch..cfg.epochs {
         let t_epoch = Instant::now();
+        // libtorch's generator (drop connect) restarts from a per-epoch seed, so that a resumed
+        // run draws what an uninterrupted one would.
+        tch::manual_seed((cfg.seed as i64).wrapping_add(1_000_003 * (epoch as i64 + 1)));
         let lr = cfg.schedule.lr(cfg.lr, epoch, cfg.epochs);
         opt.set_lr_group(HEADS_GROUP, lr);
         opt.set_lr_group(BACKBONE_GROUP, lr * cfg.ft_lr_ratio);
@@ -535,6 +601,32 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
                 best: improved,
             },
         )?;
+        let log_bytes = log.len()?;
+        super::resume::save(
+            out,
+            &vs,
+            &opt,
+            super::resume::State::new(
+                config_text.clone(),
+                epoch + 1,
+                best,
+                best_val.as_ref(),
+                global_iter,
+                log_bytes,
+                &order,
+                rng.get_word_pos(),
+                aug_rng.get_word_pos(),
+                train_s_before + t_train.elapsed().as_secs_f64(),
+            ),
+            backbone_changes,
+        )?;
+        if stop_after == Some(epoch + 1) && epoch + 1 < cfg.epochs {
+            // Test hook: behave as a run killed after this epoch.
+            bail!(
+                "stopped after epoch {} (NORMIQA_STOP_AFTER_EPOCH)",
+                epoch + 1
+            );
+        }
         match &val_m {
             Some(v) => tracing::info!(
                 "epoch {:>3}/{}  loss {:.5}  val SROCC {:.4} PLCC {:.4}  lr {:.1e}  {:.1} s{}",
@@ -562,8 +654,8 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
             LinearMap::default(),
         ];
     }
-    let train_s = t_train.elapsed().as_secs_f64();
-    tch::set_num_threads(threads_before);
+    let train_s = train_s_before + t_train.elapsed().as_secs_f64();
+    drop(threads_guard);
     let Some((_, best_epoch)) = best else {
         bail!("no epoch produced a finite validation SROCC (the model's predictions were constant); nothing was saved")
     };
@@ -616,6 +708,7 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         device: format!("{device:?}"),
     };
     info.save(out)?;
+    super::resume::clear(out);
     log.write(
         "end",
         &serde_json::json!({"best_epoch": best_epoch, "test": &test_metrics}),

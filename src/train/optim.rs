@@ -1,0 +1,324 @@
+//! Adam and SGD with the update rules of libtorch's `torch::optim::Adam` / `SGD` (what tch's
+//! `nn::Adam` / `nn::Sgd` run), written out so that their state (moments, momentum buffers, step
+//! count) can be saved with a checkpoint and an interrupted run resumed exactly. Learning rates
+//! per group: heads and backbone, as the reference's parameter groups.
+//!
+//! Adam (Kingma & Ba 2015, as libtorch): `g ← g + wd·θ`; `m ← β1·m + (1−β1)·g`;
+//! `v ← β2·v + (1−β2)·g²`; `θ ← θ − lr/(1−β1ᵗ) · m / (√v/√(1−β2ᵗ) + ε)`.
+//! SGD with momentum μ (dampening 0, no Nesterov, as libtorch's defaults): `g ← g + wd·θ`;
+//! `b ← g` at the first step, then `b ← μ·b + g`; `θ ← θ − lr·b`.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Result};
+use tch::{nn, Tensor};
+
+use crate::model::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
+
+/// A trainable variable with its group and its optimiser buffers.
+pub(crate) struct Slot {
+    pub name: String,
+    pub param: Tensor,
+    pub group: usize,
+    /// Adam: [m, v]; SGD with momentum: [b] once the first step has run; Adadelta: [v, u].
+    pub bufs: Vec<Tensor>,
+}
+
+/// Every trainable variable of `vs` (those with `requires_grad`), sorted by name.
+pub(crate) fn slots(vs: &nn::VarStore) -> Vec<Slot> {
+    let prefix = format!("{BACKBONE_PREFIX}.");
+    let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    vars.into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .map(|(name, param)| Slot {
+            group: if name.starts_with(&prefix) {
+                BACKBONE_GROUP
+            } else {
+                HEADS_GROUP
+            },
+            name,
+            param,
+            bufs: Vec::new(),
+        })
+        .collect()
+}
+
+pub(crate) fn zero_grad(slots: &mut [Slot]) {
+    for s in slots {
+        let mut g = s.param.grad();
+        if g.defined() {
+            let _ = g.zero_();
+        }
+    }
+}
+
+/// The buffers of every slot as named tensors (`NAME#k`), for a checkpoint.
+pub(crate) fn state(slots: &[Slot]) -> Vec<(String, Tensor)> {
+    slots
+        .iter()
+        .flat_map(|s| {
+            s.bufs
+                .iter()
+                .enumerate()
+                .map(move |(k, b)| (format!("{}#{k}", s.name), b.shallow_clone()))
+        })
+        .collect()
+}
+
+/// Restores buffers saved by [`state`]; every slot must find the same number it had.
+pub(crate) fn load_state(
+    slots: &mut [Slot],
+    saved: &HashMap<String, Tensor>,
+    per_slot: usize,
+) -> Result<()> {
+    for s in slots.iter_mut() {
+        let bufs: Vec<Tensor> = (0..per_slot)
+            .filter_map(|k| {
+                saved
+                    .get(&format!("{}#{k}", s.name))
+                    .map(|t| t.to_device(s.param.device()))
+            })
+            .collect();
+        match bufs.len() {
+            0 => s.bufs.clear(),
+            n if n == per_slot => s.bufs = bufs,
+            n => bail!("optimiser state of {}: {n} of {per_slot} buffers", s.name),
+        }
+    }
+    Ok(())
+}
+
+pub struct Adam {
+    pub(crate) slots: Vec<Slot>,
+    lr: [f64; 2],
+    betas: (f64, f64),
+    eps: f64,
+    wd: f64,
+    pub(crate) step: i64,
+}
+
+impl Adam {
+    /// tch's `nn::Adam` defaults: β = (0.9, 0.999), ε = 1e-8.
+    pub fn new(vs: &nn::VarStore, lr: f64, wd: f64) -> Self {
+        Adam {
+            slots: slots(vs),
+            lr: [lr; 2],
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            wd,
+            step: 0,
+        }
+    }
+
+    pub fn set_lr_group(&mut self, group: usize, lr: f64) {
+        if group < 2 {
+            self.lr[group] = lr;
+        }
+    }
+
+    pub fn step(&mut self) {
+        self.step += 1;
+        let (b1, b2) = self.betas;
+        let bc1 = 1.0 - b1.powi(self.step as i32);
+        let bc2 = 1.0 - b2.powi(self.step as i32);
+        tch::no_grad(|| {
+            for s in &mut self.slots {
+                let g = s.param.grad();
+                if !g.defined() {
+                    continue;
+                }
+                let g = if self.wd != 0.0 {
+                    g.g_add(&(&s.param * self.wd))
+                } else {
+                    g
+                };
+                if s.bufs.is_empty() {
+                    s.bufs = vec![s.param.zeros_like(), s.param.zeros_like()];
+                }
+                let (m, v) = s.bufs.split_at_mut(1);
+                let _ = m[0].g_mul_scalar_(b1).g_add_(&(&g * (1.0 - b1)));
+                let _ = v[0].g_mul_scalar_(b2).g_add_(&(&g * &g * (1.0 - b2)));
+                let denom = (v[0].sqrt() / bc2.sqrt()) + self.eps;
+                let lr = self.lr[s.group];
+                let _ = s.param.g_add_(&(&m[0] / denom * (-lr / bc1)));
+            }
+        });
+    }
+}
+
+pub struct Sgd {
+    pub(crate) slots: Vec<Slot>,
+    lr: [f64; 2],
+    momentum: f64,
+    wd: f64,
+}
+
+impl Sgd {
+    pub fn new(vs: &nn::VarStore, lr: f64, momentum: f64, wd: f64) -> Self {
+        Sgd {
+            slots: slots(vs),
+            lr: [lr; 2],
+            momentum,
+            wd,
+        }
+    }
+
+    pub fn set_lr_group(&mut self, group: usize, lr: f64) {
+        if group < 2 {
+            self.lr[group] = lr;
+        }
+    }
+
+    pub fn step(&mut self) {
+        tch::no_grad(|| {
+            for s in &mut self.slots {
+                let g = s.param.grad();
+                if !g.defined() {
+                    continue;
+                }
+                let mut d = if self.wd != 0.0 {
+                    g.g_add(&(&s.param * self.wd))
+                } else {
+                    g
+                };
+                if self.momentum != 0.0 {
+                    if s.bufs.is_empty() {
+                        s.bufs = vec![d.copy()];
+                    } else {
+                        let _ = s.bufs[0].g_mul_scalar_(self.momentum).g_add_(&d);
+                    }
+                    d = s.bufs[0].shallow_clone();
+                }
+                let lr = self.lr[s.group];
+                let _ = s.param.g_add_(&(d * (-lr)));
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::nn::OptimizerConfig;
+    use tch::{Device, Kind};
+
+    /// A head variable and a backbone variable, a loss with a non-trivial gradient.
+    fn problem() -> (nn::VarStore, Tensor, Tensor) {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let root = vs.root();
+        let h = root.set_group(HEADS_GROUP).var(
+            "w",
+            &[4, 3],
+            nn::Init::Randn {
+                mean: 0.0,
+                stdev: 1.0,
+            },
+        );
+        let b = (root.set_group(BACKBONE_GROUP) / BACKBONE_PREFIX).var(
+            "v",
+            &[3],
+            nn::Init::Randn {
+                mean: 0.0,
+                stdev: 1.0,
+            },
+        );
+        (vs, h, b)
+    }
+
+    fn loss(h: &Tensor, b: &Tensor) -> Tensor {
+        let x = Tensor::from_slice(&[0.5f32, -1.0, 2.0, 0.25]).view([1, 4]);
+        (x.matmul(h) * b)
+            .tanh()
+            .pow_tensor_scalar(2)
+            .sum(Kind::Float)
+            + (b * b).sum(Kind::Float) * 0.1
+    }
+
+    fn run(which: &str, ours: bool) -> Vec<f64> {
+        let (vs, h, b) = problem();
+        let (lr, wd) = (0.05, 0.01);
+        enum O {
+            Tch(nn::Optimizer),
+            Adam(Adam),
+            Sgd(Sgd),
+        }
+        let mut o = match (which, ours) {
+            ("adam", false) => O::Tch(
+                nn::Adam {
+                    wd,
+                    ..Default::default()
+                }
+                .build(&vs, lr)
+                .unwrap(),
+            ),
+            ("sgd", false) => O::Tch(
+                nn::Sgd {
+                    momentum: 0.9,
+                    wd,
+                    ..Default::default()
+                }
+                .build(&vs, lr)
+                .unwrap(),
+            ),
+            ("adam", true) => O::Adam(Adam::new(&vs, lr, wd)),
+            _ => O::Sgd(Sgd::new(&vs, lr, 0.9, wd)),
+        };
+        for step in 0..6 {
+            // Different rates per group, changed during training (as the schedule does).
+            let (lh, lb) = (lr / (1.0 + step as f64), lr * 0.1);
+            match &mut o {
+                O::Tch(t) => {
+                    t.set_lr_group(HEADS_GROUP, lh);
+                    t.set_lr_group(BACKBONE_GROUP, lb);
+                    t.zero_grad();
+                }
+                O::Adam(a) => {
+                    a.set_lr_group(HEADS_GROUP, lh);
+                    a.set_lr_group(BACKBONE_GROUP, lb);
+                    zero_grad(&mut a.slots);
+                }
+                O::Sgd(s) => {
+                    s.set_lr_group(HEADS_GROUP, lh);
+                    s.set_lr_group(BACKBONE_GROUP, lb);
+                    zero_grad(&mut s.slots);
+                }
+            }
+            loss(&h, &b).backward();
+            match &mut o {
+                O::Tch(t) => t.step(),
+                O::Adam(a) => a.step(),
+                O::Sgd(s) => s.step(),
+            }
+        }
+        let mut out = Vec::<f64>::try_from(h.flatten(0, -1).to_kind(Kind::Double)).unwrap();
+        out.extend(Vec::<f64>::try_from(b.to_kind(Kind::Double)).unwrap());
+        out
+    }
+
+    #[test]
+    fn adam_and_sgd_follow_libtorch() {
+        for which in ["adam", "sgd"] {
+            let (a, b) = (run(which, true), run(which, false));
+            let start = {
+                let (_vs, h, b0) = problem();
+                let mut v = Vec::<f64>::try_from(h.flatten(0, -1).to_kind(Kind::Double)).unwrap();
+                v.extend(Vec::<f64>::try_from(b0.to_kind(Kind::Double)).unwrap());
+                v
+            };
+            let moved = a
+                .iter()
+                .zip(&start)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max);
+            assert!(moved > 1e-3, "{which}: the parameters moved ({moved})");
+            let diff = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f64::max);
+            assert!(diff < 1e-6, "{which}: ours vs libtorch differ by {diff}");
+        }
+    }
+}
