@@ -3,20 +3,12 @@
 //! `g ← g + wd·θ` first when weight decay is set. Learning rates per group as the other
 //! optimisers (heads, backbone).
 
-use tch::{nn, Tensor};
+use tch::nn;
 
-use crate::model::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
-
-struct Slot {
-    name: String,
-    param: Tensor,
-    group: usize,
-    square_avg: Tensor,
-    acc_delta: Tensor,
-}
+use super::optim::{self, Slot};
 
 pub struct Adadelta {
-    slots: Vec<Slot>,
+    pub(crate) slots: Vec<Slot>,
     lr: [f64; 2],
     rho: f64,
     eps: f64,
@@ -24,28 +16,10 @@ pub struct Adadelta {
 }
 
 impl Adadelta {
-    /// Over every trainable variable of `vs` (those with `requires_grad` at the first step).
+    /// Over every trainable variable of `vs` (those with `requires_grad`).
     pub fn new(vs: &nn::VarStore, lr: f64, rho: f64, eps: f64, wd: f64) -> Self {
-        let prefix = format!("{BACKBONE_PREFIX}.");
-        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let slots = vars
-            .into_iter()
-            .filter(|(_, t)| t.requires_grad())
-            .map(|(name, param)| Slot {
-                group: if name.starts_with(&prefix) {
-                    BACKBONE_GROUP
-                } else {
-                    HEADS_GROUP
-                },
-                square_avg: param.zeros_like(),
-                acc_delta: param.zeros_like(),
-                name,
-                param,
-            })
-            .collect();
         Adadelta {
-            slots,
+            slots: optim::slots(vs),
             lr: [lr; 2],
             rho,
             eps,
@@ -60,46 +34,10 @@ impl Adadelta {
     }
 
     pub fn zero_grad(&mut self) {
-        for s in &mut self.slots {
-            let mut g = s.param.grad();
-            if g.defined() {
-                let _ = g.zero_();
-            }
-        }
+        optim::zero_grad(&mut self.slots);
     }
 
-    /// Accumulators as named tensors (`NAME#0` = E[g²], `NAME#1` = E[Δ²]), for a checkpoint.
-    pub(crate) fn state(&self) -> Vec<(String, Tensor)> {
-        self.slots
-            .iter()
-            .flat_map(|s| {
-                [
-                    (format!("{}#0", s.name), s.square_avg.shallow_clone()),
-                    (format!("{}#1", s.name), s.acc_delta.shallow_clone()),
-                ]
-            })
-            .collect()
-    }
-
-    pub(crate) fn load_state(
-        &mut self,
-        saved: &std::collections::HashMap<String, Tensor>,
-    ) -> anyhow::Result<()> {
-        for s in &mut self.slots {
-            for (k, buf) in [&mut s.square_avg, &mut s.acc_delta]
-                .into_iter()
-                .enumerate()
-            {
-                let key = format!("{}#{k}", s.name);
-                let t = saved
-                    .get(&key)
-                    .ok_or_else(|| anyhow::anyhow!("optimiser state: {key} missing"))?;
-                tch::no_grad(|| buf.copy_(t));
-            }
-        }
-        Ok(())
-    }
-
+    /// Per slot: buffers [E[g²], E[Δ²]], zero before the first step.
     pub fn step(&mut self) {
         let (rho, eps, wd) = (self.rho, self.eps, self.wd);
         tch::no_grad(|| {
@@ -110,13 +48,13 @@ impl Adadelta {
                     continue;
                 }
                 let g = if wd != 0.0 { &g + &s.param * wd } else { g };
-                let _ = s
-                    .square_avg
-                    .g_mul_scalar_(rho)
-                    .g_add_(&(&g * &g * (1.0 - rho)));
-                let delta = (&s.acc_delta + eps).sqrt() / (&s.square_avg + eps).sqrt() * &g;
-                let _ = s
-                    .acc_delta
+                if s.bufs.is_empty() {
+                    s.bufs = vec![s.param.zeros_like(), s.param.zeros_like()];
+                }
+                let (v, u) = s.bufs.split_at_mut(1);
+                let _ = v[0].g_mul_scalar_(rho).g_add_(&(&g * &g * (1.0 - rho)));
+                let delta = (&u[0] + eps).sqrt() / (&v[0] + eps).sqrt() * &g;
+                let _ = u[0]
                     .g_mul_scalar_(rho)
                     .g_add_(&(&delta * &delta * (1.0 - rho)));
                 let _ = s.param.g_sub_(&(delta * lr));
@@ -128,7 +66,8 @@ impl Adadelta {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::{Device, Kind};
+    use crate::model::linearity::HEADS_GROUP;
+    use tch::{Device, Kind, Tensor};
 
     /// Two steps on f(θ) = Σθ² against torch.optim.Adadelta(lr=1.0, rho=0.9, eps=1e-6):
     /// θ0 = [1, -2] → step 1: Δ = √1e-6/√(0.1·g²+1e-6)·g.

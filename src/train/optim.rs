@@ -20,7 +20,7 @@ pub(crate) struct Slot {
     pub name: String,
     pub param: Tensor,
     pub group: usize,
-    /// Adam: [m, v]; SGD with momentum: [b] once the first step has run; Adadelta: [v, u].
+    /// Created at a slot's first step: Adam [m, v]; SGD with momentum [b]; Adadelta [E[g²], E[Δ²]].
     pub bufs: Vec<Tensor>,
 }
 

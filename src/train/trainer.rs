@@ -234,7 +234,7 @@ impl Opt {
         match self {
             Opt::Adam(o) => (super::optim::state(&o.slots), o.step),
             Opt::Sgd(o) => (super::optim::state(&o.slots), 0),
-            Opt::Adadelta(o) => (o.state(), 0),
+            Opt::Adadelta(o) => (super::optim::state(&o.slots), 0),
         }
     }
     /// Restores what [`Opt::state`] returned.
@@ -249,7 +249,7 @@ impl Opt {
                 super::optim::load_state(&mut o.slots, saved, 2)
             }
             Opt::Sgd(o) => super::optim::load_state(&mut o.slots, saved, 1),
-            Opt::Adadelta(o) => o.load_state(saved),
+            Opt::Adadelta(o) => super::optim::load_state(&mut o.slots, saved, 2),
         }
     }
 }
