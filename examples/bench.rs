@@ -12,7 +12,7 @@ use std::time::Instant;
 use normiqa::loss::{self, LossConfig};
 use normiqa::model::{BackboneName, LinearityIqa, ModelConfig};
 use normiqa::train::{self, trainer, DatasetSpec, TrainConfig};
-use tch::{nn, nn::OptimizerConfig, Device, Kind, Tensor};
+use tch::{nn, Device, Kind, Tensor};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -38,7 +38,8 @@ fn train_step(backbone: BackboneName, size: i64, iters: usize) -> [f64; 4] {
             ..Default::default()
         },
     );
-    let mut opt = nn::Adam::default().build(&vs, 1e-4).unwrap();
+    // normiqa's optimiser (train/optim.rs), as `normiqa train` runs it.
+    let mut opt = trainer::Opt::build(normiqa::train::config::OptimizerKind::Adam, &vs, 1e-4, 0.0).unwrap();
     let x = input(8, size);
     let y = Tensor::rand([8], (Kind::Float, Device::Cpu)) * 100.0;
     let cfg = LossConfig::default();
@@ -126,7 +127,8 @@ fn clive_epoch(quick: bool, eval_bs: usize) -> serde_json::Value {
     let t1 = Instant::now();
     let (f6, f7) = trainer::compute_features(&m, &data.images, &idx, eval_bs, Device::Cpu).unwrap();
     let features = t1.elapsed().as_secs_f64();
-    let mut opt = nn::Adam::default().build(&vs, 1e-4).unwrap();
+    // normiqa's optimiser (train/optim.rs), as `normiqa train` runs it.
+    let mut opt = trainer::Opt::build(normiqa::train::config::OptimizerKind::Adam, &vs, 1e-4, 0.0).unwrap();
     let mos = data.dataset.mos();
     let train: Vec<usize> = data
         .split
