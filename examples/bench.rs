@@ -26,9 +26,8 @@ fn input(b: i64, size: i64) -> Tensor {
     Tensor::randn([b, size, size, 3], (Kind::Float, Device::Cpu)).permute([0, 3, 1, 2])
 }
 
-/// Median seconds of a whole train step, and of its phases: forward + loss (synchronised by
-/// reading the loss), backward, optimiser step.
-fn train_step(backbone: BackboneName, size: i64, iters: usize) -> [f64; 4] {
+/// LinearityIQA on `backbone` with random weights (speed only), seed 0.
+fn random_model(backbone: BackboneName) -> (nn::VarStore, LinearityIqa) {
     tch::manual_seed(0);
     let vs = nn::VarStore::new(Device::Cpu);
     let m = LinearityIqa::new(
@@ -38,8 +37,16 @@ fn train_step(backbone: BackboneName, size: i64, iters: usize) -> [f64; 4] {
             ..Default::default()
         },
     );
+    (vs, m)
+}
+
+/// Median seconds of a whole train step, and of its phases: forward + loss (synchronised by
+/// reading the loss), backward, optimiser step.
+fn train_step(backbone: BackboneName, size: i64, iters: usize) -> [f64; 4] {
+    let (vs, m) = random_model(backbone);
     // normiqa's optimiser (train/optim.rs), as `normiqa train` runs it.
-    let mut opt = trainer::Opt::build(normiqa::train::config::OptimizerKind::Adam, &vs, 1e-4, 0.0).unwrap();
+    let mut opt =
+        trainer::Opt::build(normiqa::train::config::OptimizerKind::Adam, &vs, 1e-4, 0.0).unwrap();
     let x = input(8, size);
     let y = Tensor::rand([8], (Kind::Float, Device::Cpu)) * 100.0;
     let cfg = LossConfig::default();
@@ -68,15 +75,7 @@ fn train_step(backbone: BackboneName, size: i64, iters: usize) -> [f64; 4] {
 }
 
 fn predict_b1(backbone: BackboneName, size: i64, iters: usize) -> f64 {
-    tch::manual_seed(0);
-    let vs = nn::VarStore::new(Device::Cpu);
-    let m = LinearityIqa::new(
-        &vs,
-        ModelConfig {
-            backbone,
-            ..Default::default()
-        },
-    );
+    let (_vs, m) = random_model(backbone);
     let x = input(1, size);
     let mut times = Vec::new();
     // What `normiqa predict` runs: the inference path (BatchNorm folded), built once per model.
@@ -128,7 +127,8 @@ fn clive_epoch(quick: bool, eval_bs: usize) -> serde_json::Value {
     let (f6, f7) = trainer::compute_features(&m, &data.images, &idx, eval_bs, Device::Cpu).unwrap();
     let features = t1.elapsed().as_secs_f64();
     // normiqa's optimiser (train/optim.rs), as `normiqa train` runs it.
-    let mut opt = trainer::Opt::build(normiqa::train::config::OptimizerKind::Adam, &vs, 1e-4, 0.0).unwrap();
+    let mut opt =
+        trainer::Opt::build(normiqa::train::config::OptimizerKind::Adam, &vs, 1e-4, 0.0).unwrap();
     let mos = data.dataset.mos();
     let train: Vec<usize> = data
         .split

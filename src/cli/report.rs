@@ -452,20 +452,20 @@ fn sweep_figures(r: &Results, out: &Path) -> Result<Vec<PathBuf>> {
             .collect();
         let sk = short_key(key);
         let fname = sk.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+        // Lines (sweeps) or bar colours (categories): the first other non-pairing key with
+        // several values (e.g. the loss).
+        let group_key = r.keys.iter().find(|k| {
+            *k != key && Some(k.as_str()) != r.pair_over.as_deref() && distinct(r, k).len() >= 2
+        });
+        let groups: Vec<String> = group_key
+            .map(|g| distinct(r, g))
+            .unwrap_or_else(|| vec![String::new()]);
         match nums {
             Some(xs) => {
                 let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, &x| {
                     (a.0.min(x), a.1.max(x))
                 });
                 let log_x = lo > 0.0 && hi / lo >= 100.0;
-                let group_key = r.keys.iter().find(|k| {
-                    *k != key
-                        && Some(k.as_str()) != r.pair_over.as_deref()
-                        && distinct(r, k).len() >= 2
-                });
-                let groups: Vec<String> = group_key
-                    .map(|g| distinct(r, g))
-                    .unwrap_or_else(|| vec![String::new()]);
                 for (which, mname) in [(0usize, "SROCC"), (1, "PLCC")] {
                     let mut series = Vec::new();
                     for g in &groups {
@@ -513,16 +513,7 @@ fn sweep_figures(r: &Results, out: &Path) -> Result<Vec<PathBuf>> {
                 }
             }
             None => {
-                // Group by the first other non-pairing key with several values (e.g. the loss).
                 let cats: Vec<String> = by_value.iter().map(|(l, _)| l.clone()).collect();
-                let group_key = r.keys.iter().find(|k| {
-                    *k != key
-                        && Some(k.as_str()) != r.pair_over.as_deref()
-                        && distinct(r, k).len() >= 2
-                });
-                let groups: Vec<String> = group_key
-                    .map(|g| distinct(r, g))
-                    .unwrap_or_else(|| vec![String::new()]);
                 let cell = |c: &str, g: &str, which: usize| -> f64 {
                     let v: Vec<f64> = r
                         .rows

@@ -890,12 +890,9 @@ pub fn train_pair(
                 }
             };
             let (total, t0, t1, d) = pair_loss(cfg, &members, &outs, &y).map_err(|e| {
-                let names = train_data::batch_names(dataset, idx);
                 anyhow::anyhow!(
-                    "epoch {}, batch {} (images {:?}): {e}",
-                    epoch + 1,
-                    bi + 1,
-                    names
+                    "{}: {e}",
+                    train_data::batch_context(dataset, idx, epoch, bi)
                 )
             })?;
             let vals = [f64::try_from(&t0)?, f64::try_from(&t1)?, f64::try_from(&d)?];

@@ -28,9 +28,7 @@ impl Adadelta {
     }
 
     pub fn set_lr_group(&mut self, group: usize, lr: f64) {
-        if group < 2 {
-            self.lr[group] = lr;
-        }
+        optim::set_group_lr(&mut self.lr, group, lr);
     }
 
     pub fn zero_grad(&mut self) {

@@ -81,12 +81,18 @@ pub fn split_dataset(cfg: &DataConfig, dataset: &Dataset, seed: u64) -> Result<S
     })
 }
 
-/// Loads, splits and decodes. Images of samples in no set are left empty (0×0).
-/// Names of the samples of a batch, for error messages.
-pub fn batch_names<'a>(dataset: &'a Dataset, idx: &[usize]) -> Vec<&'a str> {
-    idx.iter()
+/// "epoch E, batch B (images [..])": where a training error happened (1-based), for messages.
+pub fn batch_context(dataset: &Dataset, idx: &[usize], epoch: usize, batch: usize) -> String {
+    let names: Vec<&str> = idx
+        .iter()
         .map(|&i| dataset.samples[i].name.as_str())
-        .collect()
+        .collect();
+    format!(
+        "epoch {}, batch {} (images {:?})",
+        epoch + 1,
+        batch + 1,
+        names
+    )
 }
 
 /// A split a training run can use: at least one full batch of training images, a test set.
@@ -107,6 +113,7 @@ pub fn check_trainable(split: &Split, cfg: &DataConfig, batch_size: usize) -> Re
     Ok(())
 }
 
+/// Loads, splits and decodes. Images of samples in no set are left empty (0×0).
 pub fn load(cfg: &DataConfig, seed: u64) -> Result<LoadedData> {
     let dataset = load_dataset(&cfg.dataset)?;
     let split = split_dataset(cfg, &dataset, seed)?;

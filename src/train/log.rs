@@ -43,7 +43,7 @@ impl JsonlLog {
     }
 
     /// Bytes written so far (everything is flushed after each event).
-    pub fn len(&mut self) -> Result<u64> {
+    pub fn bytes_written(&mut self) -> Result<u64> {
         use std::io::Seek;
         Ok(self.out.stream_position()?)
     }

@@ -44,6 +44,13 @@ pub(crate) fn slots(vs: &nn::VarStore) -> Vec<Slot> {
         .collect()
 }
 
+/// Sets the rate of group `group` (heads or backbone); other indices are ignored.
+pub(crate) fn set_group_lr(lr: &mut [f64; 2], group: usize, value: f64) {
+    if let Some(l) = lr.get_mut(group) {
+        *l = value;
+    }
+}
+
 pub(crate) fn zero_grad(slots: &mut [Slot]) {
     for s in slots {
         let mut g = s.param.grad();
@@ -112,9 +119,7 @@ impl Adam {
     }
 
     pub fn set_lr_group(&mut self, group: usize, lr: f64) {
-        if group < 2 {
-            self.lr[group] = lr;
-        }
+        set_group_lr(&mut self.lr, group, lr);
     }
 
     pub fn step(&mut self) {
@@ -165,9 +170,7 @@ impl Sgd {
     }
 
     pub fn set_lr_group(&mut self, group: usize, lr: f64) {
-        if group < 2 {
-            self.lr[group] = lr;
-        }
+        set_group_lr(&mut self.lr, group, lr);
     }
 
     pub fn step(&mut self) {

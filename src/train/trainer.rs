@@ -266,10 +266,9 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
     let t_start = Instant::now();
     std::fs::create_dir_all(out)
         .with_context(|| format!("creating run directory {}", out.display()))?;
-    checkpoint::write_atomic(
-        &out.join(checkpoint::CONFIG_TOML),
-        toml::to_string_pretty(cfg)?.as_bytes(),
-    )?;
+    // The configuration as written next to the run; also the key a resumed run must match.
+    let config_text = toml::to_string_pretty(cfg)?;
+    checkpoint::write_atomic(&out.join(checkpoint::CONFIG_TOML), config_text.as_bytes())?;
     let device = parse_device(&cfg.device).map_err(anyhow::Error::msg)?;
     tch::manual_seed(cfg.seed as i64);
 
@@ -391,7 +390,6 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
     let mut opt = Opt::build(cfg.optimizer, &vs, cfg.lr, cfg.weight_decay)?;
 
     // An interrupted run with this configuration goes on from its last finished epoch.
-    let config_text = toml::to_string_pretty(cfg)?;
     let resumed = super::resume::load(out, &config_text, &vs, &mut opt)?;
     let mut log = match &resumed {
         Some(st) => {
@@ -507,22 +505,16 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
                 }
             };
             let total = loss::multi_head(&cfg.loss, cfg.beta, &heads, &y).map_err(|e| {
-                let names = train_data::batch_names(&dataset, idx);
                 anyhow::anyhow!(
-                    "epoch {}, batch {} (images {:?}): {e}",
-                    epoch + 1,
-                    bi + 1,
-                    names
+                    "{}: {e}",
+                    train_data::batch_context(&dataset, idx, epoch, bi)
                 )
             })?;
             let lv = f64::try_from(&total)?;
             if !lv.is_finite() {
-                let names = train_data::batch_names(&dataset, idx);
                 bail!(
-                    "the loss became {lv} at epoch {}, batch {} (images {:?}); stopping. The last good checkpoint in {} is kept (try a smaller --lr)",
-                    epoch + 1,
-                    bi + 1,
-                    names,
+                    "the loss became {lv} at {}; stopping. The last good checkpoint in {} is kept (try a smaller --lr)",
+                    train_data::batch_context(&dataset, idx, epoch, bi),
                     out.display()
                 );
             }
@@ -601,7 +593,7 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
                 best: improved,
             },
         )?;
-        let log_bytes = log.len()?;
+        let log_bytes = log.bytes_written()?;
         super::resume::save(
             out,
             &vs,
