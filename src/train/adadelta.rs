@@ -32,7 +32,7 @@ impl Adadelta {
     }
 
     pub fn zero_grad(&mut self) {
-        optim::zero_grad(&mut self.slots);
+        optim::zero_grad(&self.slots);
     }
 
     /// Per slot: buffers [E[g²], E[Δ²]], zero before the first step.

@@ -51,7 +51,7 @@ pub(crate) fn set_group_lr(lr: &mut [f64; 2], group: usize, value: f64) {
     }
 }
 
-pub(crate) fn zero_grad(slots: &mut [Slot]) {
+pub(crate) fn zero_grad(slots: &[Slot]) {
     for s in slots {
         let mut g = s.param.grad();
         if g.defined() {
@@ -280,12 +280,12 @@ mod tests {
                 O::Adam(a) => {
                     a.set_lr_group(HEADS_GROUP, lh);
                     a.set_lr_group(BACKBONE_GROUP, lb);
-                    zero_grad(&mut a.slots);
+                    zero_grad(&a.slots);
                 }
                 O::Sgd(s) => {
                     s.set_lr_group(HEADS_GROUP, lh);
                     s.set_lr_group(BACKBONE_GROUP, lb);
-                    zero_grad(&mut s.slots);
+                    zero_grad(&s.slots);
                 }
             }
             loss(&h, &b).backward();

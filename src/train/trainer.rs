@@ -215,12 +215,16 @@ impl Opt {
             Opt::Adadelta(o) => o.set_lr_group(group, lr),
         }
     }
-    pub fn zero_grad(&mut self) {
+    /// The variables with their buffers (every optimiser keeps them the same way).
+    fn slots(&self) -> &[super::optim::Slot] {
         match self {
-            Opt::Adam(o) => super::optim::zero_grad(&mut o.slots),
-            Opt::Sgd(o) => super::optim::zero_grad(&mut o.slots),
-            Opt::Adadelta(o) => o.zero_grad(),
+            Opt::Adam(o) => &o.slots,
+            Opt::Sgd(o) => &o.slots,
+            Opt::Adadelta(o) => &o.slots,
         }
+    }
+    pub fn zero_grad(&mut self) {
+        super::optim::zero_grad(self.slots());
     }
     pub fn step(&mut self) {
         match self {
@@ -231,11 +235,11 @@ impl Opt {
     }
     /// The optimiser's buffers as named tensors, and its step count (Adam's bias correction).
     pub fn state(&self) -> (Vec<(String, Tensor)>, i64) {
-        match self {
-            Opt::Adam(o) => (super::optim::state(&o.slots), o.step),
-            Opt::Sgd(o) => (super::optim::state(&o.slots), 0),
-            Opt::Adadelta(o) => (super::optim::state(&o.slots), 0),
-        }
+        let step = match self {
+            Opt::Adam(o) => o.step,
+            _ => 0,
+        };
+        (super::optim::state(self.slots()), step)
     }
     /// Restores what [`Opt::state`] returned.
     pub fn load_state(
@@ -243,6 +247,7 @@ impl Opt {
         saved: &std::collections::HashMap<String, Tensor>,
         step: i64,
     ) -> Result<()> {
+        // Buffers per variable: Adam [m, v], SGD [momentum], Adadelta [E[g²], E[Δ²]].
         match self {
             Opt::Adam(o) => {
                 o.step = step;
