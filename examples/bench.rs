@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use normiqa::loss::{self, LossConfig};
 use normiqa::model::{BackboneName, LinearityIqa, ModelConfig};
-use normiqa::train::{self, trainer, DatasetSpec, TrainConfig};
+use normiqa::train::{self, DatasetSpec, TrainConfig};
 use tch::{nn, Device, Kind, Tensor};
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -46,7 +46,7 @@ fn train_step(backbone: BackboneName, size: i64, iters: usize) -> [f64; 4] {
     let (vs, m) = random_model(backbone);
     // normiqa's optimiser (train/optim.rs), as `normiqa train` runs it.
     let mut opt =
-        trainer::Opt::build(normiqa::train::config::OptimizerKind::Adam, &vs, 1e-4, 0.0).unwrap();
+        normiqa::train::optim::Opt::build(normiqa::train::config::OptimizerKind::Adam, &vs, 1e-4, 0.0).unwrap();
     let x = input(8, size);
     let y = Tensor::rand([8], (Kind::Float, Device::Cpu)) * 100.0;
     let cfg = LossConfig::default();
@@ -124,11 +124,12 @@ fn clive_epoch(quick: bool, eval_bs: usize) -> serde_json::Value {
         idx.truncate(64);
     }
     let t1 = Instant::now();
-    let (f6, f7) = trainer::compute_features(&m, &data.images, &idx, eval_bs, Device::Cpu).unwrap();
+    let taps = normiqa::model::trained::compute_taps(&m, &data.images, &idx, eval_bs, Device::Cpu).unwrap();
+    let (f6, f7) = (&taps[0], &taps[1]);
     let features = t1.elapsed().as_secs_f64();
     // normiqa's optimiser (train/optim.rs), as `normiqa train` runs it.
     let mut opt =
-        trainer::Opt::build(normiqa::train::config::OptimizerKind::Adam, &vs, 1e-4, 0.0).unwrap();
+        normiqa::train::optim::Opt::build(normiqa::train::config::OptimizerKind::Adam, &vs, 1e-4, 0.0).unwrap();
     let mos = data.dataset.mos();
     let train: Vec<usize> = data
         .split
@@ -159,9 +160,9 @@ fn clive_epoch(quick: bool, eval_bs: usize) -> serde_json::Value {
         .copied()
         .filter(|i| idx.contains(i))
         .collect();
-    trainer::predict(
+    normiqa::model::trained::predict(
         &m,
-        &train::Inputs::Cached { f6: &f6, f7: &f7 },
+        &normiqa::model::trained::Inputs::Cached(&taps),
         &val,
         16,
         Device::Cpu,

@@ -12,5 +12,6 @@ pub mod experiment;
 pub mod locate;
 pub mod loss;
 pub mod model;
+pub mod progress;
 pub mod report;
 pub mod train;

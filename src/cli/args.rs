@@ -53,9 +53,9 @@ pub struct DataArgs {
     /// Split id (the reference's --exp_id).
     #[arg(long, default_value_t = 0)]
     pub exp_id: usize,
-    #[arg(long, default_value_t = 0.6)]
+    #[arg(long, default_value_t = crate::train::config::defaults::TRAIN_RATIO)]
     pub train_ratio: f64,
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = crate::train::config::defaults::TRAIN_VAL_RATIO)]
     pub train_val_ratio: f64,
     /// Resize every image to H W after decoding (the reference's --resize, e.g. 498 664).
     #[arg(long, num_args = 2, value_names = ["H", "W"])]
@@ -124,16 +124,14 @@ impl DataArgs {
     }
 }
 
-pub const HEAD_NAMES: [&str; 3] = ["head6", "head7", "fused"];
-
-/// Prints a table of metrics per head.
-pub fn print_head_metrics(title: &str, m: &[Metrics; 3]) {
+/// Prints a table of metrics per head (`names`: the model's head names).
+pub fn print_head_metrics(title: &str, names: &[String], m: &[Metrics]) {
     println!("{title}");
     println!(
         "  {:<6} {:>8} {:>8} {:>8} {:>9} {:>6}",
         "head", "SROCC", "PLCC", "KROCC", "RMSE", "n"
     );
-    for (name, x) in HEAD_NAMES.iter().zip(m.iter()) {
+    for (name, x) in names.iter().zip(m.iter()) {
         println!(
             "  {:<6} {:>8.4} {:>8.4} {:>8.4} {:>9.4} {:>6}",
             name, x.srocc, x.plcc, x.krocc, x.rmse, x.n
@@ -141,16 +139,16 @@ pub fn print_head_metrics(title: &str, m: &[Metrics; 3]) {
     }
 }
 
-/// The metrics of the three heads as a JSON object keyed by head name.
-pub fn head_metrics_json(m: &[Metrics; 3]) -> serde_json::Value {
+/// The metrics of every head as a JSON object keyed by head name.
+pub fn head_metrics_json(names: &[String], m: &[Metrics]) -> serde_json::Value {
     let mut o = serde_json::Map::new();
-    for (name, x) in HEAD_NAMES.iter().zip(m.iter()) {
-        o.insert((*name).into(), serde_json::to_value(x).unwrap());
+    for (name, x) in names.iter().zip(m.iter()) {
+        o.insert(name.clone(), serde_json::to_value(x).unwrap_or_default());
     }
     serde_json::Value::Object(o)
 }
 
 /// The device option shared by the commands that run a model.
 pub fn parse_device(s: &str) -> Result<tch::Device> {
-    crate::model::parse_device(s).map_err(anyhow::Error::msg)
+    Ok(crate::model::parse_device(s)?)
 }

@@ -7,12 +7,13 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::args::DataArgs;
+use crate::distill::mrkd::defaults;
 use crate::distill::{
     Arch, Direction, DistillConfig, Experiment, LrUnit, MemberConfig, Selection, Variant,
 };
 use crate::loss::{LossConfig, LossKind};
 use crate::model::{BackboneName, ModelConfig};
-use crate::train::config::OptimizerKind;
+use crate::train::config::OptimizerName;
 
 #[derive(Args, Debug)]
 pub struct DistillArgs {
@@ -54,11 +55,11 @@ pub struct DistillArgs {
     pub eta_min: f64,
     #[arg(long)]
     pub t_max: Option<usize>,
-    /// Cosine step unit: epoch or step.
-    #[arg(long, default_value = "epoch", value_parser = ["epoch", "step"])]
-    pub lr_unit: String,
+    /// Cosine step unit.
+    #[arg(long, value_enum, default_value = "epoch")]
+    pub lr_unit: LrUnit,
     /// λ of eq. 5.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = defaults::LAMBDA)]
     pub lambda: f64,
     /// One-way distillation (teacher output detached) instead of mutual.
     #[arg(long)]
@@ -71,25 +72,28 @@ pub struct DistillArgs {
     #[arg(long, default_value_t = 2.0)]
     pub q: f64,
     /// LinearityIQA head weights (head 6, head 7, fused).
-    #[arg(long, num_args = 3, default_values_t = [0.1, 0.1, 1.0])]
+    #[arg(long, num_args = 3, default_values_t = defaults::BETA)]
     pub beta: Vec<f64>,
-    /// Optimiser: sgd or adam.
-    #[arg(long, default_value = "sgd")]
-    pub optimizer: String,
-    #[arg(long, default_value_t = 0.9)]
+    /// Optimiser (adadelta: torch defaults rho 0.9, eps 1e-6).
+    #[arg(long, value_enum, default_value = "sgd")]
+    pub optimizer: OptimizerName,
+    #[arg(long, default_value_t = defaults::MOMENTUM)]
     pub momentum: f64,
     #[arg(long = "weight-decay", default_value_t = 0.0)]
     pub weight_decay: f64,
     /// Backbone rate = lr · ratio; 0 (default) freezes the backbones and uses cached features.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = defaults::FT_LR_RATIO)]
     pub ft_lr_ratio: f64,
     /// Train on raw MOS instead of train-set z-scored MOS.
     #[arg(long)]
     pub raw_mos: bool,
-    #[arg(short = 'e', long, default_value_t = 30)]
+    #[arg(short = 'e', long, default_value_t = defaults::EPOCHS)]
     pub epochs: usize,
-    #[arg(short = 'b', long, default_value_t = 16)]
+    #[arg(short = 'b', long, default_value_t = defaults::BATCH_SIZE)]
     pub batch_size: usize,
+    /// Batches whose gradients add up before each optimiser step.
+    #[arg(long, default_value_t = defaults::ACCUMULATION_STEPS)]
+    pub accumulation_steps: usize,
     /// Seeds (each: split, initialisation, batch order), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub seeds: Option<Vec<u64>>,
@@ -132,8 +136,8 @@ impl DistillArgs {
                     weights: w.clone(),
                 };
             let (tlr, slr) = (
-                self.teacher_lr.unwrap_or(0.1),
-                self.student_lr.unwrap_or(0.01),
+                self.teacher_lr.unwrap_or(defaults::TEACHER_LR),
+                self.student_lr.unwrap_or(defaults::STUDENT_LR),
             );
             let mut run = DistillConfig::new(self.data.to_config()?, tlr, slr);
             run.teacher = member(
@@ -161,30 +165,21 @@ impl DistillArgs {
             } else {
                 Direction::Mutual
             };
-            run.optimizer = match self.optimizer.as_str() {
-                "sgd" => OptimizerKind::Sgd {
-                    momentum: self.momentum,
-                },
-                "adam" => OptimizerKind::Adam,
-                o => anyhow::bail!("--optimizer {o}: expected sgd or adam"),
-            };
+            run.optimizer = self.optimizer.kind(self.momentum);
             run.weight_decay = self.weight_decay;
             run.eta_min = self.eta_min;
             run.t_max = self.t_max;
-            run.lr_unit = if self.lr_unit == "step" {
-                LrUnit::Step
-            } else {
-                LrUnit::Epoch
-            };
+            run.lr_unit = self.lr_unit;
             run.ft_lr_ratio = self.ft_lr_ratio;
             run.normalize_mos = !self.raw_mos;
             run.epochs = self.epochs;
             run.batch_size = self.batch_size;
+            run.accumulation_steps = self.accumulation_steps;
             run.eval_batch_size = self.eval_batch_size;
             Experiment {
                 run,
                 variants: vec![Variant::Baseline, Variant::Urkd, Variant::Mrkd],
-                seeds: vec![1, 2, 3],
+                seeds: defaults::SEEDS.to_vec(),
                 urkd_lr: self.urkd_lr,
                 save_weights: self.save_weights,
                 plots: !self.no_plots,

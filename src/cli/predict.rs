@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use rayon::prelude::*;
 
 use super::args::parse_device;
-use crate::train::{self, Inputs};
+use crate::model::trained::TrainedModel;
 use normiqa_core::data::decode::{decode_one, Resize};
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,15 +97,14 @@ struct RowWriter {
 }
 
 impl RowWriter {
-    fn new(sink: Box<dyn Write>, format: Format, all_heads: bool) -> Result<Self> {
+    /// `all_heads`: the head names when every head's output is written.
+    fn new(sink: Box<dyn Write>, format: Format, all_heads: Option<&[&str]>) -> Result<Self> {
         Ok(match format {
             Format::Csv => {
                 let mut w = csv::Writer::from_writer(sink);
-                if all_heads {
-                    w.write_record(["image", "score", "head6", "head7", "fused"])?;
-                } else {
-                    w.write_record(["image", "score"])?;
-                }
+                let mut header = vec!["image", "score"];
+                header.extend_from_slice(all_heads.unwrap_or(&[]));
+                w.write_record(&header)?;
                 RowWriter {
                     csv: Some(w),
                     json: None,
@@ -177,7 +176,7 @@ struct Row {
     image: String,
     score: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    heads: Option<[f64; 3]>,
+    heads: Option<Vec<f64>>,
 }
 
 pub fn run(args: PredictArgs) -> Result<()> {
@@ -190,7 +189,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     if files.is_empty() {
         bail!("no images found in {:?}", args.inputs);
     }
-    let tm = train::TrainedModel::load(&dir, device, args.weights.as_deref())?;
+    let tm = TrainedModel::load(&dir, device, args.weights.as_deref())?;
     let rules: Vec<Resize> = match &args.resize {
         Some(v) if v.len() == 2 && v[0] > 0 && v[1] > 0 => vec![Resize::Exact { h: v[0], w: v[1] }],
         Some(v) => bail!("--resize {v:?}: expected two positive numbers H W"),
@@ -202,7 +201,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         )),
         None => Box::new(std::io::stdout().lock()),
     };
-    let mut out = RowWriter::new(sink, args.format, args.all_heads)?;
+    let mut out = RowWriter::new(sink, args.format, args.all_heads.then(|| tm.head_names()))?;
     let mut failures = Vec::new();
     let t0 = std::time::Instant::now();
     for chunk in files.chunks(args.chunk.max(1)) {
@@ -218,22 +217,15 @@ pub fn run(args: PredictArgs) -> Result<()> {
                 Err(e) => failures.push(format!("{}: {e}", p.display())),
             }
         }
-        let idx: Vec<usize> = (0..images.len()).collect();
-        let heads = train::predict(
-            &tm.model,
-            &Inputs::Images(&images),
-            &idx,
-            crate::train::config::eval_batch_size(args.batch_size, device),
-            device,
-        )?;
-        let mapped = tm.info.mapping[2].apply(&heads[2]);
+        let bs = crate::train::config::eval_batch_size(args.batch_size, device);
+        let scores = tm.score(&images, bs)?;
         for (i, name) in names.into_iter().enumerate() {
             out.write(Row {
                 image: name,
-                score: mapped[i],
+                score: scores.mapped[i],
                 heads: args
                     .all_heads
-                    .then(|| [heads[0][i], heads[1][i], heads[2][i]]),
+                    .then(|| scores.heads.iter().map(|h| h[i]).collect()),
             })?;
         }
         // Each chunk's scores are on disk before the next chunk is decoded: an interrupted run

@@ -15,10 +15,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use crate::experiment::results::{ResultRow, Results, RunData};
 use crate::experiment::runner::EXPERIMENT_TOML;
-use crate::experiment::spec::short_key;
 use crate::experiment::Experiment;
+use crate::report::results::{short_key, ResultRow, Results, RunData};
 use crate::report::plots::{self, LineChart, Series};
 use crate::report::tables;
 use crate::train::checkpoint;
@@ -126,7 +125,7 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
             .unwrap_or_default();
         let exp = Experiment::parse(&text, &name)
             .with_context(|| format!("in {}", dir.join(EXPERIMENT_TOML).display()))?;
-        Results::collect(&exp, dir)?
+        Results::collect(&exp.results_spec()?, dir)?
     } else {
         let r = Results::from_folder(dir)?;
         if r.rows.is_empty() {

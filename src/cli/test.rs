@@ -11,7 +11,8 @@ use clap::{Args, ValueEnum};
 use normiqa_core::metrics::Metrics;
 
 use super::args::{head_metrics_json, parse_device, print_head_metrics, DataArgs};
-use crate::train::{self, trainer, Inputs};
+use crate::model::trained::{self, head_metrics, nan_metrics, write_predictions, Inputs};
+use crate::train;
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetArg {
@@ -69,7 +70,7 @@ pub fn per_distortion(
             (
                 k.to_string(),
                 Metrics::compute_mapped(&p, &m, None)
-                    .unwrap_or_else(|_| trainer::nan_metrics(p.len())),
+                    .unwrap_or_else(|_| nan_metrics(p.len())),
             )
         })
         .collect();
@@ -116,7 +117,7 @@ pub fn run(args: TestArgs) -> Result<()> {
     let (images, decode_s) =
         train::data::decode_used(&dataset, &only, &train::data::resize_rules(&data_cfg))?;
     tracing::info!("decoded {} images in {:.1} s", idx.len(), decode_s);
-    let out = train::predict(
+    let out = trained::predict(
         &tm.model,
         &Inputs::Images(&images),
         &idx,
@@ -124,15 +125,16 @@ pub fn run(args: TestArgs) -> Result<()> {
         device,
     )?;
     let mos: Vec<f64> = idx.iter().map(|&i| dataset.samples[i].mos).collect();
-    let metrics = trainer::head_metrics(&out, &mos, Some(&tm.info.mapping));
+    let metrics = head_metrics(&out, &mos, Some(&tm.info.mapping));
+    let last = metrics.len() - 1;
     if let Some(p) = &args.predictions {
-        trainer::write_predictions(p, &dataset, &idx, &out, &tm.info.mapping)?;
+        write_predictions(p, &dataset, &idx, tm.head_names(), &out, &tm.info.mapping)?;
     }
     let dist: Vec<Option<String>> = idx
         .iter()
         .map(|&i| dataset.samples[i].distortion.clone())
         .collect();
-    let mapped = tm.info.mapping[2].apply(&out[2]);
+    let mapped = tm.info.mapping[last].apply(&out[last]);
     let per_type = if dist.iter().any(|d| d.is_some()) {
         per_distortion(&dist, &mapped, &mos)
     } else {
@@ -151,7 +153,7 @@ pub fn run(args: TestArgs) -> Result<()> {
             set,
             idx.len()
         );
-        crate::report::per_type::plot_per_type(&per_type, &title, Some(metrics[2].srocc), p)?;
+        crate::report::per_type::plot_per_type(&per_type, &title, Some(metrics[last].srocc), p)?;
         tracing::info!("per-type chart written to {}", p.display());
     }
     if args.json {
@@ -163,7 +165,7 @@ pub fn run(args: TestArgs) -> Result<()> {
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "model": args.model, "dataset": dataset.name, "set": format!("{set:?}").to_lowercase(),
-                "n": idx.len(), "metrics": head_metrics_json(&metrics), "per_distortion": types,
+                "n": idx.len(), "metrics": head_metrics_json(&tm.info.heads, &metrics), "per_distortion": types,
             }))?
         );
     } else {
@@ -174,6 +176,7 @@ pub fn run(args: TestArgs) -> Result<()> {
                 set,
                 idx.len()
             ),
+            &tm.info.heads,
             &metrics,
         );
         if !per_type.is_empty() {

@@ -8,7 +8,8 @@ use clap::Args;
 use super::args::{head_metrics_json, print_head_metrics, DataArgs};
 use crate::loss::{LossConfig, LossKind};
 use crate::model::{BackboneName, ModelConfig, Pool};
-use crate::train::config::OptimizerKind;
+use crate::model::Arch;
+use crate::train::config::{defaults, OptimizerName};
 use crate::train::schedule::Schedule;
 use crate::train::{FrozenMode, TrainConfig};
 
@@ -20,6 +21,9 @@ pub struct TrainArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
+    /// Network: linearity (LinearityIQA) or plain (backbone + global average pooling + linear).
+    #[arg(long = "network", default_value = "linearity")]
+    pub model: Arch,
     /// Backbone (the reference's --arch).
     #[arg(long = "arch", default_value = "efficientnet-lite0")]
     pub arch: BackboneName,
@@ -33,15 +37,15 @@ pub struct TrainArgs {
     /// Pooling of the feature maps.
     #[arg(long, default_value = "avg")]
     pub pool: Pool,
-    #[arg(long = "p6", default_value_t = 1)]
+    #[arg(long = "p6", default_value_t = ModelConfig::default().p6)]
     pub p6: i64,
-    #[arg(long = "p7", default_value_t = 1)]
+    #[arg(long = "p7", default_value_t = ModelConfig::default().p7)]
     pub p7: i64,
     /// BatchNorm1d(1) at the end of each head ("bnMSE").
     #[arg(long)]
     pub use_bn_end: bool,
     /// Stochastic-depth rate of EfficientNet blocks while training.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, default_value_t = ModelConfig::default().drop_connect)]
     pub drop_connect: f64,
     /// Loss: norm-in-norm, mae, mse, linearity, min-max-norm, mean-norm, scaling.
     #[arg(long = "loss", default_value = "norm-in-norm")]
@@ -54,7 +58,7 @@ pub struct TrainArgs {
     #[arg(long, num_args = 2, default_values_t = [1.0, 0.0])]
     pub alpha: Vec<f64>,
     /// Loss weights of head 6, head 7 and the fused head.
-    #[arg(long, num_args = 3, default_values_t = [0.1, 0.1, 1.0])]
+    #[arg(long, num_args = 3, default_values_t = defaults::BETA)]
     pub beta: Vec<f64>,
     /// Prediction statistics of the loss without gradient.
     #[arg(long)]
@@ -64,34 +68,34 @@ pub struct TrainArgs {
     pub monotonicity_regularization: bool,
     #[arg(long, default_value_t = 0.1)]
     pub gamma: f64,
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = defaults::LR)]
     pub lr: f64,
     /// Backbone lr = lr · ratio; 0 freezes the backbone.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = defaults::FT_LR_RATIO)]
     pub ft_lr_ratio: f64,
     #[arg(long = "weight-decay", default_value_t = 0.0)]
     pub weight_decay: f64,
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = defaults::LR_DECAY)]
     pub lr_decay: f64,
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = defaults::OVERALL_LR_DECAY)]
     pub overall_lr_decay: f64,
-    /// Optimiser: adam, sgd or adadelta (torch defaults rho 0.9, eps 1e-6; use --lr 1).
-    #[arg(long, default_value = "adam")]
-    pub optimizer: String,
-    #[arg(long, default_value_t = 0.9)]
+    /// Optimiser (adadelta: torch defaults rho 0.9, eps 1e-6; use --lr 1).
+    #[arg(long, value_enum, default_value = "adam")]
+    pub optimizer: OptimizerName,
+    #[arg(long, default_value_t = defaults::MOMENTUM)]
     pub momentum: f64,
-    #[arg(short = 'e', long, default_value_t = 30)]
+    #[arg(short = 'e', long, default_value_t = defaults::EPOCHS)]
     pub epochs: usize,
-    #[arg(short = 'b', long, default_value_t = 8)]
+    #[arg(short = 'b', long, default_value_t = defaults::BATCH_SIZE)]
     pub batch_size: usize,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = defaults::ACCUMULATION_STEPS)]
     pub accumulation_steps: usize,
-    #[arg(long, default_value_t = 19920517)]
+    #[arg(long, default_value_t = defaults::SEED)]
     pub seed: u64,
     /// Frozen backbone (--ft-lr-ratio 0): `cached` computes pooled features once with eval-mode
     /// BatchNorm (fast); `reference` runs the backbone in train mode every step as the reference.
-    #[arg(long, default_value = "cached", value_parser = ["cached", "reference"])]
-    pub frozen_mode: String,
+    #[arg(long, value_enum, default_value = "cached")]
+    pub frozen_mode: FrozenMode,
     /// Evaluate train/val/test every epoch (train-set k, b applied to val/test).
     #[arg(long)]
     pub test_during_training: bool,
@@ -99,7 +103,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub eval_batch_size: usize,
     /// cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value = defaults::DEVICE)]
     pub device: String,
     /// Run directory (default: runs/<a name built from the options>).
     #[arg(long)]
@@ -123,6 +127,7 @@ impl TrainArgs {
         let kind = LossKind::from_parts(&self.loss, self.p, self.q, alpha).context("--loss")?;
         let mut cfg = TrainConfig::new(self.data.to_config()?.dataset);
         cfg.data = self.data.to_config()?;
+        cfg.arch = self.model;
         cfg.model = ModelConfig {
             backbone: self.arch,
             pool: self.pool,
@@ -139,17 +144,7 @@ impl TrainArgs {
             monotonicity: self.monotonicity_regularization.then_some(self.gamma),
         };
         cfg.beta = [self.beta[0], self.beta[1], self.beta[2]];
-        cfg.optimizer = match self.optimizer.as_str() {
-            "adam" => OptimizerKind::Adam,
-            "sgd" => OptimizerKind::Sgd {
-                momentum: self.momentum,
-            },
-            "adadelta" => OptimizerKind::Adadelta {
-                rho: 0.9,
-                eps: 1e-6,
-            },
-            o => anyhow::bail!("--optimizer {o}: expected adam, sgd or adadelta"),
-        };
+        cfg.optimizer = self.optimizer.kind(self.momentum);
         cfg.lr = self.lr;
         cfg.ft_lr_ratio = self.ft_lr_ratio;
         cfg.weight_decay = self.weight_decay;
@@ -161,11 +156,7 @@ impl TrainArgs {
         cfg.batch_size = self.batch_size;
         cfg.accumulation_steps = self.accumulation_steps;
         cfg.seed = self.seed;
-        cfg.frozen_mode = if self.frozen_mode == "reference" {
-            FrozenMode::Reference
-        } else {
-            FrozenMode::Cached
-        };
+        cfg.frozen_mode = self.frozen_mode;
         cfg.test_during_training = self.test_during_training;
         cfg.eval_batch_size = self.eval_batch_size;
         cfg.device = self.device.clone();
@@ -215,8 +206,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 "run": outcome.dir,
                 "best_epoch": info.best_epoch,
                 "mapping": info.mapping,
-                "test": info.test.as_ref().map(head_metrics_json),
-                "val": info.val.as_ref().map(head_metrics_json),
+                "test": info.test.as_ref().map(|m| head_metrics_json(&info.heads, m)),
+                "val": info.val.as_ref().map(|m| head_metrics_json(&info.heads, m)),
             }))?
         );
     } else {
@@ -228,6 +219,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                     "test ({} images, train-set mapping applied)",
                     info.sizes.test
                 ),
+                &info.heads,
                 t,
             );
         }

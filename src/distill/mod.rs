@@ -1,10 +1,14 @@
 //! `normiqa distill`: Multi-Rate Knowledge Distillation (issue 5). [`mrkd`] trains one pair of
 //! models; this module runs the experiment of the paper — baseline (λ = 0: each model alone),
 //! URKD (both models at one rate) and MRKD (large-rate teacher, small-rate student) over several
-//! seeds — and writes `results.json`, `results.md` and the plots ([`plot`]).
+//! seeds — and writes `results.json`, `results.md` and the plots (drawn by
+//! [`crate::report::mrkd`], which shares the report's statistics).
 
 pub mod mrkd;
-pub mod plot;
+pub mod pair;
+
+pub use crate::report::mrkd::markdown;
+pub use crate::report::mrkd_plots as plot;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -101,48 +105,13 @@ fn all_variants() -> Vec<Variant> {
     vec![Variant::Baseline, Variant::Urkd, Variant::Mrkd]
 }
 fn default_seeds() -> Vec<u64> {
-    vec![1, 2, 3]
+    mrkd::defaults::SEEDS.to_vec()
 }
 fn yes() -> bool {
     true
 }
 
-/// Mean, sample standard deviation (n − 1; 0 for one value) and count of the finite values.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct MeanStd {
-    pub mean: f64,
-    pub std: f64,
-    pub n: usize,
-}
-
-impl MeanStd {
-    pub fn of(v: &[f64]) -> MeanStd {
-        let x: Vec<f64> = v.iter().copied().filter(|a| a.is_finite()).collect();
-        let n = x.len();
-        if n == 0 {
-            return MeanStd {
-                mean: f64::NAN,
-                std: f64::NAN,
-                n: 0,
-            };
-        }
-        let mean = x.iter().sum::<f64>() / n as f64;
-        let std = if n > 1 {
-            (x.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
-        } else {
-            0.0
-        };
-        MeanStd { mean, std, n }
-    }
-
-    pub fn fmt(&self) -> String {
-        if self.n == 0 {
-            "n/a".into()
-        } else {
-            format!("{:.4} ± {:.4}", self.mean, self.std)
-        }
-    }
-}
+pub use crate::report::stats::MeanStd;
 
 /// Which epoch's metrics a row reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -257,21 +226,6 @@ pub fn run_experiment(exp: &Experiment, out: &Path) -> Result<ExperimentResults>
         toml::to_string_pretty(exp)?.as_bytes(),
     )?;
     let data = mrkd::prepare(&exp.run, exp.seeds[0])?;
-    // (After the features are computed.) Heads on cached features are tiny matrix products: one intra-op thread is as fast on an
-    // idle CPU and far faster on a busy one (measured 1.5 s vs 25 s per CLIVE epoch on 2 shared
-    // cores). NORMIQA_THREADS overrides.
-    match std::env::var("NORMIQA_THREADS")
-        .ok()
-        .and_then(|s| s.parse::<i32>().ok())
-    {
-        Some(n) => tch::set_num_threads(n),
-        None if exp.run.frozen()
-            && !crate::model::parse_device(&exp.run.device).map_or(false, |d| d.is_cuda()) =>
-        {
-            tch::set_num_threads(1)
-        }
-        None => {}
-    }
     let mut runs = Vec::new();
     for &v in &exp.variants {
         let cfg = v.config(&exp.run, exp.urkd_lr);
@@ -294,11 +248,9 @@ pub fn run_experiment(exp: &Experiment, out: &Path) -> Result<ExperimentResults>
         });
     }
     let res = summarise(exp, &data, runs, t0.elapsed().as_secs_f64());
-    std::fs::write(
-        out.join("results.json"),
-        serde_json::to_string_pretty(&res)?,
-    )?;
-    std::fs::write(out.join("results.md"), markdown(&res))?;
+    let write = crate::train::checkpoint::write_atomic;
+    write(&out.join("results.json"), serde_json::to_string_pretty(&res)?.as_bytes())?;
+    write(&out.join("results.md"), markdown(&res).as_bytes())?;
     if exp.plots {
         if let Err(e) = plot::all(&res, out) {
             tracing::warn!("plots not written: {e:#}");
@@ -432,197 +384,4 @@ fn summarise(
         }
     }
     res
-}
-
-fn f4(m: Option<&MeanStd>) -> String {
-    m.map_or("–".into(), |m| {
-        if m.n == 0 {
-            "n/a".into()
-        } else {
-            format!("{:.4}", m.mean)
-        }
-    })
-}
-
-fn signed(x: f64) -> String {
-    if x.is_finite() {
-        format!("{:+.4}", x)
-    } else {
-        "–".into()
-    }
-}
-
-/// The markdown report: overall table, t-tests, per-type table, hardest/easiest types.
-pub fn markdown(res: &ExperimentResults) -> String {
-    use std::fmt::Write;
-    let e = &res.experiment;
-    let c = &e.run;
-    let mut s = String::new();
-    let _ = writeln!(s, "# MRKD: {}\n", res.dataset);
-    let arch = |m: &MemberConfig| format!("{:?}/{}", m.arch, m.model.backbone).to_lowercase();
-    let _ = writeln!(
-        s,
-        "Teacher {} at η_max {}, student {} at η_max {}; λ {} ({:?}); task loss {}; {:?}; cosine to η_min {} over {} epochs (per {:?}); batch {}; {} epochs; {}; seeds {:?} (seed = split + initialisation + batch order); URKD rate {}. {} s in all.\n",
-        arch(&c.teacher),
-        c.teacher.lr,
-        arch(&c.student),
-        c.student.lr,
-        c.lambda,
-        c.direction,
-        c.loss.kind,
-        c.optimizer,
-        c.eta_min,
-        c.t_max.unwrap_or(c.epochs),
-        c.lr_unit,
-        c.batch_size,
-        c.epochs,
-        if c.frozen() { "frozen backbones (cached pooled features)".to_string() } else { format!("fine-tuned backbones (ratio {})", c.ft_lr_ratio) },
-        e.seeds,
-        e.urkd_lr.unwrap_or(c.student.lr),
-        res.seconds.round()
-    );
-    let sizes = res
-        .runs
-        .first()
-        .and_then(|r| r.results.first())
-        .map(|r| r.sizes)
-        .unwrap_or_default();
-    let _ = writeln!(s, "Split: train {}, val {}, test {} images. Metrics on the test set, mean ± std over seeds.\n", sizes[0], sizes[1], sizes[2]);
-    let cross = res.cross_dataset.is_some();
-    let _ = writeln!(s, "## Overall\n");
-    let _ = write!(s, "| variant | model | η_max | epoch | SRCC | PLCC |");
-    if cross {
-        let _ = write!(
-            s,
-            " cross SRCC ({0}) | cross PLCC ({0}) |",
-            res.cross_dataset.as_deref().unwrap_or("")
-        );
-    }
-    let _ = writeln!(
-        s,
-        "\n|---|---|---|---|---|---|{}",
-        if cross { "---|---|" } else { "" }
-    );
-    for sel in Selection::ALL {
-        for r in res.summary.iter().filter(|r| r.selection == sel) {
-            let _ = write!(
-                s,
-                "| {} | {} | {} | {} | {} | {} |",
-                r.variant.name(),
-                r.label,
-                r.lr,
-                sel.label(),
-                r.test_srcc.fmt(),
-                r.test_plcc.fmt()
-            );
-            if cross {
-                let _ = write!(
-                    s,
-                    " {} | {} |",
-                    r.cross_srcc.map_or("–".into(), |m| m.fmt()),
-                    r.cross_plcc.map_or("–".into(), |m| m.fmt())
-                );
-            }
-            let _ = writeln!(s);
-        }
-    }
-    if !res.comparisons.is_empty() {
-        let _ = writeln!(
-            s,
-            "\n## Paired t-tests over seeds (final-epoch test SRCC)\n"
-        );
-        let _ = writeln!(
-            s,
-            "| a | b | mean(a − b) | t | p (two-sided) | n |\n|---|---|---|---|---|---|"
-        );
-        for cpr in &res.comparisons {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {:.2} | {:.3} | {} |",
-                cpr.a,
-                cpr.b,
-                signed(cpr.mean_diff),
-                cpr.t,
-                cpr.p_two_sided,
-                cpr.n
-            );
-        }
-    }
-    let get = |v: Variant, k: usize| res.row(v, k, Selection::Final);
-    let types: Vec<String> = res
-        .summary
-        .iter()
-        .flat_map(|r| r.per_type_srcc.keys().cloned())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    if !types.is_empty() {
-        let _ = writeln!(
-            s,
-            "\n## Per distortion type (final epoch, test SRCC, mean over seeds)\n"
-        );
-        let _ = writeln!(s, "| type | small-lr alone (baseline) | large-lr alone | URKD | MRKD student | MRKD teacher | URKD − baseline | MRKD − baseline |\n|---|---|---|---|---|---|---|---|");
-        let cell =
-            |v: Variant, k: usize, t: &str| get(v, k).and_then(|r| r.per_type_srcc.get(t)).copied();
-        for t in &types {
-            let b = cell(Variant::Baseline, 1, t).map_or(f64::NAN, |m| m.mean);
-            let u = cell(Variant::Urkd, 1, t).map_or(f64::NAN, |m| m.mean);
-            let m = cell(Variant::Mrkd, 1, t).map_or(f64::NAN, |m| m.mean);
-            let _ = writeln!(
-                s,
-                "| {t} | {} | {} | {} | {} | {} | {} | {} |",
-                f4(cell(Variant::Baseline, 1, t).as_ref()),
-                f4(cell(Variant::Baseline, 0, t).as_ref()),
-                f4(cell(Variant::Urkd, 1, t).as_ref()),
-                f4(cell(Variant::Mrkd, 1, t).as_ref()),
-                f4(cell(Variant::Mrkd, 0, t).as_ref()),
-                signed(u - b),
-                signed(m - b)
-            );
-        }
-        if !res.hardest.is_empty() {
-            let _ = writeln!(s, "\n## Hardest and easiest types (by the baseline's SRCC), as the paper's Tables 2–4\n");
-            let _ = writeln!(s, "| | type | baseline | URKD | MRKD | gain URKD | gain MRKD |\n|---|---|---|---|---|---|---|");
-            for (what, list) in [("hardest", &res.hardest), ("easiest", &res.easiest)] {
-                for t in list {
-                    let v = |var: Variant| cell(var, 1, t).map_or(f64::NAN, |m| m.mean);
-                    let (b, u, m) = (v(Variant::Baseline), v(Variant::Urkd), v(Variant::Mrkd));
-                    let _ = writeln!(
-                        s,
-                        "| {what} | {t} | {b:.4} | {u:.4} | {m:.4} | {} | {} |",
-                        signed(u - b),
-                        signed(m - b)
-                    );
-                }
-            }
-            let mean_of = |var: Variant, list: &[String]| {
-                let v: Vec<f64> = list
-                    .iter()
-                    .map(|t| cell(var, 1, t).map_or(f64::NAN, |m| m.mean))
-                    .collect();
-                MeanStd::of(&v).mean
-            };
-            for (what, list) in [
-                ("hardest-2 mean", &res.hardest),
-                ("easiest-2 mean", &res.easiest),
-            ] {
-                let (b, u, m) = (
-                    mean_of(Variant::Baseline, list),
-                    mean_of(Variant::Urkd, list),
-                    mean_of(Variant::Mrkd, list),
-                );
-                let _ = writeln!(
-                    s,
-                    "| {what} | | {b:.4} | {u:.4} | {m:.4} | {} | {} |",
-                    signed(u - b),
-                    signed(m - b)
-                );
-            }
-        }
-    }
-    let _ = writeln!(
-        s,
-        "\nNotes: \"final epoch\" is what the paper reports; \"best-val epoch\" picks each model's epoch by its validation SRCC (shown only with a validation set); \"oracle\" picks the best test epoch and is optimistic. Baseline = the same pair with λ = 0 (each model trained alone, same initialisation and batches as in URKD/MRKD). PLCC/RMSE after a linear fit on the evaluated set."
-    );
-    s
 }

@@ -16,12 +16,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use super::results::Results;
-use super::spec::{Combo, Experiment};
+use super::spec::{Combo, Experiment, ProcedureKind};
+use crate::report::results::Results;
 use crate::train::{checkpoint, TrainConfig};
 
-/// Written into a run directory when its run failed; removed when it is run again.
-pub const FAILED: &str = "failed.txt";
+pub use crate::report::results::FAILED;
 /// The copy of the experiment file in the experiment directory.
 pub const EXPERIMENT_TOML: &str = "experiment.toml";
 
@@ -82,6 +81,9 @@ pub fn state(combo: &Combo, dir: &Path) -> ComboState {
 
 /// Runs (or lists, with `dry_run`) the experiment. Returns the experiment directory.
 pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
+    if exp.meta.procedure == ProcedureKind::Distill {
+        return super::distill_runner::run(exp, opts);
+    }
     let dir = exp.dir(&opts.runs_root);
     let mut combos = exp.combos()?;
     if let Some(dev) = &opts.device {
@@ -177,7 +179,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
 
 /// Writes `results.csv` and `results.md` of the experiment directory.
 pub fn write_results(exp: &Experiment, dir: &Path) -> Result<Results> {
-    let r = Results::collect(exp, dir)?;
+    let r = Results::collect(&exp.results_spec()?, dir)?;
     checkpoint::write_atomic(
         &dir.join("results.csv"),
         crate::report::tables::results_csv(&r)?.as_bytes(),

@@ -32,6 +32,7 @@ use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use toml::Value;
 
+use crate::distill::DistillConfig;
 use crate::train::TrainConfig;
 
 /// The `[experiment]` table.
@@ -40,6 +41,10 @@ use crate::train::TrainConfig;
 pub struct ExperimentMeta {
     #[serde(default)]
     pub name: Option<String>,
+    /// What each run is: `train` (default; the base is a run's `config.toml`) or `distill` (an
+    /// MRKD pair: the base is `normiqa distill`'s `[run]` table plus `seed`).
+    #[serde(default)]
+    pub procedure: ProcedureKind,
     #[serde(default)]
     pub description: Option<String>,
     /// The key whose values pair runs in t-tests (usually `data.exp_id` or `seed`). Default: the
@@ -55,6 +60,33 @@ pub struct ExperimentMeta {
     /// same `pair_over` value), as the dashed line and circles of the paper's Fig. 1.
     #[serde(default)]
     pub threshold_baseline: Option<String>,
+}
+
+/// The procedure an experiment's runs use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProcedureKind {
+    #[default]
+    Train,
+    Distill,
+}
+
+/// One MRKD pair run of a `distill` experiment: the pair's configuration and its seed (split,
+/// initialisation, batch order).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DistillRun {
+    pub seed: u64,
+    #[serde(flatten)]
+    pub run: DistillConfig,
+}
+
+/// One run of a `distill` experiment.
+#[derive(Debug, Clone)]
+pub struct DistillCombo {
+    pub index: usize,
+    pub name: String,
+    pub params: Vec<(String, String, Value)>,
+    pub run: DistillRun,
 }
 
 /// One swept key: its dotted path, its values and their labels in run names.
@@ -140,7 +172,7 @@ impl Experiment {
         if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
             bail!("[experiment] name = {name:?}: must be a plain directory name");
         }
-        let base = with_defaults(table)?;
+        let base = with_defaults(table, meta.procedure)?;
         let exp = Experiment {
             name,
             meta,
@@ -149,15 +181,22 @@ impl Experiment {
             source: text.to_string(),
         };
         // Check the whole product now, so that a typo fails before the first run.
-        exp.combos()?;
+        exp.check()?;
         Ok(exp)
     }
 
     /// Overrides a key of the base configuration (e.g. a dataset path), then checks every run.
     pub fn set(&mut self, key: &str, value: Value) -> Result<()> {
         set_path(&mut self.base, key, value)?;
-        self.combos()?;
-        Ok(())
+        self.check()
+    }
+
+    /// Expands every run of the experiment's procedure (errors name the run and the key).
+    fn check(&self) -> Result<()> {
+        match self.meta.procedure {
+            ProcedureKind::Train => self.combos().map(|_| ()),
+            ProcedureKind::Distill => self.distill_combos().map(|_| ()),
+        }
     }
 
     /// The key that pairs runs in t-tests, if any.
@@ -180,7 +219,43 @@ impl Experiment {
     /// Every run, in order: each product in file order, the last key varying fastest. Runs whose
     /// configuration equals an earlier run's are left out.
     pub fn combos(&self) -> Result<Vec<Combo>> {
-        let mut out: Vec<Combo> = Vec::new();
+        if self.meta.procedure != ProcedureKind::Train {
+            bail!("experiment {}: its runs are `distill` pairs, not `train` runs", self.name);
+        }
+        let runs = self.expand(|table| {
+            let config: TrainConfig = parse_checked(table)?;
+            config.validate()?;
+            Ok(config)
+        })?;
+        Ok(runs
+            .into_iter()
+            .map(|(index, name, params, config)| Combo { index, name, params, config })
+            .collect())
+    }
+
+    /// The runs of a `distill` experiment, in the order of [`Experiment::combos`].
+    pub fn distill_combos(&self) -> Result<Vec<DistillCombo>> {
+        if self.meta.procedure != ProcedureKind::Distill {
+            bail!("experiment {}: set `procedure = \"distill\"` in [experiment] for MRKD pairs", self.name);
+        }
+        let runs = self.expand(|table| {
+            let run: DistillRun = parse_checked(table)?;
+            run.run.validate()?;
+            Ok(run)
+        })?;
+        Ok(runs
+            .into_iter()
+            .map(|(index, name, params, run)| DistillCombo { index, name, params, run })
+            .collect())
+    }
+
+    /// Every combination of every product, parsed by `parse`, without duplicates.
+    #[allow(clippy::type_complexity)]
+    fn expand<T: PartialEq>(
+        &self,
+        parse: impl Fn(toml::Table) -> Result<T>,
+    ) -> Result<Vec<(usize, String, Vec<(String, String, Value)>, T)>> {
+        let mut out: Vec<(usize, String, Vec<(String, String, Value)>, T)> = Vec::new();
         for axes in &self.sweeps {
             let n: usize = axes.iter().map(|a| a.values.len()).product();
             for flat in 0..n {
@@ -198,35 +273,56 @@ impl Experiment {
                         .with_context(|| format!("sweep key {:?}", a.key))?;
                     params.push((a.key.clone(), a.labels[j].clone(), a.values[j].clone()));
                 }
-                let config: TrainConfig = Value::Table(table.clone())
-                    .try_into()
-                    .map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message()))
-                    .with_context(|| format!("the configuration of run {}", combo_name(&params)))?;
-                let back = toml::Value::try_from(&config)?;
-                if let Value::Table(back) = back {
-                    check_known_keys(&table, &back, "").with_context(|| {
-                        format!("the configuration of run {}", combo_name(&params))
-                    })?;
-                }
-                config
-                    .validate()
-                    .with_context(|| format!("the configuration of run {}", combo_name(&params)))?;
-                if out.iter().any(|c| c.config == config) {
+                let name = combo_name(&params);
+                let config = parse(table)
+                    .with_context(|| format!("the configuration of run {name}"))?;
+                if out.iter().any(|c| c.3 == config) {
                     continue;
                 }
-                let name = combo_name(&params);
-                if out.iter().any(|c| c.name == name) {
+                if out.iter().any(|c| c.1 == name) {
                     bail!("two runs would share the directory name {name:?}: give the sweep values distinct labels");
                 }
-                out.push(Combo {
-                    index: out.len(),
-                    name,
-                    params,
-                    config,
-                });
+                out.push((out.len(), name, params, config));
             }
         }
         Ok(out)
+    }
+
+    /// What the results table needs to know of this experiment.
+    /// A `distill` experiment lists each member of each pair (`<run>/teacher`, `<run>/student`,
+    /// with the swept key `member`): the run folders that `train_pair` writes.
+    pub fn results_spec(&self) -> Result<crate::report::results::ResultsSpec> {
+        use crate::report::results::PlannedRun;
+        let plain = |params: Vec<(String, String, Value)>| -> Vec<(String, String)> {
+            params.into_iter().map(|(k, l, _)| (k, l)).collect()
+        };
+        let runs = match self.meta.procedure {
+            ProcedureKind::Train => self
+                .combos()?
+                .into_iter()
+                .map(|c| PlannedRun { index: c.index, name: c.name, params: plain(c.params) })
+                .collect(),
+            ProcedureKind::Distill => {
+                let mut runs = Vec::new();
+                for c in self.distill_combos()? {
+                    for member in ["teacher", "student"] {
+                        let mut params = plain(c.params.clone());
+                        params.push(("member".into(), member.into()));
+                        let name = format!("{}/{member}", c.name);
+                        runs.push(PlannedRun { index: c.index, name, params });
+                    }
+                }
+                runs
+            }
+        };
+        Ok(crate::report::results::ResultsSpec {
+            name: self.name.clone(),
+            pair_over: self.pair_over(),
+            threshold_metric: self.meta.threshold_metric.clone(),
+            threshold: self.meta.threshold,
+            threshold_baseline: self.meta.threshold_baseline.clone(),
+            runs,
+        })
     }
 
     /// `runs_root/<name>`.
@@ -296,19 +392,40 @@ fn collect_axes(t: &toml::Table, prefix: &str, out: &mut Vec<SweepAxis>) -> Resu
 /// The file's base configuration over the defaults of every key, so that a partial `[model]`
 /// table (e.g. only `backbone`) is complete. Tagged tables (`type`/`kind` keys: the loss, the
 /// dataset, the optimiser, the schedule) replace the default as a whole.
-fn with_defaults(user: toml::Table) -> Result<toml::Table> {
-    let mut defaults =
-        match toml::Value::try_from(TrainConfig::new(crate::train::DatasetSpec::Clive {
+fn with_defaults(user: toml::Table, procedure: ProcedureKind) -> Result<toml::Table> {
+    let defaults = match procedure {
+        ProcedureKind::Train => toml::Value::try_from(TrainConfig::new(crate::train::DatasetSpec::Clive {
             root: PathBuf::new(),
-        }))? {
-            Value::Table(t) => t,
-            _ => unreachable!("a struct serialises to a table"),
-        };
+        }))?,
+        ProcedureKind::Distill => {
+            let data = TrainConfig::new(crate::train::DatasetSpec::Clive { root: PathBuf::new() }).data;
+            let run = DistillConfig::new(
+                data,
+                crate::distill::mrkd::defaults::TEACHER_LR,
+                crate::distill::mrkd::defaults::STUDENT_LR,
+            );
+            toml::Value::try_from(DistillRun { seed: crate::distill::mrkd::defaults::SEEDS[0], run })?
+        }
+    };
+    let Value::Table(mut defaults) = defaults else {
+        unreachable!("a struct serialises to a table")
+    };
     if let Some(Value::Table(d)) = defaults.get_mut("data") {
         d.remove("dataset");
     }
     merge(&mut defaults, user);
     Ok(defaults)
+}
+
+/// Deserialises a configuration and errors on keys that deserialising ignored.
+fn parse_checked<T: serde::de::DeserializeOwned + Serialize>(table: toml::Table) -> Result<T> {
+    let config: T = Value::Table(table.clone())
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message()))?;
+    if let Value::Table(back) = toml::Value::try_from(&config)? {
+        check_known_keys(&table, &back, "")?;
+    }
+    Ok(config)
 }
 
 fn merge(into: &mut toml::Table, from: toml::Table) {
@@ -412,18 +529,7 @@ pub fn label_of(v: &Value) -> String {
     }
 }
 
-/// The last segment of a dotted key (`loss.kind` → `kind`), except for `kind`/`type`, where the
-/// previous one is used (`loss.kind` → `loss`).
-pub fn short_key(key: &str) -> &str {
-    let key = key.split(',').next().unwrap_or(key).trim();
-    let mut it = key.rsplit('.');
-    let last = it.next().unwrap_or(key);
-    if matches!(last, "kind" | "type") {
-        it.next().unwrap_or(last)
-    } else {
-        last
-    }
-}
+pub use crate::report::results::short_key;
 
 fn sanitize(s: &str) -> String {
     s.chars()

@@ -237,30 +237,62 @@ impl Inference<'_> {
     }
 }
 
+/// A `--device` value that names no usable device.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("--device cuda: no CUDA device is available to libtorch (a CPU-only build, or no GPU; build with `NORMIQA_FEATURES=cuda ./run setup-full`)")]
+    NoCuda,
+    #[error("--device cuda:{index}: only {count} CUDA device(s)")]
+    NoSuchCuda { index: usize, count: i64 },
+    #[error("--device {0}: expected cpu, cuda, cuda:N or auto")]
+    Unknown(String),
+}
+
 /// Picks the compute device: `cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available).
-pub fn parse_device(s: &str) -> Result<Device, String> {
+pub fn parse_device(s: &str) -> Result<Device, DeviceError> {
     match s {
         "cpu" => Ok(Device::Cpu),
         "auto" => Ok(Device::cuda_if_available()),
-        "cuda" | "gpu" => {
-            if tch::Cuda::is_available() {
-                Ok(Device::Cuda(0))
-            } else {
-                Err("--device cuda: no CUDA device is available to libtorch (a CPU-only build, or no GPU; build with `NORMIQA_FEATURES=cuda ./run setup-full`)".into())
-            }
-        }
+        "cuda" | "gpu" if tch::Cuda::is_available() => Ok(Device::Cuda(0)),
+        "cuda" | "gpu" => Err(DeviceError::NoCuda),
         other => match other
             .strip_prefix("cuda:")
             .and_then(|n| n.parse::<usize>().ok())
         {
             Some(i) if (i as i64) < tch::Cuda::device_count() => Ok(Device::Cuda(i)),
-            Some(i) => Err(format!(
-                "--device cuda:{i}: only {} CUDA device(s)",
-                tch::Cuda::device_count()
-            )),
-            None => Err(format!(
-                "--device {other}: expected cpu, cuda, cuda:N or auto"
-            )),
+            Some(index) => Err(DeviceError::NoSuchCuda {
+                index,
+                count: tch::Cuda::device_count(),
+            }),
+            None => Err(DeviceError::Unknown(other.to_string())),
         },
+    }
+}
+
+impl super::iqa::IqaModel for LinearityIqa {
+    fn arch(&self) -> super::iqa::Arch {
+        super::iqa::Arch::Linearity
+    }
+    fn backbone(&self) -> &dyn Backbone {
+        self.backbone.as_ref()
+    }
+    fn feature_config(&self) -> ModelConfig {
+        self.config.clone()
+    }
+    fn tap_widths(&self) -> Vec<i64> {
+        let [c6, c7] = self.backbone.channels();
+        vec![
+            pooled_len(c6, self.config.pool, self.config.p6),
+            pooled_len(c7, self.config.pool, self.config.p7),
+        ]
+    }
+    fn pool(&self, m6: &Tensor, m7: &Tensor) -> Vec<Tensor> {
+        vec![
+            spsp(m6, self.config.p6, self.config.pool),
+            spsp(m7, self.config.p7, self.config.pool),
+        ]
+    }
+    fn heads(&self, taps: &[Tensor], train: bool) -> Vec<Tensor> {
+        self.heads.forward(&taps[0], &taps[1], train).into()
     }
 }

@@ -1,14 +1,20 @@
-//! Models: backbones (one file each), pooling, the LinearityIQA heads, the registry, and loading
-//! pretrained / trained weights.
+//! Models: backbones (one file each), pooling, the model interface ([`iqa`]), the models
+//! (LinearityIQA, the plain regressor: one file each), the registry, pretrained weights, and
+//! trained models with the inference path ([`trained`]).
 
 pub mod backbone;
+pub mod iqa;
 pub mod linearity;
+pub mod plain;
 pub mod pooling;
 pub mod registry;
+pub mod trained;
 pub mod weights;
 
 pub use backbone::Backbone;
-pub use linearity::{parse_device, LinearityIqa};
+pub use iqa::{Arch, IqaModel};
+pub use linearity::{parse_device, DeviceError, LinearityIqa};
+pub use plain::PlainIqa;
 pub use pooling::Pool;
 pub use registry::BackboneName;
 

@@ -8,8 +8,7 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use normiqa_core::metrics::paired_t_test;
 
-use crate::experiment::results::{ResultRow, Results};
-use crate::experiment::spec::short_key;
+use super::results::{short_key, ResultRow, Results};
 
 fn num(x: Option<f64>, digits: usize) -> String {
     match x {
@@ -77,16 +76,10 @@ pub fn results_csv(r: &Results) -> Result<String> {
     Ok(String::from_utf8(w.into_inner()?)?)
 }
 
-/// Mean and sample standard deviation.
+/// Mean and sample standard deviation ([`super::stats::MeanStd`]'s rule).
 fn mean_sd(v: &[f64]) -> (f64, f64) {
-    let n = v.len() as f64;
-    let m = v.iter().sum::<f64>() / n;
-    let sd = if v.len() > 1 {
-        (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (n - 1.0)).sqrt()
-    } else {
-        f64::NAN
-    };
-    (m, sd)
+    let m = super::stats::MeanStd::of(v);
+    (m.mean, m.std)
 }
 
 /// Per setting (all swept values but the pairing key): its finished runs.

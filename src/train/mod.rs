@@ -1,10 +1,13 @@
-//! Training: configuration, data loading for a run, the epoch loop, checkpoints and logs.
+//! Training: configuration, data loading for a run, the one engine ([`engine`]: epoch loop,
+//! resume, logging, evaluation hooks) with the one-model procedure ([`trainer`]), optimisers,
+//! schedules, the feature cache, checkpoints and logs.
 
 pub mod adadelta;
 pub mod augment;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod engine;
 pub mod features;
 pub mod log;
 pub mod optim;

@@ -11,6 +11,8 @@
 use std::collections::HashMap;
 
 use anyhow::{bail, Result};
+
+use super::config::OptimizerKind;
 use tch::{nn, Tensor};
 
 use crate::model::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
@@ -197,6 +199,87 @@ impl Sgd {
                 let _ = s.param.g_add_(&(d * (-lr)));
             }
         });
+    }
+}
+
+/// The configured optimiser (ours, with libtorch's update rules, so that its state can be saved
+/// and a run resumed; `optim.rs`, `adadelta.rs`).
+pub enum Opt {
+    Adam(Adam),
+    Sgd(Sgd),
+    Adadelta(super::adadelta::Adadelta),
+}
+
+impl Opt {
+    /// Builds the configured optimiser over all trainable variables of `vs` at rate `lr`.
+    pub fn build(
+        kind: OptimizerKind,
+        vs: &nn::VarStore,
+        lr: f64,
+        weight_decay: f64,
+    ) -> Result<Self> {
+        Ok(match kind {
+            OptimizerKind::Adam => Opt::Adam(Adam::new(vs, lr, weight_decay)),
+            OptimizerKind::Sgd { momentum } => {
+                Opt::Sgd(Sgd::new(vs, lr, momentum, weight_decay))
+            }
+            OptimizerKind::Adadelta { rho, eps } => Opt::Adadelta(super::adadelta::Adadelta::new(
+                vs,
+                lr,
+                rho,
+                eps,
+                weight_decay,
+            )),
+        })
+    }
+    pub fn set_lr_group(&mut self, group: usize, lr: f64) {
+        match self {
+            Opt::Adam(o) => o.set_lr_group(group, lr),
+            Opt::Sgd(o) => o.set_lr_group(group, lr),
+            Opt::Adadelta(o) => o.set_lr_group(group, lr),
+        }
+    }
+    /// The variables with their buffers (every optimiser keeps them the same way).
+    fn slots(&self) -> &[Slot] {
+        match self {
+            Opt::Adam(o) => &o.slots,
+            Opt::Sgd(o) => &o.slots,
+            Opt::Adadelta(o) => &o.slots,
+        }
+    }
+    pub fn zero_grad(&mut self) {
+        zero_grad(self.slots());
+    }
+    pub fn step(&mut self) {
+        match self {
+            Opt::Adam(o) => o.step(),
+            Opt::Sgd(o) => o.step(),
+            Opt::Adadelta(o) => o.step(),
+        }
+    }
+    /// The optimiser's buffers as named tensors, and its step count (Adam's bias correction).
+    pub fn state(&self) -> (Vec<(String, Tensor)>, i64) {
+        let step = match self {
+            Opt::Adam(o) => o.step,
+            _ => 0,
+        };
+        (state(self.slots()), step)
+    }
+    /// Restores what [`Opt::state`] returned.
+    pub fn load_state(
+        &mut self,
+        saved: &std::collections::HashMap<String, Tensor>,
+        step: i64,
+    ) -> Result<()> {
+        // Buffers per variable: Adam [m, v], SGD [momentum], Adadelta [E[g²], E[Δ²]].
+        match self {
+            Opt::Adam(o) => {
+                o.step = step;
+                load_state(&mut o.slots, saved, 2)
+            }
+            Opt::Sgd(o) => load_state(&mut o.slots, saved, 1),
+            Opt::Adadelta(o) => load_state(&mut o.slots, saved, 2),
+        }
     }
 }
 

@@ -1,65 +1,27 @@
 //! Resuming an interrupted training run exactly where it stopped.
 //!
-//! After every epoch the trainer writes, in `RUN/resume/`: the model's variables and the
-//! optimiser's buffers of that epoch (`model-E.safetensors`, `optimizer-E.safetensors`), then
-//! `state.json` (atomically; it names epoch E, so it is the commit point), then removes the files
-//! of earlier epochs. A later `train` into the same directory with the same configuration loads
-//! them and goes on with epoch E+1: same weights, optimiser moments, batch order (the shuffling
-//! generator's position), libtorch seed (reseeded per epoch) and log (truncated to the end of
+//! After every epoch the engine writes, in `RUN/resume/`: each member's variables and optimiser
+//! buffers of that epoch (`NAME-E.safetensors`, `NAME-optimizer-E.safetensors`; NAME is `model`
+//! for one model, `teacher`/`student` for an MRKD pair), then `state.json` (atomically; it names
+//! epoch E, so it is the commit point), then removes the files of earlier epochs. A later run into
+//! the same directory with the same configuration loads them and goes on with epoch E+1: same
+//! weights, optimiser moments, batch order (the shuffling generator's position), libtorch seed
+//! (reseeded per epoch), the procedure's own records and the log (truncated to the end of
 //! epoch E). A finished run removes `resume/`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use normiqa_core::metrics::Metrics;
 use serde::{Deserialize, Serialize};
-use tch::{nn, Tensor};
+use tch::Tensor;
 
-use super::checkpoint::{self, HeadMetrics};
-use super::trainer::Opt;
+use super::checkpoint;
+use super::engine::MemberRef;
 use crate::model::weights;
 
 pub const DIR: &str = "resume";
 const STATE: &str = "state.json";
-
-/// Metrics with NaN written as null (JSON has no NaN).
-#[derive(Serialize, Deserialize, Clone, Copy)]
-struct M {
-    srocc: Option<f64>,
-    krocc: Option<f64>,
-    plcc: Option<f64>,
-    rmse: Option<f64>,
-    n: usize,
-}
-
-fn enc(m: &HeadMetrics) -> Vec<M> {
-    let f = |x: f64| x.is_finite().then_some(x);
-    m.iter()
-        .map(|m| M {
-            srocc: f(m.srocc),
-            krocc: f(m.krocc),
-            plcc: f(m.plcc),
-            rmse: f(m.rmse),
-            n: m.n,
-        })
-        .collect()
-}
-
-fn dec(v: &[M]) -> Option<HeadMetrics> {
-    let f = |x: Option<f64>| x.unwrap_or(f64::NAN);
-    let ms: Vec<Metrics> = v
-        .iter()
-        .map(|m| Metrics {
-            srocc: f(m.srocc),
-            krocc: f(m.krocc),
-            plcc: f(m.plcc),
-            rmse: f(m.rmse),
-            n: m.n,
-        })
-        .collect();
-    ms.try_into().ok()
-}
 
 /// Everything besides tensors that the epoch loop carries from one epoch to the next.
 #[derive(Serialize, Deserialize)]
@@ -67,8 +29,8 @@ pub struct State {
     /// The run's configuration (TOML): a resume needs the very same one.
     config: String,
     pub epochs_done: usize,
+    /// (criterion, 1-based epoch) of the best epoch so far.
     pub best: Option<(f64, usize)>,
-    best_val: Option<Vec<M>>,
     pub global_iter: usize,
     /// Length of log.jsonl at the end of the epoch.
     pub log_bytes: u64,
@@ -77,41 +39,41 @@ pub struct State {
     /// Word positions of the batch-order and augmentation generators (u128 as text).
     rng_pos: String,
     aug_pos: String,
-    pub opt_step: i64,
+    /// Adam's step count of each member (bias correction).
+    pub opt_steps: Vec<i64>,
     /// Training seconds so far.
+    pub train_s: f64,
+    /// The procedure's own records (best validation metrics, per-epoch history, ...).
+    pub procedure: serde_json::Value,
+}
+
+/// The engine's counters at the end of an epoch.
+pub struct Progress<'a> {
+    pub epochs_done: usize,
+    pub best: Option<(f64, usize)>,
+    pub global_iter: usize,
+    pub log_bytes: u64,
+    pub order: &'a [usize],
+    pub rng_pos: u128,
+    pub aug_pos: u128,
     pub train_s: f64,
 }
 
 impl State {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        config: String,
-        epochs_done: usize,
-        best: Option<(f64, usize)>,
-        best_val: Option<&HeadMetrics>,
-        global_iter: usize,
-        log_bytes: u64,
-        order: &[usize],
-        rng_pos: u128,
-        aug_pos: u128,
-        train_s: f64,
-    ) -> Self {
+    pub fn new(config: String, p: Progress, procedure: serde_json::Value) -> Self {
         State {
             config,
-            epochs_done,
-            best,
-            best_val: best_val.map(enc),
-            global_iter,
-            log_bytes,
-            order: order.to_vec(),
-            rng_pos: rng_pos.to_string(),
-            aug_pos: aug_pos.to_string(),
-            opt_step: 0,
-            train_s,
+            epochs_done: p.epochs_done,
+            best: p.best,
+            global_iter: p.global_iter,
+            log_bytes: p.log_bytes,
+            order: p.order.to_vec(),
+            rng_pos: p.rng_pos.to_string(),
+            aug_pos: p.aug_pos.to_string(),
+            opt_steps: Vec::new(),
+            train_s: p.train_s,
+            procedure,
         }
-    }
-    pub fn best_val(&self) -> Option<HeadMetrics> {
-        self.best_val.as_deref().and_then(dec)
     }
     pub fn rng_pos(&self) -> Result<(u128, u128)> {
         Ok((
@@ -121,43 +83,42 @@ impl State {
     }
 }
 
-fn files(out: &Path, epoch: usize) -> (PathBuf, PathBuf) {
+fn files(out: &Path, name: &str, epoch: usize) -> (PathBuf, PathBuf) {
     let d = out.join(DIR);
     (
-        d.join(format!("model-{epoch}.safetensors")),
-        d.join(format!("optimizer-{epoch}.safetensors")),
+        d.join(format!("{name}-{epoch}.safetensors")),
+        d.join(format!("{name}-optimizer-{epoch}.safetensors")),
     )
 }
 
-/// Saves the end-of-epoch state (see the module doc); `with_backbone` as the checkpoint's.
-pub fn save(
-    out: &Path,
-    vs: &nn::VarStore,
-    opt: &Opt,
-    mut st: State,
-    with_backbone: bool,
-) -> Result<()> {
+/// Saves the end-of-epoch state (see the module doc).
+pub fn save(out: &Path, members: &[MemberRef], mut st: State) -> Result<()> {
     let dir = out.join(DIR);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let (model, optim) = files(out, st.epochs_done);
-    let prefix = format!("{}.", crate::model::linearity::BACKBONE_PREFIX);
-    weights::save_safetensors(vs, &model, |n| with_backbone || !n.starts_with(&prefix))?;
-    let (tensors, step) = opt.state();
-    st.opt_step = step;
-    let named: Vec<(&str, Tensor)> = tensors
-        .iter()
-        .map(|(n, t)| (n.as_str(), t.to_device(tch::Device::Cpu)))
-        .collect();
-    let tmp = dir.join(format!(".optimizer.{}.tmp", std::process::id()));
-    Tensor::write_safetensors(&named, &tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &optim).with_context(|| format!("writing {}", optim.display()))?;
+    let mut keep = Vec::new();
+    for m in members {
+        let (model, optim) = files(out, m.name, st.epochs_done);
+        let prefix = format!("{}.", crate::model::linearity::BACKBONE_PREFIX);
+        let with_backbone = m.with_backbone;
+        weights::save_safetensors(m.vs, &model, |n| with_backbone || !n.starts_with(&prefix))?;
+        let (tensors, step) = m.opt.state();
+        st.opt_steps.push(step);
+        let named: Vec<(&str, Tensor)> = tensors
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.to_device(tch::Device::Cpu)))
+            .collect();
+        let tmp = dir.join(format!(".optimizer.{}.tmp", std::process::id()));
+        Tensor::write_safetensors(&named, &tmp)
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, &optim).with_context(|| format!("writing {}", optim.display()))?;
+        keep.extend([model, optim]);
+    }
     checkpoint::write_atomic(&dir.join(STATE), serde_json::to_string(&st)?.as_bytes())?;
     // Files of earlier epochs are no longer referenced.
     if let Ok(rd) = std::fs::read_dir(&dir) {
         for e in rd.flatten() {
             let p = e.path();
-            if p != model && p != optim && p.extension().is_some_and(|x| x == "safetensors") {
+            if !keep.contains(&p) && p.extension().is_some_and(|x| x == "safetensors") {
                 let _ = std::fs::remove_file(p);
             }
         }
@@ -165,9 +126,9 @@ pub fn save(
     Ok(())
 }
 
-/// The saved state of an interrupted run with this configuration, loaded into `vs` and `opt`;
+/// The saved state of an interrupted run with this configuration, loaded into the members;
 /// `None` when there is none (or it belongs to another configuration: the run starts over).
-pub fn load(out: &Path, config: &str, vs: &nn::VarStore, opt: &mut Opt) -> Result<Option<State>> {
+pub fn load(out: &Path, config: &str, members: &mut [MemberRef]) -> Result<Option<State>> {
     let path = out.join(DIR).join(STATE);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
@@ -181,13 +142,16 @@ pub fn load(out: &Path, config: &str, vs: &nn::VarStore, opt: &mut Opt) -> Resul
         );
         return Ok(None);
     }
-    let (model, optim) = files(out, st.epochs_done);
-    weights::load_safetensors(vs, &model)?;
-    let saved: HashMap<String, Tensor> = Tensor::read_safetensors(&optim)
-        .with_context(|| format!("reading {}", optim.display()))?
-        .into_iter()
-        .collect();
-    opt.load_state(&saved, st.opt_step)?;
+    for (k, m) in members.iter_mut().enumerate() {
+        let (model, optim) = files(out, m.name, st.epochs_done);
+        weights::load_safetensors(m.vs, &model)?;
+        let saved: HashMap<String, Tensor> = Tensor::read_safetensors(&optim)
+            .with_context(|| format!("reading {}", optim.display()))?
+            .into_iter()
+            .collect();
+        let step = st.opt_steps.get(k).copied().unwrap_or(0);
+        m.opt.load_state(&saved, step)?;
+    }
     Ok(Some(st))
 }
 

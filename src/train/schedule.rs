@@ -50,8 +50,8 @@ pub enum Schedule {
 impl Default for Schedule {
     fn default() -> Self {
         Schedule::Step {
-            lr_decay: 0.1,
-            overall_lr_decay: 0.01,
+            lr_decay: super::config::defaults::LR_DECAY,
+            overall_lr_decay: super::config::defaults::OVERALL_LR_DECAY,
         }
     }
 }

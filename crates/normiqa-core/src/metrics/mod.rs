@@ -159,14 +159,25 @@ fn max_abs(x: &[f64]) -> f64 {
 /// Mirrors the reference `IQAPerformance`: all four are computed between MOS
 /// and the *mapped* predictions `k·ŷ + b`, so RMSE is on the MOS scale only
 /// when a mapping is used.
+///
+/// JSON has no NaN: serde_json writes an undefined metric as `null`, which reads back as NaN.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Metrics {
+    #[serde(deserialize_with = "f64_or_nan")]
     pub srocc: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub plcc: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub krocc: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub rmse: f64,
     /// Number of samples.
     pub n: usize,
+}
+
+/// Deserialises a number, or `null` (how serde_json writes NaN) as NaN.
+pub fn f64_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 impl Metrics {

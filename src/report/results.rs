@@ -1,4 +1,5 @@
-//! What a finished (or interrupted) run directory holds, read back for tables and plots:
+//! What a finished (or interrupted) run directory holds, read back for tables and plots (the
+//! experiment runner produces these folders; the report only reads them):
 //! `run.json` (best epoch, test metrics, mapping), `log.jsonl` (per-epoch validation metrics,
 //! per-iteration loss and b̂), `config.toml`. Read as JSON values so that NaN (written as null)
 //! and older files load.
@@ -9,8 +10,43 @@ use anyhow::{Context, Result};
 use normiqa_core::metrics::{LinearMap, Metrics};
 use serde_json::Value as Json;
 
-use super::spec::{Combo, Experiment};
 use crate::train::{checkpoint, TrainConfig};
+
+/// Written into a run directory when its run failed (by `normiqa run`); removed when it is run
+/// again.
+pub const FAILED: &str = "failed.txt";
+
+/// The last segment of a dotted key (`loss.kind` → `kind`), except for `kind`/`type`, where the
+/// previous one is used (`loss.kind` → `loss`).
+pub fn short_key(key: &str) -> &str {
+    let key = key.split(',').next().unwrap_or(key).trim();
+    let mut it = key.rsplit('.');
+    let last = it.next().unwrap_or(key);
+    if matches!(last, "kind" | "type") {
+        it.next().unwrap_or(last)
+    } else {
+        last
+    }
+}
+
+/// One run of an experiment as the results table lists it.
+pub struct PlannedRun {
+    pub index: usize,
+    /// Its directory's name.
+    pub name: String,
+    /// (key, label) of its swept values.
+    pub params: Vec<(String, String)>,
+}
+
+/// What an experiment file says about its results.
+pub struct ResultsSpec {
+    pub name: String,
+    pub pair_over: Option<String>,
+    pub threshold_metric: Option<String>,
+    pub threshold: Option<f64>,
+    pub threshold_baseline: Option<String>,
+    pub runs: Vec<PlannedRun>,
+}
 
 /// One epoch of a run's log (the selection head's validation metrics; test when logged).
 #[derive(Debug, Clone, Default)]
@@ -81,16 +117,18 @@ impl RunData {
             train_s: None,
             epochs: Vec::new(),
             bhat: Vec::new(),
-            failure: std::fs::read_to_string(dir.join(super::runner::FAILED)).ok(),
+            failure: std::fs::read_to_string(dir.join(FAILED)).ok(),
         };
         if let Ok(s) = std::fs::read_to_string(dir.join(checkpoint::RUN_JSON)) {
             let j: Json = serde_json::from_str(&s)
                 .with_context(|| format!("parsing {}", dir.join(checkpoint::RUN_JSON).display()))?;
             r.finished = true;
             r.best_epoch = j["best_epoch"].as_u64().map(|x| x as usize);
-            r.test = metrics_of(&j["test"][2]);
+            // The prediction head is the last one.
+            let last = |v: &Json| v.as_array().and_then(|a| a.last()).cloned().unwrap_or_default();
+            r.test = metrics_of(&last(&j["test"]));
             r.val = metrics_of(&j["val"][sel]);
-            r.mapping = j["mapping"][2].as_object().map(|m| LinearMap {
+            r.mapping = last(&j["mapping"]).as_object().map(|m| LinearMap {
                 k: m.get("k").map(f).unwrap_or(f64::NAN),
                 b: m.get("b").map(f).unwrap_or(f64::NAN),
             });
@@ -186,7 +224,7 @@ impl ResultRow {
             .params
             .iter()
             .filter(|(k, _)| Some(k.as_str()) != pair_over)
-            .map(|(k, l)| format!("{}={l}", super::spec::short_key(k)))
+            .map(|(k, l)| format!("{}={l}", short_key(k)))
             .collect();
         if parts.is_empty() {
             "base".into()
@@ -209,34 +247,33 @@ pub struct Results {
 }
 
 impl Results {
-    /// Reads the run directories of an experiment.
-    pub fn collect(exp: &Experiment, dir: &Path) -> Result<Self> {
-        let combos = exp.combos()?;
+    /// Reads the run directories of an experiment (`dir/<run name>/`).
+    pub fn collect(spec: &ResultsSpec, dir: &Path) -> Result<Self> {
         let mut keys: Vec<String> = Vec::new();
-        for c in &combos {
-            for (k, _, _) in &c.params {
+        for c in &spec.runs {
+            for (k, _) in &c.params {
                 if !keys.contains(k) {
                     keys.push(k.clone());
                 }
             }
         }
-        let rows = combos
+        let rows = spec
+            .runs
             .iter()
             .map(|c| row_of(c, dir))
             .collect::<Result<Vec<_>>>()?;
         let mut r = Results {
-            name: exp.name.clone(),
+            name: spec.name.clone(),
             dir: dir.to_path_buf(),
-            pair_over: exp.pair_over(),
-            threshold_metric: exp
-                .meta
+            pair_over: spec.pair_over.clone(),
+            threshold_metric: spec
                 .threshold_metric
                 .clone()
                 .unwrap_or_else(|| "plcc".into()),
             keys,
             rows,
         };
-        r.apply_threshold(exp.meta.threshold, exp.meta.threshold_baseline.as_deref());
+        r.apply_threshold(spec.threshold, spec.threshold_baseline.as_deref());
         Ok(r)
     }
 
@@ -323,7 +360,7 @@ impl Results {
     }
 }
 
-fn row_of(c: &Combo, dir: &Path) -> Result<ResultRow> {
+fn row_of(c: &PlannedRun, dir: &Path) -> Result<ResultRow> {
     let run_dir = dir.join(&c.name);
     let data = if run_dir.exists() {
         Some(RunData::load(&run_dir)?)
@@ -333,11 +370,7 @@ fn row_of(c: &Combo, dir: &Path) -> Result<ResultRow> {
     Ok(ResultRow {
         index: c.index,
         name: c.name.clone(),
-        params: c
-            .params
-            .iter()
-            .map(|(k, l, _)| (k.clone(), l.clone()))
-            .collect(),
+        params: c.params.clone(),
         data,
         threshold: None,
         epochs_to_threshold: None,

@@ -12,7 +12,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::{ExperimentResults, Selection, Variant};
+use crate::distill::{ExperimentResults, Selection, Variant};
 
 const COLORS: [RGBColor; 3] = [
     RGBColor(120, 120, 120),
@@ -49,7 +49,7 @@ pub fn all(res: &ExperimentResults, out: &Path) -> Result<()> {
 /// Grouped bars: per type (or "overall"), baseline / URKD / MRKD student, final epoch.
 pub fn per_type_bars(res: &ExperimentResults, path: &Path) -> Result<()> {
     let variants = [Variant::Baseline, Variant::Urkd, Variant::Mrkd];
-    let rows: Vec<Option<&super::SummaryRow>> = variants
+    let rows: Vec<Option<&crate::distill::SummaryRow>> = variants
         .iter()
         .map(|&v| res.row(v, 1, Selection::Final))
         .collect();
@@ -67,7 +67,7 @@ pub fn per_type_bars(res: &ExperimentResults, path: &Path) -> Result<()> {
         .map(|(t, m)| (t.clone(), m.mean))
         .collect();
     types.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let cell = |r: Option<&super::SummaryRow>, t: Option<&str>| -> (f64, f64) {
+    let cell = |r: Option<&crate::distill::SummaryRow>, t: Option<&str>| -> (f64, f64) {
         match (r, t) {
             (Some(r), Some(t)) => r
                 .per_type_srcc
@@ -225,7 +225,7 @@ pub fn fig1(res: &ExperimentResults, path: &Path) -> Result<()> {
                         .copied()
                         .filter(|v| v.is_finite())
                         .collect();
-                    super::MeanStd::of(&v).std
+                    super::stats::MeanStd::of(&v).std
                 })
                 .collect();
             let title = format!(
@@ -277,7 +277,7 @@ fn draw_type_panel(
     area: &DrawingArea<BitMapBackend, Shift>,
     title: &str,
     types: &[String],
-    run: &super::PairResult,
+    run: &crate::distill::PairResult,
     k: usize,
     epochs: f64,
     ymin: f64,
@@ -319,7 +319,7 @@ fn draw_type_panel(
         .iter()
         .map(|r| {
             let v: Vec<f64> = r.eval[k].test_per_type.values().copied().collect();
-            (r.epoch as f64, super::MeanStd::of(&v).mean)
+            (r.epoch as f64, super::stats::MeanStd::of(&v).mean)
         })
         .collect();
     chart
@@ -351,7 +351,7 @@ pub fn curves(res: &ExperimentResults, path: &Path) -> Result<()> {
                             .iter()
                             .map(|r| r.history[e].eval[k].test.srocc)
                             .collect();
-                        ((e + 1) as f64, super::MeanStd::of(&v).mean)
+                        ((e + 1) as f64, super::stats::MeanStd::of(&v).mean)
                     })
                     .collect();
                 series.push((

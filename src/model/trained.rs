@@ -1,0 +1,251 @@
+//! Trained models: loading a run folder and the inference path (`predict`, `test`, `serve` and
+//! the engine's evaluation all go through [`predict`]). Nothing here imports the trainer.
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! use normiqa::model::trained::TrainedModel;
+//! let tm = TrainedModel::load("runs/NAME".as_ref(), tch::Device::Cpu, None)?;
+//! let img = image::open("photo.jpg")?.to_rgb8();
+//! let scores = tm.score(&[img], 1)?; // k·ŷ+b of the prediction head, on the MOS scale
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use image::RgbImage;
+use normiqa_core::metrics::{LinearMap, Metrics};
+use tch::{nn, Device, Kind, Tensor};
+
+use super::iqa::IqaModel;
+use super::linearity::BACKBONE_PREFIX;
+use super::weights;
+use crate::batch;
+use crate::train::checkpoint::{RunInfo, WEIGHTS};
+
+/// Outputs of every head for a list of samples, in the list's order (the prediction last).
+pub type HeadOutputs = Vec<Vec<f64>>;
+
+/// Where a model's inputs come from.
+pub enum Inputs<'a> {
+    /// Taps computed once (frozen backbone, eval-mode BatchNorm): one tensor per tap, rows =
+    /// samples.
+    Cached(&'a [Tensor]),
+    /// Decoded images, run through the backbone.
+    Images(&'a [RgbImage]),
+}
+
+fn index_tensor(idx: &[usize], device: Device) -> Tensor {
+    Tensor::from_slice(&idx.iter().map(|&i| i as i64).collect::<Vec<_>>()).to_device(device)
+}
+
+/// The rows `idx` of every tap.
+pub fn select_taps(taps: &[Tensor], idx: &[usize], device: Device) -> Vec<Tensor> {
+    let t = index_tensor(idx, device);
+    taps.iter().map(|f| f.index_select(0, &t)).collect()
+}
+
+/// Runs the model in eval mode on `indices`; chunks of at most `batch` (same-size images).
+pub fn predict(
+    model: &dyn IqaModel,
+    inputs: &Inputs,
+    indices: &[usize],
+    batch: usize,
+    device: Device,
+) -> Result<HeadOutputs> {
+    let mut out: HeadOutputs = vec![Vec::new(); model.head_names().len()];
+    let path = matches!(inputs, Inputs::Images(_)).then(|| model.eval_path());
+    tch::no_grad(|| -> Result<()> {
+        let chunks: Vec<Vec<usize>> = match inputs {
+            Inputs::Cached(_) => indices.chunks(batch.max(1)).map(|c| c.to_vec()).collect(),
+            Inputs::Images(images) => batch::same_size_chunks(images, indices, batch.max(1)),
+        };
+        for chunk in chunks {
+            let heads = match inputs {
+                Inputs::Cached(taps) => model.heads(&select_taps(taps, &chunk, device), false),
+                Inputs::Images(images) => {
+                    let refs: Vec<&RgbImage> = chunk.iter().map(|&i| &images[i]).collect();
+                    let x = batch::to_tensor(&refs, device)?;
+                    path.as_ref().expect("built for images").outputs(&x)
+                }
+            };
+            for (o, h) in out.iter_mut().zip(heads.iter()) {
+                o.extend(Vec::<f64>::try_from(
+                    h.to_kind(Kind::Double).to_device(Device::Cpu),
+                )?);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The taps of every sample in `indices` (others stay zero): eval-mode backbone, no gradients.
+pub fn compute_taps(
+    model: &dyn IqaModel,
+    images: &[RgbImage],
+    indices: &[usize],
+    batch: usize,
+    device: Device,
+) -> Result<Vec<Tensor>> {
+    let n = images.len() as i64;
+    let mut taps: Vec<Tensor> = model
+        .tap_widths()
+        .iter()
+        .map(|&w| Tensor::zeros([n, w], (Kind::Float, device)))
+        .collect();
+    let bar = crate::progress::bar(indices.len() as u64, "features");
+    let path = model.eval_path();
+    tch::no_grad(|| -> Result<()> {
+        for chunk in batch::same_size_chunks(images, indices, batch.max(1)) {
+            let refs: Vec<&RgbImage> = chunk.iter().map(|&i| &images[i]).collect();
+            let x = batch::to_tensor(&refs, device)?;
+            let idx = index_tensor(&chunk, device);
+            for (t, v) in taps.iter_mut().zip(path.taps(&x)) {
+                let _ = t.index_copy_(0, &idx, &v);
+            }
+            bar.inc(chunk.len() as u64);
+        }
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    Ok(taps)
+}
+
+/// Metrics that could not be computed (shown as NaN).
+pub fn nan_metrics(n: usize) -> Metrics {
+    Metrics {
+        srocc: f64::NAN,
+        plcc: f64::NAN,
+        krocc: f64::NAN,
+        rmse: f64::NAN,
+        n,
+    }
+}
+
+/// Metrics of each head after an optional per-head mapping; undefined metrics (e.g. constant
+/// predictions of a collapsed model) become NaN instead of stopping a run.
+pub fn head_metrics(outputs: &HeadOutputs, mos: &[f64], mapping: Option<&[LinearMap]>) -> Vec<Metrics> {
+    outputs
+        .iter()
+        .enumerate()
+        .map(|(h, o)| {
+            Metrics::compute_mapped(o, mos, mapping.map(|m| &m[h]))
+                .unwrap_or_else(|_| nan_metrics(mos.len()))
+        })
+        .collect()
+}
+
+/// Fits k, b per head on (outputs, MOS) — eq. (17).
+pub fn fit_mapping(outputs: &HeadOutputs, mos: &[f64]) -> Result<Vec<LinearMap>> {
+    outputs
+        .iter()
+        .enumerate()
+        .map(|(h, o)| {
+            LinearMap::fit(o, mos).with_context(|| {
+                format!("fitting the linear mapping of head {h} on the training set")
+            })
+        })
+        .collect()
+}
+
+/// `image,mos,<head names...>,predicted_mos` for the given samples, written atomically.
+pub fn write_predictions(
+    path: &Path,
+    dataset: &normiqa_core::data::Dataset,
+    idx: &[usize],
+    names: &[&str],
+    out: &HeadOutputs,
+    mapping: &[LinearMap],
+) -> Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["image", "mos"];
+    header.extend_from_slice(names);
+    header.push("predicted_mos");
+    w.write_record(&header)?;
+    let last = out.len() - 1;
+    let mapped = mapping[last].apply(&out[last]);
+    for (k, &i) in idx.iter().enumerate() {
+        let s = &dataset.samples[i];
+        let mut rec = vec![s.name.clone(), format!("{}", s.mos)];
+        rec.extend(out.iter().map(|h| format!("{}", h[k])));
+        rec.push(format!("{}", mapped[k]));
+        w.write_record(&rec)?;
+    }
+    let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+    crate::train::checkpoint::write_atomic(path, &bytes)
+}
+
+/// A trained model ready for inference.
+pub struct TrainedModel {
+    pub info: RunInfo,
+    pub vs: nn::VarStore,
+    pub model: Box<dyn IqaModel>,
+    pub dir: PathBuf,
+}
+
+/// Scores of images by a trained model.
+pub struct Scores {
+    /// k·ŷ+b of the prediction head (the MOS scale of the training data).
+    pub mapped: Vec<f64>,
+    /// Raw outputs of every head.
+    pub heads: HeadOutputs,
+}
+
+impl TrainedModel {
+    /// Loads a run folder: builds the network from its config, loads the pretrained backbone
+    /// unless the checkpoint holds it (`weights_override` first, then the run's file, then the
+    /// backbone's default), then the checkpoint's tensors.
+    pub fn load(dir: &Path, device: Device, weights_override: Option<&Path>) -> Result<Self> {
+        let info = RunInfo::load(dir)?;
+        let vs = nn::VarStore::new(device);
+        let cfg = &info.config;
+        let model = cfg.arch.build(&vs, &cfg.model);
+        if !info.backbone_in_weights {
+            let file = weights_override
+                .map(Path::to_path_buf)
+                .or_else(|| cfg.weights.clone())
+                .or_else(|| cfg.model.backbone.default_weights());
+            let Some(file) = file else {
+                bail!(
+                    "{}: the backbone {} is not in the checkpoint and no pretrained weights were found; pass --weights FILE.pth",
+                    dir.display(),
+                    cfg.model.backbone
+                )
+            };
+            weights::load_pth(
+                &vs,
+                BACKBONE_PREFIX,
+                &file,
+                model.backbone().ignored_weights(),
+            )?;
+        }
+        weights::load_safetensors(&vs, &dir.join(WEIGHTS))?;
+        Ok(TrainedModel {
+            info,
+            vs,
+            model,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Names of the model's outputs, the prediction last.
+    pub fn head_names(&self) -> &'static [&'static str] {
+        self.model.head_names()
+    }
+
+    /// Scores decoded images (eval mode), in batches of at most `batch` same-size images.
+    pub fn score(&self, images: &[RgbImage], batch: usize) -> Result<Scores> {
+        let idx: Vec<usize> = (0..images.len()).collect();
+        let heads = predict(
+            self.model.as_ref(),
+            &Inputs::Images(images),
+            &idx,
+            batch,
+            self.vs.device(),
+        )?;
+        let last = heads.len() - 1;
+        let mapped = self.info.mapping[last].apply(&heads[last]);
+        Ok(Scores { mapped, heads })
+    }
+}

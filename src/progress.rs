@@ -1,0 +1,15 @@
+//! The progress bar of long loops (feature extraction, epochs).
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// A bar of `len` steps labelled `what`.
+pub fn bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {elapsed}<{eta} {msg}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_string());
+    bar
+}

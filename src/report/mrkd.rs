@@ -1,0 +1,199 @@
+//! The MRKD experiment's report: the markdown tables of `normiqa distill` (overall, paired
+//! t-tests, per distortion type, hardest/easiest types), with the report's statistics
+//! ([`super::stats::MeanStd`]); its figures are in [`super::mrkd_plots`].
+
+use crate::distill::{ExperimentResults, MemberConfig, Selection, Variant};
+use super::stats::MeanStd;
+
+fn f4(m: Option<&MeanStd>) -> String {
+    m.map_or("–".into(), |m| {
+        if m.n == 0 {
+            "n/a".into()
+        } else {
+            format!("{:.4}", m.mean)
+        }
+    })
+}
+
+fn signed(x: f64) -> String {
+    if x.is_finite() {
+        format!("{:+.4}", x)
+    } else {
+        "–".into()
+    }
+}
+
+/// The markdown report: overall table, t-tests, per-type table, hardest/easiest types.
+pub fn markdown(res: &ExperimentResults) -> String {
+    use std::fmt::Write;
+    let e = &res.experiment;
+    let c = &e.run;
+    let mut s = String::new();
+    let _ = writeln!(s, "# MRKD: {}\n", res.dataset);
+    let arch = |m: &MemberConfig| format!("{:?}/{}", m.arch, m.model.backbone).to_lowercase();
+    let _ = writeln!(
+        s,
+        "Teacher {} at η_max {}, student {} at η_max {}; λ {} ({:?}); task loss {}; {:?}; cosine to η_min {} over {} epochs (per {:?}); batch {}; {} epochs; {}; seeds {:?} (seed = split + initialisation + batch order); URKD rate {}. {} s in all.\n",
+        arch(&c.teacher),
+        c.teacher.lr,
+        arch(&c.student),
+        c.student.lr,
+        c.lambda,
+        c.direction,
+        c.loss.kind,
+        c.optimizer,
+        c.eta_min,
+        c.t_max.unwrap_or(c.epochs),
+        c.lr_unit,
+        c.batch_size,
+        c.epochs,
+        if c.frozen() { "frozen backbones (cached pooled features)".to_string() } else { format!("fine-tuned backbones (ratio {})", c.ft_lr_ratio) },
+        e.seeds,
+        e.urkd_lr.unwrap_or(c.student.lr),
+        res.seconds.round()
+    );
+    let sizes = res
+        .runs
+        .first()
+        .and_then(|r| r.results.first())
+        .map(|r| r.sizes)
+        .unwrap_or_default();
+    let _ = writeln!(s, "Split: train {}, val {}, test {} images. Metrics on the test set, mean ± std over seeds.\n", sizes[0], sizes[1], sizes[2]);
+    let cross = res.cross_dataset.is_some();
+    let _ = writeln!(s, "## Overall\n");
+    let _ = write!(s, "| variant | model | η_max | epoch | SRCC | PLCC |");
+    if cross {
+        let _ = write!(
+            s,
+            " cross SRCC ({0}) | cross PLCC ({0}) |",
+            res.cross_dataset.as_deref().unwrap_or("")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n|---|---|---|---|---|---|{}",
+        if cross { "---|---|" } else { "" }
+    );
+    for sel in Selection::ALL {
+        for r in res.summary.iter().filter(|r| r.selection == sel) {
+            let _ = write!(
+                s,
+                "| {} | {} | {} | {} | {} | {} |",
+                r.variant.name(),
+                r.label,
+                r.lr,
+                sel.label(),
+                r.test_srcc.fmt(),
+                r.test_plcc.fmt()
+            );
+            if cross {
+                let _ = write!(
+                    s,
+                    " {} | {} |",
+                    r.cross_srcc.map_or("–".into(), |m| m.fmt()),
+                    r.cross_plcc.map_or("–".into(), |m| m.fmt())
+                );
+            }
+            let _ = writeln!(s);
+        }
+    }
+    if !res.comparisons.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Paired t-tests over seeds (final-epoch test SRCC)\n"
+        );
+        let _ = writeln!(
+            s,
+            "| a | b | mean(a − b) | t | p (two-sided) | n |\n|---|---|---|---|---|---|"
+        );
+        for cpr in &res.comparisons {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {:.2} | {:.3} | {} |",
+                cpr.a,
+                cpr.b,
+                signed(cpr.mean_diff),
+                cpr.t,
+                cpr.p_two_sided,
+                cpr.n
+            );
+        }
+    }
+    let get = |v: Variant, k: usize| res.row(v, k, Selection::Final);
+    let types: Vec<String> = res
+        .summary
+        .iter()
+        .flat_map(|r| r.per_type_srcc.keys().cloned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !types.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Per distortion type (final epoch, test SRCC, mean over seeds)\n"
+        );
+        let _ = writeln!(s, "| type | small-lr alone (baseline) | large-lr alone | URKD | MRKD student | MRKD teacher | URKD − baseline | MRKD − baseline |\n|---|---|---|---|---|---|---|---|");
+        let cell =
+            |v: Variant, k: usize, t: &str| get(v, k).and_then(|r| r.per_type_srcc.get(t)).copied();
+        for t in &types {
+            let b = cell(Variant::Baseline, 1, t).map_or(f64::NAN, |m| m.mean);
+            let u = cell(Variant::Urkd, 1, t).map_or(f64::NAN, |m| m.mean);
+            let m = cell(Variant::Mrkd, 1, t).map_or(f64::NAN, |m| m.mean);
+            let _ = writeln!(
+                s,
+                "| {t} | {} | {} | {} | {} | {} | {} | {} |",
+                f4(cell(Variant::Baseline, 1, t).as_ref()),
+                f4(cell(Variant::Baseline, 0, t).as_ref()),
+                f4(cell(Variant::Urkd, 1, t).as_ref()),
+                f4(cell(Variant::Mrkd, 1, t).as_ref()),
+                f4(cell(Variant::Mrkd, 0, t).as_ref()),
+                signed(u - b),
+                signed(m - b)
+            );
+        }
+        if !res.hardest.is_empty() {
+            let _ = writeln!(s, "\n## Hardest and easiest types (by the baseline's SRCC), as the paper's Tables 2–4\n");
+            let _ = writeln!(s, "| | type | baseline | URKD | MRKD | gain URKD | gain MRKD |\n|---|---|---|---|---|---|---|");
+            for (what, list) in [("hardest", &res.hardest), ("easiest", &res.easiest)] {
+                for t in list {
+                    let v = |var: Variant| cell(var, 1, t).map_or(f64::NAN, |m| m.mean);
+                    let (b, u, m) = (v(Variant::Baseline), v(Variant::Urkd), v(Variant::Mrkd));
+                    let _ = writeln!(
+                        s,
+                        "| {what} | {t} | {b:.4} | {u:.4} | {m:.4} | {} | {} |",
+                        signed(u - b),
+                        signed(m - b)
+                    );
+                }
+            }
+            let mean_of = |var: Variant, list: &[String]| {
+                let v: Vec<f64> = list
+                    .iter()
+                    .map(|t| cell(var, 1, t).map_or(f64::NAN, |m| m.mean))
+                    .collect();
+                MeanStd::of(&v).mean
+            };
+            for (what, list) in [
+                ("hardest-2 mean", &res.hardest),
+                ("easiest-2 mean", &res.easiest),
+            ] {
+                let (b, u, m) = (
+                    mean_of(Variant::Baseline, list),
+                    mean_of(Variant::Urkd, list),
+                    mean_of(Variant::Mrkd, list),
+                );
+                let _ = writeln!(
+                    s,
+                    "| {what} | | {b:.4} | {u:.4} | {m:.4} | {} | {} |",
+                    signed(u - b),
+                    signed(m - b)
+                );
+            }
+        }
+    }
+    let _ = writeln!(
+        s,
+        "\nNotes: \"final epoch\" is what the paper reports; \"best-val epoch\" picks each model's epoch by its validation SRCC (shown only with a validation set); \"oracle\" picks the best test epoch and is optimistic. Baseline = the same pair with λ = 0 (each model trained alone, same initialisation and batches as in URKD/MRKD). PLCC/RMSE after a linear fit on the evaluated set."
+    );
+    s
+}

@@ -1,0 +1,383 @@
+//! The one training engine. It owns, for every procedure (one model with β-weighted heads, an
+//! MRKD pair, ...): the epoch/batch loop, shuffling (one generator from the seed, positions saved
+//! for resume), the per-epoch reseed of libtorch's generator, gradient accumulation, training-set
+//! augmentation, non-finite checks, the JSONL log, the thread guard, resume, evaluation after each
+//! epoch and the choice of the best epoch.
+//!
+//! What differs between procedures is behind [`Procedure`]: the forward pass and loss of a batch,
+//! the rates of each member, what an evaluation measures, what is saved at the best epoch and at
+//! the end.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use image::RgbImage;
+use normiqa_core::data::Dataset;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde_json::{json, Value};
+use tch::nn;
+
+use super::augment::Augment;
+use super::checkpoint;
+use super::log::JsonlLog;
+use super::optim::Opt;
+use super::resume;
+
+/// One trained model of a procedure, as the engine sees it: its variables and optimiser.
+pub struct MemberRef<'a> {
+    /// Names its resume files (`model`, `teacher`, `student`).
+    pub name: &'a str,
+    pub vs: &'a nn::VarStore,
+    pub opt: &'a mut Opt,
+    /// Whether its backbone changes (and so is saved with it).
+    pub with_backbone: bool,
+}
+
+/// A batch of training samples.
+pub struct Batch<'a> {
+    /// 0-based epoch and batch index, and batches per epoch.
+    pub epoch: usize,
+    pub index: usize,
+    pub iters: usize,
+    /// Dataset indices of the samples.
+    pub idx: &'a [usize],
+    /// The augmented images of the samples, in `idx` order (when augmentation is on).
+    pub augmented: Option<Vec<RgbImage>>,
+    /// The loss is divided by this before `backward` (gradient accumulation).
+    pub accumulation: usize,
+}
+
+/// What a step reports.
+pub struct StepLosses {
+    /// Values that must be finite, with their names (for the error).
+    pub checked: Vec<(&'static str, f64)>,
+    /// Fields of the step's `iter` log event.
+    pub log: Value,
+}
+
+/// What an evaluation reports.
+pub struct Evaluation {
+    /// The number the best epoch maximises (|validation SROCC|); `None`: no selection, the last
+    /// epoch is kept.
+    pub criterion: Option<f64>,
+    /// Fields of the `epoch` log event.
+    pub log: Value,
+    /// A short summary for the terminal.
+    pub line: String,
+}
+
+/// How the loop ended.
+pub struct Finished {
+    /// 1-based epoch the engine kept (best criterion), `None` when no epoch had a finite one.
+    pub best_epoch: Option<usize>,
+    pub train_s: f64,
+    pub epochs: usize,
+}
+
+/// What differs between training one model and training an MRKD pair.
+pub trait Procedure {
+    type Output;
+    /// The trained members (for the optimiser steps and resume).
+    fn members(&mut self) -> Vec<MemberRef<'_>>;
+    /// Sets every member's rates for step `iter` of `epoch` (`iters` steps per epoch).
+    fn set_rates(&mut self, epoch: usize, iter: usize, iters: usize);
+    /// Forward, loss and `backward` of one batch (loss divided by `batch.accumulation`).
+    fn step(&mut self, batch: &Batch) -> Result<StepLosses>;
+    /// Evaluation after `epoch` (0-based), in eval mode.
+    fn evaluate(&mut self, epoch: usize) -> Result<Evaluation>;
+    /// The last evaluated epoch is the best so far: keep what it needs (a checkpoint, metrics).
+    fn save_best(&mut self) -> Result<()>;
+    /// The procedure's records for resume, and their restoration.
+    fn state(&self) -> Value;
+    fn restore(&mut self, state: Value) -> Result<()>;
+    /// Advice for a non-finite loss (e.g. "try a smaller --lr").
+    fn advice(&self) -> String;
+    /// After the loop (thread count restored): final evaluation and artifacts. Returns the output
+    /// and the fields of the log's `end` event.
+    fn finish(&mut self, run: &Finished) -> Result<(Self::Output, Value)>;
+}
+
+/// The loop's settings, the same for every procedure.
+pub struct Plan<'a> {
+    pub dataset: &'a Dataset,
+    /// Training indices (the batch order is a shuffle of these).
+    pub train: &'a [usize],
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub accumulation_steps: usize,
+    /// Drives shuffling, augmentation and the per-epoch libtorch seed.
+    pub seed: u64,
+    /// With the decoded images it applies to.
+    pub augment: Option<(&'a Augment, &'a [RgbImage])>,
+    /// The configuration as text: a resumed run must have the same one.
+    pub config_text: String,
+    /// Fields of the log's `start` event.
+    pub start: Value,
+    /// Run the loop on one intra-op thread (heads on cached features: thread hand-offs dominate;
+    /// measured 0.5 s vs 2–20 s per CLIVE epoch on a busy 2-core machine). `NORMIQA_THREADS`
+    /// overrides the loop's thread count.
+    pub one_thread: bool,
+    /// Run folder for the log and the resume state; none: neither is written.
+    pub out: Option<&'a Path>,
+}
+
+/// Restores the process's intra-op thread count when the loop ends, also by an error (a later
+/// run in this process must not inherit the loop's count).
+struct Threads(i32);
+
+impl Threads {
+    fn set(one_thread: bool) -> Threads {
+        let guard = Threads(tch::get_num_threads());
+        let env = std::env::var("NORMIQA_THREADS").ok().and_then(|s| s.parse::<i32>().ok());
+        match env {
+            Some(n) if n > 0 => tch::set_num_threads(n),
+            _ if one_thread => tch::set_num_threads(1),
+            _ => {}
+        }
+        guard
+    }
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        tch::set_num_threads(self.0);
+    }
+}
+
+/// The generators and counters the loop carries from epoch to epoch.
+struct Cursor {
+    rng: ChaCha8Rng,
+    /// A separate stream, so that turning augmentation on does not change the batch order.
+    aug_rng: ChaCha8Rng,
+    order: Vec<usize>,
+    best: Option<(f64, usize)>,
+    global_iter: usize,
+    start_epoch: usize,
+    train_s_before: f64,
+}
+
+impl Cursor {
+    fn new(plan: &Plan) -> Self {
+        Cursor {
+            rng: ChaCha8Rng::seed_from_u64(plan.seed),
+            aug_rng: ChaCha8Rng::seed_from_u64(plan.seed ^ 0x5eed_a06e),
+            order: plan.train.to_vec(),
+            best: None,
+            global_iter: 0,
+            start_epoch: 0,
+            train_s_before: 0.0,
+        }
+    }
+
+    fn resume(&mut self, st: &resume::State) -> Result<()> {
+        let (rp, ap) = st.rng_pos()?;
+        self.rng.set_word_pos(rp);
+        self.aug_rng.set_word_pos(ap);
+        self.order = st.order.clone();
+        self.best = st.best;
+        self.global_iter = st.global_iter;
+        self.start_epoch = st.epochs_done;
+        self.train_s_before = st.train_s;
+        Ok(())
+    }
+}
+
+/// Opens the log (truncated to the saved epoch when resuming) and loads a saved state.
+fn open<P: Procedure>(
+    proc: &mut P,
+    plan: &Plan,
+    cur: &mut Cursor,
+) -> Result<Option<JsonlLog>> {
+    let Some(out) = plan.out else {
+        return Ok(None);
+    };
+    std::fs::create_dir_all(out)
+        .map_err(|e| anyhow::anyhow!("creating run directory {}: {e}", out.display()))?;
+    let log_path = out.join(checkpoint::LOG);
+    let saved = resume::load(out, &plan.config_text, &mut proc.members())?;
+    let Some(st) = saved else {
+        let mut log = JsonlLog::create(&log_path)?;
+        log.write("start", &plan.start)?;
+        return Ok(Some(log));
+    };
+    cur.resume(&st)?;
+    proc.restore(st.procedure.clone())?;
+    let mut log = JsonlLog::append_at(&log_path, st.log_bytes)?;
+    log.write("resume", &json!({"after_epoch": st.epochs_done}))?;
+    tracing::info!(
+        "resuming {} after epoch {} of {}",
+        out.display(),
+        st.epochs_done,
+        plan.epochs
+    );
+    Ok(Some(log))
+}
+
+/// Merges `extra` into the JSON object `v`.
+fn with(mut v: Value, extra: Value) -> Value {
+    if let (Value::Object(a), Value::Object(b)) = (&mut v, extra) {
+        a.extend(b);
+    }
+    v
+}
+
+/// Trains with `proc` as planned; returns the procedure's output.
+pub fn run<P: Procedure>(proc: &mut P, plan: &Plan) -> Result<P::Output> {
+    let mut cur = Cursor::new(plan);
+    let mut log = open(proc, plan, &mut cur)?;
+    let threads = Threads::set(plan.one_thread);
+    let t_train = Instant::now();
+    let stop_after: Option<usize> = std::env::var("NORMIQA_STOP_AFTER_EPOCH")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    for epoch in cur.start_epoch..plan.epochs {
+        let t_epoch = Instant::now();
+        train_epoch(proc, plan, &mut cur, log.as_mut(), epoch)?;
+        let eval = proc.evaluate(epoch)?;
+        // No selection (no validation set): the last epoch is kept.
+        let criterion = eval.criterion.unwrap_or(epoch as f64);
+        let improved = criterion.is_finite() && cur.best.map_or(true, |(b, _)| criterion > b);
+        if improved {
+            cur.best = Some((criterion, epoch + 1));
+            proc.save_best()?;
+        }
+        let secs = t_epoch.elapsed().as_secs_f64();
+        if let Some(log) = log.as_mut() {
+            let fields = json!({"epoch": epoch + 1, "seconds": secs, "best": improved});
+            log.write("epoch", &with(eval.log, fields))?;
+            save_resume(proc, plan, &cur, log, epoch, t_train.elapsed().as_secs_f64())?;
+        }
+        if stop_after == Some(epoch + 1) && epoch + 1 < plan.epochs {
+            // Test hook: behave as a run killed after this epoch.
+            bail!("stopped after epoch {} (NORMIQA_STOP_AFTER_EPOCH)", epoch + 1);
+        }
+        tracing::info!(
+            "epoch {:>3}/{}  {}  {secs:.1} s{}",
+            epoch + 1,
+            plan.epochs,
+            eval.line,
+            if improved { "  *best" } else { "" }
+        );
+    }
+    let finished = Finished {
+        best_epoch: cur.best.map(|(_, e)| e),
+        train_s: cur.train_s_before + t_train.elapsed().as_secs_f64(),
+        epochs: plan.epochs,
+    };
+    drop(threads);
+    let (output, end) = proc.finish(&finished)?;
+    if let (Some(out), Some(log)) = (plan.out, log.as_mut()) {
+        resume::clear(out);
+        log.write("end", &end)?;
+    }
+    Ok(output)
+}
+
+fn save_resume<P: Procedure>(
+    proc: &mut P,
+    plan: &Plan,
+    cur: &Cursor,
+    log: &mut JsonlLog,
+    epoch: usize,
+    train_s: f64,
+) -> Result<()> {
+    let Some(out) = plan.out else {
+        return Ok(());
+    };
+    let progress = resume::Progress {
+        epochs_done: epoch + 1,
+        best: cur.best,
+        global_iter: cur.global_iter,
+        log_bytes: log.bytes_written()?,
+        order: &cur.order,
+        rng_pos: cur.rng.get_word_pos(),
+        aug_pos: cur.aug_rng.get_word_pos(),
+        train_s: cur.train_s_before + train_s,
+    };
+    let state = resume::State::new(plan.config_text.clone(), progress, proc.state());
+    resume::save(out, &proc.members(), state)
+}
+
+/// One pass over the shuffled training set.
+fn train_epoch<P: Procedure>(
+    proc: &mut P,
+    plan: &Plan,
+    cur: &mut Cursor,
+    mut log: Option<&mut JsonlLog>,
+    epoch: usize,
+) -> Result<()> {
+    // libtorch's generator (drop connect, ...) restarts from a per-epoch seed, so that a resumed
+    // run draws what an uninterrupted one would.
+    tch::manual_seed((plan.seed as i64).wrapping_add(1_000_003 * (epoch as i64 + 1)));
+    cur.order.shuffle(&mut cur.rng);
+    let order = cur.order.clone();
+    let batches: Vec<&[usize]> = order.chunks_exact(plan.batch_size).collect();
+    let bar = crate::progress::bar(batches.len() as u64, &format!("epoch {}", epoch + 1));
+    for m in proc.members() {
+        m.opt.zero_grad();
+    }
+    for (bi, idx) in batches.iter().enumerate() {
+        proc.set_rates(epoch, bi, batches.len());
+        let augmented = match plan.augment {
+            Some((a, images)) => Some(
+                idx.iter()
+                    .map(|&i| a.apply(&images[i], &mut cur.aug_rng))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            None => None,
+        };
+        let batch = Batch {
+            epoch,
+            index: bi,
+            iters: batches.len(),
+            idx,
+            augmented,
+            accumulation: plan.accumulation_steps,
+        };
+        let losses = proc.step(&batch)?;
+        check_finite(proc, plan, &losses, &batch)?;
+        if (bi + 1) % plan.accumulation_steps == 0 || bi + 1 == batches.len() {
+            for m in proc.members() {
+                m.opt.step();
+                m.opt.zero_grad();
+            }
+        }
+        cur.global_iter += 1;
+        if let Some(log) = log.as_deref_mut() {
+            let at = json!({"epoch": epoch + 1, "iter": cur.global_iter});
+            log.write("iter", &with(losses.log, at))?;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+fn check_finite<P: Procedure>(
+    proc: &P,
+    plan: &Plan,
+    losses: &StepLosses,
+    batch: &Batch,
+) -> Result<()> {
+    if losses.checked.iter().all(|(_, v)| v.is_finite()) {
+        return Ok(());
+    }
+    let values: Vec<String> = losses
+        .checked
+        .iter()
+        .map(|(n, v)| format!("{n} {v}"))
+        .collect();
+    let kept = match plan.out {
+        Some(out) => format!("; the last good checkpoint in {} is kept", out.display()),
+        None => String::new(),
+    };
+    bail!(
+        "the loss became non-finite ({}) at {}; stopping{kept} ({})",
+        values.join(", "),
+        super::data::batch_context(plan.dataset, batch.idx, batch.epoch, batch.index),
+        proc.advice()
+    )
+}
