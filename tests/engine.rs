@@ -140,6 +140,16 @@ fn distill_accumulates_and_augments() {
     assert!(err.contains("augment"), "{err}");
 }
 
+/// Every number of a predictions CSV (image names left out), row by row.
+fn numbers_of(path: &Path) -> Vec<f64> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .flat_map(|l| l.split(',').skip(1).map(|v| v.parse::<f64>().unwrap()).collect::<Vec<_>>())
+        .collect()
+}
+
 fn cli(args: &[&str]) -> anyhow::Result<()> {
     let mut v = vec!["normiqa"];
     v.extend_from_slice(args);
@@ -174,11 +184,16 @@ fn every_distill_member_is_a_run_folder() {
         let preds = tmp.path().join(format!("{member}-preds.csv"));
         cli(&["test", "--model", d, "--device", "cpu", "--predictions", preds.to_str().unwrap()])
             .unwrap();
-        assert_eq!(
-            std::fs::read_to_string(&preds).unwrap(),
-            std::fs::read_to_string(dir.join("predictions_test.csv")).unwrap(),
-            "{member}: test --model"
-        );
+        // Heads on one image at a time (test) or on all cached rows at once (the pair) differ
+        // in float rounding; the train-set mapping (large k for a random-init model's nearly
+        // constant outputs) magnifies that in predicted_mos, the last column.
+        let (a, b) = (numbers_of(&preds), numbers_of(&dir.join("predictions_test.csv")));
+        assert_eq!(a.len(), b.len(), "{member}: the same images");
+        let cols = 2 + info.heads.len();
+        for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+            let tol = if i % cols == cols - 1 { 1e-3 } else { 1e-4 };
+            assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{member}: test --model {x} vs {y}");
+        }
         let images = match &cfg.data.dataset {
             DatasetSpec::Csv { images, .. } => images.clone(),
             _ => unreachable!(),
@@ -225,14 +240,14 @@ lr = 0.001
 lambda = {{ values = [0.0], labels = ["baseline"] }}
 seed = [1]
 [[sweep]]
-"teacher.lr" = [0.01, 0.05]
+"teacher.lr" = [0.001, 0.05]
 seed = [1]
 "#
     );
     let exp = normiqa::experiment::Experiment::parse(&text, "x").unwrap();
     let combos = exp.distill_combos().unwrap();
     let names: Vec<&str> = combos.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["lambda=baseline_seed=1", "lr=0.01_seed=1", "lr=0.05_seed=1"]);
+    assert_eq!(names, ["lambda=baseline_seed=1", "lr=0.001_seed=1", "lr=0.05_seed=1"]);
     let opts = normiqa::experiment::RunOptions {
         runs_root: tmp.path().join("runs"),
         ..Default::default()
@@ -254,14 +269,14 @@ seed = [1]
                 normiqa::distill::Variant::Mrkd,
             ],
             seeds: vec![1],
-            urkd_lr: Some(0.01),
+            urkd_lr: None,
             save_weights: false,
             plots: false,
         },
         &tmp.path().join("distill"),
     )
     .unwrap();
-    // (baseline = λ 0 at teacher 0.05; URKD = both at 0.01; MRKD = teacher 0.05)
+    // (baseline = λ 0 at teacher 0.05; URKD = both at the student's 0.001; MRKD = teacher 0.05)
     let srcc = |run: &str, member: &str| {
         let row = results.rows.iter().find(|r| r.name == format!("{run}/{member}")).unwrap();
         row.data.as_ref().unwrap().test.as_ref().unwrap().srocc
@@ -271,7 +286,7 @@ seed = [1]
     let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
     assert!(close(srcc("lr=0.05_seed=1", "student"), want(Variant::Mrkd, 1)));
     assert!(close(srcc("lr=0.05_seed=1", "teacher"), want(Variant::Mrkd, 0)));
-    assert!(close(srcc("lr=0.01_seed=1", "student"), want(Variant::Urkd, 1)));
+    assert!(close(srcc("lr=0.001_seed=1", "student"), want(Variant::Urkd, 1)));
     // The baseline's student does not depend on the teacher (λ = 0).
     assert!(close(srcc("lambda=baseline_seed=1", "student"), want(Variant::Baseline, 1)));
 }

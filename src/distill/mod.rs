@@ -71,14 +71,19 @@ impl Variant {
     }
 }
 
+/// A variant name that is not one of [`Variant`]'s.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown variant '{0}' (baseline, urkd, mrkd)")]
+pub struct UnknownVariant(pub String);
+
 impl std::str::FromStr for Variant {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownVariant;
+    fn from_str(s: &str) -> Result<Self, UnknownVariant> {
         match s {
             "baseline" => Ok(Variant::Baseline),
             "urkd" => Ok(Variant::Urkd),
             "mrkd" => Ok(Variant::Mrkd),
-            o => Err(format!("unknown variant '{o}' (baseline, urkd, mrkd)")),
+            o => Err(UnknownVariant(o.to_string())),
         }
     }
 }

@@ -28,9 +28,14 @@ impl Pool {
     }
 }
 
+/// A pooling name that is not one of [`Pool`]'s.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown pooling '{0}' (avg, max, min, std, maxmin, mean-std)")]
+pub struct UnknownPool(pub String);
+
 impl FromStr for Pool {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownPool;
+    fn from_str(s: &str) -> Result<Self, UnknownPool> {
         Ok(match s {
             "avg" => Pool::Avg,
             "max" => Pool::Max,
@@ -38,11 +43,7 @@ impl FromStr for Pool {
             "std" => Pool::Std,
             "maxmin" | "max-min" => Pool::MaxMin,
             "mean-std" | "meanstd" => Pool::MeanStd,
-            _ => {
-                return Err(format!(
-                    "unknown pooling '{s}' (avg, max, min, std, maxmin, mean-std)"
-                ))
-            }
+            _ => return Err(UnknownPool(s.to_string())),
         })
     }
 }
