@@ -1,10 +1,16 @@
-//! Models: backbones (one file each), pooling, the LinearityIQA heads, the registry, and loading
-//! pretrained / trained weights.
+//! Models: backbones (one file each), pooling, the models (LinearityIQA, DBCNN with its S-CNN,
+//! HyperIQA, the plain regressor: one file each), the registry, and loading pretrained / trained
+//! weights.
 
 pub mod backbone;
+pub mod dbcnn;
+pub mod error;
+pub mod hyperiqa;
 pub mod linearity;
 pub mod pooling;
 pub mod registry;
+pub mod regressor;
+pub mod scnn;
 pub mod weights;
 
 pub use backbone::Backbone;
