@@ -77,9 +77,7 @@ pub fn bilinear_pool(x1: &Tensor, x2: &Tensor) -> Tensor {
     let b = x2.reshape([n, c2, h * w]);
     let x = (a.bmm(&b.transpose(1, 2)) / (h * w) as f64).reshape([n, c1 * c2]);
     let x = (x + 1e-8).sqrt();
-    let norm = x
-        .norm_scalaropt_dim(2, [1i64], true)
-        .clamp_min(1e-12);
+    let norm = x.norm_scalaropt_dim(2, [1i64], true).clamp_min(1e-12);
     x / norm
 }
 
@@ -127,10 +125,7 @@ impl Dbcnn {
     /// The bilinear descriptor [N, C1·128] of a normalised NCHW batch: everything before `fc`,
     /// what a frozen-streams phase can cache. `train`: batch statistics in the streams' BatchNorms.
     pub fn features(&self, x: &Tensor, train: bool) -> Tensor {
-        bilinear_pool(
-            &self.fcnn.last_map(x, train),
-            &self.scnn.forward(x, train),
-        )
+        bilinear_pool(&self.fcnn.last_map(x, train), &self.scnn.forward(x, train))
     }
 
     /// Scores [N] of descriptors.

@@ -34,7 +34,9 @@ pub enum ModelError {
         width: i64,
     },
     /// A crop position outside the image.
-    #[error("a {size}x{size} crop at (top {top}, left {left}) does not fit in a {height}x{width} image")]
+    #[error(
+        "a {size}x{size} crop at (top {top}, left {left}) does not fit in a {height}x{width} image"
+    )]
     CropOutside {
         size: i64,
         top: i64,

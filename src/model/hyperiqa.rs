@@ -190,7 +190,14 @@ impl HyperNet {
         let weight_convs = (0..4)
             .map(|i| {
                 let out = ins[i] * TARGET_FC[i] / (FEATURE_SIZE * FEATURE_SIZE);
-                conv(p / format!("fc{}w_conv", i + 1), HYPER_IN, out, 3, true, true)
+                conv(
+                    p / format!("fc{}w_conv", i + 1),
+                    HYPER_IN,
+                    out,
+                    3,
+                    true,
+                    true,
+                )
             })
             .collect();
         let bias_fcs = (0..5)
@@ -217,11 +224,7 @@ impl HyperNet {
             .zip(TARGET_FC)
             .map(|(c, out)| h.apply(c).reshape([b, out, -1]))
             .collect();
-        weights.push(
-            pooled
-                .apply(&self.weight_fc)
-                .reshape([b, 1, TARGET_FC[3]]),
-        );
+        weights.push(pooled.apply(&self.weight_fc).reshape([b, 1, TARGET_FC[3]]));
         let biases = self.bias_fcs.iter().map(|l| pooled.apply(l)).collect();
         TargetNet { weights, biases }
     }
@@ -334,7 +337,8 @@ impl HyperIqa {
         }
         let b = x.size()[0];
         let y = self.forward(&Tensor::cat(&crops, 0), train)?;
-        Ok(y.reshape([offsets.len() as i64, b]).mean_dim(0, false, y.kind()))
+        Ok(y.reshape([offsets.len() as i64, b])
+            .mean_dim(0, false, y.kind()))
     }
 
     /// Eval-mode forwards without gradients.

@@ -159,14 +159,8 @@ impl Scnn {
     /// Class logits [N, classes] of a normalised NCHW batch. Global average pooling (the
     /// authors' `AvgPool2d(14)` at their 224×224 input; pyiqa's adaptive pooling at any size).
     pub fn forward(&self, x: &Tensor, train: bool) -> Tensor {
-        let f = self
-            .features
-            .forward(x, train)
-            .adaptive_avg_pool2d([1, 1]);
-        let f = self
-            .projection
-            .iter()
-            .fold(f, |f, l| l.forward(&f, train));
+        let f = self.features.forward(x, train).adaptive_avg_pool2d([1, 1]);
+        let f = self.projection.iter().fold(f, |f, l| l.forward(&f, train));
         f.flatten(1, -1).apply(&self.classifier)
     }
 }

@@ -140,6 +140,8 @@ impl Backbone for Plain {
             Some(Layer::MaxPool { .. }) => self.layers.len() - 1,
             _ => self.layers.len(),
         };
-        self.layers[..n].iter().fold(x.shallow_clone(), |x, l| l.forward(&x))
+        self.layers[..n]
+            .iter()
+            .fold(x.shallow_clone(), |x, l| l.forward(&x))
     }
 }
