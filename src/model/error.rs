@@ -14,7 +14,7 @@ pub enum ModelError {
     /// The model takes inputs of one fixed size only.
     #[error(
         "{model} takes {size}x{size} crops, got a {height}x{width} input \
-         (cut crops first: hyperiqa::crop_offsets and forward_crops)"
+         (score larger images through their crops: HyperIqa::forward_crops)"
     )]
     InputSize {
         model: &'static str,
