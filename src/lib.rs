@@ -5,6 +5,7 @@
 //! needs libtorch: [`loss`], [`model`], [`train`], [`batch`] and the command line ([`cli`]).
 pub use normiqa_core::{data, fr, metrics, synth, weights};
 
+pub mod atomic;
 pub mod batch;
 pub mod cli;
 pub mod distill;
@@ -13,4 +14,5 @@ pub mod locate;
 pub mod loss;
 pub mod model;
 pub mod report;
+pub mod run_folder;
 pub mod train;
