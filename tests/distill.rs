@@ -238,7 +238,7 @@ fn two_epoch_experiment_writes_results_tables_and_plots() {
         plots: true,
     };
     let out = tmp.path().join("exp");
-    let res = distill::run_experiment(&exp, &out).unwrap();
+    let res = distill::run_experiment(&exp, &out, false).unwrap().unwrap();
     for f in [
         "config.toml",
         "results.json",

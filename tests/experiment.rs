@@ -333,7 +333,10 @@ fn clive_experiments_run_on_a_synthetic_stand_in_with_ttests_and_report() {
     // An edited experiment: finished runs with another configuration are refused.
     e.set("lr", Value::Float(2e-3)).unwrap();
     let err = format!("{:#}", experiment::run(&e, &opts).unwrap_err());
-    assert!(err.contains("--force"), "{err}");
+    assert!(
+        err.contains("--overwrite") && err.contains("lr 0.001 there, 0.002 now"),
+        "{err}"
+    );
 
     // The report: PNGs that decode, and the markdown tables.
     let files = normiqa::cli::report::report(&dir, &Default::default()).unwrap();

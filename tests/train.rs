@@ -209,9 +209,17 @@ fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
     cfg.loss.kind = normiqa::loss::LossKind::Mse;
     cfg.lr = 1e30;
     cfg.epochs = 3;
+    // Another configuration is refused in the good run's folder (run_folder.rs)...
+    assert!(train::train(&cfg, &out).is_err());
+    assert_eq!(
+        std::fs::read(out.join("weights.safetensors")).unwrap(),
+        good,
+        "checkpoint overwritten"
+    );
+    // ...and stops with a clear error in its own.
     let err = format!(
         "{:#}",
-        train::train(&cfg, &out)
+        train::train(&cfg, &run_dir(tmp.path(), "n2"))
             .err()
             .expect("the loss must blow up")
     );
@@ -219,13 +227,6 @@ fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
         err.contains("the loss became") || err.contains("finite"),
         "{err}"
     );
-    if err.contains("the loss became") {
-        assert_eq!(
-            std::fs::read(out.join("weights.safetensors")).unwrap(),
-            good,
-            "checkpoint overwritten"
-        );
-    }
 }
 
 #[test]
@@ -438,7 +439,8 @@ fn an_interrupted_run_resumes_to_the_same_numbers() {
         assert_eq!(count(&lb, "resume"), 1, "{name}");
         assert!(!cut.join("resume").exists());
     }
-    // A resume state from another configuration is not used: the run starts over.
+    // An interrupted run of another configuration is refused (run_folder.rs); --overwrite
+    // starts over, without its resume state.
     let mut other = base.clone();
     other.epochs = 3;
     let d = run_dir(tmp.path(), "other");
@@ -446,7 +448,8 @@ fn an_interrupted_run_resumes_to_the_same_numbers() {
     assert!(train::train(&other, &d).is_err());
     std::env::remove_var("NORMIQA_STOP_AFTER_EPOCH");
     other.lr = 2e-3;
-    train::train(&other, &d).unwrap();
+    assert!(train::train(&other, &d).is_err());
+    train::train_with(&other, &d, true).unwrap();
     let log = std::fs::read_to_string(d.join("log.jsonl")).unwrap();
     assert!(!log.contains("\"event\":\"resume\""));
 }

@@ -109,6 +109,11 @@ pub struct DistillArgs {
     /// Output directory (default runs/distill-<dataset>-t<lr>-s<lr>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace the experiment that --out holds (its normiqa files are deleted first). Without
+    /// it, a folder holding another experiment is refused and a finished one of this
+    /// configuration is left as it is.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 impl DistillArgs {
@@ -228,7 +233,14 @@ pub fn run(args: DistillArgs) -> Result<()> {
             exp.run.teacher.lr, exp.run.student.lr
         ))
     });
-    let res = crate::distill::run_experiment(&exp, &out)?;
+    let Some(res) = crate::distill::run_experiment(&exp, &out, args.overwrite)? else {
+        println!(
+            "{} already holds this finished experiment: nothing to do (results in {}; --overwrite runs it again)",
+            out.display(),
+            out.join("results.md").display()
+        );
+        return Ok(());
+    };
     println!("run directory: {}", out.display());
     println!(
         "{:<8} {:<22} {:>8}  {:<16} {:<16}",

@@ -104,6 +104,11 @@ pub struct TrainArgs {
     /// Run directory (default: runs/<a name built from the options>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace the run that --out holds (its normiqa files are deleted first). Without it, a
+    /// folder holding a run of another configuration is refused, an unfinished run of this
+    /// configuration is resumed, and a finished one is left as it is.
+    #[arg(long)]
+    pub overwrite: bool,
     /// Print the final metrics as JSON.
     #[arg(long)]
     pub json: bool,
@@ -206,13 +211,15 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(run_name(&cfg)));
-    let outcome = crate::train::train(&cfg, &out)?;
+    let outcome = crate::train::train_with(&cfg, &out, args.overwrite)?;
     let info = &outcome.info;
+    let finished_before = outcome.start == crate::run_folder::Start::Finished;
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "run": outcome.dir,
+                "already_finished": finished_before,
                 "best_epoch": info.best_epoch,
                 "mapping": info.mapping,
                 "test": info.test.as_ref().map(head_metrics_json),
@@ -220,6 +227,13 @@ pub fn run(args: TrainArgs) -> Result<()> {
             }))?
         );
     } else {
+        if finished_before {
+            println!(
+                "{} already holds this finished run: nothing to do (results in {}; --overwrite trains it again)",
+                outcome.dir.display(),
+                outcome.dir.join(crate::train::checkpoint::RUN_JSON).display()
+            );
+        }
         println!("run directory: {}", outcome.dir.display());
         println!("best epoch: {}", info.best_epoch);
         if let Some(t) = &info.test {

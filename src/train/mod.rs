@@ -14,4 +14,4 @@ pub mod trainer;
 
 pub use checkpoint::{RunInfo, TrainedModel};
 pub use config::{DataConfig, DatasetSpec, FrozenMode, SplitProtocol, TrainConfig};
-pub use trainer::{predict, train, HeadOutputs, Inputs};
+pub use trainer::{predict, train, train_with, HeadOutputs, Inputs, TrainOutcome};

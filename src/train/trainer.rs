@@ -23,6 +23,7 @@ use crate::batch;
 use crate::loss;
 use crate::model::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
 use crate::model::{parse_device, weights, LinearityIqa};
+use crate::run_folder::{self, RunFolder, Start};
 
 /// Outputs of the three heads for a list of samples, in the list's order.
 pub type HeadOutputs = [Vec<f64>; 3];
@@ -263,17 +264,34 @@ impl Opt {
 pub struct TrainOutcome {
     pub dir: PathBuf,
     pub info: RunInfo,
+    /// How the run folder was used: trained from the start, resumed, or already finished (then
+    /// nothing was done and `info` is the finished run's).
+    pub start: Start,
 }
 
-/// Trains a model as configured, writing the run directory `out`. Returns its summary.
+/// Trains a model as configured, writing the run directory `out`. Returns its summary. A folder
+/// holding a run of another configuration is refused (see [`crate::run_folder`]).
 pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
+    train_with(cfg, out, false)
+}
+
+/// [`train`]; `overwrite` replaces whatever run `out` holds (`--overwrite`).
+pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<TrainOutcome> {
     cfg.validate()?;
     let t_start = Instant::now();
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("creating run directory {}", out.display()))?;
-    // The configuration as written next to the run; also the key a resumed run must match.
+    // Run-folder rules (src/run_folder.rs): lock `out` for the whole run; then train, resume, or
+    // stop here when this configuration already finished there.
+    let folder = RunFolder::open(out, &run_folder::TRAIN, cfg, overwrite)?;
+    if folder.start() == Start::Finished {
+        return finished_outcome(out);
+    }
     let config_text = toml::to_string_pretty(cfg)?;
     checkpoint::write_atomic(&out.join(checkpoint::CONFIG_TOML), config_text.as_bytes())?;
+    // The key a resumed run must match: the run's identity (the device may change).
+    let resume_key = toml::to_string_pretty(&TrainConfig {
+        device: String::new(),
+        ..cfg.clone()
+    })?;
     let device = parse_device(&cfg.device).map_err(anyhow::Error::msg)?;
     tch::manual_seed(cfg.seed as i64);
 
@@ -395,7 +413,7 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
     let mut opt = Opt::build(cfg.optimizer, &vs, cfg.lr, cfg.weight_decay)?;
 
     // An interrupted run with this configuration goes on from its last finished epoch.
-    let resumed = super::resume::load(out, &config_text, &vs, &mut opt)?;
+    let resumed = super::resume::load(out, &resume_key, &vs, &mut opt)?;
     let mut log = match &resumed {
         Some(st) => {
             let mut log =
@@ -604,7 +622,7 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
             &vs,
             &opt,
             super::resume::State::new(
-                config_text.clone(),
+                resume_key.clone(),
                 epoch + 1,
                 best,
                 best_val.as_ref(),
@@ -717,9 +735,33 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         test_metrics[2].krocc,
         test_metrics[2].rmse
     );
+    drop(folder);
     Ok(TrainOutcome {
         dir: out.to_path_buf(),
         info,
+        start: match resumed {
+            Some(_) => Start::Resume,
+            None => Start::Fresh,
+        },
+    })
+}
+
+/// The outcome of a run that had already finished in `out` (run-folder rules: nothing to do).
+fn finished_outcome(out: &Path) -> Result<TrainOutcome> {
+    let info = RunInfo::load(out).with_context(|| {
+        format!(
+            "{}: this configuration already finished there, but its results cannot be read; pass --overwrite to train it again",
+            out.display()
+        )
+    })?;
+    tracing::info!(
+        "{}: this configuration already finished there; nothing to do",
+        out.display()
+    );
+    Ok(TrainOutcome {
+        dir: out.to_path_buf(),
+        info,
+        start: Start::Finished,
     })
 }
 
@@ -731,21 +773,24 @@ pub fn write_predictions(
     out: &HeadOutputs,
     mapping: &[LinearMap; 3],
 ) -> Result<()> {
-    let mut w =
-        csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
-    w.write_record(["image", "mos", "head6", "head7", "fused", "predicted_mos"])?;
     let mapped = mapping[2].apply(&out[2]);
-    for (k, &i) in idx.iter().enumerate() {
-        let s = &dataset.samples[i];
-        w.write_record([
-            s.name.clone(),
-            format!("{}", s.mos),
-            format!("{}", out[0][k]),
-            format!("{}", out[1][k]),
-            format!("{}", out[2][k]),
-            format!("{}", mapped[k]),
-        ])?;
-    }
-    w.flush()?;
+    // Atomic: a failed write leaves no partial file (src/atomic.rs).
+    crate::atomic::write_with(path, |w| -> Result<(), csv::Error> {
+        let mut w = csv::Writer::from_writer(w);
+        w.write_record(["image", "mos", "head6", "head7", "fused", "predicted_mos"])?;
+        for (k, &i) in idx.iter().enumerate() {
+            let s = &dataset.samples[i];
+            w.write_record([
+                s.name.clone(),
+                format!("{}", s.mos),
+                format!("{}", out[0][k]),
+                format!("{}", out[1][k]),
+                format!("{}", out[2][k]),
+                format!("{}", mapped[k]),
+            ])?;
+        }
+        w.flush()?;
+        Ok(())
+    })?;
     Ok(())
 }
