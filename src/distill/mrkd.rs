@@ -961,7 +961,8 @@ pub fn train_pair(
     if save_weights {
         if let Some(dir) = out {
             for (m, name) in members.iter().zip(["teacher", "student"]) {
-                m.vs.save(dir.join(format!("{name}.safetensors")))?;
+                let file = dir.join(format!("{name}.safetensors"));
+                crate::atomic::write_via_path(&file, |tmp| m.vs.save(tmp))?;
             }
         }
     }

@@ -81,7 +81,8 @@ pub fn load_pth(vs: &nn::VarStore, prefix: &str, file: &Path, ignored: &[&str]) 
 }
 
 /// Writes the variables whose names satisfy `keep` to a safetensors file, atomically (a temporary
-/// file in the same directory, then a rename), so an interrupted save never leaves a broken file.
+/// file in the same directory, then a rename), so an interrupted save never leaves a broken file
+/// and a failed one no partial temporary file.
 pub fn save_safetensors(vs: &nn::VarStore, file: &Path, keep: impl Fn(&str) -> bool) -> Result<()> {
     let vars = vs.variables();
     let mut named: Vec<(String, Tensor)> = vars
@@ -95,16 +96,8 @@ pub fn save_safetensors(vs: &nn::VarStore, file: &Path, keep: impl Fn(&str) -> b
         })
         .collect();
     named.sort_by(|a, b| a.0.cmp(&b.0));
-    let dir = file.parent().unwrap_or(Path::new("."));
-    let stem = file
-        .file_name()
-        .and_then(|s| s.to_str())
-        .unwrap_or("weights");
-    let tmp = dir.join(format!(".{stem}.{}.tmp.safetensors", std::process::id()));
     let refs: Vec<(&str, &Tensor)> = named.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    Tensor::write_safetensors(&refs, &tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, file)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), file.display()))?;
+    crate::atomic::write_via_path(file, |tmp| Tensor::write_safetensors(&refs, tmp))?;
     Ok(())
 }
 

@@ -4,7 +4,8 @@
 //! - `weights.safetensors`: the heads, and the backbone when training changed it;
 //! - `log.jsonl`, `predictions_test.csv`.
 //! Files are written to a temporary name and renamed, so an interrupted run never leaves a broken
-//! checkpoint in place of the last good one.
+//! checkpoint in place of the last good one, and a failed write (a full disk) leaves no partial
+//! temporary file ([`crate::atomic`]).
 
 use std::path::{Path, PathBuf};
 
@@ -82,15 +83,10 @@ impl RunInfo {
     }
 }
 
-/// Writes a file through a temporary name in the same directory and a rename.
+/// Writes a file through a temporary name in the same directory and a rename; a failure leaves
+/// no partial file ([`crate::atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|s| s.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    Ok(())
+    Ok(crate::atomic::write(path, bytes)?)
 }
 
 /// Saves the model's weights: the heads, plus the backbone when `with_backbone`.

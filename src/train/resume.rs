@@ -148,10 +148,7 @@ pub fn save(
         .iter()
         .map(|(n, t)| (n.as_str(), t.to_device(tch::Device::Cpu)))
         .collect();
-    let tmp = dir.join(format!(".optimizer.{}.tmp", std::process::id()));
-    Tensor::write_safetensors(&named, &tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &optim).with_context(|| format!("writing {}", optim.display()))?;
+    crate::atomic::write_via_path(&optim, |tmp| Tensor::write_safetensors(&named, tmp))?;
     checkpoint::write_atomic(&dir.join(STATE), serde_json::to_string(&st)?.as_bytes())?;
     // Files of earlier epochs are no longer referenced.
     if let Ok(rd) = std::fs::read_dir(&dir) {
