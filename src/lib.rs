@@ -10,6 +10,7 @@ pub mod batch;
 pub mod cli;
 pub mod distill;
 pub mod experiment;
+pub mod import;
 pub mod locate;
 pub mod loss;
 pub mod model;

@@ -4,13 +4,15 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use normiqa_core::metrics::Metrics;
+use normiqa_core::metrics::{fit_logistic, Logistic, Metrics};
 
 use crate::train::{DataConfig, DatasetSpec, SplitProtocol};
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DatasetKind {
+    #[value(alias = "CLIVE")]
     Clive,
+    #[value(alias = "KonIQ-10k")]
     Koniq,
     Kadid,
     Tid2013,
@@ -51,14 +53,15 @@ pub struct DataArgs {
     #[arg(long, value_enum, default_value = "default")]
     pub split: SplitArg,
     /// Split id (the reference's --exp_id).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, alias = "exp_id", default_value_t = 0)]
     pub exp_id: usize,
-    #[arg(long, default_value_t = 0.6)]
+    #[arg(long, alias = "train_ratio", default_value_t = 0.6)]
     pub train_ratio: f64,
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, alias = "train_and_val_ratio", default_value_t = 0.8)]
     pub train_val_ratio: f64,
-    /// Resize every image to H W after decoding (the reference's --resize, e.g. 498 664).
-    #[arg(long, num_args = 2, value_names = ["H", "W"])]
+    /// Resize every image to H W after decoding; `--resize` alone is the reference's --resize
+    /// (its default 498 664).
+    #[arg(long, num_args = 0..=2, default_missing_values = ["498", "664"], value_names = ["H", "W"])]
     pub resize: Option<Vec<u32>>,
 }
 
@@ -106,7 +109,10 @@ impl DataArgs {
         let resize = match &self.resize {
             None => None,
             Some(v) if v.len() == 2 && v[0] > 0 && v[1] > 0 => Some([v[0], v[1]]),
-            Some(v) => bail!("--resize {v:?}: expected two positive numbers H W"),
+            Some(v) => bail!(
+                "--resize {}: expected two positive numbers H W (or --resize alone for 498 664)",
+                v.iter().map(u32::to_string).collect::<Vec<_>>().join(" ")
+            ),
         };
         Ok(DataConfig {
             dataset,
@@ -153,4 +159,34 @@ pub fn head_metrics_json(m: &[Metrics; 3]) -> serde_json::Value {
 /// The device option shared by the commands that run a model.
 pub fn parse_device(s: &str) -> Result<tch::Device> {
     crate::model::parse_device(s).map_err(anyhow::Error::msg)
+}
+
+/// PLCC and RMSE after each VQEG logistic mapping, fitted on `(pred, mos)` themselves (as papers
+/// and pyiqa report them); a curve that cannot be fitted (too few points, constant predictions)
+/// gives the reason instead.
+pub fn logistic_json(pred: &[f64], mos: &[f64]) -> serde_json::Value {
+    let mut o = serde_json::Map::new();
+    for curve in Logistic::ALL {
+        let v = match fit_logistic(curve, pred, mos) {
+            Ok(f) => serde_json::json!({"plcc": f.plcc, "rmse": f.rmse, "params": f.params}),
+            Err(e) => serde_json::json!({"error": e.to_string()}),
+        };
+        o.insert(curve.name().into(), v);
+    }
+    serde_json::Value::Object(o)
+}
+
+/// Prints one line per logistic mapping (see [`logistic_json`]).
+pub fn print_logistic(what: &str, pred: &[f64], mos: &[f64]) {
+    for curve in Logistic::ALL {
+        match fit_logistic(curve, pred, mos) {
+            Ok(f) => println!(
+                "  {what}, {} mapping fitted on these images: PLCC {:.4}  RMSE {:.4}",
+                curve.name(),
+                f.plcc,
+                f.rmse
+            ),
+            Err(e) => println!("  {what}, {}: not available ({e})", curve.name()),
+        }
+    }
 }

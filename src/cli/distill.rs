@@ -76,8 +76,9 @@ pub struct DistillArgs {
     /// Optimiser: sgd or adam.
     #[arg(long, default_value = "sgd")]
     pub optimizer: String,
-    #[arg(long, default_value_t = 0.9)]
-    pub momentum: f64,
+    /// SGD momentum (default 0.9); refused with adam, which has none.
+    #[arg(long)]
+    pub momentum: Option<f64>,
     #[arg(long = "weight-decay", default_value_t = 0.0)]
     pub weight_decay: f64,
     /// Backbone rate = lr · ratio; 0 (default) freezes the backbones and uses cached features.
@@ -166,9 +167,16 @@ impl DistillArgs {
             } else {
                 Direction::Mutual
             };
+            if let (Some(m), false) = (self.momentum, self.optimizer == "sgd") {
+                anyhow::bail!(
+                    "--momentum {m}: only --optimizer sgd has a momentum, --optimizer {} would \
+                     ignore it; remove --momentum or use --optimizer sgd",
+                    self.optimizer
+                );
+            }
             run.optimizer = match self.optimizer.as_str() {
                 "sgd" => OptimizerKind::Sgd {
-                    momentum: self.momentum,
+                    momentum: self.momentum.unwrap_or(0.9),
                 },
                 "adam" => OptimizerKind::Adam,
                 o => anyhow::bail!("--optimizer {o}: expected sgd or adam"),

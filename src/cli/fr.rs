@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use normiqa_core::fr::FrMetric;
+use normiqa_core::fr::{FrMetric, SsimMode, SsimOptions};
 use rayon::prelude::*;
 
 #[derive(Args, Debug)]
@@ -29,6 +29,10 @@ pub struct FrArgs {
     /// `all` or a comma list of psnr, ssim, ms-ssim, gmsd.
     #[arg(long, default_value = "all")]
     pub metric: String,
+    /// Which SSIM: `pyiqa` (default; what IQA papers report: YIQ luma, no downsampling) or
+    /// `matlab` (the authors' ssim.m: rgb2gray, automatic downsampling by round(min(H,W)/256)).
+    #[arg(long, default_value = "pyiqa")]
+    pub ssim_mode: SsimMode,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -62,8 +66,18 @@ pub struct FrPair {
     pub note: Option<String>,
 }
 
-/// Scores one pair of files.
+/// Scores one pair of files (SSIM as [`SsimOptions::default`]).
 pub fn score_pair(reference: &Path, distorted: &Path, metrics: &[FrMetric]) -> Result<FrPair> {
+    score_pair_with(reference, distorted, metrics, &SsimOptions::default())
+}
+
+/// [`score_pair`] with the SSIM variant given.
+pub fn score_pair_with(
+    reference: &Path,
+    distorted: &Path,
+    metrics: &[FrMetric],
+    ssim: &SsimOptions,
+) -> Result<FrPair> {
     let a = image::open(reference)
         .with_context(|| format!("reading {}", reference.display()))?
         .to_rgb8();
@@ -84,7 +98,7 @@ pub fn score_pair(reference: &Path, distorted: &Path, metrics: &[FrMetric]) -> R
     let mut note = None;
     let values = metrics
         .iter()
-        .map(|m| match m.compute(&a, &b) {
+        .map(|m| match m.compute_with(&a, &b, ssim) {
             Ok(v) => Some(v),
             Err(e) => {
                 note.get_or_insert_with(|| e.to_string());
@@ -153,7 +167,7 @@ pub fn run(args: FrArgs) -> Result<()> {
     }
     let scored: Vec<FrPair> = pairs
         .par_iter()
-        .map(|(r, d)| score_pair(r, d, &metrics))
+        .map(|(r, d)| score_pair_with(r, d, &metrics, &args.ssim_mode.options()))
         .collect::<Result<_>>()?;
     let means: Vec<Option<f64>> = (0..metrics.len())
         .map(|k| {
@@ -178,7 +192,7 @@ pub fn run(args: FrArgs) -> Result<()> {
         let out = if scored.len() == 1 && unpaired.is_empty() && !args.dist.is_dir() {
             pairs_json.into_iter().next().unwrap()
         } else {
-            serde_json::json!({"pairs": pairs_json, "mean": obj(&means), "unpaired": unpaired})
+            serde_json::json!({"pairs": pairs_json, "mean": obj(&means), "unpaired": unpaired, "ssim_mode": args.ssim_mode.name()})
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -220,7 +234,8 @@ pub fn run(args: FrArgs) -> Result<()> {
         );
     }
     println!(
-        "(psnr: dB, higher is better; ssim, ms-ssim: higher is better; gmsd: lower is better)"
+        "(psnr: dB, higher is better; ssim ({}), ms-ssim: higher is better; gmsd: lower is better)",
+        args.ssim_mode.name()
     );
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `normiqa metrics`: SROCC, PLCC, KROCC and RMSE of any CSV of predictions and MOS, so a
-//! researcher can score any model's outputs the way normiqa scores its own.
+//! researcher can score any model's outputs the way normiqa scores its own; also PLCC and RMSE
+//! after the VQEG 4- and 5-parameter logistic mappings fitted on the file (as pyiqa reports them).
 
 use std::path::{Path, PathBuf};
 
@@ -98,11 +99,13 @@ pub fn run(args: MetricsArgs) -> Result<()> {
     };
     let m = Metrics::compute_mapped(&pred, &mos, mapping.as_ref())
         .with_context(|| format!("computing metrics of {}", args.csv.display()))?;
+    let linear = mapping.map_or_else(|| pred.clone(), |mp| mp.apply(&pred));
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"csv": args.csv, "metrics": m, "mapping": mapping})
+                &serde_json::json!({"csv": args.csv, "metrics": m, "mapping": mapping,
+                    "logistic": super::args::logistic_json(&linear, &mos)})
             )?
         );
     } else {
@@ -122,6 +125,7 @@ pub fn run(args: MetricsArgs) -> Result<()> {
                 ""
             }
         );
+        super::args::print_logistic("predictions", &linear, &mos);
     }
     Ok(())
 }

@@ -5,6 +5,7 @@ pub mod decode;
 pub mod demo;
 pub mod distill;
 pub mod fr;
+pub mod import_checkpoint;
 pub mod metrics;
 pub mod predict;
 pub mod report;
@@ -50,6 +51,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Figures (PNG) and tables (markdown) of a run or experiment directory.
     Report(report::ReportArgs),
+    /// Turn a checkpoint of other code (the authors' LinearityIQA) into a normiqa run folder.
+    ImportCheckpoint(import_checkpoint::ImportArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -65,5 +68,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fr(a) => fr::run(a),
         Command::Run(a) => run::run(a),
         Command::Report(a) => report::run(a),
+        Command::ImportCheckpoint(a) => import_checkpoint::run(a),
     }
 }

@@ -13,7 +13,7 @@
 //! | `--score` | label |
 //! |---|---|
 //! | `psnr` | PSNR in dB (RGB, peak 255; 100 dB cap for identical images) |
-//! | `ssim` | SSIM (luma, authors' downsampling) |
+//! | `ssim` | SSIM (pyiqa's: YIQ luma, no downsampling; `normiqa fr --ssim-mode`) |
 //! | `ms-ssim` | MS-SSIM (luma); needs both sides ≥ 176 px |
 //! | `gmsd` | 1 − GMSD (GMSD is a distortion measure, 0 for identical images) |
 //! | `fused` | mean of SSIM and 1 − GMSD (both in [0, 1], same orientation) |

@@ -1,7 +1,8 @@
 //! `normiqa test`: a trained model on a dataset. Without dataset options it uses the run's own
 //! dataset and split (test set); with `--dataset ...` it tests on all images of that dataset
 //! (cross-dataset) unless `--set` says otherwise. Datasets with a distortion column also get a
-//! per-distortion table.
+//! per-distortion table. PLCC and RMSE of the fused head are also given after the VQEG 4- and
+//! 5-parameter logistic mappings fitted on the tested images (`fused_logistic` in JSON).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -164,6 +165,7 @@ pub fn run(args: TestArgs) -> Result<()> {
             serde_json::to_string_pretty(&serde_json::json!({
                 "model": args.model, "dataset": dataset.name, "set": format!("{set:?}").to_lowercase(),
                 "n": idx.len(), "metrics": head_metrics_json(&metrics), "per_distortion": types,
+                "fused_logistic": super::args::logistic_json(&mapped, &mos),
             }))?
         );
     } else {
@@ -176,6 +178,7 @@ pub fn run(args: TestArgs) -> Result<()> {
             ),
             &metrics,
         );
+        super::args::print_logistic("fused", &mapped, &mos);
         if !per_type.is_empty() {
             println!("per distortion type (fused head), hardest first:");
             println!(

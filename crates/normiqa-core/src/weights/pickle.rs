@@ -73,6 +73,30 @@ impl Value {
             _ => None,
         }
     }
+    /// A Python `int` or `float` as `f64` (`bool` is not a number here).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+    /// The value under a string key of a dict (the last one, as Python keeps it), or of an
+    /// object built with `SETITEMS` (e.g. an `OrderedDict`).
+    pub fn get(&self, key: &str) -> Option<Value> {
+        let find = |items: &[(Value, Value)]| {
+            items
+                .iter()
+                .rev()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v.clone())
+        };
+        match self {
+            Value::Dict(d) => find(&d.borrow()),
+            Value::Object(o) => find(&o.borrow().dict_items),
+            _ => None,
+        }
+    }
     /// Elements of a tuple or list (cloned, shallow for containers).
     pub fn as_seq(&self) -> Option<Vec<Value>> {
         match self {

@@ -325,6 +325,18 @@ pub fn read_pth_with(path: &Path, opts: &ReadOptions) -> Result<StateDict, PthEr
     read_pth_bytes_inner(&bytes, opts).map_err(wrap)
 }
 
+/// [`read_pth_with`], also returning the whole unpickled top-level object (tensors left as
+/// unexecuted calls), for checkpoints that keep other values beside the state dict (e.g.
+/// LinearityIQA's `{'model': ..., 'k': [...], 'b': [...]}`; read them with [`Value::get`]).
+pub fn read_pth_with_top(path: &Path, opts: &ReadOptions) -> Result<(StateDict, Value), PthError> {
+    let wrap = |kind| PthError {
+        path: path.to_path_buf(),
+        kind,
+    };
+    let bytes = std::fs::read(path).map_err(|e| wrap(PthErrorKind::Io(e)))?;
+    read_bytes_top(&bytes, opts).map_err(wrap)
+}
+
 /// Reads from an in-memory copy of a file; `name` is used in errors.
 pub fn read_pth_bytes(
     bytes: &[u8],
@@ -338,7 +350,11 @@ pub fn read_pth_bytes(
 }
 
 fn read_pth_bytes_inner(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
-    let mut sd = if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
+    read_bytes_top(bytes, opts).map(|(sd, _)| sd)
+}
+
+fn read_bytes_top(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> {
+    let (mut sd, top) = if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
         read_zip(bytes, opts)?
     } else if bytes.len() > 262 && &bytes[257..262] == b"ustar" {
         return Err(PthErrorKind::NotTorchFile(
@@ -350,7 +366,7 @@ fn read_pth_bytes_inner(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> 
     if opts.strip_module_prefix {
         sd.strip_prefix("module.");
     }
-    Ok(sd)
+    Ok((sd, top))
 }
 
 // ---------------------------------------------------------------------------
@@ -828,7 +844,7 @@ fn build(
 // ---------------------------------------------------------------------------
 // zip format
 
-fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
+fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| PthErrorKind::Zip(format!("{e} (truncated or corrupt file?)")))?;
     let names: Vec<String> = zip.file_names().map(str::to_string).collect();
@@ -885,13 +901,14 @@ fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
         err,
     })?;
     let specs = find_tensors(&top, opts)?;
-    build(specs, swap, |st| {
+    let sd = build(specs, swap, |st| {
         let name = format!("{prefix}data/{}", st.key);
         match read_entry(&mut zip, &name)? {
             Some(b) => Ok(Rc::from(b)),
             None => Err(PthErrorKind::MissingStorage(name)),
         }
-    })
+    })?;
+    Ok((sd, top))
 }
 
 // ---------------------------------------------------------------------------
@@ -901,7 +918,7 @@ fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
 const LEGACY_MAGIC_LE: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 const LEGACY_PROTOCOL_VERSION: i64 = 1001;
 
-fn read_legacy(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
+fn read_legacy(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> {
     let pk = |what: &str| {
         let what = what.to_string();
         move |err| PthErrorKind::Pickle { what, err }
@@ -987,10 +1004,11 @@ fn read_legacy(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
         ranges.insert(key, start..pos);
     }
     let specs = find_tensors(&top, opts)?;
-    build(specs, swap, |st| match ranges.get(&st.key) {
+    let sd = build(specs, swap, |st| match ranges.get(&st.key) {
         Some(r) => Ok(Rc::from(&bytes[r.clone()])),
         None => Err(PthErrorKind::MissingStorage(st.key.clone())),
-    })
+    })?;
+    Ok((sd, top))
 }
 
 #[cfg(test)]
