@@ -232,7 +232,7 @@ fn open_output(
         Format::Json => Layout::Whole,
     };
     let file = ScoresFile::open(p, &layout, args.resume)?;
-    if args.resume {
+    if !file.done().is_empty() {
         let before = files.len();
         files.retain(|(_, name)| !file.done().contains(name));
         tracing::info!(
