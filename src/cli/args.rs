@@ -190,3 +190,23 @@ pub fn print_logistic(what: &str, pred: &[f64], mos: &[f64]) {
         }
     }
 }
+
+/// The identities of a dataset's input files: its images and its labels file (for datasets given
+/// by a root folder: every file in it, two levels deep), for refusing outputs over them.
+pub fn dataset_input_ids(
+    spec: &crate::train::DatasetSpec,
+    dataset: &crate::data::Dataset,
+) -> std::collections::HashSet<crate::inputs::FileId> {
+    use crate::train::DatasetSpec;
+    let mut files: Vec<PathBuf> = dataset.samples.iter().map(|s| s.path.clone()).collect();
+    match spec {
+        DatasetSpec::Csv { csv: labels, .. } | DatasetSpec::Koniq { labels, .. } => {
+            files.push(labels.clone())
+        }
+        DatasetSpec::Clive { root } | DatasetSpec::Kadid { root } | DatasetSpec::Tid2013 { root } => {
+            let walk = walkdir::WalkDir::new(root).max_depth(2).into_iter();
+            files.extend(walk.filter_map(|e| e.ok()).map(|e| e.into_path()))
+        }
+    }
+    files.iter().filter_map(|f| crate::inputs::FileId::of(f).ok()).collect()
+}

@@ -408,6 +408,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
             .references
             .as_ref()
             .expect("clap: --references or --embedded");
+        crate::output::refuse_dir_over_inputs("--out", &args.out, [("reference folder", dir.as_path())])?;
         let v = list_images(dir)?;
         if v.is_empty() {
             bail!("--references {}: no image files found", dir.display());

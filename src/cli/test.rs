@@ -11,8 +11,11 @@ use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use normiqa_core::metrics::Metrics;
 
-use super::args::{head_metrics_json, parse_device, print_head_metrics, DataArgs};
-use crate::train::{self, trainer, Inputs};
+use super::args::{dataset_input_ids, head_metrics_json, parse_device, print_head_metrics, DataArgs};
+use crate::data::Dataset;
+use crate::inputs::FileId;
+use crate::output::refuse_file_over_ids;
+use crate::train::{self, trainer, DatasetSpec, Inputs};
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetArg {
@@ -82,6 +85,21 @@ pub fn per_distortion(
     out
 }
 
+/// Refuses `--predictions` or `--plot` naming one of the command's inputs: an image or labels
+/// file of the dataset, a file of the model's run folder, or the backbone weights.
+fn refuse_outputs_over_inputs(args: &TestArgs, spec: &DatasetSpec, dataset: &Dataset) -> Result<()> {
+    let mut ids = dataset_input_ids(spec, dataset);
+    let model = ["run.json", "config.toml", "weights.safetensors"].map(|f| args.model.join(f));
+    let files = model.iter().chain(args.weights.iter());
+    ids.extend(files.filter_map(|f| FileId::of(f).ok()));
+    for (option, out) in [("--predictions", &args.predictions), ("--plot", &args.plot)] {
+        if let Some(out) = out {
+            refuse_file_over_ids(option, out, "input (labels, image or model file)", &ids)?;
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: TestArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
     let tm = train::TrainedModel::load(&args.model, device, args.weights.as_deref())?;
@@ -95,6 +113,7 @@ pub fn run(args: TestArgs) -> Result<()> {
         .set
         .unwrap_or(if own { SetArg::Test } else { SetArg::All });
     let dataset = train::data::load_dataset(&data_cfg.dataset)?;
+    refuse_outputs_over_inputs(&args, &data_cfg.dataset, &dataset)?;
     let idx: Vec<usize> = match set {
         SetArg::All => (0..dataset.len()).collect(),
         s => {
