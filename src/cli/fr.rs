@@ -13,8 +13,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
+use normiqa_core::data::decode::{decode_one, DecodeOptions};
 use normiqa_core::fr::FrMetric;
 use rayon::prelude::*;
 
@@ -32,6 +33,8 @@ pub struct FrArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub images: super::args::ImageArgs,
 }
 
 /// Parses `--metric`.
@@ -62,14 +65,16 @@ pub struct FrPair {
     pub note: Option<String>,
 }
 
-/// Scores one pair of files.
-pub fn score_pair(reference: &Path, distorted: &Path, metrics: &[FrMetric]) -> Result<FrPair> {
-    let a = image::open(reference)
-        .with_context(|| format!("reading {}", reference.display()))?
-        .to_rgb8();
-    let b = image::open(distorted)
-        .with_context(|| format!("reading {}", distorted.display()))?
-        .to_rgb8();
+/// Scores one pair of files (decoded as `decode_one` does, so truncated files and images over
+/// the pixel limit are refused unless `opts` allows them).
+pub fn score_pair(
+    reference: &Path,
+    distorted: &Path,
+    metrics: &[FrMetric],
+    opts: &DecodeOptions,
+) -> Result<FrPair> {
+    let a = decode_one(reference, &[], opts)?;
+    let b = decode_one(distorted, &[], opts)?;
     if a.dimensions() != b.dimensions() {
         bail!(
             "{} is {}x{} but its reference {} is {}x{}",
@@ -140,6 +145,7 @@ pub fn pair_folders(ref_dir: &Path, dist_dir: &Path) -> Result<(Pairs, Vec<PathB
 
 pub fn run(args: FrArgs) -> Result<()> {
     let metrics = parse_metrics(&args.metric)?;
+    let decoding = args.images.options();
     let (pairs, unpaired) = match (args.reference.is_dir(), args.dist.is_dir()) {
         (false, false) => (vec![(args.reference.clone(), args.dist.clone())], vec![]),
         (true, true) => pair_folders(&args.reference, &args.dist)?,
@@ -153,7 +159,7 @@ pub fn run(args: FrArgs) -> Result<()> {
     }
     let scored: Vec<FrPair> = pairs
         .par_iter()
-        .map(|(r, d)| score_pair(r, d, &metrics))
+        .map(|(r, d)| score_pair(r, d, &metrics, &decoding))
         .collect::<Result<_>>()?;
     let means: Vec<Option<f64>> = (0..metrics.len())
         .map(|k| {
