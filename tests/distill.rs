@@ -43,6 +43,8 @@ fn tiny(dir: &Path, n: usize) -> DistillConfig {
         train_ratio: 0.6,
         train_val_ratio: 0.8,
         resize: None,
+        loading: Default::default(),
+        decoding: Default::default(),
     };
     let mut cfg = DistillConfig::new(data, 0.01, 0.001);
     cfg.random_init = true;

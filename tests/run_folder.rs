@@ -142,6 +142,8 @@ fn tiny_distill(dir: &Path, seed: u64) -> Experiment {
         train_ratio: 0.6,
         train_val_ratio: 0.8,
         resize: None,
+        loading: Default::default(),
+        decoding: Default::default(),
     };
     let mut run = DistillConfig::new(data, 0.01, 0.001);
     run.random_init = true;

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
+use normiqa_core::data::decode::{resize_limit_msg, DecodeOptions};
+use normiqa_core::data::LoadOptions;
 use normiqa_core::metrics::{fit_logistic, Logistic, Metrics};
 
 use crate::train::{DataConfig, DatasetSpec, SplitProtocol};
@@ -63,6 +65,44 @@ pub struct DataArgs {
     /// (its default 498 664).
     #[arg(long, num_args = 0..=2, default_missing_values = ["498", "664"], value_names = ["H", "W"])]
     pub resize: Option<Vec<u32>>,
+    /// Accept image paths in the labels file that leave the image folder (`../x.jpg`,
+    /// absolute paths); refused by default.
+    #[arg(long)]
+    pub allow_outside_root: bool,
+    /// Keep the first of the rows that list the same image and drop the others (each is
+    /// logged); by default such a labels file is refused.
+    #[arg(long)]
+    pub drop_duplicates: bool,
+    #[command(flatten)]
+    pub decoding: ImageArgs,
+}
+
+/// How images are decoded: shared by every command that decodes images.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ImageArgs {
+    /// Score truncated or corrupt JPEGs (the missing part comes out grey) instead of refusing
+    /// them, like PIL's LOAD_TRUNCATED_IMAGES.
+    #[arg(long)]
+    pub allow_truncated: bool,
+    /// Refuse images (declared size, or a --resize target) of more than N pixels; default
+    /// 89478485, PIL's MAX_IMAGE_PIXELS; 0 = no limit.
+    #[arg(long, value_name = "N")]
+    pub max_image_pixels: Option<u64>,
+}
+
+impl ImageArgs {
+    /// `base` with the options given on the command line.
+    pub fn apply(&self, base: DecodeOptions) -> DecodeOptions {
+        DecodeOptions {
+            allow_truncated: base.allow_truncated || self.allow_truncated,
+            max_image_pixels: self.max_image_pixels.unwrap_or(base.max_image_pixels),
+        }
+    }
+
+    /// The decoding options of the command line (defaults where not given).
+    pub fn options(&self) -> DecodeOptions {
+        self.apply(DecodeOptions::default())
+    }
 }
 
 /// The default CLIVE location: `../shared/data/clive` next to the repository.
@@ -114,7 +154,9 @@ impl DataArgs {
                 v.iter().map(u32::to_string).collect::<Vec<_>>().join(" ")
             ),
         };
-        Ok(DataConfig {
+        let decoding = self.decoding.options();
+        check_resize(resize, &decoding)?;
+        let mut cfg = DataConfig {
             dataset,
             split: match self.split {
                 SplitArg::Default => SplitProtocol::Default,
@@ -126,7 +168,30 @@ impl DataArgs {
             train_ratio: self.train_ratio,
             train_val_ratio: self.train_val_ratio,
             resize,
-        })
+            loading: LoadOptions::default(),
+            decoding,
+        };
+        self.apply_input_flags(&mut cfg);
+        Ok(cfg)
+    }
+
+    /// Turns on in `cfg` the label checks opted out of and the decoding options given on the
+    /// command line (for a configuration read from a file or a run folder).
+    pub fn apply_input_flags(&self, cfg: &mut DataConfig) {
+        cfg.loading.allow_outside_root |= self.allow_outside_root;
+        cfg.loading.drop_duplicates |= self.drop_duplicates;
+        cfg.decoding = self.decoding.apply(cfg.decoding);
+    }
+}
+
+/// Refuses a `--resize` target over the pixel limit before any image is read.
+pub fn check_resize(resize: Option<[u32; 2]>, opts: &DecodeOptions) -> Result<()> {
+    match resize {
+        Some([h, w]) if !opts.allows(w, h) => bail!(
+            "--resize {h} {w}: {}",
+            resize_limit_msg(h, w, opts.max_image_pixels)
+        ),
+        _ => Ok(()),
     }
 }
 

@@ -100,12 +100,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
         Some(model) => {
             let device = super::args::parse_device(&args.device)?;
             let tm = train::TrainedModel::load(&model, device, None)?;
-            let ds = normiqa_core::data::clive::load(&sample)?;
+            let ds = normiqa_core::data::clive::load(&sample, &Default::default())?;
             let mut picks: Vec<usize> = (0..ds.len()).collect();
             picks.sort_by(|&a, &b| ds.samples[a].mos.partial_cmp(&ds.samples[b].mos).unwrap());
             let chosen = [picks[0], picks[picks.len() / 2], picks[picks.len() - 1]];
             let paths: Vec<PathBuf> = chosen.iter().map(|&i| ds.samples[i].path.clone()).collect();
-            let images = normiqa_core::data::decode::decode_all(&paths, &[])?;
+            let images = normiqa_core::data::decode::decode_all(&paths, &[], &Default::default())?;
             let out = train::predict(&tm.model, &Inputs::Images(&images), &[0, 1, 2], 1, device)?;
             let mapped = tm.info.mapping[2].apply(&out[2]);
             println!(

@@ -221,6 +221,10 @@ impl DistillArgs {
         if let Some(d) = &self.device {
             exp.run.device = d.clone();
         }
+        self.data.apply_input_flags(&mut exp.run.data);
+        if let Some(cross) = exp.run.cross.as_mut() {
+            self.data.apply_input_flags(cross);
+        }
         Ok(exp)
     }
 }

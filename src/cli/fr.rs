@@ -13,8 +13,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
+use normiqa_core::data::decode::{decode_one, DecodeOptions};
 use normiqa_core::fr::{FrMetric, SsimMode, SsimOptions};
 use rayon::prelude::*;
 
@@ -36,6 +37,8 @@ pub struct FrArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub images: super::args::ImageArgs,
 }
 
 /// Parses `--metric`.
@@ -66,9 +69,15 @@ pub struct FrPair {
     pub note: Option<String>,
 }
 
-/// Scores one pair of files (SSIM as [`SsimOptions::default`]).
-pub fn score_pair(reference: &Path, distorted: &Path, metrics: &[FrMetric]) -> Result<FrPair> {
-    score_pair_with(reference, distorted, metrics, &SsimOptions::default())
+/// Scores one pair of files (SSIM as [`SsimOptions::default`]; decoded as `decode_one` does, so
+/// truncated files and images over the pixel limit are refused unless `opts` allows them).
+pub fn score_pair(
+    reference: &Path,
+    distorted: &Path,
+    metrics: &[FrMetric],
+    opts: &DecodeOptions,
+) -> Result<FrPair> {
+    score_pair_with(reference, distorted, metrics, opts, &SsimOptions::default())
 }
 
 /// [`score_pair`] with the SSIM variant given.
@@ -76,14 +85,11 @@ pub fn score_pair_with(
     reference: &Path,
     distorted: &Path,
     metrics: &[FrMetric],
+    opts: &DecodeOptions,
     ssim: &SsimOptions,
 ) -> Result<FrPair> {
-    let a = image::open(reference)
-        .with_context(|| format!("reading {}", reference.display()))?
-        .to_rgb8();
-    let b = image::open(distorted)
-        .with_context(|| format!("reading {}", distorted.display()))?
-        .to_rgb8();
+    let a = decode_one(reference, &[], opts)?;
+    let b = decode_one(distorted, &[], opts)?;
     if a.dimensions() != b.dimensions() {
         bail!(
             "{} is {}x{} but its reference {} is {}x{}",
@@ -154,6 +160,7 @@ pub fn pair_folders(ref_dir: &Path, dist_dir: &Path) -> Result<(Pairs, Vec<PathB
 
 pub fn run(args: FrArgs) -> Result<()> {
     let metrics = parse_metrics(&args.metric)?;
+    let decoding = args.images.options();
     let (pairs, unpaired) = match (args.reference.is_dir(), args.dist.is_dir()) {
         (false, false) => (vec![(args.reference.clone(), args.dist.clone())], vec![]),
         (true, true) => pair_folders(&args.reference, &args.dist)?,
@@ -167,7 +174,7 @@ pub fn run(args: FrArgs) -> Result<()> {
     }
     let scored: Vec<FrPair> = pairs
         .par_iter()
-        .map(|(r, d)| score_pair_with(r, d, &metrics, &args.ssim_mode.options()))
+        .map(|(r, d)| score_pair_with(r, d, &metrics, &decoding, &args.ssim_mode.options()))
         .collect::<Result<_>>()?;
     let means: Vec<Option<f64>> = (0..metrics.len())
         .map(|k| {

@@ -68,6 +68,8 @@ pub struct PredictArgs {
     /// Images per forward pass; 0 = automatic (1 on CPU, 16 on CUDA).
     #[arg(long, default_value_t = 0)]
     pub batch_size: usize,
+    #[command(flatten)]
+    pub images: super::args::ImageArgs,
     /// Images decoded per chunk (memory bound).
     #[arg(long, default_value_t = 64)]
     pub chunk: usize,
@@ -259,6 +261,10 @@ pub fn run(args: PredictArgs) -> Result<()> {
         Some(v) => bail!("--resize {v:?}: expected two positive numbers H W"),
         None => vec![],
     };
+    let decoding = args.images.options();
+    if let [Resize::Exact { h, w }] = rules[..] {
+        super::args::check_resize(Some([h, w]), &decoding)?;
+    }
     let header = file.is_none();
     let sink: Box<dyn Write> = match file.as_mut() {
         Some(f) => Box::new(f),
@@ -268,16 +274,20 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let mut failures = Vec::new();
     let t0 = std::time::Instant::now();
     for chunk in files.chunks(args.chunk.max(1)) {
-        let decoded: Vec<_> = chunk.par_iter().map(|(p, _)| decode_one(p, &rules)).collect();
+        let decoded: Vec<_> = chunk
+            .par_iter()
+            .map(|(p, _)| decode_one(p, &rules, &decoding))
+            .collect();
         let mut images = Vec::with_capacity(chunk.len());
         let mut names = Vec::with_capacity(chunk.len());
-        for ((p, name), r) in chunk.iter().zip(decoded) {
+        for ((_, name), r) in chunk.iter().zip(decoded) {
             match r {
                 Ok(im) => {
                     images.push(im);
                     names.push(name.clone());
                 }
-                Err(e) => failures.push(format!("{}: {e}", p.display())),
+                // the error names the file
+                Err(e) => failures.push(e.to_string()),
             }
         }
         let idx: Vec<usize> = (0..images.len()).collect();

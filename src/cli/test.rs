@@ -105,14 +105,16 @@ pub fn run(args: TestArgs) -> Result<()> {
     let tm = train::TrainedModel::load(&args.model, device, args.weights.as_deref())?;
     let own = !args.data.given();
     let data_cfg = if own {
-        tm.info.config.data.clone()
+        let mut cfg = tm.info.config.data.clone();
+        args.data.apply_input_flags(&mut cfg);
+        cfg
     } else {
         args.data.to_config()?
     };
     let set = args
         .set
         .unwrap_or(if own { SetArg::Test } else { SetArg::All });
-    let dataset = train::data::load_dataset(&data_cfg.dataset)?;
+    let dataset = train::data::load_dataset(&data_cfg.dataset, &data_cfg.loading)?;
     refuse_outputs_over_inputs(&args, &data_cfg.dataset, &dataset)?;
     let idx: Vec<usize> = match set {
         SetArg::All => (0..dataset.len()).collect(),
@@ -133,8 +135,7 @@ pub fn run(args: TestArgs) -> Result<()> {
         val: vec![],
         test: idx.clone(),
     };
-    let (images, decode_s) =
-        train::data::decode_used(&dataset, &only, &train::data::resize_rules(&data_cfg))?;
+    let (images, decode_s) = train::data::decode_used(&dataset, &only, &data_cfg)?;
     tracing::info!("decoded {} images in {:.1} s", idx.len(), decode_s);
     let out = train::predict(
         &tm.model,

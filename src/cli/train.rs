@@ -126,6 +126,7 @@ impl TrainArgs {
             let mut cfg: TrainConfig = toml::from_str(&s)
                 .with_context(|| format!("parsing --config {}", path.display()))?;
             cfg.device = self.device.clone();
+            self.data.apply_input_flags(&mut cfg.data);
             return Ok(cfg);
         }
         let alpha = [self.alpha[0], self.alpha[1]];

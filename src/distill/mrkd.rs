@@ -489,11 +489,11 @@ pub struct Prepared {
 /// share it); images are decoded only on a cache miss.
 pub fn prepare(cfg: &DistillConfig, seed: u64) -> Result<Prepared> {
     let device = parse_device(&cfg.device).map_err(anyhow::Error::msg)?;
-    let dataset = train_data::load_dataset(&cfg.data.dataset)?;
+    let dataset = train_data::load_dataset(&cfg.data.dataset, &cfg.data.loading)?;
     let inputs = prepare_inputs(cfg, &cfg.data, &dataset, seed, device)?;
     let cross = match &cfg.cross {
         Some(dc) => {
-            let ds = train_data::load_dataset(&dc.dataset)?;
+            let ds = train_data::load_dataset(&dc.dataset, &dc.loading)?;
             let inp = prepare_inputs(cfg, dc, &ds, seed, device)?;
             Some((ds, inp))
         }
@@ -516,7 +516,7 @@ fn prepare_inputs(
     let all = Split::all_test(dataset.len());
     let rules = train_data::resize_rules(dc);
     if !cfg.frozen() {
-        let (images, secs) = train_data::decode_used(dataset, &all, &rules)?;
+        let (images, secs) = train_data::decode_used(dataset, &all, dc)?;
         tracing::info!(
             "{}: decoded {} images in {:.1} s",
             dataset.name,
@@ -566,7 +566,7 @@ fn prepare_inputs(
             }
             None => {
                 if images.is_none() {
-                    let (im, secs) = train_data::decode_used(dataset, &all, &rules)?;
+                    let (im, secs) = train_data::decode_used(dataset, &all, dc)?;
                     tracing::info!(
                         "{}: decoded {} images in {:.1} s",
                         dataset.name,

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use normiqa_core::data::decode::DecodeOptions;
+use normiqa_core::data::LoadOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::loss::LossConfig;
@@ -71,6 +73,12 @@ pub struct DataConfig {
     /// Resize every image to H×W after decoding (the reference's `--resize`).
     #[serde(default)]
     pub resize: Option<[u32; 2]>,
+    /// Checks of the labels file opted out of: `allow_outside_root`, `drop_duplicates`.
+    #[serde(flatten)]
+    pub loading: LoadOptions,
+    /// Decoding opt-ins and limits: `allow_truncated`, `max_image_pixels`.
+    #[serde(flatten)]
+    pub decoding: DecodeOptions,
 }
 
 fn default_train_ratio() -> f64 {
@@ -223,6 +231,8 @@ impl TrainConfig {
                 train_ratio: default_train_ratio(),
                 train_val_ratio: default_train_val_ratio(),
                 resize: None,
+                loading: LoadOptions::default(),
+                decoding: DecodeOptions::default(),
             },
             model: ModelConfig::default(),
             weights: None,

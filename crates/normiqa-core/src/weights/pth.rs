@@ -787,6 +787,7 @@ fn swap_bytes(buf: &mut [u8], es: usize) {
 fn build(
     specs: Vec<(String, TensorSpec)>,
     swap: bool,
+    file_len: usize,
     mut fetch: impl FnMut(&StorageRef) -> KResult<Rc<[u8]>>,
 ) -> KResult<StateDict> {
     let mut cache: HashMap<String, Rc<[u8]>> = HashMap::new();
@@ -823,6 +824,7 @@ fn build(
                 &bytes[r.start as usize..r.end as usize]
             }
         };
+        check_fits_file(&name, &spec, file_len)?;
         let data = materialise(view, st.dtype, spec.offset, &spec.shape, &spec.stride, swap)
             .map_err(|msg| PthErrorKind::BadTensor {
                 name: name.clone(),
@@ -839,6 +841,30 @@ fn build(
         ));
     }
     Ok(StateDict { tensors })
+}
+
+/// A tensor whose strides repeat elements (stride 0) can declare any size over a one-element
+/// storage; refuse one larger than the whole file before allocating it.
+fn check_fits_file(name: &str, spec: &TensorSpec, file_len: usize) -> KResult<()> {
+    let bytes = spec
+        .shape
+        .iter()
+        .try_fold(spec.storage.dtype.size() as u64, |a, &d| a.checked_mul(d));
+    match bytes {
+        Some(b) if b <= file_len as u64 => Ok(()),
+        _ => Err(PthErrorKind::BadTensor {
+            name: name.to_string(),
+            msg: format!(
+                "shape {} needs more bytes than the whole file ({file_len}); the file is \
+                 corrupt or crafted",
+                spec.shape
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join("x")
+            ),
+        }),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -877,9 +903,19 @@ fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> {
             Err(zip::result::ZipError::FileNotFound) => return Ok(None),
             Err(e) => return Err(PthErrorKind::Zip(format!("{name}: {e}"))),
         };
-        let mut buf = Vec::with_capacity(f.size() as usize);
-        f.read_to_end(&mut buf)
+        let stored = f.compression() == zip::CompressionMethod::Stored;
+        let size = entry_size_bound(name, f.size(), f.compressed_size(), stored, bytes.len())?;
+        let mut buf = Vec::with_capacity(size as usize);
+        (&mut f)
+            .take(size)
+            .read_to_end(&mut buf)
             .map_err(|e| PthErrorKind::Zip(format!("{name}: {e}")))?;
+        if buf.len() as u64 != size {
+            return Err(PthErrorKind::Zip(format!(
+                "{name}: declares {size} bytes but holds {} (truncated or corrupt file?)",
+                buf.len()
+            )));
+        }
         Ok(Some(buf))
     };
     let swap = match read_entry(&mut zip, &format!("{prefix}byteorder"))? {
@@ -901,7 +937,7 @@ fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> {
         err,
     })?;
     let specs = find_tensors(&top, opts)?;
-    let sd = build(specs, swap, |st| {
+    let sd = build(specs, swap, bytes.len(), |st| {
         let name = format!("{prefix}data/{}", st.key);
         match read_entry(&mut zip, &name)? {
             Some(b) => Ok(Rc::from(b)),
@@ -909,6 +945,31 @@ fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> {
         }
     })?;
     Ok((sd, top))
+}
+
+/// Deflate expands at most 1032:1, so no honest entry inflates to more than this many times
+/// its compressed size.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// The size an entry declares, checked against what the file can hold before anything is
+/// allocated: the compressed bytes must fit in the file, and the inflated size in what those
+/// bytes can inflate to (a ~200-byte zip may declare a 2^62-byte entry).
+fn entry_size_bound(
+    name: &str,
+    size: u64,
+    compressed: u64,
+    stored: bool,
+    file_len: usize,
+) -> KResult<u64> {
+    let file_len = file_len as u64;
+    let ratio = if stored { 1 } else { MAX_DEFLATE_RATIO };
+    if compressed > file_len || size > compressed.saturating_mul(ratio) {
+        return Err(PthErrorKind::Zip(format!(
+            "{name}: declares {size} bytes ({compressed} compressed) in a file of {file_len} \
+             bytes; the file is corrupt or crafted"
+        )));
+    }
+    Ok(size)
 }
 
 // ---------------------------------------------------------------------------
@@ -1004,7 +1065,7 @@ fn read_legacy(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> 
         ranges.insert(key, start..pos);
     }
     let specs = find_tensors(&top, opts)?;
-    let sd = build(specs, swap, |st| match ranges.get(&st.key) {
+    let sd = build(specs, swap, bytes.len(), |st| match ranges.get(&st.key) {
         Some(r) => Ok(Rc::from(&bytes[r.clone()])),
         None => Err(PthErrorKind::MissingStorage(st.key.clone())),
     })?;
