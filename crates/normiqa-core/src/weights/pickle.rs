@@ -136,6 +136,13 @@ pub enum PickleError {
     MemoMissing { key: u32, offset: usize },
     #[error("invalid pickle at byte offset {offset}: {msg}")]
     Invalid { offset: usize, msg: String },
+    /// A `GLOBAL`/`STACK_GLOBAL` naming something the caller's policy does not allow.
+    #[error("the pickle names {module}.{name} (byte offset {offset}), which is not allowed here")]
+    RefusedGlobal {
+        module: String,
+        name: String,
+        offset: usize,
+    },
 }
 
 /// Runs the pickle program starting at `data[start..]` until `STOP`.
@@ -151,6 +158,17 @@ pub fn load_with_persistent_ids(
     data: &[u8],
     start: usize,
 ) -> Result<(Value, usize, Vec<Rc<Value>>), PickleError> {
+    load_restricted(data, start, |_, _| true)
+}
+
+/// Like [`load_with_persistent_ids`], but a `GLOBAL`/`STACK_GLOBAL` for which `allow(module,
+/// name)` is false stops the VM with [`PickleError::RefusedGlobal`] (as Python's
+/// `Unpickler.find_class` override that `torch.load(weights_only=True)` uses).
+pub fn load_restricted(
+    data: &[u8],
+    start: usize,
+    allow: fn(&str, &str) -> bool,
+) -> Result<(Value, usize, Vec<Rc<Value>>), PickleError> {
     let mut vm = Vm {
         data,
         pos: start,
@@ -158,6 +176,7 @@ pub fn load_with_persistent_ids(
         marks: Vec::new(),
         memo: HashMap::new(),
         pids: Vec::new(),
+        allow,
     };
     let v = vm.run()?;
     Ok((v, vm.pos, vm.pids))
@@ -170,6 +189,7 @@ struct Vm<'a> {
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
     pids: Vec<Rc<Value>>,
+    allow: fn(&str, &str) -> bool,
 }
 
 fn rc_str(s: &str) -> Rc<str> {
@@ -177,6 +197,18 @@ fn rc_str(s: &str) -> Rc<str> {
 }
 
 impl<'a> Vm<'a> {
+    fn check_global(&self, module: &str, name: &str, offset: usize) -> Result<(), PickleError> {
+        if (self.allow)(module, name) {
+            Ok(())
+        } else {
+            Err(PickleError::RefusedGlobal {
+                module: module.to_string(),
+                name: name.to_string(),
+                offset,
+            })
+        }
+    }
+
     fn take(&mut self, op: u8, n: usize) -> Result<&'a [u8], PickleError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len());
         match end {
@@ -656,6 +688,7 @@ impl<'a> Vm<'a> {
                         .map_err(|_| self.invalid(offset, "non-UTF-8 GLOBAL module"))?;
                     let name = std::str::from_utf8(n)
                         .map_err(|_| self.invalid(offset, "non-UTF-8 GLOBAL name"))?;
+                    self.check_global(module, name, offset)?;
                     self.stack.push(Value::Global {
                         module: rc_str(module),
                         name: rc_str(name),
@@ -667,6 +700,7 @@ impl<'a> Vm<'a> {
                     let module = self.pop(op, offset)?;
                     match (module, name) {
                         (Value::Str(module), Value::Str(name)) => {
+                            self.check_global(&module, &name, offset)?;
                             self.stack.push(Value::Global { module, name })
                         }
                         _ => return Err(self.invalid(offset, "STACK_GLOBAL needs two strings")),
