@@ -93,12 +93,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Which variables a run's weight files hold: the heads, plus the backbone when
+/// `with_backbone` (`RunInfo::backbone_in_weights`). Saving and loading use the same rule, so a
+/// loaded file must hold exactly these tensors.
+pub fn stored_in_run(with_backbone: bool) -> impl Fn(&str) -> bool {
+    let prefix = format!("{BACKBONE_PREFIX}.");
+    move |name: &str| with_backbone || !name.starts_with(&prefix)
+}
+
 /// Saves the model's weights: the heads, plus the backbone when `with_backbone`.
 pub fn save_weights(vs: &nn::VarStore, dir: &Path, with_backbone: bool) -> Result<()> {
-    let prefix = format!("{BACKBONE_PREFIX}.");
-    weights::save_safetensors(vs, &dir.join(WEIGHTS), |name| {
-        with_backbone || !name.starts_with(&prefix)
-    })
+    weights::save_safetensors(vs, &dir.join(WEIGHTS), stored_in_run(with_backbone))
 }
 
 /// A trained model ready for inference.
@@ -133,7 +138,12 @@ impl TrainedModel {
             )?;
         }
         let wfile = dir.join(WEIGHTS);
-        weights::load_safetensors(&vs, &wfile)?;
+        weights::load_safetensors(&vs, &wfile, stored_in_run(info.backbone_in_weights))
+            .context(if info.backbone_in_weights {
+                "loading the run's weights (run.json says they hold the heads and the backbone)"
+            } else {
+                "loading the run's weights (run.json says they hold the heads only; the backbone is the pretrained one)"
+            })?;
         Ok(TrainedModel {
             info,
             vs,

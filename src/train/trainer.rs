@@ -395,7 +395,7 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
     let mut opt = Opt::build(cfg.optimizer, &vs, cfg.lr, cfg.weight_decay)?;
 
     // An interrupted run with this configuration goes on from its last finished epoch.
-    let resumed = super::resume::load(out, &config_text, &vs, &mut opt)?;
+    let resumed = super::resume::load(out, &config_text, &vs, &mut opt, backbone_changes)?;
     let mut log = match &resumed {
         Some(st) => {
             let mut log =
@@ -658,7 +658,11 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
     };
 
     // Reload the best epoch, fit k, b on the training set, test.
-    weights::load_safetensors(&vs, &out.join(checkpoint::WEIGHTS))?;
+    weights::load_safetensors(
+        &vs,
+        &out.join(checkpoint::WEIGHTS),
+        checkpoint::stored_in_run(backbone_changes),
+    )?;
     let inputs = match &features {
         Some((f6, f7)) => Inputs::Cached { f6, f7 },
         None => Inputs::Images(&images),
