@@ -62,6 +62,20 @@ pub struct DataArgs {
     pub resize: Option<Vec<u32>>,
 }
 
+impl DatasetKind {
+    /// The option value, as typed (`clive`, `csv`, ...).
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// `1 2 3`: numbers as a user types them.
+pub fn numbers<T: std::fmt::Display>(v: &[T]) -> String {
+    v.iter().map(T::to_string).collect::<Vec<_>>().join(" ")
+}
+
 /// The default CLIVE location: `../shared/data/clive` next to the repository.
 pub fn default_clive_root() -> PathBuf {
     crate::locate::find(std::path::Path::new("../shared/data/clive"), |p| p.exists())
@@ -106,7 +120,7 @@ impl DataArgs {
         let resize = match &self.resize {
             None => None,
             Some(v) if v.len() == 2 && v[0] > 0 && v[1] > 0 => Some([v[0], v[1]]),
-            Some(v) => bail!("--resize {v:?}: expected two positive numbers H W"),
+            Some(v) => bail!("--resize {}: expected two positive numbers H W", numbers(v)),
         };
         Ok(DataConfig {
             dataset,

@@ -269,7 +269,8 @@ impl TrainConfig {
             bail!("--accumulation-steps 0: must be at least 1");
         }
         if self.beta.iter().any(|b| !(*b >= 0.0)) || self.beta.iter().sum::<f64>() <= 0.0 {
-            bail!("--beta {:?}: must be >= 0 with a positive sum", self.beta);
+            let b = self.beta.map(|b| b.to_string()).join(" ");
+            bail!("--beta {b}: must be >= 0 with a positive sum");
         }
         if self.augment.is_some() && self.frozen() && self.frozen_mode == FrozenMode::Cached {
             bail!("augment: cached frozen features are computed once, without augmentation; use frozen_mode = \"reference\" or fine-tune (ft_lr_ratio > 0)");

@@ -77,6 +77,17 @@ pub fn predict(
     Ok(out)
 }
 
+/// What a stopped run leaves behind: the best checkpoint so far, or nothing.
+fn kept_checkpoint(best_epoch: Option<usize>, out: &Path) -> String {
+    match best_epoch {
+        Some(e) => format!(
+            "The best checkpoint so far (epoch {e}) is kept in {}",
+            out.display()
+        ),
+        None => "No checkpoint was written: no epoch finished before this one".to_string(),
+    }
+}
+
 /// Metrics of each head after an optional per-head mapping; undefined metrics (e.g. constant
 /// predictions of a collapsed model) become NaN instead of stopping a run.
 pub fn head_metrics(
@@ -518,9 +529,9 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
             let lv = f64::try_from(&total)?;
             if !lv.is_finite() {
                 bail!(
-                    "the loss became {lv} at {}; stopping. The last good checkpoint in {} is kept (try a smaller --lr)",
+                    "the loss became {lv} at {}; stopping. {} (try a smaller --lr)",
                     train_data::batch_context(&dataset, idx, epoch, bi),
-                    out.display()
+                    kept_checkpoint(best.map(|(_, e)| e), out)
                 );
             }
             (total / cfg.accumulation_steps as f64).backward();
