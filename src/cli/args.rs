@@ -88,12 +88,52 @@ impl DataArgs {
         self.dataset.is_some()
     }
 
+    /// A run's own dataset with the --root, --labels and --images given (the data moved, or
+    /// the run folder is used on another machine); an option that dataset has no use for is an
+    /// error naming it.
+    pub fn override_paths(&self, spec: &DatasetSpec) -> Result<DatasetSpec> {
+        let mut spec = spec.clone();
+        let (name, takes): (&str, &[&str]) = match &mut spec {
+            DatasetSpec::Clive { root } => (set(root, &self.root, "CLIVE"), &["root"]),
+            DatasetSpec::Kadid { root } => (set(root, &self.root, "KADID-10k"), &["root"]),
+            DatasetSpec::Tid2013 { root } => (set(root, &self.root, "TID2013"), &["root"]),
+            DatasetSpec::Koniq { labels, images } => {
+                set(images, &self.images, "");
+                (
+                    set(labels, &self.labels, "KonIQ-10k"),
+                    &["labels", "images"],
+                )
+            }
+            DatasetSpec::Csv { csv, images, .. } => {
+                set(images, &self.images, "");
+                (
+                    set(csv, &self.labels, "a CSV dataset"),
+                    &["labels", "images"],
+                )
+            }
+        };
+        for (option, given) in [
+            ("root", &self.root),
+            ("labels", &self.labels),
+            ("images", &self.images),
+        ] {
+            if given.is_some() && !takes.contains(&option) {
+                let takes: Vec<String> = takes.iter().map(|t| format!("--{t}")).collect();
+                bail!(
+                    "--{option}: the run was trained on {name}, whose location is given by {} (or give --dataset to test on another dataset)",
+                    takes.join(" and ")
+                );
+            }
+        }
+        Ok(spec)
+    }
+
     pub fn to_config(&self) -> Result<DataConfig> {
         let kind = self.dataset.unwrap_or(DatasetKind::Clive);
         let need = |o: &Option<PathBuf>, name: &str| -> Result<PathBuf> {
             match o {
                 Some(p) => Ok(p.clone()),
-                None => bail!("--dataset {kind:?} needs --{name}"),
+                None => bail!("--dataset {} needs --{name}", kind.name()),
             }
         };
         let dataset = match kind {
@@ -136,6 +176,14 @@ impl DataArgs {
             resize,
         })
     }
+}
+
+/// Replaces `path` by the option's value when given; returns `name` (for the caller's message).
+fn set<'a>(path: &mut PathBuf, given: &Option<PathBuf>, name: &'a str) -> &'a str {
+    if let Some(p) = given {
+        *path = p.clone();
+    }
+    name
 }
 
 pub const HEAD_NAMES: [&str; 3] = ["head6", "head7", "fused"];

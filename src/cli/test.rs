@@ -110,7 +110,9 @@ pub fn run(args: TestArgs) -> Result<()> {
     let tm = train::TrainedModel::load(&args.model, device, args.weights.as_deref())?;
     let own = !args.data.given();
     let data_cfg = if own {
-        tm.info.config.data.clone()
+        let mut own = tm.info.config.data.clone();
+        own.dataset = args.data.override_paths(&own.dataset)?;
+        own
     } else {
         args.data.to_config()?
     };

@@ -51,7 +51,8 @@ pub enum ComboState {
 }
 
 fn same_config(a: &TrainConfig, b: &TrainConfig) -> bool {
-    let mut b = b.clone();
+    // (run folders store absolute paths; the experiment file's may be relative)
+    let mut b = b.with_absolute_paths();
     b.device = a.device.clone();
     *a == b
 }

@@ -71,7 +71,27 @@ impl RunInfo {
                 dir.display()
             )
         })?;
-        serde_json::from_str(&s).with_context(|| format!("parsing {}", p.display()))
+        let mut info: RunInfo =
+            serde_json::from_str(&s).with_context(|| format!("parsing {}", p.display()))?;
+        info.config.resolve_relative_paths(dir);
+        Ok(info)
+    }
+
+    /// The scale and direction of the mapped scores (the MOS of the training data), for people.
+    pub fn score_scale(&self) -> String {
+        use super::config::DatasetSpec as D;
+        match &self.config.data.dataset {
+            D::Clive { .. } => "CLIVE MOS scale, about 0-100, higher is better".into(),
+            D::Koniq { .. } => "KonIQ-10k MOS scale, 1-5, higher is better".into(),
+            D::Kadid { .. } => "KADID-10k DMOS scale, 1-5, higher is better".into(),
+            D::Tid2013 { .. } => "TID2013 MOS scale, 0-9, higher is better".into(),
+            D::Csv {
+                csv, mos_column, ..
+            } => format!(
+                "the scale of column '{mos_column}' of {} (the training labels), same direction",
+                csv.display()
+            ),
+        }
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {

@@ -278,6 +278,8 @@ pub struct TrainOutcome {
 
 /// Trains a model as configured, writing the run directory `out`. Returns its summary.
 pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
+    // Stored with absolute paths: the run folder works from any working directory.
+    let cfg = &cfg.with_absolute_paths();
     cfg.validate()?;
     let t_start = Instant::now();
     std::fs::create_dir_all(out)
