@@ -33,6 +33,7 @@ pub enum Command {
     /// Evaluate a trained model on a dataset or split.
     Test(test::TestArgs),
     /// Score images (files or folders) with a trained model.
+    #[command(after_help = predict::SCORE_HELP)]
     Predict(predict::PredictArgs),
     /// SROCC, PLCC, KROCC, RMSE of any CSV of predictions and MOS.
     Metrics(metrics::MetricsArgs),

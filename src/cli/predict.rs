@@ -38,8 +38,13 @@ pub struct PredictArgs {
     #[arg(long)]
     pub all_heads: bool,
     /// Resize every image to H W before scoring (default: native size, as the reference demo).
-    #[arg(long, num_args = 2, value_names = ["H", "W"])]
+    #[arg(long, num_args = 2, value_names = ["H", "W"], conflicts_with = "max_side")]
     pub resize: Option<Vec<u32>>,
+    /// Downscale images whose longer side exceeds N pixels to N, keeping the aspect ratio
+    /// (antialiased bilinear, as PIL; smaller images are left as they are). Bounds time and
+    /// memory for large photos: e.g. 1024.
+    #[arg(long, value_name = "N")]
+    pub max_side: Option<u32>,
     /// Images per forward pass; 0 = automatic (1 on CPU, 16 on CUDA).
     #[arg(long, default_value_t = 0)]
     pub batch_size: usize,
@@ -54,6 +59,18 @@ pub struct PredictArgs {
 }
 
 const EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff"];
+
+/// Shown under `normiqa predict --help`: what the numbers mean.
+pub const SCORE_HELP: &str =
+    "Scores are on the MOS scale of the model's training data (its k·ŷ+b mapping). \
+The shipped default model (models/clive-efficientnet-lite0) gives CLIVE MOS: about 0-100, higher \
+is better (CLIVE photos range from about 3 to 92). It was trained on 500x500 photos: images under \
+128 px on a side score unreliably (a warning says so), and images over 2000 px are slow and need \
+gigabytes at native size (a warning suggests --max-side).";
+
+/// Sides (pixels) beyond which a warning says the image is far from what the model was trained on.
+const TINY_SIDE: u32 = 128;
+const HUGE_SIDE: u32 = 2000;
 
 /// Expands folders into their image files (sorted), keeps files as given.
 pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
@@ -90,6 +107,7 @@ pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
 }
 
 /// Writes rows as they are scored: CSV records, or the elements of one JSON array.
+/// The same names in both: `image`, `score` and, with --all-heads, `head6`, `head7`, `fused`.
 struct RowWriter {
     csv: Option<csv::Writer<Box<dyn Write>>>,
     json: Option<Box<dyn Write>>,
@@ -128,7 +146,11 @@ impl RowWriter {
         if let Some(w) = &mut self.csv {
             let mut rec = vec![r.image.clone(), format!("{:.4}", r.score)];
             if let Some(h) = r.heads {
-                rec.extend(h.iter().map(|v| format!("{v:.6}")));
+                rec.extend(
+                    [h.head6, h.head7, h.fused]
+                        .iter()
+                        .map(|v| format!("{v:.6}")),
+                );
             }
             w.write_record(&rec)?;
         } else if let Some(w) = &mut self.json {
@@ -176,8 +198,88 @@ pub fn default_model_dir() -> Option<PathBuf> {
 struct Row {
     image: String,
     score: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    heads: Option<[f64; 3]>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    heads: Option<Heads>,
+}
+
+/// The raw outputs of the three heads (before the mapping), named as the CSV columns.
+#[derive(serde::Serialize)]
+struct Heads {
+    head6: f64,
+    head7: f64,
+    fused: f64,
+}
+
+/// "1 image", "3 images".
+fn n_images(n: usize) -> String {
+    format!("{n} image{}", if n == 1 { "" } else { "s" })
+}
+
+/// Where the scores go, for messages.
+fn destination(output: &Option<PathBuf>) -> String {
+    output
+        .as_ref()
+        .map_or("standard output".to_string(), |p| p.display().to_string())
+}
+
+/// The resize rules of the options.
+fn resize_rules(args: &PredictArgs) -> Result<Vec<Resize>> {
+    Ok(match (&args.resize, args.max_side) {
+        (Some(v), _) if v.len() == 2 && v[0] > 0 && v[1] > 0 => {
+            vec![Resize::Exact { h: v[0], w: v[1] }]
+        }
+        (Some(v), _) => bail!(
+            "--resize {}: expected two positive numbers H W",
+            super::args::numbers(v)
+        ),
+        (None, Some(0)) => bail!("--max-side 0: expected a positive number of pixels"),
+        (None, Some(n)) => vec![Resize::MaxSide { n }],
+        (None, None) => vec![],
+    })
+}
+
+/// Images far from the sizes the model was trained on, for one warning per kind.
+#[derive(Default)]
+struct SizeWarnings {
+    tiny: Vec<String>,
+    huge: Vec<String>,
+}
+
+impl SizeWarnings {
+    /// Notes a decoded image (after the resize rules) whose size is unusual.
+    fn note(&mut self, name: &str, im: &image::RgbImage) {
+        let (w, h) = im.dimensions();
+        let item = format!("{name} ({w}x{h})");
+        if w.min(h) < TINY_SIDE {
+            self.tiny.push(item);
+        } else if w.max(h) > HUGE_SIDE {
+            self.huge.push(item);
+        }
+    }
+
+    fn report(&self) {
+        let list = |v: &[String]| {
+            let mut s = v.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+            if v.len() > 3 {
+                s.push_str(&format!(" and {} more", v.len() - 3));
+            }
+            s
+        };
+        if !self.tiny.is_empty() {
+            tracing::warn!(
+                "{} under {TINY_SIDE} px on a side: {}. The model saw 500x500 photos in training; scores of such small images are unreliable (they can fall far outside the scale)",
+                n_images(self.tiny.len()),
+                list(&self.tiny)
+            );
+        }
+        if !self.huge.is_empty() {
+            tracing::warn!(
+                "{} over {HUGE_SIDE} px on a side: {}. Scored at native size, far larger than the 500x500 photos of training: slow and memory-hungry; --max-side 1024 downscales them first",
+                n_images(self.huge.len()),
+                list(&self.huge)
+            );
+        }
+    }
 }
 
 pub fn run(args: PredictArgs) -> Result<()> {
@@ -188,22 +290,31 @@ pub fn run(args: PredictArgs) -> Result<()> {
     };
     let files = collect_images(&args.inputs)?;
     if files.is_empty() {
-        bail!("no images found in {:?}", args.inputs);
+        let given: Vec<String> = args
+            .inputs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        bail!(
+            "no images found in {}: give image files or folders holding {} files",
+            given.join(", "),
+            EXTENSIONS.join("/")
+        );
     }
     let tm = train::TrainedModel::load(&dir, device, args.weights.as_deref())?;
-    let rules: Vec<Resize> = match &args.resize {
-        Some(v) if v.len() == 2 && v[0] > 0 && v[1] > 0 => vec![Resize::Exact { h: v[0], w: v[1] }],
-        Some(v) => bail!("--resize {v:?}: expected two positive numbers H W"),
-        None => vec![],
-    };
+    let rules = resize_rules(&args)?;
+    tracing::info!("scores: {}", tm.info.score_scale());
+    let dest = destination(&args.output);
     let sink: Box<dyn Write> = match &args.output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
         )),
         None => Box::new(std::io::stdout().lock()),
     };
-    let mut out = RowWriter::new(sink, args.format, args.all_heads)?;
+    let writing = || format!("writing the scores to {dest}");
+    let mut out = RowWriter::new(sink, args.format, args.all_heads).with_context(writing)?;
     let mut failures = Vec::new();
+    let mut sizes = SizeWarnings::default();
     let t0 = std::time::Instant::now();
     for chunk in files.chunks(args.chunk.max(1)) {
         let decoded: Vec<_> = chunk.par_iter().map(|p| decode_one(p, &rules)).collect();
@@ -212,8 +323,12 @@ pub fn run(args: PredictArgs) -> Result<()> {
         for (p, r) in chunk.iter().zip(decoded) {
             match r {
                 Ok(im) => {
+                    let name = p.display().to_string();
+                    if args.resize.is_none() {
+                        sizes.note(&name, &im);
+                    }
                     images.push(im);
-                    names.push(p.display().to_string());
+                    names.push(name);
                 }
                 Err(e) => failures.push(format!("{}: {e}", p.display())),
             }
@@ -231,19 +346,23 @@ pub fn run(args: PredictArgs) -> Result<()> {
             out.write(Row {
                 image: name,
                 score: mapped[i],
-                heads: args
-                    .all_heads
-                    .then(|| [heads[0][i], heads[1][i], heads[2][i]]),
-            })?;
+                heads: args.all_heads.then(|| Heads {
+                    head6: heads[0][i],
+                    head7: heads[1][i],
+                    fused: heads[2][i],
+                }),
+            })
+            .with_context(writing)?;
         }
         // Each chunk's scores are on disk before the next chunk is decoded: an interrupted run
         // over thousands of files keeps everything scored so far.
-        out.flush()?;
+        out.flush().with_context(writing)?;
     }
-    let n = out.finish()?;
+    let n = out.finish().with_context(writing)?;
+    sizes.report();
     tracing::info!(
-        "scored {} images in {:.2} s ({:.1} images/s)",
-        n,
+        "scored {} in {:.2} s ({:.1} images/s)",
+        n_images(n),
         t0.elapsed().as_secs_f64(),
         n as f64 / t0.elapsed().as_secs_f64()
     );
