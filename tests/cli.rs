@@ -27,9 +27,15 @@ fn metrics_command_checks_columns_and_values() {
         "1",
     ])
     .unwrap();
+    // Without --pred-column: `predicted_mos` (test's output), else `score` (predict's).
+    cli(&["metrics", p]).unwrap();
+    std::fs::write(&f, "image,pred,mos\na,1,3\nb,2,5\n").unwrap();
     let err = format!("{:#}", cli(&["metrics", p]).unwrap_err());
     assert!(
-        err.contains("no column 'predicted_mos'") && err.contains("p.csv"),
+        err.contains("no prediction column 'predicted_mos' or 'score'")
+            && err.contains("columns: image, pred, mos")
+            && err.contains("--pred-column")
+            && err.contains("p.csv"),
         "{err}"
     );
     std::fs::write(&f, "score,mos\n1,3\nx,5\n").unwrap();
@@ -126,7 +132,15 @@ fn predict_streams_json_and_csv_in_chunks() {
         let score: f64 = line.split(',').nth(1).unwrap().parse().unwrap();
         assert!((row["score"].as_f64().unwrap() - score).abs() < 1e-4);
         assert!(line.contains(row["image"].as_str().unwrap()));
-        assert_eq!(row["heads"].as_array().unwrap().len(), 3);
+        // The heads under the CSV's column names.
+        for (k, head) in ["head6", "head7", "fused"].iter().enumerate() {
+            let csv_value: f64 = line.split(',').nth(2 + k).unwrap().parse().unwrap();
+            assert!(
+                (row[head].as_f64().unwrap() - csv_value).abs() < 1e-5,
+                "{head}"
+            );
+        }
+        assert!(row.get("heads").is_none());
     }
 }
 

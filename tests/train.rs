@@ -230,6 +230,31 @@ fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
 }
 
 #[test]
+fn a_loss_blowing_up_in_the_first_epoch_says_nothing_was_kept() {
+    // Was "The last good checkpoint in ... is kept" although no epoch had finished.
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = tiny_config(tmp.path(), 24);
+    cfg.ft_lr_ratio = 0.0;
+    cfg.loss.kind = normiqa::loss::LossKind::Mse;
+    cfg.lr = 1e30;
+    cfg.epochs = 3;
+    let out = run_dir(tmp.path(), "blowup");
+    let err = format!("{:#}", train::train(&cfg, &out).err().unwrap());
+    assert!(
+        err.contains("the loss became") && err.contains("epoch 1,"),
+        "{err}"
+    );
+    assert!(
+        err.contains("No checkpoint was written") && !err.contains("is kept"),
+        "{err}"
+    );
+    assert!(!out.join("weights.safetensors").exists());
+    // Image names as a plain list, not a debug structure.
+    assert!(err.contains("(images img") && !err.contains("[\""), "{err}");
+}
+
+#[test]
 fn bad_options_are_named() {
     let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();

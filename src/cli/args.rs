@@ -105,6 +105,20 @@ impl ImageArgs {
     }
 }
 
+impl DatasetKind {
+    /// The option value, as typed (`clive`, `csv`, ...).
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// `1 2 3`: numbers as a user types them.
+pub fn numbers<T: std::fmt::Display>(v: &[T]) -> String {
+    v.iter().map(T::to_string).collect::<Vec<_>>().join(" ")
+}
+
 /// The default CLIVE location: `../shared/data/clive` next to the repository.
 pub fn default_clive_root() -> PathBuf {
     crate::locate::find(std::path::Path::new("../shared/data/clive"), |p| p.exists())
@@ -117,12 +131,52 @@ impl DataArgs {
         self.dataset.is_some()
     }
 
+    /// A run's own dataset with the --root, --labels and --images given (the data moved, or
+    /// the run folder is used on another machine); an option that dataset has no use for is an
+    /// error naming it.
+    pub fn override_paths(&self, spec: &DatasetSpec) -> Result<DatasetSpec> {
+        let mut spec = spec.clone();
+        let (name, takes): (&str, &[&str]) = match &mut spec {
+            DatasetSpec::Clive { root } => (set(root, &self.root, "CLIVE"), &["root"]),
+            DatasetSpec::Kadid { root } => (set(root, &self.root, "KADID-10k"), &["root"]),
+            DatasetSpec::Tid2013 { root } => (set(root, &self.root, "TID2013"), &["root"]),
+            DatasetSpec::Koniq { labels, images } => {
+                set(images, &self.images, "");
+                (
+                    set(labels, &self.labels, "KonIQ-10k"),
+                    &["labels", "images"],
+                )
+            }
+            DatasetSpec::Csv { csv, images, .. } => {
+                set(images, &self.images, "");
+                (
+                    set(csv, &self.labels, "a CSV dataset"),
+                    &["labels", "images"],
+                )
+            }
+        };
+        for (option, given) in [
+            ("root", &self.root),
+            ("labels", &self.labels),
+            ("images", &self.images),
+        ] {
+            if given.is_some() && !takes.contains(&option) {
+                let takes: Vec<String> = takes.iter().map(|t| format!("--{t}")).collect();
+                bail!(
+                    "--{option}: the run was trained on {name}, whose location is given by {} (or give --dataset to test on another dataset)",
+                    takes.join(" and ")
+                );
+            }
+        }
+        Ok(spec)
+    }
+
     pub fn to_config(&self) -> Result<DataConfig> {
         let kind = self.dataset.unwrap_or(DatasetKind::Clive);
         let need = |o: &Option<PathBuf>, name: &str| -> Result<PathBuf> {
             match o {
                 Some(p) => Ok(p.clone()),
-                None => bail!("--dataset {kind:?} needs --{name}"),
+                None => bail!("--dataset {} needs --{name}", kind.name()),
             }
         };
         let dataset = match kind {
@@ -151,7 +205,7 @@ impl DataArgs {
             Some(v) if v.len() == 2 && v[0] > 0 && v[1] > 0 => Some([v[0], v[1]]),
             Some(v) => bail!(
                 "--resize {}: expected two positive numbers H W (or --resize alone for 498 664)",
-                v.iter().map(u32::to_string).collect::<Vec<_>>().join(" ")
+                numbers(v)
             ),
         };
         let decoding = self.decoding.options();
@@ -193,6 +247,14 @@ pub fn check_resize(resize: Option<[u32; 2]>, opts: &DecodeOptions) -> Result<()
         ),
         _ => Ok(()),
     }
+}
+
+/// Replaces `path` by the option's value when given; returns `name` (for the caller's message).
+fn set<'a>(path: &mut PathBuf, given: &Option<PathBuf>, name: &'a str) -> &'a str {
+    if let Some(p) = given {
+        *path = p.clone();
+    }
+    name
 }
 
 pub const HEAD_NAMES: [&str; 3] = ["head6", "head7", "fused"];

@@ -63,8 +63,13 @@ pub struct PredictArgs {
     #[arg(long)]
     pub all_heads: bool,
     /// Resize every image to H W before scoring (default: native size, as the reference demo).
-    #[arg(long, num_args = 2, value_names = ["H", "W"])]
+    #[arg(long, num_args = 2, value_names = ["H", "W"], conflicts_with = "max_side")]
     pub resize: Option<Vec<u32>>,
+    /// Downscale images whose longer side exceeds N pixels to N, keeping the aspect ratio
+    /// (antialiased bilinear, as PIL; smaller images are left as they are). Bounds time and
+    /// memory for large photos: e.g. 1024.
+    #[arg(long, value_name = "N")]
+    pub max_side: Option<u32>,
     /// Images per forward pass; 0 = automatic (1 on CPU, 16 on CUDA).
     #[arg(long, default_value_t = 0)]
     pub batch_size: usize,
@@ -80,6 +85,18 @@ pub struct PredictArgs {
     pub output: Option<PathBuf>,
 }
 
+/// Shown under `normiqa predict --help`: what the numbers mean.
+pub const SCORE_HELP: &str =
+    "Scores are on the MOS scale of the model's training data (its k·ŷ+b mapping). \
+The shipped default model (models/clive-efficientnet-lite0) gives CLIVE MOS: about 0-100, higher \
+is better (CLIVE photos range from about 3 to 92). It was trained on 500x500 photos: images under \
+128 px on a side score unreliably (a warning says so), and images over 2000 px are slow and need \
+gigabytes at native size (a warning suggests --max-side).";
+
+/// Sides (pixels) beyond which a warning says the image is far from what the model was trained on.
+const TINY_SIDE: u32 = 128;
+const HUGE_SIDE: u32 = 2000;
+
 /// The CSV columns.
 fn columns(all_heads: bool) -> Vec<String> {
     let cols: &[&str] = if all_heads {
@@ -91,6 +108,7 @@ fn columns(all_heads: bool) -> Vec<String> {
 }
 
 /// Writes rows as they are scored: CSV records, JSON lines, or the elements of one JSON array.
+/// The same names in all: `image`, `score` and, with --all-heads, `head6`, `head7`, `fused`.
 struct RowWriter<'a> {
     csv: Option<csv::Writer<Box<dyn Write + 'a>>>,
     json: Option<Box<dyn Write + 'a>>,
@@ -129,7 +147,11 @@ impl<'a> RowWriter<'a> {
         if let Some(w) = &mut self.csv {
             let mut rec = vec![r.image.clone(), format!("{:.4}", r.score)];
             if let Some(h) = r.heads {
-                rec.extend(h.iter().map(|v| format!("{v:.6}")));
+                rec.extend(
+                    [h.head6, h.head7, h.fused]
+                        .iter()
+                        .map(|v| format!("{v:.6}")),
+                );
             }
             w.write_record(&rec)?;
         } else if let Some(w) = &mut self.json {
@@ -177,9 +199,90 @@ pub fn default_model_dir() -> Option<PathBuf> {
 struct Row {
     image: String,
     score: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    heads: Option<[f64; 3]>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    heads: Option<Heads>,
 }
+
+/// The raw outputs of the three heads (before the mapping), named as the CSV columns.
+#[derive(serde::Serialize)]
+struct Heads {
+    head6: f64,
+    head7: f64,
+    fused: f64,
+}
+
+/// "1 image", "3 images".
+fn n_images(n: usize) -> String {
+    format!("{n} image{}", if n == 1 { "" } else { "s" })
+}
+
+/// Where the scores go, for messages.
+fn destination(output: &Option<PathBuf>) -> String {
+    output
+        .as_ref()
+        .map_or("standard output".to_string(), |p| p.display().to_string())
+}
+
+/// The resize rules of the options.
+fn resize_rules(args: &PredictArgs) -> Result<Vec<Resize>> {
+    Ok(match (&args.resize, args.max_side) {
+        (Some(v), _) if v.len() == 2 && v[0] > 0 && v[1] > 0 => {
+            vec![Resize::Exact { h: v[0], w: v[1] }]
+        }
+        (Some(v), _) => bail!(
+            "--resize {}: expected two positive numbers H W",
+            super::args::numbers(v)
+        ),
+        (None, Some(0)) => bail!("--max-side 0: expected a positive number of pixels"),
+        (None, Some(n)) => vec![Resize::MaxSide { n }],
+        (None, None) => vec![],
+    })
+}
+
+/// Images far from the sizes the model was trained on, for one warning per kind.
+#[derive(Default)]
+struct SizeWarnings {
+    tiny: Vec<String>,
+    huge: Vec<String>,
+}
+
+impl SizeWarnings {
+    /// Notes a decoded image (after the resize rules) whose size is unusual.
+    fn note(&mut self, name: &str, im: &image::RgbImage) {
+        let (w, h) = im.dimensions();
+        let item = format!("{name} ({w}x{h})");
+        if w.min(h) < TINY_SIDE {
+            self.tiny.push(item);
+        } else if w.max(h) > HUGE_SIDE {
+            self.huge.push(item);
+        }
+    }
+
+    fn report(&self) {
+        let list = |v: &[String]| {
+            let mut s = v.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+            if v.len() > 3 {
+                s.push_str(&format!(" and {} more", v.len() - 3));
+            }
+            s
+        };
+        if !self.tiny.is_empty() {
+            tracing::warn!(
+                "{} under {TINY_SIDE} px on a side: {}. The model saw 500x500 photos in training; scores of such small images are unreliable (they can fall far outside the scale)",
+                n_images(self.tiny.len()),
+                list(&self.tiny)
+            );
+        }
+        if !self.huge.is_empty() {
+            tracing::warn!(
+                "{} over {HUGE_SIDE} px on a side: {}. Scored at native size, far larger than the 500x500 photos of training: slow and memory-hungry; --max-side 1024 downscales them first",
+                n_images(self.huge.len()),
+                list(&self.huge)
+            );
+        }
+    }
+}
+
 
 /// The images of this run with their names as printed: all inputs, each file once, sorted, then
 /// this shard's part. Also returns the identities of all input images.
@@ -187,7 +290,11 @@ fn select_images(args: &PredictArgs) -> Result<(Vec<(PathBuf, String)>, HashSet<
     let found = crate::inputs::collect(&args.inputs, args.files_from.as_deref())?;
     if found.files.is_empty() {
         let given: Vec<String> = args.inputs.iter().map(|p| p.display().to_string()).collect();
-        bail!("no images found in {}", given.join(", "));
+        bail!(
+            "no images found in {}: give image files or folders holding {} files",
+            given.join(", "),
+            crate::inputs::EXTENSIONS.join("/")
+        );
     }
     if found.duplicates > 0 {
         tracing::info!(
@@ -256,11 +363,9 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let (mut files, ids) = select_images(&args)?;
     let mut file = open_output(&args, &dir, &ids, &mut files)?;
     let tm = train::TrainedModel::load(&dir, device, args.weights.as_deref())?;
-    let rules: Vec<Resize> = match &args.resize {
-        Some(v) if v.len() == 2 && v[0] > 0 && v[1] > 0 => vec![Resize::Exact { h: v[0], w: v[1] }],
-        Some(v) => bail!("--resize {v:?}: expected two positive numbers H W"),
-        None => vec![],
-    };
+    let rules = resize_rules(&args)?;
+    tracing::info!("scores: {}", tm.info.score_scale());
+    let dest = destination(&args.output);
     let decoding = args.images.options();
     if let [Resize::Exact { h, w }] = rules[..] {
         super::args::check_resize(Some([h, w]), &decoding)?;
@@ -270,8 +375,10 @@ pub fn run(args: PredictArgs) -> Result<()> {
         Some(f) => Box::new(f),
         None => Box::new(std::io::stdout().lock()),
     };
-    let mut out = RowWriter::new(sink, args.format, args.all_heads, header)?;
+    let writing = || format!("writing the scores to {dest}");
+    let mut out = RowWriter::new(sink, args.format, args.all_heads, header).with_context(writing)?;
     let mut failures = Vec::new();
+    let mut sizes = SizeWarnings::default();
     let t0 = std::time::Instant::now();
     for chunk in files.chunks(args.chunk.max(1)) {
         let decoded: Vec<_> = chunk
@@ -283,6 +390,9 @@ pub fn run(args: PredictArgs) -> Result<()> {
         for ((_, name), r) in chunk.iter().zip(decoded) {
             match r {
                 Ok(im) => {
+                    if args.resize.is_none() {
+                        sizes.note(name, &im);
+                    }
                     images.push(im);
                     names.push(name.clone());
                 }
@@ -303,22 +413,26 @@ pub fn run(args: PredictArgs) -> Result<()> {
             out.write(Row {
                 image: name,
                 score: mapped[i],
-                heads: args
-                    .all_heads
-                    .then(|| [heads[0][i], heads[1][i], heads[2][i]]),
-            })?;
+                heads: args.all_heads.then(|| Heads {
+                    head6: heads[0][i],
+                    head7: heads[1][i],
+                    fused: heads[2][i],
+                }),
+            })
+            .with_context(writing)?;
         }
         // Each chunk's scores are on disk before the next chunk is decoded: an interrupted run
         // over thousands of files keeps everything scored so far.
-        out.flush()?;
+        out.flush().with_context(writing)?;
     }
-    let n = out.finish()?;
+    let n = out.finish().with_context(writing)?;
+    sizes.report();
     if let Some(f) = file {
         f.commit()?;
     }
     tracing::info!(
-        "scored {} images in {:.2} s ({:.1} images/s)",
-        n,
+        "scored {} in {:.2} s ({:.1} images/s)",
+        n_images(n),
         t0.elapsed().as_secs_f64(),
         n as f64 / t0.elapsed().as_secs_f64()
     );

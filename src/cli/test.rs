@@ -11,7 +11,9 @@ use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use normiqa_core::metrics::Metrics;
 
-use super::args::{dataset_input_ids, head_metrics_json, parse_device, print_head_metrics, DataArgs};
+use super::args::{
+    dataset_input_ids, head_metrics_json, parse_device, print_head_metrics, DataArgs, HEAD_NAMES,
+};
 use crate::data::Dataset;
 use crate::inputs::FileId;
 use crate::output::refuse_file_over_ids;
@@ -51,6 +53,30 @@ pub struct TestArgs {
     /// Write a per-distortion-type SROCC bar chart (PNG) here (datasets with a distortion column).
     #[arg(long)]
     pub plot: Option<PathBuf>,
+}
+
+impl SetArg {
+    /// The option value, as typed (`train`, `test`, ...).
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// An error when a head's correlations are undefined (its scores are all equal), instead of
+/// printing NaN.
+fn check_defined(metrics: &[Metrics; 3], out: &trainer::HeadOutputs) -> Result<()> {
+    for ((name, m), o) in HEAD_NAMES.iter().zip(metrics).zip(out) {
+        if !(m.srocc.is_finite() && m.plcc.is_finite()) {
+            bail!(
+                "the {name} head gave the same score ({}) to all {} images: SROCC and PLCC are undefined; the model or its weights are broken (retrain it)",
+                o.first().copied().unwrap_or(f64::NAN),
+                o.len()
+            );
+        }
+    }
+    Ok(())
 }
 
 /// SROCC/PLCC of the fused head per distortion type, sorted from hardest (lowest SROCC).
@@ -106,6 +132,7 @@ pub fn run(args: TestArgs) -> Result<()> {
     let own = !args.data.given();
     let data_cfg = if own {
         let mut cfg = tm.info.config.data.clone();
+        cfg.dataset = args.data.override_paths(&cfg.dataset)?;
         args.data.apply_input_flags(&mut cfg);
         cfg
     } else {
@@ -128,7 +155,24 @@ pub fn run(args: TestArgs) -> Result<()> {
         }
     };
     if idx.is_empty() {
-        bail!("the {set:?} set of {} is empty", dataset.name);
+        bail!("the {} set of {} is empty", set.name(), dataset.name);
+    }
+    let mos: Vec<f64> = idx.iter().map(|&i| dataset.samples[i].mos).collect();
+    if mos.len() < 2 {
+        bail!(
+            "the {} set of {} has 1 image: SROCC, PLCC and KROCC need at least 2",
+            set.name(),
+            dataset.name
+        );
+    }
+    if mos.iter().all(|&m| m == mos[0]) {
+        bail!(
+            "the {} images tested ({} set of {}) all have the same MOS ({}): SROCC, PLCC and KROCC are undefined; test on images whose MOS differ",
+            mos.len(),
+            set.name(),
+            dataset.name,
+            mos[0]
+        );
     }
     let only = normiqa_core::data::split::Split {
         train: vec![],
@@ -144,8 +188,8 @@ pub fn run(args: TestArgs) -> Result<()> {
         crate::train::config::eval_batch_size(args.batch_size, device),
         device,
     )?;
-    let mos: Vec<f64> = idx.iter().map(|&i| dataset.samples[i].mos).collect();
     let metrics = trainer::head_metrics(&out, &mos, Some(&tm.info.mapping));
+    check_defined(&metrics, &out)?;
     if let Some(p) = &args.predictions {
         trainer::write_predictions(p, &dataset, &idx, &out, &tm.info.mapping)?;
     }
@@ -167,9 +211,9 @@ pub fn run(args: TestArgs) -> Result<()> {
             );
         }
         let title = format!(
-            "{} ({:?} set, {} images): SROCC per distortion type",
+            "{} ({} set, {} images): SROCC per distortion type",
             dataset.name,
-            set,
+            set.name(),
             idx.len()
         );
         crate::report::per_type::plot_per_type(&per_type, &title, Some(metrics[2].srocc), p)?;
@@ -183,7 +227,7 @@ pub fn run(args: TestArgs) -> Result<()> {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "model": args.model, "dataset": dataset.name, "set": format!("{set:?}").to_lowercase(),
+                "model": args.model, "dataset": dataset.name, "set": set.name(),
                 "n": idx.len(), "metrics": head_metrics_json(&metrics), "per_distortion": types,
                 "fused_logistic": super::args::logistic_json(&mapped, &mos),
             }))?
@@ -191,9 +235,9 @@ pub fn run(args: TestArgs) -> Result<()> {
     } else {
         print_head_metrics(
             &format!(
-                "{} ({:?} set, {} images, mapping from the training set)",
+                "{} ({} set, {} images, mapping from the training set)",
                 dataset.name,
-                set,
+                set.name(),
                 idx.len()
             ),
             &metrics,

@@ -118,6 +118,15 @@ pub struct TrainArgs {
     pub json: bool,
 }
 
+/// Why `normiqa train` alone does not start: the reference defaults fine-tune on all of CLIVE.
+const NO_DATASET: &str = "say what to train on: --dataset (or --config FILE, e.g. a run's config.toml). Common choices:
+  --dataset clive --ft-lr-ratio 0           CLIVE (1162 images, ../shared/data/clive or --root), frozen backbone: minutes on a CPU
+  --dataset clive                           the reference's fine-tuning of the whole network: many hours on a CPU (a GPU: --device cuda)
+  --dataset csv --labels L.csv --images DIR  your own images and MOS
+  --dataset koniq --labels koniq10k_distributions_sets.csv --images DIR
+  --dataset kadid --root DIR, --dataset tid2013 --root DIR
+Add -e N for fewer epochs (default 30).";
+
 impl TrainArgs {
     pub fn to_config(&self) -> Result<TrainConfig> {
         if let Some(path) = &self.config {
@@ -128,6 +137,9 @@ impl TrainArgs {
             cfg.device = self.device.clone();
             self.data.apply_input_flags(&mut cfg.data);
             return Ok(cfg);
+        }
+        if !self.data.given() {
+            anyhow::bail!("{NO_DATASET}");
         }
         let alpha = [self.alpha[0], self.alpha[1]];
         let kind = LossKind::from_parts(&self.loss, self.p, self.q, alpha).context("--loss")?;

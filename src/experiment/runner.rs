@@ -68,7 +68,8 @@ impl ComboState {
 
 /// The state of a combination's run directory, with what [`run_folder::inspect`] found.
 pub fn state(combo: &Combo, dir: &Path) -> Result<(ComboState, Found), RunFolderError> {
-    let found = run_folder::inspect(dir, &run_folder::TRAIN, &combo.config)?;
+    // (run folders store absolute paths; the experiment file's may be relative)
+    let found = run_folder::inspect(dir, &run_folder::TRAIN, &combo.config.with_absolute_paths())?;
     let st = match &found {
         Found::Empty => ComboState::Pending,
         Found::Same { finished: true } => ComboState::Finished,

@@ -88,10 +88,10 @@ pub fn batch_context(dataset: &Dataset, idx: &[usize], epoch: usize, batch: usiz
         .map(|&i| dataset.samples[i].name.as_str())
         .collect();
     format!(
-        "epoch {}, batch {} (images {:?})",
+        "epoch {}, batch {} (images {})",
         epoch + 1,
         batch + 1,
-        names
+        names.join(", ")
     )
 }
 

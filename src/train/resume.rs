@@ -140,8 +140,7 @@ pub fn save(
     let dir = out.join(DIR);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let (model, optim) = files(out, st.epochs_done);
-    let prefix = format!("{}.", crate::model::linearity::BACKBONE_PREFIX);
-    weights::save_safetensors(vs, &model, |n| with_backbone || !n.starts_with(&prefix))?;
+    weights::save_safetensors(vs, &model, checkpoint::stored_in_run(with_backbone))?;
     let (tensors, step) = opt.state();
     st.opt_step = step;
     let named: Vec<(&str, Tensor)> = tensors
@@ -164,7 +163,13 @@ pub fn save(
 
 /// The saved state of an interrupted run with this configuration, loaded into `vs` and `opt`;
 /// `None` when there is none (or it belongs to another configuration: the run starts over).
-pub fn load(out: &Path, config: &str, vs: &nn::VarStore, opt: &mut Opt) -> Result<Option<State>> {
+pub fn load(
+    out: &Path,
+    config: &str,
+    vs: &nn::VarStore,
+    opt: &mut Opt,
+    with_backbone: bool,
+) -> Result<Option<State>> {
     let path = out.join(DIR).join(STATE);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
@@ -179,7 +184,7 @@ pub fn load(out: &Path, config: &str, vs: &nn::VarStore, opt: &mut Opt) -> Resul
         return Ok(None);
     }
     let (model, optim) = files(out, st.epochs_done);
-    weights::load_safetensors(vs, &model)?;
+    weights::load_safetensors(vs, &model, checkpoint::stored_in_run(with_backbone))?;
     let saved: HashMap<String, Tensor> = Tensor::read_safetensors(&optim)
         .with_context(|| format!("reading {}", optim.display()))?
         .into_iter()

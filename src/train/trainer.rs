@@ -78,6 +78,17 @@ pub fn predict(
     Ok(out)
 }
 
+/// What a stopped run leaves behind: the best checkpoint so far, or nothing.
+fn kept_checkpoint(best_epoch: Option<usize>, out: &Path) -> String {
+    match best_epoch {
+        Some(e) => format!(
+            "The best checkpoint so far (epoch {e}) is kept in {}",
+            out.display()
+        ),
+        None => "No checkpoint was written: no epoch finished before this one".to_string(),
+    }
+}
+
 /// Metrics of each head after an optional per-head mapping; undefined metrics (e.g. constant
 /// predictions of a collapsed model) become NaN instead of stopping a run.
 pub fn head_metrics(
@@ -277,6 +288,8 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
 
 /// [`train`]; `overwrite` replaces whatever run `out` holds (`--overwrite`).
 pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<TrainOutcome> {
+    // Stored with absolute paths: the run folder works from any working directory.
+    let cfg = &cfg.with_absolute_paths();
     cfg.validate()?;
     let t_start = Instant::now();
     // Run-folder rules (src/run_folder.rs): lock `out` for the whole run; then train, resume, or
@@ -413,7 +426,7 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
     let mut opt = Opt::build(cfg.optimizer, &vs, cfg.lr, cfg.weight_decay)?;
 
     // An interrupted run with this configuration goes on from its last finished epoch.
-    let resumed = super::resume::load(out, &resume_key, &vs, &mut opt)?;
+    let resumed = super::resume::load(out, &resume_key, &vs, &mut opt, backbone_changes)?;
     let mut log = match &resumed {
         Some(st) => {
             let mut log =
@@ -536,9 +549,9 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
             let lv = f64::try_from(&total)?;
             if !lv.is_finite() {
                 bail!(
-                    "the loss became {lv} at {}; stopping. The last good checkpoint in {} is kept (try a smaller --lr)",
+                    "the loss became {lv} at {}; stopping. {} (try a smaller --lr)",
                     train_data::batch_context(&dataset, idx, epoch, bi),
-                    out.display()
+                    kept_checkpoint(best.map(|(_, e)| e), out)
                 );
             }
             (total / cfg.accumulation_steps as f64).backward();
@@ -676,7 +689,11 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
     };
 
     // Reload the best epoch, fit k, b on the training set, test.
-    weights::load_safetensors(&vs, &out.join(checkpoint::WEIGHTS))?;
+    weights::load_safetensors(
+        &vs,
+        &out.join(checkpoint::WEIGHTS),
+        checkpoint::stored_in_run(backbone_changes),
+    )?;
     let inputs = match &features {
         Some((f6, f7)) => Inputs::Cached { f6, f7 },
         None => Inputs::Images(&images),

@@ -172,3 +172,20 @@ pub enum TensorData {
     F32(Vec<f32>),
     I64(Vec<i64>),
 }
+
+/// A torch zip-format file whose `data.pkl` is the given pickle and that has no storages.
+pub fn write_zip_pickle(path: &Path, pickle: &[u8]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut z = zip::ZipWriter::new(f);
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, body) in [
+        ("archive/data.pkl", pickle),
+        ("archive/byteorder", b"little".as_slice()),
+        ("archive/version", b"3\n".as_slice()),
+    ] {
+        z.start_file(name, opts).unwrap();
+        z.write_all(body).unwrap();
+    }
+    z.finish().unwrap();
+}

@@ -357,3 +357,23 @@ fn clive_matches_pil() {
     assert_eq!(webp_max, 0);
     assert!(jpg_sum / (jpg_n as f64) < 0.12);
 }
+
+#[test]
+fn max_side_downscales_only_larger_images_keeping_the_aspect() {
+    use normiqa_core::data::decode::max_side_dims;
+    assert_eq!(max_side_dims(150, 2100, 1050), (75, 1050));
+    assert_eq!(max_side_dims(3000, 4000, 1024), (768, 1024));
+    assert_eq!(max_side_dims(1, 5000, 100), (1, 100));
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("wide.png");
+    let img = image::RgbImage::from_fn(300, 120, |x, y| {
+        image::Rgb([(x % 256) as u8, (y * 2) as u8, ((x + y) % 256) as u8])
+    });
+    img.save(&p).unwrap();
+    let got = decode_one(&p, &[Resize::MaxSide { n: 150 }]).unwrap();
+    assert_eq!(got.dimensions(), (150, 60));
+    // The project's PIL-like resize, as --resize 60 150 would do.
+    assert_eq!(got, resize_rgb(&img, 60, 150).unwrap());
+    let same = decode_one(&p, &[Resize::MaxSide { n: 300 }]).unwrap();
+    assert_eq!(same, img);
+}

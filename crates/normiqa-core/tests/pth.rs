@@ -426,11 +426,12 @@ fn error_unknown_storage_type() {
     let mut bytes = fixture_bytes("tiny_legacy.pth");
     let pat = b"torch\nHalfStorage\n";
     let i = bytes.windows(pat.len()).position(|w| w == pat).unwrap();
-    bytes[i + 6..i + 17].copy_from_slice(b"QInt8Storag");
+    // (same length; a name outside torch's storage classes would be refused as a global)
+    bytes[i + 6..i + 17].copy_from_slice(b"Fp4xStorage");
     let p = write_tmp(&dir, "qint.pth", &bytes);
     let err = read_pth(&p).unwrap_err();
     assert!(
-        matches!(&err.kind, PthErrorKind::UnknownStorageType(s) if s == "torch.QInt8Storag"),
+        matches!(&err.kind, PthErrorKind::UnknownStorageType(s) if s == "torch.Fp4xStorage"),
         "{err}"
     );
     assert!(err.to_string().contains("unknown storage type"), "{err}");
@@ -524,6 +525,22 @@ fn one_entry_zip(name: &str, data: &[u8]) -> Vec<u8> {
     out.finish().unwrap().into_inner()
 }
 
+/// A zip-format file whose `data.pkl` is `pickle`.
+fn zip_with_pickle(pickle: &[u8]) -> Vec<u8> {
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, body) in [
+        ("archive/data.pkl", pickle),
+        ("archive/byteorder", b"little".as_slice()),
+        ("archive/version", b"3\n".as_slice()),
+    ] {
+        out.start_file(name, opts).unwrap();
+        out.write_all(body).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
 #[test]
 fn pickle_nested_200000_levels_is_an_error_not_a_stack_overflow() {
     let deep = nested_pickle(200_000);
@@ -589,4 +606,38 @@ fn tensor_larger_than_the_file_through_zero_strides_is_refused() {
         "{err}"
     );
     assert!(err.to_string().contains("65536x65536x65536"), "{err}");
+}
+
+#[test]
+fn a_pickle_calling_os_system_is_refused_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    // {'w': os.system('echo pwned')}, with GLOBAL (protocol 2) and with STACK_GLOBAL (protocol 4)
+    let global = b"\x80\x02}X\x01\x00\x00\x00wcos\nsystem\nX\x0a\x00\x00\x00echo pwned\x85Rs.";
+    let stack_global = b"\x80\x04}\x8c\x01w\x8c\x02os\x8c\x06system\x93\x8c\x0aecho pwned\x85Rs.";
+    for (name, pk) in [("evil.pth", &global[..]), ("evil4.pth", &stack_global[..])] {
+        let p = write_tmp(&dir, name, &zip_with_pickle(pk));
+        let err = read_pth(&p).unwrap_err();
+        assert!(
+            matches!(&err.kind, PthErrorKind::RefusedGlobal { global } if global == "os.system"),
+            "{err}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains(name) && msg.contains("refused") && msg.contains("os.system"),
+            "{msg}"
+        );
+        assert!(msg.contains("never runs code"), "{msg}");
+    }
+    // the legacy format is read through the same policy
+    let mut bytes = fixture_bytes("tiny_legacy.pth");
+    let pat = b"collections\nOrderedDict\n";
+    let i = bytes.windows(pat.len()).position(|w| w == pat).unwrap();
+    // (same length; the VM stops at the refused GLOBAL, before the padding)
+    bytes[i..i + pat.len()].copy_from_slice(b"subprocess\nrun\n\n\n\n\n\n\n\n\n\n");
+    let p = write_tmp(&dir, "evil_legacy.pth", &bytes);
+    let err = read_pth(&p).unwrap_err();
+    assert!(
+        matches!(&err.kind, PthErrorKind::RefusedGlobal { global } if global == "subprocess.run"),
+        "{err}"
+    );
 }

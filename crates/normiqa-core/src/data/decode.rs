@@ -26,6 +26,9 @@ pub enum Resize {
     /// kept separate to state intent: the reference's CLIVE rule is `IfNot { h: 500, w: 500 }`
     /// (1024.JPG 640×960 and 1113.JPG 608×608 are resized, the rest left alone).
     IfNot { h: u32, w: u32 },
+    /// Downscale, keeping the aspect ratio, so that the longer side is at most `n` (the shorter
+    /// side rounded, at least 1); smaller images are left alone.
+    MaxSide { n: u32 },
 }
 
 impl Resize {
@@ -202,6 +205,14 @@ fn apply(
                 resize_rgb(&img, h, w).map_err(|m| (h, w, m))
             }
         }
+        Resize::MaxSide { n } => {
+            let (w, h) = img.dimensions();
+            if w.max(h) <= n {
+                return Ok(img);
+            }
+            let (h, w) = max_side_dims(h, w, n);
+            resize_rgb(&img, h, w).map_err(|m| (h, w, m))
+        }
     }
 }
 
@@ -212,6 +223,12 @@ pub fn resize_limit_msg(h: u32, w: u32, limit: u64) -> String {
          --max-image-pixels (0 = no limit)",
         u64::from(h) * u64::from(w)
     )
+}
+
+/// The (height, width) of an `h`×`w` image scaled so that its longer side is `n`.
+pub fn max_side_dims(h: u32, w: u32, n: u32) -> (u32, u32) {
+    let scale = |side: u32| ((side as f64 * n as f64 / h.max(w) as f64).round() as u32).clamp(1, n);
+    (scale(h), scale(w))
 }
 
 /// Resizes to `h`×`w` like PIL `resize((w, h), BILINEAR)` (antialiased when downsampling).

@@ -167,6 +167,13 @@ pub enum PickleError {
     TooDeep { limit: usize },
     #[error("pickle holds a container that contains itself; a state dict has no such cycles, so the file is corrupt or crafted")]
     Cycle,
+    /// A `GLOBAL`/`STACK_GLOBAL` naming something the caller's policy does not allow.
+    #[error("the pickle names {module}.{name} (byte offset {offset}), which is not allowed here")]
+    RefusedGlobal {
+        module: String,
+        name: String,
+        offset: usize,
+    },
 }
 
 /// The deepest nesting of containers (tuples, lists, dicts, sets, objects, persistent ids) a
@@ -187,6 +194,17 @@ pub fn load_with_persistent_ids(
     data: &[u8],
     start: usize,
 ) -> Result<(Value, usize, Vec<Rc<Value>>), PickleError> {
+    load_restricted(data, start, |_, _| true)
+}
+
+/// Like [`load_with_persistent_ids`], but a `GLOBAL`/`STACK_GLOBAL` for which `allow(module,
+/// name)` is false stops the VM with [`PickleError::RefusedGlobal`] (as Python's
+/// `Unpickler.find_class` override that `torch.load(weights_only=True)` uses).
+pub fn load_restricted(
+    data: &[u8],
+    start: usize,
+    allow: fn(&str, &str) -> bool,
+) -> Result<(Value, usize, Vec<Rc<Value>>), PickleError> {
     let mut vm = Vm {
         data,
         pos: start,
@@ -195,6 +213,7 @@ pub fn load_with_persistent_ids(
         memo: HashMap::new(),
         pids: Vec::new(),
         scratch: Vec::new(),
+        allow,
     };
     let v = vm.run()?;
     let pids = std::mem::take(&mut vm.pids);
@@ -355,6 +374,8 @@ struct Vm<'a> {
     /// that whatever the opcode discards (or drops on an error) is dropped by [`dismantle`]
     /// when the next opcode starts, never recursively.
     scratch: Vec<Value>,
+    /// Which `GLOBAL`/`STACK_GLOBAL` names the VM may load (see [`load_restricted`]).
+    allow: fn(&str, &str) -> bool,
 }
 
 impl Drop for Vm<'_> {
@@ -374,6 +395,18 @@ fn rc_str(s: &str) -> Rc<str> {
 }
 
 impl<'a> Vm<'a> {
+    fn check_global(&self, module: &str, name: &str, offset: usize) -> Result<(), PickleError> {
+        if (self.allow)(module, name) {
+            Ok(())
+        } else {
+            Err(PickleError::RefusedGlobal {
+                module: module.to_string(),
+                name: name.to_string(),
+                offset,
+            })
+        }
+    }
+
     fn take(&mut self, op: u8, n: usize) -> Result<&'a [u8], PickleError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len());
         match end {
@@ -860,6 +893,7 @@ impl<'a> Vm<'a> {
                         .map_err(|_| self.invalid(offset, "non-UTF-8 GLOBAL module"))?;
                     let name = std::str::from_utf8(n)
                         .map_err(|_| self.invalid(offset, "non-UTF-8 GLOBAL name"))?;
+                    self.check_global(module, name, offset)?;
                     self.stack.push(Value::Global {
                         module: rc_str(module),
                         name: rc_str(name),
@@ -871,6 +905,7 @@ impl<'a> Vm<'a> {
                     let module = self.pop(op, offset)?;
                     match (module, name) {
                         (Value::Str(module), Value::Str(name)) => {
+                            self.check_global(&module, &name, offset)?;
                             self.stack.push(Value::Global { module, name })
                         }
                         _ => return Err(self.invalid(offset, "STACK_GLOBAL needs two strings")),

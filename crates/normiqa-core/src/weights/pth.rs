@@ -284,6 +284,13 @@ pub enum PthErrorKind {
     Zip(String),
     #[error("in {what}: {err}")]
     Pickle { what: String, err: PickleError },
+    #[error(
+        "refused: its pickle calls {global}, which is not part of a PyTorch state dict. normiqa \
+         never runs code from a weights file and, like torch.load(weights_only=True), refuses \
+         files that name anything else; use weights from a source you trust, saved with \
+         torch.save(model.state_dict(), path)"
+    )]
+    RefusedGlobal { global: String },
     #[error("unknown storage type {0}")]
     UnknownStorageType(String),
     #[error("storage {0:?} is referenced but missing from the file")]
@@ -367,6 +374,97 @@ fn read_bytes_top(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value
         sd.strip_prefix("module.");
     }
     Ok((sd, top))
+}
+
+// ---------------------------------------------------------------------------
+// which globals a state-dict pickle may name
+
+/// Whether a state-dict pickle may name `module.name`: tensor and storage rebuilding, dtypes,
+/// containers, and the plain-data types research checkpoints carry next to the state dict
+/// (`argparse.Namespace`, numpy scalars and arrays) — `torch.load(weights_only=True)`'s list
+/// plus those. Anything else (`os.system`, `builtins.eval`, ...) is refused before use.
+pub fn allowed_global(module: &str, name: &str) -> bool {
+    const DATA_BUILTINS: &[&str] = &[
+        "set",
+        "frozenset",
+        "bytearray",
+        "bytes",
+        "slice",
+        "complex",
+        "range",
+        "list",
+        "dict",
+        "tuple",
+        "int",
+        "float",
+        "str",
+        "bool",
+        "object",
+    ];
+    const NUMPY: &[&str] = &["_reconstruct", "scalar", "ndarray", "dtype"];
+    match module {
+        "torch._utils" => name.starts_with("_rebuild_"),
+        "torch._tensor" => name == "_rebuild_from_type_v2",
+        "torch" => {
+            name.ends_with("Storage")
+                || matches!(
+                    name,
+                    "Size" | "Tensor" | "device" | "dtype" | "layout" | "strided"
+                )
+                || torch_dtype_name(name)
+        }
+        "torch.storage" | "torch.cuda" => name.ends_with("Storage"),
+        "torch.nn.parameter" => name == "Parameter",
+        "torch.serialization" => name == "_get_layout",
+        "collections" => matches!(name, "OrderedDict" | "Counter" | "defaultdict"),
+        "_codecs" => name == "encode",
+        "copyreg" => name == "_reconstructor",
+        "builtins" | "__builtin__" => DATA_BUILTINS.contains(&name),
+        "argparse" => name == "Namespace",
+        "numpy" | "numpy.core.multiarray" | "numpy._core.multiarray" => NUMPY.contains(&name),
+        "numpy.dtypes" => name.ends_with("DType"),
+        _ => false,
+    }
+}
+
+/// torch dtype objects pickled as `torch.<name>`.
+fn torch_dtype_name(name: &str) -> bool {
+    DType::from_torch_dtype(name).is_some()
+        || matches!(
+            name,
+            "complex32"
+                | "complex64"
+                | "complex128"
+                | "cfloat"
+                | "cdouble"
+                | "chalf"
+                | "uint16"
+                | "uint32"
+                | "uint64"
+                | "float8_e4m3fn"
+                | "float8_e5m2"
+                | "qint8"
+                | "quint8"
+                | "qint32"
+                | "quint4x2"
+        )
+}
+
+/// Unpickles a state-dict object, refusing globals outside [`allowed_global`].
+fn load_state_pickle(
+    data: &[u8],
+    start: usize,
+    what: &str,
+) -> KResult<(Value, usize, Vec<Rc<Value>>)> {
+    pickle::load_restricted(data, start, allowed_global).map_err(|err| match err {
+        PickleError::RefusedGlobal { module, name, .. } => PthErrorKind::RefusedGlobal {
+            global: format!("{module}.{name}"),
+        },
+        err => PthErrorKind::Pickle {
+            what: what.to_string(),
+            err,
+        },
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -932,10 +1030,7 @@ fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> {
         },
     };
     let data = read_entry(&mut zip, &pkl)?.expect("listed entry");
-    let (top, _) = pickle::load(&data, 0).map_err(|err| PthErrorKind::Pickle {
-        what: pkl.clone(),
-        err,
-    })?;
+    let (top, _, _) = load_state_pickle(&data, 0, &pkl)?;
     let specs = find_tensors(&top, opts)?;
     let sd = build(specs, swap, bytes.len(), |st| {
         let name = format!("{prefix}data/{}", st.key);
@@ -1012,8 +1107,7 @@ fn read_legacy(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> 
         }
     }
     let swap = little == cfg!(target_endian = "big");
-    let (top, pos, pids) =
-        pickle::load_with_persistent_ids(bytes, pos).map_err(pk("legacy object pickle"))?;
+    let (top, pos, pids) = load_state_pickle(bytes, pos, "legacy object pickle")?;
     let (keys, mut pos) = pickle::load(bytes, pos).map_err(pk("legacy storage-key list"))?;
     let keys = keys
         .as_seq()
