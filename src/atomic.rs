@@ -88,10 +88,13 @@ fn temp_for(path: &Path) -> Result<NamedTempFile, AtomicError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
-    tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(TEMP_SUFFIX)
-        .tempfile_in(dir)
+    let prefix = format!(".{name}.");
+    let mut b = tempfile::Builder::new();
+    b.prefix(&prefix).suffix(TEMP_SUFFIX);
+    // The permissions of a plain new file (0666 less the umask), not tempfile's private 0600.
+    #[cfg(unix)]
+    b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    b.tempfile_in(dir)
         .map_err(|source| AtomicError::Create {
             dir: dir.to_path_buf(),
             file: path.to_path_buf(),
@@ -189,5 +192,15 @@ mod tests {
         assert_eq!(names(tmp.path()), ["a.csv"]);
         assert!(is_temp_name(".a.csv.AbC123.normiqa-tmp"));
         assert!(!is_temp_name("a.csv"));
+    }
+
+    #[test]
+    fn written_files_get_the_permissions_of_any_new_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (ours, plain) = (tmp.path().join("run.json"), tmp.path().join("plain"));
+        write(&ours, b"{}").unwrap();
+        std::fs::write(&plain, b"{}").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions();
+        assert_eq!(mode(&ours), mode(&plain));
     }
 }
