@@ -27,7 +27,7 @@
 //!   file in a run folder is left alone; a folder that holds other files and no run (a photo
 //!   folder, another kind of run) is never written into.
 //!
-//! Temporary files of an interrupted atomic write (`.*.normiqa-tmp`, [`crate::atomic`]) are
+//! Temporary files of an interrupted atomic write (`.*.normiqa-tmp*`, [`crate::atomic`]) are
 //! removed when a process takes the lock: no other process can be writing them then.
 
 use std::collections::BTreeMap;
@@ -604,8 +604,8 @@ mod tests {
         drop(held);
         // What a killed process leaves: the file, with its text, but no lock.
         std::fs::write(dir.join(LOCK), "pid 999999: normiqa train").unwrap();
-        std::fs::write(dir.join(".run.json.x1.normiqa-tmp"), "partial").unwrap();
+        std::fs::write(dir.join(".run.json.x1.normiqa-tmp.json"), "partial").unwrap();
         assert_eq!(open(&dir, &cfg(1, "cpu"), false).unwrap(), Start::Fresh);
-        assert!(!dir.join(".run.json.x1.normiqa-tmp").exists());
+        assert!(!dir.join(".run.json.x1.normiqa-tmp.json").exists());
     }
 }
