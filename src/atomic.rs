@@ -1,6 +1,8 @@
 //! Atomic file writes. Every file that a command writes into a run folder, an experiment folder
 //! or the feature cache goes first to a temporary file in the same folder
-//! (`.NAME.XXXXXX.normiqa-tmp`), is flushed to disk, and is then renamed over its final name. If
+//! (`.NAME.XXXXXX.normiqa-tmp.EXT`: the final extension last, as writers such as libtorch's
+//! `VarStore::save` pick the format from it), is flushed to disk, and is then renamed over its
+//! final name. If
 //! anything fails on the way (a full disk, an error of the code producing the contents), the
 //! temporary file is removed and the final file, if there was one, is left as it was.
 
@@ -9,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
-/// The suffix of normiqa's temporary files (see the module doc).
-pub const TEMP_SUFFIX: &str = ".normiqa-tmp";
+/// The mark of normiqa's temporary files (see the module doc).
+pub const TEMP_MARK: &str = ".normiqa-tmp";
 
 /// Why an atomic write failed. In every case the temporary file is gone.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +34,8 @@ pub enum AtomicError {
 
 /// True for a temporary file of this module (by name).
 pub fn is_temp_name(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(TEMP_SUFFIX)
+    name.starts_with('.')
+        && (name.ends_with(TEMP_MARK) || name.contains(&format!("{TEMP_MARK}.")))
 }
 
 /// Writes `bytes` to `path` atomically.
@@ -88,10 +91,17 @@ fn temp_for(path: &Path) -> Result<NamedTempFile, AtomicError> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "file".into());
-    tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(TEMP_SUFFIX)
-        .tempfile_in(dir)
+    let prefix = format!(".{name}.");
+    let suffix = match path.extension() {
+        Some(ext) => format!("{TEMP_MARK}.{}", ext.to_string_lossy()),
+        None => TEMP_MARK.to_string(),
+    };
+    let mut b = tempfile::Builder::new();
+    b.prefix(&prefix).suffix(&suffix);
+    // The permissions of a plain new file (0666 less the umask), not tempfile's private 0600.
+    #[cfg(unix)]
+    b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    b.tempfile_in(dir)
         .map_err(|source| AtomicError::Create {
             dir: dir.to_path_buf(),
             file: path.to_path_buf(),
@@ -171,6 +181,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("weights.safetensors");
         let err = write_via_path(&path, |p| -> io::Result<()> {
+            // The final extension stays last (VarStore::save picks the format from it).
+            assert_eq!(p.extension().unwrap(), "safetensors");
+            assert!(is_temp_name(&p.file_name().unwrap().to_string_lossy()));
             std::fs::write(p, [0u8; 4096])?;
             Err(io::Error::from_raw_os_error(28))
         })
@@ -187,7 +200,18 @@ mod tests {
         write_via_path(&path, |p| std::fs::write(p, b"2")).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"2");
         assert_eq!(names(tmp.path()), ["a.csv"]);
-        assert!(is_temp_name(".a.csv.AbC123.normiqa-tmp"));
+        assert!(is_temp_name(".a.csv.AbC123.normiqa-tmp.csv"));
+        assert!(is_temp_name(".LICENSE.AbC123.normiqa-tmp"));
         assert!(!is_temp_name("a.csv"));
+    }
+
+    #[test]
+    fn written_files_get_the_permissions_of_any_new_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (ours, plain) = (tmp.path().join("run.json"), tmp.path().join("plain"));
+        write(&ours, b"{}").unwrap();
+        std::fs::write(&plain, b"{}").unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions();
+        assert_eq!(mode(&ours), mode(&plain));
     }
 }

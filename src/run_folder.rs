@@ -18,14 +18,16 @@
 //!   | an unfinished run of the same configuration        | resume it ([`Start::Resume`])   |
 //!   | a finished run of the same configuration           | nothing to do ([`Start::Finished`]) |
 //!   | a run of another configuration, finished or not    | refused, naming the differing options |
-//!   | files but no readable configuration of this kind   | refused, naming the files       |
+//!   | only files named as this kind's, no readable configuration | refused, naming the files |
+//!   | any other file, no readable configuration          | refused, even with `--overwrite` |
 //!
 //!   "Finished" means the layout's result file exists (`run.json`, `results.json`).
 //! - **Overwrite.** With `--overwrite` the folder's normiqa files ([`Layout::own`]: the files and
-//!   sub-folders a run of that kind writes) are deleted first and the run starts afresh; any other
-//!   file in the folder is left alone.
+//!   sub-folders a run of that kind writes) are deleted first and the run starts afresh. Any other
+//!   file in a run folder is left alone; a folder that holds other files and no run (a photo
+//!   folder, another kind of run) is never written into.
 //!
-//! Temporary files of an interrupted atomic write (`.*.normiqa-tmp`, [`crate::atomic`]) are
+//! Temporary files of an interrupted atomic write (`.*.normiqa-tmp*`, [`crate::atomic`]) are
 //! removed when a process takes the lock: no other process can be writing them then.
 
 use std::collections::BTreeMap;
@@ -129,8 +131,13 @@ pub enum Found {
         finished: bool,
         differences: Vec<Difference>,
     },
-    /// Files, but no configuration of this kind that can be read (`reason` says why).
-    NotARun { files: Vec<String>, reason: String },
+    /// Files, but no configuration of this kind that can be read (`reason` says why);
+    /// `foreign` lists those that are not named as a run of this kind names its files.
+    NotARun {
+        files: Vec<String>,
+        foreign: Vec<String>,
+        reason: String,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -144,8 +151,15 @@ pub enum RunFolderError {
         state: &'static str,
         diffs: String,
     },
-    #[error("{dir} is not empty and holds no {what} normiqa can continue ({reason}; found {files}); choose another output folder, or pass --overwrite to delete normiqa's files there and write the run beside the others")]
+    #[error("{dir} is not empty and holds no {what} ({reason}; found {files}); choose another output folder (--overwrite deletes only the files of a normiqa run)")]
     NotARun {
+        dir: PathBuf,
+        what: &'static str,
+        reason: String,
+        files: String,
+    },
+    #[error("{dir} holds files of a {what} but no configuration normiqa can read ({reason}; found {files}); pass --overwrite to delete them, or choose another output folder")]
+    Unidentified {
         dir: PathBuf,
         what: &'static str,
         reason: String,
@@ -186,6 +200,10 @@ impl RunFolder {
         let found = inspect(dir, layout, config)?;
         let start = match (&found, overwrite) {
             (Found::Empty, _) => Start::Fresh,
+            // Other people's files: never deleted, never written beside.
+            (Found::NotARun { foreign, .. }, _) if !foreign.is_empty() => {
+                return Err(refusal(dir, layout, &found))
+            }
             (_, true) => {
                 clear(dir, layout)?;
                 Start::Fresh
@@ -222,11 +240,23 @@ pub fn refusal(dir: &Path, layout: &Layout, found: &Found) -> RunFolderError {
             state: if *finished { "a finished" } else { "an unfinished" },
             diffs: list(differences.iter().map(|d| d.to_string()), 6, "differences"),
         },
-        Found::NotARun { files, reason } => RunFolderError::NotARun {
+        Found::NotARun {
+            files,
+            foreign,
+            reason,
+        } if foreign.is_empty() => RunFolderError::Unidentified {
             dir: dir.to_path_buf(),
             what: layout.what,
             reason: reason.clone(),
             files: list(files.iter().cloned(), 6, "entries"),
+        },
+        Found::NotARun {
+            foreign, reason, ..
+        } => RunFolderError::NotARun {
+            dir: dir.to_path_buf(),
+            what: layout.what,
+            reason: reason.clone(),
+            files: list(foreign.iter().cloned(), 6, "entries"),
         },
         Found::Empty | Found::Same { .. } => unreachable!("refusal of a usable folder"),
     }
@@ -253,8 +283,14 @@ pub fn inspect<T: Serialize + DeserializeOwned>(
         return Ok(Found::Empty);
     }
     let cfg_path = dir.join(CONFIG);
+    let own = patterns(layout);
     let not_a_run = |reason: String| Found::NotARun {
         files: entries.clone(),
+        foreign: entries
+            .iter()
+            .filter(|n| !own.iter().any(|p| p.matches(n)))
+            .cloned()
+            .collect(),
         reason,
     };
     let text = match std::fs::read_to_string(&cfg_path) {
@@ -350,13 +386,18 @@ fn compare(folder: &BTreeMap<String, String>, now: &BTreeMap<String, String>) ->
         .collect()
 }
 
-/// Deletes the normiqa files of `layout` in `dir` (`--overwrite`); other files stay.
-fn clear(dir: &Path, layout: &Layout) -> Result<(), RunFolderError> {
-    let patterns: Vec<glob::Pattern> = layout
+/// The layout's names as glob patterns.
+fn patterns(layout: &Layout) -> Vec<glob::Pattern> {
+    layout
         .own
         .iter()
         .map(|p| glob::Pattern::new(p).expect("layout patterns are valid globs"))
-        .collect();
+        .collect()
+}
+
+/// Deletes the normiqa files of `layout` in `dir` (`--overwrite`); other files stay.
+fn clear(dir: &Path, layout: &Layout) -> Result<(), RunFolderError> {
+    let patterns = patterns(layout);
     for name in entries(dir)? {
         if !patterns.iter().any(|p| p.matches(&name)) {
             continue;
@@ -514,19 +555,39 @@ mod tests {
     }
 
     #[test]
-    fn a_folder_of_other_files_is_refused_with_their_names() {
+    fn a_folder_of_other_files_is_refused_with_their_names_even_with_overwrite() {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::write(tmp.path().join("holiday.jpg"), "x").unwrap();
+        std::fs::write(tmp.path().join("run.json"), "{}").unwrap();
+        for overwrite in [false, true] {
+            let err = open(tmp.path(), &cfg(1, "cpu"), overwrite)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("holiday.jpg")
+                    && !err.contains("run.json")
+                    && err.contains("no config.toml"),
+                "{err}"
+            );
+        }
+        std::fs::write(tmp.path().join(CONFIG), "[model]\nname = 3\n").unwrap();
+        let err = open(tmp.path(), &cfg(1, "cpu"), true).unwrap_err().to_string();
+        assert!(err.contains("not the configuration of a training run"), "{err}");
+        assert!(tmp.path().join("run.json").exists(), "nothing deleted");
+    }
+
+    #[test]
+    fn normiqa_files_without_a_configuration_go_with_overwrite() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("weights.safetensors"), "w").unwrap();
+        std::fs::write(tmp.path().join("log.jsonl"), "").unwrap();
         let err = open(tmp.path(), &cfg(1, "cpu"), false).unwrap_err().to_string();
         assert!(
-            err.contains("holiday.jpg") && err.contains("no config.toml"),
+            err.contains("log.jsonl; weights.safetensors") && err.contains("--overwrite"),
             "{err}"
         );
-        std::fs::write(tmp.path().join(CONFIG), "[model]\nname = 3\n").unwrap();
-        let err = open(tmp.path(), &cfg(1, "cpu"), false).unwrap_err().to_string();
-        assert!(err.contains("not the configuration of a training run"), "{err}");
         assert_eq!(open(tmp.path(), &cfg(1, "cpu"), true).unwrap(), Start::Fresh);
-        assert!(tmp.path().join("holiday.jpg").exists());
+        assert!(entries(tmp.path()).unwrap().is_empty());
     }
 
     #[test]
@@ -543,8 +604,8 @@ mod tests {
         drop(held);
         // What a killed process leaves: the file, with its text, but no lock.
         std::fs::write(dir.join(LOCK), "pid 999999: normiqa train").unwrap();
-        std::fs::write(dir.join(".run.json.x1.normiqa-tmp"), "partial").unwrap();
+        std::fs::write(dir.join(".run.json.x1.normiqa-tmp.json"), "partial").unwrap();
         assert_eq!(open(&dir, &cfg(1, "cpu"), false).unwrap(), Start::Fresh);
-        assert!(!dir.join(".run.json.x1.normiqa-tmp").exists());
+        assert!(!dir.join(".run.json.x1.normiqa-tmp.json").exists());
     }
 }

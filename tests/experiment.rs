@@ -338,6 +338,16 @@ fn clive_experiments_run_on_a_synthetic_stand_in_with_ttests_and_report() {
         err.contains("--overwrite") && err.contains("lr 0.001 there, 0.002 now"),
         "{err}"
     );
+    // --overwrite replaces such a run with the file's configuration.
+    let replace = RunOptions {
+        overwrite: true,
+        only: Some(vec![0]),
+        ..opts.clone()
+    };
+    experiment::run(&e, &replace).unwrap();
+    let first = dir.join(&e.combos().unwrap()[0].name);
+    let info = normiqa::train::RunInfo::load(&first).unwrap();
+    assert_eq!(info.config.lr, 2e-3);
 
     // The report: PNGs that decode, and the markdown tables.
     let files = normiqa::cli::report::report(&dir, &Default::default()).unwrap();

@@ -163,11 +163,8 @@ fn corrupt_image_error_names_the_file() {
     assert!(err.contains("img005.png"), "{err}");
 }
 
-#[test]
-fn constant_mos_batch_error_names_the_images() {
-    let _serial = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut cfg = tiny_config(tmp.path(), 12);
+/// Rewrites the MOS of the CSV of `cfg` as `mos(row)` (row 0 = first image).
+fn set_mos(cfg: &TrainConfig, mos: impl Fn(usize) -> String) {
     let DatasetSpec::Csv { csv, .. } = &cfg.data.dataset else {
         unreachable!()
     };
@@ -179,20 +176,53 @@ fn constant_mos_batch_error_names_the_images() {
             if i == 0 {
                 format!("{l}\n")
             } else {
-                format!("{},50\n", l.split(',').next().unwrap())
+                format!("{},{}\n", l.split(',').next().unwrap(), mos(i - 1))
             }
         })
         .collect();
     std::fs::write(csv, text).unwrap();
+}
+
+#[test]
+fn a_constant_training_split_is_refused_with_the_dataset_named() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = tiny_config(tmp.path(), 12);
+    set_mos(&cfg, |_| "50".into());
     cfg.ft_lr_ratio = 0.0;
     let err = format!(
         "{:#}",
         train::train(&cfg, &run_dir(tmp.path(), "c")).err().unwrap()
     );
     assert!(
-        err.contains("MOS values in the batch are equal") && err.contains("img0"),
+        err.contains("training images of csv:labels.csv have the same MOS (50)")
+            && err.contains("--loss mse"),
         "{err}"
     );
+}
+
+#[test]
+fn batches_of_equal_mos_are_counted_and_training_goes_on() {
+    // 5-level integer MOS at batch size 2: some batches hold one MOS value.
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = tiny_config(tmp.path(), 24);
+    set_mos(&cfg, |i| format!("{}", 1 + i % 5));
+    cfg.ft_lr_ratio = 0.0;
+    cfg.batch_size = 2;
+    let out = run_dir(tmp.path(), "levels");
+    let info = train::train(&cfg, &out).unwrap().info;
+    assert!(info.constant_mos_batches > 0);
+    let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+    let events: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"event\":\"constant_mos_batch\""))
+        .collect();
+    assert_eq!(events.len(), info.constant_mos_batches);
+    assert!(events[0].contains("\"images\":[\"img0"), "{}", events[0]);
+    let saved = checkpoint::RunInfo::load(&out).unwrap();
+    assert_eq!(saved.constant_mos_batches, info.constant_mos_batches);
+    assert!(info.test.unwrap()[2].srocc.is_finite());
 }
 
 #[test]

@@ -766,6 +766,8 @@ pub fn train_pair(
     let dataset = &data.dataset;
     let split = train_data::split_dataset(&cfg.data, dataset, seed)?;
     train_data::check_trainable(&split, &cfg.data, cfg.batch_size)?;
+    // Equal MOS (train/constant_mos.rs): refused only when the whole training split is constant.
+    crate::train::constant_mos::check_split(dataset, &split.train, &cfg.loss)?;
     let mos = dataset.mos();
     let mos_of = |idx: &[usize]| idx.iter().map(|&i| mos[i]).collect::<Vec<f64>>();
     let (mu, sd) = if cfg.normalize_mos {

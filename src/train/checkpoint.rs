@@ -60,6 +60,10 @@ pub struct RunInfo {
     pub train: Option<HeadMetrics>,
     pub timings: Timings,
     pub device: String,
+    /// Training batches whose MOS were all equal (the loss went on with the reference's ε;
+    /// `train/constant_mos.rs`). Each is a `constant_mos_batch` event in `log.jsonl`.
+    #[serde(default)]
+    pub constant_mos_batches: usize,
 }
 
 impl RunInfo {

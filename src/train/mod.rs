@@ -4,6 +4,7 @@ pub mod adadelta;
 pub mod augment;
 pub mod checkpoint;
 pub mod config;
+pub mod constant_mos;
 pub mod data;
 pub mod features;
 pub mod log;

@@ -80,6 +80,9 @@ pub struct State {
     pub opt_step: i64,
     /// Training seconds so far.
     pub train_s: f64,
+    /// Batches with all-equal MOS so far (`constant_mos.rs`).
+    #[serde(default)]
+    pub constant_mos_batches: usize,
 }
 
 impl State {
@@ -95,6 +98,7 @@ impl State {
         rng_pos: u128,
         aug_pos: u128,
         train_s: f64,
+        constant_mos_batches: usize,
     ) -> Self {
         State {
             config,
@@ -108,6 +112,7 @@ impl State {
             aug_pos: aug_pos.to_string(),
             opt_step: 0,
             train_s,
+            constant_mos_batches,
         }
     }
     pub fn best_val(&self) -> Option<HeadMetrics> {

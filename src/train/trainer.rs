@@ -18,6 +18,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use super::checkpoint::{self, HeadMetrics, RunInfo, SetSizes, Timings};
 use super::config::{FrozenMode, OptimizerKind, TrainConfig};
+use super::constant_mos::ConstantBatches;
 use super::data::{self as train_data, LoadedData};
 use crate::batch;
 use crate::loss;
@@ -315,6 +316,8 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
         decode_seconds,
     } = train_data::load(&cfg.data, cfg.seed)?;
     train_data::check_trainable(&split, &cfg.data, cfg.batch_size)?;
+    // Equal MOS (train/constant_mos.rs): refused only when the whole training split is constant.
+    super::constant_mos::check_split(&dataset, &split.train, &cfg.loss)?;
     tracing::info!(
         "{}: {} images (train {}, val {}, test {}), decoded in {:.1} s",
         dataset.name,
@@ -490,6 +493,10 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
         start_epoch = st.epochs_done;
         train_s_before = st.train_s;
     }
+    let mut constant = ConstantBatches::new(
+        &cfg.loss,
+        resumed.as_ref().map_or(0, |st| st.constant_mos_batches),
+    );
     let stop_after: Option<usize> = std::env::var("NORMIQA_STOP_AFTER_EPOCH")
         .ok()
         .and_then(|v| v.parse().ok());
@@ -507,7 +514,13 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
         let (mut loss_sum, mut bhat_sum) = (0.0, 0.0);
         opt.zero_grad();
         for (bi, idx) in batches.iter().enumerate() {
-            let y = Tensor::from_slice(&mos_of(idx))
+            let batch_mos = mos_of(idx);
+            // A batch of equal MOS goes on with the reference's ε; counted and logged.
+            if constant.observe(&batch_mos) {
+                let ev = super::constant_mos::event(&dataset, idx, epoch, bi, &constant);
+                log.write("constant_mos_batch", &ev)?;
+            }
+            let y = Tensor::from_slice(&batch_mos)
                 .to_kind(Kind::Float)
                 .to_device(device);
             let heads = match &inputs {
@@ -645,6 +658,7 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
                 rng.get_word_pos(),
                 aug_rng.get_word_pos(),
                 train_s_before + t_train.elapsed().as_secs_f64(),
+                constant.count,
             ),
             backbone_changes,
         )?;
@@ -738,12 +752,20 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
             seconds_per_epoch: train_s / cfg.epochs as f64,
         },
         device: format!("{device:?}"),
+        constant_mos_batches: constant.count,
     };
+    if constant.count > 0 {
+        tracing::warn!(
+            "{} training batches had all-equal MOS; the loss went on with the reference's ε (constant_mos_batch events in {})",
+            constant.count,
+            out.join(checkpoint::LOG).display()
+        );
+    }
     info.save(out)?;
     super::resume::clear(out);
     log.write(
         "end",
-        &serde_json::json!({"best_epoch": best_epoch, "test": &test_metrics}),
+        &serde_json::json!({"best_epoch": best_epoch, "test": &test_metrics, "constant_mos_batches": constant.count}),
     )?;
     tracing::info!(
         "best epoch {best_epoch}; test SROCC {:.4} PLCC {:.4} KROCC {:.4} RMSE {:.3} (fused head, after the train-set mapping)",
