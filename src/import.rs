@@ -259,6 +259,7 @@ pub fn import_linearityiqa(
         train: None,
         timings: Timings::default(),
         device: "cpu".into(),
+        constant_mos_batches: 0,
     };
     let record = ImportRecord {
         from: "linearityiqa".into(),
