@@ -42,6 +42,12 @@ pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 /// or unsupported files are errors naming the file.
 pub fn decode_one(path: &Path, resize: &[Resize]) -> Result<RgbImage> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
+    decode_bytes(bytes, path, resize)
+}
+
+/// Decodes an image held in memory exactly as [`decode_one`] decodes a file with these bytes
+/// (`serve` scores uploads with it); `path` only names the image in errors.
+pub fn decode_bytes(bytes: Vec<u8>, path: &Path, resize: &[Resize]) -> Result<RgbImage> {
     let mut rgb = match decode_jpeg_like_libjpeg(&bytes) {
         Some(rgb) => rgb,
         None => {
