@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod predict;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod synth;
 pub mod test;
 pub mod train;
@@ -50,6 +51,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Figures (PNG) and tables (markdown) of a run or experiment directory.
     Report(report::ReportArgs),
+    /// HTTP scoring service: POST /score, a web page to drop photos on, micro-batching.
+    Serve(serve::ServeArgs),
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -65,5 +68,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fr(a) => fr::run(a),
         Command::Run(a) => run::run(a),
         Command::Report(a) => report::run(a),
+        Command::Serve(a) => serve::run(a),
     }
 }
