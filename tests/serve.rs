@@ -383,3 +383,33 @@ fn bad_options_name_the_option() {
     ]);
     assert!(err.contains("no-such-run"), "{err}");
 }
+
+#[test]
+fn the_model_scores_a_mixed_size_batch_in_request_order_as_predict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = [
+        write_image(tmp.path(), "b.png", 48, 40, 2),
+        write_image(tmp.path(), "d.png", 40, 56, 3),
+        write_image(tmp.path(), "c.png", 48, 40, 4),
+    ];
+    let expected = predict_scores(&files, tmp.path());
+    let (_, mut scorer) = serve::model::load(&shipped_model_dir(), tch::Device::Cpu, None).unwrap();
+    let images: Vec<image::RgbImage> = files
+        .iter()
+        .map(|f| image::open(f).unwrap().into_rgb8())
+        .collect();
+    let got = scorer.score(&images).unwrap();
+    // b and c run as one forward pass of two: equal to predict's batch-1 scores up to float
+    // rounding; the order must be the request order, not the size order.
+    for ((f, g), e) in files.iter().zip(&got).zip(&expected) {
+        assert!(
+            (g - e).abs() < 1e-4,
+            "{}: served {g}, predict {e}",
+            f.display()
+        );
+    }
+    assert!(
+        (expected[0] - expected[2]).abs() > 1e-3,
+        "b and c must differ to test the order"
+    );
+}
