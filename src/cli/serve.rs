@@ -93,7 +93,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     )?;
     let info = service.info();
     tracing::info!(
-        "serving {} (scores on the {} scale) at http://{addr}/ (POST /score; batches of up to {} images)",
+        "serving {} (scores on the {} scale) at http://{addr}/ (POST /score; at most {} image(s) per forward pass)",
         info.name,
         info.trained_on,
         opts.max_batch
