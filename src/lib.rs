@@ -6,13 +6,18 @@
 //! ([`serve`]) and the command line ([`cli`]).
 pub use normiqa_core::{data, fr, metrics, synth, weights};
 
+pub mod atomic;
 pub mod batch;
 pub mod cli;
 pub mod distill;
 pub mod experiment;
+pub mod import;
+pub mod inputs;
 pub mod locate;
 pub mod loss;
 pub mod model;
+pub mod output;
 pub mod report;
 pub mod serve;
+pub mod run_folder;
 pub mod train;

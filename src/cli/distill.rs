@@ -76,8 +76,9 @@ pub struct DistillArgs {
     /// Optimiser: sgd or adam.
     #[arg(long, default_value = "sgd")]
     pub optimizer: String,
-    #[arg(long, default_value_t = 0.9)]
-    pub momentum: f64,
+    /// SGD momentum (default 0.9); refused with adam, which has none.
+    #[arg(long)]
+    pub momentum: Option<f64>,
     #[arg(long = "weight-decay", default_value_t = 0.0)]
     pub weight_decay: f64,
     /// Backbone rate = lr · ratio; 0 (default) freezes the backbones and uses cached features.
@@ -109,6 +110,11 @@ pub struct DistillArgs {
     /// Output directory (default runs/distill-<dataset>-t<lr>-s<lr>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace the experiment that --out holds (its normiqa files are deleted first). Without
+    /// it, a folder holding another experiment is refused and a finished one of this
+    /// configuration is left as it is.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 impl DistillArgs {
@@ -161,9 +167,16 @@ impl DistillArgs {
             } else {
                 Direction::Mutual
             };
+            if let (Some(m), false) = (self.momentum, self.optimizer == "sgd") {
+                anyhow::bail!(
+                    "--momentum {m}: only --optimizer sgd has a momentum, --optimizer {} would \
+                     ignore it; remove --momentum or use --optimizer sgd",
+                    self.optimizer
+                );
+            }
             run.optimizer = match self.optimizer.as_str() {
                 "sgd" => OptimizerKind::Sgd {
-                    momentum: self.momentum,
+                    momentum: self.momentum.unwrap_or(0.9),
                 },
                 "adam" => OptimizerKind::Adam,
                 o => anyhow::bail!("--optimizer {o}: expected sgd or adam"),
@@ -208,6 +221,10 @@ impl DistillArgs {
         if let Some(d) = &self.device {
             exp.run.device = d.clone();
         }
+        self.data.apply_input_flags(&mut exp.run.data);
+        if let Some(cross) = exp.run.cross.as_mut() {
+            self.data.apply_input_flags(cross);
+        }
         Ok(exp)
     }
 }
@@ -228,7 +245,14 @@ pub fn run(args: DistillArgs) -> Result<()> {
             exp.run.teacher.lr, exp.run.student.lr
         ))
     });
-    let res = crate::distill::run_experiment(&exp, &out)?;
+    let Some(res) = crate::distill::run_experiment(&exp, &out, args.overwrite)? else {
+        println!(
+            "{} already holds this finished experiment: nothing to do (results in {}; --overwrite runs it again)",
+            out.display(),
+            out.join("results.md").display()
+        );
+        return Ok(());
+    };
     println!("run directory: {}", out.display());
     println!(
         "{:<8} {:<22} {:>8}  {:<16} {:<16}",

@@ -489,11 +489,11 @@ pub struct Prepared {
 /// share it); images are decoded only on a cache miss.
 pub fn prepare(cfg: &DistillConfig, seed: u64) -> Result<Prepared> {
     let device = parse_device(&cfg.device).map_err(anyhow::Error::msg)?;
-    let dataset = train_data::load_dataset(&cfg.data.dataset)?;
+    let dataset = train_data::load_dataset(&cfg.data.dataset, &cfg.data.loading)?;
     let inputs = prepare_inputs(cfg, &cfg.data, &dataset, seed, device)?;
     let cross = match &cfg.cross {
         Some(dc) => {
-            let ds = train_data::load_dataset(&dc.dataset)?;
+            let ds = train_data::load_dataset(&dc.dataset, &dc.loading)?;
             let inp = prepare_inputs(cfg, dc, &ds, seed, device)?;
             Some((ds, inp))
         }
@@ -516,7 +516,7 @@ fn prepare_inputs(
     let all = Split::all_test(dataset.len());
     let rules = train_data::resize_rules(dc);
     if !cfg.frozen() {
-        let (images, secs) = train_data::decode_used(dataset, &all, &rules)?;
+        let (images, secs) = train_data::decode_used(dataset, &all, dc)?;
         tracing::info!(
             "{}: decoded {} images in {:.1} s",
             dataset.name,
@@ -566,7 +566,7 @@ fn prepare_inputs(
             }
             None => {
                 if images.is_none() {
-                    let (im, secs) = train_data::decode_used(dataset, &all, &rules)?;
+                    let (im, secs) = train_data::decode_used(dataset, &all, dc)?;
                     tracing::info!(
                         "{}: decoded {} images in {:.1} s",
                         dataset.name,
@@ -766,6 +766,8 @@ pub fn train_pair(
     let dataset = &data.dataset;
     let split = train_data::split_dataset(&cfg.data, dataset, seed)?;
     train_data::check_trainable(&split, &cfg.data, cfg.batch_size)?;
+    // Equal MOS (train/constant_mos.rs): refused only when the whole training split is constant.
+    crate::train::constant_mos::check_split(dataset, &split.train, &cfg.loss)?;
     let mos = dataset.mos();
     let mos_of = |idx: &[usize]| idx.iter().map(|&i| mos[i]).collect::<Vec<f64>>();
     let (mu, sd) = if cfg.normalize_mos {
@@ -961,7 +963,8 @@ pub fn train_pair(
     if save_weights {
         if let Some(dir) = out {
             for (m, name) in members.iter().zip(["teacher", "student"]) {
-                m.vs.save(dir.join(format!("{name}.safetensors")))?;
+                let file = dir.join(format!("{name}.safetensors"));
+                crate::atomic::write_via_path(&file, |tmp| m.vs.save(tmp))?;
             }
         }
     }

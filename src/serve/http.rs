@@ -13,7 +13,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use image::RgbImage;
-use normiqa_core::data::decode::decode_bytes;
+use normiqa_core::data::decode::{decode_bytes, DecodeOptions};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
@@ -138,7 +138,7 @@ async fn score(State(st): State<Arc<AppState>>, req: Request) -> Result<Json<Sco
         .clone()
         .unwrap_or_else(|| "the request body".into());
     check_header(&upload.bytes, &label, st.limits.max_image_pixels)?;
-    let image = decode(upload.bytes, label).await?;
+    let image = decode(upload.bytes, label, st.limits.max_image_pixels).await?;
     let (width, height) = image.dimensions();
     let answer = st.queue.submit(image).map_err(|e| match e {
         SubmitError::Full(_) | SubmitError::Closed => ApiError::new(
@@ -270,8 +270,12 @@ fn check_header(bytes: &[u8], label: &str, max_pixels: u64) -> Result<(u32, u32)
 }
 
 /// Decodes on the blocking pool, exactly as `predict` decodes a file (native size).
-async fn decode(bytes: Bytes, label: String) -> Result<RgbImage, ApiError> {
-    tokio::task::spawn_blocking(move || decode_bytes(bytes.to_vec(), Path::new(&label), &[]))
+async fn decode(bytes: Bytes, label: String, max_image_pixels: u64) -> Result<RgbImage, ApiError> {
+    let opts = DecodeOptions {
+        allow_truncated: false,
+        max_image_pixels,
+    };
+    tokio::task::spawn_blocking(move || decode_bytes(bytes.to_vec(), Path::new(&label), &[], &opts))
         .await
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("decoding: {e}")))?
         .map_err(|e| ApiError::bad_request(e.to_string()))

@@ -87,16 +87,16 @@ pub fn load(key: &str, device: Device) -> Option<(Tensor, Tensor)> {
     Some((get("f6")?, get("f7")?))
 }
 
-/// Stores (f6, f7) for `key` (atomically: temporary files, then renames; tensors first).
+/// Stores (f6, f7) for `key` (atomically: temporary files, then renames; tensors first). A
+/// failed write (a full disk) leaves no partial file in the cache.
 pub fn store(key: &str, f6: &Tensor, f7: &Tensor) -> Result<()> {
     let (tensors, keyfile) = files(key);
     let dir = cache_dir();
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating feature cache {}", dir.display()))?;
-    let tmp = dir.join(format!(".tmp-{}.safetensors", std::process::id()));
     let (a, b) = (f6.to_device(Device::Cpu), f7.to_device(Device::Cpu));
-    Tensor::write_safetensors(&[("f6", &a), ("f7", &b)], &tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &tensors)?;
+    crate::atomic::write_via_path(&tensors, |tmp| {
+        Tensor::write_safetensors(&[("f6", &a), ("f7", &b)], tmp)
+    })?;
     super::checkpoint::write_atomic(&keyfile, key.as_bytes())
 }

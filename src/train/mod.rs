@@ -4,6 +4,7 @@ pub mod adadelta;
 pub mod augment;
 pub mod checkpoint;
 pub mod config;
+pub mod constant_mos;
 pub mod data;
 pub mod features;
 pub mod log;
@@ -14,4 +15,4 @@ pub mod trainer;
 
 pub use checkpoint::{RunInfo, TrainedModel};
 pub use config::{DataConfig, DatasetSpec, FrozenMode, SplitProtocol, TrainConfig};
-pub use trainer::{predict, train, HeadOutputs, Inputs};
+pub use trainer::{predict, train, train_with, HeadOutputs, Inputs, TrainOutcome};

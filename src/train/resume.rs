@@ -80,6 +80,9 @@ pub struct State {
     pub opt_step: i64,
     /// Training seconds so far.
     pub train_s: f64,
+    /// Batches with all-equal MOS so far (`constant_mos.rs`).
+    #[serde(default)]
+    pub constant_mos_batches: usize,
 }
 
 impl State {
@@ -95,6 +98,7 @@ impl State {
         rng_pos: u128,
         aug_pos: u128,
         train_s: f64,
+        constant_mos_batches: usize,
     ) -> Self {
         State {
             config,
@@ -108,6 +112,7 @@ impl State {
             aug_pos: aug_pos.to_string(),
             opt_step: 0,
             train_s,
+            constant_mos_batches,
         }
     }
     pub fn best_val(&self) -> Option<HeadMetrics> {
@@ -140,18 +145,14 @@ pub fn save(
     let dir = out.join(DIR);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let (model, optim) = files(out, st.epochs_done);
-    let prefix = format!("{}.", crate::model::linearity::BACKBONE_PREFIX);
-    weights::save_safetensors(vs, &model, |n| with_backbone || !n.starts_with(&prefix))?;
+    weights::save_safetensors(vs, &model, checkpoint::stored_in_run(with_backbone))?;
     let (tensors, step) = opt.state();
     st.opt_step = step;
     let named: Vec<(&str, Tensor)> = tensors
         .iter()
         .map(|(n, t)| (n.as_str(), t.to_device(tch::Device::Cpu)))
         .collect();
-    let tmp = dir.join(format!(".optimizer.{}.tmp", std::process::id()));
-    Tensor::write_safetensors(&named, &tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &optim).with_context(|| format!("writing {}", optim.display()))?;
+    crate::atomic::write_via_path(&optim, |tmp| Tensor::write_safetensors(&named, tmp))?;
     checkpoint::write_atomic(&dir.join(STATE), serde_json::to_string(&st)?.as_bytes())?;
     // Files of earlier epochs are no longer referenced.
     if let Ok(rd) = std::fs::read_dir(&dir) {
@@ -167,7 +168,13 @@ pub fn save(
 
 /// The saved state of an interrupted run with this configuration, loaded into `vs` and `opt`;
 /// `None` when there is none (or it belongs to another configuration: the run starts over).
-pub fn load(out: &Path, config: &str, vs: &nn::VarStore, opt: &mut Opt) -> Result<Option<State>> {
+pub fn load(
+    out: &Path,
+    config: &str,
+    vs: &nn::VarStore,
+    opt: &mut Opt,
+    with_backbone: bool,
+) -> Result<Option<State>> {
     let path = out.join(DIR).join(STATE);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
@@ -182,7 +189,7 @@ pub fn load(out: &Path, config: &str, vs: &nn::VarStore, opt: &mut Opt) -> Resul
         return Ok(None);
     }
     let (model, optim) = files(out, st.epochs_done);
-    weights::load_safetensors(vs, &model)?;
+    weights::load_safetensors(vs, &model, checkpoint::stored_in_run(with_backbone))?;
     let saved: HashMap<String, Tensor> = Tensor::read_safetensors(&optim)
         .with_context(|| format!("reading {}", optim.display()))?
         .into_iter()

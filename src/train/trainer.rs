@@ -18,11 +18,13 @@ use tch::{nn, Device, Kind, Tensor};
 
 use super::checkpoint::{self, HeadMetrics, RunInfo, SetSizes, Timings};
 use super::config::{FrozenMode, OptimizerKind, TrainConfig};
+use super::constant_mos::ConstantBatches;
 use super::data::{self as train_data, LoadedData};
 use crate::batch;
 use crate::loss;
 use crate::model::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
 use crate::model::{parse_device, weights, LinearityIqa};
+use crate::run_folder::{self, RunFolder, Start};
 
 /// Outputs of the three heads for a list of samples, in the list's order.
 pub type HeadOutputs = [Vec<f64>; 3];
@@ -75,6 +77,17 @@ pub fn predict(
         Ok(())
     })?;
     Ok(out)
+}
+
+/// What a stopped run leaves behind: the best checkpoint so far, or nothing.
+fn kept_checkpoint(best_epoch: Option<usize>, out: &Path) -> String {
+    match best_epoch {
+        Some(e) => format!(
+            "The best checkpoint so far (epoch {e}) is kept in {}",
+            out.display()
+        ),
+        None => "No checkpoint was written: no epoch finished before this one".to_string(),
+    }
 }
 
 /// Metrics of each head after an optional per-head mapping; undefined metrics (e.g. constant
@@ -263,17 +276,36 @@ impl Opt {
 pub struct TrainOutcome {
     pub dir: PathBuf,
     pub info: RunInfo,
+    /// How the run folder was used: trained from the start, resumed, or already finished (then
+    /// nothing was done and `info` is the finished run's).
+    pub start: Start,
 }
 
-/// Trains a model as configured, writing the run directory `out`. Returns its summary.
+/// Trains a model as configured, writing the run directory `out`. Returns its summary. A folder
+/// holding a run of another configuration is refused (see [`crate::run_folder`]).
 pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
+    train_with(cfg, out, false)
+}
+
+/// [`train`]; `overwrite` replaces whatever run `out` holds (`--overwrite`).
+pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<TrainOutcome> {
+    // Stored with absolute paths: the run folder works from any working directory.
+    let cfg = &cfg.with_absolute_paths();
     cfg.validate()?;
     let t_start = Instant::now();
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("creating run directory {}", out.display()))?;
-    // The configuration as written next to the run; also the key a resumed run must match.
+    // Run-folder rules (src/run_folder.rs): lock `out` for the whole run; then train, resume, or
+    // stop here when this configuration already finished there.
+    let folder = RunFolder::open(out, &run_folder::TRAIN, cfg, overwrite)?;
+    if folder.start() == Start::Finished {
+        return finished_outcome(out);
+    }
     let config_text = toml::to_string_pretty(cfg)?;
     checkpoint::write_atomic(&out.join(checkpoint::CONFIG_TOML), config_text.as_bytes())?;
+    // The key a resumed run must match: the run's identity (the device may change).
+    let resume_key = toml::to_string_pretty(&TrainConfig {
+        device: String::new(),
+        ..cfg.clone()
+    })?;
     let device = parse_device(&cfg.device).map_err(anyhow::Error::msg)?;
     tch::manual_seed(cfg.seed as i64);
 
@@ -284,6 +316,8 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         decode_seconds,
     } = train_data::load(&cfg.data, cfg.seed)?;
     train_data::check_trainable(&split, &cfg.data, cfg.batch_size)?;
+    // Equal MOS (train/constant_mos.rs): refused only when the whole training split is constant.
+    super::constant_mos::check_split(&dataset, &split.train, &cfg.loss)?;
     tracing::info!(
         "{}: {} images (train {}, val {}, test {}), decoded in {:.1} s",
         dataset.name,
@@ -395,7 +429,7 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
     let mut opt = Opt::build(cfg.optimizer, &vs, cfg.lr, cfg.weight_decay)?;
 
     // An interrupted run with this configuration goes on from its last finished epoch.
-    let resumed = super::resume::load(out, &config_text, &vs, &mut opt)?;
+    let resumed = super::resume::load(out, &resume_key, &vs, &mut opt, backbone_changes)?;
     let mut log = match &resumed {
         Some(st) => {
             let mut log =
@@ -459,6 +493,10 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         start_epoch = st.epochs_done;
         train_s_before = st.train_s;
     }
+    let mut constant = ConstantBatches::new(
+        &cfg.loss,
+        resumed.as_ref().map_or(0, |st| st.constant_mos_batches),
+    );
     let stop_after: Option<usize> = std::env::var("NORMIQA_STOP_AFTER_EPOCH")
         .ok()
         .and_then(|v| v.parse().ok());
@@ -476,7 +514,13 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         let (mut loss_sum, mut bhat_sum) = (0.0, 0.0);
         opt.zero_grad();
         for (bi, idx) in batches.iter().enumerate() {
-            let y = Tensor::from_slice(&mos_of(idx))
+            let batch_mos = mos_of(idx);
+            // A batch of equal MOS goes on with the reference's ε; counted and logged.
+            if constant.observe(&batch_mos) {
+                let ev = super::constant_mos::event(&dataset, idx, epoch, bi, &constant);
+                log.write("constant_mos_batch", &ev)?;
+            }
+            let y = Tensor::from_slice(&batch_mos)
                 .to_kind(Kind::Float)
                 .to_device(device);
             let heads = match &inputs {
@@ -518,9 +562,9 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
             let lv = f64::try_from(&total)?;
             if !lv.is_finite() {
                 bail!(
-                    "the loss became {lv} at {}; stopping. The last good checkpoint in {} is kept (try a smaller --lr)",
+                    "the loss became {lv} at {}; stopping. {} (try a smaller --lr)",
                     train_data::batch_context(&dataset, idx, epoch, bi),
-                    out.display()
+                    kept_checkpoint(best.map(|(_, e)| e), out)
                 );
             }
             (total / cfg.accumulation_steps as f64).backward();
@@ -604,7 +648,7 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
             &vs,
             &opt,
             super::resume::State::new(
-                config_text.clone(),
+                resume_key.clone(),
                 epoch + 1,
                 best,
                 best_val.as_ref(),
@@ -614,6 +658,7 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
                 rng.get_word_pos(),
                 aug_rng.get_word_pos(),
                 train_s_before + t_train.elapsed().as_secs_f64(),
+                constant.count,
             ),
             backbone_changes,
         )?;
@@ -658,7 +703,11 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
     };
 
     // Reload the best epoch, fit k, b on the training set, test.
-    weights::load_safetensors(&vs, &out.join(checkpoint::WEIGHTS))?;
+    weights::load_safetensors(
+        &vs,
+        &out.join(checkpoint::WEIGHTS),
+        checkpoint::stored_in_run(backbone_changes),
+    )?;
     let inputs = match &features {
         Some((f6, f7)) => Inputs::Cached { f6, f7 },
         None => Inputs::Images(&images),
@@ -703,12 +752,20 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
             seconds_per_epoch: train_s / cfg.epochs as f64,
         },
         device: format!("{device:?}"),
+        constant_mos_batches: constant.count,
     };
+    if constant.count > 0 {
+        tracing::warn!(
+            "{} training batches had all-equal MOS; the loss went on with the reference's ε (constant_mos_batch events in {})",
+            constant.count,
+            out.join(checkpoint::LOG).display()
+        );
+    }
     info.save(out)?;
     super::resume::clear(out);
     log.write(
         "end",
-        &serde_json::json!({"best_epoch": best_epoch, "test": &test_metrics}),
+        &serde_json::json!({"best_epoch": best_epoch, "test": &test_metrics, "constant_mos_batches": constant.count}),
     )?;
     tracing::info!(
         "best epoch {best_epoch}; test SROCC {:.4} PLCC {:.4} KROCC {:.4} RMSE {:.3} (fused head, after the train-set mapping)",
@@ -717,9 +774,33 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         test_metrics[2].krocc,
         test_metrics[2].rmse
     );
+    drop(folder);
     Ok(TrainOutcome {
         dir: out.to_path_buf(),
         info,
+        start: match resumed {
+            Some(_) => Start::Resume,
+            None => Start::Fresh,
+        },
+    })
+}
+
+/// The outcome of a run that had already finished in `out` (run-folder rules: nothing to do).
+fn finished_outcome(out: &Path) -> Result<TrainOutcome> {
+    let info = RunInfo::load(out).with_context(|| {
+        format!(
+            "{}: this configuration already finished there, but its results cannot be read; pass --overwrite to train it again",
+            out.display()
+        )
+    })?;
+    tracing::info!(
+        "{}: this configuration already finished there; nothing to do",
+        out.display()
+    );
+    Ok(TrainOutcome {
+        dir: out.to_path_buf(),
+        info,
+        start: Start::Finished,
     })
 }
 
@@ -731,21 +812,24 @@ pub fn write_predictions(
     out: &HeadOutputs,
     mapping: &[LinearMap; 3],
 ) -> Result<()> {
-    let mut w =
-        csv::Writer::from_path(path).with_context(|| format!("writing {}", path.display()))?;
-    w.write_record(["image", "mos", "head6", "head7", "fused", "predicted_mos"])?;
     let mapped = mapping[2].apply(&out[2]);
-    for (k, &i) in idx.iter().enumerate() {
-        let s = &dataset.samples[i];
-        w.write_record([
-            s.name.clone(),
-            format!("{}", s.mos),
-            format!("{}", out[0][k]),
-            format!("{}", out[1][k]),
-            format!("{}", out[2][k]),
-            format!("{}", mapped[k]),
-        ])?;
-    }
-    w.flush()?;
+    // Atomic: a failed write leaves no partial file (src/atomic.rs).
+    crate::atomic::write_with(path, |w| -> Result<(), csv::Error> {
+        let mut w = csv::Writer::from_writer(w);
+        w.write_record(["image", "mos", "head6", "head7", "fused", "predicted_mos"])?;
+        for (k, &i) in idx.iter().enumerate() {
+            let s = &dataset.samples[i];
+            w.write_record([
+                s.name.clone(),
+                format!("{}", s.mos),
+                format!("{}", out[0][k]),
+                format!("{}", out[1][k]),
+                format!("{}", out[2][k]),
+                format!("{}", mapped[k]),
+            ])?;
+        }
+        w.flush()?;
+        Ok(())
+    })?;
     Ok(())
 }
