@@ -162,7 +162,10 @@ fn train_config(args: &[&str]) -> anyhow::Result<normiqa::train::TrainConfig> {
         #[command(flatten)]
         a: normiqa::cli::train::TrainArgs,
     }
-    let t = T::try_parse_from(std::iter::once("train").chain(args.iter().copied()))?;
+    // (train needs --dataset; CLIVE where the test does not name one)
+    let dataset: &[&str] = if args.contains(&"--dataset") { &[] } else { &["--dataset", "clive"] };
+    let all = std::iter::once("train").chain(dataset.iter().copied());
+    let t = T::try_parse_from(all.chain(args.iter().copied()))?;
     t.a.to_config()
 }
 

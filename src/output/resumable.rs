@@ -57,6 +57,8 @@ pub enum OutputError {
     },
     #[error("this output format cannot be resumed: use --format csv or --format jsonl with --resume")]
     NotResumable,
+    #[error("{0} is not a regular file (a device or a pipe): it is written directly and cannot be resumed; drop --resume or write to a file")]
+    SpecialNotResumable(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
@@ -76,6 +78,9 @@ pub struct ScoresFile {
     /// Bytes of the header alone: a partial file no longer than this holds no score.
     header_len: u64,
     committed: bool,
+    /// Written straight into `target`: a device or a pipe (`-o /dev/stdout`), which must never
+    /// be replaced by a rename.
+    direct: bool,
 }
 
 /// `OUT` → `OUT.partial`.
@@ -86,6 +91,29 @@ pub fn partial_path(target: &Path) -> PathBuf {
 }
 
 impl ScoresFile {
+    /// A device or a pipe as `-o`: written directly (no `.partial`, no rename over it).
+    fn open_direct(target: &Path, layout: &Layout, resume: bool) -> Result<Self, OutputError> {
+        if resume {
+            return Err(OutputError::SpecialNotResumable(target.display().to_string()));
+        }
+        let f = OpenOptions::new().write(true).open(target).map_err(io(target))?;
+        let mut out = BufWriter::new(f);
+        let header = match layout {
+            Layout::Csv(cols) => format!("{}\n", cols.join(",")),
+            _ => String::new(),
+        };
+        out.write_all(header.as_bytes()).map_err(io(target))?;
+        Ok(ScoresFile {
+            target: target.to_path_buf(),
+            partial: target.to_path_buf(),
+            out,
+            done: HashSet::new(),
+            header_len: header.len() as u64,
+            committed: false,
+            direct: true,
+        })
+    }
+
     /// Opens `target` for writing (see the module doc); with `resume`, the rows already written
     /// are kept and their keys are in [`ScoresFile::done`].
     pub fn open(target: &Path, layout: &Layout, resume: bool) -> Result<Self, OutputError> {
@@ -94,6 +122,10 @@ impl ScoresFile {
         }
         if resume && *layout == Layout::Whole {
             return Err(OutputError::NotResumable);
+        }
+        let special = std::fs::metadata(target).is_ok_and(|m| !m.file_type().is_file());
+        if special {
+            return Self::open_direct(target, layout, resume);
         }
         let partial = partial_path(target);
         let mut f = OpenOptions::new()
@@ -148,6 +180,7 @@ impl ScoresFile {
             done,
             header_len: header.len() as u64,
             committed: false,
+            direct: false,
         })
     }
 
@@ -164,6 +197,10 @@ impl ScoresFile {
     /// Flushes, syncs and renames `OUT.partial` to `OUT`.
     pub fn commit(mut self) -> Result<PathBuf, OutputError> {
         self.out.flush().map_err(io(&self.partial))?;
+        if self.direct {
+            self.committed = true;
+            return Ok(self.target.clone());
+        }
         self.out.get_ref().sync_all().map_err(io(&self.partial))?;
         std::fs::rename(&self.partial, &self.target).map_err(io(&self.target))?;
         self.committed = true;
@@ -183,7 +220,7 @@ impl Write for ScoresFile {
 impl Drop for ScoresFile {
     /// A run that failed: keep `OUT.partial` if it holds scores (for `--resume`), else remove it.
     fn drop(&mut self) {
-        if self.committed {
+        if self.committed || self.direct {
             return;
         }
         let _ = self.out.flush();
@@ -294,6 +331,21 @@ mod tests {
 
     fn csv_layout() -> Layout {
         Layout::Csv(vec!["image".into(), "score".into()])
+    }
+
+    /// `-o /dev/full` once renamed `/dev/full.partial` over the device (as root): a device or a
+    /// pipe is written directly and stays what it was.
+    #[test]
+    fn a_device_is_written_directly_never_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let dev = Path::new("/dev/null");
+        let mut f = ScoresFile::open(dev, &csv_layout(), false).unwrap();
+        writeln!(f, "a.jpg,1.0").unwrap();
+        f.commit().unwrap();
+        assert!(std::fs::metadata(dev).unwrap().file_type().is_char_device());
+        assert!(!partial_path(dev).exists());
+        let err = ScoresFile::open(dev, &csv_layout(), true).err().unwrap();
+        assert!(err.to_string().contains("cannot be resumed"), "{err}");
     }
 
     #[test]

@@ -370,10 +370,10 @@ fn max_side_downscales_only_larger_images_keeping_the_aspect() {
         image::Rgb([(x % 256) as u8, (y * 2) as u8, ((x + y) % 256) as u8])
     });
     img.save(&p).unwrap();
-    let got = decode_one(&p, &[Resize::MaxSide { n: 150 }]).unwrap();
+    let got = decode_one(&p, &[Resize::MaxSide { n: 150 }], &Default::default()).unwrap();
     assert_eq!(got.dimensions(), (150, 60));
     // The project's PIL-like resize, as --resize 60 150 would do.
     assert_eq!(got, resize_rgb(&img, 60, 150).unwrap());
-    let same = decode_one(&p, &[Resize::MaxSide { n: 300 }]).unwrap();
+    let same = decode_one(&p, &[Resize::MaxSide { n: 300 }], &Default::default()).unwrap();
     assert_eq!(same, img);
 }
