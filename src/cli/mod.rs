@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod predict;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod synth;
 pub mod test;
 pub mod train;
@@ -52,6 +53,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Figures (PNG) and tables (markdown) of a run or experiment directory.
     Report(report::ReportArgs),
+    /// HTTP scoring service: POST /score, a web page to drop photos on, micro-batching.
+    Serve(serve::ServeArgs),
     /// Turn a checkpoint of other code (the authors' LinearityIQA) into a normiqa run folder.
     ImportCheckpoint(import_checkpoint::ImportArgs),
 }
@@ -88,6 +91,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fr(a) => fr::run(a),
         Command::Run(a) => run::run(a),
         Command::Report(a) => report::run(a),
+        Command::Serve(a) => serve::run(a),
         Command::ImportCheckpoint(a) => import_checkpoint::run(a),
     }
 }

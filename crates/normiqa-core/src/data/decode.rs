@@ -103,6 +103,17 @@ impl DecodeOptions {
 /// limit, are errors naming the file.
 pub fn decode_one(path: &Path, resize: &[Resize], opts: &DecodeOptions) -> Result<RgbImage> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
+    decode_bytes(bytes, path, resize, opts)
+}
+
+/// Decodes an image held in memory exactly as [`decode_one`] decodes a file with these bytes
+/// (`serve` scores uploads with it); `path` only names the image in errors.
+pub fn decode_bytes(
+    bytes: Vec<u8>,
+    path: &Path,
+    resize: &[Resize],
+    opts: &DecodeOptions,
+) -> Result<RgbImage> {
     let mut rgb = if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
         decode_jpeg(path, bytes, opts)?
     } else {
