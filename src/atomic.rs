@@ -76,9 +76,24 @@ where
     let tmp = temp_for(path)?;
     produce(tmp.path()).map_err(|e| AtomicError::Write {
         file: path.to_path_buf(),
-        source: e.into(),
+        source: readable(e.into()),
     })?;
     finish(tmp, path)
+}
+
+/// libtorch's safetensors writer reports I/O failures through safetensors 0.4, whose errors print
+/// as Rust debug structures (`IoError(Os { code: 28, kind: StorageFull, message: "No space left
+/// on device" })`): keep the operating system's message, which is what a user can act on.
+fn readable(e: Box<dyn std::error::Error + Send + Sync>) -> Box<dyn std::error::Error + Send + Sync> {
+    let text = e.to_string();
+    let Some(start) = text.find("message: \"") else {
+        return e;
+    };
+    let rest = &text[start + "message: \"".len()..];
+    match rest.find('"') {
+        Some(end) => rest[..end].to_string().into(),
+        None => e,
+    }
 }
 
 /// A new temporary file beside `path` (removed when dropped unless renamed).
@@ -124,6 +139,13 @@ fn finish(tmp: NamedTempFile, path: &Path) -> Result<(), AtomicError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn debug_formatted_io_errors_become_the_os_message() {
+        let raw = "safetensor error: IoError(Os { code: 28, kind: StorageFull, message: \"No space left on device\" })";
+        assert_eq!(readable(raw.into()).to_string(), "No space left on device");
+        assert_eq!(readable("plain".into()).to_string(), "plain");
+    }
+
     use super::*;
 
     /// The names in `dir`, sorted.
