@@ -46,7 +46,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "crates", "normiqa-core", "tests", "data", "fr")
-KODAK = os.environ.get("KODAK_DIR", "/work/shared/data/kodak24")
+KODAK = os.environ.get("KODAK_DIR", os.path.join(ROOT, "..", "shared", "data", "kodak24"))
 
 COEF = np.array([0.298936021293775, 0.587043074451121, 0.114020904255103])
 

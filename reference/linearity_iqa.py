@@ -30,8 +30,11 @@ from scipy import stats
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from effnet_lite import EfficientNetLite0, load_lite0  # noqa: E402
 
-DEFAULT_DATA = "/work/shared/data/clive"
-DEFAULT_WEIGHTS = os.environ.get("NORMIQA_EFFICIENTNET_LITE0", "/work/main/.venv/efficientnet-lite0.pth")
+# paths relative to the checkout (data in ../shared/data next to it, weights in its .venv)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_DATA = os.path.join(ROOT, "..", "shared", "data", "clive")
+DEFAULT_WEIGHTS = os.environ.get(
+    "NORMIQA_EFFICIENTNET_LITE0", os.path.join(ROOT, ".venv", "efficientnet-lite0.pth"))
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 HEAD_NAMES = ("l6", "l7", "fused")  # model outputs [regr6, regr7, regression]

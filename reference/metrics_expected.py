@@ -10,6 +10,11 @@ fixed seeds, values stored with repr() round-trip precision).
 "mapped" mirrors LinearityIQA's IQAPerformance (status='train', mapping=True):
 k, b from least squares (scipy.stats.linregress, cross-checked with
 numpy.linalg.lstsq), then every criterion between MOS and k*pred + b.
+
+"logistic4" / "logistic5": pyiqa's fit_curve (pyiqa/metrics/correlation_coefficient.py, VQEG
+4-parameter logistic and DBCNN's 5-parameter one, same starting points), i.e.
+scipy.optimize.curve_fit (Levenberg-Marquardt), then PLCC and RMSE (without pyiqa's +1e-8 under
+the square root) of the fitted curve against MOS; also the parameters and the sum of squares.
 """
 import json
 import os
@@ -19,6 +24,7 @@ import sys
 import numpy as np
 import scipy
 from scipy import stats
+from scipy.optimize import curve_fit
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "crates",
                    "normiqa-core", "tests", "data", "metrics_expected.json")
@@ -31,6 +37,35 @@ def criteria(p, y):
         "krocc": float(stats.kendalltau(p, y)[0]),  # default: tau-b
         "rmse": float(np.sqrt(np.mean((p - y) ** 2))),
     }
+
+
+def logistic_4params(x, beta1, beta2, beta3, beta4):
+    return (beta1 - beta2) / (1 + np.exp(-(x - beta3) / beta4)) + beta2
+
+
+def logistic_5params(x, beta1, beta2, beta3, beta4, beta5):
+    logistic_part = 0.5 - 1.0 / (1 + np.exp(beta2 * (x - beta3)))
+    return beta1 * logistic_part + beta4 * x + beta5
+
+
+def logistic(pred, mos):
+    """pyiqa fit_curve for both curves."""
+    out = {}
+    inits = {
+        "logistic4": (logistic_4params, [np.max(mos), np.min(mos), np.mean(pred), np.std(pred) / 4.0]),
+        "logistic5": (logistic_5params, [10, 0, np.mean(mos), 0.1, 0.1]),
+    }
+    for name, (f, p0) in inits.items():
+        with np.errstate(over="ignore"):
+            betas, _ = curve_fit(f, pred, mos, p0=p0, maxfev=100000)
+            yhat = f(pred, *betas)
+        out[name] = {
+            "params": [float(b) for b in betas],
+            "plcc": float(stats.pearsonr(yhat, mos)[0]),
+            "rmse": float(np.sqrt(np.mean((yhat - mos) ** 2))),
+            "sse": float(np.sum((yhat - mos) ** 2)),
+        }
+    return out
 
 
 def case(name, pred, mos):
@@ -49,6 +84,7 @@ def case(name, pred, mos):
         "k": k,
         "b": b,
         "mapped": criteria(k * pred + b, mos),
+        "logistic": logistic(pred, mos),
     }
 
 
@@ -105,6 +141,12 @@ def main():
                    rng.normal(0.3, 1, 50)),
         ttest_case("small_hand", [1.0, 2.0, 3.0, 4.0], [0.5, 2.5, 2.0, 3.0]),
     ]
+
+    # drawn after the t-tests so that their values stay as before
+    # n = 200, a clearly sigmoid relation (where the logistic mappings matter)
+    x = rng.uniform(0, 1, 200)
+    cases.append(case("n200_sigmoid", x,
+                      20 + 60 / (1 + np.exp(-(x - 0.5) / 0.08)) + rng.normal(0, 3, 200)))
 
     out = {
         "provenance": {

@@ -46,7 +46,8 @@ impl Default for LossKind {
 }
 
 impl LossKind {
-    /// True for losses that normalise the MOS of a batch and so need non-constant MOS.
+    /// True for losses that normalise the MOS of a batch (a batch of equal MOS teaches them
+    /// nothing).
     pub fn normalises_targets(&self) -> bool {
         !matches!(self, LossKind::Mae | LossKind::Mse)
     }
@@ -174,34 +175,22 @@ pub enum LossError {
     UnknownLoss(String),
     #[error("{0}")]
     BadOption(String),
-    #[error("all {n} MOS values in the batch are equal ({value}): the {loss} loss normalises the MOS of a batch and is undefined then")]
-    ConstantTargets {
-        n: i64,
-        value: f64,
-        loss: &'static str,
-    },
     #[error("predictions have {pred} values but the MOS has {mos}")]
     LengthMismatch { pred: i64, mos: i64 },
 }
 
 impl LossConfig {
     /// The loss of one head, eq. (6) (or the chosen alternative), plus γ·monotonicity if enabled.
+    ///
+    /// A batch whose MOS are all equal is no error: as in the reference, the centred MOS are 0
+    /// and the ε added to their norm keeps the normalised MOS at 0, so Norm-in-Norm gives
+    /// ‖Ŝ‖_p^p / c (the trainer counts such batches: `train/constant_mos.rs`).
     pub fn compute(&self, pred: &Tensor, mos: &Tensor) -> Result<Tensor, LossError> {
         let pred = pred.reshape([-1]);
         let mos = mos.reshape([-1]).to_kind(pred.kind());
         let (n, m) = (pred.size()[0], mos.size()[0]);
         if n != m {
             return Err(LossError::LengthMismatch { pred: n, mos: m });
-        }
-        if n > 1 && self.kind.normalises_targets() {
-            let spread = f64::try_from(mos.max() - mos.min()).unwrap_or(f64::NAN);
-            if spread == 0.0 {
-                return Err(LossError::ConstantTargets {
-                    n,
-                    value: f64::try_from(mos.get(0)).unwrap_or(f64::NAN),
-                    loss: self.kind.name(),
-                });
-            }
         }
         let d = self.detach;
         let mut loss = match self.kind {
@@ -233,18 +222,11 @@ fn maybe_detach(t: &Tensor, detach: bool) -> Tensor {
     }
 }
 
-/// ‖x‖_p = (Σ|xᵢ|^p)^(1/p).
+/// ‖x‖_p = (Σ|xᵢ|^p)^(1/p), as the reference's `torch.norm(x, p)`: libtorch's norm, whose
+/// gradient at the zero vector is 0 (`(Σxᵢ²)^½` written out would give 0·∞ = NaN there, e.g.
+/// for equal predictions in a batch).
 pub fn lp_norm(x: &Tensor, p: f64) -> Tensor {
-    if p == 2.0 {
-        x.square().sum(x.kind()).sqrt()
-    } else if p == 1.0 {
-        x.abs().sum(x.kind())
-    } else {
-        x.abs()
-            .pow_tensor_scalar(p)
-            .sum(x.kind())
-            .pow_tensor_scalar(1.0 / p)
-    }
+    x.norm_scalaropt_dtype(p, x.kind())
 }
 
 /// Eqs. (1)–(2): centre and divide by the L^q norm of the centred values (ε added as the

@@ -43,6 +43,8 @@ fn tiny(dir: &Path, n: usize) -> DistillConfig {
         train_ratio: 0.6,
         train_val_ratio: 0.8,
         resize: None,
+        loading: Default::default(),
+        decoding: Default::default(),
     };
     let mut cfg = DistillConfig::new(data, 0.01, 0.001);
     cfg.random_init = true;
@@ -238,7 +240,7 @@ fn two_epoch_experiment_writes_results_tables_and_plots() {
         plots: true,
     };
     let out = tmp.path().join("exp");
-    let res = distill::run_experiment(&exp, &out).unwrap();
+    let res = distill::run_experiment(&exp, &out, false).unwrap().unwrap();
     for f in [
         "config.toml",
         "results.json",

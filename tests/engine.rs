@@ -32,6 +32,8 @@ fn tiny(dir: &Path, n: usize) -> DistillConfig {
         train_ratio: 0.6,
         train_val_ratio: 0.8,
         resize: None,
+        loading: Default::default(),
+        decoding: Default::default(),
     };
     let mut cfg = DistillConfig::new(data, 0.01, 0.001);
     cfg.random_init = true;
@@ -274,8 +276,10 @@ seed = [1]
             plots: false,
         },
         &tmp.path().join("distill"),
+        false,
     )
-    .unwrap();
+    .unwrap()
+    .expect("a fresh folder: the experiment ran");
     // (baseline = λ 0 at teacher 0.05; URKD = both at the student's 0.001; MRKD = teacher 0.05)
     let srcc = |run: &str, member: &str| {
         let row = results.rows.iter().find(|r| r.name == format!("{run}/{member}")).unwrap();
@@ -289,4 +293,58 @@ seed = [1]
     assert!(close(srcc("lr=0.001_seed=1", "student"), want(Variant::Urkd, 1)));
     // The baseline's student does not depend on the teacher (λ = 0).
     assert!(close(srcc("lambda=baseline_seed=1", "student"), want(Variant::Baseline, 1)));
+}
+
+#[test]
+fn pair_folders_of_distill_experiments_follow_the_run_folder_rules() {
+    let _s = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tiny(tmp.path(), 24);
+    let DatasetSpec::Csv { csv, images, .. } = &cfg.data.dataset else {
+        unreachable!()
+    };
+    let file = |lambda: f64| {
+        format!(
+            r#"
+random_init = true
+epochs = 1
+batch_size = 4
+device = "cpu"
+lambda = {lambda}
+[experiment]
+name = "pairs"
+procedure = "distill"
+[data]
+split = "random"
+dataset = {{ kind = "csv", csv = {csv:?}, images = {images:?} }}
+[teacher]
+lr = 0.01
+[student]
+lr = 0.001
+[[sweep]]
+seed = [1]
+"#
+        )
+    };
+    let opts = normiqa::experiment::RunOptions {
+        runs_root: tmp.path().join("runs"),
+        ..Default::default()
+    };
+    let exp = normiqa::experiment::Experiment::parse(&file(0.5), "x").unwrap();
+    let dir = normiqa::experiment::run(&exp, &opts).unwrap();
+    let pair = dir.join(&exp.distill_combos().unwrap()[0].name);
+    assert!(pair.join("pair.json").exists(), "the finished marker is written");
+    let stamp = std::fs::metadata(pair.join("pair.json")).unwrap().modified().unwrap();
+    // Again: the finished pair is skipped (nothing rewritten).
+    normiqa::experiment::run(&exp, &opts).unwrap();
+    assert_eq!(std::fs::metadata(pair.join("pair.json")).unwrap().modified().unwrap(), stamp);
+    // The file edited: the pair folder holds another configuration, refused with the option named.
+    let edited = normiqa::experiment::Experiment::parse(&file(0.25), "x").unwrap();
+    let err = format!("{:#}", normiqa::experiment::run(&edited, &opts).unwrap_err());
+    assert!(err.contains("lambda") && err.contains("--overwrite"), "{err}");
+    // With --overwrite it runs again, with the new λ.
+    let over = normiqa::experiment::RunOptions { overwrite: true, ..opts.clone() };
+    normiqa::experiment::run(&edited, &over).unwrap();
+    let stored = std::fs::read_to_string(pair.join("config.toml")).unwrap();
+    assert!(stored.contains("lambda = 0.25"), "{stored}");
 }

@@ -68,8 +68,11 @@ fn every_shipped_experiment_parses() {
             continue;
         }
         let e = Experiment::load(&p).unwrap_or_else(|err| panic!("{}: {err:#}", p.display()));
-        let combos = e.combos().unwrap();
-        assert!(!combos.is_empty(), "{}", p.display());
+        let n_combos = match e.meta.procedure {
+            normiqa::experiment::spec::ProcedureKind::Distill => e.distill_combos().unwrap().len(),
+            _ => e.combos().unwrap().len(),
+        };
+        assert!(n_combos > 0, "{}", p.display());
         let expect = match e.name.as_str() {
             "fig1-koniq" | "fig4-clive" | "fig4-koniq" => Some(3),
             "fig1-clive" => Some(6),
@@ -79,14 +82,17 @@ fn every_shipped_experiment_parses() {
             "table1-clive" => Some(40),
             "table1-koniq" => Some(16),
             "table2-koniq" => Some(2),
-            "suppl-c-optimizers-koniq" => Some(27),
+            // 3 optimisers x 3 losses x 5 rates (1e-1 .. 1e-5, as Table A1)
+            "suppl-c-optimizers-koniq" => Some(45),
             "suppl-d-nonbn-koniq" => Some(6),
             "suppl-e-ttest-clive" => Some(20),
             "ttest-clive-lite0" => Some(20),
+            // (baseline + URKD + 6 teacher rates) x 5 seeds
+            "mrkd-lr-ablation" => Some(40),
             _ => None,
         };
         if let Some(k) = expect {
-            assert_eq!(combos.len(), k, "{}", e.name);
+            assert_eq!(n_combos, k, "{}", e.name);
         }
         n += 1;
     }
@@ -333,7 +339,20 @@ fn clive_experiments_run_on_a_synthetic_stand_in_with_ttests_and_report() {
     // An edited experiment: finished runs with another configuration are refused.
     e.set("lr", Value::Float(2e-3)).unwrap();
     let err = format!("{:#}", experiment::run(&e, &opts).unwrap_err());
-    assert!(err.contains("--force"), "{err}");
+    assert!(
+        err.contains("--overwrite") && err.contains("lr 0.001 there, 0.002 now"),
+        "{err}"
+    );
+    // --overwrite replaces such a run with the file's configuration.
+    let replace = RunOptions {
+        overwrite: true,
+        only: Some(vec![0]),
+        ..opts.clone()
+    };
+    experiment::run(&e, &replace).unwrap();
+    let first = dir.join(&e.combos().unwrap()[0].name);
+    let info = normiqa::train::RunInfo::load(&first).unwrap();
+    assert_eq!(info.config.lr, 2e-3);
 
     // The report: PNGs that decode, and the markdown tables.
     let files = normiqa::cli::report::report(&dir, &Default::default()).unwrap();
@@ -393,4 +412,62 @@ fn clive_experiments_run_on_a_synthetic_stand_in_with_ttests_and_report() {
         .filter(|l| l.contains("\"event\":\"iter\""))
         .count();
     assert!(bytes.windows(10).filter(|w| w == b"train/bhat").count() == n_iter);
+}
+
+/// The reference's batch size (8) where the paper's figures use it, and Table A1's five rates.
+#[test]
+fn experiment_files_use_the_reference_settings() {
+    for (file, bs) in [("fig6-7-koniq.toml", 8), ("suppl-d-nonbn-koniq.toml", 8)] {
+        let e = Experiment::load(&experiments_dir().join(file)).unwrap();
+        for c in e.combos().unwrap() {
+            assert_eq!(c.config.batch_size, bs, "{file}");
+        }
+    }
+    let e = Experiment::load(&experiments_dir().join("suppl-c-optimizers-koniq.toml")).unwrap();
+    let mut rates: Vec<f64> = e.combos().unwrap().iter().map(|c| c.config.lr).collect();
+    rates.sort_by(f64::total_cmp);
+    rates.dedup();
+    assert_eq!(rates, [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]);
+}
+
+/// Every `normiqa ...` command quoted in the experiment files and their scripts parses with
+/// normiqa's own command line (placeholders such as `<run>` stand for a value); a required
+/// argument left out of a quoted fragment is fine, an unknown flag or value is not.
+#[test]
+fn commands_quoted_in_experiment_files_exist() {
+    use clap::{error::ErrorKind, Parser};
+    let mut files = Vec::new();
+    for dir in [experiments_dir(), experiments_dir().join("mrkd")] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if matches!(p.extension().and_then(|x| x.to_str()), Some("toml" | "sh")) {
+                files.push(p);
+            }
+        }
+    }
+    let mut checked = 0;
+    for p in files {
+        let text = std::fs::read_to_string(&p).unwrap();
+        for quoted in text.split('`').skip(1).step_by(2) {
+            let Some(rest) = quoted.strip_prefix("normiqa ") else {
+                continue;
+            };
+            let args: Vec<String> = rest
+                .split_whitespace()
+                .map(|a| if a.contains('<') { "x".to_string() } else { a.to_string() })
+                .collect();
+            let parsed = normiqa::cli::Cli::try_parse_from(
+                std::iter::once("normiqa".to_string()).chain(args),
+            );
+            if let Err(e) = parsed {
+                assert!(
+                    matches!(e.kind(), ErrorKind::MissingRequiredArgument),
+                    "{}: `normiqa {rest}`: {e}",
+                    p.display()
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "only {checked} quoted commands found");
 }

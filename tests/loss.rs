@@ -155,23 +155,36 @@ fn batch_of_one_gives_zero_with_a_graph() {
 }
 
 #[test]
-fn constant_mos_in_a_batch_is_an_error() {
-    let err = LossConfig::default()
-        .compute(&t(&[1.0, 2.0, 3.0]), &t(&[50.0, 50.0, 50.0]))
-        .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("all 3 MOS values in the batch are equal"),
-        "{err}"
-    );
-    // MSE does not normalise the MOS: fine.
-    let cfg = LossConfig {
-        kind: LossKind::Mse,
-        ..Default::default()
-    };
-    assert!(cfg
-        .compute(&t(&[1.0, 2.0, 3.0]), &t(&[50.0, 50.0, 50.0]))
-        .is_ok());
+fn constant_mos_in_a_batch_gives_the_references_epsilon_value() {
+    // The reference: yt = (y - mean) / (EPS + ‖y - mean‖_q) = 0, so l = ‖Ŝ‖_p^p / c with
+    // Ŝ = (ŷ - mean) / (EPS + ‖ŷ - mean‖_q). Here ŷ - mean = [-1, 0, 1], p = 1, q = 2.
+    let pred = t(&[1.0, 2.0, 3.0]).set_requires_grad(true);
+    let l = LossConfig::default()
+        .compute(&pred, &t(&[50.0, 50.0, 50.0]))
+        .unwrap();
+    let c = loss::norm_in_norm_scale(1.0, 2.0, 3);
+    let expected = 2.0 / (2f64.sqrt() + loss::EPS) / c;
+    assert!((val(&l) - expected).abs() < 1e-12, "{} vs {expected}", val(&l));
+    l.backward();
+    let g = Vec::<f64>::try_from(pred.grad()).unwrap();
+    assert!(g.iter().all(|x| x.is_finite()), "{g:?}");
+    // Equal predictions too: loss 0, gradient 0 (as torch.norm's at the zero vector), not NaN.
+    for mos in [[50.0, 50.0, 50.0], [40.0, 50.0, 60.0]] {
+        let pred = t(&[2.0, 2.0, 2.0]).set_requires_grad(true);
+        let l = LossConfig::default().compute(&pred, &t(&mos)).unwrap();
+        l.backward();
+        let g = Vec::<f64>::try_from(pred.grad()).unwrap();
+        assert!(g.iter().all(|x| x.is_finite()), "MOS {mos:?}: {g:?}");
+    }
+    // Every loss goes on (all normalise with an ε, or do not normalise).
+    for name in ["mae", "mse", "linearity", "min-max-norm", "mean-norm", "scaling"] {
+        let cfg = LossConfig {
+            kind: name.parse().unwrap(),
+            ..Default::default()
+        };
+        let l = cfg.compute(&t(&[1.0, 2.0, 3.0]), &t(&[50.0, 50.0, 50.0])).unwrap();
+        assert!(val(&l).is_finite(), "{name}");
+    }
 }
 
 #[test]

@@ -42,7 +42,12 @@ fn lite0_features_and_imagenet_top5_match_pytorch() {
 
     for img in expected["images"].as_array().unwrap() {
         let name = img["name"].as_str().unwrap();
-        let im = decode_one(&shared_clive().join("images").join(name), &[]).unwrap();
+        let im = decode_one(
+            &shared_clive().join("images").join(name),
+            &[],
+            &Default::default(),
+        )
+        .unwrap();
         let x = normiqa::batch::to_tensor(&[&im], Device::Cpu).unwrap();
         let (f6, f7) = tch::no_grad(|| m.features(&x, false));
         for (level, f) in [("level6", &f6), ("level7", &f7)] {

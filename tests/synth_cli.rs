@@ -123,7 +123,7 @@ fn generate_train_by_reference_test_per_type_and_plot() {
         image_column: "image".into(),
         mos_column: "score".into(),
     };
-    let ds = train::data::load_dataset(&spec).unwrap();
+    let ds = train::data::load_dataset(&spec, &Default::default()).unwrap();
     assert_eq!(ds.len(), 36);
     assert!(ds
         .samples
@@ -240,7 +240,13 @@ fn fr_folders_pair_synth_names() {
             .unwrap()
             .starts_with(&format!("{rs}_")));
     }
-    let p = fr::score_pair(&pairs[0].0, &pairs[0].1, &FrMetric::ALL).unwrap();
+    let p = fr::score_pair(
+        &pairs[0].0,
+        &pairs[0].1,
+        &FrMetric::ALL,
+        &Default::default(),
+    )
+    .unwrap();
     assert!(p.values[0].is_some() && p.values[1].is_some() && p.values[3].is_some());
     assert!(
         p.values[2].is_none() && p.note.as_deref().unwrap().contains("176"),

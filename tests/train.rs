@@ -10,8 +10,9 @@ use normiqa::model::{
     linearity::BACKBONE_PREFIX, weights, BackboneName, LinearityIqa, ModelConfig,
 };
 use normiqa::train::{
-    self, checkpoint, DatasetSpec, FrozenMode, Inputs, SplitProtocol, TrainConfig,
+    self, checkpoint, DatasetSpec, FrozenMode, SplitProtocol, TrainConfig,
 };
+use normiqa::model::trained::Inputs;
 use tch::{nn, Device, Kind, Tensor};
 
 /// libtorch's random generator is global to the process: tests that train (and so draw from it)
@@ -90,14 +91,14 @@ fn frozen_cached_run_writes_a_complete_run_directory() {
     assert_eq!(back, cfg);
 
     // Reload and predict: the same outputs as the test predictions written by the run.
-    let tm = checkpoint::TrainedModel::load(&out, Device::Cpu, None).unwrap();
+    let tm = normiqa::model::trained::TrainedModel::load(&out, Device::Cpu, None).unwrap();
     assert_eq!(tm.info.mapping, info.mapping);
     let preds = std::fs::read_to_string(out.join("predictions_test.csv")).unwrap();
     let first: Vec<&str> = preds.lines().nth(1).unwrap().split(',').collect();
     let img = image::open(cfg_image_dir(&cfg).join(first[0]))
         .unwrap()
         .to_rgb8();
-    let o = train::predict(&tm.model, &Inputs::Images(&[img]), &[0], 1, Device::Cpu).unwrap();
+    let o = normiqa::model::trained::predict(&tm.model, &Inputs::Images(&[img]), &[0], 1, Device::Cpu).unwrap();
     let fused: f64 = first[4].parse().unwrap();
     assert!(
         (o[2][0] - fused).abs() < 1e-4 * (1.0 + fused.abs()),
@@ -163,11 +164,8 @@ fn corrupt_image_error_names_the_file() {
     assert!(err.contains("img005.png"), "{err}");
 }
 
-#[test]
-fn constant_mos_batch_error_names_the_images() {
-    let _serial = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut cfg = tiny_config(tmp.path(), 12);
+/// Rewrites the MOS of the CSV of `cfg` as `mos(row)` (row 0 = first image).
+fn set_mos(cfg: &TrainConfig, mos: impl Fn(usize) -> String) {
     let DatasetSpec::Csv { csv, .. } = &cfg.data.dataset else {
         unreachable!()
     };
@@ -179,20 +177,53 @@ fn constant_mos_batch_error_names_the_images() {
             if i == 0 {
                 format!("{l}\n")
             } else {
-                format!("{},50\n", l.split(',').next().unwrap())
+                format!("{},{}\n", l.split(',').next().unwrap(), mos(i - 1))
             }
         })
         .collect();
     std::fs::write(csv, text).unwrap();
+}
+
+#[test]
+fn a_constant_training_split_is_refused_with_the_dataset_named() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = tiny_config(tmp.path(), 12);
+    set_mos(&cfg, |_| "50".into());
     cfg.ft_lr_ratio = 0.0;
     let err = format!(
         "{:#}",
         train::train(&cfg, &run_dir(tmp.path(), "c")).err().unwrap()
     );
     assert!(
-        err.contains("MOS values in the batch are equal") && err.contains("img0"),
+        err.contains("training images of csv:labels.csv have the same MOS (50)")
+            && err.contains("--loss mse"),
         "{err}"
     );
+}
+
+#[test]
+fn batches_of_equal_mos_are_counted_and_training_goes_on() {
+    // 5-level integer MOS at batch size 2: some batches hold one MOS value.
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = tiny_config(tmp.path(), 24);
+    set_mos(&cfg, |i| format!("{}", 1 + i % 5));
+    cfg.ft_lr_ratio = 0.0;
+    cfg.batch_size = 2;
+    let out = run_dir(tmp.path(), "levels");
+    let info = train::train(&cfg, &out).unwrap().info;
+    assert!(info.constant_mos_batches > 0);
+    let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+    let events: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"event\":\"constant_mos_batch\""))
+        .collect();
+    assert_eq!(events.len(), info.constant_mos_batches);
+    assert!(events[0].contains("\"images\":[\"img0"), "{}", events[0]);
+    let saved = checkpoint::RunInfo::load(&out).unwrap();
+    assert_eq!(saved.constant_mos_batches, info.constant_mos_batches);
+    assert!(info.test.unwrap()[2].srocc.is_finite());
 }
 
 #[test]
@@ -209,9 +240,17 @@ fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
     cfg.loss.kind = normiqa::loss::LossKind::Mse;
     cfg.lr = 1e30;
     cfg.epochs = 3;
+    // Another configuration is refused in the good run's folder (run_folder.rs)...
+    assert!(train::train(&cfg, &out).is_err());
+    assert_eq!(
+        std::fs::read(out.join("weights.safetensors")).unwrap(),
+        good,
+        "checkpoint overwritten"
+    );
+    // ...and stops with a clear error in its own.
     let err = format!(
         "{:#}",
-        train::train(&cfg, &out)
+        train::train(&cfg, &run_dir(tmp.path(), "n2"))
             .err()
             .expect("the loss must blow up")
     );
@@ -219,13 +258,31 @@ fn nan_loss_stops_and_keeps_the_last_good_checkpoint() {
         err.contains("the loss became") || err.contains("finite"),
         "{err}"
     );
-    if err.contains("the loss became") {
-        assert_eq!(
-            std::fs::read(out.join("weights.safetensors")).unwrap(),
-            good,
-            "checkpoint overwritten"
-        );
-    }
+}
+
+#[test]
+fn a_loss_blowing_up_in_the_first_epoch_says_nothing_was_kept() {
+    // Was "The last good checkpoint in ... is kept" although no epoch had finished.
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = tiny_config(tmp.path(), 24);
+    cfg.ft_lr_ratio = 0.0;
+    cfg.loss.kind = normiqa::loss::LossKind::Mse;
+    cfg.lr = 1e30;
+    cfg.epochs = 3;
+    let out = run_dir(tmp.path(), "blowup");
+    let err = format!("{:#}", train::train(&cfg, &out).err().unwrap());
+    assert!(
+        err.contains("the loss became") && err.contains("epoch 1,"),
+        "{err}"
+    );
+    assert!(
+        err.contains("No checkpoint was written") && !err.contains("is kept"),
+        "{err}"
+    );
+    assert!(!out.join("weights.safetensors").exists());
+    // Image names as a plain list, not a debug structure.
+    assert!(err.contains("(images img") && !err.contains("[\""), "{err}");
 }
 
 #[test]
@@ -438,7 +495,8 @@ fn an_interrupted_run_resumes_to_the_same_numbers() {
         assert_eq!(count(&lb, "resume"), 1, "{name}");
         assert!(!cut.join("resume").exists());
     }
-    // A resume state from another configuration is not used: the run starts over.
+    // An interrupted run of another configuration is refused (run_folder.rs); --overwrite
+    // starts over, without its resume state.
     let mut other = base.clone();
     other.epochs = 3;
     let d = run_dir(tmp.path(), "other");
@@ -446,7 +504,8 @@ fn an_interrupted_run_resumes_to_the_same_numbers() {
     assert!(train::train(&other, &d).is_err());
     std::env::remove_var("NORMIQA_STOP_AFTER_EPOCH");
     other.lr = 2e-3;
-    train::train(&other, &d).unwrap();
+    assert!(train::train(&other, &d).is_err());
+    train::train_with(&other, &d, true).unwrap();
     let log = std::fs::read_to_string(d.join("log.jsonl")).unwrap();
     assert!(!log.contains("\"event\":\"resume\""));
 }

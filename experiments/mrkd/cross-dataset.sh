@@ -4,5 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-runs/mrkd/cross-kodak-to-clive}; shift || true
-export NORMIQA_EFFICIENTNET_LITE0=${NORMIQA_EFFICIENTNET_LITE0:-/work/main/.venv/efficientnet-lite0.pth}
 exec ${NORMIQA:-./target/release/normiqa} distill --config experiments/mrkd/cross-dataset.toml --out "$OUT" "$@"

@@ -3,5 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-runs/mrkd/kodak-synth}; shift || true
-export NORMIQA_EFFICIENTNET_LITE0=${NORMIQA_EFFICIENTNET_LITE0:-/work/main/.venv/efficientnet-lite0.pth}
 exec ${NORMIQA:-./target/release/normiqa} distill --config experiments/mrkd/kodak-synth.toml --out "$OUT" "$@"

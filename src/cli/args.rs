@@ -4,13 +4,17 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
-use normiqa_core::metrics::Metrics;
+use normiqa_core::data::decode::{resize_limit_msg, DecodeOptions};
+use normiqa_core::data::LoadOptions;
+use normiqa_core::metrics::{fit_logistic, Logistic, Metrics};
 
 use crate::train::{DataConfig, DatasetSpec, SplitProtocol};
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DatasetKind {
+    #[value(alias = "CLIVE")]
     Clive,
+    #[value(alias = "KonIQ-10k")]
     Koniq,
     Kadid,
     Tid2013,
@@ -51,15 +55,68 @@ pub struct DataArgs {
     #[arg(long, value_enum, default_value = "default")]
     pub split: SplitArg,
     /// Split id (the reference's --exp_id).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, alias = "exp_id", default_value_t = 0)]
     pub exp_id: usize,
-    #[arg(long, default_value_t = crate::train::config::defaults::TRAIN_RATIO)]
+    #[arg(long, alias = "train_ratio", default_value_t = crate::train::config::defaults::TRAIN_RATIO)]
     pub train_ratio: f64,
-    #[arg(long, default_value_t = crate::train::config::defaults::TRAIN_VAL_RATIO)]
+    #[arg(long, alias = "train_and_val_ratio", default_value_t = crate::train::config::defaults::TRAIN_VAL_RATIO)]
     pub train_val_ratio: f64,
-    /// Resize every image to H W after decoding (the reference's --resize, e.g. 498 664).
-    #[arg(long, num_args = 2, value_names = ["H", "W"])]
+    /// Resize every image to H W after decoding; `--resize` alone is the reference's --resize
+    /// (its default 498 664).
+    #[arg(long, num_args = 0..=2, default_missing_values = ["498", "664"], value_names = ["H", "W"])]
     pub resize: Option<Vec<u32>>,
+    /// Accept image paths in the labels file that leave the image folder (`../x.jpg`,
+    /// absolute paths); refused by default.
+    #[arg(long)]
+    pub allow_outside_root: bool,
+    /// Keep the first of the rows that list the same image and drop the others (each is
+    /// logged); by default such a labels file is refused.
+    #[arg(long)]
+    pub drop_duplicates: bool,
+    #[command(flatten)]
+    pub decoding: ImageArgs,
+}
+
+/// How images are decoded: shared by every command that decodes images.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ImageArgs {
+    /// Score truncated or corrupt JPEGs (the missing part comes out grey) instead of refusing
+    /// them, like PIL's LOAD_TRUNCATED_IMAGES.
+    #[arg(long)]
+    pub allow_truncated: bool,
+    /// Refuse images (declared size, or a --resize target) of more than N pixels; default
+    /// 89478485, PIL's MAX_IMAGE_PIXELS; 0 = no limit.
+    #[arg(long, value_name = "N")]
+    pub max_image_pixels: Option<u64>,
+}
+
+impl ImageArgs {
+    /// `base` with the options given on the command line.
+    pub fn apply(&self, base: DecodeOptions) -> DecodeOptions {
+        DecodeOptions {
+            allow_truncated: base.allow_truncated || self.allow_truncated,
+            max_image_pixels: self.max_image_pixels.unwrap_or(base.max_image_pixels),
+        }
+    }
+
+    /// The decoding options of the command line (defaults where not given).
+    pub fn options(&self) -> DecodeOptions {
+        self.apply(DecodeOptions::default())
+    }
+}
+
+impl DatasetKind {
+    /// The option value, as typed (`clive`, `csv`, ...).
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// `1 2 3`: numbers as a user types them.
+pub fn numbers<T: std::fmt::Display>(v: &[T]) -> String {
+    v.iter().map(T::to_string).collect::<Vec<_>>().join(" ")
 }
 
 /// The default CLIVE location: `../shared/data/clive` next to the repository.
@@ -74,12 +131,52 @@ impl DataArgs {
         self.dataset.is_some()
     }
 
+    /// A run's own dataset with the --root, --labels and --images given (the data moved, or
+    /// the run folder is used on another machine); an option that dataset has no use for is an
+    /// error naming it.
+    pub fn override_paths(&self, spec: &DatasetSpec) -> Result<DatasetSpec> {
+        let mut spec = spec.clone();
+        let (name, takes): (&str, &[&str]) = match &mut spec {
+            DatasetSpec::Clive { root } => (set(root, &self.root, "CLIVE"), &["root"]),
+            DatasetSpec::Kadid { root } => (set(root, &self.root, "KADID-10k"), &["root"]),
+            DatasetSpec::Tid2013 { root } => (set(root, &self.root, "TID2013"), &["root"]),
+            DatasetSpec::Koniq { labels, images } => {
+                set(images, &self.images, "");
+                (
+                    set(labels, &self.labels, "KonIQ-10k"),
+                    &["labels", "images"],
+                )
+            }
+            DatasetSpec::Csv { csv, images, .. } => {
+                set(images, &self.images, "");
+                (
+                    set(csv, &self.labels, "a CSV dataset"),
+                    &["labels", "images"],
+                )
+            }
+        };
+        for (option, given) in [
+            ("root", &self.root),
+            ("labels", &self.labels),
+            ("images", &self.images),
+        ] {
+            if given.is_some() && !takes.contains(&option) {
+                let takes: Vec<String> = takes.iter().map(|t| format!("--{t}")).collect();
+                bail!(
+                    "--{option}: the run was trained on {name}, whose location is given by {} (or give --dataset to test on another dataset)",
+                    takes.join(" and ")
+                );
+            }
+        }
+        Ok(spec)
+    }
+
     pub fn to_config(&self) -> Result<DataConfig> {
         let kind = self.dataset.unwrap_or(DatasetKind::Clive);
         let need = |o: &Option<PathBuf>, name: &str| -> Result<PathBuf> {
             match o {
                 Some(p) => Ok(p.clone()),
-                None => bail!("--dataset {kind:?} needs --{name}"),
+                None => bail!("--dataset {} needs --{name}", kind.name()),
             }
         };
         let dataset = match kind {
@@ -106,9 +203,14 @@ impl DataArgs {
         let resize = match &self.resize {
             None => None,
             Some(v) if v.len() == 2 && v[0] > 0 && v[1] > 0 => Some([v[0], v[1]]),
-            Some(v) => bail!("--resize {v:?}: expected two positive numbers H W"),
+            Some(v) => bail!(
+                "--resize {}: expected two positive numbers H W (or --resize alone for 498 664)",
+                numbers(v)
+            ),
         };
-        Ok(DataConfig {
+        let decoding = self.decoding.options();
+        check_resize(resize, &decoding)?;
+        let mut cfg = DataConfig {
             dataset,
             split: match self.split {
                 SplitArg::Default => SplitProtocol::Default,
@@ -120,8 +222,39 @@ impl DataArgs {
             train_ratio: self.train_ratio,
             train_val_ratio: self.train_val_ratio,
             resize,
-        })
+            loading: LoadOptions::default(),
+            decoding,
+        };
+        self.apply_input_flags(&mut cfg);
+        Ok(cfg)
     }
+
+    /// Turns on in `cfg` the label checks opted out of and the decoding options given on the
+    /// command line (for a configuration read from a file or a run folder).
+    pub fn apply_input_flags(&self, cfg: &mut DataConfig) {
+        cfg.loading.allow_outside_root |= self.allow_outside_root;
+        cfg.loading.drop_duplicates |= self.drop_duplicates;
+        cfg.decoding = self.decoding.apply(cfg.decoding);
+    }
+}
+
+/// Refuses a `--resize` target over the pixel limit before any image is read.
+pub fn check_resize(resize: Option<[u32; 2]>, opts: &DecodeOptions) -> Result<()> {
+    match resize {
+        Some([h, w]) if !opts.allows(w, h) => bail!(
+            "--resize {h} {w}: {}",
+            resize_limit_msg(h, w, opts.max_image_pixels)
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Replaces `path` by the option's value when given; returns `name` (for the caller's message).
+fn set<'a>(path: &mut PathBuf, given: &Option<PathBuf>, name: &'a str) -> &'a str {
+    if let Some(p) = given {
+        *path = p.clone();
+    }
+    name
 }
 
 /// Prints a table of metrics per head (`names`: the model's head names).
@@ -151,4 +284,54 @@ pub fn head_metrics_json(names: &[String], m: &[Metrics]) -> serde_json::Value {
 /// The device option shared by the commands that run a model.
 pub fn parse_device(s: &str) -> Result<tch::Device> {
     Ok(crate::model::parse_device(s)?)
+}
+
+/// PLCC and RMSE after each VQEG logistic mapping, fitted on `(pred, mos)` themselves (as papers
+/// and pyiqa report them); a curve that cannot be fitted (too few points, constant predictions)
+/// gives the reason instead.
+pub fn logistic_json(pred: &[f64], mos: &[f64]) -> serde_json::Value {
+    let mut o = serde_json::Map::new();
+    for curve in Logistic::ALL {
+        let v = match fit_logistic(curve, pred, mos) {
+            Ok(f) => serde_json::json!({"plcc": f.plcc, "rmse": f.rmse, "params": f.params}),
+            Err(e) => serde_json::json!({"error": e.to_string()}),
+        };
+        o.insert(curve.name().into(), v);
+    }
+    serde_json::Value::Object(o)
+}
+
+/// Prints one line per logistic mapping (see [`logistic_json`]).
+pub fn print_logistic(what: &str, pred: &[f64], mos: &[f64]) {
+    for curve in Logistic::ALL {
+        match fit_logistic(curve, pred, mos) {
+            Ok(f) => println!(
+                "  {what}, {} mapping fitted on these images: PLCC {:.4}  RMSE {:.4}",
+                curve.name(),
+                f.plcc,
+                f.rmse
+            ),
+            Err(e) => println!("  {what}, {}: not available ({e})", curve.name()),
+        }
+    }
+}
+
+/// The identities of a dataset's input files: its images and its labels file (for datasets given
+/// by a root folder: every file in it, two levels deep), for refusing outputs over them.
+pub fn dataset_input_ids(
+    spec: &crate::train::DatasetSpec,
+    dataset: &crate::data::Dataset,
+) -> std::collections::HashSet<crate::inputs::FileId> {
+    use crate::train::DatasetSpec;
+    let mut files: Vec<PathBuf> = dataset.samples.iter().map(|s| s.path.clone()).collect();
+    match spec {
+        DatasetSpec::Csv { csv: labels, .. } | DatasetSpec::Koniq { labels, .. } => {
+            files.push(labels.clone())
+        }
+        DatasetSpec::Clive { root } | DatasetSpec::Kadid { root } | DatasetSpec::Tid2013 { root } => {
+            let walk = walkdir::WalkDir::new(root).max_depth(2).into_iter();
+            files.extend(walk.filter_map(|e| e.ok()).map(|e| e.into_path()))
+        }
+    }
+    files.iter().filter_map(|f| crate::inputs::FileId::of(f).ok()).collect()
 }

@@ -22,10 +22,13 @@ pub struct DecodeArgs {
 
 pub fn run(args: DecodeArgs) -> Result<()> {
     let cfg = args.data.to_config()?;
-    let dataset = train::data::load_dataset(&cfg.dataset)?;
+    let dataset = train::data::load_dataset(&cfg.dataset, &cfg.loading)?;
+    let inputs = super::args::dataset_input_ids(&cfg.dataset, &dataset);
+    for f in ["pixels.u8", "pixels.json"] {
+        crate::output::refuse_file_over_ids("--out", &args.out.join(f), "dataset file", &inputs)?;
+    }
     let all = normiqa_core::data::split::Split::all_test(dataset.len());
-    let (images, secs) =
-        train::data::decode_used(&dataset, &all, &train::data::resize_rules(&cfg))?;
+    let (images, secs) = train::data::decode_used(&dataset, &all, &cfg)?;
     let (w, h) = images[0].dimensions();
     if let Some((i, im)) = images
         .iter()

@@ -25,6 +25,10 @@ pub struct DemoArgs {
     /// Skip the synthetic-distortion part.
     #[arg(long)]
     pub no_synth: bool,
+    /// Replace earlier demo runs in --out made with other options (without it they are
+    /// refused; runs with the same options are reused).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 /// The bundled sample (`assets/clive-sample`), found from the working directory or the binary.
@@ -70,7 +74,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
         cfg.device = args.device.clone();
         let dir = args.out.join(kind.name());
         println!("== training with {label} -> {}", dir.display());
-        let outcome = train::train(&cfg, &dir)?;
+        let outcome = train::train_with(&cfg, &dir, args.overwrite)?;
         results.push((label, outcome.info.clone(), val_plcc_per_epoch(&dir)?));
     }
     println!("\nvalidation PLCC of the fused head per epoch:");
@@ -100,12 +104,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
         Some(model) => {
             let device = super::args::parse_device(&args.device)?;
             let tm = crate::model::trained::TrainedModel::load(&model, device, None)?;
-            let ds = normiqa_core::data::clive::load(&sample)?;
+            let ds = normiqa_core::data::clive::load(&sample, &Default::default())?;
             let mut picks: Vec<usize> = (0..ds.len()).collect();
             picks.sort_by(|&a, &b| ds.samples[a].mos.partial_cmp(&ds.samples[b].mos).unwrap());
             let chosen = [picks[0], picks[picks.len() / 2], picks[picks.len() - 1]];
             let paths: Vec<PathBuf> = chosen.iter().map(|&i| ds.samples[i].path.clone()).collect();
-            let images = normiqa_core::data::decode::decode_all(&paths, &[])?;
+            let images = normiqa_core::data::decode::decode_all(&paths, &[], &Default::default())?;
             let mapped = tm.score(&images, 1)?.mapped;
             println!(
                 "\nthe shipped model ({}) scores three sample images:",
@@ -166,7 +170,7 @@ fn synthetic(args: &DemoArgs) -> Result<()> {
     cfg.device = args.device.clone();
     let dir = args.out.join("synth-run");
     println!("training Norm-in-Norm on 4 references, testing on the 2 others (no image content shared) -> {}", dir.display());
-    train::train(&cfg, &dir)?;
+    train::train_with(&cfg, &dir, args.overwrite)?;
     let png = dir.join("per_type.png");
     super::run(<super::Cli as clap::Parser>::try_parse_from([
         "normiqa",

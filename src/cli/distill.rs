@@ -77,8 +77,9 @@ pub struct DistillArgs {
     /// Optimiser (adadelta: torch defaults rho 0.9, eps 1e-6).
     #[arg(long, value_enum, default_value = "sgd")]
     pub optimizer: OptimizerName,
-    #[arg(long, default_value_t = defaults::MOMENTUM)]
-    pub momentum: f64,
+    /// SGD momentum (default 0.9); refused with the other optimisers, which have none.
+    #[arg(long)]
+    pub momentum: Option<f64>,
     #[arg(long = "weight-decay", default_value_t = 0.0)]
     pub weight_decay: f64,
     /// Backbone rate = lr · ratio; 0 (default) freezes the backbones and uses cached features.
@@ -113,6 +114,11 @@ pub struct DistillArgs {
     /// Output directory (default runs/distill-<dataset>-t<lr>-s<lr>).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Replace the experiment that --out holds (its normiqa files are deleted first). Without
+    /// it, a folder holding another experiment is refused and a finished one of this
+    /// configuration is left as it is.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 impl DistillArgs {
@@ -165,7 +171,7 @@ impl DistillArgs {
             } else {
                 Direction::Mutual
             };
-            run.optimizer = self.optimizer.kind(self.momentum);
+            run.optimizer = self.optimizer.kind(self.momentum)?;
             run.weight_decay = self.weight_decay;
             run.eta_min = self.eta_min;
             run.t_max = self.t_max;
@@ -203,6 +209,10 @@ impl DistillArgs {
         if let Some(d) = &self.device {
             exp.run.device = d.clone();
         }
+        self.data.apply_input_flags(&mut exp.run.data);
+        if let Some(cross) = exp.run.cross.as_mut() {
+            self.data.apply_input_flags(cross);
+        }
         Ok(exp)
     }
 }
@@ -223,7 +233,14 @@ pub fn run(args: DistillArgs) -> Result<()> {
             exp.run.teacher.lr, exp.run.student.lr
         ))
     });
-    let res = crate::distill::run_experiment(&exp, &out)?;
+    let Some(res) = crate::distill::run_experiment(&exp, &out, args.overwrite)? else {
+        println!(
+            "{} already holds this finished experiment: nothing to do (results in {}; --overwrite runs it again)",
+            out.display(),
+            out.join("results.md").display()
+        );
+        return Ok(());
+    };
     println!("run directory: {}", out.display());
     println!(
         "{:<8} {:<22} {:>8}  {:<16} {:<16}",

@@ -13,9 +13,10 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::Args;
-use normiqa_core::fr::FrMetric;
+use normiqa_core::data::decode::{decode_one, DecodeOptions};
+use normiqa_core::fr::{FrMetric, SsimMode, SsimOptions};
 use rayon::prelude::*;
 
 #[derive(Args, Debug)]
@@ -29,9 +30,15 @@ pub struct FrArgs {
     /// `all` or a comma list of psnr, ssim, ms-ssim, gmsd.
     #[arg(long, default_value = "all")]
     pub metric: String,
+    /// Which SSIM: `pyiqa` (default; what IQA papers report: YIQ luma, no downsampling) or
+    /// `matlab` (the authors' ssim.m: rgb2gray, automatic downsampling by round(min(H,W)/256)).
+    #[arg(long, default_value = "pyiqa")]
+    pub ssim_mode: SsimMode,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub images: super::args::ImageArgs,
 }
 
 /// Parses `--metric`.
@@ -62,14 +69,27 @@ pub struct FrPair {
     pub note: Option<String>,
 }
 
-/// Scores one pair of files.
-pub fn score_pair(reference: &Path, distorted: &Path, metrics: &[FrMetric]) -> Result<FrPair> {
-    let a = image::open(reference)
-        .with_context(|| format!("reading {}", reference.display()))?
-        .to_rgb8();
-    let b = image::open(distorted)
-        .with_context(|| format!("reading {}", distorted.display()))?
-        .to_rgb8();
+/// Scores one pair of files (SSIM as [`SsimOptions::default`]; decoded as `decode_one` does, so
+/// truncated files and images over the pixel limit are refused unless `opts` allows them).
+pub fn score_pair(
+    reference: &Path,
+    distorted: &Path,
+    metrics: &[FrMetric],
+    opts: &DecodeOptions,
+) -> Result<FrPair> {
+    score_pair_with(reference, distorted, metrics, opts, &SsimOptions::default())
+}
+
+/// [`score_pair`] with the SSIM variant given.
+pub fn score_pair_with(
+    reference: &Path,
+    distorted: &Path,
+    metrics: &[FrMetric],
+    opts: &DecodeOptions,
+    ssim: &SsimOptions,
+) -> Result<FrPair> {
+    let a = decode_one(reference, &[], opts)?;
+    let b = decode_one(distorted, &[], opts)?;
     if a.dimensions() != b.dimensions() {
         bail!(
             "{} is {}x{} but its reference {} is {}x{}",
@@ -84,7 +104,7 @@ pub fn score_pair(reference: &Path, distorted: &Path, metrics: &[FrMetric]) -> R
     let mut note = None;
     let values = metrics
         .iter()
-        .map(|m| match m.compute(&a, &b) {
+        .map(|m| match m.compute_with(&a, &b, ssim) {
             Ok(v) => Some(v),
             Err(e) => {
                 note.get_or_insert_with(|| e.to_string());
@@ -140,6 +160,7 @@ pub fn pair_folders(ref_dir: &Path, dist_dir: &Path) -> Result<(Pairs, Vec<PathB
 
 pub fn run(args: FrArgs) -> Result<()> {
     let metrics = parse_metrics(&args.metric)?;
+    let decoding = args.images.options();
     let (pairs, unpaired) = match (args.reference.is_dir(), args.dist.is_dir()) {
         (false, false) => (vec![(args.reference.clone(), args.dist.clone())], vec![]),
         (true, true) => pair_folders(&args.reference, &args.dist)?,
@@ -153,7 +174,7 @@ pub fn run(args: FrArgs) -> Result<()> {
     }
     let scored: Vec<FrPair> = pairs
         .par_iter()
-        .map(|(r, d)| score_pair(r, d, &metrics))
+        .map(|(r, d)| score_pair_with(r, d, &metrics, &decoding, &args.ssim_mode.options()))
         .collect::<Result<_>>()?;
     let means: Vec<Option<f64>> = (0..metrics.len())
         .map(|k| {
@@ -178,7 +199,7 @@ pub fn run(args: FrArgs) -> Result<()> {
         let out = if scored.len() == 1 && unpaired.is_empty() && !args.dist.is_dir() {
             pairs_json.into_iter().next().unwrap()
         } else {
-            serde_json::json!({"pairs": pairs_json, "mean": obj(&means), "unpaired": unpaired})
+            serde_json::json!({"pairs": pairs_json, "mean": obj(&means), "unpaired": unpaired, "ssim_mode": args.ssim_mode.name()})
         };
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -220,7 +241,8 @@ pub fn run(args: FrArgs) -> Result<()> {
         );
     }
     println!(
-        "(psnr: dB, higher is better; ssim, ms-ssim: higher is better; gmsd: lower is better)"
+        "(psnr: dB, higher is better; ssim ({}), ms-ssim: higher is better; gmsd: lower is better)",
+        args.ssim_mode.name()
     );
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! `normiqa metrics`: SROCC, PLCC, KROCC and RMSE of any CSV of predictions and MOS, so a
-//! researcher can score any model's outputs the way normiqa scores its own.
+//! researcher can score any model's outputs the way normiqa scores its own; also PLCC and RMSE
+//! after the VQEG 4- and 5-parameter logistic mappings fitted on the file (as pyiqa reports them).
 
 use std::path::{Path, PathBuf};
 
@@ -9,11 +10,13 @@ use normiqa_core::metrics::{LinearMap, Metrics};
 
 #[derive(Args, Debug)]
 pub struct MetricsArgs {
-    /// CSV with a prediction column and a MOS column.
+    /// Predictions with MOS: a CSV with a header, or a JSON array of objects (`normiqa predict
+    /// --format json` with a `mos` added to each row).
     pub csv: PathBuf,
-    /// Prediction column.
-    #[arg(long, default_value = "predicted_mos")]
-    pub pred_column: String,
+    /// Prediction column. Default: `predicted_mos` (written by `test` and `train`), else `score`
+    /// (written by `predict`).
+    #[arg(long)]
+    pub pred_column: Option<String>,
     /// MOS column.
     #[arg(long, default_value = "mos")]
     pub mos_column: String,
@@ -31,40 +34,127 @@ pub struct MetricsArgs {
     pub json: bool,
 }
 
-/// Reads two numeric columns; errors name the file, row and column.
-pub fn read_columns(path: &Path, pred_col: &str, mos_col: &str) -> Result<(Vec<f64>, Vec<f64>)> {
-    let mut r =
-        csv::Reader::from_path(path).with_context(|| format!("opening {}", path.display()))?;
-    let headers = r
-        .headers()
-        .with_context(|| format!("reading the header of {}", path.display()))?
-        .clone();
-    let find = |name: &str| {
-        headers
+/// Prediction columns tried, in order, when --pred-column is not given.
+const PRED_COLUMNS: [&str; 2] = ["predicted_mos", "score"];
+
+/// A file of predictions as named columns of text cells.
+struct Table {
+    columns: Vec<String>,
+    rows: Vec<Vec<String>>,
+    /// JSON items are numbered from 1 ("item 3"); CSV rows count the header ("row 4").
+    json: bool,
+}
+
+impl Table {
+    fn read(path: &Path) -> Result<Table> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        if text.trim_start().starts_with('[') {
+            Self::from_json(&text).with_context(|| format!("reading {} as JSON", path.display()))
+        } else {
+            Self::from_csv(&text).with_context(|| format!("reading {} as CSV", path.display()))
+        }
+    }
+
+    fn from_csv(text: &str) -> Result<Table> {
+        let mut r = csv::Reader::from_reader(text.as_bytes());
+        let columns = r.headers()?.iter().map(|h| h.trim().to_string()).collect();
+        let mut rows = Vec::new();
+        for (i, rec) in r.records().enumerate() {
+            let rec = rec.with_context(|| format!("row {}", i + 2))?;
+            rows.push(rec.iter().map(str::to_string).collect());
+        }
+        Ok(Table {
+            columns,
+            rows,
+            json: false,
+        })
+    }
+
+    fn from_json(text: &str) -> Result<Table> {
+        let items: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_str(text)
+            .context("expected an array of objects, as `normiqa predict --format json` writes")?;
+        let mut columns: Vec<String> = Vec::new();
+        for k in items.iter().flat_map(|o| o.keys()) {
+            if !columns.contains(k) {
+                columns.push(k.clone());
+            }
+        }
+        let cell = |v: Option<&serde_json::Value>| match v {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Null) | None => String::new(),
+            Some(v) => v.to_string(),
+        };
+        let rows = items
             .iter()
-            .position(|h| h.trim() == name)
+            .map(|o| columns.iter().map(|c| cell(o.get(c))).collect())
+            .collect();
+        Ok(Table {
+            columns,
+            rows,
+            json: true,
+        })
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|h| h == name)
+    }
+
+    fn place(&self, i: usize) -> String {
+        if self.json {
+            format!("item {}", i + 1)
+        } else {
+            format!("row {}", i + 2)
+        }
+    }
+}
+
+/// Reads the prediction and MOS columns; errors name the file, row and column and say what is
+/// missing.
+pub fn read_columns(
+    path: &Path,
+    pred_col: Option<&str>,
+    mos_col: &str,
+) -> Result<(Vec<f64>, Vec<f64>)> {
+    let t = Table::read(path)?;
+    let columns = t.columns.join(", ");
+    let pred_col = match pred_col {
+        Some(c) => c,
+        None => PRED_COLUMNS
+            .into_iter()
+            .find(|c| t.position(c).is_some())
             .with_context(|| {
                 format!(
-                    "{}: no column '{name}' (columns: {})",
-                    path.display(),
-                    headers.iter().collect::<Vec<_>>().join(", ")
+                    "{}: no prediction column 'predicted_mos' or 'score' (columns: {columns}); name it with --pred-column",
+                    path.display()
                 )
-            })
+            })?,
     };
-    let (ip, im) = (find(pred_col)?, find(mos_col)?);
+    let ip = t.position(pred_col).with_context(|| {
+        format!(
+            "{}: no column '{pred_col}' (columns: {columns})",
+            path.display()
+        )
+    })?;
+    let im = t.position(mos_col).with_context(|| {
+        format!(
+            "{}: no MOS column '{mos_col}' (columns: {columns}). Metrics compare predictions with subjective scores: add each image's MOS as a column '{mos_col}' (or name the column with --mos-column){}",
+            path.display(),
+            if pred_col == "score" { "; `normiqa predict` writes scores only" } else { "" }
+        )
+    })?;
     let (mut pred, mut mos) = (Vec::new(), Vec::new());
-    for (row, rec) in r.records().enumerate() {
-        let rec = rec.with_context(|| format!("{}: row {}", path.display(), row + 2))?;
-        let get = |i: usize, col: &str| -> Result<f64> {
-            let s = rec.get(i).unwrap_or("").trim();
+    for (i, row) in t.rows.iter().enumerate() {
+        let get = |c: usize, col: &str| -> Result<f64> {
+            let s = row.get(c).map_or("", |s| s.trim());
             s.parse::<f64>()
                 .ok()
                 .filter(|v| v.is_finite())
                 .with_context(|| {
                     format!(
-                        "{}: row {}, column '{col}': '{s}' is not a finite number",
+                        "{}: {}, column '{col}': '{s}' is not a finite number",
                         path.display(),
-                        row + 2
+                        t.place(i)
                     )
                 })
         };
@@ -82,11 +172,12 @@ pub fn read_columns(path: &Path, pred_col: &str, mos_col: &str) -> Result<(Vec<f
 }
 
 pub fn run(args: MetricsArgs) -> Result<()> {
-    let (pred, mos) = read_columns(&args.csv, &args.pred_column, &args.mos_column)?;
+    let pred_column = args.pred_column.as_deref();
+    let (pred, mos) = read_columns(&args.csv, pred_column, &args.mos_column)?;
     let mapping = if let Some(m) = &args.mapping {
         Some(LinearMap { k: m[0], b: m[1] })
     } else if let Some(f) = &args.fit_on {
-        let (p, y) = read_columns(f, &args.pred_column, &args.mos_column)?;
+        let (p, y) = read_columns(f, pred_column, &args.mos_column)?;
         Some(
             LinearMap::fit(&p, &y)
                 .with_context(|| format!("fitting the mapping on {}", f.display()))?,
@@ -98,11 +189,13 @@ pub fn run(args: MetricsArgs) -> Result<()> {
     };
     let m = Metrics::compute_mapped(&pred, &mos, mapping.as_ref())
         .with_context(|| format!("computing metrics of {}", args.csv.display()))?;
+    let linear = mapping.map_or_else(|| pred.clone(), |mp| mp.apply(&pred));
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(
-                &serde_json::json!({"csv": args.csv, "metrics": m, "mapping": mapping})
+                &serde_json::json!({"csv": args.csv, "metrics": m, "mapping": mapping,
+                    "logistic": super::args::logistic_json(&linear, &mos)})
             )?
         );
     } else {
@@ -122,6 +215,7 @@ pub fn run(args: MetricsArgs) -> Result<()> {
                 ""
             }
         );
+        super::args::print_logistic("predictions", &linear, &mos);
     }
     Ok(())
 }

@@ -5,10 +5,12 @@ pub mod decode;
 pub mod demo;
 pub mod distill;
 pub mod fr;
+pub mod import_checkpoint;
 pub mod metrics;
 pub mod predict;
 pub mod report;
 pub mod run;
+pub mod serve;
 pub mod synth;
 pub mod test;
 pub mod train;
@@ -33,6 +35,7 @@ pub enum Command {
     /// Evaluate a trained model on a dataset or split.
     Test(test::TestArgs),
     /// Score images (files or folders) with a trained model.
+    #[command(after_help = predict::SCORE_HELP)]
     Predict(predict::PredictArgs),
     /// SROCC, PLCC, KROCC, RMSE of any CSV of predictions and MOS.
     Metrics(metrics::MetricsArgs),
@@ -50,6 +53,29 @@ pub enum Command {
     Run(run::RunArgs),
     /// Figures (PNG) and tables (markdown) of a run or experiment directory.
     Report(report::ReportArgs),
+    /// HTTP scoring service: POST /score, a web page to drop photos on, micro-batching.
+    Serve(serve::ServeArgs),
+    /// Turn a checkpoint of other code (the authors' LinearityIQA) into a normiqa run folder.
+    ImportCheckpoint(import_checkpoint::ImportArgs),
+}
+
+/// Whether log lines on stderr get ANSI colours: only on a terminal, and never when `NO_COLOR`
+/// is set to a non-empty value (<https://no-color.org>).
+pub fn use_color(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.map_or(true, |v| v.is_empty())
+}
+
+/// Whether an error comes from writing to a closed pipe (the reader exited, as `head` does).
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        let io = c.downcast_ref::<std::io::Error>().or_else(|| {
+            c.downcast_ref::<csv::Error>().and_then(|e| match e.kind() {
+                csv::ErrorKind::Io(io) => Some(io),
+                _ => None,
+            })
+        });
+        io.is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
@@ -65,5 +91,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fr(a) => fr::run(a),
         Command::Run(a) => run::run(a),
         Command::Report(a) => report::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::ImportCheckpoint(a) => import_checkpoint::run(a),
     }
 }

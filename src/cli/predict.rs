@@ -1,8 +1,11 @@
 //! `normiqa predict`: the mapped quality score (fused head, k·ŷ+b on the MOS scale of the training
 //! data) of every image given, or found in the folders given. Images are decoded in parallel in
 //! chunks and run in batches of same-size images; an unreadable image is reported and skipped, the
-//! others are still scored (the exit status is then non-zero).
+//! others are still scored (the exit status is then non-zero). Which images: [`crate::inputs`]
+//! (folders, globs, `--files-from`, `--shard`); how the output is written and resumed:
+//! [`crate::output::resumable`].
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -11,20 +14,42 @@ use clap::{Args, ValueEnum};
 use rayon::prelude::*;
 
 use super::args::parse_device;
+use crate::inputs::shard::{Shard, ShardSpec};
+use crate::inputs::FileId;
+use crate::output::resumable::{Layout, ScoresFile};
+use crate::output::{refuse_file_over_ids, refuse_file_over_inputs};
 use crate::model::trained::TrainedModel;
 use normiqa_core::data::decode::{decode_one, Resize};
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Csv,
+    /// One JSON array.
     Json,
+    /// One JSON object per line (streams; resumable).
+    Jsonl,
 }
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
-    /// Image files and/or folders (searched recursively for jpg, jpeg, png, bmp, webp, tif, tiff).
-    #[arg(required = true)]
+    /// Image files, folders (searched recursively for jpg, jpeg, png, bmp, webp, tif, tiff;
+    /// links followed, loops skipped) and quoted glob patterns ('photos/**/*.jpg'). A file
+    /// reached twice (links, repeated paths) is scored once.
+    #[arg(required_unless_present = "files_from")]
     pub inputs: Vec<PathBuf>,
+    /// Also score the files or folders listed in FILE, one path per line ('-': standard input).
+    #[arg(long, value_name = "FILE|-")]
+    pub files_from: Option<PathBuf>,
+    /// Score only part I of N (0 <= I < N) of the images: a file's part is a hash of its name
+    /// as printed, so N processes given the same inputs score every image exactly once. 'auto'
+    /// reads JOB_COMPLETION_INDEX with NORMIQA_SHARDS (Kubernetes Indexed Job) or
+    /// SLURM_ARRAY_TASK_ID/_MIN/_STEP/_COUNT (Slurm job array).
+    #[arg(long, value_name = "I/N|auto")]
+    pub shard: Option<ShardSpec>,
+    /// Continue an interrupted or finished output (-o, csv or jsonl): keep its rows, score only
+    /// the images it does not have yet, and append them.
+    #[arg(long, requires = "output")]
+    pub resume: bool,
     /// Run directory of a trained model. Default: the model shipped with normiqa
     /// (models/clive-efficientnet-lite0), or $NORMIQA_MODEL.
     #[arg(long)]
@@ -38,105 +63,104 @@ pub struct PredictArgs {
     #[arg(long)]
     pub all_heads: bool,
     /// Resize every image to H W before scoring (default: native size, as the reference demo).
-    #[arg(long, num_args = 2, value_names = ["H", "W"])]
+    #[arg(long, num_args = 2, value_names = ["H", "W"], conflicts_with = "max_side")]
     pub resize: Option<Vec<u32>>,
+    /// Downscale images whose longer side exceeds N pixels to N, keeping the aspect ratio
+    /// (antialiased bilinear, as PIL; smaller images are left as they are). Bounds time and
+    /// memory for large photos: e.g. 1024.
+    #[arg(long, value_name = "N")]
+    pub max_side: Option<u32>,
     /// Images per forward pass; 0 = automatic (1 on CPU, 16 on CUDA).
     #[arg(long, default_value_t = 0)]
     pub batch_size: usize,
+    #[command(flatten)]
+    pub images: super::args::ImageArgs,
     /// Images decoded per chunk (memory bound).
     #[arg(long, default_value_t = 64)]
     pub chunk: usize,
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Write to this file instead of standard output.
+    /// Write to this file instead of standard output (through FILE.partial, renamed when done).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
 }
 
-const EXTENSIONS: [&str; 7] = ["jpg", "jpeg", "png", "bmp", "webp", "tif", "tiff"];
+/// Shown under `normiqa predict --help`: what the numbers mean.
+pub const SCORE_HELP: &str =
+    "Scores are on the MOS scale of the model's training data (its k·ŷ+b mapping). \
+The shipped default model (models/clive-efficientnet-lite0) gives CLIVE MOS: about 0-100, higher \
+is better (CLIVE photos range from about 3 to 92). It was trained on 500x500 photos: images under \
+128 px on a side score unreliably (a warning says so), and images over 2000 px are slow and need \
+gigabytes at native size (a warning suggests --max-side).";
 
-/// Expands folders into their image files (sorted), keeps files as given.
-pub fn collect_images(inputs: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .with_context(|| format!("reading folder {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                walk(&p, out)?;
-            } else if p
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-            {
-                out.push(p);
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    for p in inputs {
-        if p.is_dir() {
-            walk(p, &mut out)?;
-        } else if p.exists() {
-            out.push(p.clone());
-        } else {
-            bail!("no such file or folder: {}", p.display());
-        }
-    }
-    Ok(out)
+/// Sides (pixels) beyond which a warning says the image is far from what the model was trained on.
+const TINY_SIDE: u32 = 128;
+const HUGE_SIDE: u32 = 2000;
+
+/// The CSV columns.
+/// The CSV columns: `image`, `score` and, with `--all-heads`, the model's head names.
+fn columns(heads: Option<&[String]>) -> Vec<String> {
+    let mut cols = vec!["image".to_string(), "score".to_string()];
+    cols.extend(heads.unwrap_or(&[]).iter().cloned());
+    cols
 }
 
-/// Writes rows as they are scored: CSV records, or the elements of one JSON array.
-struct RowWriter {
-    csv: Option<csv::Writer<Box<dyn Write>>>,
-    json: Option<Box<dyn Write>>,
+/// Writes rows as they are scored: CSV records, JSON lines, or the elements of one JSON array.
+/// The same names in all: `image`, `score` and, with --all-heads, the model's head names
+/// (LinearityIQA: `head6`, `head7`, `fused`).
+struct RowWriter<'a> {
+    csv: Option<csv::Writer<Box<dyn Write + 'a>>>,
+    json: Option<Box<dyn Write + 'a>>,
+    lines: bool,
     n: usize,
 }
 
-impl RowWriter {
-    /// `all_heads`: the head names when every head's output is written.
-    fn new(sink: Box<dyn Write>, format: Format, all_heads: Option<&[&str]>) -> Result<Self> {
-        Ok(match format {
+impl<'a> RowWriter<'a> {
+    /// `header`: write the CSV header (a [`ScoresFile`] writes its own).
+    fn new(
+        sink: Box<dyn Write + 'a>,
+        format: Format,
+        heads: Option<&[String]>,
+        header: bool,
+    ) -> Result<Self> {
+        let mut w = RowWriter {
+            csv: None,
+            json: None,
+            lines: format == Format::Jsonl,
+            n: 0,
+        };
+        match format {
             Format::Csv => {
-                let mut w = csv::Writer::from_writer(sink);
-                let mut header = vec!["image", "score"];
-                header.extend_from_slice(all_heads.unwrap_or(&[]));
-                w.write_record(&header)?;
-                RowWriter {
-                    csv: Some(w),
-                    json: None,
-                    n: 0,
+                let mut c = csv::Writer::from_writer(sink);
+                if header {
+                    c.write_record(columns(heads))?;
                 }
+                w.csv = Some(c);
             }
             Format::Json => {
-                let mut w = sink;
-                write!(w, "[")?;
-                RowWriter {
-                    csv: None,
-                    json: Some(w),
-                    n: 0,
-                }
+                let mut j = sink;
+                write!(j, "[")?;
+                w.json = Some(j);
             }
-        })
+            Format::Jsonl => w.json = Some(sink),
+        }
+        Ok(w)
     }
 
-    fn write(&mut self, r: Row) -> Result<()> {
+    fn write(&mut self, r: Row<'_>) -> Result<()> {
         if let Some(w) = &mut self.csv {
             let mut rec = vec![r.image.clone(), format!("{:.4}", r.score)];
             if let Some(h) = r.heads {
-                rec.extend(h.iter().map(|v| format!("{v:.6}")));
+                rec.extend(h.values.iter().map(|v| format!("{v:.6}")));
             }
             w.write_record(&rec)?;
         } else if let Some(w) = &mut self.json {
-            write!(
-                w,
-                "{}\n  {}",
-                if self.n == 0 { "" } else { "," },
-                serde_json::to_string(&r)?
-            )?;
+            if self.lines {
+                writeln!(w, "{}", serde_json::to_string(&r)?)?;
+            } else {
+                let sep = if self.n == 0 { "" } else { "," };
+                write!(w, "{sep}\n  {}", serde_json::to_string(&r)?)?;
+            }
         }
         self.n += 1;
         Ok(())
@@ -153,7 +177,7 @@ impl RowWriter {
 
     /// Closes the output (the JSON array's bracket); returns the number of rows written.
     fn finish(mut self) -> Result<usize> {
-        if let Some(w) = &mut self.json {
+        if let (Some(w), false) = (&mut self.json, self.lines) {
             writeln!(w, "\n]")?;
         }
         self.flush()?;
@@ -166,17 +190,178 @@ pub fn default_model_dir() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("NORMIQA_MODEL") {
         return Some(PathBuf::from(p));
     }
-    crate::locate::find(Path::new("models/clive-efficientnet-lite0"), |p| {
-        p.join("run.json").exists()
-    })
+    let rel = Path::new("models/clive-efficientnet-lite0");
+    let has_run = |p: &Path| p.join("run.json").exists();
+    crate::locate::find(rel, has_run).or_else(|| crate::locate::installed(rel, has_run))
 }
 
 #[derive(serde::Serialize)]
-struct Row {
+struct Row<'a> {
     image: String,
     score: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    heads: Option<Vec<f64>>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    heads: Option<Heads<'a>>,
+}
+
+/// The raw outputs of the model's heads (before the mapping), named as the CSV columns.
+struct Heads<'a> {
+    names: &'a [String],
+    values: Vec<f64>,
+}
+
+impl serde::Serialize for Heads<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.names.len()))?;
+        for (k, v) in self.names.iter().zip(&self.values) {
+            m.serialize_entry(k, v)?;
+        }
+        m.end()
+    }
+}
+
+/// "1 image", "3 images".
+fn n_images(n: usize) -> String {
+    format!("{n} image{}", if n == 1 { "" } else { "s" })
+}
+
+/// Where the scores go, for messages.
+fn destination(output: &Option<PathBuf>) -> String {
+    output
+        .as_ref()
+        .map_or("standard output".to_string(), |p| p.display().to_string())
+}
+
+/// The resize rules of the options.
+fn resize_rules(args: &PredictArgs) -> Result<Vec<Resize>> {
+    Ok(match (&args.resize, args.max_side) {
+        (Some(v), _) if v.len() == 2 && v[0] > 0 && v[1] > 0 => {
+            vec![Resize::Exact { h: v[0], w: v[1] }]
+        }
+        (Some(v), _) => bail!(
+            "--resize {}: expected two positive numbers H W",
+            super::args::numbers(v)
+        ),
+        (None, Some(0)) => bail!("--max-side 0: expected a positive number of pixels"),
+        (None, Some(n)) => vec![Resize::MaxSide { n }],
+        (None, None) => vec![],
+    })
+}
+
+/// Images far from the sizes the model was trained on, for one warning per kind.
+#[derive(Default)]
+struct SizeWarnings {
+    tiny: Vec<String>,
+    huge: Vec<String>,
+}
+
+impl SizeWarnings {
+    /// Notes a decoded image (after the resize rules) whose size is unusual.
+    fn note(&mut self, name: &str, im: &image::RgbImage) {
+        let (w, h) = im.dimensions();
+        let item = format!("{name} ({w}x{h})");
+        if w.min(h) < TINY_SIDE {
+            self.tiny.push(item);
+        } else if w.max(h) > HUGE_SIDE {
+            self.huge.push(item);
+        }
+    }
+
+    fn report(&self) {
+        let list = |v: &[String]| {
+            let mut s = v.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+            if v.len() > 3 {
+                s.push_str(&format!(" and {} more", v.len() - 3));
+            }
+            s
+        };
+        if !self.tiny.is_empty() {
+            tracing::warn!(
+                "{} under {TINY_SIDE} px on a side: {}. The model saw 500x500 photos in training; scores of such small images are unreliable (they can fall far outside the scale)",
+                n_images(self.tiny.len()),
+                list(&self.tiny)
+            );
+        }
+        if !self.huge.is_empty() {
+            tracing::warn!(
+                "{} over {HUGE_SIDE} px on a side: {}. Scored at native size, far larger than the 500x500 photos of training: slow and memory-hungry; --max-side 1024 downscales them first",
+                n_images(self.huge.len()),
+                list(&self.huge)
+            );
+        }
+    }
+}
+
+
+/// The images of this run with their names as printed: all inputs, each file once, sorted, then
+/// this shard's part. Also returns the identities of all input images.
+fn select_images(args: &PredictArgs) -> Result<(Vec<(PathBuf, String)>, HashSet<FileId>)> {
+    let found = crate::inputs::collect(&args.inputs, args.files_from.as_deref())?;
+    if found.files.is_empty() {
+        let given: Vec<String> = args.inputs.iter().map(|p| p.display().to_string()).collect();
+        bail!(
+            "no images found in {}: give image files or folders holding {} files",
+            given.join(", "),
+            crate::inputs::EXTENSIONS.join("/")
+        );
+    }
+    if found.duplicates > 0 {
+        tracing::info!(
+            "{} path(s) named a file already listed under another name: each file is scored once",
+            found.duplicates
+        );
+    }
+    let n = found.files.len();
+    let mut files: Vec<(PathBuf, String)> = found
+        .files
+        .into_iter()
+        .map(|p| {
+            let name = p.display().to_string();
+            (p, name)
+        })
+        .collect();
+    if let Some(spec) = args.shard {
+        let shard: Shard = spec.resolve()?;
+        files.retain(|(_, name)| shard.owns(name));
+        tracing::info!("shard {shard}: {} of the {n} images", files.len());
+    }
+    Ok((files, found.ids))
+}
+
+/// Opens `-o` (refusing to write over an input) and drops from `files` what it already holds.
+fn open_output(
+    args: &PredictArgs,
+    model: &Path,
+    heads: Option<&[String]>,
+    ids: &HashSet<FileId>,
+    files: &mut Vec<(PathBuf, String)>,
+) -> Result<Option<ScoresFile>> {
+    let Some(p) = &args.output else {
+        return Ok(None);
+    };
+    refuse_file_over_ids("-o", p, "input image", ids)?;
+    let model_files = ["run.json", "config.toml", "weights.safetensors"].map(|f| model.join(f));
+    let mut inputs: Vec<(&str, &Path)> = model_files.iter().map(|f| ("model file", f.as_path())).collect();
+    inputs.extend(args.files_from.as_deref().map(|f| ("--files-from list", f)));
+    inputs.extend(args.weights.as_deref().map(|f| ("--weights file", f)));
+    refuse_file_over_inputs("-o", p, inputs)?;
+    let layout = match args.format {
+        Format::Csv => Layout::Csv(columns(heads)),
+        Format::Jsonl => Layout::Jsonl,
+        Format::Json => Layout::Whole,
+    };
+    let file = ScoresFile::open(p, &layout, args.resume)?;
+    if !file.done().is_empty() {
+        let before = files.len();
+        files.retain(|(_, name)| !file.done().contains(name));
+        tracing::info!(
+            "resuming {}: {} of {before} images already scored, {} to score",
+            p.display(),
+            before - files.len(),
+            files.len()
+        );
+    }
+    Ok(Some(file))
 }
 
 pub fn run(args: PredictArgs) -> Result<()> {
@@ -185,57 +370,71 @@ pub fn run(args: PredictArgs) -> Result<()> {
         Some(d) => d.clone(),
         None => default_model_dir().context("no --model given and the shipped model (models/clive-efficientnet-lite0) was not found")?,
     };
-    let files = collect_images(&args.inputs)?;
-    if files.is_empty() {
-        bail!("no images found in {:?}", args.inputs);
-    }
+    let (mut files, ids) = select_images(&args)?;
     let tm = TrainedModel::load(&dir, device, args.weights.as_deref())?;
-    let rules: Vec<Resize> = match &args.resize {
-        Some(v) if v.len() == 2 && v[0] > 0 && v[1] > 0 => vec![Resize::Exact { h: v[0], w: v[1] }],
-        Some(v) => bail!("--resize {v:?}: expected two positive numbers H W"),
-        None => vec![],
-    };
-    let sink: Box<dyn Write> = match &args.output {
-        Some(p) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
+    let heads = args.all_heads.then_some(tm.info.heads.as_slice());
+    let mut file = open_output(&args, &dir, heads, &ids, &mut files)?;
+    let rules = resize_rules(&args)?;
+    tracing::info!("scores: {}", tm.info.score_scale());
+    let dest = destination(&args.output);
+    let decoding = args.images.options();
+    if let [Resize::Exact { h, w }] = rules[..] {
+        super::args::check_resize(Some([h, w]), &decoding)?;
+    }
+    let header = file.is_none();
+    let sink: Box<dyn Write> = match file.as_mut() {
+        Some(f) => Box::new(f),
         None => Box::new(std::io::stdout().lock()),
     };
-    let mut out = RowWriter::new(sink, args.format, args.all_heads.then(|| tm.head_names()))?;
+    let writing = || format!("writing the scores to {dest}");
+    let mut out = RowWriter::new(sink, args.format, heads, header).with_context(writing)?;
     let mut failures = Vec::new();
+    let mut sizes = SizeWarnings::default();
     let t0 = std::time::Instant::now();
     for chunk in files.chunks(args.chunk.max(1)) {
-        let decoded: Vec<_> = chunk.par_iter().map(|p| decode_one(p, &rules)).collect();
+        let decoded: Vec<_> = chunk
+            .par_iter()
+            .map(|(p, _)| decode_one(p, &rules, &decoding))
+            .collect();
         let mut images = Vec::with_capacity(chunk.len());
         let mut names = Vec::with_capacity(chunk.len());
-        for (p, r) in chunk.iter().zip(decoded) {
+        for ((_, name), r) in chunk.iter().zip(decoded) {
             match r {
                 Ok(im) => {
+                    if args.resize.is_none() {
+                        sizes.note(name, &im);
+                    }
                     images.push(im);
-                    names.push(p.display().to_string());
+                    names.push(name.clone());
                 }
-                Err(e) => failures.push(format!("{}: {e}", p.display())),
+                // the error names the file
+                Err(e) => failures.push(e.to_string()),
             }
         }
-        let bs = crate::train::config::eval_batch_size(args.batch_size, device);
-        let scores = tm.score(&images, bs)?;
+        let scores = tm.score(&images, crate::train::config::eval_batch_size(args.batch_size, device))?;
         for (i, name) in names.into_iter().enumerate() {
             out.write(Row {
                 image: name,
                 score: scores.mapped[i],
-                heads: args
-                    .all_heads
-                    .then(|| scores.heads.iter().map(|h| h[i]).collect()),
-            })?;
+                heads: heads.map(|names| Heads {
+                    names,
+                    values: scores.heads.iter().map(|h| h[i]).collect(),
+                }),
+            })
+            .with_context(writing)?;
         }
         // Each chunk's scores are on disk before the next chunk is decoded: an interrupted run
         // over thousands of files keeps everything scored so far.
-        out.flush()?;
+        out.flush().with_context(writing)?;
     }
-    let n = out.finish()?;
+    let n = out.finish().with_context(writing)?;
+    sizes.report();
+    if let Some(f) = file {
+        f.commit()?;
+    }
     tracing::info!(
-        "scored {} images in {:.2} s ({:.1} images/s)",
-        n,
+        "scored {} in {:.2} s ({:.1} images/s)",
+        n_images(n),
         t0.elapsed().as_secs_f64(),
         n as f64 / t0.elapsed().as_secs_f64()
     );

@@ -390,7 +390,13 @@ fn read_predictions(p: &Path) -> Result<(Vec<f64>, Vec<f64>)> {
             .position(|c| c == n)
             .with_context(|| format!("{}: no column {n}", p.display()))
     };
-    let (cf, cm) = (col("fused")?, col("mos")?);
+    // The prediction head's raw output: the column before `predicted_mos` (`fused` for
+    // LinearityIQA, `score` for one-head models).
+    let cf = col("predicted_mos")?
+        .checked_sub(1)
+        .filter(|&c| c > 0)
+        .with_context(|| format!("{}: no head column before predicted_mos", p.display()))?;
+    let cm = col("mos")?;
     let (mut x, mut y) = (Vec::new(), Vec::new());
     for rec in rd.records() {
         let rec = rec?;

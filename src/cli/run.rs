@@ -11,7 +11,8 @@ use crate::experiment::{self, Experiment, RunOptions};
 pub struct RunArgs {
     /// The experiment file (TOML: a base config.toml plus [sweep] tables).
     pub experiment: PathBuf,
-    /// List the runs and their state (pending, interrupted, failed, finished, stale); run nothing.
+    /// List the runs and their state (pending, interrupted, failed, finished, stale = another
+    /// configuration); run nothing.
     #[arg(long)]
     pub dry_run: bool,
     /// Run only these runs (indices from --dry-run; repeat or separate with commas).
@@ -23,9 +24,11 @@ pub struct RunArgs {
     /// Override every run's device (cpu, cuda, cuda:N, auto).
     #[arg(long)]
     pub device: Option<String>,
-    /// Run again finished runs whose configuration no longer matches the file.
-    #[arg(long)]
-    pub force: bool,
+    /// Replace the folders of runs whose configuration no longer matches the file (finished or
+    /// not); without it such a folder stops the experiment. Finished runs of the same
+    /// configuration are always skipped. (`--force` is the former name.)
+    #[arg(long, alias = "force")]
+    pub overwrite: bool,
     /// Also draw the figures and tables (as `normiqa report`) when done.
     #[arg(long)]
     pub report: bool,
@@ -38,7 +41,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         dry_run: args.dry_run,
         only: (!args.only.is_empty()).then(|| args.only.clone()),
         device: args.device.clone(),
-        force: args.force,
+        overwrite: args.overwrite,
     };
     let dir = experiment::run(&exp, &opts)?;
     if args.report && !args.dry_run {

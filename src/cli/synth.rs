@@ -13,7 +13,7 @@
 //! | `--score` | label |
 //! |---|---|
 //! | `psnr` | PSNR in dB (RGB, peak 255; 100 dB cap for identical images) |
-//! | `ssim` | SSIM (luma, authors' downsampling) |
+//! | `ssim` | SSIM (pyiqa's: YIQ luma, no downsampling; `normiqa fr --ssim-mode`) |
 //! | `ms-ssim` | MS-SSIM (luma); needs both sides ≥ 176 px |
 //! | `gmsd` | 1 − GMSD (GMSD is a distortion measure, 0 for identical images) |
 //! | `fused` | mean of SSIM and 1 − GMSD (both in [0, 1], same orientation) |
@@ -408,6 +408,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
             .references
             .as_ref()
             .expect("clap: --references or --embedded");
+        crate::output::refuse_dir_over_inputs("--out", &args.out, [("reference folder", dir.as_path())])?;
         let v = list_images(dir)?;
         if v.is_empty() {
             bail!("--references {}: no image files found", dir.display());

@@ -1,7 +1,8 @@
 //! `normiqa test`: a trained model on a dataset. Without dataset options it uses the run's own
 //! dataset and split (test set); with `--dataset ...` it tests on all images of that dataset
 //! (cross-dataset) unless `--set` says otherwise. Datasets with a distortion column also get a
-//! per-distortion table.
+//! per-distortion table. PLCC and RMSE of the fused head are also given after the VQEG 4- and
+//! 5-parameter logistic mappings fitted on the tested images (`fused_logistic` in JSON).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -10,9 +11,16 @@ use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 use normiqa_core::metrics::Metrics;
 
-use super::args::{head_metrics_json, parse_device, print_head_metrics, DataArgs};
-use crate::model::trained::{self, head_metrics, nan_metrics, write_predictions, Inputs};
-use crate::train;
+use super::args::{
+    dataset_input_ids, head_metrics_json, parse_device, print_head_metrics, DataArgs,
+};
+use crate::data::Dataset;
+use crate::inputs::FileId;
+use crate::output::refuse_file_over_ids;
+use crate::model::trained::{
+    self, head_metrics, nan_metrics, write_predictions, HeadOutputs, Inputs, TrainedModel,
+};
+use crate::train::{self, DatasetSpec};
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetArg {
@@ -50,6 +58,30 @@ pub struct TestArgs {
     pub plot: Option<PathBuf>,
 }
 
+impl SetArg {
+    /// The option value, as typed (`train`, `test`, ...).
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+}
+
+/// An error when a head's correlations are undefined (its scores are all equal), instead of
+/// printing NaN.
+fn check_defined(names: &[String], metrics: &[Metrics], out: &HeadOutputs) -> Result<()> {
+    for ((name, m), o) in names.iter().zip(metrics).zip(out) {
+        if !(m.srocc.is_finite() && m.plcc.is_finite()) {
+            bail!(
+                "the {name} head gave the same score ({}) to all {} images: SROCC and PLCC are undefined; the model or its weights are broken (retrain it)",
+                o.first().copied().unwrap_or(f64::NAN),
+                o.len()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// SROCC/PLCC of the fused head per distortion type, sorted from hardest (lowest SROCC).
 pub fn per_distortion(
     names: &[Option<String>],
@@ -82,19 +114,38 @@ pub fn per_distortion(
     out
 }
 
+/// Refuses `--predictions` or `--plot` naming one of the command's inputs: an image or labels
+/// file of the dataset, a file of the model's run folder, or the backbone weights.
+fn refuse_outputs_over_inputs(args: &TestArgs, spec: &DatasetSpec, dataset: &Dataset) -> Result<()> {
+    let mut ids = dataset_input_ids(spec, dataset);
+    let model = ["run.json", "config.toml", "weights.safetensors"].map(|f| args.model.join(f));
+    let files = model.iter().chain(args.weights.iter());
+    ids.extend(files.filter_map(|f| FileId::of(f).ok()));
+    for (option, out) in [("--predictions", &args.predictions), ("--plot", &args.plot)] {
+        if let Some(out) = out {
+            refuse_file_over_ids(option, out, "input (labels, image or model file)", &ids)?;
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: TestArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
-    let tm = train::TrainedModel::load(&args.model, device, args.weights.as_deref())?;
+    let tm = TrainedModel::load(&args.model, device, args.weights.as_deref())?;
     let own = !args.data.given();
     let data_cfg = if own {
-        tm.info.config.data.clone()
+        let mut cfg = tm.info.config.data.clone();
+        cfg.dataset = args.data.override_paths(&cfg.dataset)?;
+        args.data.apply_input_flags(&mut cfg);
+        cfg
     } else {
         args.data.to_config()?
     };
     let set = args
         .set
         .unwrap_or(if own { SetArg::Test } else { SetArg::All });
-    let dataset = train::data::load_dataset(&data_cfg.dataset)?;
+    let dataset = train::data::load_dataset(&data_cfg.dataset, &data_cfg.loading)?;
+    refuse_outputs_over_inputs(&args, &data_cfg.dataset, &dataset)?;
     let idx: Vec<usize> = match set {
         SetArg::All => (0..dataset.len()).collect(),
         s => {
@@ -107,15 +158,31 @@ pub fn run(args: TestArgs) -> Result<()> {
         }
     };
     if idx.is_empty() {
-        bail!("the {set:?} set of {} is empty", dataset.name);
+        bail!("the {} set of {} is empty", set.name(), dataset.name);
+    }
+    let mos: Vec<f64> = idx.iter().map(|&i| dataset.samples[i].mos).collect();
+    if mos.len() < 2 {
+        bail!(
+            "the {} set of {} has 1 image: SROCC, PLCC and KROCC need at least 2",
+            set.name(),
+            dataset.name
+        );
+    }
+    if mos.iter().all(|&m| m == mos[0]) {
+        bail!(
+            "the {} images tested ({} set of {}) all have the same MOS ({}): SROCC, PLCC and KROCC are undefined; test on images whose MOS differ",
+            mos.len(),
+            set.name(),
+            dataset.name,
+            mos[0]
+        );
     }
     let only = normiqa_core::data::split::Split {
         train: vec![],
         val: vec![],
         test: idx.clone(),
     };
-    let (images, decode_s) =
-        train::data::decode_used(&dataset, &only, &train::data::resize_rules(&data_cfg))?;
+    let (images, decode_s) = train::data::decode_used(&dataset, &only, &data_cfg)?;
     tracing::info!("decoded {} images in {:.1} s", idx.len(), decode_s);
     let out = trained::predict(
         &tm.model,
@@ -124,8 +191,8 @@ pub fn run(args: TestArgs) -> Result<()> {
         crate::train::config::eval_batch_size(args.batch_size, device),
         device,
     )?;
-    let mos: Vec<f64> = idx.iter().map(|&i| dataset.samples[i].mos).collect();
     let metrics = head_metrics(&out, &mos, Some(&tm.info.mapping));
+    check_defined(&tm.info.heads, &metrics, &out)?;
     let last = metrics.len() - 1;
     if let Some(p) = &args.predictions {
         write_predictions(p, &dataset, &idx, tm.head_names(), &out, &tm.info.mapping)?;
@@ -148,9 +215,9 @@ pub fn run(args: TestArgs) -> Result<()> {
             );
         }
         let title = format!(
-            "{} ({:?} set, {} images): SROCC per distortion type",
+            "{} ({} set, {} images): SROCC per distortion type",
             dataset.name,
-            set,
+            set.name(),
             idx.len()
         );
         crate::report::per_type::plot_per_type(&per_type, &title, Some(metrics[last].srocc), p)?;
@@ -164,23 +231,25 @@ pub fn run(args: TestArgs) -> Result<()> {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "model": args.model, "dataset": dataset.name, "set": format!("{set:?}").to_lowercase(),
+                "model": args.model, "dataset": dataset.name, "set": set.name(),
                 "n": idx.len(), "metrics": head_metrics_json(&tm.info.heads, &metrics), "per_distortion": types,
+                "fused_logistic": super::args::logistic_json(&mapped, &mos),
             }))?
         );
     } else {
         print_head_metrics(
             &format!(
-                "{} ({:?} set, {} images, mapping from the training set)",
+                "{} ({} set, {} images, mapping from the training set)",
                 dataset.name,
-                set,
+                set.name(),
                 idx.len()
             ),
             &tm.info.heads,
             &metrics,
         );
+        super::args::print_logistic(&tm.info.heads[last], &mapped, &mos);
         if !per_type.is_empty() {
-            println!("per distortion type (fused head), hardest first:");
+            println!("per distortion type ({} head), hardest first:", tm.info.heads[last]);
             println!(
                 "  {:<30} {:>8} {:>8} {:>5}",
                 "distortion", "SROCC", "PLCC", "n"

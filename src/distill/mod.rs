@@ -13,9 +13,12 @@ pub use crate::report::mrkd_plots as plot;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use normiqa_core::metrics::paired_t_test;
 use serde::{Deserialize, Serialize};
+
+use crate::atomic;
+use crate::run_folder::{RunFolder, Start};
 
 pub use mrkd::{
     distill_term, pair_loss, train_pair, Arch, Direction, DistillConfig, LrUnit, Member,
@@ -217,7 +220,17 @@ impl ExperimentResults {
 
 /// Runs every variant for every seed and writes `out/results.json`, `out/results.md`, the plots
 /// and each run's `log.jsonl` under `out/<variant>/seed-<s>/`.
-pub fn run_experiment(exp: &Experiment, out: &Path) -> Result<ExperimentResults> {
+///
+/// `out` follows the run-folder rules ([`crate::run_folder`]): `None` when it already holds the
+/// finished results of this experiment (nothing is done); an error when it holds another
+/// experiment, unless `overwrite`. An unfinished experiment of this configuration goes on: its
+/// finished pairs are kept (`pair.json`), an interrupted pair resumes after its last finished
+/// epoch (the engine's resume state), the others run.
+pub fn run_experiment(
+    exp: &Experiment,
+    out: &Path,
+    overwrite: bool,
+) -> Result<Option<ExperimentResults>> {
     exp.run.validate()?;
     anyhow::ensure!(!exp.seeds.is_empty(), "--seeds: give at least one seed");
     anyhow::ensure!(
@@ -225,7 +238,15 @@ pub fn run_experiment(exp: &Experiment, out: &Path) -> Result<ExperimentResults>
         "--variants: give at least one variant"
     );
     let t0 = std::time::Instant::now();
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    // Run-folder rules (src/run_folder.rs): lock `out` for the whole experiment.
+    let folder = RunFolder::open(out, &crate::run_folder::DISTILL, exp, overwrite)?;
+    if folder.start() == Start::Finished {
+        tracing::info!(
+            "{}: this experiment already finished there; nothing to do",
+            out.display()
+        );
+        return Ok(None);
+    }
     crate::train::checkpoint::write_atomic(
         &out.join("config.toml"),
         toml::to_string_pretty(exp)?.as_bytes(),
@@ -253,15 +274,19 @@ pub fn run_experiment(exp: &Experiment, out: &Path) -> Result<ExperimentResults>
         });
     }
     let res = summarise(exp, &data, runs, t0.elapsed().as_secs_f64());
-    let write = crate::train::checkpoint::write_atomic;
-    write(&out.join("results.json"), serde_json::to_string_pretty(&res)?.as_bytes())?;
-    write(&out.join("results.md"), markdown(&res).as_bytes())?;
+    // results.md and the plots first: results.json marks the experiment finished.
+    atomic::write(&out.join("results.md"), markdown(&res).as_bytes())?;
     if exp.plots {
         if let Err(e) = plot::all(&res, out) {
             tracing::warn!("plots not written: {e:#}");
         }
     }
-    Ok(res)
+    atomic::write(
+        &out.join("results.json"),
+        serde_json::to_string_pretty(&res)?.as_bytes(),
+    )?;
+    drop(folder);
+    Ok(Some(res))
 }
 
 fn summarise(

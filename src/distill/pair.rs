@@ -69,11 +69,11 @@ pub struct Prepared {
 /// it); images are decoded only on a cache miss.
 pub fn prepare(cfg: &DistillConfig, seed: u64) -> Result<Prepared> {
     let device = parse_device(&cfg.device)?;
-    let dataset = train_data::load_dataset(&cfg.data.dataset)?;
+    let dataset = train_data::load_dataset(&cfg.data.dataset, &cfg.data.loading)?;
     let inputs = prepare_inputs(cfg, &cfg.data, &dataset, seed, device)?;
     let cross = match &cfg.cross {
         Some(dc) => {
-            let ds = train_data::load_dataset(&dc.dataset)?;
+            let ds = train_data::load_dataset(&dc.dataset, &dc.loading)?;
             let inp = prepare_inputs(cfg, dc, &ds, seed, device)?;
             Some((ds, inp))
         }
@@ -95,7 +95,7 @@ fn prepare_inputs(
     device: Device,
 ) -> Result<Inputs> {
     let mut images = Images::Lazy {
-        rules: train_data::resize_rules(dc),
+        data: dc.clone(),
         decoded: None,
     };
     if !cfg.frozen() {
@@ -118,7 +118,7 @@ fn prepare_inputs(
         };
         let taps = match got.iter().find(same) {
             Some((_, _, t)) => t.iter().map(|t| t.shallow_clone()).collect(),
-            None => member_taps(cfg, m, wfile.as_deref(), dataset, &mut images, seed, device)?,
+            None => member_taps(cfg, dc, m, wfile.as_deref(), dataset, &mut images, seed, device)?,
         };
         out.push(taps.iter().map(|t| t.shallow_clone()).collect());
         got.push((fc, wfile, taps));
@@ -129,9 +129,12 @@ fn prepare_inputs(
 }
 
 /// The taps a member reads, from the cache or computed by a network of its architecture built
-/// from `seed` (its backbone: the pretrained one, or the seed's random one).
+/// from `seed` (its backbone: the pretrained one, or the seed's random one). `dc`: the data
+/// configuration of `dataset` (the training data's, or the cross-dataset test set's).
+#[allow(clippy::too_many_arguments)]
 fn member_taps(
     cfg: &DistillConfig,
+    dc: &DataConfig,
     m: &MemberConfig,
     wfile: Option<&Path>,
     dataset: &Dataset,
@@ -145,12 +148,11 @@ fn member_taps(
         trainer::load_pretrained(&member.vs, member.net.as_ref(), Some(w))?;
     }
     let all: Vec<usize> = (0..dataset.len()).collect();
-    let rules = train_data::resize_rules(&cfg.data);
     let src = TapSource {
         model: member.net.as_ref(),
         weights: wfile,
         dataset,
-        rules: &rules,
+        data: dc,
         indices: &all,
     };
     let eval_bs = eval_batch_size(cfg.eval_batch_size, device);
@@ -228,6 +230,8 @@ struct Pair<'a> {
     out: Option<&'a Path>,
     save_weights: bool,
     t_start: std::time::Instant,
+    /// The resume key (configuration less the device, and the seed), stored with the result.
+    key: String,
 }
 
 impl Pair<'_> {
@@ -343,6 +347,7 @@ impl Pair<'_> {
             test: Some(metrics(&test_out, &split.test)),
             train: Some(metrics(&train_out, &split.train)),
             mapping: mapping.clone(),
+            constant_mos_batches: run.constant_mos_batches,
             timings: Timings {
                 train_s: run.train_s,
                 total_s: self.t_start.elapsed().as_secs_f64(),
@@ -553,12 +558,18 @@ impl Procedure for Pair<'_> {
             }
             for (k, name) in NAMES.iter().enumerate() {
                 if self.save_weights {
-                    self.members[k].vs.save(dir.join(format!("{name}.safetensors")))?;
+                    let file = dir.join(format!("{name}.safetensors"));
+                    crate::atomic::write_via_path(&file, |tmp| self.members[k].vs.save(tmp))?;
                 }
                 self.save_member(k, &dir.join(name), run)?;
             }
         }
         let result = self.result();
+        if let Some(dir) = self.out {
+            // Last: its presence marks the pair finished (`PAIR_RESULT`).
+            let done = json!({"key": self.key, "result": &result});
+            checkpoint::write_atomic(&dir.join(PAIR_RESULT), serde_json::to_string_pretty(&done)?.as_bytes())?;
+        }
         let end = json!({"teacher_final_test": result.models[0].final_epoch.eval.test,
             "student_final_test": result.models[1].final_epoch.eval.test});
         Ok((result, end))
@@ -570,6 +581,26 @@ impl Procedure for Pair<'_> {
 struct PairKey<'a> {
     seed: u64,
     run: &'a DistillConfig,
+}
+
+/// Written last into a pair's folder: `{"key": .., "result": PairResult}`. A pair whose folder
+/// holds it with the same key is finished, and [`train_pair`] returns the stored result.
+pub const PAIR_RESULT: &str = "pair.json";
+
+/// The stored result of a finished pair with this key, if `dir` holds one.
+fn finished_pair(dir: &Path, key: &str) -> Result<Option<PairResult>> {
+    let path = dir.join(PAIR_RESULT);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(None);
+    };
+    #[derive(serde::Deserialize)]
+    struct Stored {
+        key: String,
+        result: PairResult,
+    }
+    let stored: Stored =
+        serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+    Ok((stored.key == key).then_some(stored.result))
 }
 
 /// Train-set mean and std of the MOS when `normalize`, else (0, 1).
@@ -615,9 +646,17 @@ pub fn train_pair(
     let device = parse_device(&cfg.device)?;
     let split = train_data::split_dataset(&cfg.data, &data.dataset, seed)?;
     train_data::check_trainable(&split, &cfg.data, cfg.batch_size)?;
+    // Equal MOS (train/constant_mos.rs): refused only when the whole training split is constant.
+    crate::train::constant_mos::check_split(&data.dataset, &split.train, &cfg.loss)?;
     let train_mos: Vec<f64> = split.train.iter().map(|&i| data.dataset.samples[i].mos).collect();
     let (members, opts) = build_members(cfg, seed, device)?;
-    let config_text = toml::to_string_pretty(&PairKey { seed, run: cfg })?;
+    // The identity of the run: its configuration less the device (which may change on resume).
+    let keyed = DistillConfig { device: String::new(), ..cfg.clone() };
+    let config_text = toml::to_string_pretty(&PairKey { seed, run: &keyed })?;
+    if let Some(result) = out.map(|d| finished_pair(d, &config_text)).transpose()?.flatten() {
+        tracing::info!("{}: this pair already finished there; nothing to do", out.expect("some").display());
+        return Ok(result);
+    }
     let start = json!({"config": cfg, "seed": seed, "n_train": split.train.len(),
         "n_val": split.val.len(), "n_test": split.test.len()});
     let mut pair = Pair {
@@ -637,6 +676,7 @@ pub fn train_pair(
         out,
         save_weights,
         t_start,
+        key: config_text.clone(),
     };
     let images = match &data.inputs {
         Inputs::Images(im) => Some(im.as_slice()),
@@ -651,6 +691,7 @@ pub fn train_pair(
         accumulation_steps: cfg.accumulation_steps,
         seed,
         augment: cfg.augment.as_ref().zip(images),
+        loss: &cfg.loss,
         config_text,
         start,
         one_thread: cfg.frozen() && !device.is_cuda(),

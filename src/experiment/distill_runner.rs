@@ -2,59 +2,44 @@
 //! combination is one pair run (`train_pair`) into `<experiment>/<combination>/`, whose
 //! `teacher/` and `student/` folders are run folders; the results table lists both members of
 //! every pair, so sweeps over rates, λ and seeds give the MRKD tables (e.g.
-//! `experiments/mrkd/lr-ablation.toml`, the paper's Table 7). The skip / resume / failure rules
-//! are the train runner's: a finished pair is skipped, an interrupted one resumes after its last
-//! finished epoch.
+//! `experiments/mrkd-lr-ablation.toml`, the paper's Table 7). The run-folder rules
+//! ([`crate::run_folder::PAIR`]) and the skip / resume / failure rules are the train runner's: a
+//! finished pair is skipped, an interrupted one resumes after its last finished epoch, a folder
+//! of another configuration is refused unless `--overwrite`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
 use super::runner::{write_results, ComboState, RunOptions, EXPERIMENT_TOML, FAILED};
-use super::spec::{DistillCombo, DistillRun, Experiment};
+use super::spec::{DistillCombo, Experiment};
 use crate::distill::mrkd;
+use crate::run_folder::{self, Found, RunFolder, RunFolderError};
 use crate::train::checkpoint;
 
-/// The state of a pair's folder: finished when both members' `run.json` exist and its
-/// `config.toml` is this combination's.
-fn state(combo: &DistillCombo, dir: &Path) -> ComboState {
-    let finished = ["teacher", "student"]
-        .iter()
-        .all(|m| dir.join(m).join(checkpoint::RUN_JSON).exists());
-    if finished {
-        let saved = std::fs::read_to_string(dir.join(checkpoint::CONFIG_TOML))
-            .ok()
-            .and_then(|s| toml::from_str::<DistillRun>(&s).ok());
-        match saved {
-            Some(mut s) => {
-                s.run.device = combo.run.run.device.clone();
-                if s == combo.run {
-                    ComboState::Finished
-                } else {
-                    ComboState::Stale
-                }
-            }
-            None => ComboState::Stale,
-        }
-    } else if dir.join(FAILED).exists() {
-        ComboState::Failed
-    } else if dir.exists() {
-        ComboState::Interrupted
-    } else {
-        ComboState::Pending
-    }
+/// The state of a pair's folder under the run-folder rules ([`run_folder::PAIR`]), with what
+/// [`run_folder::inspect`] found.
+fn state(combo: &DistillCombo, dir: &Path) -> Result<(ComboState, Found), RunFolderError> {
+    let found = run_folder::inspect(dir, &run_folder::PAIR, &combo.run)?;
+    let st = match &found {
+        Found::Empty => ComboState::Pending,
+        Found::Same { finished: true } => ComboState::Finished,
+        Found::Same { finished: false } if dir.join(FAILED).exists() => ComboState::Failed,
+        Found::Same { finished: false } => ComboState::Interrupted,
+        Found::Other { .. } | Found::NotARun { .. } => ComboState::Stale,
+    };
+    Ok((st, found))
 }
 
-/// One pair run into `dir`.
-fn run_pair(c: &DistillCombo, dir: &Path) -> Result<mrkd::PairResult> {
-    std::fs::create_dir_all(dir)?;
+/// One pair run into `dir` (locked while it runs; resumed when interrupted).
+fn run_pair(c: &DistillCombo, dir: &Path, overwrite: bool) -> Result<mrkd::PairResult> {
+    let folder = RunFolder::open(dir, &run_folder::PAIR, &c.run, overwrite)?;
     let text = toml::to_string_pretty(&c.run)?;
-    checkpoint::write_atomic(&dir.join(checkpoint::CONFIG_TOML), text.as_bytes())?;
-    for m in ["teacher", "student"] {
-        let _ = std::fs::remove_file(dir.join(m).join(checkpoint::RUN_JSON));
-    }
+    checkpoint::write_atomic(&dir.join(run_folder::CONFIG), text.as_bytes())?;
     let data = mrkd::prepare(&c.run.run, c.run.seed)?;
-    mrkd::train_pair(&c.run.run, &data, c.run.seed, Some(dir), false)
+    let result = mrkd::train_pair(&c.run.run, &data, c.run.seed, Some(dir), false)?;
+    drop(folder);
+    Ok(result)
 }
 
 /// Runs (or lists) a `distill` experiment. Returns the experiment directory.
@@ -73,38 +58,48 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
     println!("experiment {}: {} pair runs in {}", exp.name, combos.len(), dir.display());
     if opts.dry_run {
         for c in &combos {
-            let st = format!("{:?}", state(c, &dir.join(&c.name))).to_lowercase();
+            let (st, _) = state(c, &dir.join(&c.name))?;
             let mark = if selected(c) { " " } else { "-" };
-            println!("{mark}{:>4}  {st:<12} {}", c.index, c.name);
+            println!("{mark}{:>4}  {:<12} {}", c.index, st.name(), c.name);
         }
         return Ok(dir);
     }
-    std::fs::create_dir_all(&dir)?;
+    // Run-folder rules for the experiment folder: one `run` at a time writes it.
+    let _lock = run_folder::Lock::acquire(&dir)?;
     checkpoint::write_atomic(&dir.join(EXPERIMENT_TOML), exp.source.as_bytes())?;
     let mut failures = Vec::new();
     for c in combos.iter().filter(|c| selected(c)) {
         let run_dir = dir.join(&c.name);
-        match state(c, &run_dir) {
+        let head = format!("[{}/{}] {}", c.index, combos.len(), c.name);
+        let (st, found) = state(c, &run_dir)?;
+        match st {
             ComboState::Finished => {
-                println!("[{}/{}] {}: finished, skipped", c.index, combos.len(), c.name);
+                println!("{head}: finished, skipped");
                 continue;
             }
-            ComboState::Stale if !opts.force => bail!(
-                "{}: finished with another configuration (the experiment file changed); delete it or pass --force to run it again",
-                run_dir.display()
-            ),
-            _ => println!("[{}/{}] {}", c.index, combos.len(), c.name),
+            ComboState::Stale if !opts.overwrite => {
+                return Err(run_folder::refusal(&run_dir, &run_folder::PAIR, &found).into())
+            }
+            ComboState::Stale => println!("{head}: another configuration there, replaced (--overwrite)"),
+            ComboState::Interrupted | ComboState::Failed => println!("{head}: incomplete, resuming after its last finished epoch (from the start if none)"),
+            ComboState::Pending => println!("{head}"),
         }
-        let _ = std::fs::remove_file(run_dir.join(FAILED));
-        match run_pair(c, &run_dir) {
-            Ok(r) => println!(
-                "    final test SRCC teacher {:.4}, student {:.4}",
-                r.models[0].final_epoch.eval.test.srocc, r.models[1].final_epoch.eval.test.srocc
-            ),
+        match run_pair(c, &run_dir, st == ComboState::Stale) {
+            Ok(r) => {
+                let _ = std::fs::remove_file(run_dir.join(FAILED));
+                println!(
+                    "    final test SRCC teacher {:.4}, student {:.4}",
+                    r.models[0].final_epoch.eval.test.srocc, r.models[1].final_epoch.eval.test.srocc
+                )
+            }
+            // Another process holds the folder, or it changed under us: not this run's failure.
+            Err(e) if e.downcast_ref::<RunFolderError>().is_some() => return Err(e),
             Err(e) => {
                 let msg = format!("{e:#}");
                 eprintln!("    failed: {msg}");
-                checkpoint::write_atomic(&run_dir.join(FAILED), msg.as_bytes())?;
+                if run_dir.join(run_folder::CONFIG).exists() {
+                    checkpoint::write_atomic(&run_dir.join(FAILED), msg.as_bytes())?;
+                }
                 failures.push(c.name.clone());
             }
         }

@@ -1,16 +1,18 @@
 //! Runs an experiment's combinations in order into `<runs>/<experiment>/<combination>/`.
 //!
-//! - A combination whose directory has a readable `run.json` with the same configuration is
-//!   finished and skipped.
-//! - One with a directory but no `run.json` was interrupted (or failed): the trainer resumes it
-//!   after its last finished epoch (`train/resume.rs`), or runs it again from
-//!   the start (the trainer truncates its log; its checkpoint is overwritten epoch by epoch).
-//! - A finished run whose configuration differs from the file's (the experiment was edited) is an
-//!   error unless `force`, which runs it again.
-//! - A run that fails (e.g. the loss diverges) leaves `failed.txt` and the next ones still run;
-//!   the command then exits with an error.
+//! Each combination's directory follows the run-folder rules of `train` ([`crate::run_folder`]):
+//! - a finished run of the same configuration is skipped;
+//! - an unfinished one (interrupted, or failed: `failed.txt`) is resumed after its last finished
+//!   epoch (`train/resume.rs`), or run again from the start when it saved no epoch;
+//! - a run of another configuration (the experiment file was edited), finished or not, or a
+//!   folder of other files, stops the experiment with an error naming the differing options,
+//!   unless `overwrite` (`--overwrite`), which replaces it;
+//! - a run that fails (e.g. the loss diverges) leaves `failed.txt` and the next ones still run;
+//!   the command then exits with an error. A folder locked by another process is not a failure
+//!   of the run: the experiment stops with that error.
 //!
-//! After each run `results.csv` and `results.md` are rewritten, so partial results are visible.
+//! The experiment directory itself is locked while `run` writes it. After each run
+//! `results.csv` and `results.md` are rewritten (atomically), so partial results are visible.
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +20,8 @@ use anyhow::{bail, Result};
 
 use super::spec::{Combo, Experiment, ProcedureKind};
 use crate::report::results::Results;
-use crate::train::{checkpoint, TrainConfig};
+use crate::run_folder::{self, Found, RunFolderError};
+use crate::train::checkpoint;
 
 pub use crate::report::results::FAILED;
 /// The copy of the experiment file in the experiment directory.
@@ -34,8 +37,9 @@ pub struct RunOptions {
     pub only: Option<Vec<usize>>,
     /// Overrides every run's `device`.
     pub device: Option<String>,
-    /// Re-run finished runs whose configuration changed.
-    pub force: bool,
+    /// Replace the folders of runs of another configuration (finished runs of the same
+    /// configuration are still skipped).
+    pub overwrite: bool,
 }
 
 /// What a combination's directory says.
@@ -45,38 +49,34 @@ pub enum ComboState {
     Interrupted,
     Failed,
     Finished,
-    /// Finished with another configuration.
+    /// Holds a run of another configuration (or files that are no run of this kind).
     Stale,
 }
 
-fn same_config(a: &TrainConfig, b: &TrainConfig) -> bool {
-    let mut b = b.clone();
-    b.device = a.device.clone();
-    *a == b
+impl ComboState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ComboState::Pending => "pending",
+            ComboState::Interrupted => "interrupted",
+            ComboState::Failed => "failed",
+            ComboState::Finished => "finished",
+            ComboState::Stale => "stale",
+        }
+    }
 }
 
-/// The state of a combination's run directory.
-pub fn state(combo: &Combo, dir: &Path) -> ComboState {
-    if dir.join(checkpoint::RUN_JSON).exists() {
-        match checkpoint::RunInfo::load(dir) {
-            Ok(info) if same_config(&info.config, &combo.config) => ComboState::Finished,
-            Ok(_) => ComboState::Stale,
-            // Unreadable run.json (NaN metrics are written as null): compare config.toml.
-            Err(_) => match std::fs::read_to_string(dir.join(checkpoint::CONFIG_TOML))
-                .ok()
-                .and_then(|s| toml::from_str::<TrainConfig>(&s).ok())
-            {
-                Some(c) if same_config(&c, &combo.config) => ComboState::Finished,
-                _ => ComboState::Stale,
-            },
-        }
-    } else if dir.join(FAILED).exists() {
-        ComboState::Failed
-    } else if dir.exists() {
-        ComboState::Interrupted
-    } else {
-        ComboState::Pending
-    }
+/// The state of a combination's run directory, with what [`run_folder::inspect`] found.
+pub fn state(combo: &Combo, dir: &Path) -> Result<(ComboState, Found), RunFolderError> {
+    // (run folders store absolute paths; the experiment file's may be relative)
+    let found = run_folder::inspect(dir, &run_folder::TRAIN, &combo.config.with_absolute_paths())?;
+    let st = match &found {
+        Found::Empty => ComboState::Pending,
+        Found::Same { finished: true } => ComboState::Finished,
+        Found::Same { finished: false } if dir.join(FAILED).exists() => ComboState::Failed,
+        Found::Same { finished: false } => ComboState::Interrupted,
+        Found::Other { .. } | Found::NotARun { .. } => ComboState::Stale,
+    };
+    Ok((st, found))
 }
 
 /// Runs (or lists, with `dry_run`) the experiment. Returns the experiment directory.
@@ -112,54 +112,59 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
     );
     if opts.dry_run {
         for c in &combos {
-            let st = state(c, &dir.join(&c.name));
+            let (st, _) = state(c, &dir.join(&c.name))?;
             let mark = if selected.iter().any(|s| s.index == c.index) {
                 " "
             } else {
                 "-"
             };
-            println!(
-                "{mark}{:>4}  {:<12} {}",
-                c.index,
-                format!("{st:?}").to_lowercase(),
-                c.name
-            );
+            println!("{mark}{:>4}  {:<12} {}", c.index, st.name(), c.name);
         }
         return Ok(dir);
     }
-    std::fs::create_dir_all(&dir)?;
+    // Run-folder rules for the experiment folder: one `run` at a time writes it.
+    let _lock = run_folder::Lock::acquire(&dir)?;
     checkpoint::write_atomic(&dir.join(EXPERIMENT_TOML), exp.source.as_bytes())?;
     let mut failures = Vec::new();
     for c in selected {
         let run_dir = dir.join(&c.name);
-        match state(c, &run_dir) {
+        let head = format!("[{}/{}] {}", c.index, combos.len(), c.name);
+        let (st, found) = state(c, &run_dir)?;
+        match st {
             ComboState::Finished => {
-                println!("[{}/{}] {}: finished, skipped", c.index, combos.len(), c.name);
+                println!("{head}: finished, skipped");
                 continue;
             }
-            ComboState::Stale if !opts.force => bail!(
-                "{}: finished with another configuration (the experiment file changed); delete it or pass --force to run it again",
-                run_dir.display()
-            ),
-            ComboState::Interrupted | ComboState::Failed => println!("[{}/{}] {}: incomplete, resuming after its last finished epoch (from the start if none)", c.index, combos.len(), c.name),
-            _ => println!("[{}/{}] {}", c.index, combos.len(), c.name),
+            ComboState::Stale if !opts.overwrite => {
+                return Err(run_folder::refusal(&run_dir, &run_folder::TRAIN, &found).into())
+            }
+            ComboState::Stale => println!("{head}: another configuration there, replaced (--overwrite)"),
+            ComboState::Interrupted | ComboState::Failed => println!("{head}: incomplete, resuming after its last finished epoch (from the start if none)"),
+            ComboState::Pending => println!("{head}"),
         }
-        let _ = std::fs::remove_file(run_dir.join(FAILED));
-        let _ = std::fs::remove_file(run_dir.join(checkpoint::RUN_JSON));
-        match crate::train::train(&c.config, &run_dir) {
+        // Only a run of another configuration is replaced; an unfinished one of this
+        // configuration is resumed.
+        let overwrite = st == ComboState::Stale;
+        match crate::train::train_with(&c.config, &run_dir, overwrite) {
             Ok(o) => {
-                if let Some(t) = &o.info.test {
+                let _ = std::fs::remove_file(run_dir.join(FAILED));
+                if let Some(t) = o.info.test.as_ref().and_then(|t| t.last()) {
                     println!(
                         "    best epoch {}: test SROCC {:.4} PLCC {:.4}",
-                        o.info.best_epoch, t[2].srocc, t[2].plcc
+                        o.info.best_epoch, t.srocc, t.plcc
                     );
                 }
             }
+            // Another process holds the folder, or it changed under us: not this run's failure.
+            Err(e) if e.downcast_ref::<RunFolderError>().is_some() => return Err(e),
             Err(e) => {
                 let msg = format!("{e:#}");
                 eprintln!("    failed: {msg}");
-                std::fs::create_dir_all(&run_dir)?;
-                std::fs::write(run_dir.join(FAILED), &msg)?;
+                // Only beside the run's config.toml: a note alone would make the folder look
+                // like no run at all (a failure before the run started is printed only).
+                if run_dir.join(run_folder::CONFIG).exists() {
+                    checkpoint::write_atomic(&run_dir.join(FAILED), msg.as_bytes())?;
+                }
                 failures.push(c.name.clone());
             }
         }

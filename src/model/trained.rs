@@ -21,7 +21,7 @@ use super::iqa::IqaModel;
 use super::linearity::BACKBONE_PREFIX;
 use super::weights;
 use crate::batch;
-use crate::train::checkpoint::{RunInfo, WEIGHTS};
+use crate::train::checkpoint::{stored_in_run, RunInfo, WEIGHTS};
 
 /// Outputs of every head for a list of samples, in the list's order (the prediction last).
 pub type HeadOutputs = Vec<Vec<f64>>;
@@ -220,7 +220,12 @@ impl TrainedModel {
                 model.backbone().ignored_weights(),
             )?;
         }
-        weights::load_safetensors(&vs, &dir.join(WEIGHTS))?;
+        weights::load_safetensors(&vs, &dir.join(WEIGHTS), stored_in_run(info.backbone_in_weights))
+            .context(if info.backbone_in_weights {
+                "loading the run's weights (run.json says they hold the heads and the backbone)"
+            } else {
+                "loading the run's weights (run.json says they hold the heads only; the backbone is the pretrained one)"
+            })?;
         Ok(TrainedModel {
             info,
             vs,

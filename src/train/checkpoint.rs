@@ -4,7 +4,8 @@
 //! - `weights.safetensors`: the heads, and the backbone when training changed it;
 //! - `log.jsonl`, `predictions_test.csv`.
 //! Files are written to a temporary name and renamed, so an interrupted run never leaves a broken
-//! checkpoint in place of the last good one.
+//! checkpoint in place of the last good one, and a failed write (a full disk) leaves no partial
+//! temporary file ([`crate::atomic`]).
 
 use std::path::Path;
 
@@ -62,6 +63,10 @@ pub struct RunInfo {
     pub train: Option<HeadMetrics>,
     pub timings: Timings,
     pub device: String,
+    /// Training batches whose MOS were all equal (the loss went on with the reference's ε;
+    /// `train/constant_mos.rs`). Each is a `constant_mos_batch` event in `log.jsonl`.
+    #[serde(default)]
+    pub constant_mos_batches: usize,
 }
 
 fn linearity_heads() -> Vec<String> {
@@ -82,7 +87,27 @@ impl RunInfo {
                 dir.display()
             )
         })?;
-        serde_json::from_str(&s).with_context(|| format!("parsing {}", p.display()))
+        let mut info: RunInfo =
+            serde_json::from_str(&s).with_context(|| format!("parsing {}", p.display()))?;
+        info.config.resolve_relative_paths(dir);
+        Ok(info)
+    }
+
+    /// The scale and direction of the mapped scores (the MOS of the training data), for people.
+    pub fn score_scale(&self) -> String {
+        use super::config::DatasetSpec as D;
+        match &self.config.data.dataset {
+            D::Clive { .. } => "CLIVE MOS scale, about 0-100, higher is better".into(),
+            D::Koniq { .. } => "KonIQ-10k MOS scale, 1-5, higher is better".into(),
+            D::Kadid { .. } => "KADID-10k DMOS scale, 1-5, higher is better".into(),
+            D::Tid2013 { .. } => "TID2013 MOS scale, 0-9, higher is better".into(),
+            D::Csv {
+                csv, mos_column, ..
+            } => format!(
+                "the scale of column '{mos_column}' of {} (the training labels), same direction",
+                csv.display()
+            ),
+        }
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {
@@ -93,23 +118,22 @@ impl RunInfo {
     }
 }
 
-/// Writes a file through a temporary name in the same directory and a rename.
+/// Writes a file through a temporary name in the same directory and a rename; a failure leaves
+/// no partial file ([`crate::atomic`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().and_then(|s| s.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
-    Ok(())
+    Ok(crate::atomic::write(path, bytes)?)
+}
+
+/// Which variables a run's weight files hold: the heads, plus the backbone when
+/// `with_backbone` (`RunInfo::backbone_in_weights`). Saving and loading use the same rule, so a
+/// loaded file must hold exactly these tensors.
+pub fn stored_in_run(with_backbone: bool) -> impl Fn(&str) -> bool {
+    let prefix = format!("{BACKBONE_PREFIX}.");
+    move |name: &str| with_backbone || !name.starts_with(&prefix)
 }
 
 /// Saves the model's weights: the heads, plus the backbone when `with_backbone`.
 pub fn save_weights(vs: &nn::VarStore, dir: &Path, with_backbone: bool) -> Result<()> {
-    let prefix = format!("{BACKBONE_PREFIX}.");
-    weights::save_safetensors(vs, &dir.join(WEIGHTS), |name| {
-        with_backbone || !name.starts_with(&prefix)
-    })
+    weights::save_safetensors(vs, &dir.join(WEIGHTS), stored_in_run(with_backbone))
 }
 
-pub use crate::model::trained::TrainedModel;

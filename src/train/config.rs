@@ -1,8 +1,10 @@
 //! The configuration of one training run: serialisable (TOML/JSON), saved next to every trained
 //! artifact, with the reference `main.py` defaults.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use normiqa_core::data::decode::DecodeOptions;
+use normiqa_core::data::LoadOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::loss::LossConfig;
@@ -31,6 +33,26 @@ pub enum DatasetSpec {
         #[serde(default = "default_mos_col")]
         mos_column: String,
     },
+}
+
+impl DatasetSpec {
+    /// The files and folders the spec names.
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        match self {
+            DatasetSpec::Clive { root }
+            | DatasetSpec::Kadid { root }
+            | DatasetSpec::Tid2013 { root } => vec![root],
+            DatasetSpec::Koniq { labels, images } => vec![labels, images],
+            DatasetSpec::Csv { csv, images, .. } => vec![csv, images],
+        }
+    }
+}
+
+/// `p` made absolute: canonical when it exists, else joined to the working directory.
+fn absolute(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p)
+        .or_else(|_| std::path::absolute(p))
+        .unwrap_or_else(|_| p.to_path_buf())
 }
 
 fn default_image_col() -> String {
@@ -71,6 +93,12 @@ pub struct DataConfig {
     /// Resize every image to H×W after decoding (the reference's `--resize`).
     #[serde(default)]
     pub resize: Option<[u32; 2]>,
+    /// Checks of the labels file opted out of: `allow_outside_root`, `drop_duplicates`.
+    #[serde(flatten)]
+    pub loading: LoadOptions,
+    /// Decoding opt-ins and limits: `allow_truncated`, `max_image_pixels`.
+    #[serde(flatten)]
+    pub decoding: DecodeOptions,
 }
 
 fn default_train_ratio() -> f64 {
@@ -127,17 +155,34 @@ pub enum OptimizerName {
 }
 
 impl OptimizerName {
-    /// The optimiser with `momentum` for SGD and torch's defaults for Adadelta.
-    pub fn kind(self, momentum: f64) -> OptimizerKind {
-        match self {
-            OptimizerName::Adam => OptimizerKind::Adam,
-            OptimizerName::Sgd => OptimizerKind::Sgd { momentum },
-            OptimizerName::Adadelta => OptimizerKind::Adadelta {
+    /// The optimiser with `momentum` for SGD ([`defaults::MOMENTUM`] when `None`) and torch's
+    /// defaults for Adadelta. A momentum given for another optimiser is refused: it would be
+    /// ignored silently.
+    pub fn kind(self, momentum: Option<f64>) -> Result<OptimizerKind, MomentumError> {
+        match (self, momentum) {
+            (OptimizerName::Sgd, m) => Ok(OptimizerKind::Sgd {
+                momentum: m.unwrap_or(defaults::MOMENTUM),
+            }),
+            (other, Some(momentum)) => Err(MomentumError { momentum, optimizer: other }),
+            (OptimizerName::Adam, None) => Ok(OptimizerKind::Adam),
+            (OptimizerName::Adadelta, None) => Ok(OptimizerKind::Adadelta {
                 rho: default_rho(),
                 eps: default_adadelta_eps(),
-            },
+            }),
         }
     }
+}
+
+/// `--momentum` given with an optimiser that has none.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "--momentum {momentum}: only --optimizer sgd has a momentum, --optimizer {} would ignore it; \
+     remove --momentum or use --optimizer sgd",
+    clap::ValueEnum::to_possible_value(optimizer).map(|v| v.get_name().to_string()).unwrap_or_default()
+)]
+pub struct MomentumError {
+    pub momentum: f64,
+    pub optimizer: OptimizerName,
 }
 
 /// Every default of a training run, written once: the serde defaults, [`TrainConfig::new`] and
@@ -267,6 +312,8 @@ impl TrainConfig {
                 train_ratio: default_train_ratio(),
                 train_val_ratio: default_train_val_ratio(),
                 resize: None,
+                loading: LoadOptions::default(),
+                decoding: DecodeOptions::default(),
             },
             arch: Arch::default(),
             model: ModelConfig::default(),
@@ -314,7 +361,8 @@ impl TrainConfig {
             bail!("--accumulation-steps 0: must be at least 1");
         }
         if self.beta.iter().any(|b| !(*b >= 0.0)) || self.beta.iter().sum::<f64>() <= 0.0 {
-            bail!("--beta {:?}: must be >= 0 with a positive sum", self.beta);
+            let b = self.beta.map(|b| b.to_string()).join(" ");
+            bail!("--beta {b}: must be >= 0 with a positive sum");
         }
         if self.augment.is_some() && self.frozen() && self.frozen_mode == FrozenMode::Cached {
             bail!("augment: cached frozen features are computed once, without augmentation; use frozen_mode = \"reference\" or fine-tune (ft_lr_ratio > 0)");
@@ -342,5 +390,36 @@ impl TrainConfig {
 
     pub fn frozen(&self) -> bool {
         self.ft_lr_ratio == 0.0
+    }
+
+    /// Every path of the configuration: the dataset's and the pretrained weights'.
+    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
+        let mut paths = self.data.dataset.paths_mut();
+        paths.extend(self.weights.as_mut());
+        paths
+    }
+
+    /// The configuration with absolute, canonical paths, as a run folder stores it, so that the
+    /// folder works from any working directory. A path that does not exist is made absolute
+    /// against the working directory (loading the dataset then names it).
+    pub fn with_absolute_paths(&self) -> TrainConfig {
+        let mut cfg = self.clone();
+        for p in cfg.paths_mut() {
+            *p = absolute(p);
+        }
+        cfg
+    }
+
+    /// Relative paths of a run folder written before paths were stored absolute: they were
+    /// typed relative to the working directory of the training, usually an ancestor of the run
+    /// folder (`runs/NAME` in a checkout). Each is resolved against the run folder, then its
+    /// parent folders, the first that exists winning; a path found nowhere is left as it is.
+    pub fn resolve_relative_paths(&mut self, run_dir: &Path) {
+        let base = absolute(run_dir);
+        for p in self.paths_mut().into_iter().filter(|p| p.is_relative()) {
+            if let Some(found) = base.ancestors().map(|a| a.join(&*p)).find(|c| c.exists()) {
+                *p = absolute(&found);
+            }
+        }
     }
 }

@@ -7,7 +7,7 @@ use normiqa_core::data::{
     self,
     decode::Resize,
     split::{Ratios, Split},
-    Dataset,
+    Dataset, LoadOptions,
 };
 
 use super::config::{DataConfig, DatasetSpec, SplitProtocol};
@@ -21,12 +21,12 @@ pub struct LoadedData {
 }
 
 /// Loads the dataset named in the config (no decoding).
-pub fn load_dataset(spec: &DatasetSpec) -> Result<Dataset> {
+pub fn load_dataset(spec: &DatasetSpec, opts: &LoadOptions) -> Result<Dataset> {
     Ok(match spec {
-        DatasetSpec::Clive { root } => data::clive::load(root)?,
-        DatasetSpec::Koniq { labels, images } => data::koniq::load(labels, images)?,
-        DatasetSpec::Kadid { root } => data::kadid::load(root)?,
-        DatasetSpec::Tid2013 { root } => data::tid2013::load(root)?,
+        DatasetSpec::Clive { root } => data::clive::load(root, opts)?,
+        DatasetSpec::Koniq { labels, images } => data::koniq::load(labels, images, opts)?,
+        DatasetSpec::Kadid { root } => data::kadid::load(root, opts)?,
+        DatasetSpec::Tid2013 { root } => data::tid2013::load(root, opts)?,
         DatasetSpec::Csv {
             csv,
             images,
@@ -38,7 +38,7 @@ pub fn load_dataset(spec: &DatasetSpec) -> Result<Dataset> {
                 mos: mos_column.clone(),
                 ..Default::default()
             };
-            data::csv::load(csv, images, &cols)?
+            data::csv::load(csv, images, &cols, opts)?
         }
     })
 }
@@ -69,7 +69,7 @@ pub fn split_dataset(cfg: &DataConfig, dataset: &Dataset, seed: u64) -> Result<S
             data::clive::split(root, dataset, cfg.exp_id, ratios)?
         }
         (SplitProtocol::Default, DatasetSpec::Koniq { labels, images }) => {
-            data::koniq::load_with_split(labels, images)?.1
+            data::koniq::load_with_split(labels, images, &cfg.loading)?.1
         }
         (SplitProtocol::ByReference, _) => Split::by_reference(dataset, split_seed, ratios)?,
         (SplitProtocol::Default, DatasetSpec::Kadid { .. } | DatasetSpec::Tid2013 { .. }) => {
@@ -115,9 +115,9 @@ pub fn check_trainable(split: &Split, cfg: &DataConfig, batch_size: usize) -> Re
 
 /// Loads, splits and decodes. Images of samples in no set are left empty (0×0).
 pub fn load(cfg: &DataConfig, seed: u64) -> Result<LoadedData> {
-    let dataset = load_dataset(&cfg.dataset)?;
+    let dataset = load_dataset(&cfg.dataset, &cfg.loading)?;
     let split = split_dataset(cfg, &dataset, seed)?;
-    let (images, decode_seconds) = decode_used(&dataset, &split, &resize_rules(cfg))?;
+    let (images, decode_seconds) = decode_used(&dataset, &split, cfg)?;
     Ok(LoadedData {
         dataset,
         split,
@@ -126,11 +126,12 @@ pub fn load(cfg: &DataConfig, seed: u64) -> Result<LoadedData> {
     })
 }
 
-/// Decodes the images of all sets of `split`, once each, in parallel.
+/// Decodes the images of all sets of `split`, once each, in parallel, with the resize rules
+/// and decoding options of `cfg`.
 pub fn decode_used(
     dataset: &Dataset,
     split: &Split,
-    rules: &[Resize],
+    cfg: &DataConfig,
 ) -> Result<(Vec<RgbImage>, f64)> {
     let mut used: Vec<usize> = split
         .train
@@ -146,7 +147,7 @@ pub fn decode_used(
         .map(|&i| dataset.samples[i].path.clone())
         .collect();
     let t0 = std::time::Instant::now();
-    let decoded = data::decode::decode_all(&paths, rules)
+    let decoded = data::decode::decode_all(&paths, &resize_rules(cfg), &cfg.decoding)
         .with_context(|| format!("decoding {} images of {}", paths.len(), dataset.name))?;
     let secs = t0.elapsed().as_secs_f64();
     let mut images = vec![RgbImage::new(0, 0); dataset.len()];

@@ -20,8 +20,11 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 use tch::nn;
 
+use crate::loss::LossConfig;
+
 use super::augment::Augment;
 use super::checkpoint;
+use super::constant_mos::{self, ConstantBatches};
 use super::log::JsonlLog;
 use super::optim::Opt;
 use super::resume;
@@ -75,6 +78,10 @@ pub struct Finished {
     pub best_epoch: Option<usize>,
     pub train_s: f64,
     pub epochs: usize,
+    /// The run went on from a saved state (an interrupted run of this configuration).
+    pub resumed: bool,
+    /// Training batches whose MOS were all equal ([`super::constant_mos`]).
+    pub constant_mos_batches: usize,
 }
 
 /// What differs between training one model and training an MRKD pair.
@@ -112,6 +119,9 @@ pub struct Plan<'a> {
     pub seed: u64,
     /// With the decoded images it applies to.
     pub augment: Option<(&'a Augment, &'a [RgbImage])>,
+    /// The task loss: batches of all-equal MOS are counted and logged when it normalises the MOS
+    /// ([`super::constant_mos`]).
+    pub loss: &'a LossConfig,
     /// The configuration as text: a resumed run must have the same one.
     pub config_text: String,
     /// Fields of the log's `start` event.
@@ -157,6 +167,8 @@ struct Cursor {
     global_iter: usize,
     start_epoch: usize,
     train_s_before: f64,
+    resumed: bool,
+    constant: ConstantBatches,
 }
 
 impl Cursor {
@@ -169,6 +181,8 @@ impl Cursor {
             global_iter: 0,
             start_epoch: 0,
             train_s_before: 0.0,
+            resumed: false,
+            constant: ConstantBatches::new(plan.loss, 0),
         }
     }
 
@@ -181,6 +195,8 @@ impl Cursor {
         self.global_iter = st.global_iter;
         self.start_epoch = st.epochs_done;
         self.train_s_before = st.train_s;
+        self.resumed = true;
+        self.constant.count = st.constant_mos_batches;
         Ok(())
     }
 }
@@ -266,12 +282,24 @@ pub fn run<P: Procedure>(proc: &mut P, plan: &Plan) -> Result<P::Output> {
         best_epoch: cur.best.map(|(_, e)| e),
         train_s: cur.train_s_before + t_train.elapsed().as_secs_f64(),
         epochs: plan.epochs,
+        resumed: cur.resumed,
+        constant_mos_batches: cur.constant.count,
     };
     drop(threads);
+    if cur.constant.count > 0 {
+        let at = plan.out.map_or(String::new(), |o| {
+            format!(" (constant_mos_batch events in {})", o.join(checkpoint::LOG).display())
+        });
+        tracing::warn!(
+            "{} training batches had all-equal MOS; the loss went on with the reference's ε{at}",
+            cur.constant.count
+        );
+    }
     let (output, end) = proc.finish(&finished)?;
     if let (Some(out), Some(log)) = (plan.out, log.as_mut()) {
         resume::clear(out);
-        log.write("end", &end)?;
+        let counted = json!({"constant_mos_batches": cur.constant.count});
+        log.write("end", &with(end, counted))?;
     }
     Ok(output)
 }
@@ -296,6 +324,7 @@ fn save_resume<P: Procedure>(
         rng_pos: cur.rng.get_word_pos(),
         aug_pos: cur.aug_rng.get_word_pos(),
         train_s: cur.train_s_before + train_s,
+        constant_mos_batches: cur.constant.count,
     };
     let state = resume::State::new(plan.config_text.clone(), progress, proc.state());
     resume::save(out, &proc.members(), state)
@@ -329,6 +358,14 @@ fn train_epoch<P: Procedure>(
             ),
             None => None,
         };
+        // A batch of equal MOS goes on with the reference's ε; counted and logged.
+        let mos: Vec<f64> = idx.iter().map(|&i| plan.dataset.samples[i].mos).collect();
+        if cur.constant.observe(&mos) {
+            if let Some(log) = log.as_deref_mut() {
+                let ev = constant_mos::event(plan.dataset, idx, epoch, bi, &cur.constant);
+                log.write("constant_mos_batch", &ev)?;
+            }
+        }
         let batch = Batch {
             epoch,
             index: bi,
@@ -338,7 +375,7 @@ fn train_epoch<P: Procedure>(
             accumulation: plan.accumulation_steps,
         };
         let losses = proc.step(&batch)?;
-        check_finite(proc, plan, &losses, &batch)?;
+        check_finite(proc, plan, &losses, &batch, cur.best.map(|(_, e)| e))?;
         if (bi + 1) % plan.accumulation_steps == 0 || bi + 1 == batches.len() {
             for m in proc.members() {
                 m.opt.step();
@@ -361,6 +398,7 @@ fn check_finite<P: Procedure>(
     plan: &Plan,
     losses: &StepLosses,
     batch: &Batch,
+    best_epoch: Option<usize>,
 ) -> Result<()> {
     if losses.checked.iter().all(|(_, v)| v.is_finite()) {
         return Ok(());
@@ -370,9 +408,12 @@ fn check_finite<P: Procedure>(
         .iter()
         .map(|(n, v)| format!("{n} {v}"))
         .collect();
-    let kept = match plan.out {
-        Some(out) => format!("; the last good checkpoint in {} is kept", out.display()),
-        None => String::new(),
+    let kept = match (plan.out, best_epoch) {
+        (Some(out), Some(e)) => {
+            format!(". The best checkpoint so far (epoch {e}) is kept in {}", out.display())
+        }
+        (Some(_), None) => ". No checkpoint was written: no epoch finished before this one".into(),
+        (None, _) => String::new(),
     };
     bail!(
         "the loss became non-finite ({}) at {}; stopping{kept} ({})",

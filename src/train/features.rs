@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use image::RgbImage;
-use normiqa_core::data::{decode::Resize, Dataset};
+use normiqa_core::data::Dataset;
 use tch::{Device, Tensor};
 
 use crate::model::trained::compute_taps;
 use crate::model::{IqaModel, ModelConfig};
+use crate::train::config::DataConfig;
 
 /// The cache folder: `$NORMIQA_FEATURE_CACHE`, else `.normiqa-cache` in the working directory.
 pub fn cache_dir() -> PathBuf {
@@ -100,22 +101,20 @@ pub fn load(key: &str, n_taps: usize, rows: i64, device: Device) -> Option<Vec<T
     taps.filter(|v| v.iter().all(|t| t.size()[0] == rows))
 }
 
-/// Stores the taps for `key` (atomically: temporary files, then renames; tensors first).
+/// Stores the taps for `key` (atomically: temporary files, then renames; tensors first). A
+/// failed write (a full disk) leaves no partial file in the cache.
 pub fn store(key: &str, taps: &[Tensor]) -> Result<()> {
     let (tensors, keyfile) = files(key);
     let dir = cache_dir();
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("creating feature cache {}", dir.display()))?;
-    let tmp = dir.join(format!(".tmp-{}.safetensors", std::process::id()));
     let named: Vec<(String, Tensor)> = taps
         .iter()
         .enumerate()
         .map(|(i, t)| (tap_name(i), t.to_device(Device::Cpu)))
         .collect();
     let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
-    Tensor::write_safetensors(&refs, &tmp)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, &tensors)?;
+    crate::atomic::write_via_path(&tensors, |tmp| Tensor::write_safetensors(&refs, tmp))?;
     super::checkpoint::write_atomic(&keyfile, key.as_bytes())
 }
 
@@ -127,7 +126,8 @@ pub struct TapSource<'a> {
     /// are neither read from nor written to the cache.
     pub weights: Option<&'a Path>,
     pub dataset: &'a Dataset,
-    pub rules: &'a [Resize],
+    /// How the images are decoded and resized (part of the key).
+    pub data: &'a DataConfig,
     /// The samples that need taps (others stay zero).
     pub indices: &'a [usize],
 }
@@ -137,7 +137,7 @@ pub enum Images<'a> {
     Decoded(&'a [RgbImage]),
     /// Every image of the dataset, decoded with these rules on first use.
     Lazy {
-        rules: Vec<Resize>,
+        data: DataConfig,
         decoded: Option<Vec<RgbImage>>,
     },
 }
@@ -147,10 +147,10 @@ impl Images<'_> {
     pub fn get(&mut self, dataset: &Dataset) -> Result<&[RgbImage]> {
         match self {
             Images::Decoded(images) => Ok(images),
-            Images::Lazy { rules, decoded } => {
+            Images::Lazy { data, decoded } => {
                 if decoded.is_none() {
                     let all = normiqa_core::data::split::Split::all_test(dataset.len());
-                    let (im, secs) = super::data::decode_used(dataset, &all, rules)?;
+                    let (im, secs) = super::data::decode_used(dataset, &all, data)?;
                     tracing::info!("{}: decoded {} images in {:.1} s", dataset.name, im.len(), secs);
                     *decoded = Some(im);
                 }
@@ -175,7 +175,7 @@ pub fn load_or_compute(
         .map(|&i| src.dataset.samples[i].path.as_path())
         .collect();
     let fc = src.model.feature_config();
-    let key = cache_key(&fc, src.weights, &format!("{:?}", src.rules), &paths);
+    let key = cache_key(&fc, src.weights, &decoding_key(src.data), &paths);
     let n_taps = src.model.tap_widths().len();
     let rows = src.dataset.len() as i64;
     if let Some(taps) = src.weights.and_then(|_| load(&key, n_taps, rows, device)) {
@@ -203,4 +203,14 @@ pub fn load_or_compute(
         }
     }
     Ok(taps)
+}
+
+/// What of the data configuration changes the decoded pixels: the resize rules, and whether
+/// truncated JPEGs are accepted (their missing part comes out grey). The pixel limit only refuses.
+fn decoding_key(data: &DataConfig) -> String {
+    let rules = format!("{:?}", super::data::resize_rules(data));
+    match data.decoding.allow_truncated {
+        true => format!("{rules} allow-truncated"),
+        false => rules,
+    }
 }

@@ -1,6 +1,7 @@
 //! The run's JSONL log: one JSON object per line, flushed as written, so an interrupted run keeps
 //! everything up to its last epoch. Events: `start`, `iter` (loss, b̂ per step), `epoch`,
-//! `resume` (a resumed run goes on from here), `end`.
+//! `resume` (a resumed run goes on from here), `constant_mos_batch` (a batch whose MOS are all
+//! equal: `constant_mos.rs`), `end`.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};

@@ -6,6 +6,7 @@ pub mod adadelta;
 pub mod augment;
 pub mod checkpoint;
 pub mod config;
+pub mod constant_mos;
 pub mod data;
 pub mod engine;
 pub mod features;
@@ -15,6 +16,6 @@ pub mod resume;
 pub mod schedule;
 pub mod trainer;
 
-pub use checkpoint::{RunInfo, TrainedModel};
+pub use checkpoint::RunInfo;
 pub use config::{DataConfig, DatasetSpec, FrozenMode, SplitProtocol, TrainConfig};
-pub use trainer::{predict, train, HeadOutputs, Inputs};
+pub use trainer::{train, train_with, TrainOutcome};

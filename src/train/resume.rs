@@ -45,6 +45,9 @@ pub struct State {
     pub train_s: f64,
     /// The procedure's own records (best validation metrics, per-epoch history, ...).
     pub procedure: serde_json::Value,
+    /// Batches with all-equal MOS so far (`constant_mos.rs`).
+    #[serde(default)]
+    pub constant_mos_batches: usize,
 }
 
 /// The engine's counters at the end of an epoch.
@@ -57,6 +60,7 @@ pub struct Progress<'a> {
     pub rng_pos: u128,
     pub aug_pos: u128,
     pub train_s: f64,
+    pub constant_mos_batches: usize,
 }
 
 impl State {
@@ -73,6 +77,7 @@ impl State {
             opt_steps: Vec::new(),
             train_s: p.train_s,
             procedure,
+            constant_mos_batches: p.constant_mos_batches,
         }
     }
     pub fn rng_pos(&self) -> Result<(u128, u128)> {
@@ -98,19 +103,14 @@ pub fn save(out: &Path, members: &[MemberRef], mut st: State) -> Result<()> {
     let mut keep = Vec::new();
     for m in members {
         let (model, optim) = files(out, m.name, st.epochs_done);
-        let prefix = format!("{}.", crate::model::linearity::BACKBONE_PREFIX);
-        let with_backbone = m.with_backbone;
-        weights::save_safetensors(m.vs, &model, |n| with_backbone || !n.starts_with(&prefix))?;
+        weights::save_safetensors(m.vs, &model, checkpoint::stored_in_run(m.with_backbone))?;
         let (tensors, step) = m.opt.state();
         st.opt_steps.push(step);
         let named: Vec<(&str, Tensor)> = tensors
             .iter()
             .map(|(n, t)| (n.as_str(), t.to_device(tch::Device::Cpu)))
             .collect();
-        let tmp = dir.join(format!(".optimizer.{}.tmp", std::process::id()));
-        Tensor::write_safetensors(&named, &tmp)
-            .with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, &optim).with_context(|| format!("writing {}", optim.display()))?;
+        crate::atomic::write_via_path(&optim, |tmp| Tensor::write_safetensors(&named, tmp))?;
         keep.extend([model, optim]);
     }
     checkpoint::write_atomic(&dir.join(STATE), serde_json::to_string(&st)?.as_bytes())?;
@@ -144,7 +144,7 @@ pub fn load(out: &Path, config: &str, members: &mut [MemberRef]) -> Result<Optio
     }
     for (k, m) in members.iter_mut().enumerate() {
         let (model, optim) = files(out, m.name, st.epochs_done);
-        weights::load_safetensors(m.vs, &model)?;
+        weights::load_safetensors(m.vs, &model, checkpoint::stored_in_run(m.with_backbone))?;
         let saved: HashMap<String, Tensor> = Tensor::read_safetensors(&optim)
             .with_context(|| format!("reading {}", optim.display()))?
             .into_iter()

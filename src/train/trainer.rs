@@ -24,6 +24,7 @@ use crate::loss;
 use crate::model::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
 use crate::model::trained::{fit_mapping, head_metrics, select_taps, write_predictions};
 use crate::model::{parse_device, weights, IqaModel};
+use crate::run_folder::{self, RunFolder, Start};
 
 pub use crate::model::trained::{nan_metrics, predict, HeadOutputs, Inputs};
 
@@ -31,6 +32,9 @@ pub use crate::model::trained::{nan_metrics, predict, HeadOutputs, Inputs};
 pub struct TrainOutcome {
     pub dir: PathBuf,
     pub info: RunInfo,
+    /// How the run folder was used: trained from the start, resumed, or already finished (then
+    /// nothing was done and `info` is the finished run's).
+    pub start: Start,
 }
 
 /// The β-weighted task loss of a model's outputs: LinearityIQA's three heads with `beta`
@@ -258,7 +262,11 @@ impl Procedure for SingleModel<'_> {
             bail!("no epoch produced a finite validation SROCC (the model's predictions were constant); nothing was saved")
         };
         // Reload the best epoch, fit k, b on the training set, test.
-        weights::load_safetensors(&self.vs, &self.out.join(checkpoint::WEIGHTS))?;
+        weights::load_safetensors(
+            &self.vs,
+            &self.out.join(checkpoint::WEIGHTS),
+            checkpoint::stored_in_run(self.backbone_changes),
+        )?;
         let split = self.split;
         let train_out = self.outputs(&split.train)?;
         let y_train = self.mos_of(&split.train);
@@ -291,6 +299,7 @@ impl Procedure for SingleModel<'_> {
             train: Some(train_metrics),
             timings: self.timings.clone(),
             device: format!("{:?}", self.device),
+            constant_mos_batches: run.constant_mos_batches,
         };
         info.save(self.out)?;
         let fused = test_metrics.last().expect("one head at least");
@@ -300,7 +309,8 @@ impl Procedure for SingleModel<'_> {
         );
         let end = json!({"best_epoch": best_epoch, "test": &test_metrics});
         let dir = self.out.to_path_buf();
-        Ok((TrainOutcome { dir, info }, end))
+        let start = if run.resumed { Start::Resume } else { Start::Fresh };
+        Ok((TrainOutcome { dir, info, start }, end))
     }
 }
 
@@ -320,19 +330,32 @@ fn build_model(cfg: &TrainConfig, device: Device) -> Result<(nn::VarStore, Box<d
     Ok((vs, net, weights_file))
 }
 
-/// Trains a model as configured, writing the run directory `out`. Returns its summary.
+/// Trains a model as configured, writing the run directory `out`. Returns its summary. A folder
+/// holding a run of another configuration is refused (see [`crate::run_folder`]).
 pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
+    train_with(cfg, out, false)
+}
+
+/// [`train`]; `overwrite` replaces whatever run `out` holds (`--overwrite`).
+pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<TrainOutcome> {
+    // Stored with absolute paths: the run folder works from any working directory.
+    let cfg = &cfg.with_absolute_paths();
     cfg.validate()?;
     let t_start = Instant::now();
-    std::fs::create_dir_all(out)
-        .with_context(|| format!("creating run directory {}", out.display()))?;
-    // The configuration as written next to the run; also the key a resumed run must match.
+    // Run-folder rules (src/run_folder.rs): lock `out` for the whole run; then train, resume, or
+    // stop here when this configuration already finished there.
+    let folder = RunFolder::open(out, &run_folder::TRAIN, cfg, overwrite)?;
+    if folder.start() == Start::Finished {
+        return finished_outcome(out);
+    }
     let config_text = toml::to_string_pretty(cfg)?;
     checkpoint::write_atomic(&out.join(checkpoint::CONFIG_TOML), config_text.as_bytes())?;
     let device = parse_device(&cfg.device)?;
     tch::manual_seed(cfg.seed as i64);
     let LoadedData { dataset, split, images, decode_seconds } = train_data::load(&cfg.data, cfg.seed)?;
     train_data::check_trainable(&split, &cfg.data, cfg.batch_size)?;
+    // Equal MOS (train/constant_mos.rs): refused only when the whole training split is constant.
+    super::constant_mos::check_split(&dataset, &split.train, &cfg.loss)?;
     tracing::info!(
         "{}: {} images (train {}, val {}, test {}), decoded in {:.1} s",
         dataset.name, dataset.len(), split.train.len(), split.val.len(), split.test.len(), decode_seconds
@@ -371,6 +394,11 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         timings: Timings { decode_s: decode_seconds, features_s, ..Default::default() },
         t_start,
     };
+    // The key a resumed run must match: the run's identity (the device may change).
+    let resume_key = toml::to_string_pretty(&TrainConfig {
+        device: String::new(),
+        ..cfg.clone()
+    })?;
     let plan = Plan {
         dataset: &dataset,
         train: &split.train,
@@ -379,12 +407,34 @@ pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
         accumulation_steps: cfg.accumulation_steps,
         seed: cfg.seed,
         augment: cfg.augment.as_ref().map(|a| (a, images.as_slice())),
-        config_text,
+        loss: &cfg.loss,
+        config_text: resume_key,
         start: json!({"config": cfg, "n_train": split.train.len(), "n_val": split.val.len(), "n_test": split.test.len()}),
         one_thread: cached && device == Device::Cpu,
         out: Some(out),
     };
-    engine::run(&mut proc, &plan)
+    let outcome = engine::run(&mut proc, &plan)?;
+    drop(folder);
+    Ok(outcome)
+}
+
+/// The outcome of a run that had already finished in `out` (run-folder rules: nothing to do).
+fn finished_outcome(out: &Path) -> Result<TrainOutcome> {
+    let info = RunInfo::load(out).with_context(|| {
+        format!(
+            "{}: this configuration already finished there, but its results cannot be read; pass --overwrite to train it again",
+            out.display()
+        )
+    })?;
+    tracing::info!(
+        "{}: this configuration already finished there; nothing to do",
+        out.display()
+    );
+    Ok(TrainOutcome {
+        dir: out.to_path_buf(),
+        info,
+        start: Start::Finished,
+    })
 }
 
 /// The frozen backbone's taps of every sample of the split (the feature cache).
@@ -400,7 +450,6 @@ fn cached_taps(
     device: Device,
 ) -> Result<Vec<Tensor>> {
     let all: Vec<usize> = split.train.iter().chain(&split.val).chain(&split.test).copied().collect();
-    let rules = train_data::resize_rules(&cfg.data);
-    let src = TapSource { model: net, weights: weights_file, dataset, rules: &rules, indices: &all };
+    let src = TapSource { model: net, weights: weights_file, dataset, data: &cfg.data, indices: &all };
     features::load_or_compute(&src, &mut features::Images::Decoded(images), eval_bs, device)
 }

@@ -50,44 +50,78 @@ pub fn synthetic_dataset(dir: &Path, n: usize, size: u32) -> (PathBuf, PathBuf) 
 /// persistent ids `('storage', torch.FloatStorage, key, 'cpu', numel)`.
 pub fn write_torch_zip(path: &Path, tensors: &[(String, Vec<usize>, TensorData)]) {
     let mut pk: Vec<u8> = vec![0x80, 2]; // PROTO 2
+    push_state_dict(&mut pk, tensors);
+    pk.push(b'.'); // STOP
+    write_zip(path, &pk, tensors);
+}
+
+/// A checkpoint as LinearityIQA's main.py saves it: `{'model': state_dict, 'k': [..], 'b': [..]}`
+/// (plus any other float lists in `lists`), in the same zip format as [`write_torch_zip`].
+pub fn write_torch_checkpoint(
+    path: &Path,
+    model_key: &str,
+    tensors: &[(String, Vec<usize>, TensorData)],
+    lists: &[(&str, &[f64])],
+) {
+    let mut pk: Vec<u8> = vec![0x80, 2, b'}', b'(']; // PROTO 2, EMPTY_DICT, MARK
+    push_unicode(&mut pk, model_key);
+    push_state_dict(&mut pk, tensors);
+    for (key, values) in lists {
+        push_unicode(&mut pk, key);
+        pk.extend_from_slice(b"](");
+        for v in values.iter() {
+            pk.push(b'G'); // BINFLOAT, big-endian
+            pk.extend_from_slice(&v.to_be_bytes());
+        }
+        pk.push(b'e'); // APPENDS
+    }
+    pk.push(b'u'); // SETITEMS
+    pk.push(b'.');
+    write_zip(path, &pk, tensors);
+}
+
+fn push_unicode(pk: &mut Vec<u8>, s: &str) {
+    pk.push(b'X');
+    pk.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    pk.extend_from_slice(s.as_bytes());
+}
+
+/// Pickles an OrderedDict of tensors (storage i = tensor i).
+fn push_state_dict(pk: &mut Vec<u8>, tensors: &[(String, Vec<usize>, TensorData)]) {
     let global = |pk: &mut Vec<u8>, m: &str, n: &str| {
         pk.push(b'c');
         pk.extend_from_slice(format!("{m}\n{n}\n").as_bytes());
     };
-    let unicode = |pk: &mut Vec<u8>, s: &str| {
-        pk.push(b'X');
-        pk.extend_from_slice(&(s.len() as u32).to_le_bytes());
-        pk.extend_from_slice(s.as_bytes());
-    };
+    let unicode = push_unicode;
     let int = |pk: &mut Vec<u8>, v: usize| {
         pk.push(b'J');
         pk.extend_from_slice(&(v as i32).to_le_bytes());
     };
-    global(&mut pk, "collections", "OrderedDict");
+    global(pk, "collections", "OrderedDict");
     pk.push(b')'); // EMPTY_TUPLE
     pk.push(b'R'); // REDUCE
     pk.push(b'('); // MARK for SETITEMS
     for (key, (name, shape, data)) in tensors.iter().enumerate() {
-        unicode(&mut pk, name);
-        global(&mut pk, "torch._utils", "_rebuild_tensor_v2");
+        unicode(pk, name);
+        global(pk, "torch._utils", "_rebuild_tensor_v2");
         pk.push(b'(');
         // persistent id tuple
         pk.push(b'(');
-        unicode(&mut pk, "storage");
+        unicode(pk, "storage");
         let (st, numel) = match data {
             TensorData::F32(v) => ("FloatStorage", v.len()),
             TensorData::I64(v) => ("LongStorage", v.len()),
         };
-        global(&mut pk, "torch", st);
-        unicode(&mut pk, &key.to_string());
-        unicode(&mut pk, "cpu");
-        int(&mut pk, numel);
+        global(pk, "torch", st);
+        unicode(pk, &key.to_string());
+        unicode(pk, "cpu");
+        int(pk, numel);
         pk.push(b't'); // TUPLE
         pk.push(b'Q'); // BINPERSID
-        int(&mut pk, 0);
+        int(pk, 0);
         pk.push(b'(');
         for &d in shape {
-            int(&mut pk, d);
+            int(pk, d);
         }
         pk.push(b't');
         pk.push(b'(');
@@ -96,37 +130,36 @@ pub fn write_torch_zip(path: &Path, tensors: &[(String, Vec<usize>, TensorData)]
             stride[i] = stride[i + 1] * shape[i + 1];
         }
         for s in stride {
-            int(&mut pk, s);
+            int(pk, s);
         }
         pk.push(b't');
         pk.push(0x89); // NEWFALSE
-        global(&mut pk, "collections", "OrderedDict");
+        global(pk, "collections", "OrderedDict");
         pk.push(b')');
         pk.push(b'R');
         pk.push(b't'); // args tuple
         pk.push(b'R'); // call _rebuild_tensor_v2
     }
     pk.push(b'u'); // SETITEMS
-    pk.push(b'.'); // STOP
+}
 
+fn write_zip(path: &Path, pk: &[u8], tensors: &[(String, Vec<usize>, TensorData)]) {
     let f = std::fs::File::create(path).unwrap();
     let mut z = zip::ZipWriter::new(f);
     let opts =
         zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     z.start_file("archive/data.pkl", opts).unwrap();
-    z.write_all(&pk).unwrap();
+    z.write_all(pk).unwrap();
     z.start_file("archive/byteorder", opts).unwrap();
     z.write_all(b"little").unwrap();
     for (key, (_, _, data)) in tensors.iter().enumerate() {
         z.start_file(format!("archive/data/{key}"), opts).unwrap();
-        match data {
-            TensorData::F32(v) => v
-                .iter()
-                .for_each(|x| z.write_all(&x.to_le_bytes()).unwrap()),
-            TensorData::I64(v) => v
-                .iter()
-                .for_each(|x| z.write_all(&x.to_le_bytes()).unwrap()),
-        }
+        // One write per tensor: a write per value takes a minute for ResNet-50's 25M values.
+        let bytes: Vec<u8> = match data {
+            TensorData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            TensorData::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        };
+        z.write_all(&bytes).unwrap();
     }
     z.start_file("archive/version", opts).unwrap();
     z.write_all(b"3\n").unwrap();
@@ -136,4 +169,21 @@ pub fn write_torch_zip(path: &Path, tensors: &[(String, Vec<usize>, TensorData)]
 pub enum TensorData {
     F32(Vec<f32>),
     I64(Vec<i64>),
+}
+
+/// A torch zip-format file whose `data.pkl` is the given pickle and that has no storages.
+pub fn write_zip_pickle(path: &Path, pickle: &[u8]) {
+    let f = std::fs::File::create(path).unwrap();
+    let mut z = zip::ZipWriter::new(f);
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, body) in [
+        ("archive/data.pkl", pickle),
+        ("archive/byteorder", b"little".as_slice()),
+        ("archive/version", b"3\n".as_slice()),
+    ] {
+        z.start_file(name, opts).unwrap();
+        z.write_all(body).unwrap();
+    }
+    z.finish().unwrap();
 }

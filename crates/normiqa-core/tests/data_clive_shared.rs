@@ -1,6 +1,6 @@
 //! Real-data checks on the shared CLIVE copy (`$NORMIQA_SHARED_DATA` or `<repo>/../shared/data`).
 //! Skipped, with a note on stderr, when it is not there.
-use normiqa_core::data::{clive, Ratios};
+use normiqa_core::data::{clive, LoadOptions, Ratios};
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -21,7 +21,7 @@ fn shared_clive() -> Option<PathBuf> {
 fn shared_clive_csv_layout() {
     let Some(root) = shared_clive() else { return };
     assert_eq!(clive::detect_layout(&root).unwrap(), clive::Layout::Normiqa);
-    let ds = clive::load(&root).unwrap();
+    let ds = clive::load(&root, &LoadOptions::default()).unwrap();
     assert_eq!(ds.len(), 1162);
     let s = ds.samples.iter().find(|s| s.name == "100.webp").unwrap();
     assert_eq!(s.mos, 32.561075);
@@ -36,8 +36,8 @@ fn shared_clive_csv_layout() {
 #[test]
 fn shared_clive_official_mats_agree_with_csv() {
     let Some(root) = shared_clive() else { return };
-    let csv = clive::load_layout(&root, clive::Layout::Normiqa).unwrap();
-    let off = clive::load_layout(&root, clive::Layout::Official).unwrap();
+    let csv = clive::load_layout(&root, clive::Layout::Normiqa, &LoadOptions::default()).unwrap();
+    let off = clive::load_layout(&root, clive::Layout::Official, &LoadOptions::default()).unwrap();
     assert_eq!(off.len(), 1162, "7 training images skipped");
     assert!(off.samples.iter().all(|s| !s.name.starts_with('t')));
     assert!(off.samples.iter().any(|s| s.name == "100.bmp"));
@@ -71,8 +71,8 @@ fn shared_clive_official_mats_agree_with_csv() {
 #[test]
 fn shared_clive_reference_splits() {
     let Some(root) = shared_clive() else { return };
-    let csv = clive::load_layout(&root, clive::Layout::Normiqa).unwrap();
-    let off = clive::load_layout(&root, clive::Layout::Official).unwrap();
+    let csv = clive::load_layout(&root, clive::Layout::Normiqa, &LoadOptions::default()).unwrap();
+    let off = clive::load_layout(&root, clive::Layout::Official, &LoadOptions::default()).unwrap();
     for exp_id in 0..10 {
         let s = clive::split(&root, &csv, exp_id, Ratios::default()).unwrap();
         assert_eq!((s.train.len(), s.val.len(), s.test.len()), (697, 232, 233));

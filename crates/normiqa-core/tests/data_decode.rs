@@ -1,8 +1,9 @@
 use image::RgbImage;
 use normiqa_core::data::decode::{
-    decode_all, decode_one, normalize_chw, resize_rgb, Resize, IMAGENET_MEAN, IMAGENET_STD,
+    decode_all, decode_one, normalize_chw, resize_rgb, DecodeOptions, Resize, IMAGENET_MEAN,
+    IMAGENET_STD,
 };
-use normiqa_core::data::DataError;
+use normiqa_core::data::{DataError, LoadOptions};
 use std::path::{Path, PathBuf};
 
 fn fixtures() -> PathBuf {
@@ -74,7 +75,12 @@ fn clive_rule_matches_pil_on_the_two_non_500_images() {
     };
     for case in expected()["clive"].as_array().unwrap() {
         let name = case["image"].as_str().unwrap();
-        let img = decode_one(&root.join("images").join(name), &[Resize::CLIVE]).unwrap();
+        let img = decode_one(
+            &root.join("images").join(name),
+            &[Resize::CLIVE],
+            &DecodeOptions::default(),
+        )
+        .unwrap();
         assert_eq!(img.dimensions(), (500, 500));
         let grid: Vec<u32> = case["grid"]
             .as_array()
@@ -130,17 +136,32 @@ fn resize_rules() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("a.png");
     synth(40, 30).save(&p).unwrap();
-    assert_eq!(decode_one(&p, &[]).unwrap(), synth(40, 30));
     assert_eq!(
-        decode_one(&p, &[Resize::Keep]).unwrap().dimensions(),
-        (40, 30)
-    );
-    assert_eq!(
-        decode_one(&p, &[Resize::IfNot { h: 30, w: 40 }]).unwrap(),
+        decode_one(&p, &[], &DecodeOptions::default()).unwrap(),
         synth(40, 30)
     );
     assert_eq!(
-        decode_one(&p, &[Resize::Exact { h: 30, w: 40 }]).unwrap(),
+        decode_one(&p, &[Resize::Keep], &DecodeOptions::default())
+            .unwrap()
+            .dimensions(),
+        (40, 30)
+    );
+    assert_eq!(
+        decode_one(
+            &p,
+            &[Resize::IfNot { h: 30, w: 40 }],
+            &DecodeOptions::default()
+        )
+        .unwrap(),
+        synth(40, 30)
+    );
+    assert_eq!(
+        decode_one(
+            &p,
+            &[Resize::Exact { h: 30, w: 40 }],
+            &DecodeOptions::default()
+        )
+        .unwrap(),
         synth(40, 30)
     );
     let img = decode_one(
@@ -149,10 +170,16 @@ fn resize_rules() {
             Resize::IfNot { h: 20, w: 20 },
             Resize::Exact { h: 10, w: 12 },
         ],
+        &DecodeOptions::default(),
     )
     .unwrap();
     assert_eq!(img.dimensions(), (12, 10));
-    let e = decode_one(&p, &[Resize::Exact { h: 0, w: 5 }]).unwrap_err();
+    let e = decode_one(
+        &p,
+        &[Resize::Exact { h: 0, w: 5 }],
+        &DecodeOptions::default(),
+    )
+    .unwrap_err();
     assert!(
         matches!(e, DataError::Resize { .. }) && e.to_string().contains("a.png"),
         "{e}"
@@ -161,26 +188,36 @@ fn resize_rules() {
 
 #[test]
 fn decode_all_fixtures_in_order() {
-    let ds = normiqa_core::data::clive::load(fixtures().join("clive_official")).unwrap();
+    let ds =
+        normiqa_core::data::clive::load(fixtures().join("clive_official"), &LoadOptions::default())
+            .unwrap();
     let paths: Vec<PathBuf> = ds.samples.iter().map(|s| s.path.clone()).collect();
-    let imgs = decode_all(&paths, &[]).unwrap();
+    let imgs = decode_all(&paths, &[], &DecodeOptions::default()).unwrap();
     assert_eq!(imgs.len(), 5);
     assert_eq!(imgs[2].dimensions(), (12, 10), "1000.JPG is 12x10");
     for (p, im) in paths.iter().zip(&imgs) {
-        assert_eq!(&decode_one(p, &[]).unwrap(), im);
+        assert_eq!(&decode_one(p, &[], &DecodeOptions::default()).unwrap(), im);
     }
-    let kadid = normiqa_core::data::kadid::load(fixtures().join("kadid10k")).unwrap();
-    let tid = normiqa_core::data::tid2013::load(fixtures().join("tid2013")).unwrap();
+    let kadid =
+        normiqa_core::data::kadid::load(fixtures().join("kadid10k"), &LoadOptions::default())
+            .unwrap();
+    let tid =
+        normiqa_core::data::tid2013::load(fixtures().join("tid2013"), &LoadOptions::default())
+            .unwrap();
     let paths: Vec<PathBuf> = kadid
         .samples
         .iter()
         .chain(&tid.samples)
         .map(|s| s.path.clone())
         .collect();
-    assert!(decode_all(&paths, &[Resize::Exact { h: 4, w: 4 }])
-        .unwrap()
-        .iter()
-        .all(|i| i.dimensions() == (4, 4)));
+    assert!(decode_all(
+        &paths,
+        &[Resize::Exact { h: 4, w: 4 }],
+        &DecodeOptions::default()
+    )
+    .unwrap()
+    .iter()
+    .all(|i| i.dimensions() == (4, 4)));
 }
 
 #[test]
@@ -192,7 +229,7 @@ fn bad_images_are_errors_naming_the_file() {
     let bytes = std::fs::read(&good).unwrap();
     let corrupt = dir.path().join("corrupt.png");
     std::fs::write(&corrupt, &bytes[..bytes.len() / 2]).unwrap();
-    let e = decode_one(&corrupt, &[]).unwrap_err();
+    let e = decode_one(&corrupt, &[], &DecodeOptions::default()).unwrap_err();
     assert!(
         matches!(e, DataError::Decode { .. }) && e.to_string().contains("corrupt.png"),
         "{e}"
@@ -200,21 +237,31 @@ fn bad_images_are_errors_naming_the_file() {
     // garbage in a .jpg
     let junk = dir.path().join("junk.jpg");
     std::fs::write(&junk, b"\xff\xd8\xff\xe0 this is not really a jpeg").unwrap();
-    let e = decode_one(&junk, &[]).unwrap_err();
+    let e = decode_one(&junk, &[], &DecodeOptions::default()).unwrap_err();
     assert!(e.to_string().contains("junk.jpg"), "{e}");
     // unsupported format
     let txt = dir.path().join("notes.gif");
     std::fs::write(&txt, b"hello").unwrap();
-    let e = decode_one(&txt, &[]).unwrap_err();
+    let e = decode_one(&txt, &[], &DecodeOptions::default()).unwrap_err();
     assert!(e.to_string().contains("notes.gif"), "{e}");
     // missing
-    let e = decode_one(Path::new("/nonexistent/missing.png"), &[]).unwrap_err();
+    let e = decode_one(
+        Path::new("/nonexistent/missing.png"),
+        &[],
+        &DecodeOptions::default(),
+    )
+    .unwrap_err();
     assert!(
         matches!(e, DataError::Io { .. }) && e.to_string().contains("missing.png"),
         "{e}"
     );
     // decode_all reports the bad one
-    let e = decode_all(&[good.clone(), corrupt.clone(), good], &[]).unwrap_err();
+    let e = decode_all(
+        &[good.clone(), corrupt.clone(), good],
+        &[],
+        &DecodeOptions::default(),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("corrupt.png"), "{e}");
 }
 
@@ -245,11 +292,11 @@ fn bench_decode_all_clive() {
     let Some(root) = shared_clive() else {
         return eprintln!("skipped: no shared CLIVE");
     };
-    let ds = normiqa_core::data::clive::load(&root).unwrap();
+    let ds = normiqa_core::data::clive::load(&root, &LoadOptions::default()).unwrap();
     let paths = ds.paths();
     for run in 0..2 {
         let t = std::time::Instant::now();
-        let imgs = decode_all(&paths, &[Resize::CLIVE]).unwrap();
+        let imgs = decode_all(&paths, &[Resize::CLIVE], &DecodeOptions::default()).unwrap();
         let dt = t.elapsed();
         assert_eq!(imgs.len(), 1162);
         assert!(imgs.iter().all(|i| i.dimensions() == (500, 500)));
@@ -263,7 +310,7 @@ fn bench_decode_all_clive() {
 }
 
 /// Compares with PIL's decode of every CLIVE image: dump them with
-/// `python make_expected.py /work/shared/data /tmp/pil_clive`, then run with
+/// `python make_expected.py ../shared/data /tmp/pil_clive` (from the checkout), then run with
 /// `NORMIQA_PIL_DUMP=/tmp/pil_clive cargo test ... -- --ignored clive_matches_pil --nocapture`.
 #[test]
 #[ignore]
@@ -274,11 +321,11 @@ fn clive_matches_pil() {
     let Some(dump) = std::env::var_os("NORMIQA_PIL_DUMP").map(PathBuf::from) else {
         return eprintln!("skipped: set NORMIQA_PIL_DUMP");
     };
-    let ds = normiqa_core::data::clive::load(&root).unwrap();
+    let ds = normiqa_core::data::clive::load(&root, &LoadOptions::default()).unwrap();
     let (mut jpg_sum, mut jpg_n, mut jpg_max) = (0f64, 0usize, 0u8);
     let (mut webp_max, mut hist) = (0u8, [0usize; 256]);
     for s in &ds.samples {
-        let ours = decode_one(&s.path, &[Resize::CLIVE]).unwrap();
+        let ours = decode_one(&s.path, &[Resize::CLIVE], &DecodeOptions::default()).unwrap();
         let stem = normiqa_core::data::clive::stem(&s.name);
         let pil = image::open(dump.join(format!("{stem}.png")))
             .unwrap()
@@ -309,4 +356,24 @@ fn clive_matches_pil() {
     eprintln!("WebP lossless: max diff {webp_max}");
     assert_eq!(webp_max, 0);
     assert!(jpg_sum / (jpg_n as f64) < 0.12);
+}
+
+#[test]
+fn max_side_downscales_only_larger_images_keeping_the_aspect() {
+    use normiqa_core::data::decode::max_side_dims;
+    assert_eq!(max_side_dims(150, 2100, 1050), (75, 1050));
+    assert_eq!(max_side_dims(3000, 4000, 1024), (768, 1024));
+    assert_eq!(max_side_dims(1, 5000, 100), (1, 100));
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("wide.png");
+    let img = image::RgbImage::from_fn(300, 120, |x, y| {
+        image::Rgb([(x % 256) as u8, (y * 2) as u8, ((x + y) % 256) as u8])
+    });
+    img.save(&p).unwrap();
+    let got = decode_one(&p, &[Resize::MaxSide { n: 150 }], &Default::default()).unwrap();
+    assert_eq!(got.dimensions(), (150, 60));
+    // The project's PIL-like resize, as --resize 60 150 would do.
+    assert_eq!(got, resize_rgb(&img, 60, 150).unwrap());
+    let same = decode_one(&p, &[Resize::MaxSide { n: 300 }], &Default::default()).unwrap();
+    assert_eq!(same, img);
 }

@@ -1,5 +1,5 @@
 //! Loaders on the tiny fixtures in tests/data/datasets (official layouts), and bad inputs.
-use normiqa_core::data::{clive, csv, kadid, koniq, tid2013, DataError, Ratios};
+use normiqa_core::data::{clive, csv, kadid, koniq, tid2013, DataError, LoadOptions, Ratios};
 use std::path::PathBuf;
 
 fn fixture(name: &str) -> PathBuf {
@@ -15,7 +15,7 @@ fn clive_official_layout() {
         clive::detect_layout(&root).unwrap(),
         clive::Layout::Official
     );
-    let ds = clive::load(&root).unwrap();
+    let ds = clive::load(&root, &LoadOptions::default()).unwrap();
     assert_eq!(ds.name, "CLIVE");
     let names: Vec<_> = ds.samples.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
@@ -40,7 +40,7 @@ fn clive_official_layout() {
 fn clive_normiqa_layout_and_split() {
     let root = fixture("clive_normiqa");
     assert_eq!(clive::detect_layout(&root).unwrap(), clive::Layout::Normiqa);
-    let ds = clive::load(&root).unwrap();
+    let ds = clive::load(&root, &LoadOptions::default()).unwrap();
     assert_eq!(ds.len(), 10);
     assert_eq!(ds.samples[0].name, "200.webp");
     assert_eq!(ds.samples[3].mos, 32.5);
@@ -58,7 +58,7 @@ fn clive_normiqa_layout_and_split() {
 #[test]
 fn clive_split_errors() {
     let root = fixture("clive_normiqa");
-    let ds = clive::load(&root).unwrap();
+    let ds = clive::load(&root, &LoadOptions::default()).unwrap();
     let e = clive::split(&root, &ds, 5, Ratios::default()).unwrap_err();
     assert!(
         matches!(&e, DataError::MissingColumn { column, .. } if column == "order_5"),
@@ -86,7 +86,7 @@ fn clive_split_errors() {
 
 #[test]
 fn clive_unknown_layout() {
-    let e = clive::load(fixture("tid2013")).unwrap_err();
+    let e = clive::load(fixture("tid2013"), &LoadOptions::default()).unwrap_err();
     assert!(
         matches!(e, DataError::Layout { .. }) && e.to_string().contains("mos.csv"),
         "{e}"
@@ -97,19 +97,25 @@ fn clive_unknown_layout() {
 fn koniq_official_split() {
     let root = fixture("koniq10k");
     let csv = root.join("koniq10k_distributions_sets.csv");
-    let (ds, s) = koniq::load_with_split(&csv, root.join("1024x768")).unwrap();
+    let (ds, s) =
+        koniq::load_with_split(&csv, root.join("1024x768"), &LoadOptions::default()).unwrap();
     assert_eq!(ds.name, "KonIQ-10k");
     assert_eq!(ds.len(), 5);
     assert_eq!(ds.samples[0].mos, 77.3836206897);
     assert_eq!(ds.samples[0].mos_std, Some(0.527277894494));
     assert!(ds.samples.iter().all(|s| s.path.is_file()));
     assert_eq!((s.train, s.val, s.test), (vec![0, 3], vec![2], vec![1, 4]));
-    assert_eq!(koniq::load(&csv, &root).unwrap().len(), 5);
+    assert_eq!(
+        koniq::load(&csv, &root, &LoadOptions::default())
+            .unwrap()
+            .len(),
+        5
+    );
 }
 
 #[test]
 fn kadid_layout() {
-    let ds = kadid::load(fixture("kadid10k")).unwrap();
+    let ds = kadid::load(fixture("kadid10k"), &LoadOptions::default()).unwrap();
     assert_eq!(ds.len(), 4);
     let s = &ds.samples[1];
     assert_eq!(s.name, "I01_25_05.png");
@@ -134,7 +140,7 @@ fn kadid_layout() {
 
 #[test]
 fn tid2013_layout() {
-    let ds = tid2013::load(fixture("tid2013")).unwrap();
+    let ds = tid2013::load(fixture("tid2013"), &LoadOptions::default()).unwrap();
     assert_eq!(ds.len(), 3);
     let s = &ds.samples[1];
     assert_eq!(s.name, "i03_08_4.bmp");
@@ -170,7 +176,7 @@ fn tid2013_bad_line() {
         "5.1 i01_01_1.bmp\nabc i01_01_2.bmp\n",
     )
     .unwrap();
-    let e = tid2013::load(dir.path()).unwrap_err();
+    let e = tid2013::load(dir.path(), &LoadOptions::default()).unwrap_err();
     assert!(
         matches!(e, DataError::BadLine { line: 2, .. }) && e.to_string().contains("abc"),
         "{e}"
@@ -186,7 +192,13 @@ fn generic_csv_defaults_and_custom_columns() {
         "image,mos,reference,distortion,level\na.png,1.5,r1,blur,2\nb.png,2.5,,,\n",
     )
     .unwrap();
-    let ds = csv::load(&p, dir.path().join("imgs"), &csv::CsvColumns::default()).unwrap();
+    let ds = csv::load(
+        &p,
+        dir.path().join("imgs"),
+        &csv::CsvColumns::default(),
+        &LoadOptions::default(),
+    )
+    .unwrap();
     assert_eq!(ds.name, "csv:labels.csv");
     assert_eq!(ds.samples[0].path, dir.path().join("imgs/a.png"));
     assert_eq!(ds.samples[0].reference.as_deref(), Some("r1"));
@@ -203,7 +215,7 @@ fn generic_csv_defaults_and_custom_columns() {
         mos_std: Some("sd".into()),
         ..Default::default()
     };
-    let ds = csv::load(&p2, dir.path(), &cols).unwrap();
+    let ds = csv::load(&p2, dir.path(), &cols, &LoadOptions::default()).unwrap();
     assert_eq!(
         (ds.samples[0].mos, ds.samples[0].mos_std),
         (70.0, Some(3.0))
@@ -213,7 +225,7 @@ fn generic_csv_defaults_and_custom_columns() {
         reference: Some("ref".into()),
         ..cols
     };
-    let e = csv::load(&p2, dir.path(), &cols).unwrap_err();
+    let e = csv::load(&p2, dir.path(), &cols, &LoadOptions::default()).unwrap_err();
     assert!(
         matches!(&e, DataError::MissingColumn { column, .. } if column == "ref"),
         "{e}"
@@ -225,7 +237,13 @@ fn csv_without_mos_column() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bad.csv");
     std::fs::write(&p, "image,score\na.png,1\n").unwrap();
-    let e = csv::load(&p, dir.path(), &csv::CsvColumns::default()).unwrap_err();
+    let e = csv::load(
+        &p,
+        dir.path(),
+        &csv::CsvColumns::default(),
+        &LoadOptions::default(),
+    )
+    .unwrap_err();
     let msg = e.to_string();
     assert!(
         matches!(&e, DataError::MissingColumn { column, .. } if column == "mos"),
@@ -239,7 +257,13 @@ fn csv_non_numeric_mos_names_row() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("bad.csv");
     std::fs::write(&p, "image,mos\na.png,1\nb.png,1.5\nc.png,good\n").unwrap();
-    let e = csv::load(&p, dir.path(), &csv::CsvColumns::default()).unwrap_err();
+    let e = csv::load(
+        &p,
+        dir.path(),
+        &csv::CsvColumns::default(),
+        &LoadOptions::default(),
+    )
+    .unwrap_err();
     let msg = e.to_string();
     assert!(
         matches!(&e, DataError::BadValue { row: 4, column, .. } if column == "mos"),
@@ -254,6 +278,7 @@ fn csv_non_numeric_mos_names_row() {
         dir.path().join("nope.csv"),
         dir.path(),
         &csv::CsvColumns::default(),
+        &LoadOptions::default(),
     )
     .unwrap_err();
     assert!(
@@ -271,10 +296,10 @@ fn koniq_bad_set_value() {
         "image_name,MOS,SD,set\na.jpg,50,1,training\nb.jpg,60,1,holdout\n",
     )
     .unwrap();
-    let e = koniq::load_with_split(&p, dir.path()).unwrap_err();
+    let e = koniq::load_with_split(&p, dir.path(), &LoadOptions::default()).unwrap_err();
     assert!(
         matches!(&e, DataError::BadValue { row: 3, column, .. } if column == "set"),
         "{e}"
     );
-    assert!(koniq::load(&p, dir.path()).is_ok());
+    assert!(koniq::load(&p, dir.path(), &LoadOptions::default()).is_ok());
 }

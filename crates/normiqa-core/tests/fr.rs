@@ -8,7 +8,7 @@ use image::{Rgb, RgbImage};
 use normiqa_core::fr::{
     box_downsample2_zero, box_downsample_symmetric, gmsd, gmsd_plane, ms_ssim, ms_ssim_plane, psnr,
     psnr_plane, psnr_y, rgb2gray, ssim, ssim_plane, ssim_with, FrError, FrMetric, Plane,
-    SsimDownsample, SsimOptions, MS_SSIM_MIN_SIDE,
+    SsimDownsample, SsimMode, SsimOptions, MS_SSIM_MIN_SIDE,
 };
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -121,7 +121,7 @@ fn matches_independent_implementations() {
             check_abs(
                 "ssim (auto downsampling)",
                 name,
-                ssim(&r, &d).unwrap(),
+                ssim_with(&r, &d, &SsimOptions::matlab()).unwrap(),
                 f("ssim_authors"),
                 1e-6,
             ),
@@ -137,7 +137,7 @@ fn matches_independent_implementations() {
         for (w, e) in worst.iter_mut().zip(e) {
             *w = w.max(e);
         }
-        let factor = SsimOptions::default().factor(r.width() as usize, r.height() as usize);
+        let factor = SsimOptions::matlab().factor(r.width() as usize, r.height() as usize);
         assert_eq!(
             factor as u64,
             c["ssim_downsample_factor"].as_u64().unwrap(),
@@ -294,6 +294,7 @@ fn errors() {
     let t = RgbImage::new(20, 20);
     let opt = SsimOptions {
         downsample: SsimDownsample::Factor(2),
+        ..SsimOptions::matlab()
     };
     assert!(matches!(
         ssim_with(&t, &t, &opt),
@@ -369,8 +370,8 @@ fn metric_selector() {
         psnr_y(&r, &d).unwrap()
     );
     assert_eq!(
-        ssim_plane(&pr, &pd, &SsimOptions::default()).unwrap(),
-        ssim(&r, &d).unwrap()
+        ssim_plane(&pr, &pd, &SsimOptions::matlab()).unwrap(),
+        ssim_with(&r, &d, &SsimOptions::matlab()).unwrap()
     );
     assert_eq!(ms_ssim_plane(&pr, &pd).unwrap(), ms_ssim(&r, &d).unwrap());
     assert_eq!(gmsd_plane(&pr, &pd).unwrap(), gmsd(&r, &d).unwrap());
@@ -419,4 +420,30 @@ fn downsampling_helpers_follow_matlab() {
     let d3 = box_downsample_symmetric(&p, 3);
     assert_eq!((d3.width, d3.height), (1, 1));
     assert!((d3.data[0] - (1. + 1. + 2. + 1. + 1. + 2. + 4. + 4. + 5.) / 9.).abs() < 1e-12);
+}
+
+/// The default SSIM is pyiqa's `ssim` (reference/ssim_pyiqa_expected.py), on the fixtures above
+/// and on `normiqa synth` distortions; `SsimMode::Matlab` keeps `ssim.m` (its downsampling moves
+/// the 400x390 noisy pair by more than 0.05).
+#[test]
+fn ssim_default_matches_pyiqa() {
+    let s = std::fs::read_to_string(data_dir().join("ssim_pyiqa.json")).unwrap();
+    let exp: Value = serde_json::from_str(&s).unwrap();
+    let mut worst = 0.0f64;
+    for c in exp["cases"].as_array().unwrap() {
+        let r = load(c["reference"].as_str().unwrap());
+        let d = load(c["distorted"].as_str().unwrap());
+        let want = c["ssim_pyiqa"].as_f64().unwrap();
+        let got = ssim(&r, &d).unwrap();
+        let pyiqa = SsimMode::Pyiqa.options();
+        assert_eq!(got, ssim_with(&r, &d, &pyiqa).unwrap());
+        assert!((got - want).abs() < 1e-6, "{}: {got} vs pyiqa {want}", c["distorted"]);
+        worst = worst.max((got - want).abs());
+    }
+    eprintln!("max |normiqa - pyiqa| = {worst:e}");
+    let (r, d) = (load("gray_ref.png"), load("gray_noise15.png"));
+    let matlab = ssim_with(&r, &d, &SsimMode::Matlab.options()).unwrap();
+    assert!(matlab - ssim(&r, &d).unwrap() > 0.05, "{matlab}");
+    assert_eq!("matlab".parse::<SsimMode>().unwrap(), SsimMode::Matlab);
+    assert!("ssim.x".parse::<SsimMode>().is_err());
 }

@@ -1,6 +1,6 @@
 //! Timing of the full-reference metrics on a 500x500 pair (ignored by default):
 //! `cargo test -p normiqa-core --release --test fr_bench -- --ignored --nocapture`
-//! Uses $KODAK_DIR/kodim01.png (default /work/shared/data/kodak24); skips if absent.
+//! Uses $KODAK_DIR/kodim01.png (default ../shared/data/kodak24 next to the checkout); skips if absent.
 
 use std::time::Instant;
 
@@ -40,7 +40,9 @@ fn time_all(r: &RgbImage, d: &RgbImage, reps: usize) -> Vec<(FrMetric, f64, f64,
 #[test]
 #[ignore]
 fn fr_timing_500x500() {
-    let dir = std::env::var("KODAK_DIR").unwrap_or_else(|_| "/work/shared/data/kodak24".into());
+    let dir = std::env::var("KODAK_DIR").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/kodak24").into()
+    });
     let path = std::path::Path::new(&dir).join("kodim01.png");
     let Ok(img) = image::open(&path) else {
         eprintln!("skipping: {} not found", path.display());

@@ -4,8 +4,9 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use normiqa_core::weights::pickle::{self, PickleError};
 use normiqa_core::weights::{
-    read_pth, read_pth_with, DType, PthErrorKind, RawTensor, ReadOptions, StateDict,
+    read_pth, read_pth_bytes, read_pth_with, DType, PthErrorKind, RawTensor, ReadOptions, StateDict,
 };
 use serde_json::Value as Json;
 
@@ -425,11 +426,12 @@ fn error_unknown_storage_type() {
     let mut bytes = fixture_bytes("tiny_legacy.pth");
     let pat = b"torch\nHalfStorage\n";
     let i = bytes.windows(pat.len()).position(|w| w == pat).unwrap();
-    bytes[i + 6..i + 17].copy_from_slice(b"QInt8Storag");
+    // (same length; a name outside torch's storage classes would be refused as a global)
+    bytes[i + 6..i + 17].copy_from_slice(b"Fp4xStorage");
     let p = write_tmp(&dir, "qint.pth", &bytes);
     let err = read_pth(&p).unwrap_err();
     assert!(
-        matches!(&err.kind, PthErrorKind::UnknownStorageType(s) if s == "torch.QInt8Storag"),
+        matches!(&err.kind, PthErrorKind::UnknownStorageType(s) if s == "torch.Fp4xStorage"),
         "{err}"
     );
     assert!(err.to_string().contains("unknown storage type"), "{err}");
@@ -444,4 +446,198 @@ fn zip_variants_fixture() {
     assert_eq!(sd.get("untyped").unwrap().dtype, DType::U8);
     assert_eq!(sd.get("untyped").unwrap().data, [40, 120, 80, 160]); // transposed view of 0,40,..,200
     assert!(sd.get("not_a_tensor").is_none());
+}
+
+// ---------------------------------------------------------------------------
+// crafted files: sizes bounded by the file, nesting bounded
+
+/// A one-entry zip (stored) whose entry declares `declared` bytes through zip64 extra fields.
+fn zip_declaring(name: &str, data: &[u8], declared: u64) -> Vec<u8> {
+    let mut crc = flate2::Crc::new();
+    crc.update(data);
+    let zip64 = |out: &mut Vec<u8>| {
+        out.extend_from_slice(&1u16.to_le_bytes());
+        out.extend_from_slice(&16u16.to_le_bytes());
+        out.extend_from_slice(&declared.to_le_bytes());
+        out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+    };
+    let common = |out: &mut Vec<u8>| {
+        out.extend_from_slice(&45u16.to_le_bytes()); // version needed
+        out.extend_from_slice(&0u16.to_le_bytes()); // flags
+        out.extend_from_slice(&0u16.to_le_bytes()); // stored
+        out.extend_from_slice(&[0, 0, 0x21, 0]); // time, date
+        out.extend_from_slice(&crc.sum().to_le_bytes());
+        out.extend_from_slice(&u32::MAX.to_le_bytes()); // sizes in the zip64 field
+        out.extend_from_slice(&u32::MAX.to_le_bytes());
+        out.extend_from_slice(&(name.len() as u16).to_le_bytes());
+        out.extend_from_slice(&20u16.to_le_bytes()); // extra length
+    };
+    let mut z = b"PK\x03\x04".to_vec();
+    common(&mut z);
+    z.extend_from_slice(name.as_bytes());
+    zip64(&mut z);
+    z.extend_from_slice(data);
+    let cd_start = z.len();
+    z.extend_from_slice(b"PK\x01\x02");
+    z.extend_from_slice(&45u16.to_le_bytes()); // version made by
+    common(&mut z);
+    z.extend_from_slice(&[0; 14]); // comment length, disk, attributes, local header offset 0
+    z.extend_from_slice(name.as_bytes());
+    zip64(&mut z);
+    let cd_len = z.len() - cd_start;
+    z.extend_from_slice(b"PK\x05\x06\0\0\0\0\x01\0\x01\0");
+    z.extend_from_slice(&(cd_len as u32).to_le_bytes());
+    z.extend_from_slice(&(cd_start as u32).to_le_bytes());
+    z.extend_from_slice(&[0, 0]);
+    z
+}
+
+#[test]
+fn zip_entry_declaring_2_pow_62_bytes_is_refused_before_allocating() {
+    let bytes = zip_declaring("archive/data.pkl", b"\x80\x02}.", 1 << 62);
+    assert!(bytes.len() < 250, "{} bytes", bytes.len());
+    let err = read_pth_bytes(&bytes, Path::new("bomb.pth"), &ReadOptions::default()).unwrap_err();
+    assert!(matches!(err.kind, PthErrorKind::Zip(_)), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("bomb.pth") && msg.contains("4611686018427387904") && msg.contains("crafted"),
+        "{msg}"
+    );
+    // the same entry declaring its true size reads (an empty state dict)
+    let honest = zip_declaring("archive/data.pkl", b"\x80\x02}.", 4);
+    let sd = read_pth_bytes(&honest, Path::new("ok.pth"), &ReadOptions::default()).unwrap();
+    assert!(sd.is_empty());
+}
+
+fn nested_pickle(levels: usize) -> Vec<u8> {
+    let mut p = b"\x80\x02N".to_vec();
+    p.extend(std::iter::repeat(0x85).take(levels)); // TUPLE1
+    p.push(b'.');
+    p
+}
+
+fn one_entry_zip(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    out.start_file(name, opts).unwrap();
+    out.write_all(data).unwrap();
+    out.finish().unwrap().into_inner()
+}
+
+/// A zip-format file whose `data.pkl` is `pickle`.
+fn zip_with_pickle(pickle: &[u8]) -> Vec<u8> {
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, body) in [
+        ("archive/data.pkl", pickle),
+        ("archive/byteorder", b"little".as_slice()),
+        ("archive/version", b"3\n".as_slice()),
+    ] {
+        out.start_file(name, opts).unwrap();
+        out.write_all(body).unwrap();
+    }
+    out.finish().unwrap().into_inner()
+}
+
+#[test]
+fn pickle_nested_200000_levels_is_an_error_not_a_stack_overflow() {
+    let deep = nested_pickle(200_000);
+    let zipped = one_entry_zip("archive/data.pkl", &deep);
+    let err = read_pth_bytes(&zipped, Path::new("deep.pth"), &ReadOptions::default()).unwrap_err();
+    assert!(
+        matches!(
+            &err.kind,
+            PthErrorKind::Pickle {
+                err: PickleError::TooDeep { limit: 1000 },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("deep.pth"), "{err}");
+    // as the first pickle of a legacy file
+    let err = read_pth_bytes(&deep, Path::new("deep.pth"), &ReadOptions::default()).unwrap_err();
+    assert!(matches!(err.kind, PthErrorKind::NotTorchFile(_)), "{err}");
+    // and straight through the VM
+    let err = pickle::load(&deep, 0).unwrap_err();
+    assert!(matches!(err, PickleError::TooDeep { limit: 1000 }), "{err}");
+}
+
+/// A zip `torch.save` file with one f32 tensor `w` of the given shape and stride over a
+/// storage of `numel` elements (all zero).
+fn torch_zip_one_tensor(shape: &[u32], stride: &[u32], numel: u32) -> Vec<u8> {
+    let mut pk = b"\x80\x02ccollections\nOrderedDict\n)R(X\x01\x00\x00\x00w".to_vec();
+    pk.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storage");
+    pk.extend_from_slice(b"ctorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuJ");
+    pk.extend_from_slice(&numel.to_le_bytes());
+    pk.extend_from_slice(b"tQJ\x00\x00\x00\x00(");
+    for d in shape {
+        pk.push(b'J');
+        pk.extend_from_slice(&d.to_le_bytes());
+    }
+    pk.extend_from_slice(b"t(");
+    for s in stride {
+        pk.push(b'J');
+        pk.extend_from_slice(&s.to_le_bytes());
+    }
+    pk.extend_from_slice(b"t\x89ccollections\nOrderedDict\n)RtRu.");
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    out.start_file("archive/data.pkl", opts).unwrap();
+    out.write_all(&pk).unwrap();
+    out.start_file("archive/data/0", opts).unwrap();
+    out.write_all(&vec![0u8; 4 * numel as usize]).unwrap();
+    out.finish().unwrap().into_inner()
+}
+
+#[test]
+fn tensor_larger_than_the_file_through_zero_strides_is_refused() {
+    let ok = torch_zip_one_tensor(&[2, 3], &[3, 1], 6);
+    let sd = read_pth_bytes(&ok, Path::new("ok.pth"), &ReadOptions::default()).unwrap();
+    assert_eq!(sd.get("w").unwrap().shape, vec![2, 3]);
+    // 2^48 elements over one float: 1 PiB
+    let bomb = torch_zip_one_tensor(&[1 << 16, 1 << 16, 1 << 16], &[0, 0, 0], 1);
+    let err = read_pth_bytes(&bomb, Path::new("bomb.pth"), &ReadOptions::default()).unwrap_err();
+    assert!(
+        matches!(&err.kind, PthErrorKind::BadTensor { name, .. } if name == "w"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("65536x65536x65536"), "{err}");
+}
+
+#[test]
+fn a_pickle_calling_os_system_is_refused_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    // {'w': os.system('echo pwned')}, with GLOBAL (protocol 2) and with STACK_GLOBAL (protocol 4)
+    let global = b"\x80\x02}X\x01\x00\x00\x00wcos\nsystem\nX\x0a\x00\x00\x00echo pwned\x85Rs.";
+    let stack_global = b"\x80\x04}\x8c\x01w\x8c\x02os\x8c\x06system\x93\x8c\x0aecho pwned\x85Rs.";
+    for (name, pk) in [("evil.pth", &global[..]), ("evil4.pth", &stack_global[..])] {
+        let p = write_tmp(&dir, name, &zip_with_pickle(pk));
+        let err = read_pth(&p).unwrap_err();
+        assert!(
+            matches!(&err.kind, PthErrorKind::RefusedGlobal { global } if global == "os.system"),
+            "{err}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains(name) && msg.contains("refused") && msg.contains("os.system"),
+            "{msg}"
+        );
+        assert!(msg.contains("never runs code"), "{msg}");
+    }
+    // the legacy format is read through the same policy
+    let mut bytes = fixture_bytes("tiny_legacy.pth");
+    let pat = b"collections\nOrderedDict\n";
+    let i = bytes.windows(pat.len()).position(|w| w == pat).unwrap();
+    // (same length; the VM stops at the refused GLOBAL, before the padding)
+    bytes[i..i + pat.len()].copy_from_slice(b"subprocess\nrun\n\n\n\n\n\n\n\n\n\n");
+    let p = write_tmp(&dir, "evil_legacy.pth", &bytes);
+    let err = read_pth(&p).unwrap_err();
+    assert!(
+        matches!(&err.kind, PthErrorKind::RefusedGlobal { global } if global == "subprocess.run"),
+        "{err}"
+    );
 }

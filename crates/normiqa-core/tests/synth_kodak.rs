@@ -20,7 +20,9 @@ fn psnr(a: &RgbImage, b: &RgbImage) -> f64 {
 #[test]
 #[ignore]
 fn generate_kodak24_full() {
-    let src = std::env::var("KODAK_DIR").unwrap_or_else(|_| "/work/shared/data/kodak24".into());
+    let src = std::env::var("KODAK_DIR").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/kodak24").into()
+    });
     let mut refs: Vec<PathBuf> = std::fs::read_dir(&src)
         .unwrap()
         .map(|e| e.unwrap().path())

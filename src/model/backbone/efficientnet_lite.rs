@@ -11,7 +11,7 @@ use tch::nn;
 use tch::Tensor;
 
 use super::fused::{FrozenBackbone, FusedConv};
-use super::{bn2d, Backbone};
+use super::{bn2d, Backbone, Stages};
 
 /// One MBConv stage: (repeats, kernel, stride, expand ratio, in channels, out channels).
 const LITE0_STAGES: [(usize, i64, i64, i64, i64, i64); 7] = [
@@ -25,6 +25,9 @@ const LITE0_STAGES: [(usize, i64, i64, i64, i64, i64); 7] = [
 ];
 /// Index of the last block of the stride-16 stage (the "level 6" tap).
 const TAP6_BLOCK: usize = 10;
+/// Last blocks of the stride-4, -8 and -16 stages (24, 40 and 112 channels); the stride-32
+/// stage map is the head's output (1280 channels).
+const STAGE_BLOCKS: [usize; 3] = [2, 4, TAP6_BLOCK];
 const BN_EPS: f64 = 1e-3;
 const BN_MOMENTUM: f64 = 0.01;
 
@@ -242,6 +245,27 @@ impl EfficientNetLite {
             head: SameConv::new(p / "_conv_head", 320, 1280, 1, 1, 1),
             bn1: bn2d(p / "_bn1", 1280, BN_EPS, BN_MOMENTUM),
         }
+    }
+}
+
+impl Stages for EfficientNetLite {
+    /// Blocks 2, 4 and 10 (the ends of the stride-4, -8 and -16 stages) and the head.
+    fn stages(&self, x: &Tensor, train: bool) -> [Tensor; 4] {
+        let mut x = relu6(self.stem.forward(x).apply_t(&self.bn0, train));
+        let mut out = Vec::with_capacity(4);
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.forward(&x, train);
+            if STAGE_BLOCKS.contains(&i) {
+                out.push(x.shallow_clone());
+            }
+        }
+        out.push(relu6(self.head.forward(&x).apply_t(&self.bn1, train)));
+        out.try_into()
+            .expect("EfficientNet-Lite0 has more than 11 blocks")
+    }
+
+    fn stage_channels(&self) -> [i64; 4] {
+        [24, 40, 112, 1280]
     }
 }
 

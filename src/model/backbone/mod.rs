@@ -23,6 +23,20 @@ pub trait Backbone: std::fmt::Debug + Send {
     fn fuse(&self) -> Option<Box<dyn FrozenBackbone>> {
         None
     }
+    /// The last convolutional feature map without a final max-pooling (VGG's `features[:-1]`,
+    /// DBCNN's F-CNN); the level-7 map for backbones that end in a convolution.
+    fn last_map(&self, x: &Tensor, train: bool) -> Tensor {
+        self.forward_two(x, train).1
+    }
+}
+
+/// A backbone that exposes the end of each of its four resolution stages (strides 4, 8, 16 and
+/// 32 of the input), for multi-scale models (HyperIQA's local-distortion-aware features).
+pub trait Stages: Backbone {
+    /// Runs the network on a normalised NCHW batch; returns the four stage maps, finest first.
+    fn stages(&self, x: &Tensor, train: bool) -> [Tensor; 4];
+    /// Channels of the four stage maps.
+    fn stage_channels(&self) -> [i64; 4];
 }
 
 /// BatchNorm2d with explicit eps and momentum (PyTorch convention: running = (1−m)·running + m·batch).

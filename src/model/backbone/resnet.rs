@@ -7,7 +7,7 @@ use tch::nn;
 use tch::Tensor;
 
 use super::fused::{FrozenBackbone, FusedConv};
-use super::{bn2d, Backbone};
+use super::{bn2d, Backbone, Stages};
 
 const BN_EPS: f64 = 1e-5;
 const BN_MOMENTUM: f64 = 0.1;
@@ -268,10 +268,39 @@ impl ResNet {
     }
 }
 
+impl ResNet {
+    /// conv1, bn1, ReLU and the 3×3 max pool (stride 4).
+    fn stem(&self, x: &Tensor, train: bool) -> Tensor {
+        x.apply(&self.conv1)
+            .apply_t(&self.bn1, train)
+            .relu()
+            .max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false)
+    }
+}
+
+impl Stages for ResNet {
+    /// The outputs of `layer1` … `layer4`.
+    fn stages(&self, x: &Tensor, train: bool) -> [Tensor; 4] {
+        let mut x = self.stem(x, train);
+        let mut out = Vec::with_capacity(4);
+        for layer in self.layers.iter() {
+            for b in layer {
+                x = b.forward(&x, train);
+            }
+            out.push(x.shallow_clone());
+        }
+        out.try_into().expect("a ResNet has four layers")
+    }
+
+    fn stage_channels(&self) -> [i64; 4] {
+        let c = self.channels[1];
+        [c / 8, c / 4, c / 2, c]
+    }
+}
+
 impl Backbone for ResNet {
     fn forward_two(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let mut x = x.apply(&self.conv1).apply_t(&self.bn1, train).relu();
-        x = x.max_pool2d([3, 3], [2, 2], [1, 1], [1, 1], false);
+        let mut x = self.stem(x, train);
         let mut taps = Vec::with_capacity(2);
         for (li, layer) in self.layers.iter().enumerate() {
             for b in layer {

@@ -99,16 +99,22 @@ impl Plain {
     }
 }
 
+impl Layer {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        match self {
+            Layer::Conv(c) => x.apply(c),
+            Layer::Relu => x.relu(),
+            Layer::MaxPool { k, s } => x.max_pool2d([*k, *k], [*s, *s], [0, 0], [1, 1], false),
+        }
+    }
+}
+
 impl Backbone for Plain {
     fn forward_two(&self, x: &Tensor, _train: bool) -> (Tensor, Tensor) {
         let mut x = x.shallow_clone();
         let mut out = Vec::with_capacity(2);
         for (i, l) in self.layers.iter().enumerate() {
-            x = match l {
-                Layer::Conv(c) => x.apply(c),
-                Layer::Relu => x.relu(),
-                Layer::MaxPool { k, s } => x.max_pool2d([*k, *k], [*s, *s], [0, 0], [1, 1], false),
-            };
+            x = l.forward(&x);
             if self.taps.contains(&i) {
                 out.push(x.shallow_clone());
             }
@@ -126,5 +132,16 @@ impl Backbone for Plain {
 
     fn ignored_weights(&self) -> &'static [&'static str] {
         &["classifier."]
+    }
+
+    /// Every layer but the final max pool: VGG-16's conv5_3 + ReLU (stride 16), AlexNet's conv5 + ReLU.
+    fn last_map(&self, x: &Tensor, _train: bool) -> Tensor {
+        let n = match self.layers.last() {
+            Some(Layer::MaxPool { .. }) => self.layers.len() - 1,
+            _ => self.layers.len(),
+        };
+        self.layers[..n]
+            .iter()
+            .fold(x.shallow_clone(), |x, l| l.forward(&x))
     }
 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::csv::{CsvColumns, Table};
 use super::error::{DataError, Result};
+use super::rows::{LoadOptions, Place, Rows};
 use super::split::{Ratios, Split};
 use super::{Dataset, Sample};
 
@@ -55,22 +56,24 @@ pub fn detect_layout(root: impl AsRef<Path>) -> Result<Layout> {
     })
 }
 
-/// Loads CLIVE from `root`, detecting the layout.
-pub fn load(root: impl AsRef<Path>) -> Result<Dataset> {
+/// Loads CLIVE from `root`, detecting the layout. Image names leaving the image folder and
+/// repeated images are refused unless `opts` allows them.
+pub fn load(root: impl AsRef<Path>, opts: &LoadOptions) -> Result<Dataset> {
     let root = root.as_ref();
-    load_layout(root, detect_layout(root)?)
+    load_layout(root, detect_layout(root)?, opts)
 }
 
 /// Loads CLIVE from `root` in the given layout.
-pub fn load_layout(root: impl AsRef<Path>, layout: Layout) -> Result<Dataset> {
+pub fn load_layout(root: impl AsRef<Path>, layout: Layout, opts: &LoadOptions) -> Result<Dataset> {
     let root = root.as_ref();
     let mut ds = match layout {
         Layout::Normiqa => super::csv::load(
             root.join("mos.csv"),
             root.join("images"),
             &CsvColumns::default(),
+            opts,
         )?,
-        Layout::Official => load_official(root)?,
+        Layout::Official => load_official(root, opts)?,
     };
     ds.name = "CLIVE".into();
     ds.higher_is_better = true;
@@ -98,7 +101,7 @@ fn is_training_image(name: &str) -> bool {
         && s[1..].bytes().all(|b| b.is_ascii_digit())
 }
 
-fn load_official(root: &Path) -> Result<Dataset> {
+fn load_official(root: &Path, opts: &LoadOptions) -> Result<Dataset> {
     let dir = mat_dir(root).ok_or_else(|| DataError::MissingFile {
         path: root.join("Data").join(MAT_IMAGES),
         what: "CLIVE official release (also looked in official/ and the root)".into(),
@@ -149,12 +152,14 @@ fn load_official(root: &Path) -> Result<Dataset> {
     };
     let mos = numbers(MAT_MOS, "AllMOS_release")?;
     let std = numbers(MAT_STD, "AllStdDev_release")?;
-    let samples = names
-        .into_iter()
-        .zip(mos)
-        .zip(std)
-        .filter(|((name, _), _)| !is_training_image(name))
-        .map(|((name, mos), std)| Sample {
+    let mut rows = Rows::new(&names_path, opts);
+    for (i, ((name, mos), std)) in names.into_iter().zip(mos).zip(std).enumerate() {
+        if is_training_image(&name) {
+            continue;
+        }
+        let at = Place::Entry(i as u64 + 1);
+        rows.check_inside(&images_dir, &name, at)?;
+        let sample = Sample {
             path: resolve_image(&images_dir, &name),
             name,
             mos,
@@ -162,11 +167,12 @@ fn load_official(root: &Path) -> Result<Dataset> {
             reference: None,
             distortion: None,
             level: None,
-        })
-        .collect();
+        };
+        rows.push(sample, at)?;
+    }
     Ok(Dataset {
         name: "CLIVE".into(),
-        samples,
+        samples: rows.into_samples(),
         higher_is_better: true,
     })
 }

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use super::error::{io_err, DataError, Result};
+use super::rows::{LoadOptions, Place, Rows};
 use super::{Dataset, Sample};
 
 /// Column names of a labels CSV. `image` and `mos` are required. The optional columns are read
@@ -36,11 +37,13 @@ impl Default for CsvColumns {
 }
 
 /// Loads a labels CSV; sample `i` is data row `i`, its path `image_root/<image>`.
-/// The dataset is named `csv:<file name>` and is higher-is-better.
+/// The dataset is named `csv:<file name>` and is higher-is-better. Image paths that leave
+/// `image_root` and images listed twice are refused unless `opts` allows them.
 pub fn load(
     csv_path: impl AsRef<Path>,
     image_root: impl AsRef<Path>,
     columns: &CsvColumns,
+    opts: &LoadOptions,
 ) -> Result<Dataset> {
     let csv_path = csv_path.as_ref();
     let image_root = image_root.as_ref();
@@ -59,9 +62,11 @@ pub fn load(
     let c_ref = opt(&columns.reference, &defaults.reference)?;
     let c_dist = opt(&columns.distortion, &defaults.distortion)?;
     let c_level = opt(&columns.level, &defaults.level)?;
-    let mut samples = Vec::with_capacity(t.rows.len());
+    let mut samples = Rows::new(csv_path, opts);
     for row in &t.rows {
         let name = t.required_str(row, c_img)?.to_string();
+        let at = Place::Row(row.line);
+        let path = samples.image_path(image_root, &name, at)?;
         let mos = t.f64(row, c_mos)?;
         let mos_std = match c_std {
             Some(c) if !row.get(c).is_empty() => Some(t.f64(row, c)?),
@@ -72,15 +77,16 @@ pub fn load(
             Some(c) if !row.get(c).is_empty() => Some(t.u32(row, c)?),
             _ => None,
         };
-        samples.push(Sample {
-            path: image_root.join(&name),
+        let sample = Sample {
+            path,
             name,
             mos,
             mos_std,
             reference: text(c_ref),
             distortion: text(c_dist),
             level,
-        });
+        };
+        samples.push(sample, at)?;
     }
     let file = csv_path
         .file_name()
@@ -88,7 +94,7 @@ pub fn load(
         .unwrap_or_default();
     Ok(Dataset {
         name: format!("csv:{file}"),
-        samples,
+        samples: samples.into_samples(),
         higher_is_better: true,
     })
 }

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+use super::rows::Place;
+
 /// Errors of [`crate::data`].
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -75,6 +77,44 @@ pub enum DataError {
         #[source]
         source: image::ImageError,
     },
+    #[error(
+        "{path}, {at}: image path {name} leaves the image folder {}; fix the path, or pass \
+         --allow-outside-root (data config: allow_outside_root = true) to accept it",
+        root.display()
+    )]
+    OutsideRoot {
+        path: PathBuf,
+        at: Place,
+        name: String,
+        root: PathBuf,
+    },
+    #[error(
+        "{path}: {first} and {at} both list image {name}; remove one, or pass --drop-duplicates \
+         (data config: drop_duplicates = true) to keep the first"
+    )]
+    Duplicate {
+        path: PathBuf,
+        first: Place,
+        at: Place,
+        name: String,
+    },
+    #[error(
+        "{path}: the image declares {width}x{height} = {} pixels, more than the limit of \
+         {limit} (a decompression bomb?); pass --max-image-pixels N to raise the limit \
+         (0 = no limit)",
+        u64::from(*.width) * u64::from(*.height)
+    )]
+    TooManyPixels {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        limit: u64,
+    },
+    #[error(
+        "{path}: truncated or corrupt JPEG: {detail}; pass --allow-truncated to score the part \
+         that is there (the rest comes out grey)"
+    )]
+    Truncated { path: PathBuf, detail: String },
     #[error("{path}: cannot resize image to {h}x{w}: {msg}")]
     Resize {
         path: PathBuf,

@@ -8,6 +8,7 @@ use std::path::Path;
 use super::csv::Table;
 use super::error::{DataError, Result};
 use super::names::{image_dir, Folder};
+use super::rows::{LoadOptions, Place, Rows};
 use super::{Dataset, Sample};
 
 /// The 25 distortion types in id order (id 1 first), as `Sample::distortion` holds them.
@@ -74,8 +75,9 @@ pub fn parse_name(name: &str) -> Option<(String, usize, u32)> {
         .map(|(r, d, l)| (r.to_string(), d, l))
 }
 
-/// Loads KADID-10k from its root (the folder holding `dmos.csv`).
-pub fn load(root: impl AsRef<Path>) -> Result<Dataset> {
+/// Loads KADID-10k from its root (the folder holding `dmos.csv`). Image names leaving the
+/// image folder and repeated images are refused unless `opts` allows them.
+pub fn load(root: impl AsRef<Path>, opts: &LoadOptions) -> Result<Dataset> {
     let root = root.as_ref();
     let csv_path = root.join("dmos.csv");
     let t = Table::read(&csv_path)?;
@@ -83,10 +85,13 @@ pub fn load(root: impl AsRef<Path>) -> Result<Dataset> {
     let c_ref = t.opt_col("ref_img");
     let c_dmos = t.col("dmos")?;
     let c_var = t.opt_col("var");
-    let folder = Folder::new(&image_dir(root, &["images", "Images"]));
-    let mut samples = Vec::with_capacity(t.rows.len());
+    let images = image_dir(root, &["images", "Images"]);
+    let folder = Folder::new(&images);
+    let mut samples = Rows::new(&csv_path, opts);
     for row in &t.rows {
         let name = t.required_str(row, c_dist)?.to_string();
+        let at = Place::Row(row.line);
+        samples.check_inside(&images, &name, at)?;
         let (ref_from_name, d, level) = parse_name(&name).ok_or_else(|| DataError::BadValue {
             path: csv_path.clone(),
             row: row.line,
@@ -105,7 +110,7 @@ pub fn load(root: impl AsRef<Path>) -> Result<Dataset> {
             Some(c) if !row.get(c).is_empty() => Some(t.f64(row, c)?.max(0.0).sqrt()),
             _ => None,
         };
-        samples.push(Sample {
+        let sample = Sample {
             path: folder.path(&name),
             name,
             mos,
@@ -113,11 +118,12 @@ pub fn load(root: impl AsRef<Path>) -> Result<Dataset> {
             reference: Some(reference),
             distortion: Some(DISTORTIONS[d - 1].to_string()),
             level: Some(level),
-        });
+        };
+        samples.push(sample, at)?;
     }
     Ok(Dataset {
         name: "KADID-10k".into(),
-        samples,
+        samples: samples.into_samples(),
         higher_is_better: true,
     })
 }

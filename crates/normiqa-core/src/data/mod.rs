@@ -55,12 +55,15 @@ pub mod clive;
 pub mod csv;
 pub mod decode;
 pub mod error;
+mod jpeg;
 pub mod kadid;
 pub mod koniq;
 pub mod mat;
 mod names;
+pub mod rows;
 pub mod split;
 pub mod tid2013;
 
 pub use error::{DataError, Result};
+pub use rows::LoadOptions;
 pub use split::{Ratios, Split};

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use super::error::{io_err, DataError, Result};
 use super::names::{image_dir, Folder};
+use super::rows::{LoadOptions, Place, Rows};
 use super::{Dataset, Sample};
 
 /// The 24 distortion types in id order (id 1 first), as `Sample::distortion` holds them.
@@ -72,8 +73,9 @@ pub fn parse_name(name: &str) -> Option<(String, usize, u32)> {
         .map(|(r, d, l)| (r.to_ascii_lowercase(), d, l))
 }
 
-/// Loads TID2013 from its root (the folder holding `mos_with_names.txt`).
-pub fn load(root: impl AsRef<Path>) -> Result<Dataset> {
+/// Loads TID2013 from its root (the folder holding `mos_with_names.txt`). Image names leaving
+/// the image folder and repeated images are refused unless `opts` allows them.
+pub fn load(root: impl AsRef<Path>, opts: &LoadOptions) -> Result<Dataset> {
     let root = root.as_ref();
     let path = root.join("mos_with_names.txt");
     if !path.is_file() {
@@ -82,14 +84,47 @@ pub fn load(root: impl AsRef<Path>) -> Result<Dataset> {
             what: "TID2013 labels (lines `MOS name`)".into(),
         });
     }
-    let text = read_text(&path)?;
-    let folder = Folder::new(&image_dir(root, &["distorted_images", "Distorted_images"]));
+    let (mut samples, entries, listed) = read_labels(root, &path, opts)?;
+    let std_path = root.join("mos_std.txt");
+    if std_path.is_file() {
+        let stds = read_stds(&std_path)?;
+        if stds.len() != listed {
+            return Err(DataError::Inconsistent {
+                path: std_path,
+                msg: format!(
+                    "{} values but mos_with_names.txt has {listed} images",
+                    stds.len()
+                ),
+            });
+        }
+        for (s, &e) in samples.iter_mut().zip(&entries) {
+            s.mos_std = Some(stds[e]);
+        }
+    }
+    Ok(Dataset {
+        name: "TID2013".into(),
+        samples,
+        higher_is_better: true,
+    })
+}
+
+/// The samples of `mos_with_names.txt`, the entry number (0-based, among the listed images) of
+/// each (dropped duplicates leave gaps), and the number of images listed.
+fn read_labels(
+    root: &Path,
+    path: &Path,
+    opts: &LoadOptions,
+) -> Result<(Vec<Sample>, Vec<usize>, usize)> {
+    let text = read_text(path)?;
+    let images = image_dir(root, &["distorted_images", "Distorted_images"]);
+    let folder = Folder::new(&images);
     let bad = |line: usize, msg: String| DataError::BadLine {
-        path: path.clone(),
+        path: path.to_path_buf(),
         line: line as u64 + 1,
         msg,
     };
-    let mut samples = Vec::new();
+    let mut rows = Rows::new(path, opts);
+    let (mut entries, mut listed) = (Vec::new(), 0);
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
@@ -111,7 +146,9 @@ pub fn load(root: impl AsRef<Path>) -> Result<Dataset> {
                 format!("image name {name:?} is not like i03_08_4.bmp (distortion 01..24)"),
             )
         })?;
-        samples.push(Sample {
+        let at = Place::Line(i as u64 + 1);
+        rows.check_inside(&images, name, at)?;
+        let sample = Sample {
             path: folder.path(name),
             name: name.to_string(),
             mos,
@@ -119,43 +156,32 @@ pub fn load(root: impl AsRef<Path>) -> Result<Dataset> {
             reference: Some(reference),
             distortion: Some(DISTORTIONS[d - 1].to_string()),
             level: Some(level),
-        });
+        };
+        if rows.push(sample, at)? {
+            entries.push(listed);
+        }
+        listed += 1;
     }
-    let std_path = root.join("mos_std.txt");
-    if std_path.is_file() {
-        let text = read_text(&std_path)?;
-        let mut stds = Vec::with_capacity(samples.len());
-        for (i, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
-            let v: f64 = line.parse().map_err(|_| DataError::BadLine {
-                path: std_path.clone(),
-                line: i as u64 + 1,
-                msg: format!("{line:?} is not a number"),
-            })?;
-            stds.push(v);
+    Ok((rows.into_samples(), entries, listed))
+}
+
+/// `mos_std.txt`: one number per non-empty line.
+fn read_stds(path: &Path) -> Result<Vec<f64>> {
+    let text = read_text(path)?;
+    let mut stds = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
         }
-        if stds.len() != samples.len() {
-            return Err(DataError::Inconsistent {
-                path: std_path,
-                msg: format!(
-                    "{} values but mos_with_names.txt has {} images",
-                    stds.len(),
-                    samples.len()
-                ),
-            });
-        }
-        for (s, v) in samples.iter_mut().zip(stds) {
-            s.mos_std = Some(v);
-        }
+        let v: f64 = line.parse().map_err(|_| DataError::BadLine {
+            path: path.to_path_buf(),
+            line: i as u64 + 1,
+            msg: format!("{line:?} is not a number"),
+        })?;
+        stds.push(v);
     }
-    Ok(Dataset {
-        name: "TID2013".into(),
-        samples,
-        higher_is_better: true,
-    })
+    Ok(stds)
 }
 
 fn read_text(path: &Path) -> Result<String> {

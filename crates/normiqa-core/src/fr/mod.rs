@@ -4,13 +4,14 @@
 //! | metric | reference | better |
 //! |---|---|---|
 //! | [`psnr`], [`psnr_y`] | `10 log10(255² / MSE)` | higher |
-//! | [`ssim`] | Wang, Bovik, Sheikh, Simoncelli, *IEEE TIP* 13(4), 2004; `ssim.m` | higher |
+//! | [`ssim`] | Wang, Bovik, Sheikh, Simoncelli, *IEEE TIP* 13(4), 2004; pyiqa `ssim` (default) or `ssim.m` ([`SsimMode`]) | higher |
 //! | [`ms_ssim`] | Wang, Simoncelli, Bovik, *Asilomar* 2003; `msssim.m` | higher |
 //! | [`gmsd`] | Xue, Zhang, Mou, Bovik, *IEEE TIP* 23(2), 2014; `GMSD.m` | lower |
 //!
 //! The RGB entry points convert both images to luma with [`rgb2gray`]
 //! (MATLAB's `rgb2gray` on `uint8`, i.e. rounded to integers) except [`psnr`],
-//! which uses all three channels. Every metric also has a `*_plane` variant on
+//! which uses all three channels, and the default SSIM, which uses pyiqa's
+//! rounded YIQ luma ([`rgb2y_yiq`]). Every metric also has a `*_plane` variant on
 //! grayscale [`Plane`]s (any luma, values in 0..255).
 //!
 //! Parallel loops (rayon) run over rows and reduce per-row partial results in
@@ -33,7 +34,9 @@ pub use plane::{
     box_downsample2_zero, box_downsample_symmetric, rgb2gray, rgb2gray_f64, Plane, RGB2GRAY_COEFFS,
 };
 pub use psnr::{psnr, psnr_plane, psnr_y};
-pub use ssim::{ssim, ssim_plane, ssim_with, SsimDownsample, SsimOptions};
+pub use ssim::{
+    rgb2y_yiq, ssim, ssim_plane, ssim_with, SsimDownsample, SsimLuma, SsimMode, SsimOptions,
+};
 
 /// Errors of the full-reference metrics.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -116,11 +119,21 @@ impl FrMetric {
     }
 
     /// Computes the metric with its defaults: [`psnr`] (RGB), [`ssim`]
-    /// (authors' downsampling), [`ms_ssim`], [`gmsd`].
+    /// (pyiqa's), [`ms_ssim`], [`gmsd`].
     pub fn compute(&self, reference: &RgbImage, distorted: &RgbImage) -> Result<f64, FrError> {
+        self.compute_with(reference, distorted, &SsimOptions::default())
+    }
+
+    /// [`FrMetric::compute`] with the SSIM variant given (other metrics ignore it).
+    pub fn compute_with(
+        &self,
+        reference: &RgbImage,
+        distorted: &RgbImage,
+        ssim_options: &SsimOptions,
+    ) -> Result<f64, FrError> {
         match self {
             FrMetric::Psnr => psnr(reference, distorted),
-            FrMetric::Ssim => ssim(reference, distorted),
+            FrMetric::Ssim => ssim_with(reference, distorted, ssim_options),
             FrMetric::MsSsim => ms_ssim(reference, distorted),
             FrMetric::Gmsd => gmsd(reference, distorted),
         }

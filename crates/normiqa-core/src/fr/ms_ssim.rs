@@ -48,7 +48,7 @@ pub fn ms_ssim_plane(reference: &Plane, distorted: &Plane) -> Result<f64, FrErro
     let mut b = distorted.clone();
     let mut result = 1.0;
     for (l, &w) in MS_SSIM_WEIGHTS.iter().enumerate() {
-        let stats = ssim_stats(&a, &b);
+        let stats = ssim_stats(&a, &b, false);
         if l + 1 < levels {
             result *= stats.mean_cs.powf(w);
             a = box_downsample_symmetric(&a, 2);

@@ -1,13 +1,85 @@
 //! SSIM: Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli, "Image quality
 //! assessment: from error visibility to structural similarity", IEEE TIP
-//! 13(4):600-612, 2004, as the authors' `ssim.m` (2009 version, with automatic
-//! downsampling).
+//! 13(4):600-612, 2004.
+//!
+//! Two variants ([`SsimMode`]), same window (11x11 Gaussian, σ = 1.5, 'valid') and constants:
+//! - **pyiqa** (the default): `pyiqa.create_metric('ssim')` (pyiqa ≥ 0.1.5), which is what IQA
+//!   papers and benchmarks now report for "SSIM": the luma is YIQ's Y, `round(0.299 R + 0.587 G
+//!   + 0.114 B)` (computed in f32 on `x/255` and rounded half to even, as pyiqa does), no
+//!   downsampling, and the contrast-structure term clipped at 0 (`relu(cs)`);
+//! - **matlab**: the authors' `ssim.m` (2009): MATLAB `rgb2gray` luma, automatic downsampling by
+//!   `max(1, round(min(H, W) / 256))`, no clipping. On large images the two differ by up to ~0.1
+//!   (the downsampling averages away fine distortions such as noise).
 
 use image::RgbImage;
 use rayon::prelude::*;
 
 use super::plane::{box_downsample_symmetric, check_same_size, ordered_sum, rgb_size};
 use super::{rgb2gray, FrError, Plane};
+
+/// Which SSIM (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SsimMode {
+    /// pyiqa's `ssim`: YIQ luma, no downsampling, `relu(cs)`.
+    #[default]
+    Pyiqa,
+    /// The authors' `ssim.m`: MATLAB `rgb2gray`, automatic downsampling.
+    Matlab,
+}
+
+impl SsimMode {
+    pub const ALL: [SsimMode; 2] = [SsimMode::Pyiqa, SsimMode::Matlab];
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            SsimMode::Pyiqa => "pyiqa",
+            SsimMode::Matlab => "matlab",
+        }
+    }
+
+    pub fn options(&self) -> SsimOptions {
+        match self {
+            SsimMode::Pyiqa => SsimOptions::pyiqa(),
+            SsimMode::Matlab => SsimOptions::matlab(),
+        }
+    }
+}
+
+impl std::str::FromStr for SsimMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "pyiqa" => Ok(SsimMode::Pyiqa),
+            "matlab" | "ssim.m" => Ok(SsimMode::Matlab),
+            _ => Err(format!(
+                "unknown SSIM mode '{s}' (expected pyiqa or matlab)"
+            )),
+        }
+    }
+}
+
+/// How RGB becomes the plane SSIM is computed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SsimLuma {
+    /// MATLAB `rgb2gray` on uint8 ([`rgb2gray`]).
+    Matlab,
+    /// pyiqa's `to_y_channel(.., 255, 'yiq')`: YIQ's Y in f32, rounded half to even.
+    Yiq,
+}
+
+/// pyiqa's luma: `round(255 · (0.299 r + 0.587 g + 0.114 b))` with `r = R/255` etc. in f32.
+pub fn rgb2y_yiq(img: &RgbImage) -> Plane {
+    const W: [f32; 3] = [0.299, 0.587, 0.114];
+    let data = img
+        .pixels()
+        .map(|p| {
+            let c = |i: usize| p.0[i] as f32 / 255.0;
+            let y = c(0) * W[0] + c(1) * W[1] + c(2) * W[2];
+            (y * 255.0).round_ties_even() as f64
+        })
+        .collect();
+    Plane::new(img.width() as usize, img.height() as usize, data).expect("sizes match")
+}
 
 /// Gaussian window size and standard deviation (`fspecial('gaussian', 11, 1.5)`).
 pub(crate) const WIN: usize = 11;
@@ -32,24 +104,51 @@ pub enum SsimDownsample {
     Factor(usize),
 }
 
-/// Options for [`ssim_with`] / [`ssim_plane`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Options for [`ssim_with`] / [`ssim_plane`] (`luma` is used by [`ssim_with`] only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SsimOptions {
     pub downsample: SsimDownsample,
+    pub luma: SsimLuma,
+    /// Clip the contrast-structure map at 0 (pyiqa's `relu(cs_map)`).
+    pub clip_cs: bool,
+}
+
+impl Default for SsimOptions {
+    /// [`SsimOptions::pyiqa`].
+    fn default() -> Self {
+        Self::pyiqa()
+    }
 }
 
 impl SsimOptions {
-    /// The authors' defaults (automatic downsampling); same as `Default`.
-    pub fn authors() -> Self {
+    /// pyiqa's `ssim` (the default, [`SsimMode::Pyiqa`]).
+    pub fn pyiqa() -> Self {
         Self {
-            downsample: SsimDownsample::Auto,
+            downsample: SsimDownsample::Off,
+            luma: SsimLuma::Yiq,
+            clip_cs: true,
         }
     }
 
-    /// No downsampling (`ssim_index.m`, 2004).
+    /// The authors' `ssim.m` with its automatic downsampling ([`SsimMode::Matlab`]).
+    pub fn matlab() -> Self {
+        Self {
+            downsample: SsimDownsample::Auto,
+            luma: SsimLuma::Matlab,
+            clip_cs: false,
+        }
+    }
+
+    /// Same as [`SsimOptions::matlab`].
+    pub fn authors() -> Self {
+        Self::matlab()
+    }
+
+    /// `ssim.m` without downsampling (`ssim_index.m`, 2004).
     pub fn no_downsampling() -> Self {
         Self {
             downsample: SsimDownsample::Off,
+            ..Self::matlab()
         }
     }
 
@@ -63,8 +162,8 @@ impl SsimOptions {
     }
 }
 
-/// Mean SSIM (MSSIM) on the luma [`rgb2gray`] with the authors' defaults
-/// (automatic downsampling). Identical images give exactly `1.0`.
+/// Mean SSIM (MSSIM) as pyiqa's `ssim` ([`SsimOptions::pyiqa`], the default). Identical images
+/// give exactly `1.0`.
 pub fn ssim(reference: &RgbImage, distorted: &RgbImage) -> Result<f64, FrError> {
     ssim_with(reference, distorted, &SsimOptions::default())
 }
@@ -76,7 +175,11 @@ pub fn ssim_with(
     options: &SsimOptions,
 ) -> Result<f64, FrError> {
     check_same_size(rgb_size(reference), rgb_size(distorted))?;
-    ssim_plane(&rgb2gray(reference), &rgb2gray(distorted), options)
+    let luma = match options.luma {
+        SsimLuma::Matlab => rgb2gray,
+        SsimLuma::Yiq => rgb2y_yiq,
+    };
+    ssim_plane(&luma(reference), &luma(distorted), options)
 }
 
 /// Mean SSIM of two grayscale planes (values in 0..255).
@@ -117,7 +220,7 @@ pub fn ssim_plane(
     } else {
         (reference.clone(), distorted.clone())
     };
-    Ok(ssim_stats(&r, &d).mean_ssim)
+    Ok(ssim_stats(&r, &d, options.clip_cs).mean_ssim)
 }
 
 /// Means of the SSIM map and of the contrast-structure map
@@ -141,8 +244,9 @@ pub(crate) fn gaussian_1d(n: usize, sigma: f64) -> Vec<f64> {
 }
 
 /// Single-scale SSIM statistics of two equally sized planes of at least
-/// 11x11 (`ssim_index_new` in `msssim.m`; the body of `ssim.m`).
-pub(crate) fn ssim_stats(a: &Plane, b: &Plane) -> SsimStats {
+/// 11x11 (`ssim_index_new` in `msssim.m`; the body of `ssim.m`); `clip_cs` clips the
+/// contrast-structure term at 0 (pyiqa).
+pub(crate) fn ssim_stats(a: &Plane, b: &Plane, clip_cs: bool) -> SsimStats {
     let g = gaussian_1d(WIN, SIGMA);
     let (w, h) = a.size();
     debug_assert!(w >= WIN && h >= WIN && a.size() == b.size());
@@ -191,8 +295,15 @@ pub(crate) fn ssim_stats(a: &Plane, b: &Plane) -> SsimStats {
                 let s12 = m[4] - mu1_mu2;
                 let cs_num = 2.0 * s12 + c2;
                 let cs_den = s1 + s2 + c2;
-                ssim_sum += ((2.0 * mu1_mu2 + c1) * cs_num) / ((mu1_sq + mu2_sq + c1) * cs_den);
-                cs_sum += cs_num / cs_den;
+                if clip_cs {
+                    let cs = (cs_num / cs_den).max(0.0);
+                    ssim_sum += (2.0 * mu1_mu2 + c1) / (mu1_sq + mu2_sq + c1) * cs;
+                    cs_sum += cs;
+                } else {
+                    ssim_sum +=
+                        ((2.0 * mu1_mu2 + c1) * cs_num) / ((mu1_sq + mu2_sq + c1) * cs_den);
+                    cs_sum += cs_num / cs_den;
+                }
             }
             (ssim_sum, cs_sum)
         })

@@ -138,7 +138,9 @@ pub fn generate(
         .par_iter()
         .map(|p| {
             let stem = p.file_stem().and_then(|s| s.to_str()).unwrap().to_string();
-            let img = image::open(p).map_err(|e| img_err(p, e))?.to_rgb8();
+            // as every image normiqa reads: truncated files and images over the pixel limit
+            // (PIL's default) are refused before anything large is allocated
+            let img = crate::data::decode::decode_one(p, &[], &Default::default())?;
             let copy = ref_dir.join(format!("{stem}.png"));
             let up_to_date =
                 image::image_dimensions(&copy).map_or(false, |d| d == img.dimensions());

@@ -49,6 +49,10 @@ pub enum SynthError {
     },
     #[error("csv error: {0}")]
     Csv(#[from] csv::Error),
+    /// A reference image refused by the decoder (truncated, over the pixel limit, unreadable):
+    /// references are decoded as every other image ([`crate::data::decode::decode_one`]).
+    #[error(transparent)]
+    Decode(#[from] crate::data::DataError),
     #[error("invalid option: {0}")]
     InvalidOption(String),
 }

@@ -8,6 +8,7 @@ pub mod pickle;
 pub mod pth;
 
 pub use pth::{
-    bf16_to_f32, f16_to_f32, read_pth, read_pth_bytes, read_pth_with, DType, PthError,
+    bf16_to_f32, f16_to_f32, read_pth, read_pth_bytes, read_pth_with,
+    read_pth_with_top, DType, PthError,
     PthErrorKind, RawTensor, ReadOptions, StateDict,
 };

@@ -73,6 +73,30 @@ impl Value {
             _ => None,
         }
     }
+    /// A Python `int` or `float` as `f64` (`bool` is not a number here).
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int(i) => Some(*i as f64),
+            Value::Float(f) => Some(*f),
+            _ => None,
+        }
+    }
+    /// The value under a string key of a dict (the last one, as Python keeps it), or of an
+    /// object built with `SETITEMS` (e.g. an `OrderedDict`).
+    pub fn get(&self, key: &str) -> Option<Value> {
+        let find = |items: &[(Value, Value)]| {
+            items
+                .iter()
+                .rev()
+                .find(|(k, _)| k.as_str() == Some(key))
+                .map(|(_, v)| v.clone())
+        };
+        match self {
+            Value::Dict(d) => find(&d.borrow()),
+            Value::Object(o) => find(&o.borrow().dict_items),
+            _ => None,
+        }
+    }
     /// Elements of a tuple or list (cloned, shallow for containers).
     pub fn as_seq(&self) -> Option<Vec<Value>> {
         match self {
@@ -136,7 +160,26 @@ pub enum PickleError {
     MemoMissing { key: u32, offset: usize },
     #[error("invalid pickle at byte offset {offset}: {msg}")]
     Invalid { offset: usize, msg: String },
+    #[error(
+        "pickle nests containers more than {limit} levels deep; a state dict nests a few \
+         levels, so the file is corrupt or crafted"
+    )]
+    TooDeep { limit: usize },
+    #[error("pickle holds a container that contains itself; a state dict has no such cycles, so the file is corrupt or crafted")]
+    Cycle,
+    /// A `GLOBAL`/`STACK_GLOBAL` naming something the caller's policy does not allow.
+    #[error("the pickle names {module}.{name} (byte offset {offset}), which is not allowed here")]
+    RefusedGlobal {
+        module: String,
+        name: String,
+        offset: usize,
+    },
 }
+
+/// The deepest nesting of containers (tuples, lists, dicts, sets, objects, persistent ids) a
+/// pickle may have: state dicts nest a handful of levels; a crafted pickle nested 200,000
+/// levels deep would overflow the stack when the value is dropped, printed or walked.
+pub const MAX_NESTING: usize = 1000;
 
 /// Runs the pickle program starting at `data[start..]` until `STOP`.
 /// Returns the unpickled value and the offset just past the `STOP` opcode
@@ -151,6 +194,17 @@ pub fn load_with_persistent_ids(
     data: &[u8],
     start: usize,
 ) -> Result<(Value, usize, Vec<Rc<Value>>), PickleError> {
+    load_restricted(data, start, |_, _| true)
+}
+
+/// Like [`load_with_persistent_ids`], but a `GLOBAL`/`STACK_GLOBAL` for which `allow(module,
+/// name)` is false stops the VM with [`PickleError::RefusedGlobal`] (as Python's
+/// `Unpickler.find_class` override that `torch.load(weights_only=True)` uses).
+pub fn load_restricted(
+    data: &[u8],
+    start: usize,
+    allow: fn(&str, &str) -> bool,
+) -> Result<(Value, usize, Vec<Rc<Value>>), PickleError> {
     let mut vm = Vm {
         data,
         pos: start,
@@ -158,9 +212,155 @@ pub fn load_with_persistent_ids(
         marks: Vec::new(),
         memo: HashMap::new(),
         pids: Vec::new(),
+        scratch: Vec::new(),
+        allow,
     };
     let v = vm.run()?;
-    Ok((v, vm.pos, vm.pids))
+    let pids = std::mem::take(&mut vm.pids);
+    let checked = std::iter::once(&v)
+        .chain(pids.iter().map(|p| &**p))
+        .try_for_each(|x| nesting_depth(x, MAX_NESTING).map(drop));
+    match checked {
+        Ok(()) => Ok((v, vm.pos, pids)),
+        Err(e) => {
+            dismantle(v);
+            pids.into_iter()
+                .for_each(|p| dismantle(Value::PersistentId(p)));
+            Err(e)
+        }
+    }
+}
+
+/// The containers directly inside `v` (shallow clones).
+fn children(v: &Value) -> Vec<Value> {
+    match v {
+        Value::Tuple(t) => t.to_vec(),
+        Value::List(l) | Value::Set(l) => l.borrow().clone(),
+        Value::Dict(d) => d
+            .borrow()
+            .iter()
+            .flat_map(|(k, v)| [k.clone(), v.clone()])
+            .collect(),
+        Value::Object(o) => {
+            let o = o.borrow();
+            let mut c = vec![o.callable.clone(), o.args.clone()];
+            c.extend(o.state.clone());
+            c.extend(o.list_items.iter().cloned());
+            c.extend(
+                o.dict_items
+                    .iter()
+                    .flat_map(|(k, v)| [k.clone(), v.clone()]),
+            );
+            c
+        }
+        Value::PersistentId(p) => vec![(**p).clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// Identity of a shared container (its allocation), `None` for plain values.
+fn identity(v: &Value) -> Option<usize> {
+    Some(match v {
+        Value::Tuple(t) => Rc::as_ptr(t) as *const u8 as usize,
+        Value::List(l) | Value::Set(l) => Rc::as_ptr(l) as usize,
+        Value::Dict(d) => Rc::as_ptr(d) as usize,
+        Value::Object(o) => Rc::as_ptr(o) as usize,
+        Value::PersistentId(p) => Rc::as_ptr(p) as usize,
+        _ => return None,
+    })
+}
+
+/// How many containers deep `v` nests (0 for a plain value), computed without recursion;
+/// [`PickleError::TooDeep`] beyond `limit`, [`PickleError::Cycle`] for a self-containing value.
+pub fn nesting_depth(v: &Value, limit: usize) -> Result<usize, PickleError> {
+    enum Seen {
+        OnPath,
+        Done(usize),
+    }
+    struct Frame {
+        id: Option<usize>,
+        children: std::vec::IntoIter<Value>,
+        deepest: usize,
+    }
+    let mut seen: HashMap<usize, Seen> = HashMap::new();
+    let open = |v: &Value| Frame {
+        id: identity(v),
+        children: children(v).into_iter(),
+        deepest: 0,
+    };
+    if let Some(id) = identity(v) {
+        seen.insert(id, Seen::OnPath);
+    }
+    let mut path = vec![open(v)];
+    loop {
+        let top = path.last_mut().expect("path is never empty here");
+        if let Some(child) = top.children.next() {
+            let id = identity(&child);
+            match id.and_then(|i| seen.get(&i)) {
+                Some(Seen::OnPath) => return Err(PickleError::Cycle),
+                Some(&Seen::Done(d)) => top.deepest = top.deepest.max(d),
+                None if id.is_none() => {}
+                None => {
+                    if path.len() >= limit {
+                        return Err(PickleError::TooDeep { limit });
+                    }
+                    seen.insert(id.unwrap(), Seen::OnPath);
+                    path.push(open(&child));
+                }
+            }
+            continue;
+        }
+        let done = path.pop().expect("path is never empty here");
+        let depth = done.deepest + usize::from(done.id.is_some());
+        if let Some(id) = done.id {
+            seen.insert(id, Seen::Done(depth));
+        }
+        match path.last_mut() {
+            Some(parent) => parent.deepest = parent.deepest.max(depth),
+            None => return Ok(depth),
+        }
+    }
+}
+
+/// Drops `v` without recursion: containers owned only here are emptied onto a work list first,
+/// so a value nested arbitrarily deep cannot overflow the stack.
+pub fn dismantle(v: Value) {
+    let mut work = vec![v];
+    while let Some(v) = work.pop() {
+        match v {
+            Value::Tuple(mut t) => {
+                if let Some(items) = Rc::get_mut(&mut t) {
+                    work.extend(items.iter_mut().map(|x| std::mem::replace(x, Value::None)));
+                }
+            }
+            Value::List(mut l) | Value::Set(mut l) => {
+                if let Some(items) = Rc::get_mut(&mut l) {
+                    work.append(items.get_mut());
+                }
+            }
+            Value::Dict(mut d) => {
+                if let Some(items) = Rc::get_mut(&mut d) {
+                    work.extend(items.get_mut().drain(..).flat_map(|(k, v)| [k, v]));
+                }
+            }
+            Value::Object(mut o) => {
+                if let Some(o) = Rc::get_mut(&mut o) {
+                    let o = o.get_mut();
+                    work.push(std::mem::replace(&mut o.callable, Value::None));
+                    work.push(std::mem::replace(&mut o.args, Value::None));
+                    work.extend(o.state.take());
+                    work.append(&mut o.list_items);
+                    work.extend(o.dict_items.drain(..).flat_map(|(k, v)| [k, v]));
+                }
+            }
+            Value::PersistentId(mut p) => {
+                if let Some(inner) = Rc::get_mut(&mut p) {
+                    work.push(std::mem::replace(inner, Value::None));
+                }
+            }
+            _ => {}
+        }
+    }
 }
 
 struct Vm<'a> {
@@ -170,6 +370,24 @@ struct Vm<'a> {
     marks: Vec<usize>,
     memo: HashMap<u32, Value>,
     pids: Vec<Rc<Value>>,
+    /// A second handle on every value the current opcode took off the stack or the memo, so
+    /// that whatever the opcode discards (or drops on an error) is dropped by [`dismantle`]
+    /// when the next opcode starts, never recursively.
+    scratch: Vec<Value>,
+    /// Which `GLOBAL`/`STACK_GLOBAL` names the VM may load (see [`load_restricted`]).
+    allow: fn(&str, &str) -> bool,
+}
+
+impl Drop for Vm<'_> {
+    /// Whatever the program left on the stack or in the memo may be nested arbitrarily deep.
+    fn drop(&mut self) {
+        self.scratch.drain(..).for_each(dismantle);
+        self.stack.drain(..).for_each(dismantle);
+        self.memo.drain().for_each(|(_, v)| dismantle(v));
+        self.pids
+            .drain(..)
+            .for_each(|p| dismantle(Value::PersistentId(p)));
+    }
 }
 
 fn rc_str(s: &str) -> Rc<str> {
@@ -177,6 +395,18 @@ fn rc_str(s: &str) -> Rc<str> {
 }
 
 impl<'a> Vm<'a> {
+    fn check_global(&self, module: &str, name: &str, offset: usize) -> Result<(), PickleError> {
+        if (self.allow)(module, name) {
+            Ok(())
+        } else {
+            Err(PickleError::RefusedGlobal {
+                module: module.to_string(),
+                name: name.to_string(),
+                offset,
+            })
+        }
+    }
+
     fn take(&mut self, op: u8, n: usize) -> Result<&'a [u8], PickleError> {
         let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len());
         match end {
@@ -233,7 +463,9 @@ impl<'a> Vm<'a> {
         if self.stack.len() <= floor {
             return Err(PickleError::StackUnderflow { op, offset });
         }
-        Ok(self.stack.pop().unwrap())
+        let v = self.stack.pop().unwrap();
+        self.scratch.push(v.clone());
+        Ok(v)
     }
     fn top(&mut self, op: u8, offset: usize) -> Result<&mut Value, PickleError> {
         let floor = self.marks.last().copied().unwrap_or(0);
@@ -244,7 +476,9 @@ impl<'a> Vm<'a> {
     }
     fn pop_mark(&mut self, op: u8, offset: usize) -> Result<Vec<Value>, PickleError> {
         let m = self.marks.pop().ok_or(PickleError::NoMark { op, offset })?;
-        Ok(self.stack.split_off(m))
+        let items = self.stack.split_off(m);
+        self.scratch.extend(items.iter().cloned());
+        Ok(items)
     }
     fn memo_get(&self, key: u32, offset: usize) -> Result<Value, PickleError> {
         self.memo
@@ -254,7 +488,9 @@ impl<'a> Vm<'a> {
     }
     fn memo_put(&mut self, key: u32, op: u8, offset: usize) -> Result<(), PickleError> {
         let v = self.top(op, offset)?.clone();
-        self.memo.insert(key, v);
+        if let Some(old) = self.memo.insert(key, v) {
+            self.scratch.push(old);
+        }
         Ok(())
     }
     fn utf8(&self, b: &[u8], offset: usize) -> Result<Value, PickleError> {
@@ -343,6 +579,7 @@ impl<'a> Vm<'a> {
 
     fn run(&mut self) -> Result<Value, PickleError> {
         loop {
+            self.scratch.drain(..).for_each(dismantle);
             let offset = self.pos;
             if self.pos >= self.data.len() {
                 return Err(PickleError::NoStop { offset });
@@ -656,6 +893,7 @@ impl<'a> Vm<'a> {
                         .map_err(|_| self.invalid(offset, "non-UTF-8 GLOBAL module"))?;
                     let name = std::str::from_utf8(n)
                         .map_err(|_| self.invalid(offset, "non-UTF-8 GLOBAL name"))?;
+                    self.check_global(module, name, offset)?;
                     self.stack.push(Value::Global {
                         module: rc_str(module),
                         name: rc_str(name),
@@ -667,6 +905,7 @@ impl<'a> Vm<'a> {
                     let module = self.pop(op, offset)?;
                     match (module, name) {
                         (Value::Str(module), Value::Str(name)) => {
+                            self.check_global(&module, &name, offset)?;
                             self.stack.push(Value::Global { module, name })
                         }
                         _ => return Err(self.invalid(offset, "STACK_GLOBAL needs two strings")),
@@ -788,5 +1027,58 @@ mod tests {
         );
         let err = load(b"\x80\x02N", 0).unwrap_err();
         assert!(matches!(err, PickleError::NoStop { offset: 3 }), "{err}");
+    }
+
+    /// `None` wrapped in `levels` one-element tuples (TUPLE1 opcodes), then `tail`.
+    fn nested_tuples(levels: usize, tail: &[u8]) -> Vec<u8> {
+        let mut p = b"\x80\x02N".to_vec();
+        p.extend(std::iter::repeat(0x85).take(levels));
+        p.extend_from_slice(tail);
+        p
+    }
+
+    #[test]
+    fn nesting_200000_levels_is_an_error_not_a_stack_overflow() {
+        let err = load(&nested_tuples(200_000, b"."), 0).unwrap_err();
+        assert!(
+            matches!(err, PickleError::TooDeep { limit: MAX_NESTING }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("1000 levels"), "{err}");
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_is_accepted() {
+        let (v, _) = load(&nested_tuples(MAX_NESTING, b"."), 0).unwrap();
+        assert_eq!(nesting_depth(&v, MAX_NESTING).unwrap(), MAX_NESTING);
+        let err = load(&nested_tuples(MAX_NESTING + 1, b"."), 0).unwrap_err();
+        assert!(matches!(err, PickleError::TooDeep { .. }), "{err}");
+    }
+
+    #[test]
+    fn deep_values_discarded_or_left_behind_are_dropped_without_recursion() {
+        // POP of a deep value, then STOP on None
+        let (v, _) = load(&nested_tuples(200_000, b"0N."), 0).unwrap();
+        assert!(matches!(v, Value::None));
+        // a deep value memoised and overwritten, then an error (SETITEM on a tuple)
+        let err = load(&nested_tuples(200_000, b"q\x00Nq\x00NNs."), 0).unwrap_err();
+        assert!(matches!(err, PickleError::Invalid { .. }), "{err}");
+        // no STOP: the deep value is left on the stack
+        let err = load(&nested_tuples(200_000, b""), 0).unwrap_err();
+        assert!(matches!(err, PickleError::NoStop { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_list_containing_itself_is_refused() {
+        // EMPTY_LIST, BINPUT 0, BINGET 0, APPEND, STOP
+        let err = load(b"\x80\x02]q\x00h\x00a.", 0).unwrap_err();
+        assert!(matches!(err, PickleError::Cycle), "{err}");
+    }
+
+    #[test]
+    fn shared_values_are_not_cycles() {
+        // [x, x] with x = [] (memo shared), nested once more: depth 2
+        let (v, _) = load(b"\x80\x02]q\x00(]q\x01h\x01e.", 0).unwrap();
+        assert_eq!(nesting_depth(&v, MAX_NESTING).unwrap(), 2);
     }
 }

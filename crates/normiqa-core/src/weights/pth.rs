@@ -284,6 +284,13 @@ pub enum PthErrorKind {
     Zip(String),
     #[error("in {what}: {err}")]
     Pickle { what: String, err: PickleError },
+    #[error(
+        "refused: its pickle calls {global}, which is not part of a PyTorch state dict. normiqa \
+         never runs code from a weights file and, like torch.load(weights_only=True), refuses \
+         files that name anything else; use weights from a source you trust, saved with \
+         torch.save(model.state_dict(), path)"
+    )]
+    RefusedGlobal { global: String },
     #[error("unknown storage type {0}")]
     UnknownStorageType(String),
     #[error("storage {0:?} is referenced but missing from the file")]
@@ -325,6 +332,18 @@ pub fn read_pth_with(path: &Path, opts: &ReadOptions) -> Result<StateDict, PthEr
     read_pth_bytes_inner(&bytes, opts).map_err(wrap)
 }
 
+/// [`read_pth_with`], also returning the whole unpickled top-level object (tensors left as
+/// unexecuted calls), for checkpoints that keep other values beside the state dict (e.g.
+/// LinearityIQA's `{'model': ..., 'k': [...], 'b': [...]}`; read them with [`Value::get`]).
+pub fn read_pth_with_top(path: &Path, opts: &ReadOptions) -> Result<(StateDict, Value), PthError> {
+    let wrap = |kind| PthError {
+        path: path.to_path_buf(),
+        kind,
+    };
+    let bytes = std::fs::read(path).map_err(|e| wrap(PthErrorKind::Io(e)))?;
+    read_bytes_top(&bytes, opts).map_err(wrap)
+}
+
 /// Reads from an in-memory copy of a file; `name` is used in errors.
 pub fn read_pth_bytes(
     bytes: &[u8],
@@ -338,7 +357,11 @@ pub fn read_pth_bytes(
 }
 
 fn read_pth_bytes_inner(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
-    let mut sd = if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
+    read_bytes_top(bytes, opts).map(|(sd, _)| sd)
+}
+
+fn read_bytes_top(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> {
+    let (mut sd, top) = if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(b"PK\x05\x06") {
         read_zip(bytes, opts)?
     } else if bytes.len() > 262 && &bytes[257..262] == b"ustar" {
         return Err(PthErrorKind::NotTorchFile(
@@ -350,7 +373,98 @@ fn read_pth_bytes_inner(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> 
     if opts.strip_module_prefix {
         sd.strip_prefix("module.");
     }
-    Ok(sd)
+    Ok((sd, top))
+}
+
+// ---------------------------------------------------------------------------
+// which globals a state-dict pickle may name
+
+/// Whether a state-dict pickle may name `module.name`: tensor and storage rebuilding, dtypes,
+/// containers, and the plain-data types research checkpoints carry next to the state dict
+/// (`argparse.Namespace`, numpy scalars and arrays) — `torch.load(weights_only=True)`'s list
+/// plus those. Anything else (`os.system`, `builtins.eval`, ...) is refused before use.
+pub fn allowed_global(module: &str, name: &str) -> bool {
+    const DATA_BUILTINS: &[&str] = &[
+        "set",
+        "frozenset",
+        "bytearray",
+        "bytes",
+        "slice",
+        "complex",
+        "range",
+        "list",
+        "dict",
+        "tuple",
+        "int",
+        "float",
+        "str",
+        "bool",
+        "object",
+    ];
+    const NUMPY: &[&str] = &["_reconstruct", "scalar", "ndarray", "dtype"];
+    match module {
+        "torch._utils" => name.starts_with("_rebuild_"),
+        "torch._tensor" => name == "_rebuild_from_type_v2",
+        "torch" => {
+            name.ends_with("Storage")
+                || matches!(
+                    name,
+                    "Size" | "Tensor" | "device" | "dtype" | "layout" | "strided"
+                )
+                || torch_dtype_name(name)
+        }
+        "torch.storage" | "torch.cuda" => name.ends_with("Storage"),
+        "torch.nn.parameter" => name == "Parameter",
+        "torch.serialization" => name == "_get_layout",
+        "collections" => matches!(name, "OrderedDict" | "Counter" | "defaultdict"),
+        "_codecs" => name == "encode",
+        "copyreg" => name == "_reconstructor",
+        "builtins" | "__builtin__" => DATA_BUILTINS.contains(&name),
+        "argparse" => name == "Namespace",
+        "numpy" | "numpy.core.multiarray" | "numpy._core.multiarray" => NUMPY.contains(&name),
+        "numpy.dtypes" => name.ends_with("DType"),
+        _ => false,
+    }
+}
+
+/// torch dtype objects pickled as `torch.<name>`.
+fn torch_dtype_name(name: &str) -> bool {
+    DType::from_torch_dtype(name).is_some()
+        || matches!(
+            name,
+            "complex32"
+                | "complex64"
+                | "complex128"
+                | "cfloat"
+                | "cdouble"
+                | "chalf"
+                | "uint16"
+                | "uint32"
+                | "uint64"
+                | "float8_e4m3fn"
+                | "float8_e5m2"
+                | "qint8"
+                | "quint8"
+                | "qint32"
+                | "quint4x2"
+        )
+}
+
+/// Unpickles a state-dict object, refusing globals outside [`allowed_global`].
+fn load_state_pickle(
+    data: &[u8],
+    start: usize,
+    what: &str,
+) -> KResult<(Value, usize, Vec<Rc<Value>>)> {
+    pickle::load_restricted(data, start, allowed_global).map_err(|err| match err {
+        PickleError::RefusedGlobal { module, name, .. } => PthErrorKind::RefusedGlobal {
+            global: format!("{module}.{name}"),
+        },
+        err => PthErrorKind::Pickle {
+            what: what.to_string(),
+            err,
+        },
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -771,6 +885,7 @@ fn swap_bytes(buf: &mut [u8], es: usize) {
 fn build(
     specs: Vec<(String, TensorSpec)>,
     swap: bool,
+    file_len: usize,
     mut fetch: impl FnMut(&StorageRef) -> KResult<Rc<[u8]>>,
 ) -> KResult<StateDict> {
     let mut cache: HashMap<String, Rc<[u8]>> = HashMap::new();
@@ -807,6 +922,7 @@ fn build(
                 &bytes[r.start as usize..r.end as usize]
             }
         };
+        check_fits_file(&name, &spec, file_len)?;
         let data = materialise(view, st.dtype, spec.offset, &spec.shape, &spec.stride, swap)
             .map_err(|msg| PthErrorKind::BadTensor {
                 name: name.clone(),
@@ -825,10 +941,34 @@ fn build(
     Ok(StateDict { tensors })
 }
 
+/// A tensor whose strides repeat elements (stride 0) can declare any size over a one-element
+/// storage; refuse one larger than the whole file before allocating it.
+fn check_fits_file(name: &str, spec: &TensorSpec, file_len: usize) -> KResult<()> {
+    let bytes = spec
+        .shape
+        .iter()
+        .try_fold(spec.storage.dtype.size() as u64, |a, &d| a.checked_mul(d));
+    match bytes {
+        Some(b) if b <= file_len as u64 => Ok(()),
+        _ => Err(PthErrorKind::BadTensor {
+            name: name.to_string(),
+            msg: format!(
+                "shape {} needs more bytes than the whole file ({file_len}); the file is \
+                 corrupt or crafted",
+                spec.shape
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join("x")
+            ),
+        }),
+    }
+}
+
 // ---------------------------------------------------------------------------
 // zip format
 
-fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
+fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| PthErrorKind::Zip(format!("{e} (truncated or corrupt file?)")))?;
     let names: Vec<String> = zip.file_names().map(str::to_string).collect();
@@ -861,9 +1001,19 @@ fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
             Err(zip::result::ZipError::FileNotFound) => return Ok(None),
             Err(e) => return Err(PthErrorKind::Zip(format!("{name}: {e}"))),
         };
-        let mut buf = Vec::with_capacity(f.size() as usize);
-        f.read_to_end(&mut buf)
+        let stored = f.compression() == zip::CompressionMethod::Stored;
+        let size = entry_size_bound(name, f.size(), f.compressed_size(), stored, bytes.len())?;
+        let mut buf = Vec::with_capacity(size as usize);
+        (&mut f)
+            .take(size)
+            .read_to_end(&mut buf)
             .map_err(|e| PthErrorKind::Zip(format!("{name}: {e}")))?;
+        if buf.len() as u64 != size {
+            return Err(PthErrorKind::Zip(format!(
+                "{name}: declares {size} bytes but holds {} (truncated or corrupt file?)",
+                buf.len()
+            )));
+        }
         Ok(Some(buf))
     };
     let swap = match read_entry(&mut zip, &format!("{prefix}byteorder"))? {
@@ -880,18 +1030,41 @@ fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
         },
     };
     let data = read_entry(&mut zip, &pkl)?.expect("listed entry");
-    let (top, _) = pickle::load(&data, 0).map_err(|err| PthErrorKind::Pickle {
-        what: pkl.clone(),
-        err,
-    })?;
+    let (top, _, _) = load_state_pickle(&data, 0, &pkl)?;
     let specs = find_tensors(&top, opts)?;
-    build(specs, swap, |st| {
+    let sd = build(specs, swap, bytes.len(), |st| {
         let name = format!("{prefix}data/{}", st.key);
         match read_entry(&mut zip, &name)? {
             Some(b) => Ok(Rc::from(b)),
             None => Err(PthErrorKind::MissingStorage(name)),
         }
-    })
+    })?;
+    Ok((sd, top))
+}
+
+/// Deflate expands at most 1032:1, so no honest entry inflates to more than this many times
+/// its compressed size.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// The size an entry declares, checked against what the file can hold before anything is
+/// allocated: the compressed bytes must fit in the file, and the inflated size in what those
+/// bytes can inflate to (a ~200-byte zip may declare a 2^62-byte entry).
+fn entry_size_bound(
+    name: &str,
+    size: u64,
+    compressed: u64,
+    stored: bool,
+    file_len: usize,
+) -> KResult<u64> {
+    let file_len = file_len as u64;
+    let ratio = if stored { 1 } else { MAX_DEFLATE_RATIO };
+    if compressed > file_len || size > compressed.saturating_mul(ratio) {
+        return Err(PthErrorKind::Zip(format!(
+            "{name}: declares {size} bytes ({compressed} compressed) in a file of {file_len} \
+             bytes; the file is corrupt or crafted"
+        )));
+    }
+    Ok(size)
 }
 
 // ---------------------------------------------------------------------------
@@ -901,7 +1074,7 @@ fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
 const LEGACY_MAGIC_LE: [u8; 10] = [0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 const LEGACY_PROTOCOL_VERSION: i64 = 1001;
 
-fn read_legacy(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
+fn read_legacy(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> {
     let pk = |what: &str| {
         let what = what.to_string();
         move |err| PthErrorKind::Pickle { what, err }
@@ -934,8 +1107,7 @@ fn read_legacy(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
         }
     }
     let swap = little == cfg!(target_endian = "big");
-    let (top, pos, pids) =
-        pickle::load_with_persistent_ids(bytes, pos).map_err(pk("legacy object pickle"))?;
+    let (top, pos, pids) = load_state_pickle(bytes, pos, "legacy object pickle")?;
     let (keys, mut pos) = pickle::load(bytes, pos).map_err(pk("legacy storage-key list"))?;
     let keys = keys
         .as_seq()
@@ -987,10 +1159,11 @@ fn read_legacy(bytes: &[u8], opts: &ReadOptions) -> KResult<StateDict> {
         ranges.insert(key, start..pos);
     }
     let specs = find_tensors(&top, opts)?;
-    build(specs, swap, |st| match ranges.get(&st.key) {
+    let sd = build(specs, swap, bytes.len(), |st| match ranges.get(&st.key) {
         Some(r) => Ok(Rc::from(&bytes[r.clone()])),
         None => Err(PthErrorKind::MissingStorage(st.key.clone())),
-    })
+    })?;
+    Ok((sd, top))
 }
 
 #[cfg(test)]

@@ -21,7 +21,7 @@ def synth(w, h):
 def resize(a, h, w):
     return np.asarray(Image.fromarray(a).resize((w, h), Image.BILINEAR))
 
-shared = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data"
+shared = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), *[".."] * 7, "shared", "data")
 dump = sys.argv[2] if len(sys.argv) > 2 else None
 out = {"provenance": f"make_expected.py, Pillow {PIL.__version__}, numpy {np.__version__}; "
        "PIL Image.resize((w, h), Image.BILINEAR) == torchvision resize(img, (h, w)) on PIL images",

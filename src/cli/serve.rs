@@ -1,0 +1,104 @@
+//! `normiqa serve`: the HTTP scoring service (see [`crate::serve`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use super::args::parse_device;
+use super::predict::default_model_dir;
+use crate::serve::{self, ServeOptions};
+
+#[derive(Args, Debug)]
+#[command(after_help = "Routes:
+  POST /score    the image's bytes as the body, or a multipart form with one file
+                 (curl --data-binary @photo.jpg URL/score, or curl -F image=@photo.jpg URL/score)
+                 -> {\"score\", \"model\", \"width\", \"height\"}: the same score as `normiqa predict`
+  GET  /         a web page: drop photos, see their scores
+  GET  /healthz  model name and queue state
+Errors are JSON {\"error\": \"...\"}: 400 bad image, 413 over a limit, 415 not an image,
+503 busy (--queue) or shutting down. ctrl-c or SIGTERM: answer the requests received, then stop.")]
+pub struct ServeArgs {
+    /// Run directory of a trained model. Default: the model shipped with normiqa
+    /// (models/clive-efficientnet-lite0), or $NORMIQA_MODEL.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Pretrained backbone weights, if not found automatically.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// Address to listen on, HOST:PORT (port 0: a free port, printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub bind: String,
+    /// Most images per forward pass: same-size images queued together are scored as one batch.
+    /// 0 = automatic, as predict's --batch-size (1 on CPU, 16 on CUDA).
+    #[arg(long, default_value_t = 0)]
+    pub max_batch: usize,
+    /// Milliseconds the model waits after a request for others to join its batch (with
+    /// --max-batch above 1).
+    #[arg(long, default_value_t = 5)]
+    pub max_wait_ms: u64,
+    /// Most requests in the service at once (being received, decoded, queued or scored); more
+    /// are answered 503 with Retry-After.
+    #[arg(long, default_value_t = 64)]
+    pub queue: usize,
+    /// Largest request body in bytes (the raw image, or the whole multipart form); larger: 413.
+    #[arg(long, default_value_t = 32 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Largest image in pixels (width x height, read from its header before decoding); larger:
+    /// 413. 0 = no limit.
+    #[arg(long, default_value_t = 89_478_485)]
+    pub max_image_pixels: u64,
+    /// cpu, cuda, cuda:N or auto (CUDA when available).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+pub fn run(args: ServeArgs) -> Result<()> {
+    if args.queue == 0 {
+        bail!("--queue 0: must be at least 1 (the number of requests served at once)");
+    }
+    if args.max_body_bytes == 0 {
+        bail!("--max-body-bytes 0: must be at least 1");
+    }
+    let device = parse_device(&args.device)?;
+    let dir = match &args.model {
+        Some(d) => d.clone(),
+        None => default_model_dir().context(
+            "no --model given and the shipped model (models/clive-efficientnet-lite0) was not found",
+        )?,
+    };
+    let opts = ServeOptions {
+        max_batch: crate::train::config::eval_batch_size(args.max_batch, device),
+        max_wait: Duration::from_millis(args.max_wait_ms),
+        queue: args.queue,
+        max_body_bytes: args.max_body_bytes,
+        max_image_pixels: args.max_image_pixels,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(&args.bind))
+        .with_context(|| format!("--bind {}: cannot listen on this address", args.bind))?;
+    let addr = listener.local_addr()?;
+    let weights = args.weights.clone();
+    let service = serve::start(
+        Box::new(move || {
+            let (info, scorer) = serve::model::load(&dir, device, weights.as_deref())?;
+            Ok((info, Box::new(scorer) as Box<dyn serve::Scorer>))
+        }),
+        opts,
+    )?;
+    let info = service.info();
+    tracing::info!(
+        "serving {} (scores on the {} scale) at http://{addr}/ (POST /score; at most {} image(s) per forward pass)",
+        info.name,
+        info.trained_on,
+        opts.max_batch
+    );
+    runtime.block_on(service.run(listener, serve::shutdown_signal()))?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,50 @@
+//! Errors of the model side: inputs a model cannot take, configurations it does not support.
+
+use super::BackboneName;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The model cannot be built on this backbone.
+    #[error("{model} cannot use the backbone '{backbone}' (supported: {supported})")]
+    UnsupportedBackbone {
+        model: &'static str,
+        backbone: BackboneName,
+        supported: String,
+    },
+    /// The model takes inputs of one fixed size only.
+    #[error(
+        "{model} takes {size}x{size} crops, got a {height}x{width} input \
+         (score larger images through their crops: HyperIqa::forward_crops)"
+    )]
+    InputSize {
+        model: &'static str,
+        size: i64,
+        height: i64,
+        width: i64,
+    },
+    /// An image smaller than the crops cut from it.
+    #[error(
+        "a {height}x{width} image is smaller than the {size}x{size} crops {model} takes; \
+         resize it first (the HyperIQA authors resize every image to 512x384)"
+    )]
+    ImageTooSmall {
+        model: &'static str,
+        size: i64,
+        height: i64,
+        width: i64,
+    },
+    /// A crop position outside the image.
+    #[error(
+        "a {size}x{size} crop at (top {top}, left {left}) does not fit in a {height}x{width} image"
+    )]
+    CropOutside {
+        size: i64,
+        top: i64,
+        left: i64,
+        height: i64,
+        width: i64,
+    },
+    /// A count that must be positive.
+    #[error("{what} must be at least 1, got {value}")]
+    NotPositive { what: &'static str, value: i64 },
+}

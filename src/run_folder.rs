@@ -1,0 +1,630 @@
+//! The rules of a run folder (the `--out` of `train` and `distill`, each run of `run`), so that a
+//! folder never mixes the files of two runs.
+//!
+//! - **Lock.** While a command writes a run folder it holds an OS advisory lock (`flock`) on
+//!   `RUN/.normiqa.lock`. The operating system releases it when the process ends, however it ends
+//!   (a crash or `kill -9` included), so a lock file left behind never blocks anyone; the file only
+//!   records the holder's pid and command line for the message a second process gets. A second
+//!   process on the same folder is refused at once.
+//! - **Identity.** A run is its resolved configuration (the `config.toml` it writes), less the
+//!   options that say where it runs rather than what it computes ([`Layout::ignored`]: the
+//!   device). Configurations are compared as parsed by this version of normiqa, so options added
+//!   later with a default do not make an old run "another configuration".
+//! - **Decision** ([`Start`]):
+//!
+//!   | the folder holds                                   | without `--overwrite`           |
+//!   |----------------------------------------------------|---------------------------------|
+//!   | nothing (absent or empty)                          | run ([`Start::Fresh`])          |
+//!   | an unfinished run of the same configuration        | resume it ([`Start::Resume`])   |
+//!   | a finished run of the same configuration           | nothing to do ([`Start::Finished`]) |
+//!   | a run of another configuration, finished or not    | refused, naming the differing options |
+//!   | only files named as this kind's, no readable configuration | refused, naming the files |
+//!   | any other file, no readable configuration          | refused, even with `--overwrite` |
+//!
+//!   "Finished" means the layout's result file exists (`run.json`, `results.json`).
+//! - **Overwrite.** With `--overwrite` the folder's normiqa files ([`Layout::own`]: the files and
+//!   sub-folders a run of that kind writes) are deleted first and the run starts afresh. Any other
+//!   file in a run folder is left alone; a folder that holds other files and no run (a photo
+//!   folder, another kind of run) is never written into.
+//!
+//! Temporary files of an interrupted atomic write (`.*.normiqa-tmp*`, [`crate::atomic`]) are
+//! removed when a process takes the lock: no other process can be writing them then.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::atomic;
+
+/// The lock file in a run folder.
+pub const LOCK: &str = ".normiqa.lock";
+/// The resolved configuration of the run in a folder.
+pub const CONFIG: &str = "config.toml";
+
+/// What a kind of run writes into its folder.
+#[derive(Debug, Clone, Copy)]
+pub struct Layout {
+    /// What the folder holds, for messages ("training run").
+    pub what: &'static str,
+    /// The file whose presence means the run finished.
+    pub finished: &'static str,
+    /// Glob patterns of the top-level names a run of this kind writes.
+    pub own: &'static [&'static str],
+    /// Dotted option paths left out of the identity (where the run executes, not what it is).
+    pub ignored: &'static [&'static str],
+}
+
+/// `normiqa train` (and each run of `normiqa run`).
+pub const TRAIN: Layout = Layout {
+    what: "training run",
+    finished: "run.json",
+    own: &[
+        CONFIG,
+        "run.json",
+        "weights.safetensors",
+        "log.jsonl",
+        "predictions_*.csv",
+        "resume",
+        "failed.txt",
+        "per_type.png",
+    ],
+    ignored: &["device"],
+};
+
+/// `normiqa distill`.
+pub const DISTILL: Layout = Layout {
+    what: "distillation experiment",
+    finished: "results.json",
+    own: &[
+        CONFIG,
+        "results.json",
+        "results.md",
+        "per_type_srcc.png",
+        "fig1_per_type_srcc_per_epoch.png",
+        "curves.png",
+        "baseline",
+        "urkd",
+        "mrkd",
+    ],
+    ignored: &["run.device"],
+};
+
+/// One MRKD pair of `normiqa run` (`procedure = "distill"`): `teacher/` and `student/` are run
+/// folders of the [`TRAIN`] layout.
+pub const PAIR: Layout = Layout {
+    what: "MRKD pair run",
+    finished: "pair.json",
+    own: &[
+        CONFIG,
+        "pair.json",
+        "log.jsonl",
+        "resume",
+        "failed.txt",
+        "teacher",
+        "student",
+        "teacher.safetensors",
+        "student.safetensors",
+    ],
+    ignored: &["device"],
+};
+
+/// How a run goes on in its folder (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Nothing there (or cleared by `--overwrite`): run from the start.
+    Fresh,
+    /// An unfinished run of this configuration: go on from its saved state, if any.
+    Resume,
+    /// A finished run of this configuration: nothing to do.
+    Finished,
+}
+
+/// One option whose value differs between the folder's run and the new one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Difference {
+    pub option: String,
+    pub folder: Option<String>,
+    pub now: Option<String>,
+}
+
+impl fmt::Display for Difference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = |x: &Option<String>| x.clone().unwrap_or_else(|| "(not set)".into());
+        write!(f, "{} {} there, {} now", self.option, v(&self.folder), v(&self.now))
+    }
+}
+
+/// What a folder holds, compared with a configuration ([`inspect`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Found {
+    /// Absent, or nothing but a lock file.
+    Empty,
+    /// A run of this configuration; `finished` when its result file exists.
+    Same { finished: bool },
+    /// A run of another configuration.
+    Other {
+        finished: bool,
+        differences: Vec<Difference>,
+    },
+    /// Files, but no configuration of this kind that can be read (`reason` says why);
+    /// `foreign` lists those that are not named as a run of this kind names its files.
+    NotARun {
+        files: Vec<String>,
+        foreign: Vec<String>,
+        reason: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunFolderError {
+    #[error("{dir} is being written by another normiqa process ({holder}); wait for it to end, or choose another output folder")]
+    Locked { dir: PathBuf, holder: String },
+    #[error("{dir} holds {state} {what} of another configuration ({diffs}); pass --overwrite to replace it, or choose another output folder")]
+    OtherConfiguration {
+        dir: PathBuf,
+        what: &'static str,
+        state: &'static str,
+        diffs: String,
+    },
+    #[error("{dir} is not empty and holds no {what} ({reason}; found {files}); choose another output folder (--overwrite deletes only the files of a normiqa run)")]
+    NotARun {
+        dir: PathBuf,
+        what: &'static str,
+        reason: String,
+        files: String,
+    },
+    #[error("{dir} holds files of a {what} but no configuration normiqa can read ({reason}; found {files}); pass --overwrite to delete them, or choose another output folder")]
+    Unidentified {
+        dir: PathBuf,
+        what: &'static str,
+        reason: String,
+        files: String,
+    },
+    #[error("{0} is a file, not a folder; choose a folder as the output")]
+    NotAFolder(PathBuf),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("the configuration cannot be written as TOML: {0}")]
+    Serialize(String),
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RunFolderError + '_ {
+    move |source| RunFolderError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A run folder held by this process (the lock is released when this is dropped).
+#[derive(Debug)]
+pub struct RunFolder {
+    dir: PathBuf,
+    start: Start,
+    _lock: Lock,
+}
+
+impl RunFolder {
+    /// Creates and locks `dir`, then applies the rules of the module doc to `config`.
+    pub fn open<T: Serialize + DeserializeOwned>(
+        dir: &Path,
+        layout: &Layout,
+        config: &T,
+        overwrite: bool,
+    ) -> Result<Self, RunFolderError> {
+        let lock = Lock::acquire(dir)?;
+        let found = inspect(dir, layout, config)?;
+        let start = match (&found, overwrite) {
+            (Found::Empty, _) => Start::Fresh,
+            // Other people's files: never deleted, never written beside.
+            (Found::NotARun { foreign, .. }, _) if !foreign.is_empty() => {
+                return Err(refusal(dir, layout, &found))
+            }
+            (_, true) => {
+                clear(dir, layout)?;
+                Start::Fresh
+            }
+            (Found::Same { finished: true }, false) => Start::Finished,
+            (Found::Same { finished: false }, false) => Start::Resume,
+            (found, false) => return Err(refusal(dir, layout, found)),
+        };
+        Ok(RunFolder {
+            dir: dir.to_path_buf(),
+            start,
+            _lock: lock,
+        })
+    }
+
+    pub fn start(&self) -> Start {
+        self.start
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+/// The error for a folder that [`RunFolder::open`] refuses (anything but empty or the same run).
+pub fn refusal(dir: &Path, layout: &Layout, found: &Found) -> RunFolderError {
+    match found {
+        Found::Other {
+            finished,
+            differences,
+        } => RunFolderError::OtherConfiguration {
+            dir: dir.to_path_buf(),
+            what: layout.what,
+            state: if *finished { "a finished" } else { "an unfinished" },
+            diffs: list(differences.iter().map(|d| d.to_string()), 6, "differences"),
+        },
+        Found::NotARun {
+            files,
+            foreign,
+            reason,
+        } if foreign.is_empty() => RunFolderError::Unidentified {
+            dir: dir.to_path_buf(),
+            what: layout.what,
+            reason: reason.clone(),
+            files: list(files.iter().cloned(), 6, "entries"),
+        },
+        Found::NotARun {
+            foreign, reason, ..
+        } => RunFolderError::NotARun {
+            dir: dir.to_path_buf(),
+            what: layout.what,
+            reason: reason.clone(),
+            files: list(foreign.iter().cloned(), 6, "entries"),
+        },
+        Found::Empty | Found::Same { .. } => unreachable!("refusal of a usable folder"),
+    }
+}
+
+/// "a; b; c and 4 more entries".
+fn list(items: impl Iterator<Item = String>, max: usize, noun: &str) -> String {
+    let all: Vec<String> = items.collect();
+    let mut s = all.iter().take(max).cloned().collect::<Vec<_>>().join("; ");
+    if all.len() > max {
+        s.push_str(&format!(" and {} more {noun}", all.len() - max));
+    }
+    s
+}
+
+/// What `dir` holds compared with `config` (no lock taken: for listings such as `run --dry-run`).
+pub fn inspect<T: Serialize + DeserializeOwned>(
+    dir: &Path,
+    layout: &Layout,
+    config: &T,
+) -> Result<Found, RunFolderError> {
+    let entries = entries(dir)?;
+    if entries.is_empty() {
+        return Ok(Found::Empty);
+    }
+    let cfg_path = dir.join(CONFIG);
+    let own = patterns(layout);
+    let not_a_run = |reason: String| Found::NotARun {
+        files: entries.clone(),
+        foreign: entries
+            .iter()
+            .filter(|n| !own.iter().any(|p| p.matches(n)))
+            .cloned()
+            .collect(),
+        reason,
+    };
+    let text = match std::fs::read_to_string(&cfg_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(not_a_run(format!("no {CONFIG}")))
+        }
+        Err(e) => return Err(io_err(&cfg_path)(e)),
+    };
+    let stored: T = match toml::from_str(&text) {
+        Ok(c) => c,
+        Err(e) => {
+            let first = e.message().lines().next().unwrap_or("").to_string();
+            return Ok(not_a_run(format!(
+                "its {CONFIG} is not the configuration of a {}: {first}",
+                layout.what
+            )));
+        }
+    };
+    let differences = compare(&identity(&stored, layout)?, &identity(config, layout)?);
+    let finished = dir.join(layout.finished).exists();
+    Ok(if differences.is_empty() {
+        Found::Same { finished }
+    } else {
+        Found::Other {
+            finished,
+            differences,
+        }
+    })
+}
+
+/// The top-level names in `dir`, sorted, less the lock file and temporary files.
+fn entries(dir: &Path) -> Result<Vec<String>, RunFolderError> {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    let mut names = Vec::new();
+    for e in rd {
+        let name = e.map_err(io_err(dir))?.file_name();
+        let name = name.to_string_lossy().into_owned();
+        if name != LOCK && !atomic::is_temp_name(&name) {
+            names.push(name);
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The configuration as a flat map "dotted.option" → TOML value, less the ignored options.
+fn identity<T: Serialize>(
+    config: &T,
+    layout: &Layout,
+) -> Result<BTreeMap<String, String>, RunFolderError> {
+    let table =
+        toml::Table::try_from(config).map_err(|e| RunFolderError::Serialize(e.to_string()))?;
+    let mut flat = BTreeMap::new();
+    flatten("", &toml::Value::Table(table), &mut flat);
+    for key in layout.ignored {
+        flat.retain(|k, _| k != key && !k.starts_with(&format!("{key}.")));
+    }
+    Ok(flat)
+}
+
+fn flatten(prefix: &str, v: &toml::Value, out: &mut BTreeMap<String, String>) {
+    match v {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.to_string());
+        }
+    }
+}
+
+fn compare(folder: &BTreeMap<String, String>, now: &BTreeMap<String, String>) -> Vec<Difference> {
+    let keys: std::collections::BTreeSet<&String> = folder.keys().chain(now.keys()).collect();
+    keys.into_iter()
+        .filter(|k| folder.get(*k) != now.get(*k))
+        .map(|k| Difference {
+            option: k.clone(),
+            folder: folder.get(k).cloned(),
+            now: now.get(k).cloned(),
+        })
+        .collect()
+}
+
+/// The layout's names as glob patterns.
+fn patterns(layout: &Layout) -> Vec<glob::Pattern> {
+    layout
+        .own
+        .iter()
+        .map(|p| glob::Pattern::new(p).expect("layout patterns are valid globs"))
+        .collect()
+}
+
+/// Deletes the normiqa files of `layout` in `dir` (`--overwrite`); other files stay.
+fn clear(dir: &Path, layout: &Layout) -> Result<(), RunFolderError> {
+    let patterns = patterns(layout);
+    for name in entries(dir)? {
+        if !patterns.iter().any(|p| p.matches(&name)) {
+            continue;
+        }
+        let path = dir.join(&name);
+        let meta = std::fs::symlink_metadata(&path).map_err(io_err(&path))?;
+        let removed = if meta.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        removed.map_err(io_err(&path))?;
+    }
+    Ok(())
+}
+
+/// The advisory lock on a folder (see the module doc); released when dropped.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+impl Lock {
+    /// Creates `dir` if needed and locks it, or says who holds it. Removes leftover temporary
+    /// files of interrupted writes once the lock is held.
+    pub fn acquire(dir: &Path) -> Result<Self, RunFolderError> {
+        if dir.exists() && !dir.is_dir() {
+            return Err(RunFolderError::NotAFolder(dir.to_path_buf()));
+        }
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let path = dir.join(LOCK);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut holder = String::new();
+                let _ = file.read_to_string(&mut holder);
+                let holder = holder.trim();
+                return Err(RunFolderError::Locked {
+                    dir: dir.to_path_buf(),
+                    holder: if holder.is_empty() {
+                        "it did not say which".into()
+                    } else {
+                        holder.to_string()
+                    },
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io_err(&path)(e)),
+        }
+        // Informational only: the OS lock, not this text, decides.
+        let me = format!("pid {}: {}", std::process::id(), command_line());
+        let _ = file.set_len(0).and_then(|_| file.write_all(me.as_bytes()));
+        remove_temporaries(dir);
+        Ok(Lock { _file: file })
+    }
+}
+
+fn command_line() -> String {
+    let args: Vec<String> = std::env::args().collect();
+    let prog = args
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "normiqa".into());
+    std::iter::once(prog)
+        .chain(args.into_iter().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Removes leftover temporary files in `dir` and its run's sub-folders (`resume/`,
+/// `mrkd/seed-1/`, ...); best effort.
+fn remove_temporaries(dir: &Path) {
+    let walk = walkdir::WalkDir::new(dir).max_depth(3).follow_links(false);
+    for e in walk.into_iter().flatten() {
+        if e.file_type().is_file() && atomic::is_temp_name(&e.file_name().to_string_lossy()) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, serde::Deserialize)]
+    struct Cfg {
+        seed: u64,
+        lr: f64,
+        device: String,
+        #[serde(default)]
+        added_later: bool,
+    }
+
+    fn cfg(seed: u64, device: &str) -> Cfg {
+        Cfg {
+            seed,
+            lr: 0.1,
+            device: device.into(),
+            added_later: false,
+        }
+    }
+
+    fn write_config(dir: &Path, c: &Cfg) {
+        std::fs::write(dir.join(CONFIG), toml::to_string(c).unwrap()).unwrap();
+    }
+
+    fn open(dir: &Path, c: &Cfg, overwrite: bool) -> Result<Start, RunFolderError> {
+        RunFolder::open(dir, &TRAIN, c, overwrite).map(|f| f.start())
+    }
+
+    #[test]
+    fn the_decision_follows_the_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        assert_eq!(open(&dir, &cfg(1, "cpu"), false).unwrap(), Start::Fresh);
+        write_config(&dir, &cfg(1, "cpu"));
+        // The device is not part of the identity.
+        assert_eq!(open(&dir, &cfg(1, "cuda"), false).unwrap(), Start::Resume);
+        std::fs::write(dir.join("run.json"), "{}").unwrap();
+        assert_eq!(open(&dir, &cfg(1, "cpu"), false).unwrap(), Start::Finished);
+        // An option with a default that the stored file lacks is not a difference.
+        std::fs::write(dir.join(CONFIG), "seed = 1\nlr = 0.1\ndevice = \"cpu\"\n").unwrap();
+        assert_eq!(open(&dir, &cfg(1, "cpu"), false).unwrap(), Start::Finished);
+    }
+
+    #[test]
+    fn another_configuration_is_refused_unless_overwrite() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        std::fs::create_dir_all(dir.join("resume")).unwrap();
+        write_config(&dir, &cfg(1, "cpu"));
+        std::fs::write(dir.join("weights.safetensors"), "w").unwrap();
+        std::fs::write(dir.join("notes.txt"), "mine").unwrap();
+        let err = open(&dir, &cfg(2, "cpu"), false).unwrap_err().to_string();
+        assert!(
+            err.contains("an unfinished training run of another configuration")
+                && err.contains("seed 1 there, 2 now")
+                && err.contains("--overwrite")
+                && err.contains(&dir.display().to_string()),
+            "{err}"
+        );
+        std::fs::write(dir.join("run.json"), "{}").unwrap();
+        let err = open(&dir, &cfg(2, "cpu"), false).unwrap_err().to_string();
+        assert!(err.contains("a finished training run"), "{err}");
+        assert!(dir.join("weights.safetensors").exists(), "refusal changes nothing");
+        assert_eq!(open(&dir, &cfg(2, "cpu"), true).unwrap(), Start::Fresh);
+        assert_eq!(entries(&dir).unwrap(), ["notes.txt"], "only normiqa's files go");
+    }
+
+    #[test]
+    fn a_folder_of_other_files_is_refused_with_their_names_even_with_overwrite() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("holiday.jpg"), "x").unwrap();
+        std::fs::write(tmp.path().join("run.json"), "{}").unwrap();
+        for overwrite in [false, true] {
+            let err = open(tmp.path(), &cfg(1, "cpu"), overwrite)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("holiday.jpg")
+                    && !err.contains("run.json")
+                    && err.contains("no config.toml"),
+                "{err}"
+            );
+        }
+        std::fs::write(tmp.path().join(CONFIG), "[model]\nname = 3\n").unwrap();
+        let err = open(tmp.path(), &cfg(1, "cpu"), true).unwrap_err().to_string();
+        assert!(err.contains("not the configuration of a training run"), "{err}");
+        assert!(tmp.path().join("run.json").exists(), "nothing deleted");
+    }
+
+    #[test]
+    fn normiqa_files_without_a_configuration_go_with_overwrite() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("weights.safetensors"), "w").unwrap();
+        std::fs::write(tmp.path().join("log.jsonl"), "").unwrap();
+        let err = open(tmp.path(), &cfg(1, "cpu"), false).unwrap_err().to_string();
+        assert!(
+            err.contains("log.jsonl; weights.safetensors") && err.contains("--overwrite"),
+            "{err}"
+        );
+        assert_eq!(open(tmp.path(), &cfg(1, "cpu"), true).unwrap(), Start::Fresh);
+        assert!(entries(tmp.path()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_held_lock_refuses_and_names_the_holder_a_stale_file_does_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        let held = Lock::acquire(&dir).unwrap();
+        let err = open(&dir, &cfg(1, "cpu"), false).unwrap_err().to_string();
+        assert!(
+            err.contains("being written by another normiqa process")
+                && err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        drop(held);
+        // What a killed process leaves: the file, with its text, but no lock.
+        std::fs::write(dir.join(LOCK), "pid 999999: normiqa train").unwrap();
+        std::fs::write(dir.join(".run.json.x1.normiqa-tmp.json"), "partial").unwrap();
+        assert_eq!(open(&dir, &cfg(1, "cpu"), false).unwrap(), Start::Fresh);
+        assert!(!dir.join(".run.json.x1.normiqa-tmp.json").exists());
+    }
+}

@@ -1,0 +1,216 @@
+//! Micro-batching: request handlers put decoded images on a bounded queue; one worker thread,
+//! which owns the model, takes up to `max_batch` queued images (waiting at most `max_wait` after
+//! the first for more to arrive), splits them by size (the network's batch path needs one size
+//! per forward pass) and answers each request with its score.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use image::RgbImage;
+use tokio::sync::oneshot;
+
+use super::model::{ModelInfo, Scorer};
+
+/// How the worker groups requests.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchOptions {
+    /// Most images per forward pass (at least 1).
+    pub max_batch: usize,
+    /// How long the worker waits after the first queued image for others to join its batch.
+    pub max_wait: Duration,
+    /// Most images waiting in the queue.
+    pub capacity: usize,
+}
+
+/// One image waiting for its score; the answer goes back through `reply`.
+struct Job {
+    image: RgbImage,
+    reply: oneshot::Sender<std::result::Result<f64, String>>,
+}
+
+/// Why an image could not be queued.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("the queue is full ({0} images waiting)")]
+    Full(usize),
+    #[error("the service is shutting down")]
+    Closed,
+}
+
+/// The handlers' side of the queue. Dropping every clone lets the worker finish what is queued
+/// and stop.
+#[derive(Clone)]
+pub struct Queue {
+    tx: SyncSender<Job>,
+    waiting: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+/// The worker thread; [`Worker::join`] waits until it has answered everything queued.
+pub struct Worker(JoinHandle<()>);
+
+/// A factory run on the worker thread (libtorch models stay on the thread that made them).
+pub type LoadModel = Box<dyn FnOnce() -> Result<(ModelInfo, Box<dyn Scorer>)> + Send>;
+
+/// Starts the worker thread, loads the model on it and returns once it is ready (or failed).
+pub fn start(load: LoadModel, opts: BatchOptions) -> Result<(ModelInfo, Queue, Worker)> {
+    let opts = BatchOptions {
+        max_batch: opts.max_batch.max(1),
+        capacity: opts.capacity.max(1),
+        ..opts
+    };
+    let (tx, rx) = mpsc::sync_channel::<Job>(opts.capacity);
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<ModelInfo>>();
+    let waiting = Arc::new(AtomicUsize::new(0));
+    let worker_waiting = waiting.clone();
+    let handle = std::thread::Builder::new()
+        .name("normiqa-serve-model".into())
+        .spawn(move || match load() {
+            Ok((info, scorer)) => {
+                let _ = ready_tx.send(Ok(info));
+                run(scorer, rx, opts, &worker_waiting);
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+            }
+        })
+        .context("starting the model thread")?;
+    let info = ready_rx
+        .recv()
+        .map_err(|_| anyhow!("the model thread stopped while loading the model"))??;
+    let queue = Queue {
+        tx,
+        waiting,
+        capacity: opts.capacity,
+    };
+    Ok((info, queue, Worker(handle)))
+}
+
+impl Queue {
+    /// Queues an image without waiting; the returned receiver gets its score (or the model's
+    /// error message).
+    pub fn submit(
+        &self,
+        image: RgbImage,
+    ) -> std::result::Result<oneshot::Receiver<std::result::Result<f64, String>>, SubmitError> {
+        let (reply, rx) = oneshot::channel();
+        // Counted before sending so that the worker's decrement never runs first.
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        match self.tx.try_send(Job { image, reply }) {
+            Ok(()) => Ok(rx),
+            Err(e) => {
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                Err(match e {
+                    TrySendError::Full(_) => SubmitError::Full(self.capacity),
+                    TrySendError::Disconnected(_) => SubmitError::Closed,
+                })
+            }
+        }
+    }
+
+    /// Images queued and not yet taken by the worker.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
+    }
+}
+
+impl Worker {
+    /// Waits for the worker thread to answer what is queued and stop (once every [`Queue`]
+    /// clone is dropped).
+    pub fn join(self) -> Result<()> {
+        self.0
+            .join()
+            .map_err(|_| anyhow!("the model thread panicked"))
+    }
+}
+
+fn run(mut scorer: Box<dyn Scorer>, rx: Receiver<Job>, opts: BatchOptions, waiting: &AtomicUsize) {
+    while let Ok(first) = rx.recv() {
+        waiting.fetch_sub(1, Ordering::SeqCst);
+        let jobs = gather(first, &rx, opts, waiting);
+        for same_size in by_size(jobs) {
+            score_batch(scorer.as_mut(), same_size);
+        }
+    }
+}
+
+/// The first job plus whatever arrives within `max_wait`, up to `max_batch` jobs.
+fn gather(first: Job, rx: &Receiver<Job>, opts: BatchOptions, waiting: &AtomicUsize) -> Vec<Job> {
+    let mut jobs = vec![first];
+    let deadline = Instant::now() + opts.max_wait;
+    while jobs.len() < opts.max_batch {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let next = if left.is_zero() {
+            rx.try_recv().map_err(|_| RecvTimeoutError::Timeout)
+        } else {
+            rx.recv_timeout(left)
+        };
+        match next {
+            Ok(job) => {
+                waiting.fetch_sub(1, Ordering::SeqCst);
+                jobs.push(job);
+            }
+            Err(_) => break,
+        }
+    }
+    jobs
+}
+
+/// Groups jobs by image size (width, height), keeping arrival order within a group.
+fn by_size(jobs: Vec<Job>) -> Vec<Vec<Job>> {
+    let mut groups: BTreeMap<(u32, u32), Vec<Job>> = BTreeMap::new();
+    for job in jobs {
+        groups.entry(job.image.dimensions()).or_default().push(job);
+    }
+    groups.into_values().collect()
+}
+
+fn score_batch(scorer: &mut dyn Scorer, jobs: Vec<Job>) {
+    let (images, replies): (Vec<RgbImage>, Vec<_>) =
+        jobs.into_iter().map(|j| (j.image, j.reply)).unzip();
+    // libtorch errors surface as panics in tch's forward calls: answer them, keep serving.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scorer.score(&images)))
+        .unwrap_or_else(|panic| {
+            Err(anyhow!(
+                "the model panicked: {}",
+                panic_text(panic.as_ref())
+            ))
+        });
+    match result {
+        Ok(scores) if scores.len() == replies.len() => {
+            for (reply, s) in replies.into_iter().zip(scores) {
+                // A client that went away no longer waits for its answer.
+                let _ = reply.send(Ok(s));
+            }
+        }
+        Ok(scores) => fail_all(
+            replies,
+            format!(
+                "the model returned {} scores for {} images",
+                scores.len(),
+                images.len()
+            ),
+        ),
+        Err(e) => fail_all(replies, format!("scoring failed: {e:#}")),
+    }
+}
+
+fn fail_all(replies: Vec<oneshot::Sender<std::result::Result<f64, String>>>, msg: String) {
+    tracing::error!("{msg}");
+    for reply in replies {
+        let _ = reply.send(Err(msg.clone()));
+    }
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "no message".into())
+}

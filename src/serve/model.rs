@@ -1,0 +1,89 @@
+//! The one place where `serve` reaches a trained model: loading a run folder and scoring decoded
+//! images with the same library calls as `normiqa predict` (native size, the prediction head, the run's
+//! k·ŷ+b mapping), so a served score equals predict's score of the same file.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use image::RgbImage;
+use tch::Device;
+
+use crate::model::trained::{predict, Inputs, TrainedModel};
+use crate::train::DatasetSpec;
+
+/// What the service says about its model (in `/healthz`, every `/score` answer and the page).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelInfo {
+    /// The run folder's name, e.g. `clive-efficientnet-lite0`.
+    pub name: String,
+    /// The dataset whose MOS scale the scores are on, e.g. `CLIVE`.
+    pub trained_on: String,
+}
+
+/// Scores batches of decoded images; the batcher's worker thread owns it.
+pub trait Scorer {
+    /// The mapped quality score of every image, in the order given. The images of one call may
+    /// have different sizes; same-size images are run through the network together.
+    fn score(&mut self, images: &[RgbImage]) -> Result<Vec<f64>>;
+}
+
+/// A trained run folder loaded for inference on one device.
+pub struct RunScorer {
+    trained: TrainedModel,
+    device: Device,
+}
+
+/// Loads the run folder `dir` (the backbone's pretrained weights from `weights` or where the
+/// run says) for scoring on `device`.
+pub fn load(dir: &Path, device: Device, weights: Option<&Path>) -> Result<(ModelInfo, RunScorer)> {
+    let trained = TrainedModel::load(dir, device, weights)
+        .with_context(|| format!("loading the model {}", dir.display()))?;
+    let info = ModelInfo {
+        name: run_name(dir),
+        trained_on: dataset_label(&trained.info.config.data.dataset),
+    };
+    Ok((info, RunScorer { trained, device }))
+}
+
+impl Scorer for RunScorer {
+    fn score(&mut self, images: &[RgbImage]) -> Result<Vec<f64>> {
+        // Same-size images next to each other: the batch path needs one size per forward pass.
+        let mut order: Vec<usize> = (0..images.len()).collect();
+        order.sort_by_key(|&i| images[i].dimensions());
+        let heads = predict(
+            &self.trained.model,
+            &Inputs::Images(images),
+            &order,
+            images.len().max(1),
+            self.device,
+        )?;
+        let last = heads.len() - 1;
+        let mapped = self.trained.info.mapping[last].apply(&heads[last]);
+        let mut scores = vec![0.0; images.len()];
+        for (&i, s) in order.iter().zip(mapped) {
+            scores[i] = s;
+        }
+        Ok(scores)
+    }
+}
+
+fn run_name(dir: &Path) -> String {
+    let canonical = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    canonical
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string())
+}
+
+fn dataset_label(spec: &DatasetSpec) -> String {
+    match spec {
+        DatasetSpec::Clive { .. } => "CLIVE".into(),
+        DatasetSpec::Koniq { .. } => "KonIQ-10k".into(),
+        DatasetSpec::Kadid { .. } => "KADID-10k".into(),
+        DatasetSpec::Tid2013 { .. } => "TID2013".into(),
+        DatasetSpec::Csv { csv, .. } => match csv.file_name() {
+            Some(f) => format!("the labels of {}", f.to_string_lossy()),
+            None => "a CSV dataset".into(),
+        },
+    }
+}

@@ -1,0 +1,420 @@
+//! The command line as a person meets it: messages that name the thing and say what to do,
+//! output into pipes and full disks, `metrics` on predict's own output, score scale and size
+//! warnings, and run folders that work from any working directory. Most tests run the built
+//! binary (stderr is then a pipe, not a terminal).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use clap::Parser;
+use normiqa::cli::{run, Cli};
+
+fn cli(args: &[&str]) -> anyhow::Result<()> {
+    run(Cli::try_parse_from(
+        std::iter::once("normiqa").chain(args.iter().copied()),
+    )?)
+}
+
+fn cli_err(args: &[&str]) -> String {
+    format!("{:#}", cli(args).unwrap_err())
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_normiqa"))
+}
+
+fn model() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models/clive-efficientnet-lite0")
+        .display()
+        .to_string()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn save_png(path: &Path, w: u32, h: u32) {
+    image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([
+            (x * 7 % 256) as u8,
+            (y * 5 % 256) as u8,
+            ((x + y) % 256) as u8,
+        ])
+    })
+    .save(path)
+    .unwrap();
+}
+
+/// One small image (a PNG) in a fresh folder.
+fn one_image(dir: &Path) -> PathBuf {
+    let p = dir.join("photo.png");
+    save_png(&p, 160, 140);
+    p
+}
+
+#[test]
+fn messages_name_options_without_debug_structures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = cli_err(&["train", "--dataset", "csv"]);
+    assert!(err.contains("--dataset csv needs --labels"), "{err}");
+    let err = cli_err(&["train", "--dataset", "clive", "--resize", "0", "5"]);
+    assert!(err.contains("--resize 0 5: expected"), "{err}");
+    let err = cli_err(&["train", "--dataset", "clive", "--beta", "0", "0", "0"]);
+    assert!(err.contains("--beta 0 0 0: must be"), "{err}");
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let err = cli_err(&["predict", empty.to_str().unwrap(), "--model", &model()]);
+    assert!(
+        err.contains(&format!(
+            "no images found in {}: give image files",
+            empty.display()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("[\""), "{err}");
+}
+
+#[test]
+fn train_without_a_dataset_says_what_to_choose() {
+    // The reference defaults would fine-tune on all of CLIVE for hours: refused, with choices.
+    let err = cli_err(&["train"]);
+    assert!(
+        err.contains("--dataset") && err.contains("--config"),
+        "{err}"
+    );
+    assert!(err.contains("--dataset clive --ft-lr-ratio 0"), "{err}");
+    assert!(err.contains("--dataset csv --labels"), "{err}");
+    assert!(err.contains("hours"), "{err}");
+}
+
+#[test]
+fn predict_help_states_the_score_scale_and_max_side() {
+    let help = Cli::try_parse_from(["normiqa", "predict", "--help"])
+        .unwrap_err()
+        .to_string();
+    assert!(help.contains("CLIVE MOS"), "{help}");
+    assert!(help.contains("higher is better"), "{help}");
+    assert!(help.contains("--max-side"), "{help}");
+}
+
+#[test]
+fn predict_logs_plain_text_states_the_scale_and_counts_in_english() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = one_image(tmp.path());
+    let out = tmp.path().join("s.csv");
+    let o = bin()
+        .args(["predict", img.to_str().unwrap(), "--model", &model()])
+        .args(["--device", "cpu", "-o", out.to_str().unwrap()])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // stderr is a pipe here: no ANSI colour codes (was "\x1b[32m INFO\x1b[0m").
+    assert!(!err.contains('\x1b'), "{err:?}");
+    assert!(err.contains("scored 1 image in"), "{err}");
+    assert!(
+        err.contains("CLIVE MOS scale, about 0-100, higher is better"),
+        "{err}"
+    );
+}
+
+#[test]
+fn colour_only_on_a_terminal_without_no_color() {
+    use normiqa::cli::use_color;
+    use std::ffi::OsStr;
+    assert!(use_color(true, None));
+    assert!(!use_color(false, None));
+    assert!(!use_color(true, Some(OsStr::new("1"))));
+    // NO_COLOR set but empty does not count (no-color.org).
+    assert!(use_color(true, Some(OsStr::new(""))));
+}
+
+#[test]
+fn predict_into_a_closed_pipe_ends_quietly() {
+    // `normiqa predict photos | head -1`: the reader is gone before the first row.
+    let tmp = tempfile::tempdir().unwrap();
+    let img = one_image(tmp.path());
+    let mut child = bin()
+        .args(["predict", img.to_str().unwrap(), "--model", &model()])
+        .args(["--device", "cpu"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        !err.contains("error") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+}
+
+#[test]
+fn predict_names_the_output_when_the_disk_is_full() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = one_image(tmp.path());
+    let m = model();
+    let err = cli_err(&[
+        "predict",
+        img.to_str().unwrap(),
+        "--model",
+        &m,
+        "--device",
+        "cpu",
+        "-o",
+        "/dev/full",
+    ]);
+    assert!(
+        err.contains("writing the scores to /dev/full") && err.contains("No space left"),
+        "{err}"
+    );
+    let o = bin()
+        .args([
+            "predict",
+            img.to_str().unwrap(),
+            "--model",
+            &m,
+            "--device",
+            "cpu",
+        ])
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("writing the scores to standard output"),
+        "{err}"
+    );
+}
+
+#[test]
+fn predict_warns_about_sizes_far_from_training_and_max_side_avoids_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("imgs");
+    std::fs::create_dir(&dir).unwrap();
+    save_png(&dir.join("tiny.png"), 60, 40);
+    save_png(&dir.join("wide.png"), 2100, 150);
+    let run = |extra: &[&str]| -> Output {
+        bin()
+            .args(["predict", dir.to_str().unwrap(), "--model", &model()])
+            .args([
+                "--device",
+                "cpu",
+                "-o",
+                tmp.path().join("s.csv").to_str().unwrap(),
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = run(&[]);
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("1 image under 128 px on a side") && err.contains("tiny.png (60x40)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 image over 2000 px on a side") && err.contains("wide.png (2100x150)"),
+        "{err}"
+    );
+    assert!(err.contains("--max-side"), "{err}");
+    let o = run(&["--max-side", "1050"]);
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(!err.contains("over 2000 px"), "{err}");
+    assert!(err.contains("tiny.png"), "{err}");
+    let err = cli_err(&[
+        "predict",
+        dir.to_str().unwrap(),
+        "--model",
+        &model(),
+        "--max-side",
+        "0",
+    ]);
+    assert!(err.contains("--max-side 0"), "{err}");
+}
+
+#[test]
+fn metrics_reads_predicts_own_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    // predict's CSV has no MOS: say what is missing and how to add it.
+    let csv = tmp.path().join("scores.csv");
+    std::fs::write(&csv, "image,score\na.jpg,51.2\nb.jpg,40.1\n").unwrap();
+    let err = cli_err(&["metrics", csv.to_str().unwrap()]);
+    assert!(
+        err.contains("scores.csv") && err.contains("no MOS column 'mos'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("add each image's MOS as a column 'mos'"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`normiqa predict` writes scores only"),
+        "{err}"
+    );
+    // With a mos column, no flags are needed; JSON (predict --format json --all-heads) too,
+    // its heads named as the CSV columns.
+    std::fs::write(
+        &csv,
+        "image,score,mos\na.jpg,51.2,60\nb.jpg,40.1,35\nc.jpg,45,50\n",
+    )
+    .unwrap();
+    cli(&["metrics", csv.to_str().unwrap()]).unwrap();
+    let json = tmp.path().join("scores.json");
+    let rows = r#"[
+  {"image":"a.jpg","score":51.2,"head6":0.1,"head7":0.3,"fused":0.2,"mos":60},
+  {"image":"b.jpg","score":40.1,"head6":-0.4,"head7":-0.2,"fused":-0.3,"mos":35},
+  {"image":"c.jpg","score":45.0,"head6":0.0,"head7":0.1,"fused":0.05,"mos":50}
+]"#;
+    std::fs::write(&json, rows).unwrap();
+    let o = bin()
+        .args(["metrics", json.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["metrics"]["n"], 3);
+    assert!((v["metrics"]["srocc"].as_f64().unwrap() - 1.0).abs() < 1e-12);
+    cli(&["metrics", json.to_str().unwrap(), "--pred-column", "head6"]).unwrap();
+    std::fs::write(&json, rows.replace("\"mos\":35", "\"mos\":\"x\"")).unwrap();
+    let err = cli_err(&["metrics", json.to_str().unwrap()]);
+    assert!(err.contains("item 2, column 'mos': 'x'"), "{err}");
+}
+
+/// Trains a tiny run (random backbone, frozen, one epoch) through the binary from `cwd`, with the
+/// dataset paths typed relative to it; returns the run folder.
+fn train_tiny(cwd: &Path) -> PathBuf {
+    common::synthetic_dataset(cwd, 24, 40);
+    let o = bin()
+        .current_dir(cwd)
+        .args([
+            "train",
+            "--dataset",
+            "csv",
+            "--labels",
+            "labels.csv",
+            "--images",
+            "images",
+        ])
+        .args([
+            "--split",
+            "random",
+            "--random-init",
+            "--ft-lr-ratio",
+            "0",
+            "-e",
+            "1",
+            "-b",
+            "4",
+        ])
+        .args(["--device", "cpu", "--out", "runs/tiny"])
+        .env("NORMIQA_FEATURE_CACHE", cwd.join("cache"))
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    // Not a terminal: no progress bar drawn, no colour codes.
+    assert!(
+        !err.contains("epoch 1 [") && !err.contains('\r') && !err.contains('\x1b'),
+        "{err:?}"
+    );
+    cwd.join("runs/tiny")
+}
+
+fn test_run(cwd: &Path, run: &Path, extra: &[&str]) -> Output {
+    bin()
+        .current_dir(cwd)
+        .args(["test", "--model", run.to_str().unwrap(), "--device", "cpu"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn run_folders_work_from_any_directory_and_test_honours_overrides() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path().canonicalize().unwrap();
+    let run = train_tiny(&base);
+    // Stored absolute: the folder no longer depends on the directory it was trained from.
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    let labels = base.join("labels.csv");
+    assert!(
+        config.contains(&format!("csv = \"{}\"", labels.display())),
+        "{config}"
+    );
+    let elsewhere = base.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let o = test_run(&elsewhere, &run, &[]);
+    let out = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        out.contains("(test set, ") && !out.contains("Test set"),
+        "{out}"
+    );
+
+    // The images moved: --images is honoured (it was silently ignored).
+    std::fs::rename(base.join("images"), base.join("moved")).unwrap();
+    let o = test_run(&elsewhere, &run, &[]);
+    assert!(!o.status.success());
+    let moved = base.join("moved");
+    let o = test_run(&elsewhere, &run, &["--images", moved.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = test_run(&elsewhere, &run, &["--root", moved.to_str().unwrap()]);
+    let err = text(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("--root: the run was trained on a CSV dataset")
+            && err.contains("--labels and --images"),
+        "{err}"
+    );
+    std::fs::rename(base.join("moved"), base.join("images")).unwrap();
+
+    // An older run folder stored the paths as typed: resolved against the run folder's parents.
+    let mut info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    info["config"]["data"]["dataset"]["csv"] = "labels.csv".into();
+    info["config"]["data"]["dataset"]["images"] = "./images".into();
+    std::fs::write(run.join("run.json"), info.to_string()).unwrap();
+    let o = test_run(&elsewhere, &run, &[]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    // All MOS equal: an error, not NaN metrics with exit 0.
+    std::fs::write(
+        base.join("flat.csv"),
+        (0..6).fold("image,mos\n".to_string(), |s, i| {
+            s + &format!("img{i:03}.png,50\n")
+        }),
+    )
+    .unwrap();
+    let flat = base.join("flat.csv");
+    let images = base.join("images");
+    let o = test_run(
+        &elsewhere,
+        &run,
+        &[
+            "--dataset",
+            "csv",
+            "--labels",
+            flat.to_str().unwrap(),
+            "--images",
+            images.to_str().unwrap(),
+        ],
+    );
+    let err = text(&o.stderr);
+    assert!(!o.status.success(), "{}", text(&o.stdout));
+    assert!(
+        err.contains("the 6 images tested (all set of ")
+            && err.contains("all have the same MOS (50)"),
+        "{err}"
+    );
+    assert!(!text(&o.stdout).contains("NaN"));
+}

@@ -1,0 +1,415 @@
+//! `normiqa serve` over loopback HTTP: scores equal `predict`'s, micro-batching, the bounded
+//! queue (503), the body and pixel limits, bad images, graceful shutdown, and the binary's
+//! SIGTERM handling. Scheduling is made deterministic with a gated scorer that blocks until the
+//! test releases it; no test asserts on timing.
+
+mod serve_common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use normiqa::serve::{self, ModelInfo, Scorer, ServeOptions};
+use serve_common::*;
+use tokio::sync::mpsc;
+
+/// A scorer that reports each batch's size, then waits for the test to release it; its score
+/// of an image is the image's width (so each answer can be traced to its request).
+struct Gated {
+    entered: mpsc::UnboundedSender<usize>,
+    release: std::sync::mpsc::Receiver<()>,
+}
+
+impl Scorer for Gated {
+    fn score(&mut self, images: &[image::RgbImage]) -> anyhow::Result<Vec<f64>> {
+        let _ = self.entered.send(images.len());
+        // A dropped sender (test over) releases every batch.
+        let _ = self.release.recv();
+        Ok(images.iter().map(|im| im.width() as f64).collect())
+    }
+}
+
+struct Gate {
+    entered: mpsc::UnboundedReceiver<usize>,
+    release: std::sync::mpsc::Sender<()>,
+}
+
+fn gated() -> (serve::LoadModel, Gate) {
+    let (etx, erx) = mpsc::unbounded_channel();
+    let (rtx, rrx) = std::sync::mpsc::channel();
+    let load: serve::LoadModel = Box::new(move || {
+        let info = ModelInfo {
+            name: "gated".into(),
+            trained_on: "test".into(),
+        };
+        let s: Box<dyn Scorer> = Box::new(Gated {
+            entered: etx,
+            release: rrx,
+        });
+        Ok((info, s))
+    });
+    (
+        load,
+        Gate {
+            entered: erx,
+            release: rtx,
+        },
+    )
+}
+
+fn opts(max_batch: usize, queue: usize) -> ServeOptions {
+    ServeOptions {
+        max_batch,
+        max_wait: Duration::ZERO,
+        queue,
+        max_body_bytes: 1 << 20,
+        max_image_pixels: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scores_equal_predict_for_raw_bytes_and_multipart_uploads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = [
+        write_image(tmp.path(), "a.png", 64, 48, 0),
+        write_image(tmp.path(), "b.jpg", 40, 56, 1),
+    ];
+    let expected = predict_scores(&files, tmp.path());
+    let server = Server::start(shipped_model_loader(), opts(1, 8)).await;
+    let client = client();
+    for (file, want) in files.iter().zip(&expected) {
+        let bytes = std::fs::read(file).unwrap();
+        let raw = server.post_bytes(&client, bytes.clone()).await;
+        assert_eq!(raw.status, 200, "{}", raw.body);
+        assert_eq!(raw.json["score"].as_f64().unwrap(), *want, "{}", raw.body);
+        assert_eq!(raw.json["model"], "clive-efficientnet-lite0");
+        let (w, h) = image::image_dimensions(file).unwrap();
+        assert_eq!(raw.json["width"].as_u64().unwrap(), w as u64);
+        assert_eq!(raw.json["height"].as_u64().unwrap(), h as u64);
+        let name = file.file_name().unwrap().to_str().unwrap();
+        let form = server.post_form(&client, &[(name, bytes)]).await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        assert_eq!(form.json["score"].as_f64().unwrap(), *want);
+        assert_eq!(form.json["image"], name);
+    }
+    let health = server.get(&client, "/healthz").await;
+    assert_eq!(health.json["status"], "ok");
+    assert_eq!(health.json["model"], "clive-efficientnet-lite0");
+    assert_eq!(health.json["trained_on"], "CLIVE");
+    let page = client.get(format!("{}/", server.url)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<input id=\"files\" type=\"file\"") && html.contains("fetch(\"score\""));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_requests_of_one_size_share_a_batch() {
+    let (load, mut gate) = gated();
+    let server = Server::start(load, opts(4, 16)).await;
+    let client = client();
+    let first = server.spawn_post(&client, png_bytes(30, 20));
+    assert_eq!(gate.entered.recv().await, Some(1));
+    // While the model is busy, three more arrive: two of one size, one of another.
+    let others: Vec<_> = [(32, 32), (40, 32), (32, 32)]
+        .iter()
+        .map(|&(w, h)| server.spawn_post(&client, png_bytes(w, h)))
+        .collect();
+    server.wait_until(&client, |h| h["waiting"] == 3).await;
+    for _ in 0..3 {
+        gate.release.send(()).unwrap();
+    }
+    let mut sizes = vec![
+        gate.entered.recv().await.unwrap(),
+        gate.entered.recv().await.unwrap(),
+    ];
+    sizes.sort();
+    assert_eq!(
+        sizes,
+        [1, 2],
+        "the 32x32 pair is one forward pass, the 40x32 image another"
+    );
+    assert_eq!(first.await.unwrap().json["score"], 30.0);
+    let widths: Vec<f64> = futures_all(others).await;
+    assert_eq!(
+        widths,
+        [32.0, 40.0, 32.0],
+        "each answer goes to its own request"
+    );
+    server.stop().await;
+}
+
+async fn futures_all(handles: Vec<tokio::task::JoinHandle<Reply>>) -> Vec<f64> {
+    let mut out = Vec::new();
+    for h in handles {
+        let r = h.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        out.push(r.json["score"].as_f64().unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_answers_503_with_retry_after() {
+    let (load, mut gate) = gated();
+    let server = Server::start(load, opts(1, 1)).await;
+    let client = client();
+    let first = server.spawn_post(&client, png_bytes(30, 20));
+    assert_eq!(gate.entered.recv().await, Some(1));
+    let resp = client
+        .post(format!("{}/score", server.url))
+        .body(png_bytes(10, 10))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let body = reply(resp).await.json;
+    assert!(
+        body["error"].as_str().unwrap().contains("--queue"),
+        "{body}"
+    );
+    gate.release.send(()).unwrap();
+    assert_eq!(first.await.unwrap().status, 200);
+    // Room again once the first is answered.
+    gate.release.send(()).unwrap();
+    let again = server.post_bytes(&client, png_bytes(12, 10)).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_and_bad_images_get_clear_errors() {
+    let (load, gate) = gated();
+    let mut o = opts(1, 4);
+    o.max_body_bytes = 4000;
+    o.max_image_pixels = 5000;
+    let server = Server::start(load, o).await;
+    let client = client();
+    let cases: Vec<(&str, Reply, u16, &str)> = vec![
+        (
+            "over the body limit",
+            server.post_bytes(&client, vec![0u8; 5000]).await,
+            413,
+            "--max-body-bytes",
+        ),
+        (
+            "over the body limit, multipart",
+            server
+                .post_form(&client, &[("big.png", vec![0u8; 5000])])
+                .await,
+            413,
+            "--max-body-bytes",
+        ),
+        (
+            "over the pixel limit",
+            server.post_bytes(&client, flat_png_bytes(100, 60)).await,
+            413,
+            "100x60 = 6000 pixels, more than the server's --max-image-pixels 5000",
+        ),
+        (
+            "not an image",
+            server
+                .post_bytes(&client, b"hello, not an image".to_vec())
+                .await,
+            415,
+            "not an image",
+        ),
+        (
+            "truncated",
+            server
+                .post_bytes(&client, png_bytes(40, 40)[..60].to_vec())
+                .await,
+            400,
+            "the request body",
+        ),
+        (
+            "empty",
+            server.post_bytes(&client, Vec::new()).await,
+            400,
+            "empty image",
+        ),
+        (
+            "two files",
+            server
+                .post_form(
+                    &client,
+                    &[("a.png", png_bytes(8, 8)), ("b.png", png_bytes(8, 8))],
+                )
+                .await,
+            400,
+            "one image per request",
+        ),
+        (
+            "corrupt, multipart",
+            server
+                .post_form(&client, &[("bad.jpg", b"\xff\xd8\xff junk".to_vec())])
+                .await,
+            400,
+            "bad.jpg",
+        ),
+    ];
+    for (what, reply, status, needle) in cases {
+        assert_eq!(reply.status, status, "{what}: {}", reply.body);
+        let msg = reply.json["error"].as_str().unwrap_or_default();
+        assert!(msg.contains(needle), "{what}: {msg}");
+    }
+    let no_file = client
+        .post(format!("{}/score", server.url))
+        .multipart(reqwest::multipart::Form::new().text("note", "hi"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_file.status(), 400);
+    drop(gate);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_answers_the_requests_in_flight_then_stops() {
+    let (load, mut gate) = gated();
+    let server = Server::start(load, opts(1, 4)).await;
+    let client = client();
+    let in_flight = server.spawn_post(&client, png_bytes(30, 20));
+    assert_eq!(gate.entered.recv().await, Some(1));
+    let url = server.url.clone();
+    let stopped = server.begin_stop();
+    // New connections are refused once the listener is closed...
+    let fresh = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut refused = false;
+    for _ in 0..200 {
+        if fresh.get(format!("{url}/healthz")).send().await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        refused,
+        "the server kept accepting connections after shutdown began"
+    );
+    // ...while the request already received is still answered.
+    gate.release.send(()).unwrap();
+    let reply = in_flight.await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.json["score"], 30.0);
+    stopped.await.unwrap().unwrap();
+}
+
+#[test]
+fn the_binary_serves_and_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_normiqa"))
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--device",
+            "cpu",
+            "--model",
+        ])
+        .arg(shipped_model_dir())
+        .env("NO_COLOR", "1")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut log = String::new();
+    let url = loop {
+        let Some(Ok(line)) = lines.next() else {
+            let _ = child.kill();
+            panic!("serve ended before listening:\n{log}");
+        };
+        log.push_str(&line);
+        log.push('\n');
+        if let Some(i) = line.find("http://") {
+            break line[i..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_end_matches('/')
+                .to_string();
+        }
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let health = rt.block_on(async {
+        let c = client();
+        c.get(format!("{url}/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(health.contains("clive-efficientnet-lite0"), "{health}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    for line in lines.map_while(Result::ok) {
+        log.push_str(&line);
+        log.push('\n');
+    }
+    assert!(status.success(), "exit {status:?}\n{log}");
+    assert!(
+        log.contains("shutting down") && log.contains("stopped"),
+        "{log}"
+    );
+}
+
+#[test]
+fn bad_options_name_the_option() {
+    let run = |args: &[&str]| {
+        let cli = <normiqa::cli::Cli as clap::Parser>::try_parse_from(
+            ["normiqa", "serve"].iter().chain(args),
+        )
+        .unwrap();
+        format!("{:#}", normiqa::cli::run(cli).unwrap_err())
+    };
+    assert!(run(&["--queue", "0"]).contains("--queue 0"));
+    let model = shipped_model_dir();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let err = run(&["--bind", &addr, "--model", model.to_str().unwrap()]);
+    assert!(err.contains(&format!("--bind {addr}")), "{err}");
+    let err = run(&[
+        "--model",
+        Path::new("no-such-run").to_str().unwrap(),
+        "--bind",
+        "127.0.0.1:0",
+    ]);
+    assert!(err.contains("no-such-run"), "{err}");
+}
+
+#[test]
+fn the_model_scores_a_mixed_size_batch_in_request_order_as_predict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = [
+        write_image(tmp.path(), "b.png", 48, 40, 2),
+        write_image(tmp.path(), "d.png", 40, 56, 3),
+        write_image(tmp.path(), "c.png", 48, 40, 4),
+    ];
+    let expected = predict_scores(&files, tmp.path());
+    let (_, mut scorer) = serve::model::load(&shipped_model_dir(), tch::Device::Cpu, None).unwrap();
+    let images: Vec<image::RgbImage> = files
+        .iter()
+        .map(|f| image::open(f).unwrap().into_rgb8())
+        .collect();
+    let got = scorer.score(&images).unwrap();
+    // b and c run as one forward pass of two: equal to predict's batch-1 scores up to float
+    // rounding; the order must be the request order, not the size order.
+    for ((f, g), e) in files.iter().zip(&got).zip(&expected) {
+        assert!(
+            (g - e).abs() < 1e-4,
+            "{}: served {g}, predict {e}",
+            f.display()
+        );
+    }
+    assert!(
+        (expected[0] - expected[2]).abs() > 1e-3,
+        "b and c must differ to test the order"
+    );
+}
