@@ -112,6 +112,14 @@ pub const PAIR: Layout = Layout {
     ignored: &["device"],
 };
 
+/// `normiqa pretrain-scnn`.
+pub const SCNN: Layout = Layout {
+    what: "S-CNN pre-training run",
+    finished: "scnn.json",
+    own: &[CONFIG, "scnn.json", "scnn.safetensors", "log.jsonl", "resume", "failed.txt"],
+    ignored: &["device"],
+};
+
 /// How a run goes on in its folder (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {

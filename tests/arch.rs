@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use normiqa::model::dbcnn::{bilinear_pool, Dbcnn, DbcnnConfig, SCNN_PREFIX};
 use normiqa::model::hyperiqa::{grid_crops, random_crops, HyperIqa, HyperIqaConfig, CROP};
 use normiqa::model::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
-use normiqa::model::regressor::{PlainRegressor, RegressorConfig};
+use normiqa::model::{IqaModel, ModelConfig, PlainIqa};
 use normiqa::model::scnn::{Scnn, AUTHORS_CLASSES};
 use normiqa::model::{weights, BackboneName};
 use rand::SeedableRng;
@@ -279,14 +279,14 @@ fn hyperiqa_lite0_stand_in_matches_reference() {
 fn resnet50_regressor_matches_reference() {
     let want = expected("regressor_resnet50");
     let vs = nn::VarStore::new(Device::Cpu);
-    let m = PlainRegressor::new(&vs, RegressorConfig::default());
+    let m = PlainIqa::new(&vs, resnet50_regressor());
     fill_vs(&vs);
     let x = input(&i64s(&want["input"]));
-    let y = tch::no_grad(|| m.forward(&x, false));
+    let y = tch::no_grad(|| m.outputs(&x, false, false).remove(0));
     check_values("regressor score", &y, &want["score"]);
     check_values(
         "regressor inference",
-        &m.inference().forward(&x),
+        &m.eval_path().outputs(&x).unwrap().remove(0),
         &want["score"],
     );
 }
@@ -400,7 +400,7 @@ fn parameter_groups_split_backbone_and_heads() {
     assert_eq!(vs.variables()["lda4_fc.weight"].size(), vec![176, 512]);
 
     let vs = nn::VarStore::new(Device::Cpu);
-    let _m = PlainRegressor::new(&vs, RegressorConfig::default());
+    let _m = PlainIqa::new(&vs, resnet50_regressor());
     let g = groups(&vs);
     assert_eq!(g[&HEADS_GROUP].len(), 2);
     assert_eq!(vs.variables()["fc.weight"].size(), vec![1, 2048]);
@@ -604,7 +604,7 @@ fn torchvision_vgg16_and_authors_scnn_load_into_dbcnn() {
 fn torchvision_resnet50_loads_into_hyperiqa_and_the_regressor() {
     let tmp = tempfile::tempdir().unwrap();
     let src = nn::VarStore::new(Device::Cpu);
-    let _ = PlainRegressor::new(&src, RegressorConfig::default());
+    let _ = PlainIqa::new(&src, resnet50_regressor());
     fill_vs(&src);
     let file = tmp.path().join("resnet50.pth");
     export(
@@ -626,7 +626,7 @@ fn torchvision_resnet50_loads_into_hyperiqa_and_the_regressor() {
     );
 
     let dst = nn::VarStore::new(Device::Cpu);
-    let m = PlainRegressor::new(&dst, RegressorConfig::default());
+    let m = PlainIqa::new(&dst, resnet50_regressor());
     weights::load_pth(&dst, BACKBONE_PREFIX, &file, m.backbone.ignored_weights()).unwrap();
     assert_same_prefix(&src, &dst, BACKBONE_PREFIX);
 }
@@ -657,12 +657,20 @@ fn efficientnet_lite0_weights_load_into_every_stand_in() {
     .unwrap();
     weights::load_pth(&vs, BACKBONE_PREFIX, &file, m.backbone.ignored_weights()).unwrap();
     let vs = nn::VarStore::new(Device::Cpu);
-    let m = PlainRegressor::new(
+    let m = PlainIqa::new(
         &vs,
-        RegressorConfig {
+        ModelConfig {
             backbone: lite,
             ..Default::default()
         },
     );
     weights::load_pth(&vs, BACKBONE_PREFIX, &file, m.backbone.ignored_weights()).unwrap();
+}
+
+/// The MRKD paper's ResNet-50 regressor: the plain model on ResNet-50.
+fn resnet50_regressor() -> ModelConfig {
+    ModelConfig {
+        backbone: BackboneName::ResNet50,
+        ..Default::default()
+    }
 }

@@ -95,8 +95,8 @@ fn one_way_gives_the_teacher_no_distillation_gradient() {
     cfg.lambda = 1.0;
     tch::manual_seed(3);
     let members = [
-        Member::new(&cfg.teacher, Device::Cpu),
-        Member::new(&cfg.student, Device::Cpu),
+        Member::new(&cfg.teacher, Device::Cpu).unwrap(),
+        Member::new(&cfg.student, Device::Cpu).unwrap(),
     ];
     for m in &members {
         m.freeze_backbone();
@@ -106,7 +106,7 @@ fn one_way_gives_the_teacher_no_distillation_gradient() {
     let f7 = Tensor::randn([8, c7], (Kind::Float, Device::Cpu));
     let y = Tensor::randn([8], (Kind::Float, Device::Cpu));
     let outs: [Vec<Tensor>; 2] =
-        std::array::from_fn(|k| members[k].forward_features(&f6, &f7, true));
+        std::array::from_fn(|k| members[k].net.heads(&[f6.shallow_clone(), f7.shallow_clone()], true));
 
     let task_only: Vec<Vec<Tensor>> = (0..2)
         .map(|k| {
@@ -311,8 +311,8 @@ fn fine_tuning_runs_through_the_backbones() {
     // The student's backbone was trained: its first conv moved from the same initialisation
     // (train_pair seeds, then builds the teacher, then the student).
     tch::manual_seed(1);
-    let _teacher = Member::new(&cfg.teacher, Device::Cpu);
-    let before = Member::new(&cfg.student, Device::Cpu);
+    let _teacher = Member::new(&cfg.teacher, Device::Cpu).unwrap();
+    let before = Member::new(&cfg.student, Device::Cpu).unwrap();
     let saved = Tensor::read_safetensors(tmp.path().join("ft/student.safetensors")).unwrap();
     let (_, w) = saved
         .iter()

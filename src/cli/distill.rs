@@ -24,11 +24,23 @@ pub struct DistillArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Teacher model: linearity (LinearityIQA) or plain (backbone + global average pooling + linear).
-    #[arg(long, default_value = "linearity")]
+    /// The network of both members: linearity, plain (the MRKD paper's ResNet-50 regressor with
+    /// --teacher-arch/--student-arch resnet50), dbcnn (needs --scnn-weights) or hyperiqa (224x224
+    /// crops); overrides --teacher-model and --student-model.
+    #[arg(long, value_enum)]
+    pub model: Option<Arch>,
+    /// Teacher network (see --model).
+    #[arg(long, value_enum, default_value = "linearity")]
     pub teacher_model: Arch,
-    #[arg(long, default_value = "linearity")]
+    /// Student network (see --model).
+    #[arg(long, value_enum, default_value = "linearity")]
     pub student_model: Arch,
+    /// DBCNN's pre-trained S-CNN (the scnn.safetensors of `normiqa pretrain-scnn`), both members.
+    #[arg(long)]
+    pub scnn_weights: Option<PathBuf>,
+    /// HyperIQA: the 224x224 grid crops whose mean score is an image's score, both members.
+    #[arg(long, default_value_t = ModelConfig::default().test_crops)]
+    pub test_crops: usize,
     #[arg(long, default_value = "efficientnet-lite0")]
     pub teacher_arch: BackboneName,
     #[arg(long, default_value = "efficientnet-lite0")]
@@ -136,6 +148,8 @@ impl DistillArgs {
                     arch,
                     model: ModelConfig {
                         backbone: bb,
+                        scnn_weights: self.scnn_weights.clone(),
+                        test_crops: self.test_crops,
                         ..Default::default()
                     },
                     lr,
@@ -147,13 +161,13 @@ impl DistillArgs {
             );
             let mut run = DistillConfig::new(self.data.to_config()?, tlr, slr);
             run.teacher = member(
-                self.teacher_model,
+                self.model.unwrap_or(self.teacher_model),
                 self.teacher_arch,
                 tlr,
                 &self.teacher_weights,
             );
             run.student = member(
-                self.student_model,
+                self.model.unwrap_or(self.student_model),
                 self.student_arch,
                 slr,
                 &self.student_weights,

@@ -8,6 +8,7 @@ pub mod fr;
 pub mod import_checkpoint;
 pub mod metrics;
 pub mod predict;
+pub mod pretrain_scnn;
 pub mod report;
 pub mod run;
 pub mod serve;
@@ -57,6 +58,8 @@ pub enum Command {
     Serve(serve::ServeArgs),
     /// Turn a checkpoint of other code (the authors' LinearityIQA) into a normiqa run folder.
     ImportCheckpoint(import_checkpoint::ImportArgs),
+    /// Pre-train DBCNN's S-CNN to classify the distortion type and level of a synthetic dataset.
+    PretrainScnn(pretrain_scnn::PretrainScnnArgs),
 }
 
 /// Whether log lines on stderr get ANSI colours: only on a terminal, and never when `NO_COLOR`
@@ -86,6 +89,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Metrics(a) => metrics::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Decode(a) => decode::run(a),
+        Command::PretrainScnn(a) => pretrain_scnn::run(a),
         Command::Distill(a) => distill::run(a),
         Command::Synth(a) => synth::run(a),
         Command::Fr(a) => fr::run(a),

@@ -13,6 +13,7 @@ use crate::loss::{LossConfig, LossKind};
 use crate::model::{BackboneName, ModelConfig, Pool};
 use crate::model::Arch;
 use crate::train::config::{defaults, OptimizerName};
+use crate::train::augment::Augment;
 use crate::train::schedule::Schedule;
 use crate::train::{FrozenMode, TrainConfig};
 
@@ -24,9 +25,21 @@ pub struct TrainArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
-    /// Network: linearity (LinearityIQA) or plain (backbone + global average pooling + linear).
-    #[arg(long = "network", default_value = "linearity")]
+    /// Network: linearity (LinearityIQA), plain (backbone + global average pooling + linear: the
+    /// MRKD paper's ResNet-50 regressor with --arch resnet50), dbcnn (needs --scnn-weights) or
+    /// hyperiqa (trains on 224x224 crops: --augment --crop 224 224, or --resize 224 224).
+    #[arg(long = "model", alias = "network", value_enum, default_value = "linearity")]
     pub model: Arch,
+    /// DBCNN's pre-trained S-CNN (the scnn.safetensors of `normiqa pretrain-scnn`).
+    #[arg(long)]
+    pub scnn_weights: Option<PathBuf>,
+    /// Start from the weights of a finished run of the same network: a second phase (DBCNN:
+    /// phase 1 trains fc alone with --ft-lr-ratio 0, phase 2 fine-tunes with --init-from PHASE1).
+    #[arg(long, value_name = "RUN")]
+    pub init_from: Option<PathBuf>,
+    /// HyperIQA: the 224x224 crops (an evenly spaced grid) whose mean score is an image's score.
+    #[arg(long, default_value_t = ModelConfig::default().test_crops)]
+    pub test_crops: usize,
     /// Backbone (the reference's --arch).
     #[arg(long = "arch", alias = "architecture", default_value = "efficientnet-lite0")]
     pub arch: BackboneName,
@@ -103,6 +116,20 @@ pub struct TrainArgs {
     /// Evaluate train/val/test every epoch (train-set k, b applied to val/test).
     #[arg(long, alias = "test_during_training")]
     pub test_during_training: bool,
+    /// Augment the training images as the reference's --augment: rotate by up to ±--angle
+    /// degrees, flip with probability --hflip, crop a random --crop window (images through the
+    /// backbone only: fine-tuning or --frozen-mode reference).
+    #[arg(long)]
+    pub augment: bool,
+    /// --augment: maximum rotation in degrees.
+    #[arg(long, default_value_t = Augment::default().angle)]
+    pub angle: f64,
+    /// --augment: probability of a horizontal flip.
+    #[arg(long, alias = "hflip_p", default_value_t = Augment::default().hflip)]
+    pub hflip: f64,
+    /// --augment: a random H x W crop of every training image (none: the whole image).
+    #[arg(long, num_args = 2, value_names = ["H", "W"])]
+    pub crop: Option<Vec<u32>>,
     /// Evaluation batch size; 0 = automatic (1 on CPU, 16 on CUDA).
     #[arg(long, default_value_t = 0)]
     pub eval_batch_size: usize,
@@ -157,9 +184,12 @@ impl TrainArgs {
             p7: self.p7,
             use_bn_end: self.use_bn_end,
             drop_connect: self.drop_connect,
+            scnn_weights: self.scnn_weights.clone(),
+            test_crops: self.test_crops,
         };
         cfg.weights = self.weights.clone();
         cfg.random_init = self.random_init;
+        cfg.init_from = self.init_from.clone();
         cfg.loss = LossConfig {
             kind,
             detach: self.detach,
@@ -180,6 +210,7 @@ impl TrainArgs {
         cfg.seed = self.seed;
         cfg.frozen_mode = self.frozen_mode;
         cfg.test_during_training = self.test_during_training;
+        cfg.augment = self.augmentation()?;
         cfg.eval_batch_size = self.eval_batch_size;
         cfg.device = self.device.clone();
         Ok(cfg)
@@ -256,4 +287,22 @@ pub fn run(args: TrainArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+impl TrainArgs {
+    /// `--augment` with its options; the options alone are refused (they would be ignored).
+    fn augmentation(&self) -> Result<Option<Augment>> {
+        let crop = match self.crop.as_deref() {
+            None => None,
+            Some(&[h, w]) if h > 0 && w > 0 => Some([h, w]),
+            Some(v) => anyhow::bail!("--crop {}: expected two positive numbers H W", super::args::numbers(v)),
+        };
+        if !self.augment {
+            if crop.is_some() {
+                anyhow::bail!("--crop: crops are part of the augmentation; add --augment");
+            }
+            return Ok(None);
+        }
+        Ok(Some(Augment { angle: self.angle, hflip: self.hflip, crop }))
+    }
 }

@@ -249,6 +249,10 @@ impl DistillConfig {
         if !(self.ft_lr_ratio >= 0.0) {
             bail!("--ft-lr-ratio {}: must be >= 0", self.ft_lr_ratio);
         }
+        for m in [&self.teacher, &self.student] {
+            // A frozen pair always reads cached features.
+            crate::train::config::check_model_inputs(m.arch, self.frozen(), &self.data, self.augment.as_ref())?;
+        }
         if self.accumulation_steps == 0 {
             bail!("--accumulation-steps 0: must be at least 1");
         }
@@ -306,14 +310,14 @@ pub struct Member {
 }
 
 impl Member {
-    pub fn new(config: &MemberConfig, device: Device) -> Self {
+    pub fn new(config: &MemberConfig, device: Device) -> Result<Self> {
         let vs = nn::VarStore::new(device);
-        let net = config.arch.build(&vs, &config.model);
-        Member {
+        let net = config.arch.build(&vs, &config.model)?;
+        Ok(Member {
             vs,
             net,
             config: config.clone(),
-        }
+        })
     }
 
     pub fn backbone(&self) -> &dyn Backbone {
@@ -327,19 +331,7 @@ impl Member {
 
     /// Stops gradients into the backbone (frozen mode).
     pub fn freeze_backbone(&self) {
-        trainer::freeze_backbone(&self.vs);
-    }
-
-    /// Outputs from pooled features: LinearityIQA's [head 6, head 7, fused] or the plain model's
-    /// single output. The last one is the prediction.
-    pub fn forward_features(&self, f6: &Tensor, f7: &Tensor, train: bool) -> Vec<Tensor> {
-        self.net
-            .heads(&[f6.shallow_clone(), f7.shallow_clone()], train)
-    }
-
-    /// Outputs from a normalised image batch through the backbone.
-    pub fn forward_images(&self, x: &Tensor, train_backbone: bool, train_heads: bool) -> Vec<Tensor> {
-        self.net.outputs(x, train_backbone, train_heads)
+        trainer::freeze_backbone(&self.vs, self.net.as_ref());
     }
 
     /// Task loss of the outputs (β-weighted heads for LinearityIQA).

@@ -105,7 +105,9 @@ fn prepare_inputs(
         };
         return Ok(Inputs::Images(decoded.expect("decoded above")));
     }
-    let mut got: Vec<(ModelConfig, Option<std::path::PathBuf>, Vec<Tensor>)> = Vec::new();
+    // (feature configuration, tap tag, weights, taps) of the members done so far
+    type Done = (ModelConfig, String, Option<std::path::PathBuf>, Vec<Tensor>);
+    let mut got: Vec<Done> = Vec::new();
     let mut out: Vec<Vec<Tensor>> = Vec::new();
     for m in [&cfg.teacher, &cfg.student] {
         let fc = m.feature_config();
@@ -113,15 +115,21 @@ fn prepare_inputs(
             true => None,
             false => Some(super::mrkd::pretrained_file(m)?),
         };
-        let same = |(c, w, _): &&(ModelConfig, Option<std::path::PathBuf>, Vec<Tensor>)| {
-            (c.backbone, c.pool, c.p6, c.p7) == (fc.backbone, fc.pool, fc.p6, fc.p7) && *w == wfile
+        // Taps are shared when they are the same numbers: same feature configuration and tag
+        // (LinearityIQA and the plain regressor share pooled levels), same weights.
+        let tag = m.arch.tap_tag(&fc);
+        let same = |(c, t, w, _): &&Done| {
+            (c.backbone, c.pool, c.p6, c.p7) == (fc.backbone, fc.pool, fc.p6, fc.p7)
+                && *t == tag
+                && c.scnn_weights == fc.scnn_weights
+                && *w == wfile
         };
         let taps = match got.iter().find(same) {
-            Some((_, _, t)) => t.iter().map(|t| t.shallow_clone()).collect(),
+            Some((_, _, _, t)) => t.iter().map(|t| t.shallow_clone()).collect(),
             None => member_taps(cfg, dc, m, wfile.as_deref(), dataset, &mut images, seed, device)?,
         };
         out.push(taps.iter().map(|t| t.shallow_clone()).collect());
-        got.push((fc, wfile, taps));
+        got.push((fc, tag, wfile, taps));
     }
     let b = out.pop().expect("two members");
     let a = out.pop().expect("two members");
@@ -143,7 +151,7 @@ fn member_taps(
     device: Device,
 ) -> Result<Vec<Tensor>> {
     tch::manual_seed(seed as i64);
-    let member = Member::new(m, device);
+    let member = Member::new(m, device)?;
     if let Some(w) = wfile {
         trainer::load_pretrained(&member.vs, member.net.as_ref(), Some(w))?;
     }
@@ -389,7 +397,7 @@ impl Pair<'_> {
         let prefix = format!("{}.", crate::model::linearity::BACKBONE_PREFIX);
         for m in &self.members {
             tch::manual_seed(self.data.seed as i64);
-            let source = Member::new(&m.config, self.device);
+            let source = Member::new(&m.config, self.device)?;
             let src = source.vs.variables();
             tch::no_grad(|| -> Result<()> {
                 for (name, mut var) in m.vs.variables() {
@@ -617,7 +625,7 @@ fn mos_scale(normalize: bool, y: &[f64]) -> (f64, f64) {
 /// not depend on the teacher's configuration), frozen or with their pretrained backbones.
 fn build_members(cfg: &DistillConfig, seed: u64, device: Device) -> Result<([Member; 2], [Opt; 2])> {
     tch::manual_seed(seed as i64);
-    let members = [Member::new(&cfg.teacher, device), Member::new(&cfg.student, device)];
+    let members = [Member::new(&cfg.teacher, device)?, Member::new(&cfg.student, device)?];
     for m in &members {
         if cfg.frozen() {
             m.freeze_backbone();

@@ -22,6 +22,8 @@
 //! heads group. pyiqa's checkpoints name them `features1.*`, `features2.*` and `fc.*`.
 //! Training (the paper's two phases): `fc` alone with both streams frozen, then everything.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init};
 use tch::Tensor;
@@ -29,7 +31,10 @@ use tch::Tensor;
 use super::backbone::{Backbone, FrozenBackbone};
 use super::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
 use super::scnn::{FusedScnnFeatures, ScnnFeatures, FEATURE_CHANNELS};
-use super::BackboneName;
+use super::error::ModelError;
+use super::iqa::{Arch, EvalForward, EvalPath, IqaModel};
+use super::weights::{self, WeightsError};
+use super::{BackboneName, ModelConfig};
 
 /// Variable-name prefix of the S-CNN stream.
 pub const SCNN_PREFIX: &str = "scnn";
@@ -44,6 +49,20 @@ pub struct DbcnnConfig {
     /// Stochastic-depth rate of an EfficientNet F-CNN in training mode.
     #[serde(default = "default_drop_connect")]
     pub drop_connect: f64,
+    /// The pre-trained S-CNN (`normiqa pretrain-scnn`); loaded with the F-CNN's ImageNet weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scnn_weights: Option<PathBuf>,
+}
+
+impl DbcnnConfig {
+    /// The DBCNN of a run's model configuration (`backbone` is the F-CNN).
+    pub fn of(m: &ModelConfig) -> Self {
+        DbcnnConfig {
+            fcnn: m.backbone,
+            drop_connect: m.drop_connect,
+            scnn_weights: m.scnn_weights.clone(),
+        }
+    }
 }
 
 fn default_fcnn() -> BackboneName {
@@ -58,6 +77,7 @@ impl Default for DbcnnConfig {
         DbcnnConfig {
             fcnn: default_fcnn(),
             drop_connect: default_drop_connect(),
+            scnn_weights: None,
         }
     }
 }
@@ -174,5 +194,55 @@ impl DbcnnInference<'_> {
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let f = self.features(x);
         tch::no_grad(|| self.model.head(&f))
+    }
+}
+
+/// Loads the pre-trained S-CNN (`normiqa pretrain-scnn`'s file: exactly the `scnn.*` variables).
+pub fn load_scnn(vs: &nn::VarStore, file: &Path) -> Result<usize, WeightsError> {
+    let prefix = format!("{SCNN_PREFIX}.");
+    weights::load_safetensors(vs, file, |n| n.starts_with(&prefix))
+}
+
+impl IqaModel for Dbcnn {
+    fn arch(&self) -> Arch {
+        Arch::Dbcnn
+    }
+    fn backbone(&self) -> &dyn Backbone {
+        self.fcnn.as_ref()
+    }
+    fn feature_config(&self) -> ModelConfig {
+        ModelConfig {
+            backbone: self.config.fcnn,
+            drop_connect: self.config.drop_connect,
+            scnn_weights: self.config.scnn_weights.clone(),
+            ..ModelConfig::default()
+        }
+    }
+    fn tap_widths(&self) -> Vec<i64> {
+        vec![self.feature_len()]
+    }
+    /// The bilinear descriptor: the one tap (what the first phase, `fc` alone, caches).
+    fn taps(&self, x: &Tensor, train_backbone: bool) -> Vec<Tensor> {
+        vec![self.features(x, train_backbone)]
+    }
+    fn heads(&self, taps: &[Tensor], _train: bool) -> Vec<Tensor> {
+        vec![self.head(&taps[0])]
+    }
+    fn eval_path(&self) -> EvalPath<'_> {
+        EvalPath::new(self.inference())
+    }
+    /// Both streams: F-CNN (`backbone.*`) and S-CNN (`scnn.*`).
+    fn is_frozen_with_backbone(&self, name: &str) -> bool {
+        super::iqa::is_backbone_var(name)
+            || name.strip_prefix(SCNN_PREFIX).is_some_and(|r| r.starts_with('.'))
+    }
+}
+
+impl EvalForward for DbcnnInference<'_> {
+    fn taps(&self, x: &Tensor) -> Vec<Tensor> {
+        vec![self.features(x)]
+    }
+    fn outputs(&self, x: &Tensor) -> Result<Vec<Tensor>, ModelError> {
+        Ok(vec![self.forward(x)])
     }
 }

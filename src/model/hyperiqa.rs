@@ -38,10 +38,11 @@ use serde::{Deserialize, Serialize};
 use tch::nn::{self, Init};
 use tch::Tensor;
 
-use super::backbone::Stages;
+use super::backbone::{Backbone, Stages};
 use super::error::ModelError;
+use super::iqa::{Arch, EvalForward, EvalPath, IqaModel};
 use super::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
-use super::BackboneName;
+use super::{BackboneName, ModelConfig};
 
 const MODEL: &str = "HyperIQA";
 /// Side of the square crops the network takes.
@@ -72,6 +73,24 @@ pub struct HyperIqaConfig {
     /// Stochastic-depth rate of an EfficientNet backbone in training mode.
     #[serde(default = "default_drop_connect")]
     pub drop_connect: f64,
+    /// Crops (an evenly spaced grid) whose mean score is an image's score at test.
+    #[serde(default = "default_test_crops")]
+    pub test_crops: usize,
+}
+
+fn default_test_crops() -> usize {
+    25
+}
+
+impl HyperIqaConfig {
+    /// The HyperIQA of a run's model configuration.
+    pub fn of(m: &ModelConfig) -> Self {
+        HyperIqaConfig {
+            backbone: m.backbone,
+            drop_connect: m.drop_connect,
+            test_crops: m.test_crops,
+        }
+    }
 }
 
 fn default_backbone() -> BackboneName {
@@ -86,6 +105,7 @@ impl Default for HyperIqaConfig {
         HyperIqaConfig {
             backbone: default_backbone(),
             drop_connect: default_drop_connect(),
+            test_crops: default_test_crops(),
         }
     }
 }
@@ -416,4 +436,69 @@ pub fn grid_crops(h: i64, w: i64, n: usize) -> Result<Vec<(i64, i64)>, ModelErro
         .flat_map(|i| (0..hi).map(move |j| (i * sh, j * sw)))
         .take(n)
         .collect())
+}
+
+impl IqaModel for HyperIqa {
+    fn arch(&self) -> Arch {
+        Arch::HyperIqa
+    }
+    fn backbone(&self) -> &dyn Backbone {
+        self.backbone.as_ref()
+    }
+    fn feature_config(&self) -> ModelConfig {
+        ModelConfig {
+            backbone: self.config.backbone,
+            drop_connect: self.config.drop_connect,
+            test_crops: self.config.test_crops,
+            ..ModelConfig::default()
+        }
+    }
+    /// The four stage maps of a 224×224 crop, flattened (C·H·W each).
+    fn tap_widths(&self) -> Vec<i64> {
+        let ch = self.backbone.stage_channels();
+        (0..4).map(|i| ch[i] * stage_side(i) * stage_side(i)).collect()
+    }
+    /// The four stage maps of a batch of 224×224 crops, each flattened to [B, C·H·W] (rows of
+    /// the feature cache when the inputs are fixed 224×224 images; training checks the size
+    /// first: `config::check_model_inputs`).
+    fn taps(&self, x: &Tensor, train_backbone: bool) -> Vec<Tensor> {
+        flatten_stages(self.backbone.stages(x, train_backbone))
+    }
+    fn heads(&self, taps: &[Tensor], _train: bool) -> Vec<Tensor> {
+        let ch = self.backbone.stage_channels();
+        let stages: [Tensor; 4] = std::array::from_fn(|i| {
+            let s = stage_side(i);
+            taps[i].reshape([-1, ch[i], s, s])
+        });
+        let net = self.hyper.forward(&stages[3]);
+        vec![net.forward(&self.lda.forward(&stages))]
+    }
+    /// Whole images: the mean over [`HyperIqaConfig::test_crops`] grid crops (one crop when the
+    /// image is 224×224).
+    fn eval_path(&self) -> EvalPath<'_> {
+        EvalPath::new(self.inference())
+    }
+}
+
+/// Side of stage map `i` at a [`CROP`] input (56, 28, 14, 7).
+fn stage_side(i: usize) -> i64 {
+    FEATURE_SIZE << (3 - i)
+}
+
+fn flatten_stages(stages: [Tensor; 4]) -> Vec<Tensor> {
+    stages.into_iter().map(|s| s.flatten(1, -1)).collect()
+}
+
+impl EvalForward for HyperIqaInference<'_> {
+    fn taps(&self, x: &Tensor) -> Vec<Tensor> {
+        flatten_stages(self.model.backbone.stages(x, false))
+    }
+    fn outputs(&self, x: &Tensor) -> Result<Vec<Tensor>, ModelError> {
+        let (h, w) = (x.size()[2], x.size()[3]);
+        if (h, w) == (CROP, CROP) {
+            return Ok(vec![self.forward(x)?]);
+        }
+        let crops = grid_crops(h, w, self.model.config.test_crops)?;
+        Ok(vec![self.forward_crops(x, &crops)?])
+    }
 }

@@ -10,24 +10,40 @@
 use tch::{nn, Tensor};
 
 use super::backbone::{Backbone, FrozenBackbone};
-use super::linearity::{BACKBONE_GROUP, HEADS_GROUP};
+use super::dbcnn::{Dbcnn, DbcnnConfig};
+use super::error::ModelError;
+use super::hyperiqa::{HyperIqa, HyperIqaConfig};
+use super::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
 use super::{LinearityIqa, ModelConfig, PlainIqa};
 
-/// Which network: the name in configurations (`arch = "linearity"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default)]
+/// Which network: the name in configurations (`arch = "linearity"`) and on the command line
+/// (`--model linearity`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Arch {
     /// LinearityIQA (three heads; the fused head is the prediction).
     #[default]
+    #[value(alias = "linearity-iqa")]
     Linearity,
     /// Backbone → global average pooling of the last stage → Linear(C, 1) (the MRKD paper's
-    /// "ResNet50"-style regressor).
+    /// "ResNet50" regressor; fine-tuned, or on cached features with the backbone frozen).
+    #[value(alias = "regressor", alias = "linear")]
     Plain,
+    /// DBCNN: F-CNN (the backbone's last map) and S-CNN ([`super::scnn`], pre-trained by
+    /// `normiqa pretrain-scnn`), bilinear pooling, one linear layer ([`super::dbcnn`]).
+    Dbcnn,
+    /// HyperIQA: LDA multi-scale features, hyper network, target network on 224×224 crops; the
+    /// mean over a grid of crops at test ([`super::hyperiqa`]).
+    #[serde(rename = "hyperiqa")]
+    #[value(name = "hyperiqa", alias = "hyper-iqa")]
+    HyperIqa,
 }
 
 /// An architecture name that is not one of [`Arch`]'s.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown model '{0}' (expected linearity or plain)")]
+#[error("unknown model '{0}' (expected linearity, plain, dbcnn or hyperiqa)")]
 pub struct UnknownArch(pub String);
 
 impl std::str::FromStr for Arch {
@@ -35,28 +51,65 @@ impl std::str::FromStr for Arch {
     fn from_str(s: &str) -> Result<Self, UnknownArch> {
         match s {
             "linearity" | "linearity-iqa" => Ok(Arch::Linearity),
-            "plain" | "linear" => Ok(Arch::Plain),
+            "plain" | "linear" | "regressor" => Ok(Arch::Plain),
+            "dbcnn" => Ok(Arch::Dbcnn),
+            "hyperiqa" | "hyper-iqa" => Ok(Arch::HyperIqa),
             o => Err(UnknownArch(o.to_string())),
         }
     }
 }
 
+impl std::fmt::Display for Arch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl Arch {
-    /// Builds the network in `vs` (variables named as its published weights below `backbone.`).
-    pub fn build(&self, vs: &nn::VarStore, config: &ModelConfig) -> Box<dyn IqaModel> {
+    pub const ALL: [Arch; 4] = [Arch::Linearity, Arch::Plain, Arch::Dbcnn, Arch::HyperIqa];
+
+    /// The name in configurations and on the command line.
+    pub fn name(&self) -> &'static str {
         match self {
-            Arch::Linearity => Box::new(LinearityIqa::new(vs, config.clone())),
-            Arch::Plain => Box::new(PlainIqa::new(vs, self.feature_config(config))),
+            Arch::Linearity => "linearity",
+            Arch::Plain => "plain",
+            Arch::Dbcnn => "dbcnn",
+            Arch::HyperIqa => "hyperiqa",
         }
     }
 
-    /// The configuration whose pooled features this network reads (the feature-cache key): the
-    /// plain regressor always pools globally by average, so it shares LinearityIQA's default
-    /// cached features.
+    /// Builds the network in `vs` (variables named as its published weights below `backbone.`).
+    pub fn build(
+        &self,
+        vs: &nn::VarStore,
+        config: &ModelConfig,
+    ) -> Result<Box<dyn IqaModel>, ModelError> {
+        Ok(match self {
+            Arch::Linearity => Box::new(LinearityIqa::new(vs, config.clone())),
+            Arch::Plain => Box::new(PlainIqa::new(vs, self.feature_config(config))),
+            Arch::Dbcnn => Box::new(Dbcnn::new(vs, DbcnnConfig::of(config))),
+            Arch::HyperIqa => Box::new(HyperIqa::new(vs, HyperIqaConfig::of(config))?),
+        })
+    }
+
+    /// The configuration whose taps this network reads (with [`Arch::tap_tag`], the
+    /// feature-cache key): the plain regressor always pools globally by average, so it shares
+    /// LinearityIQA's default cached features.
     pub fn feature_config(&self, config: &ModelConfig) -> ModelConfig {
         match self {
-            Arch::Linearity => config.clone(),
             Arch::Plain => PlainIqa::feature_config(config),
+            _ => config.clone(),
+        }
+    }
+
+    /// What else the taps depend on, for the feature-cache key: empty for the models that read
+    /// LinearityIQA's pooled levels; DBCNN's bilinear features depend on its S-CNN weights.
+    pub fn tap_tag(&self, _config: &ModelConfig) -> String {
+        match self {
+            Arch::Linearity | Arch::Plain => String::new(),
+            // (the key adds the S-CNN file's path, size and time)
+            Arch::Dbcnn => "dbcnn-bilinear".into(),
+            Arch::HyperIqa => "hyperiqa-stages".into(),
         }
     }
 
@@ -64,7 +117,7 @@ impl Arch {
     pub fn head_names(&self) -> &'static [&'static str] {
         match self {
             Arch::Linearity => &["head6", "head7", "fused"],
-            Arch::Plain => &["score"],
+            Arch::Plain | Arch::Dbcnn | Arch::HyperIqa => &["score"],
         }
     }
 }
@@ -72,29 +125,38 @@ impl Arch {
 /// A no-reference quality model as the engine sees it.
 pub trait IqaModel: std::fmt::Debug {
     fn arch(&self) -> Arch;
+    /// The ImageNet backbone (its pretrained `.pth` is loaded under `backbone.`).
     fn backbone(&self) -> &dyn Backbone;
     /// See [`Arch::feature_config`].
     fn feature_config(&self) -> ModelConfig;
     /// Widths of the taps (columns of each cached tensor).
     fn tap_widths(&self) -> Vec<i64>;
-    /// The taps of the backbone's two feature maps.
-    fn pool(&self, m6: &Tensor, m7: &Tensor) -> Vec<Tensor>;
+    /// The taps of a normalised NCHW batch (what a frozen backbone's feature cache stores).
+    fn taps(&self, x: &Tensor, train_backbone: bool) -> Vec<Tensor>;
     /// The outputs (one tensor of shape [B] per head, the prediction last) from the taps.
     fn heads(&self, taps: &[Tensor], train: bool) -> Vec<Tensor>;
+    /// The model prepared for eval-mode forwards without gradients (BatchNorm folded where it
+    /// can be). A snapshot of the current weights.
+    fn eval_path(&self) -> EvalPath<'_>;
 
     /// Names of the outputs, the prediction last.
     fn head_names(&self) -> &'static [&'static str] {
         self.arch().head_names()
     }
-    /// The taps of a normalised NCHW batch.
-    fn taps(&self, x: &Tensor, train_backbone: bool) -> Vec<Tensor> {
-        let (m6, m7) = self.backbone().forward_two(x, train_backbone);
-        self.pool(&m6, &m7)
-    }
     /// The full forward pass.
     fn outputs(&self, x: &Tensor, train_backbone: bool, train_heads: bool) -> Vec<Tensor> {
         self.heads(&self.taps(x, train_backbone), train_heads)
     }
+    /// Whether a variable belongs to what a frozen backbone freezes (the backbone; DBCNN's two
+    /// streams).
+    fn is_frozen_with_backbone(&self, name: &str) -> bool {
+        is_backbone_var(name)
+    }
+}
+
+/// Whether `name` is a variable of the ImageNet backbone (`backbone.*`).
+pub fn is_backbone_var(name: &str) -> bool {
+    name.strip_prefix(BACKBONE_PREFIX).is_some_and(|r| r.starts_with('.'))
 }
 
 /// A boxed model is a model (so `&Box<dyn IqaModel>` passes where `&dyn IqaModel` is asked).
@@ -111,63 +173,95 @@ impl<T: IqaModel + ?Sized> IqaModel for Box<T> {
     fn tap_widths(&self) -> Vec<i64> {
         (**self).tap_widths()
     }
-    fn pool(&self, m6: &Tensor, m7: &Tensor) -> Vec<Tensor> {
-        (**self).pool(m6, m7)
+    fn taps(&self, x: &Tensor, train_backbone: bool) -> Vec<Tensor> {
+        (**self).taps(x, train_backbone)
     }
     fn heads(&self, taps: &[Tensor], train: bool) -> Vec<Tensor> {
         (**self).heads(taps, train)
     }
+    fn eval_path(&self) -> EvalPath<'_> {
+        (**self).eval_path()
+    }
     fn head_names(&self) -> &'static [&'static str] {
         (**self).head_names()
-    }
-    fn taps(&self, x: &Tensor, train_backbone: bool) -> Vec<Tensor> {
-        (**self).taps(x, train_backbone)
     }
     fn outputs(&self, x: &Tensor, train_backbone: bool, train_heads: bool) -> Vec<Tensor> {
         (**self).outputs(x, train_backbone, train_heads)
     }
+    fn is_frozen_with_backbone(&self, name: &str) -> bool {
+        (**self).is_frozen_with_backbone(name)
+    }
 }
 
-impl dyn IqaModel + '_ {
-    /// The model prepared for eval-mode forwards without gradients (BatchNorm folded into the
-    /// backbone's convolutions where it has any). A snapshot of the current weights.
-    pub fn eval_path(&self) -> EvalPath<'_> {
-        EvalPath {
-            model: self,
-            fused: self.backbone().fuse(),
+/// A model's eval-mode forward (no gradients), as prepared by [`IqaModel::eval_path`].
+pub trait EvalForward {
+    /// The taps (what the feature cache stores).
+    fn taps(&self, x: &Tensor) -> Vec<Tensor>;
+    /// The outputs of whole images.
+    fn outputs(&self, x: &Tensor) -> Result<Vec<Tensor>, ModelError>;
+}
+
+/// See [`IqaModel::eval_path`].
+pub struct EvalPath<'a>(Box<dyn EvalForward + 'a>);
+
+impl<'a> EvalPath<'a> {
+    pub fn new(f: impl EvalForward + 'a) -> Self {
+        EvalPath(Box::new(f))
+    }
+    /// The taps (eval mode, no gradients).
+    pub fn taps(&self, x: &Tensor) -> Vec<Tensor> {
+        tch::no_grad(|| self.0.taps(x))
+    }
+    /// The outputs (eval mode, no gradients).
+    pub fn outputs(&self, x: &Tensor) -> Result<Vec<Tensor>, ModelError> {
+        tch::no_grad(|| self.0.outputs(x))
+    }
+}
+
+/// Models whose taps are the two backbone levels pooled (LinearityIQA, the plain regressor).
+pub trait TwoLevel: IqaModel {
+    /// The taps of the backbone's two feature maps.
+    fn pool(&self, m6: &Tensor, m7: &Tensor) -> Vec<Tensor>;
+}
+
+/// [`IqaModel::taps`] of a [`TwoLevel`] model.
+pub fn two_level_taps<M: TwoLevel + ?Sized>(m: &M, x: &Tensor, train_backbone: bool) -> Vec<Tensor> {
+    let (m6, m7) = m.backbone().forward_two(x, train_backbone);
+    m.pool(&m6, &m7)
+}
+
+/// The eval path of a [`TwoLevel`] model: the backbone with BatchNorm folded (when it has any).
+pub struct FusedTwoLevel<'a, M: TwoLevel + ?Sized> {
+    model: &'a M,
+    fused: Option<Box<dyn FrozenBackbone>>,
+}
+
+impl<'a, M: TwoLevel + ?Sized> FusedTwoLevel<'a, M> {
+    pub fn new(model: &'a M) -> Self {
+        FusedTwoLevel {
+            model,
+            fused: model.backbone().fuse(),
         }
     }
 }
 
-/// See [`IqaModel::eval_path`].
-pub struct EvalPath<'a> {
-    model: &'a dyn IqaModel,
-    fused: Option<Box<dyn FrozenBackbone>>,
-}
-
-impl EvalPath<'_> {
-    /// The taps (eval mode, no gradients).
-    pub fn taps(&self, x: &Tensor) -> Vec<Tensor> {
-        tch::no_grad(|| {
-            let (m6, m7) = match &self.fused {
-                Some(f) => f.forward_two(x),
-                None => self.model.backbone().forward_two(x, false),
-            };
-            self.model.pool(&m6, &m7)
-        })
+impl<M: TwoLevel + ?Sized> EvalForward for FusedTwoLevel<'_, M> {
+    fn taps(&self, x: &Tensor) -> Vec<Tensor> {
+        let (m6, m7) = match &self.fused {
+            Some(f) => f.forward_two(x),
+            None => self.model.backbone().forward_two(x, false),
+        };
+        self.model.pool(&m6, &m7)
     }
-
-    /// The outputs (eval mode, no gradients).
-    pub fn outputs(&self, x: &Tensor) -> Vec<Tensor> {
-        let taps = self.taps(x);
-        tch::no_grad(|| self.model.heads(&taps, false))
+    fn outputs(&self, x: &Tensor) -> Result<Vec<Tensor>, ModelError> {
+        Ok(self.model.heads(&self.taps(x), false))
     }
 }
 
 /// The optimiser group of a variable: the backbone's (`backbone.*`) or the heads'.
 pub fn group_of(name: &str) -> usize {
-    match name.strip_prefix(super::linearity::BACKBONE_PREFIX) {
-        Some(rest) if rest.starts_with('.') => BACKBONE_GROUP,
-        _ => HEADS_GROUP,
+    match is_backbone_var(name) {
+        true => BACKBONE_GROUP,
+        false => HEADS_GROUP,
     }
 }

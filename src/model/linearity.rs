@@ -269,6 +269,15 @@ pub fn parse_device(s: &str) -> Result<Device, DeviceError> {
     }
 }
 
+impl super::iqa::TwoLevel for LinearityIqa {
+    fn pool(&self, m6: &Tensor, m7: &Tensor) -> Vec<Tensor> {
+        vec![
+            spsp(m6, self.config.p6, self.config.pool),
+            spsp(m7, self.config.p7, self.config.pool),
+        ]
+    }
+}
+
 impl super::iqa::IqaModel for LinearityIqa {
     fn arch(&self) -> super::iqa::Arch {
         super::iqa::Arch::Linearity
@@ -286,13 +295,13 @@ impl super::iqa::IqaModel for LinearityIqa {
             pooled_len(c7, self.config.pool, self.config.p7),
         ]
     }
-    fn pool(&self, m6: &Tensor, m7: &Tensor) -> Vec<Tensor> {
-        vec![
-            spsp(m6, self.config.p6, self.config.pool),
-            spsp(m7, self.config.p7, self.config.pool),
-        ]
+    fn taps(&self, x: &Tensor, train_backbone: bool) -> Vec<Tensor> {
+        super::iqa::two_level_taps(self, x, train_backbone)
     }
     fn heads(&self, taps: &[Tensor], train: bool) -> Vec<Tensor> {
         self.heads.forward(&taps[0], &taps[1], train).into()
+    }
+    fn eval_path(&self) -> super::iqa::EvalPath<'_> {
+        super::iqa::EvalPath::new(super::iqa::FusedTwoLevel::new(self))
     }
 }

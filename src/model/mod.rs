@@ -12,7 +12,6 @@ pub mod plain;
 pub mod pooling;
 pub mod registry;
 pub mod trained;
-pub mod regressor;
 pub mod scnn;
 pub mod weights;
 
@@ -23,8 +22,11 @@ pub use plain::PlainIqa;
 pub use pooling::Pool;
 pub use registry::BackboneName;
 
-/// What defines a LinearityIQA network (saved in every run's `run.json`).
+/// What defines a network with its [`Arch`] (saved in every run's `run.json`): the backbone for
+/// every model; pooling and levels for LinearityIQA; the S-CNN weights for DBCNN; the test crops
+/// for HyperIQA.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ModelConfig {
     pub backbone: BackboneName,
     pub pool: Pool,
@@ -35,6 +37,17 @@ pub struct ModelConfig {
     pub use_bn_end: bool,
     /// Stochastic-depth rate of EfficientNet blocks in training mode (0.2 in the weights package).
     pub drop_connect: f64,
+    /// DBCNN: the pre-trained S-CNN (`normiqa pretrain-scnn`'s `scnn.safetensors`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scnn_weights: Option<std::path::PathBuf>,
+    /// HyperIQA: the 224×224 crops whose mean score is an image's score at test (an evenly
+    /// spaced grid; the paper uses 25).
+    #[serde(default = "default_test_crops")]
+    pub test_crops: usize,
+}
+
+fn default_test_crops() -> usize {
+    25
 }
 
 impl Default for ModelConfig {
@@ -46,6 +59,8 @@ impl Default for ModelConfig {
             p7: 1,
             use_bn_end: false,
             drop_connect: 0.2,
+            scnn_weights: None,
+            test_crops: default_test_crops(),
         }
     }
 }

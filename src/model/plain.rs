@@ -1,10 +1,18 @@
-//! The plain regressor of the MRKD paper: backbone → global average pooling of the last stage →
-//! Linear(C, 1). One head.
+//! The plain regressor of the MRKD paper's "ResNet50" model: an ImageNet backbone, global average
+//! pooling of its last stage, one linear layer to the score (torchvision's ResNet-50 with `fc`
+//! replaced by Linear(2048, 1)). One head. Fine-tuned as a whole, or trained on cached pooled
+//! features with the backbone frozen.
+//!
+//! Variables: the backbone under `backbone.` in group 1 with its published names, `fc.weight`
+//! and `fc.bias` in group 0 (PyTorch's default Linear initialisation).
+//!
+//! **Stand-in backbone.** ResNet-50 is the paper's; EfficientNet-Lite0 (1280 pooled values, the
+//! ImageNet weights obtainable here) is the documented stand-in; any registered backbone works.
 
 use tch::{nn, Tensor};
 
 use super::backbone::Backbone;
-use super::iqa::{Arch, IqaModel};
+use super::iqa::{two_level_taps, Arch, EvalPath, FusedTwoLevel, IqaModel, TwoLevel};
 use super::linearity::{torch_linear, BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
 use super::pooling::{pooled_len, spsp};
 use super::{ModelConfig, Pool};
@@ -62,11 +70,20 @@ impl IqaModel for PlainIqa {
     fn tap_widths(&self) -> Vec<i64> {
         self.backbone.channels().to_vec()
     }
-    /// Both levels, pooled globally (the level-6 tap is unused; it keeps the cache shared).
-    fn pool(&self, m6: &Tensor, m7: &Tensor) -> Vec<Tensor> {
-        vec![spsp(m6, 1, Pool::Avg), spsp(m7, 1, Pool::Avg)]
+    fn taps(&self, x: &Tensor, train_backbone: bool) -> Vec<Tensor> {
+        two_level_taps(self, x, train_backbone)
     }
     fn heads(&self, taps: &[Tensor], _train: bool) -> Vec<Tensor> {
         vec![taps[1].apply(&self.fc).reshape([-1])]
+    }
+    fn eval_path(&self) -> EvalPath<'_> {
+        EvalPath::new(FusedTwoLevel::new(self))
+    }
+}
+
+impl TwoLevel for PlainIqa {
+    /// Both levels, pooled globally (the level-6 tap is unused; it keeps the cache shared).
+    fn pool(&self, m6: &Tensor, m7: &Tensor) -> Vec<Tensor> {
+        vec![spsp(m6, 1, Pool::Avg), spsp(m7, 1, Pool::Avg)]
     }
 }

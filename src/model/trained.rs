@@ -66,7 +66,7 @@ pub fn predict(
                 Inputs::Images(images) => {
                     let refs: Vec<&RgbImage> = chunk.iter().map(|&i| &images[i]).collect();
                     let x = batch::to_tensor(&refs, device)?;
-                    path.as_ref().expect("built for images").outputs(&x)
+                    path.as_ref().expect("built for images").outputs(&x)?
                 }
             };
             for (o, h) in out.iter_mut().zip(heads.iter()) {
@@ -200,7 +200,7 @@ impl TrainedModel {
         let info = RunInfo::load(dir)?;
         let vs = nn::VarStore::new(device);
         let cfg = &info.config;
-        let model = cfg.arch.build(&vs, &cfg.model);
+        let model = cfg.arch.build(&vs, &cfg.model)?;
         if !info.backbone_in_weights {
             let file = weights_override
                 .map(Path::to_path_buf)

@@ -185,6 +185,30 @@ pub struct MomentumError {
     pub optimizer: OptimizerName,
 }
 
+/// What a model needs of its training inputs: HyperIQA takes 224×224 crops (random crops of
+/// larger images, or images resized to 224×224 — only then can a frozen backbone's features be
+/// cached). `cached`: a frozen backbone's features would be computed once.
+pub fn check_model_inputs(
+    arch: Arch,
+    cached: bool,
+    data: &DataConfig,
+    augment: Option<&super::augment::Augment>,
+) -> anyhow::Result<()> {
+    if arch != Arch::HyperIqa {
+        return Ok(());
+    }
+    let side = crate::model::hyperiqa::CROP as u32;
+    let whole = data.resize == Some([side, side]);
+    if cached && !whole {
+        anyhow::bail!("--model hyperiqa: a frozen backbone's features are cached only for fixed {side}x{side} inputs (--resize {side} {side}); it otherwise trains on random crops: fine-tune (--ft-lr-ratio > 0) or use --frozen-mode reference with --augment --crop {side} {side}");
+    }
+    let crop = augment.and_then(|a| a.crop);
+    if crop != Some([side, side]) && !(crop.is_none() && whole) {
+        anyhow::bail!("--model hyperiqa takes {side}x{side} crops: add --augment --crop {side} {side} (the paper resizes every image to 384x512 first: --resize 384 512), or --resize {side} {side}");
+    }
+    Ok(())
+}
+
 /// Every default of a training run, written once: the serde defaults, [`TrainConfig::new`] and
 /// the command line's options read them from here.
 pub mod defaults {
@@ -218,6 +242,10 @@ pub struct TrainConfig {
     /// Random backbone initialisation: for tests only (the results mean nothing).
     #[serde(default)]
     pub random_init: bool,
+    /// Start from the weights of a finished run of the same network (`--init-from RUN`): a
+    /// second phase, e.g. DBCNN's fine-tuning after its first phase trained `fc` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
     #[serde(default)]
     pub loss: LossConfig,
     /// Loss weights of [head 6, head 7, fused].
@@ -319,6 +347,7 @@ impl TrainConfig {
             model: ModelConfig::default(),
             weights: None,
             random_init: false,
+            init_from: None,
             loss: LossConfig::default(),
             beta: default_beta(),
             optimizer: default_optimizer(),
@@ -364,7 +393,9 @@ impl TrainConfig {
             let b = self.beta.map(|b| b.to_string()).join(" ");
             bail!("--beta {b}: must be >= 0 with a positive sum");
         }
-        if self.augment.is_some() && self.frozen() && self.frozen_mode == FrozenMode::Cached {
+        let cached = self.frozen() && self.frozen_mode == FrozenMode::Cached;
+        check_model_inputs(self.arch, cached, &self.data, self.augment.as_ref())?;
+        if self.augment.is_some() && cached {
             bail!("augment: cached frozen features are computed once, without augmentation; use frozen_mode = \"reference\" or fine-tune (ft_lr_ratio > 0)");
         }
         let (r1, r2) = (self.data.train_ratio, self.data.train_val_ratio);
@@ -396,6 +427,8 @@ impl TrainConfig {
     fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
         let mut paths = self.data.dataset.paths_mut();
         paths.extend(self.weights.as_mut());
+        paths.extend(self.init_from.as_mut());
+        paths.extend(self.model.scnn_weights.as_mut());
         paths
     }
 

@@ -26,34 +26,45 @@ pub fn cache_dir() -> PathBuf {
 }
 
 /// The full description of what the cached features depend on.
+/// `tag`: what else the taps depend on ([`crate::model::Arch::tap_tag`]; empty for the pooled
+/// levels of LinearityIQA and the plain regressor, so their entries are shared).
 pub fn cache_key(
     model: &ModelConfig,
     weights: Option<&Path>,
     resize: &str,
+    tag: &str,
     paths: &[&Path],
 ) -> String {
-    let wdesc = match weights {
-        Some(w) => {
-            let meta = std::fs::metadata(w).ok();
-            let size = meta.as_ref().map(|m| m.len()).unwrap_or(0);
-            let mtime = meta
-                .and_then(|m| m.modified().ok())
-                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            format!("{}|{size}|{mtime}", canonical(w).display())
-        }
-        None => "random".into(),
-    };
+    let wdesc = weights.map_or("random".into(), file_desc);
     let mut key = format!(
-        "v1|{}|{:?}|{}|{}|{wdesc}|{resize}\n",
+        "v1|{}|{:?}|{}|{}|{wdesc}|{resize}",
         model.backbone, model.pool, model.p6, model.p7
     );
+    if !tag.is_empty() {
+        key.push_str(&format!("|{tag}"));
+        if let Some(s) = &model.scnn_weights {
+            key.push_str(&format!("|{}", file_desc(s)));
+        }
+    }
+    key.push('\n');
     for p in paths {
         key.push_str(&canonical(p).display().to_string());
         key.push('\n');
     }
     key
+}
+
+/// A file as the key names it: canonical path, size and modification time (a rewritten file is
+/// another key).
+fn file_desc(w: &Path) -> String {
+    let meta = std::fs::metadata(w).ok();
+    let size = meta.as_ref().map(|m| m.len()).unwrap_or(0);
+    let mtime = meta
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{}|{size}|{mtime}", canonical(w).display())
 }
 
 fn canonical(p: &Path) -> PathBuf {
@@ -175,7 +186,8 @@ pub fn load_or_compute(
         .map(|&i| src.dataset.samples[i].path.as_path())
         .collect();
     let fc = src.model.feature_config();
-    let key = cache_key(&fc, src.weights, &decoding_key(src.data), &paths);
+    let tag = src.model.arch().tap_tag(&fc);
+    let key = cache_key(&fc, src.weights, &decoding_key(src.data), &tag, &paths);
     let n_taps = src.model.tap_widths().len();
     let rows = src.dataset.len() as i64;
     if let Some(taps) = src.weights.and_then(|_| load(&key, n_taps, rows, device)) {

@@ -13,6 +13,7 @@ pub mod features;
 pub mod log;
 pub mod optim;
 pub mod resume;
+pub mod scnn_pretrain;
 pub mod schedule;
 pub mod trainer;
 

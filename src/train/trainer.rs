@@ -23,7 +23,7 @@ use crate::batch;
 use crate::loss;
 use crate::model::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
 use crate::model::trained::{fit_mapping, head_metrics, select_taps, write_predictions};
-use crate::model::{parse_device, weights, IqaModel};
+use crate::model::{parse_device, weights, Arch, IqaModel, ModelConfig};
 use crate::run_folder::{self, RunFolder, Start};
 
 pub use crate::model::trained::{nan_metrics, predict, HeadOutputs, Inputs};
@@ -57,11 +57,10 @@ pub fn task_loss(
     })
 }
 
-/// Stops gradients into the variables under `backbone.` (a frozen backbone).
-pub fn freeze_backbone(vs: &nn::VarStore) {
-    let prefix = format!("{BACKBONE_PREFIX}.");
+/// Stops gradients into what a frozen backbone freezes (`backbone.*`; DBCNN's two streams).
+pub fn freeze_backbone(vs: &nn::VarStore, model: &dyn IqaModel) {
     for (name, t) in vs.variables() {
-        if name.starts_with(&prefix) {
+        if model.is_frozen_with_backbone(&name) {
             let _ = t.set_requires_grad(false);
         }
     }
@@ -82,6 +81,14 @@ pub fn load_pretrained(
         })?;
     let n = weights::load_pth(vs, BACKBONE_PREFIX, &file, model.backbone().ignored_weights())?;
     tracing::info!("loaded {n} pretrained tensors from {}", file.display());
+    if model.arch() == Arch::Dbcnn {
+        let Some(scnn) = model.feature_config().scnn_weights else {
+            bail!("DBCNN needs its pre-trained S-CNN: pass --scnn-weights FILE (made by `normiqa pretrain-scnn`)")
+        };
+        let n = crate::model::dbcnn::load_scnn(vs, &scnn)
+            .with_context(|| format!("loading the S-CNN of DBCNN (--scnn-weights {})", scnn.display()))?;
+        tracing::info!("loaded {n} S-CNN tensors from {}", scnn.display());
+    }
     Ok(file)
 }
 
@@ -317,17 +324,48 @@ impl Procedure for SingleModel<'_> {
 /// The network with its pretrained backbone (unless `random_init`), frozen when configured.
 fn build_model(cfg: &TrainConfig, device: Device) -> Result<(nn::VarStore, Box<dyn IqaModel>, Option<PathBuf>)> {
     let vs = nn::VarStore::new(device);
-    let net = cfg.arch.build(&vs, &cfg.model);
+    let net = cfg.arch.build(&vs, &cfg.model)?;
     let weights_file = if cfg.random_init {
         tracing::warn!("random backbone initialisation (--random-init): for tests only, the results mean nothing");
         None
     } else {
         Some(load_pretrained(&vs, net.as_ref(), cfg.weights.as_deref())?)
     };
+    if let Some(run) = &cfg.init_from {
+        init_from(&vs, cfg, run)?;
+    }
     if cfg.frozen() {
-        freeze_backbone(&vs);
+        freeze_backbone(&vs, net.as_ref());
     }
     Ok((vs, net, weights_file))
+}
+
+/// Loads the weights of the finished run `run` (same network) into `vs`: the run's heads, and
+/// its backbone when it trained it (else the pretrained one just loaded stays).
+fn init_from(vs: &nn::VarStore, cfg: &TrainConfig, run: &Path) -> Result<()> {
+    let info = RunInfo::load(run).with_context(|| format!("--init-from {}", run.display()))?;
+    let (theirs, ours) = (&info.config, cfg);
+    let same_net = theirs.arch == ours.arch
+        && ModelConfig { test_crops: 0, ..theirs.model.clone() }
+            == ModelConfig { test_crops: 0, ..ours.model.clone() };
+    if !same_net {
+        bail!(
+            "--init-from {}: that run trained another network ({} on {}); this one is {} on {}",
+            run.display(),
+            theirs.arch,
+            theirs.model.backbone,
+            ours.arch,
+            ours.model.backbone
+        );
+    }
+    let n = weights::load_safetensors(
+        vs,
+        &run.join(checkpoint::WEIGHTS),
+        checkpoint::stored_in_run(info.backbone_in_weights),
+    )
+    .with_context(|| format!("--init-from {}", run.display()))?;
+    tracing::info!("started from the {n} tensors of {} (epoch {})", run.display(), info.best_epoch);
+    Ok(())
 }
 
 /// Trains a model as configured, writing the run directory `out`. Returns its summary. A folder
