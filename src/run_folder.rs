@@ -85,6 +85,7 @@ pub const DISTILL: Layout = Layout {
         "results.md",
         "per_type_srcc.png",
         "fig1_per_type_srcc_per_epoch.png",
+        "fig1_violins.png",
         "curves.png",
         "baseline",
         "urkd",

@@ -248,9 +248,13 @@ fn two_epoch_experiment_writes_results_tables_and_plots() {
         "per_type_srcc.png",
         "curves.png",
         "fig1_per_type_srcc_per_epoch.png",
+        "fig1_violins.png",
     ] {
         assert!(out.join(f).exists(), "missing {f}");
     }
+    // A PNG of the size drawn (not an empty or partial file).
+    let violins = image::open(out.join("fig1_violins.png")).unwrap();
+    assert_eq!((violins.width(), violins.height()), (1200, 560));
     for v in ["baseline", "urkd", "mrkd"] {
         for s in [1, 2] {
             let d = out.join(v).join(format!("seed-{s}"));

@@ -3,6 +3,8 @@
 //!   MRKD (student models), mean over seeds with ±std whiskers;
 //! - `fig1_per_type_srcc_per_epoch.png`: the paper's Fig. 1 observation — per-epoch, per-type test
 //!   SRCC of the large-rate and the small-rate model trained alone (the λ = 0 run), first seed;
+//! - `fig1_violins.png`: the same as the paper draws it — per epoch, a violin of the per-type
+//!   test SRCC (its spread across distortion types) of the large-rate and the small-rate model;
 //! - `curves.png`: per-epoch overall test SRCC of every model, mean over seeds.
 
 use std::path::Path;
@@ -20,9 +22,12 @@ const COLORS: [RGBColor; 3] = [
     RGBColor(220, 90, 40),
 ];
 
+/// Writes the bitmap as a PNG, atomically (src/atomic.rs).
 fn save(buf: Vec<u8>, w: u32, h: u32, path: &Path) -> Result<()> {
     let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| anyhow!("bad buffer"))?;
-    img.save(path)?;
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png)?;
+    crate::atomic::write(path, png.get_ref())?;
     Ok(())
 }
 
@@ -41,6 +46,7 @@ pub fn all(res: &ExperimentResults, out: &Path) -> Result<()> {
             .is_some_and(|r| !r.history[0].eval[0].test_per_type.is_empty())
     {
         fig1(res, &out.join("fig1_per_type_srcc_per_epoch.png"))?;
+        fig1_violins(res, &out.join("fig1_violins.png"))?;
     }
     curves(res, &out.join("curves.png"))?;
     Ok(())
@@ -404,6 +410,81 @@ pub fn curves(res: &ExperimentResults, path: &Path) -> Result<()> {
                 });
         }
         crate::report::plots::legend(&mut chart, SeriesLabelPosition::LowerRight, 13)?;
+        root.present().map_err(err)?;
+    }
+    save(buf, w, h, path)
+}
+
+/// Gaussian kernel density of `v` at `y` (Silverman's bandwidth, at least 0.01).
+fn density(v: &[f64], y: f64) -> f64 {
+    let s = super::stats::MeanStd::of(v).std;
+    let bw = (1.06 * s * (v.len() as f64).powf(-0.2)).max(0.01);
+    let k: f64 = v.iter().map(|x| (-0.5 * ((y - x) / bw).powi(2)).exp()).sum();
+    k / (v.len() as f64 * bw * (2.0 * std::f64::consts::PI).sqrt())
+}
+
+/// Fig. 1 as the paper draws it: per epoch, a violin of the per-type test SRCC of the large-rate
+/// (left, blue) and the small-rate model (right, orange) trained alone (λ = 0), first seed; the
+/// dot is the median. A wide violin: the types disagree (the paper's "different distortion types
+/// are learnt at different paces").
+pub fn fig1_violins(res: &ExperimentResults, path: &Path) -> Result<()> {
+    let Some(vr) = res.runs.iter().find(|r| r.variant == Variant::Baseline) else {
+        bail!("no baseline run")
+    };
+    let run = &vr.results[0];
+    let values = |r: &crate::distill::mrkd::EpochRecord, k: usize| -> Vec<f64> {
+        r.eval[k].test_per_type.values().copied().filter(|v| v.is_finite()).collect()
+    };
+    let lo = run.history.iter().flat_map(|r| [values(r, 0), values(r, 1)].concat()).fold(1.0f64, f64::min);
+    let ymin = ((lo.min(0.0)) * 10.0).floor() / 10.0;
+    let (w, h) = (1200u32, 560u32);
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(err)?;
+        let epochs = run.history.len() as f64;
+        let title = format!(
+            "Per-type test SRCC per epoch: large lr {} (blue) vs small lr {} (orange), alone",
+            vr.config.member(0).lr,
+            vr.config.member(1).lr
+        );
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.4f64..epochs + 0.6, ymin..1.0f64)
+            .map_err(err)?;
+        chart
+            .configure_mesh()
+            .x_desc("epoch")
+            .y_desc("test SRCC per distortion type")
+            .label_style(("sans-serif", 13))
+            .draw()
+            .map_err(err)?;
+        let grid: Vec<f64> = (0..=80).map(|i| ymin + (1.0 - ymin) * i as f64 / 80.0).collect();
+        for r in &run.history {
+            for (k, side) in [(0usize, -1.0f64), (1, 1.0)] {
+                let v = values(r, k);
+                if v.len() < 2 {
+                    continue;
+                }
+                let d: Vec<f64> = grid.iter().map(|&y| density(&v, y)).collect();
+                let peak = d.iter().copied().fold(0.0, f64::max).max(1e-12);
+                let x0 = r.epoch as f64 + side * 0.2;
+                let mut pts: Vec<(f64, f64)> =
+                    grid.iter().zip(&d).map(|(&y, &dy)| (x0 + 0.18 * dy / peak, y)).collect();
+                pts.extend(grid.iter().zip(&d).rev().map(|(&y, &dy)| (x0 - 0.18 * dy / peak, y)));
+                let color = COLORS[k + 1];
+                chart.draw_series(std::iter::once(Polygon::new(pts, color.mix(0.45).filled()))).map_err(err)?;
+                let mut sorted = v.clone();
+                sorted.sort_by(f64::total_cmp);
+                let median = sorted[sorted.len() / 2];
+                chart
+                    .draw_series(std::iter::once(Circle::new((x0, median), 3, BLACK.filled())))
+                    .map_err(err)?;
+            }
+        }
         root.present().map_err(err)?;
     }
     save(buf, w, h, path)
