@@ -26,8 +26,8 @@ fn save(buf: Vec<u8>, w: u32, h: u32, path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
-    anyhow!("{e:?}")
+fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow!("{e}")
 }
 
 /// Writes every plot that the results support.

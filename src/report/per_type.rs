@@ -67,7 +67,7 @@ pub fn plot_per_type(
     let mut buf = vec![255u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        let label = |e: DrawingAreaErrorKind<_>| anyhow!("drawing the chart: {e:?}");
+        let label = |e: DrawingAreaErrorKind<_>| anyhow!("drawing the chart: {e}");
         root.fill(&WHITE).map_err(label)?;
         let names: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
         let mut chart = ChartBuilder::on(&root)
