@@ -360,6 +360,13 @@ fn run_folders_work_from_any_directory_and_test_honours_overrides() {
         out.contains("(test set, ") && !out.contains("Test set"),
         "{out}"
     );
+    // Its reader gone (`normiqa test --model RUN | head -1`): quiet, exit status 0.
+    let o = closed_stdout(
+        bin()
+            .current_dir(&elsewhere)
+            .args(["test", "--model", run.to_str().unwrap(), "--device", "cpu"]),
+    );
+    assert_quiet(&o, "test");
 
     // The images moved: --images is honoured (it was silently ignored).
     std::fs::rename(base.join("images"), base.join("moved")).unwrap();

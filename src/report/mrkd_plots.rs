@@ -22,8 +22,7 @@ const COLORS: [RGBColor; 3] = [
 
 fn save(buf: Vec<u8>, w: u32, h: u32, path: &Path) -> Result<()> {
     let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| anyhow!("bad buffer"))?;
-    img.save(path)?;
-    Ok(())
+    super::plots::write_png(&img, path)
 }
 
 fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
