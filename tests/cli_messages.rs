@@ -360,6 +360,13 @@ fn run_folders_work_from_any_directory_and_test_honours_overrides() {
         out.contains("(test set, ") && !out.contains("Test set"),
         "{out}"
     );
+    // Its reader gone (`normiqa test --model RUN | head -1`): quiet, exit status 0.
+    let o = closed_stdout(
+        bin()
+            .current_dir(&elsewhere)
+            .args(["test", "--model", run.to_str().unwrap(), "--device", "cpu"]),
+    );
+    assert_quiet(&o, "test");
 
     // The images moved: --images is honoured (it was silently ignored).
     std::fs::rename(base.join("images"), base.join("moved")).unwrap();
@@ -417,4 +424,224 @@ fn run_folders_work_from_any_directory_and_test_honours_overrides() {
         "{err}"
     );
     assert!(!text(&o.stdout).contains("NaN"));
+}
+
+/// Every argument of every subcommand, as `command option` (positionals by value name), that
+/// has no help text; clap's own `--help`/`--version` excepted.
+fn args_without_help(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+    for a in cmd.get_arguments() {
+        let id = a.get_id().as_str();
+        if id == "help" || id == "version" || a.is_hide_set() {
+            continue;
+        }
+        if a.get_help().is_none() && a.get_long_help().is_none() {
+            let name = a
+                .get_long()
+                .map(|l| format!("--{l}"))
+                .unwrap_or_else(|| id.to_uppercase());
+            out.push(format!("{path} {name}"));
+        }
+    }
+    for sub in cmd.get_subcommands() {
+        args_without_help(sub, &format!("{path} {}", sub.get_name()), out);
+    }
+}
+
+#[test]
+fn every_option_of_every_command_has_help() {
+    use clap::CommandFactory;
+    let mut missing = Vec::new();
+    args_without_help(&Cli::command(), "normiqa", &mut missing);
+    assert!(
+        missing.is_empty(),
+        "{} arguments without help:\n{}",
+        missing.len(),
+        missing.join("\n")
+    );
+}
+
+/// The possible values `--help` lists for an option of a subcommand.
+fn listed_values(sub: &str, long: &str) -> Vec<String> {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let sub = cmd.find_subcommand(sub).unwrap();
+    let arg = sub
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long))
+        .unwrap_or_else(|| panic!("no --{long}"));
+    arg.get_possible_values()
+        .iter()
+        .map(|v| v.get_name().to_string())
+        .collect()
+}
+
+#[test]
+fn closed_sets_list_their_values_and_keep_their_spellings() {
+    for (sub, long, value) in [
+        ("train", "pool", "mean-std"),
+        ("train", "loss", "norm-in-norm"),
+        ("train", "arch", "resnext101_32x8d"),
+        ("train", "network", "plain"),
+        ("distill", "student-model", "linearity"),
+        ("distill", "teacher-arch", "resnet50"),
+        ("distill", "variants", "mrkd"),
+        ("import-checkpoint", "pool", "maxmin"),
+        ("fr", "ssim-mode", "matlab"),
+        ("synth", "score", "fused"),
+    ] {
+        let v = listed_values(sub, long);
+        assert!(v.iter().any(|x| x == value), "{sub} --{long}: {}", v.join(", "));
+    }
+    let help = Cli::try_parse_from(["normiqa", "train", "--help"])
+        .unwrap_err()
+        .to_string();
+    assert!(help.contains("possible values: avg, max, min, std, maxmin, mean-std"), "{help}");
+    // The other spellings accepted before are still accepted.
+    let cli = Cli::try_parse_from([
+        "normiqa", "train", "--pool", "max-min", "--loss", "nin", "--network", "linear",
+    ])
+    .unwrap();
+    let normiqa::cli::Command::Train(a) = cli.command else {
+        panic!("not train")
+    };
+    assert_eq!(a.pool, normiqa::model::Pool::MaxMin);
+    assert_eq!(a.model, normiqa::model::Arch::Plain);
+    assert_eq!(a.loss, "nin");
+    let err = Cli::try_parse_from(["normiqa", "train", "--pool", "median"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown pooling 'median'"), "{err}");
+}
+
+/// Runs the binary with its standard output closed before it writes anything (the reader of
+/// `normiqa ... | head -1` gone).
+fn closed_stdout(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+fn assert_quiet(o: &Output, what: &str) {
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{what}: {err}");
+    assert!(
+        !err.contains("error") && !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{what}: {err}"
+    );
+}
+
+#[test]
+fn every_command_into_a_closed_pipe_ends_quietly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("p.csv");
+    std::fs::write(&csv, "image,score,mos\na,1,2\nb,2,3\nc,3,1\n").unwrap();
+    let csv = csv.to_str().unwrap();
+    let o = closed_stdout(bin().args(["metrics", csv]));
+    assert_quiet(&o, "metrics");
+    let o = closed_stdout(bin().args(["metrics", csv, "--json"]));
+    assert_quiet(&o, "metrics --json");
+    let img = one_image(tmp.path());
+    let img = img.to_str().unwrap();
+    let o = closed_stdout(bin().args(["fr", "--ref", img, "--dist", img]));
+    assert_quiet(&o, "fr");
+    let out = tmp.path().join("synth");
+    let o = closed_stdout(bin().args(["synth", "--embedded", "--distortions", "jpeg"]).args([
+        "--levels",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert_quiet(&o, "synth");
+    assert!(out.join("labels.csv").exists());
+    for help in [&["--help"][..], &["predict", "--help"], &["train", "--help"]] {
+        let o = closed_stdout(bin().args(help));
+        assert_quiet(&o, &help.join(" "));
+    }
+}
+
+#[test]
+fn results_print_as_json_with_one_option_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    // predict --json is predict --format json.
+    let img = one_image(tmp.path());
+    let predict = |extra: &[&str]| -> String {
+        let o = bin()
+            .args(["predict", img.to_str().unwrap(), "--model", &model()])
+            .args(["--device", "cpu"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        text(&o.stdout)
+    };
+    let json = predict(&["--json"]);
+    assert_eq!(json, predict(&["--format", "json"]));
+    let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert!(rows[0]["score"].is_number(), "{json}");
+    let err = cli_err(&["predict", "x.png", "--json", "--format", "csv"]);
+    assert!(err.contains("--json") && err.contains("--format"), "{err}");
+    // synth --json: one document.
+    let out = tmp.path().join("synth");
+    let o = bin()
+        .args(["synth", "--embedded", "--distortions", "jpeg,1", "--levels", "1,5"])
+        .args(["--out", out.to_str().unwrap(), "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let doc: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(doc["images"], 6 * 2 * 2, "{doc}");
+    assert_eq!(doc["label"], "fused");
+    assert!(doc["fr_report"].is_null());
+    // distill --json exists; test's per-image file is -o/--output (--predictions still works),
+    // run's folder is --out (--runs still works).
+    for args in [
+        &["distill", "--json", "--dataset", "clive"][..],
+        &["test", "--model", "m", "-o", "p.csv"],
+        &["test", "--model", "m", "--output", "p.csv"],
+        &["test", "--model", "m", "--predictions", "p.csv"],
+        &["run", "e.toml", "--out", "d"],
+        &["run", "e.toml", "--runs", "d"],
+    ] {
+        let cli = Cli::try_parse_from(std::iter::once("normiqa").chain(args.iter().copied()));
+        let cli = cli.unwrap_or_else(|e| panic!("{}: {e}", args.join(" ")));
+        match cli.command {
+            normiqa::cli::Command::Test(a) => {
+                assert_eq!(a.predictions.as_deref(), Some(Path::new("p.csv")))
+            }
+            normiqa::cli::Command::Run(a) => assert_eq!(a.runs, Path::new("d")),
+            normiqa::cli::Command::Distill(a) => assert!(a.json),
+            _ => unreachable!(),
+        }
+    }
+}
+
+#[test]
+fn messages_quote_values_without_debug_escapes() {
+    let err = cli_err(&["synth", "--embedded", "--out", "x", "--levels", ","]);
+    assert!(err.contains("--levels ',': no level given"), "{err}");
+    let err = cli_err(&["synth", "--embedded", "--out", "x", "--levels", "a"]);
+    assert!(err.contains("--levels: 'a' is not a level"), "{err}");
+    let err = cli_err(&["synth", "--embedded", "--out", "x", "--distortions", "blurry"]);
+    assert!(err.contains("unknown distortion 'blurry'"), "{err}");
+    let tmp = tempfile::tempdir().unwrap();
+    let img = one_image(tmp.path());
+    let img = img.to_str().unwrap();
+    let err = cli_err(&["fr", "--ref", img, "--dist", img, "--metric", ","]);
+    assert!(err.contains("--metric ',': no metric given"), "{err}");
+    // Experiment files: keys and values named in plain quotes.
+    let parse = |text: &str| {
+        let e = normiqa::experiment::Experiment::parse(text, "x").unwrap_err();
+        format!("{e:#}")
+    };
+    let base = "[data.dataset]\nkind = \"clive\"\nroot = \"r\"\n";
+    let err = parse(&format!("epochz = 3\n{base}"));
+    assert!(err.contains("unknown configuration key 'epochz'"), "{err}");
+    let err = parse(&format!("{base}[experiment]\nthreshold_metric = \"median\"\n"));
+    assert!(err.contains("threshold_metric = \"median\": expected"), "{err}");
+    let err = parse(&format!("{base}[sweep]\nlr = []\n"));
+    assert!(err.contains("sweep key 'lr' has no values"), "{err}");
 }

@@ -324,6 +324,12 @@ fn clive_experiments_run_on_a_synthetic_stand_in_with_ttests_and_report() {
         md.contains("Paired t-tests") && md.contains("| loss | mse | norm-in-norm |"),
         "{md}"
     );
+    // The VQEG logistic PLCCs of every finished run, fitted on its test predictions.
+    assert!(md.contains("PLCC (logistic4) | PLCC (logistic5)"), "{md}");
+    for row in &results.rows {
+        let [l4, l5] = row.data.as_ref().unwrap().logistic_plcc;
+        assert!(l4.is_some_and(|p| p.abs() <= 1.0) && l5.is_some(), "{}", row.name);
+    }
 
     // Finished runs are skipped; a run without run.json is run again from the start.
     let mtime = |p: PathBuf| std::fs::metadata(p).unwrap().modified().unwrap();

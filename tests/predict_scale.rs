@@ -224,7 +224,8 @@ fn test_refuses_to_write_predictions_over_its_labels() {
         .output()
         .unwrap();
     let err = failed(o);
-    assert!(err.contains("--predictions") && err.contains("labels"), "{err}");
+    // `--predictions` is the former name of test's `-o`.
+    assert!(err.contains("-o ./l.csv") && err.contains("labels"), "{err}");
     assert_eq!(std::fs::read_to_string(&labels).unwrap(), text);
 }
 

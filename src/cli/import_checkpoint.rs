@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
-use super::args::DataArgs;
+use super::args::{backbone_parser, named, DataArgs, POOL_NAMES};
 use crate::model::{BackboneName, ModelConfig, Pool};
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,13 +24,16 @@ pub struct ImportArgs {
     /// The checkpoint file (.pth, e.g. the authors' p1q2.pth).
     pub checkpoint: PathBuf,
     /// Backbone the checkpoint was trained with (the reference's --architecture; its default).
-    #[arg(long, alias = "architecture", default_value = "resnext101_32x8d")]
+    #[arg(long, alias = "architecture", default_value = "resnext101_32x8d", value_parser = backbone_parser())]
     pub arch: BackboneName,
     /// Pooling the checkpoint was trained with (the reference's --pool).
-    #[arg(long, default_value = "avg")]
+    #[arg(long, default_value = "avg", value_parser = named::<Pool>(POOL_NAMES))]
     pub pool: Pool,
+    /// Pyramid levels of stage 6's spatial pooling the checkpoint was trained with (the
+    /// reference's --P6).
     #[arg(long = "p6", alias = "P6", default_value_t = 1)]
     pub p6: i64,
+    /// Pyramid levels of stage 7's spatial pooling (the reference's --P7).
     #[arg(long = "p7", alias = "P7", default_value_t = 1)]
     pub p7: i64,
     /// The checkpoint has BatchNorm1d(1) at the end of each head (the reference's --use_bn_end).
@@ -62,17 +65,17 @@ pub fn run(args: ImportArgs) -> Result<()> {
         }
     }
     .with_context(|| format!("importing {}", args.checkpoint.display()))?;
-    println!(
+    crate::outln!(
         "imported {} tensors from {} into {}",
         record.tensors,
         args.checkpoint.display(),
         args.out.display()
-    );
-    println!(
+    )?;
+    crate::outln!(
         "fused head: score = {} * y + {} (the reference's k[0], b[0]); try: normiqa predict --model {} IMAGE",
         record.reference_k[0],
         record.reference_b[0],
         args.out.display()
-    );
+    )?;
     Ok(())
 }

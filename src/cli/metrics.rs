@@ -30,6 +30,7 @@ pub struct MetricsArgs {
     /// Apply a known mapping instead of fitting one.
     #[arg(long, num_args = 2, value_names = ["K", "B"], conflicts_with_all = ["fit", "fit_on"])]
     pub mapping: Option<Vec<f64>>,
+    /// Print the metrics as one JSON document.
     #[arg(long)]
     pub json: bool,
 }
@@ -191,19 +192,19 @@ pub fn run(args: MetricsArgs) -> Result<()> {
         .with_context(|| format!("computing metrics of {}", args.csv.display()))?;
     let linear = mapping.map_or_else(|| pred.clone(), |mp| mp.apply(&pred));
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(
                 &serde_json::json!({"csv": args.csv, "metrics": m, "mapping": mapping,
                     "logistic": super::args::logistic_json(&linear, &mos)})
             )?
-        );
+        )?;
     } else {
-        println!("{}: {} rows", args.csv.display(), m.n);
+        crate::outln!("{}: {} rows", args.csv.display(), m.n)?;
         if let Some(mp) = &mapping {
-            println!("mapping: {:.6} * pred + {:.6}", mp.k, mp.b);
+            crate::outln!("mapping: {:.6} * pred + {:.6}", mp.k, mp.b)?;
         }
-        println!(
+        crate::outln!(
             "SROCC {:.4}  PLCC {:.4}  KROCC {:.4}  RMSE {:.4}{}",
             m.srocc,
             m.plcc,
@@ -214,8 +215,8 @@ pub fn run(args: MetricsArgs) -> Result<()> {
             } else {
                 ""
             }
-        );
-        super::args::print_logistic("predictions", &linear, &mos);
+        )?;
+        super::args::print_logistic("predictions", &linear, &mos)?;
     }
     Ok(())
 }

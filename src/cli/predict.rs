@@ -23,6 +23,7 @@ use normiqa_core::data::decode::{decode_one, Resize};
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    /// A header, then one row per image (image, score).
     Csv,
     /// One JSON array.
     Json,
@@ -57,8 +58,12 @@ pub struct PredictArgs {
     /// Pretrained backbone weights, if not found automatically.
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// Layout of the scores.
     #[arg(long, value_enum, default_value = "csv")]
     pub format: Format,
+    /// The same as --format json (one JSON array), as the other commands' --json.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
     /// Also print the raw outputs of the three heads.
     #[arg(long)]
     pub all_heads: bool,
@@ -78,11 +83,23 @@ pub struct PredictArgs {
     /// Images decoded per chunk (memory bound).
     #[arg(long, default_value_t = 64)]
     pub chunk: usize,
+    /// cpu, cuda, cuda:N or auto (CUDA when available).
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Write to this file instead of standard output (through FILE.partial, renamed when done).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+}
+
+impl PredictArgs {
+    /// The layout asked for: --format, or json with --json.
+    pub fn layout(&self) -> Format {
+        if self.json {
+            Format::Json
+        } else {
+            self.format
+        }
+    }
 }
 
 /// Shown under `normiqa predict --help`: what the numbers mean.
@@ -345,7 +362,7 @@ fn open_output(
     inputs.extend(args.files_from.as_deref().map(|f| ("--files-from list", f)));
     inputs.extend(args.weights.as_deref().map(|f| ("--weights file", f)));
     refuse_file_over_inputs("-o", p, inputs)?;
-    let layout = match args.format {
+    let layout = match args.layout() {
         Format::Csv => Layout::Csv(columns(heads)),
         Format::Jsonl => Layout::Jsonl,
         Format::Json => Layout::Whole,
@@ -387,7 +404,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         None => Box::new(std::io::stdout().lock()),
     };
     let writing = || format!("writing the scores to {dest}");
-    let mut out = RowWriter::new(sink, args.format, heads, header).with_context(writing)?;
+    let mut out = RowWriter::new(sink, args.layout(), heads, header).with_context(writing)?;
     let mut failures = Vec::new();
     let mut sizes = SizeWarnings::default();
     let t0 = std::time::Instant::now();

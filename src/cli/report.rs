@@ -74,7 +74,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
     };
     let files = report(&args.dir, &opts)?;
     for f in &files {
-        println!("{}", f.display());
+        crate::outln!("{}", f.display())?;
     }
     Ok(())
 }

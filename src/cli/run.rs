@@ -18,8 +18,9 @@ pub struct RunArgs {
     /// Run only these runs (indices from --dry-run; repeat or separate with commas).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<usize>,
-    /// Where experiment directories go: <runs>/<experiment name>/<run name>/.
-    #[arg(long, default_value = "runs")]
+    /// Where experiment directories go: <out>/<experiment name>/<run name>/ (`--runs` is the
+    /// former name).
+    #[arg(long = "out", alias = "runs", value_name = "DIR", default_value = "runs")]
     pub runs: PathBuf,
     /// Override every run's device (cpu, cuda, cuda:N, auto).
     #[arg(long)]
@@ -46,11 +47,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     let dir = experiment::run(&exp, &opts)?;
     if args.report && !args.dry_run {
         let files = super::report::report(&dir, &super::report::ReportOptions::default())?;
-        println!(
+        crate::outln!(
             "report: {} files in {}",
             files.len(),
             dir.join("report").display()
-        );
+        )?;
     }
     Ok(())
 }

@@ -128,7 +128,7 @@ impl FromStr for Score {
             "fused" | "ssim+gmsd" => Ok(Score::Fused),
             _ => FrMetric::from_str(&t).map(Score::Metric).map_err(|_| {
                 anyhow::anyhow!(
-                    "unknown --score {s:?}: expected psnr, ssim, ms-ssim, gmsd or fused"
+                    "unknown --score '{s}': expected psnr, ssim, ms-ssim, gmsd or fused"
                 )
             }),
         }
@@ -160,12 +160,15 @@ pub struct SynthArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Label: psnr, ssim, ms-ssim, gmsd (stored as 1 − GMSD) or fused ((SSIM + 1 − GMSD)/2).
-    #[arg(long, default_value = "fused")]
+    #[arg(long, default_value = "fused", value_parser = super::args::named::<String>(["psnr", "ssim", "ms-ssim", "gmsd", "fused"]))]
     pub score: String,
     /// Also score every image with all FR metrics: OUT/fr_scores.csv and a per-type table of
     /// each metric's SROCC with the distortion level.
     #[arg(long)]
     pub fr_report: bool,
+    /// Print the summary (and the --fr-report table) as one JSON document.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Parses `--distortions`.
@@ -183,7 +186,7 @@ pub fn parse_distortions(s: &str) -> Result<Vec<Distortion>> {
         }
     }
     if out.is_empty() {
-        bail!("--distortions {s:?}: no distortion type given");
+        bail!("--distortions '{s}': no distortion type given");
     }
     Ok(out)
 }
@@ -194,7 +197,7 @@ pub fn parse_levels(s: &str) -> Result<Vec<u8>> {
     for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let l: u8 = part
             .parse()
-            .with_context(|| format!("--levels: {part:?} is not a level"))?;
+            .with_context(|| format!("--levels: '{part}' is not a level"))?;
         if !(1..=5).contains(&l) {
             bail!("--levels: {l} is out of range 1..=5");
         }
@@ -203,7 +206,7 @@ pub fn parse_levels(s: &str) -> Result<Vec<u8>> {
         }
     }
     if out.is_empty() {
-        bail!("--levels {s:?}: no level given");
+        bail!("--levels '{s}': no level given");
     }
     Ok(out)
 }
@@ -358,39 +361,67 @@ pub fn level_agreement(rows: &[FrRow]) -> Vec<(Distortion, [f64; 5])> {
 pub const AGREEMENT_COLUMNS: [&str; 5] = ["psnr", "ssim", "ms-ssim", "1-gmsd", "fused"];
 
 /// Prints [`level_agreement`] as a table with a mean and minimum row.
-pub fn print_level_agreement(table: &[(Distortion, [f64; 5])]) {
-    println!("SROCC of each label with the distortion level (pooled over references; higher level = worse):");
-    print!("  {:<28}", "distortion");
+pub fn print_level_agreement(table: &[(Distortion, [f64; 5])]) -> Result<()> {
+    crate::outln!("SROCC of each label with the distortion level (pooled over references; higher level = worse):")?;
+    crate::out!("  {:<28}", "distortion")?;
     for c in AGREEMENT_COLUMNS {
-        print!(" {c:>8}");
+        crate::out!(" {c:>8}")?;
     }
-    println!();
+    crate::outln!()?;
     for (d, s) in table {
-        print!("  {:<28}", d.name());
+        crate::out!("  {:<28}", d.name())?;
         for v in s {
-            print!(" {v:>8.4}");
+            crate::out!(" {v:>8.4}")?;
         }
-        println!();
+        crate::outln!()?;
     }
-    for (what, f) in [("mean", 0usize), ("min", 1)] {
-        print!("  {what:<28}");
-        for k in 0..5 {
-            let vals: Vec<f64> = table
-                .iter()
-                .map(|(_, s)| s[k])
-                .filter(|v| v.is_finite())
-                .collect();
-            let v = if vals.len() < table.len() || vals.is_empty() {
-                f64::NAN
-            } else if f == 0 {
-                vals.iter().sum::<f64>() / vals.len() as f64
-            } else {
-                vals.iter().cloned().fold(f64::INFINITY, f64::min)
-            };
-            print!(" {v:>8.4}");
+    for (what, row) in [("mean", agreement_mean(table)), ("min", agreement_min(table))] {
+        crate::out!("  {what:<28}")?;
+        for v in row {
+            crate::out!(" {v:>8.4}")?;
         }
-        println!();
+        crate::outln!()?;
     }
+    Ok(())
+}
+
+/// The values of column `k` of the table, if every type has one.
+fn agreement_column(table: &[(Distortion, [f64; 5])], k: usize) -> Option<Vec<f64>> {
+    let vals: Vec<f64> = table.iter().map(|(_, s)| s[k]).filter(|v| v.is_finite()).collect();
+    (vals.len() == table.len() && !vals.is_empty()).then_some(vals)
+}
+
+/// The mean over types of each column of [`level_agreement`] (NaN where a type has none).
+pub fn agreement_mean(table: &[(Distortion, [f64; 5])]) -> [f64; 5] {
+    std::array::from_fn(|k| {
+        agreement_column(table, k).map_or(f64::NAN, |v| v.iter().sum::<f64>() / v.len() as f64)
+    })
+}
+
+/// The minimum over types of each column of [`level_agreement`] (NaN where a type has none).
+pub fn agreement_min(table: &[(Distortion, [f64; 5])]) -> [f64; 5] {
+    std::array::from_fn(|k| {
+        agreement_column(table, k).map_or(f64::NAN, |v| v.iter().copied().fold(f64::INFINITY, f64::min))
+    })
+}
+
+/// [`level_agreement`] as JSON: per type, then mean and min, each keyed by label (`null`: none).
+fn agreement_json(table: &[(Distortion, [f64; 5])]) -> serde_json::Value {
+    let row = |s: &[f64; 5]| -> serde_json::Value {
+        AGREEMENT_COLUMNS
+            .iter()
+            .zip(s)
+            .map(|(c, v)| (c.to_string(), serde_json::json!(v.is_finite().then_some(*v))))
+            .collect::<serde_json::Map<_, _>>()
+            .into()
+    };
+    let per_type: serde_json::Map<_, _> =
+        table.iter().map(|(d, s)| (d.name().to_string(), row(s))).collect();
+    serde_json::json!({
+        "per_type": per_type,
+        "mean": row(&agreement_mean(table)),
+        "min": row(&agreement_min(table)),
+    })
 }
 
 pub fn run(args: SynthArgs) -> Result<()> {
@@ -418,7 +449,28 @@ pub fn run(args: SynthArgs) -> Result<()> {
     let t0 = Instant::now();
     let records = generate(&references, &args.out, &opts, score)?;
     let secs = t0.elapsed().as_secs_f64();
-    println!(
+    let labels = args.out.join("labels.csv");
+    let report = if args.fr_report {
+        let t1 = Instant::now();
+        let rows = fr_scores(&args.out, &records)?;
+        Some((rows.len(), t1.elapsed().as_secs_f64(), level_agreement(&rows)))
+    } else {
+        None
+    };
+    let fr_file = args.out.join("fr_scores.csv");
+    if args.json {
+        let fr = report.as_ref().map(|(n, s, table)| {
+            serde_json::json!({"images": n, "seconds": s, "file": fr_file, "srocc_with_level": agreement_json(table)})
+        });
+        let names: Vec<&str> = opts.distortions.iter().map(|d| d.name()).collect();
+        let doc = serde_json::json!({
+            "out": args.out, "labels": labels, "images": records.len(),
+            "references": references.len(), "distortions": names, "levels": opts.levels,
+            "label": score.name(), "seconds": secs, "fr_report": fr,
+        });
+        return crate::outln!("{}", serde_json::to_string_pretty(&doc)?);
+    }
+    crate::outln!(
         "generated {} images ({} references x {} distortions x {} levels) in {:.1} s ({} threads), label: {}",
         records.len(),
         references.len(),
@@ -427,23 +479,19 @@ pub fn run(args: SynthArgs) -> Result<()> {
         secs,
         rayon::current_num_threads(),
         score.name()
-    );
-    println!("labels: {}", args.out.join("labels.csv").display());
-    println!(
+    )?;
+    crate::outln!("labels: {}", labels.display())?;
+    crate::outln!(
         "train:  normiqa train --dataset csv --labels {} --images {} --mos-column score --split by-reference --train-ratio 0.8 --train-val-ratio 0.8",
-        args.out.join("labels.csv").display(),
+        labels.display(),
         args.out.display()
-    );
-    if args.fr_report {
-        let t1 = Instant::now();
-        let rows = fr_scores(&args.out, &records)?;
-        println!(
-            "scored {} images with all FR metrics in {:.1} s: {}",
-            rows.len(),
-            t1.elapsed().as_secs_f64(),
-            args.out.join("fr_scores.csv").display()
-        );
-        print_level_agreement(&level_agreement(&rows));
+    )?;
+    if let Some((n, s, table)) = &report {
+        crate::outln!(
+            "scored {n} images with all FR metrics in {s:.1} s: {}",
+            fr_file.display()
+        )?;
+        print_level_agreement(table)?;
     }
     Ok(())
 }

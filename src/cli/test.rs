@@ -43,14 +43,17 @@ pub struct TestArgs {
     /// Pretrained backbone weights, if the run's are elsewhere.
     #[arg(long)]
     pub weights: Option<PathBuf>,
-    /// Write per-image predictions to this CSV.
-    #[arg(long)]
+    /// Write the per-image predictions (CSV: image, MOS, each head, predicted_mos) to this file
+    /// (`--predictions` is the former name).
+    #[arg(short = 'o', long = "output", alias = "predictions", value_name = "FILE")]
     pub predictions: Option<PathBuf>,
     /// Images per forward pass; 0 = automatic (1 on CPU, 16 on CUDA).
     #[arg(long, default_value_t = 0)]
     pub batch_size: usize,
+    /// cpu, cuda, cuda:N or auto (CUDA when available).
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Print the metrics as one JSON document.
     #[arg(long)]
     pub json: bool,
     /// Write a per-distortion-type SROCC bar chart (PNG) here (datasets with a distortion column).
@@ -121,7 +124,7 @@ fn refuse_outputs_over_inputs(args: &TestArgs, spec: &DatasetSpec, dataset: &Dat
     let model = ["run.json", "config.toml", "weights.safetensors"].map(|f| args.model.join(f));
     let files = model.iter().chain(args.weights.iter());
     ids.extend(files.filter_map(|f| FileId::of(f).ok()));
-    for (option, out) in [("--predictions", &args.predictions), ("--plot", &args.plot)] {
+    for (option, out) in [("-o", &args.predictions), ("--plot", &args.plot)] {
         if let Some(out) = out {
             refuse_file_over_ids(option, out, "input (labels, image or model file)", &ids)?;
         }
@@ -228,14 +231,14 @@ pub fn run(args: TestArgs) -> Result<()> {
             .iter()
             .map(|(n, m)| serde_json::json!({"distortion": n, "metrics": m}))
             .collect();
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "model": args.model, "dataset": dataset.name, "set": set.name(),
                 "n": idx.len(), "metrics": head_metrics_json(&tm.info.heads, &metrics), "per_distortion": types,
                 "fused_logistic": super::args::logistic_json(&mapped, &mos),
             }))?
-        );
+        )?;
     } else {
         print_head_metrics(
             &format!(
@@ -246,22 +249,22 @@ pub fn run(args: TestArgs) -> Result<()> {
             ),
             &tm.info.heads,
             &metrics,
-        );
-        super::args::print_logistic(&tm.info.heads[last], &mapped, &mos);
+        )?;
+        super::args::print_logistic(&tm.info.heads[last], &mapped, &mos)?;
         if !per_type.is_empty() {
-            println!("per distortion type ({} head), hardest first:", tm.info.heads[last]);
-            println!(
+            crate::outln!("per distortion type ({} head), hardest first:", tm.info.heads[last])?;
+            crate::outln!(
                 "  {:<30} {:>8} {:>8} {:>5}",
                 "distortion", "SROCC", "PLCC", "n"
-            );
+            )?;
             for (n, m) in &per_type {
-                println!("  {:<30} {:>8.4} {:>8.4} {:>5}", n, m.srocc, m.plcc, m.n);
+                crate::outln!("  {:<30} {:>8.4} {:>8.4} {:>5}", n, m.srocc, m.plcc, m.n)?;
             }
-            println!(
+            crate::outln!(
                 "hardest: {}   easiest: {}",
                 per_type[0].0,
                 per_type[per_type.len() - 1].0
-            );
+            )?;
         }
     }
     Ok(())

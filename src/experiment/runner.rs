@@ -104,12 +104,12 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
         .iter()
         .filter(|c| opts.only.as_ref().map_or(true, |o| o.contains(&c.index)))
         .collect();
-    println!(
+    crate::outln!(
         "experiment {}: {} runs in {}",
         exp.name,
         combos.len(),
         dir.display()
-    );
+    )?;
     if opts.dry_run {
         for c in &combos {
             let (st, _) = state(c, &dir.join(&c.name))?;
@@ -118,7 +118,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
             } else {
                 "-"
             };
-            println!("{mark}{:>4}  {:<12} {}", c.index, st.name(), c.name);
+            crate::outln!("{mark}{:>4}  {:<12} {}", c.index, st.name(), c.name)?;
         }
         return Ok(dir);
     }
@@ -132,15 +132,15 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
         let (st, found) = state(c, &run_dir)?;
         match st {
             ComboState::Finished => {
-                println!("{head}: finished, skipped");
+                crate::outln!("{head}: finished, skipped")?;
                 continue;
             }
             ComboState::Stale if !opts.overwrite => {
                 return Err(run_folder::refusal(&run_dir, &run_folder::TRAIN, &found).into())
             }
-            ComboState::Stale => println!("{head}: another configuration there, replaced (--overwrite)"),
-            ComboState::Interrupted | ComboState::Failed => println!("{head}: incomplete, resuming after its last finished epoch (from the start if none)"),
-            ComboState::Pending => println!("{head}"),
+            ComboState::Stale => crate::outln!("{head}: another configuration there, replaced (--overwrite)")?,
+            ComboState::Interrupted | ComboState::Failed => crate::outln!("{head}: incomplete, resuming after its last finished epoch (from the start if none)")?,
+            ComboState::Pending => crate::outln!("{head}")?,
         }
         // Only a run of another configuration is replaced; an unfinished one of this
         // configuration is resumed.
@@ -149,10 +149,10 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
             Ok(o) => {
                 let _ = std::fs::remove_file(run_dir.join(FAILED));
                 if let Some(t) = o.info.test.as_ref().and_then(|t| t.last()) {
-                    println!(
+                    crate::outln!(
                         "    best epoch {}: test SROCC {:.4} PLCC {:.4}",
                         o.info.best_epoch, t.srocc, t.plcc
-                    );
+                    )?;
                 }
             }
             // Another process holds the folder, or it changed under us: not this run's failure.
@@ -171,7 +171,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
         write_results(exp, &dir)?;
     }
     write_results(exp, &dir)?;
-    println!("results: {}", dir.join("results.md").display());
+    crate::outln!("results: {}", dir.join("results.md").display())?;
     if !failures.is_empty() {
         bail!(
             "{} run(s) failed (see failed.txt in each): {}",

@@ -162,7 +162,7 @@ impl Experiment {
         };
         if let Some(m) = &meta.threshold_metric {
             if m != "srocc" && m != "plcc" {
-                bail!("[experiment] threshold_metric = {m:?}: expected \"srocc\" or \"plcc\"");
+                bail!("[experiment] threshold_metric = \"{m}\": expected \"srocc\" or \"plcc\"");
             }
         }
         let name = meta
@@ -170,7 +170,7 @@ impl Experiment {
             .clone()
             .unwrap_or_else(|| default_name.to_string());
         if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
-            bail!("[experiment] name = {name:?}: must be a plain directory name");
+            bail!("[experiment] name = \"{name}\": must be a plain directory name");
         }
         let base = with_defaults(table, meta.procedure)?;
         let exp = Experiment {
@@ -270,7 +270,7 @@ impl Experiment {
                 let mut params = Vec::new();
                 for (a, &j) in axes.iter().zip(&pick) {
                     set_swept(&mut table, &a.key, &a.values[j])
-                        .with_context(|| format!("sweep key {:?}", a.key))?;
+                        .with_context(|| format!("sweep key '{}'", a.key))?;
                     params.push((a.key.clone(), a.labels[j].clone(), a.values[j].clone()));
                 }
                 let name = combo_name(&params);
@@ -280,7 +280,7 @@ impl Experiment {
                     continue;
                 }
                 if out.iter().any(|c| c.1 == name) {
-                    bail!("two runs would share the directory name {name:?}: give the sweep values distinct labels");
+                    bail!("two runs would share the directory name '{name}': give the sweep values distinct labels");
                 }
                 out.push((out.len(), name, params, config));
             }
@@ -336,7 +336,7 @@ fn parse_sweep(t: &toml::Table) -> Result<Vec<SweepAxis>> {
     collect_axes(t, "", &mut axes)?;
     for a in &axes {
         if a.values.is_empty() {
-            bail!("sweep key {:?} has no values", a.key);
+            bail!("sweep key '{}' has no values", a.key);
         }
     }
     Ok(axes)
@@ -360,7 +360,7 @@ fn collect_axes(t: &toml::Table, prefix: &str, out: &mut Vec<SweepAxis>) -> Resu
             }
             Value::Table(inner) if inner.contains_key("values") => {
                 let Some(Value::Array(values)) = inner.get("values") else {
-                    bail!("sweep key {key:?}: `values` must be an array")
+                    bail!("sweep key '{key}': `values` must be an array")
                 };
                 let labels: Vec<String> = match inner.get("labels") {
                     None => values.iter().map(label_of).collect(),
@@ -373,7 +373,7 @@ fn collect_axes(t: &toml::Table, prefix: &str, out: &mut Vec<SweepAxis>) -> Resu
                         })
                         .collect(),
                     Some(_) => {
-                        bail!("sweep key {key:?}: `labels` must be an array as long as `values`")
+                        bail!("sweep key '{key}': `labels` must be an array as long as `values`")
                     }
                 };
                 out.push(SweepAxis {
@@ -383,7 +383,7 @@ fn collect_axes(t: &toml::Table, prefix: &str, out: &mut Vec<SweepAxis>) -> Resu
                 });
             }
             Value::Table(inner) => collect_axes(inner, &key, out)?,
-            other => bail!("sweep key {key:?}: expected an array of values, got {other}"),
+            other => bail!("sweep key '{key}': expected an array of values, got {other}"),
         }
     }
     Ok(())
@@ -456,7 +456,7 @@ fn check_known_keys(input: &toml::Table, back: &toml::Table, prefix: &str) -> Re
         };
         match (v, back.get(k)) {
             (_, None) => {
-                bail!("unknown configuration key {key:?} (see a run's config.toml for the keys)")
+                bail!("unknown configuration key '{key}' (see a run's config.toml for the keys)")
             }
             (Value::Table(a), Some(Value::Table(b))) => check_known_keys(a, b, &key)?,
             _ => {}
@@ -490,7 +490,7 @@ fn set_swept(table: &mut toml::Table, key: &str, value: &Value) -> Result<()> {
 pub fn set_path(table: &mut toml::Table, path: &str, value: Value) -> Result<()> {
     let parts: Vec<&str> = path.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
-        bail!("bad key path {path:?}");
+        bail!("bad key path '{path}'");
     }
     let mut cur = table;
     for p in &parts[..parts.len() - 1] {
@@ -499,7 +499,7 @@ pub fn set_path(table: &mut toml::Table, path: &str, value: Value) -> Result<()>
             .or_insert_with(|| Value::Table(toml::Table::new()));
         cur = match entry {
             Value::Table(t) => t,
-            other => bail!("{path:?}: {p:?} is {other}, not a table"),
+            other => bail!("'{path}': '{p}' is {other}, not a table"),
         };
     }
     cur.insert(parts[parts.len() - 1].to_string(), value);

@@ -3,6 +3,7 @@
 //! ([`resumable`]).
 
 pub mod resumable;
+pub mod stdout;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -15,6 +15,24 @@ fn f4(m: Option<&MeanStd>) -> String {
     })
 }
 
+/// The name a value has in configuration files (its serde name: `linearity`, `one-way`).
+fn config_name<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => "?".into(),
+    }
+}
+
+/// An optimiser with its parameters, as a person writes it.
+fn optimizer(o: &crate::train::config::OptimizerKind) -> String {
+    use crate::train::config::OptimizerKind as O;
+    match o {
+        O::Adam => "Adam".into(),
+        O::Sgd { momentum } => format!("SGD (momentum {momentum})"),
+        O::Adadelta { rho, eps } => format!("Adadelta (rho {rho}, eps {eps})"),
+    }
+}
+
 fn signed(x: f64) -> String {
     if x.is_finite() {
         format!("{:+.4}", x)
@@ -30,25 +48,26 @@ pub fn markdown(res: &ExperimentResults) -> String {
     let c = &e.run;
     let mut s = String::new();
     let _ = writeln!(s, "# MRKD: {}\n", res.dataset);
-    let arch = |m: &MemberConfig| format!("{:?}/{}", m.arch, m.model.backbone).to_lowercase();
+    let arch = |m: &MemberConfig| format!("{}/{}", config_name(&m.arch), m.model.backbone);
+    let seeds: Vec<String> = e.seeds.iter().map(u64::to_string).collect();
     let _ = writeln!(
         s,
-        "Teacher {} at η_max {}, student {} at η_max {}; λ {} ({:?}); task loss {}; {:?}; cosine to η_min {} over {} epochs (per {:?}); batch {}; {} epochs; {}; seeds {:?} (seed = split + initialisation + batch order); URKD rate {}. {} s in all.\n",
+        "Teacher {} at η_max {}, student {} at η_max {}; λ {} ({}); task loss {}; {}; cosine to η_min {} over {} epochs (per {}); batch {}; {} epochs; {}; seeds {} (seed = split + initialisation + batch order); URKD rate {}. {} s in all.\n",
         arch(&c.teacher),
         c.teacher.lr,
         arch(&c.student),
         c.student.lr,
         c.lambda,
-        c.direction,
+        config_name(&c.direction),
         c.loss.kind,
-        c.optimizer,
+        optimizer(&c.optimizer),
         c.eta_min,
         c.t_max.unwrap_or(c.epochs),
-        c.lr_unit,
+        config_name(&c.lr_unit),
         c.batch_size,
         c.epochs,
         if c.frozen() { "frozen backbones (cached pooled features)".to_string() } else { format!("fine-tuned backbones (ratio {})", c.ft_lr_ratio) },
-        e.seeds,
+        seeds.join(", "),
         e.urkd_lr.unwrap_or(c.student.lr),
         res.seconds.round()
     );

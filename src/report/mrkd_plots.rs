@@ -25,14 +25,11 @@ const COLORS: [RGBColor; 3] = [
 /// Writes the bitmap as a PNG, atomically (src/atomic.rs).
 fn save(buf: Vec<u8>, w: u32, h: u32, path: &Path) -> Result<()> {
     let img = image::RgbImage::from_raw(w, h, buf).ok_or_else(|| anyhow!("bad buffer"))?;
-    let mut png = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut png, image::ImageFormat::Png)?;
-    crate::atomic::write(path, png.get_ref())?;
-    Ok(())
+    super::plots::write_png(&img, path)
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
-    anyhow!("{e:?}")
+fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow!("{e}")
 }
 
 /// Writes every plot that the results support.

@@ -67,7 +67,7 @@ pub fn plot_per_type(
     let mut buf = vec![255u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        let label = |e: DrawingAreaErrorKind<_>| anyhow!("drawing the chart: {e:?}");
+        let label = |e: DrawingAreaErrorKind<_>| anyhow!("drawing the chart: {e}");
         root.fill(&WHITE).map_err(label)?;
         let names: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
         let mut chart = ChartBuilder::on(&root)
@@ -199,7 +199,5 @@ pub fn plot_per_type(
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    img.save_with_format(path, image::ImageFormat::Png)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    super::plots::write_png(&img, path)
 }

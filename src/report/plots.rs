@@ -29,8 +29,8 @@ fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
-fn pe<E: std::fmt::Debug>(e: E) -> anyhow::Error {
-    anyhow!("drawing: {e:?}")
+fn pe<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow!("drawing: {e}")
 }
 
 /// Draws the chart's series legend at `pos` in the style of every normiqa figure.
@@ -70,10 +70,16 @@ fn render(
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).ok();
     }
-    image::RgbImage::from_raw(w, h, buf)
-        .context("image buffer")?
-        .save(path)
-        .with_context(|| format!("writing {}", path.display()))
+    let img = image::RgbImage::from_raw(w, h, buf).context("image buffer")?;
+    write_png(&img, path)
+}
+
+/// Writes `img` as a PNG, atomically (never a half-written figure).
+pub fn write_png(img: &image::RgbImage, path: &Path) -> Result<()> {
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)
+        .with_context(|| format!("encoding {}", path.display()))?;
+    Ok(crate::atomic::write(path, &bytes)?)
 }
 
 /// One line of a [`LineChart`].

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use normiqa_core::metrics::{LinearMap, Metrics};
+use normiqa_core::metrics::{fit_logistic, LinearMap, Logistic, Metrics};
 use serde_json::Value as Json;
 
 use crate::train::{checkpoint, TrainConfig};
@@ -80,6 +80,30 @@ pub struct RunData {
     pub bhat: Vec<(usize, f64)>,
     /// Why the run failed, from `failed.txt` (written by `normiqa run`).
     pub failure: Option<String>,
+    /// PLCC after the VQEG 4- and 5-parameter logistic mappings fitted on the run's test
+    /// predictions (`predictions_test.csv`), as pyiqa and most papers report them.
+    pub logistic_plcc: [Option<f64>; 2],
+}
+
+/// PLCC after each VQEG logistic mapping of `predicted_mos` to `mos` in a run's
+/// `predictions_test.csv` (none when the file is missing or a fit fails).
+fn logistic_plcc(dir: &Path) -> [Option<f64>; 2] {
+    let read = || -> Option<(Vec<f64>, Vec<f64>)> {
+        let mut rd = csv::Reader::from_path(dir.join("predictions_test.csv")).ok()?;
+        let h = rd.headers().ok()?.clone();
+        let (cm, cp) = (h.iter().position(|c| c == "mos")?, h.iter().position(|c| c == "predicted_mos")?);
+        let (mut mos, mut pred) = (Vec::new(), Vec::new());
+        for rec in rd.records() {
+            let rec = rec.ok()?;
+            mos.push(rec[cm].parse().ok()?);
+            pred.push(rec[cp].parse().ok()?);
+        }
+        Some((pred, mos))
+    };
+    let Some((pred, mos)) = read() else {
+        return [None, None];
+    };
+    Logistic::ALL.map(|c| fit_logistic(c, &pred, &mos).ok().map(|f| f.plcc))
 }
 
 fn f(v: &Json) -> f64 {
@@ -118,11 +142,13 @@ impl RunData {
             epochs: Vec::new(),
             bhat: Vec::new(),
             failure: std::fs::read_to_string(dir.join(FAILED)).ok(),
+            logistic_plcc: [None, None],
         };
         if let Ok(s) = std::fs::read_to_string(dir.join(checkpoint::RUN_JSON)) {
             let j: Json = serde_json::from_str(&s)
                 .with_context(|| format!("parsing {}", dir.join(checkpoint::RUN_JSON).display()))?;
             r.finished = true;
+            r.logistic_plcc = logistic_plcc(dir);
             r.best_epoch = j["best_epoch"].as_u64().map(|x| x as usize);
             // The prediction head is the last one.
             let last = |v: &Json| v.as_array().and_then(|a| a.last()).cloned().unwrap_or_default();

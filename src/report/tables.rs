@@ -268,6 +268,7 @@ pub fn results_markdown(r: &Results) -> String {
     let _ = writeln!(
         s,
         "Test metrics of the fused head after the train-set linear mapping (eq. 17), at the epoch of best validation SROCC. \
+         PLCC (logistic4/5): after the VQEG 4-/5-parameter logistic fitted on the test predictions. \
          Epochs to threshold: the first epoch whose validation {metric} reaches the threshold.\n"
     );
     let mut header: Vec<String> = vec!["#".into(), "run".into()];
@@ -280,6 +281,8 @@ pub fn results_markdown(r: &Results) -> String {
             "PLCC",
             "KROCC",
             "RMSE",
+            "PLCC (logistic4)",
+            "PLCC (logistic5)",
             "threshold",
             "epochs to thr.",
         ]
@@ -308,6 +311,8 @@ pub fn results_markdown(r: &Results) -> String {
         for f in getters {
             cells.push(num(t.as_ref().map(f), 4));
         }
+        let logistic = row.data.as_ref().map_or([None, None], |d| d.logistic_plcc);
+        cells.extend(logistic.map(|p| num(p, 4)));
         cells.push(num(row.threshold, 4));
         cells.push(match (row.threshold, row.epochs_to_threshold) {
             (Some(_), Some(e)) => e.to_string(),

@@ -31,7 +31,7 @@ pub enum DataError {
         column: String,
         header: String,
     },
-    #[error("{path}, row {row}, column `{column}`: {msg} (value: {value:?})")]
+    #[error("{path}, row {row}, column `{column}`: {msg} (value: '{value}')")]
     BadValue {
         path: PathBuf,
         row: u64,

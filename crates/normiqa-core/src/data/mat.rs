@@ -253,8 +253,9 @@ fn matrix(data: &[u8], be: bool) -> std::result::Result<(String, MatValue), Stri
             };
             if chars.len() != count {
                 return Err(format!(
-                    "char array `{name}`: {} chars for dims {dims:?}",
-                    chars.len()
+                    "char array `{name}`: {} chars for dims {}",
+                    chars.len(),
+                    dims_text(&dims)
                 ));
             }
             let nrows = dims.first().copied().unwrap_or(0);
@@ -276,8 +277,9 @@ fn matrix(data: &[u8], be: bool) -> std::result::Result<(String, MatValue), Stri
             };
             if data.len() != count {
                 return Err(format!(
-                    "array `{name}`: {} values for dims {dims:?}",
-                    data.len()
+                    "array `{name}`: {} values for dims {}",
+                    data.len(),
+                    dims_text(&dims)
                 ));
             }
             MatValue::Numeric { dims, data }
@@ -359,4 +361,9 @@ fn chars(ty: u32, raw: &[u8], be: bool) -> std::result::Result<Vec<char>, String
             .collect(),
         t => return Err(format!("character data of unsupported type {t}")),
     })
+}
+
+/// `3x4`: an array's dimensions, for messages.
+fn dims_text(dims: &[usize]) -> String {
+    dims.iter().map(usize::to_string).collect::<Vec<_>>().join("x")
 }

@@ -133,17 +133,17 @@ fn read_labels(
         let mut tok = line.split_whitespace();
         let (m, name) = match (tok.next(), tok.next(), tok.next()) {
             (Some(m), Some(n), None) => (m, n),
-            _ => return Err(bad(i, format!("expected `MOS name`, got {line:?}"))),
+            _ => return Err(bad(i, format!("expected `MOS name`, got '{line}'"))),
         };
         let mos: f64 = m
             .parse()
             .ok()
             .filter(|x: &f64| x.is_finite())
-            .ok_or_else(|| bad(i, format!("MOS {m:?} is not a number")))?;
+            .ok_or_else(|| bad(i, format!("MOS '{m}' is not a number")))?;
         let (reference, d, level) = parse_name(name).ok_or_else(|| {
             bad(
                 i,
-                format!("image name {name:?} is not like i03_08_4.bmp (distortion 01..24)"),
+                format!("image name '{name}' is not like i03_08_4.bmp (distortion 01..24)"),
             )
         })?;
         let at = Place::Line(i as u64 + 1);
@@ -177,7 +177,7 @@ fn read_stds(path: &Path) -> Result<Vec<f64>> {
         let v: f64 = line.parse().map_err(|_| DataError::BadLine {
             path: path.to_path_buf(),
             line: i as u64 + 1,
-            msg: format!("{line:?} is not a number"),
+            msg: format!("'{line}' is not a number"),
         })?;
         stds.push(v);
     }

@@ -31,7 +31,7 @@ use std::str::FromStr;
 pub enum SynthError {
     #[error("distortion level {level} out of range for {distortion}: levels are 1..=5")]
     InvalidLevel { distortion: &'static str, level: u8 },
-    #[error("unknown distortion {0:?} (expected a KADID-10k name such as \"gaussian_blur\" or an id 1..=25)")]
+    #[error("unknown distortion '{0}' (expected a KADID-10k name such as \"gaussian_blur\" or an id 1..=25)")]
     UnknownDistortion(String),
     #[error("empty image ({0}x{1})")]
     EmptyImage(u32, u32),

@@ -137,7 +137,8 @@ impl Value {
 #[derive(Debug, thiserror::Error)]
 pub enum PickleError {
     #[error(
-        "unknown or unsupported pickle opcode 0x{op:02x} ({op_char:?}) at byte offset {offset}"
+        "unknown or unsupported pickle opcode 0x{op:02x} ('{}') at byte offset {offset}",
+        .op_char.escape_default()
     )]
     UnknownOpcode {
         op: u8,
@@ -668,7 +669,7 @@ impl<'a> Vm<'a> {
                         "00" => Value::Bool(false),
                         "01" => Value::Bool(true),
                         _ => Value::Int(s.parse::<i64>().map_err(|_| {
-                            self.invalid(offset, format!("bad integer literal {s:?}"))
+                            self.invalid(offset, format!("bad integer literal '{s}'"))
                         })?),
                     };
                     self.stack.push(v);
@@ -685,7 +686,7 @@ impl<'a> Vm<'a> {
                     let v = s
                         .trim()
                         .parse::<f64>()
-                        .map_err(|_| self.invalid(offset, format!("bad float literal {s:?}")))?;
+                        .map_err(|_| self.invalid(offset, format!("bad float literal '{s}'")))?;
                     self.stack.push(Value::Float(v));
                 }
                 // ---- strings / bytes

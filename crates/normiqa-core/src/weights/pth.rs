@@ -293,15 +293,15 @@ pub enum PthErrorKind {
     RefusedGlobal { global: String },
     #[error("unknown storage type {0}")]
     UnknownStorageType(String),
-    #[error("storage {0:?} is referenced but missing from the file")]
+    #[error("storage '{0}' is referenced but missing from the file")]
     MissingStorage(String),
-    #[error("truncated storage {key:?}: expected {expected} bytes, found {found}")]
+    #[error("truncated storage '{key}': expected {expected} bytes, found {found}")]
     TruncatedStorage {
         key: String,
         expected: u64,
         found: u64,
     },
-    #[error("tensor {name:?}: {msg}")]
+    #[error("tensor '{name}': {msg}")]
     BadTensor { name: String, msg: String },
     #[error("{0}")]
     Format(String),
@@ -486,6 +486,11 @@ struct TensorSpec {
     offset: u64,
     shape: Vec<u64>,
     stride: Vec<u64>,
+}
+
+/// `1, 2, 3`: numbers as a person writes them, for messages.
+fn join<T: std::fmt::Display>(v: &[T]) -> String {
+    v.iter().map(T::to_string).collect::<Vec<_>>().join(", ")
 }
 
 fn fmt_err(msg: impl Into<String>) -> PthErrorKind {
@@ -710,7 +715,7 @@ fn find_tensors(top: &Value, opts: &ReadOptions) -> KResult<Vec<(String, TensorS
     if let Some(key) = &opts.key {
         let items = items.ok_or_else(|| {
             fmt_err(format!(
-                "key {key:?} requested but the top-level object is a {}",
+                "key '{key}' requested but the top-level object is a {}",
                 top.kind()
             ))
         })?;
@@ -720,7 +725,7 @@ fn find_tensors(top: &Value, opts: &ReadOptions) -> KResult<Vec<(String, TensorS
             .find(|(k, _)| value_to_key(k).as_deref() == Some(key))
             .ok_or_else(|| {
                 let keys: Vec<String> = items.iter().filter_map(|(k, _)| value_to_key(k)).collect();
-                fmt_err(format!("key {key:?} not found; top-level keys: {keys:?}"))
+                fmt_err(format!("key '{key}' not found; top-level keys: {}", keys.join(", ")))
             })?;
         collect("", v, &mut out, 0)?;
     } else if let Some(items) = items {
@@ -791,7 +796,9 @@ fn materialise(
     }
     if max >= storage_numel {
         return Err(format!(
-            "view (offset {offset}, size {shape:?}, stride {stride:?}) reaches element {max} but the storage has {storage_numel} elements"
+            "view (offset {offset}, size [{}], stride [{}]) reaches element {max} but the storage has {storage_numel} elements",
+            join(shape),
+            join(stride)
         ));
     }
     let numel = numel as usize;
@@ -916,7 +923,7 @@ fn build(
                 if r.end > bytes.len() as u64 {
                     return Err(PthErrorKind::BadTensor {
                         name,
-                        msg: format!("storage view {off}+{size} exceeds storage {:?}", st.key),
+                        msg: format!("storage view {off}+{size} exceeds storage '{}'", st.key),
                     });
                 }
                 &bytes[r.start as usize..r.end as usize]
@@ -986,8 +993,8 @@ fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> {
                 .to_string()
         } else {
             format!(
-                "zip archive has no <prefix>/data.pkl (entries: {:?})",
-                &names[..names.len().min(5)]
+                "zip archive has no <prefix>/data.pkl (entries: {})",
+                names[..names.len().min(5)].join(", ")
             )
         };
         return Err(PthErrorKind::NotTorchFile(msg));
@@ -1023,7 +1030,7 @@ fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> {
             Ok("big") => cfg!(target_endian = "little"),
             _ => {
                 return Err(fmt_err(format!(
-                    "unknown byteorder record {:?}",
+                    "unknown byteorder record '{}'",
                     String::from_utf8_lossy(&b)
                 )))
             }
@@ -1085,8 +1092,8 @@ fn read_legacy(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> 
         _ => {
             return Err(PthErrorKind::NotTorchFile(format!(
                 "neither a zip archive nor a pickle starting with the legacy torch magic number \
-                 (first bytes {:02x?})",
-                &bytes[..bytes.len().min(12)]
+                 (first bytes {})",
+                bytes[..bytes.len().min(12)].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
             )))
         }
     };
@@ -1094,7 +1101,8 @@ fn read_legacy(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> 
     let (proto, pos) = pickle::load(bytes, pos).map_err(pk("legacy protocol-version pickle"))?;
     if proto.as_int() != Some(LEGACY_PROTOCOL_VERSION) {
         return Err(fmt_err(format!(
-            "unsupported legacy protocol version {proto:?} (expected 1001)"
+            "unsupported legacy protocol version {} (expected 1001)",
+            proto.as_int().map_or_else(|| format!("(a {})", proto.kind()), |v| v.to_string())
         )));
     }
     let (sys_info, pos) = pickle::load(bytes, pos).map_err(pk("legacy sys-info pickle"))?;
@@ -1143,7 +1151,7 @@ fn read_legacy(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> 
         };
         if n < 0 || n as u64 != numel {
             return Err(fmt_err(format!(
-                "storage {key:?}: header says {n} elements, the pickle says {numel}"
+                "storage '{key}': header says {n} elements, the pickle says {numel}"
             )));
         }
         let nbytes = numel.saturating_mul(es);
