@@ -157,7 +157,7 @@ fn zip_checkpoint_fixture() {
         ..Default::default()
     };
     let err = read_pth_with(&path, &opts).unwrap_err();
-    assert!(err.to_string().contains("\"nope\" not found"), "{err}");
+    assert!(err.to_string().contains("'nope' not found"), "{err}");
 }
 
 #[test]
