@@ -1,4 +1,9 @@
-"""EfficientNet-Lite0 in plain PyTorch, matching normiqa's Rust backbone.
+"""EfficientNet-Lite0/1/2 in plain PyTorch, matching normiqa's Rust backbone.
+
+- Lite1 and Lite2 scale Lite0's stage table as TensorFlow's efficientnet_lite_builder
+  (width, depth): lite1 (1.0, 1.1), lite2 (1.1, 1.2); round_filters (multiples of 8, never
+  below 90%), round_repeats (ceil), fix_head_stem: stem 32, head 1280 and the repeats of the
+  first and last stage unscaled.
 
 - ReLU6, no squeeze-excitation, BatchNorm eps 1e-3 / momentum 0.01 (PyTorch convention).
 - TensorFlow "SAME" padding computed from the actual input size at every forward
@@ -30,6 +35,29 @@ STAGES = [
 ]
 N_BLOCKS = sum(s[0] for s in STAGES)  # 16
 TAP6_BLOCK = 10  # last block of the stride-16 stage (112 channels)
+# name: (width, depth) multipliers of TensorFlow's efficientnet_lite_builder
+VARIANTS = {
+    "efficientnet-lite0": (1.0, 1.0),
+    "efficientnet-lite1": (1.0, 1.1),
+    "efficientnet-lite2": (1.1, 1.2),
+}
+
+
+def round_filters(c, width):
+    scaled = c * width
+    new = max(8, int(scaled + 4) // 8 * 8)
+    return new + 8 if new < 0.9 * scaled else new
+
+
+def variant_stages(variant):
+    """The stage table of a variant (fix_head_stem: first and last stage repeats unscaled)."""
+    width, depth = VARIANTS[variant]
+    out = []
+    for i, (reps, k, s, e, ci, co) in enumerate(STAGES):
+        if 0 < i < len(STAGES) - 1:
+            reps = int(math.ceil(reps * depth))
+        out.append((reps, k, s, e, round_filters(ci, width), round_filters(co, width)))
+    return out
 
 
 def _bn(c):
@@ -87,19 +115,26 @@ class MBConv(nn.Module):
         return h
 
 
-class EfficientNetLite0(nn.Module):
-    def __init__(self, num_classes=1000, drop_connect_rate=DROP_CONNECT_RATE):
+class EfficientNetLite(nn.Module):
+    def __init__(self, variant="efficientnet-lite0", num_classes=1000,
+                 drop_connect_rate=DROP_CONNECT_RATE):
         super().__init__()
+        stages = variant_stages(variant)
+        n_blocks = sum(st[0] for st in stages)
         self._conv_stem = SameConv2d(3, 32, 3, stride=2)
         self._bn0 = _bn(32)
         blocks = []
-        for reps, k, s, e, ci, co in STAGES:
+        ends = []
+        for reps, k, s, e, ci, co in stages:
             for r in range(reps):
                 idx = len(blocks)
                 blocks.append(MBConv(ci if r == 0 else co, co, k, s if r == 0 else 1, e,
-                                     drop_connect_rate * idx / N_BLOCKS))
+                                     drop_connect_rate * idx / n_blocks))
+            ends.append(len(blocks) - 1)
         self._blocks = nn.ModuleList(blocks)
-        self._conv_head = SameConv2d(320, 1280, 1)
+        self.tap6 = ends[4]  # end of the stride-16 stage
+        self.c6 = stages[4][5]
+        self._conv_head = SameConv2d(stages[-1][5], 1280, 1)
         self._bn1 = _bn(1280)
         self._fc = nn.Linear(1280, num_classes)
 
@@ -109,7 +144,7 @@ class EfficientNetLite0(nn.Module):
         x6 = None
         for i, b in enumerate(self._blocks):
             x = b(x)
-            if i == TAP6_BLOCK:
+            if i == self.tap6:
                 x6 = x
         x7 = F.relu6(self._bn1(self._conv_head(x)))
         return x6, x7
@@ -119,8 +154,17 @@ class EfficientNetLite0(nn.Module):
         return self._fc(x7.mean(dim=(2, 3)))
 
 
+class EfficientNetLite0(EfficientNetLite):
+    def __init__(self, num_classes=1000, drop_connect_rate=DROP_CONNECT_RATE):
+        super().__init__("efficientnet-lite0", num_classes, drop_connect_rate)
+
+
 def load_lite0(path, map_location="cpu"):
-    net = EfficientNetLite0()
+    return load_lite(path, "efficientnet-lite0", map_location)
+
+
+def load_lite(path, variant, map_location="cpu"):
+    net = EfficientNetLite(variant)
     sd = torch.load(path, map_location=map_location, weights_only=False)
     if isinstance(sd, dict) and "state_dict" in sd:
         sd = sd["state_dict"]

@@ -28,13 +28,19 @@ from PIL import Image
 from scipy import stats
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from effnet_lite import EfficientNetLite0, load_lite0  # noqa: E402
+from effnet_lite import EfficientNetLite, EfficientNetLite0, load_lite  # noqa: E402
 
 # paths relative to the checkout (data in ../shared/data next to it, weights in its .venv)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA = os.path.join(ROOT, "..", "shared", "data", "clive")
 DEFAULT_WEIGHTS = os.environ.get(
     "NORMIQA_EFFICIENTNET_LITE0", os.path.join(ROOT, ".venv", "efficientnet-lite0.pth"))
+
+
+def default_weights(arch):
+    """NORMIQA_EFFICIENTNET_LITEN, else .venv/efficientnet-liteN.pth (as normiqa looks them up)."""
+    env = "NORMIQA_" + arch.upper().replace("-", "_")
+    return os.environ.get(env, os.path.join(ROOT, ".venv", arch + ".pth"))
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 HEAD_NAMES = ("l6", "l7", "fused")  # model outputs [regr6, regr7, regression]
@@ -117,9 +123,10 @@ class LinearityIQA(nn.Module):
     """IQAModel with P6 = P7 = 1 and average pooling on an EfficientNet-Lite0 backbone; the
     level-6 tap is block 10 (112 ch), level 7 the head output (1280 ch)."""
 
-    def __init__(self, backbone=None, c6=112, c7=1280):
+    def __init__(self, backbone=None, c6=None, c7=1280):
         super().__init__()
         self.features = backbone if backbone is not None else EfficientNetLite0()
+        c6 = c6 if c6 is not None else getattr(self.features, "c6", 112)
         self.dr6, self.dr7 = _dr(c6), _dr(c7)
         self.regr6, self.regr7 = nn.Linear(64, 1), nn.Linear(64, 1)
         self.regression = nn.Linear(128, 1)
@@ -259,7 +266,7 @@ def train(args):
           % (args.exp_id, len(tr), len(va), len(te), decode_s, " (from %s)" % args.pixels if args.pixels else ""),
           flush=True)
 
-    backbone = load_lite0(args.weights) if not args.random_init else EfficientNetLite0()
+    backbone = load_lite(args.weights, args.arch) if not args.random_init else EfficientNetLite(args.arch)
     model = LinearityIQA(backbone)
     frozen = args.ft_lr_ratio == 0.0
     if frozen:
@@ -390,11 +397,11 @@ def dump_features(args):
     pick = args.dump_names.split(",") if args.dump_names else sorted(names)[:2]
     idx = [names.index(n) for n in pick]
     images, _ = load_images(args.data, names, idx, args.pixels)
-    net = load_lite0(args.weights).eval()
+    net = load_lite(args.weights, args.arch).eval()
     model = LinearityIQA(net).eval()
-    out = {"provenance": "reference/linearity_iqa.py --dump-features (PyTorch %s, EfficientNet-Lite0 %s, "
+    out = {"provenance": "reference/linearity_iqa.py --dump-features (PyTorch %s, %s %s, "
                          "eval mode, full 500x500, ImageNet normalisation, %s decode)"
-                         % (torch.__version__, os.path.basename(os.path.realpath(args.weights)),
+                         % (torch.__version__, args.arch, os.path.basename(os.path.realpath(args.weights)),
                             "pixels.u8" if args.pixels else "PIL"),
            "images": []}
     for i in idx:
@@ -421,7 +428,12 @@ def dump_features(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=DEFAULT_DATA, help="CLIVE root (mos.csv, splits.csv, images/)")
-    ap.add_argument("--weights", default=DEFAULT_WEIGHTS, help="EfficientNet-Lite0 ImageNet .pth")
+    ap.add_argument("--arch", default="efficientnet-lite0",
+                    choices=["efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"],
+                    help="backbone (with --weights or its default weights file)")
+    ap.add_argument("--weights", default=None,
+                    help="the backbone's ImageNet .pth (default: NORMIQA_EFFICIENTNET_LITEN, "
+                         "else .venv/efficientnet-liteN.pth)")
     ap.add_argument("--random-init", action="store_true", help="random backbone (tests only)")
     ap.add_argument("--loss", default="norm-in-norm", choices=["norm-in-norm", "mse", "mae"])
     ap.add_argument("--p", type=float, default=1.0)
@@ -450,6 +462,8 @@ def main():
     ap.add_argument("--dump-names", default=None, help="comma-separated images for --dump-features "
                     "(default: the first 2 of mos.csv's names sorted)")
     args = ap.parse_args()
+    if args.weights is None:
+        args.weights = default_weights(args.arch)
     if args.dump_features:
         dump_features(args)
     else:

@@ -3,8 +3,9 @@
 #   PREFIX/bin/normiqa                       the binary (rpath $ORIGIN/../lib/normiqa, see build.rs)
 #   PREFIX/lib/normiqa/*.so*                 the libtorch libraries it needs (those `ldd` resolves
 #                                            into the torch wheel; the system's stay the system's)
-#   PREFIX/share/normiqa/models/clive-efficientnet-lite0/   the default model
-#   PREFIX/share/normiqa/weights/efficientnet-lite0.pth     its ImageNet backbone weights
+#   PREFIX/share/normiqa/models/$DEFAULT_MODEL/   the default model (below)
+#   PREFIX/share/normiqa/weights/BACKBONE.pth     its ImageNet backbone weights (BACKBONE from the
+#                                            model's config.toml, e.g. efficientnet-lite0)
 # Usage: scripts/install.sh [--prefix DIR] [--binary FILE]   (normally through `./run install`)
 # Every file is copied to a temporary name beside its destination and renamed into place.
 set -euo pipefail
@@ -26,13 +27,20 @@ die() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
 [ -x "$BINARY" ] || die "no binary at $BINARY: build it first (./run setup)"
 WHEEL=$(readlink -f "${LIBTORCH:-$ROOT/.venv/libtorch}/..") \
   || die "libtorch not found: run ./run setup first"
-MODEL=$ROOT/models/clive-efficientnet-lite0
-WEIGHTS=$(readlink -f "${NORMIQA_EFFICIENTNET_LITE0:-$ROOT/.venv/efficientnet-lite0.pth}") \
-  || die "ImageNet weights not found: run ./run setup first"
+# The model `predict` and `serve` use without --model (src/cli/predict.rs DEFAULT_MODEL).
+DEFAULT_MODEL=clive-efficientnet-lite0
+MODEL=$ROOT/models/$DEFAULT_MODEL
 [ -f "$MODEL/run.json" ] || die "the default model is missing: $MODEL/run.json"
+BACKBONE=$(sed -n 's/^backbone = "\(.*\)"$/\1/p' "$MODEL/config.toml" | head -n 1)
+[ -n "$BACKBONE" ] || die "$MODEL/config.toml names no backbone"
+# NORMIQA_EFFICIENTNET_LITEN, else .venv/efficientnet-liteN.pth (as normiqa looks it up)
+WEIGHTS_VAR=NORMIQA_$(tr 'a-z-' 'A-Z_' <<<"$BACKBONE")
+WEIGHTS=${!WEIGHTS_VAR:-$ROOT/.venv/$BACKBONE.pth}
+[ -f "$WEIGHTS" ] || die "ImageNet weights of $BACKBONE not found at $WEIGHTS: run ./run setup first"
+WEIGHTS=$(readlink -f "$WEIGHTS")
 
 mkdir -p "$PREFIX/bin" "$PREFIX/lib/normiqa" "$PREFIX/share/normiqa/weights" \
-  "$PREFIX/share/normiqa/models/clive-efficientnet-lite0"
+  "$PREFIX/share/normiqa/models/$DEFAULT_MODEL"
 PREFIX=$(cd "$PREFIX" && pwd)
 
 TMP=""
@@ -62,9 +70,9 @@ done < <(awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' <<<"$LDD")
 log "$n libraries -> $PREFIX/lib/normiqa"
 
 for f in "$MODEL"/*; do
-  put "$f" "$PREFIX/share/normiqa/models/clive-efficientnet-lite0/$(basename "$f")" 0644
+  put "$f" "$PREFIX/share/normiqa/models/$DEFAULT_MODEL/$(basename "$f")" 0644
 done
-put "$WEIGHTS" "$PREFIX/share/normiqa/weights/efficientnet-lite0.pth" 0644
+put "$WEIGHTS" "$PREFIX/share/normiqa/weights/$BACKBONE.pth" 0644
 put "$BINARY" "$PREFIX/bin/normiqa" 0755
 log "model and weights -> $PREFIX/share/normiqa"
 

@@ -99,7 +99,7 @@ pub fn normiqa_name(reference: &str, arch: BackboneName) -> Option<String> {
         BackboneName::Vgg16 | BackboneName::AlexNet => {
             Some(format!("{BACKBONE_PREFIX}.features.{rest}"))
         }
-        BackboneName::EfficientNetLite0 => None,
+        _ if arch.is_efficientnet_lite() => None,
         _ => {
             let (child, tail) = rest.split_once('.')?;
             let module = match child {
@@ -225,7 +225,7 @@ pub fn import_linearityiqa(
     data: DataConfig,
     out: &Path,
 ) -> Result<ImportRecord, ImportError> {
-    if model.backbone == BackboneName::EfficientNetLite0 {
+    if model.backbone.is_efficientnet_lite() {
         return Err(ImportError::UnsupportedArch {
             arch: model.backbone,
         });

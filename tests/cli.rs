@@ -1,6 +1,8 @@
 //! The command line, in process: errors name the file / column, and `predict` scores every
 //! readable image even when another one is corrupt.
 
+mod common;
+
 use clap::Parser;
 use normiqa::cli::{run, Cli};
 
@@ -210,4 +212,82 @@ fn reference_long_option_names_are_accepted() {
     assert!(c.model.use_bn_end && c.loss.monotonicity.is_some() && c.test_during_training);
     let err = format!("{:#}", train_config(&["--resize", "500"]).unwrap_err());
     assert!(err.contains("--resize 500") && !err.contains('['), "{err}");
+}
+
+/// `--arch efficientnet-lite1|lite2` in `train` (ImageNet weights found by the default lookup:
+/// `NORMIQA_EFFICIENTNET_LITEN`, which `.cargo/config.toml` and `./run` point at
+/// `.venv/efficientnet-liteN.pth`) and `predict` with the run folder; a missing weights file is
+/// named.
+#[test]
+fn lite1_and_lite2_train_and_predict_with_their_default_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (labels, images) = common::synthetic_dataset(tmp.path(), 12, 40);
+    let bin = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_normiqa"));
+        c.current_dir(tmp.path())
+            .env("NORMIQA_FEATURE_CACHE", tmp.path().join("cache"));
+        c
+    };
+    for arch in ["efficientnet-lite1", "efficientnet-lite2"] {
+        let out = tmp.path().join(arch);
+        let mut train = bin();
+        train.args([
+            "train",
+            "--dataset",
+            "csv",
+            "--arch",
+            arch,
+            "--ft-lr-ratio",
+            "0",
+        ]);
+        train.args([
+            "-e",
+            "1",
+            "--batch-size",
+            "4",
+            "--device",
+            "cpu",
+            "--labels",
+        ]);
+        train
+            .arg(&labels)
+            .arg("--images")
+            .arg(&images)
+            .arg("--out")
+            .arg(&out);
+        let o = train.output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{arch}: {err}");
+        let cfg = std::fs::read_to_string(out.join("config.toml")).unwrap();
+        assert!(cfg.contains(&format!("backbone = \"{arch}\"")), "{cfg}");
+        let o = bin()
+            .args(["predict", "--device", "cpu", "--model"])
+            .arg(&out)
+            .arg(images.join("img000.png"))
+            .output()
+            .unwrap();
+        let scores = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            o.status.success(),
+            "{arch}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(scores.starts_with("image,score\n"), "{scores}");
+
+        let var = format!("NORMIQA_{}", arch.to_uppercase().replace('-', "_"));
+        let missing = tmp.path().join(format!("no-{arch}.pth"));
+        let o = bin()
+            .env(&var, &missing)
+            .args(["predict", "--device", "cpu", "--model"])
+            .arg(&out)
+            .arg(images.join("img000.png"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success(),
+            "{arch}: a missing weights file must fail"
+        );
+        assert!(err.contains(&format!("no-{arch}.pth")), "{err}");
+    }
 }

@@ -87,6 +87,8 @@ fn every_shipped_experiment_parses() {
             "suppl-d-nonbn-koniq" => Some(6),
             "suppl-e-ttest-clive" => Some(20),
             "ttest-clive-lite0" => Some(20),
+            // 3 EfficientNet-Lite backbones x 10 CLIVE splits
+            "ttest-clive-lite012" => Some(30),
             // (baseline + URKD + 6 teacher rates) x 5 seeds
             "mrkd-lr-ablation" => Some(40),
             _ => None,

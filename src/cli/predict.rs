@@ -202,12 +202,16 @@ impl<'a> RowWriter<'a> {
     }
 }
 
+/// The shipped default model of `predict` and `serve`, relative to the checkout (or to
+/// `PREFIX/share/normiqa` when installed; scripts/install.sh names the same folder).
+pub const DEFAULT_MODEL: &str = "models/clive-efficientnet-lite0";
+
 /// The shipped default model's folder.
 pub fn default_model_dir() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("NORMIQA_MODEL") {
         return Some(PathBuf::from(p));
     }
-    let rel = Path::new("models/clive-efficientnet-lite0");
+    let rel = Path::new(DEFAULT_MODEL);
     let has_run = |p: &Path| p.join("run.json").exists();
     crate::locate::find(rel, has_run).or_else(|| crate::locate::installed(rel, has_run))
 }
@@ -385,7 +389,9 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
     let dir = match &args.model {
         Some(d) => d.clone(),
-        None => default_model_dir().context("no --model given and the shipped model (models/clive-efficientnet-lite0) was not found")?,
+        None => default_model_dir().with_context(|| {
+            format!("no --model given and the shipped model ({DEFAULT_MODEL}) was not found")
+        })?,
     };
     let (mut files, ids) = select_images(&args)?;
     let tm = TrainedModel::load(&dir, device, args.weights.as_deref())?;

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::args::parse_device;
-use super::predict::default_model_dir;
+use super::predict::{default_model_dir, DEFAULT_MODEL};
 use crate::serve::{self, ServeOptions};
 
 #[derive(Args, Debug)]
@@ -64,9 +64,9 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
     let dir = match &args.model {
         Some(d) => d.clone(),
-        None => default_model_dir().context(
-            "no --model given and the shipped model (models/clive-efficientnet-lite0) was not found",
-        )?,
+        None => default_model_dir().with_context(|| {
+            format!("no --model given and the shipped model ({DEFAULT_MODEL}) was not found")
+        })?,
     };
     let opts = ServeOptions {
         max_batch: crate::train::config::eval_batch_size(args.max_batch, device),

