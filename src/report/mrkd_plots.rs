@@ -454,18 +454,22 @@ pub fn fig1_violins(res: &ExperimentResults, path: &Path) -> Result<()> {
             .map_err(err)?;
         chart
             .configure_mesh()
+            .disable_x_mesh()
+            .light_line_style(WHITE)
             .x_desc("epoch")
             .y_desc("test SRCC per distortion type")
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(err)?;
-        let grid: Vec<f64> = (0..=80).map(|i| ymin + (1.0 - ymin) * i as f64 / 80.0).collect();
         for r in &run.history {
             for (k, side) in [(0usize, -1.0f64), (1, 1.0)] {
                 let v = values(r, k);
                 if v.len() < 2 {
                     continue;
                 }
+                // The violin spans the values (no tails beyond the lowest and highest type).
+                let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+                let grid: Vec<f64> = (0..=60).map(|i| lo + (hi - lo) * i as f64 / 60.0).collect();
                 let d: Vec<f64> = grid.iter().map(|&y| density(&v, y)).collect();
                 let peak = d.iter().copied().fold(0.0, f64::max).max(1e-12);
                 let x0 = r.epoch as f64 + side * 0.2;
