@@ -1,4 +1,5 @@
-//! The progress bar of long loops (feature extraction, epochs).
+//! The progress bar of long loops (feature extraction, epochs, scoring in predict and test, fr,
+//! synth): drawn on a terminal only (indicatif hides it when stderr is not one).
 
 use indicatif::{ProgressBar, ProgressStyle};
 

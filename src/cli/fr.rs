@@ -172,10 +172,14 @@ pub fn run(args: FrArgs) -> Result<()> {
             unpaired.len()
         );
     }
-    let scored: Vec<FrPair> = pairs
+    let bar = crate::progress::bar(pairs.len() as u64, "fr");
+    let scored: Result<Vec<FrPair>> = pairs
         .par_iter()
         .map(|(r, d)| score_pair_with(r, d, &metrics, &decoding, &args.ssim_mode.options()))
-        .collect::<Result<_>>()?;
+        .inspect(|_| bar.inc(1))
+        .collect::<Result<_>>();
+    bar.finish_and_clear();
+    let scored = scored?;
     let means: Vec<Option<f64>> = (0..metrics.len())
         .map(|k| {
             let v: Vec<f64> = scored.iter().filter_map(|p| p.values[k]).collect();

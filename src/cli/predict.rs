@@ -414,7 +414,9 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let mut failures = Vec::new();
     let mut sizes = SizeWarnings::default();
     let t0 = std::time::Instant::now();
+    let bar = crate::progress::bar(files.len() as u64, "scoring");
     for chunk in files.chunks(args.chunk.max(1)) {
+        bar.inc(chunk.len() as u64);
         let decoded: Vec<_> = chunk
             .par_iter()
             .map(|(p, _)| decode_one(p, &rules, &decoding))
@@ -450,6 +452,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         // over thousands of files keeps everything scored so far.
         out.flush().with_context(writing)?;
     }
+    bar.finish_and_clear();
     let n = out.finish().with_context(writing)?;
     sizes.report();
     if let Some(f) = file {

@@ -246,9 +246,18 @@ pub fn generate(
             .with_context(|| format!("reading reference {}", r.display()))?;
         score.check_size(&r.display().to_string(), w, h)?;
     }
-    let closure =
-        move |a: &RgbImage, b: &RgbImage| -> f64 { score.compute(a, b).unwrap_or(f64::NAN) };
-    let records = synth::generate(references, out, opts, &closure)?;
+    // One step per generated image (a bar on a terminal only).
+    let total = references.len() * opts.distortions.len() * opts.levels.len();
+    let bar = crate::progress::bar(total as u64, "synth");
+    let step = bar.clone();
+    let closure = move |a: &RgbImage, b: &RgbImage| -> f64 {
+        let s = score.compute(a, b).unwrap_or(f64::NAN);
+        step.inc(1);
+        s
+    };
+    let records = synth::generate(references, out, opts, &closure);
+    bar.finish_and_clear();
+    let records = records?;
     if let Some(r) = records.iter().find(|r| !r.score.is_finite()) {
         bail!("--score {}: no finite score for {}", score.name(), r.image);
     }

@@ -55,6 +55,11 @@ pub fn predict(
 ) -> Result<HeadOutputs> {
     let mut out: HeadOutputs = vec![Vec::new(); model.head_names().len()];
     let path = matches!(inputs, Inputs::Images(_)).then(|| model.eval_path());
+    // Images through the backbone are the long case (`test`, evaluations of fine-tuning).
+    let bar = match inputs {
+        Inputs::Images(_) => crate::progress::bar(indices.len() as u64, "scoring"),
+        Inputs::Cached(_) => indicatif::ProgressBar::hidden(),
+    };
     tch::no_grad(|| -> Result<()> {
         let chunks: Vec<Vec<usize>> = match inputs {
             Inputs::Cached(_) => indices.chunks(batch.max(1)).map(|c| c.to_vec()).collect(),
@@ -66,6 +71,7 @@ pub fn predict(
                 Inputs::Images(images) => {
                     let refs: Vec<&RgbImage> = chunk.iter().map(|&i| &images[i]).collect();
                     let x = batch::to_tensor(&refs, device)?;
+                    bar.inc(chunk.len() as u64);
                     path.as_ref().expect("built for images").outputs(&x)?
                 }
             };
@@ -77,6 +83,7 @@ pub fn predict(
         }
         Ok(())
     })?;
+    bar.finish_and_clear();
     Ok(out)
 }
 
