@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use super::runner::{write_results, ComboState, RunOptions, EXPERIMENT_TOML, FAILED};
+use super::runner::{
+    announce, combo_state, finish, record_failure, write_results, ComboState, RunOptions,
+    EXPERIMENT_TOML, FAILED,
+};
 use super::spec::{DistillCombo, Experiment};
 use crate::distill::mrkd;
 use crate::run_folder::{self, Found, RunFolder, RunFolderError};
@@ -21,14 +24,7 @@ use crate::train::checkpoint;
 /// [`run_folder::inspect`] found.
 fn state(combo: &DistillCombo, dir: &Path) -> Result<(ComboState, Found), RunFolderError> {
     let found = run_folder::inspect(dir, &run_folder::PAIR, &combo.run)?;
-    let st = match &found {
-        Found::Empty => ComboState::Pending,
-        Found::Same { finished: true } => ComboState::Finished,
-        Found::Same { finished: false } if dir.join(FAILED).exists() => ComboState::Failed,
-        Found::Same { finished: false } => ComboState::Interrupted,
-        Found::Other { .. } | Found::NotARun { .. } => ComboState::Stale,
-    };
-    Ok((st, found))
+    Ok((combo_state(dir, &found), found))
 }
 
 /// One pair run into `dir` (locked while it runs; resumed when interrupted).
@@ -72,17 +68,8 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
         let run_dir = dir.join(&c.name);
         let head = format!("[{}/{}] {}", c.index, combos.len(), c.name);
         let (st, found) = state(c, &run_dir)?;
-        match st {
-            ComboState::Finished => {
-                crate::outln!("{head}: finished, skipped")?;
-                continue;
-            }
-            ComboState::Stale if !opts.overwrite => {
-                return Err(run_folder::refusal(&run_dir, &run_folder::PAIR, &found).into())
-            }
-            ComboState::Stale => crate::outln!("{head}: another configuration there, replaced (--overwrite)")?,
-            ComboState::Interrupted | ComboState::Failed => crate::outln!("{head}: incomplete, resuming after its last finished epoch (from the start if none)")?,
-            ComboState::Pending => crate::outln!("{head}")?,
+        if !announce(&head, (st, &found), &run_dir, &run_folder::PAIR, opts.overwrite)? {
+            continue;
         }
         match run_pair(c, &run_dir, st == ComboState::Stale) {
             Ok(r) => {
@@ -92,23 +79,9 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
                     r.models[0].final_epoch.eval.test.srocc, r.models[1].final_epoch.eval.test.srocc
                 )?
             }
-            // Another process holds the folder, or it changed under us: not this run's failure.
-            Err(e) if e.downcast_ref::<RunFolderError>().is_some() => return Err(e),
-            Err(e) => {
-                let msg = format!("{e:#}");
-                eprintln!("    failed: {msg}");
-                if run_dir.join(run_folder::CONFIG).exists() {
-                    checkpoint::write_atomic(&run_dir.join(FAILED), msg.as_bytes())?;
-                }
-                failures.push(c.name.clone());
-            }
+            Err(e) => record_failure(&run_dir, &c.name, e, &mut failures)?,
         }
         write_results(exp, &dir)?;
     }
-    write_results(exp, &dir)?;
-    crate::outln!("results: {}", dir.join("results.md").display())?;
-    if !failures.is_empty() {
-        bail!("{} run(s) failed (see failed.txt in each): {}", failures.len(), failures.join(", "));
-    }
-    Ok(dir)
+    finish(exp, dir, &failures)
 }

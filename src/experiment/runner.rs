@@ -69,14 +69,77 @@ impl ComboState {
 pub fn state(combo: &Combo, dir: &Path) -> Result<(ComboState, Found), RunFolderError> {
     // (run folders store absolute paths; the experiment file's may be relative)
     let found = run_folder::inspect(dir, &run_folder::TRAIN, &combo.config.with_absolute_paths())?;
-    let st = match &found {
+    Ok((combo_state(dir, &found), found))
+}
+
+/// What a combination's folder `dir` holds, from what [`run_folder::inspect`] found there.
+pub(super) fn combo_state(dir: &Path, found: &Found) -> ComboState {
+    match found {
         Found::Empty => ComboState::Pending,
         Found::Same { finished: true } => ComboState::Finished,
         Found::Same { finished: false } if dir.join(FAILED).exists() => ComboState::Failed,
         Found::Same { finished: false } => ComboState::Interrupted,
         Found::Other { .. } | Found::NotARun { .. } => ComboState::Stale,
-    };
-    Ok((st, found))
+    }
+}
+
+/// Prints what happens to a combination (`head`: its "[i/n] name"); whether to run it (false:
+/// finished, skipped). A folder of another configuration is refused unless `overwrite`.
+pub(super) fn announce(
+    head: &str,
+    (st, found): (ComboState, &Found),
+    run_dir: &Path,
+    layout: &run_folder::Layout,
+    overwrite: bool,
+) -> Result<bool> {
+    match st {
+        ComboState::Finished => {
+            crate::outln!("{head}: finished, skipped")?;
+            return Ok(false);
+        }
+        ComboState::Stale if !overwrite => return Err(run_folder::refusal(run_dir, layout, found).into()),
+        ComboState::Stale => crate::outln!("{head}: another configuration there, replaced (--overwrite)")?,
+        ComboState::Interrupted | ComboState::Failed => crate::outln!("{head}: incomplete, resuming after its last finished epoch (from the start if none)")?,
+        ComboState::Pending => crate::outln!("{head}")?,
+    }
+    Ok(true)
+}
+
+/// A combination's run failed with `e`: the error of the folder itself (another process holds
+/// it, or it changed under us) stops the experiment; any other is printed, kept in `failed.txt`
+/// and added to `failures`.
+pub(super) fn record_failure(
+    run_dir: &Path,
+    name: &str,
+    e: anyhow::Error,
+    failures: &mut Vec<String>,
+) -> Result<()> {
+    if e.downcast_ref::<RunFolderError>().is_some() {
+        return Err(e);
+    }
+    let msg = format!("{e:#}");
+    eprintln!("    failed: {msg}");
+    // Only beside the run's config.toml: a note alone would make the folder look like no run
+    // at all (a failure before the run started is printed only).
+    if run_dir.join(run_folder::CONFIG).exists() {
+        checkpoint::write_atomic(&run_dir.join(FAILED), msg.as_bytes())?;
+    }
+    failures.push(name.to_string());
+    Ok(())
+}
+
+/// Writes the experiment's results; an error naming the failed runs, if any.
+pub(super) fn finish(exp: &Experiment, dir: PathBuf, failures: &[String]) -> Result<PathBuf> {
+    write_results(exp, &dir)?;
+    crate::outln!("results: {}", dir.join("results.md").display())?;
+    if !failures.is_empty() {
+        bail!(
+            "{} run(s) failed (see failed.txt in each): {}",
+            failures.len(),
+            failures.join(", ")
+        );
+    }
+    Ok(dir)
 }
 
 /// Runs (or lists, with `dry_run`) the experiment. Returns the experiment directory.
@@ -130,17 +193,8 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
         let run_dir = dir.join(&c.name);
         let head = format!("[{}/{}] {}", c.index, combos.len(), c.name);
         let (st, found) = state(c, &run_dir)?;
-        match st {
-            ComboState::Finished => {
-                crate::outln!("{head}: finished, skipped")?;
-                continue;
-            }
-            ComboState::Stale if !opts.overwrite => {
-                return Err(run_folder::refusal(&run_dir, &run_folder::TRAIN, &found).into())
-            }
-            ComboState::Stale => crate::outln!("{head}: another configuration there, replaced (--overwrite)")?,
-            ComboState::Interrupted | ComboState::Failed => crate::outln!("{head}: incomplete, resuming after its last finished epoch (from the start if none)")?,
-            ComboState::Pending => crate::outln!("{head}")?,
+        if !announce(&head, (st, &found), &run_dir, &run_folder::TRAIN, opts.overwrite)? {
+            continue;
         }
         // Only a run of another configuration is replaced; an unfinished one of this
         // configuration is resumed.
@@ -155,31 +209,11 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
                     )?;
                 }
             }
-            // Another process holds the folder, or it changed under us: not this run's failure.
-            Err(e) if e.downcast_ref::<RunFolderError>().is_some() => return Err(e),
-            Err(e) => {
-                let msg = format!("{e:#}");
-                eprintln!("    failed: {msg}");
-                // Only beside the run's config.toml: a note alone would make the folder look
-                // like no run at all (a failure before the run started is printed only).
-                if run_dir.join(run_folder::CONFIG).exists() {
-                    checkpoint::write_atomic(&run_dir.join(FAILED), msg.as_bytes())?;
-                }
-                failures.push(c.name.clone());
-            }
+            Err(e) => record_failure(&run_dir, &c.name, e, &mut failures)?,
         }
         write_results(exp, &dir)?;
     }
-    write_results(exp, &dir)?;
-    crate::outln!("results: {}", dir.join("results.md").display())?;
-    if !failures.is_empty() {
-        bail!(
-            "{} run(s) failed (see failed.txt in each): {}",
-            failures.len(),
-            failures.join(", ")
-        );
-    }
-    Ok(dir)
+    finish(exp, dir, &failures)
 }
 
 /// Writes `results.csv` and `results.md` of the experiment directory.
