@@ -10,6 +10,7 @@ pub mod hyperiqa;
 pub mod linearity;
 pub mod plain;
 pub mod pooling;
+pub mod precision;
 pub mod registry;
 pub mod trained;
 pub mod scnn;
@@ -20,6 +21,7 @@ pub use iqa::{Arch, IqaModel};
 pub use linearity::{parse_device, DeviceError, LinearityIqa};
 pub use plain::PlainIqa;
 pub use pooling::Pool;
+pub use precision::Precision;
 pub use registry::BackboneName;
 
 /// What defines a network with its [`Arch`] (saved in every run's `run.json`): the backbone for
