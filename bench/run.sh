@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# normiqa vs PyTorch, in the same run, alternating: train step, batch-1 predict, one CLIVE
-# frozen-backbone epoch (decode + features + heads). Needs ./run setup-full (PyTorch importable).
-#   bench/run.sh [--quick]      → bench/last_run.json and bench/last_run.md
+# normiqa vs its peers, in the same run: train step, batch-1 predict, one CLIVE frozen-backbone
+# epoch (decode + features + heads) against PyTorch; `predict` on 200 CLIVE files against naive
+# PyTorch, tuned PyTorch (fp32 TorchScript frozen + optimised, bf16) and ONNX Runtime (fp32, int8)
+# in alternating rounds (bench/predict_peers.py); how cost grows with image size, batch and
+# precision, with a plot (bench/growth.py). Needs ./run setup-full (PyTorch, ONNX Runtime,
+# matplotlib importable).
+#   bench/run.sh [--quick]      → bench/last_run.{json,md}, bench/last_predict_peers.json,
+#                                 bench/last_growth.json, bench/growth.png
+# PY=/path/to/python overrides the interpreter (default .venv/bin/python).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 QUICK=${1:-}
 export LIBTORCH="$PWD/.venv/libtorch" LIBTORCH_CXX11_ABI=1 NORMIQA_EFFICIENTNET_LITE0="$PWD/.venv/efficientnet-lite0.pth"
 cargo build --release --quiet --example bench
+cargo build --release --quiet
 RS=target/release/examples/bench
-PY=.venv/bin/python
+PY=${PY:-.venv/bin/python}
 out=bench/last_run.json
 echo "{" > $out
 for what in train predict predict-files epoch; do
@@ -47,3 +54,7 @@ print("|---|---|---|---|")
 print("\n".join(rows))
 print("\nmachine: %s; %s; load average at the end %s; normiqa threads %s, PyTorch threads %s" % (d["machine"], d["date"], d["loadavg_at_end"], tr["normiqa"]["threads"], tr["pytorch"]["threads"]))
 PY
+echo "[bench] predict against its peers (alternating rounds)" >&2
+$PY bench/predict_peers.py run $QUICK | tee -a bench/last_run.md
+echo "[bench] cost growth" >&2
+$PY bench/growth.py $QUICK > /dev/null
