@@ -9,6 +9,7 @@ pub mod error;
 pub mod hyperiqa;
 pub mod linearity;
 pub mod plain;
+pub mod pool;
 pub mod pooling;
 pub mod precision;
 pub mod registry;
