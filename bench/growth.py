@@ -128,6 +128,7 @@ def plot(res, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     grid = res["predict"]
     for prec, style in (("fp32", "-"), ("bf16", "--")):
@@ -144,6 +145,9 @@ def plot(res, path):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xticks([224, 500, 1024], ["224", "500", "1024"])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("image side (px)")
         ax.set_ylabel(unit)
         ax.set_title(title)

@@ -18,12 +18,20 @@ RS=target/release/examples/bench
 PY=${PY:-.venv/bin/python}
 out=bench/last_run.json
 echo "{" > $out
+# Tuned PyTorch for the train step: the same jemalloc configuration as normiqa's (src/lib.rs),
+# preloaded (Debian: libjemalloc2), when the library is installed.
+JE=$(ldconfig -p 2>/dev/null | awk '/libjemalloc.so.2/ {print $NF; exit}')
 for what in train predict predict-files epoch; do
   echo "[bench] $what: normiqa" >&2
   r=$($RS --what $what $QUICK)
   echo "[bench] $what: pytorch" >&2
   t=$($PY bench/bench_torch.py --what $what $QUICK --threads 2 2>/dev/null)
-  printf '"%s": {"normiqa": %s, "pytorch": %s},\n' "$what" "$r" "$t" >> $out
+  j=null
+  if [ "$what" = train ] && [ -n "$JE" ]; then
+    echo "[bench] $what: pytorch + jemalloc" >&2
+    j=$(LD_PRELOAD=$JE MALLOC_CONF=dirty_decay_ms:-1,muzzy_decay_ms:-1 $PY bench/bench_torch.py --what $what $QUICK --threads 2 2>/dev/null)
+  fi
+  printf '"%s": {"normiqa": %s, "pytorch": %s, "pytorch_jemalloc": %s},\n' "$what" "$r" "$t" "$j" >> $out
 done
 printf '"machine": "%s", "date": "%s", "loadavg_at_end": "%s"}\n' "$(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)" "$(date -u +%FT%TZ)" "$(cut -d' ' -f1-3 /proc/loadavg)" >> $out
 $PY - "$out" <<'PY' | tee bench/last_run.md
@@ -35,6 +43,10 @@ def row(name, rs, pt, unit="s"):
 tr = d["train"]; rs = tr["normiqa"]["train_step_s"]; pt = {x["arch"]: x["median_s"] for x in tr["pytorch"]["train_step"]}
 row("train step, ResNet-18 LinearityIQA, batch 8, %d px" % tr["normiqa"]["size"], rs["resnet18"], pt["resnet18"])
 row("train step, EfficientNet-Lite0 LinearityIQA, batch 8, %d px" % tr["normiqa"]["size"], rs["efficientnet-lite0"], pt["efficientnet_lite0"])
+if tr.get("pytorch_jemalloc"):
+    pj = {x["arch"]: x["median_s"] for x in tr["pytorch_jemalloc"]["train_step"]}
+    row("train step, ResNet-18, vs PyTorch + jemalloc (tuned)", rs["resnet18"], pj["resnet18"])
+    row("train step, EfficientNet-Lite0, vs PyTorch + jemalloc (tuned)", rs["efficientnet-lite0"], pj["efficientnet_lite0"])
 ph = {x["arch"]: x["phases_median_s"] for x in tr["pytorch"]["train_step"]}
 for arch, parch in (("resnet18", "resnet18"), ("efficientnet-lite0", "efficientnet_lite0")):
     for k in ("forward", "backward", "optimizer"):
