@@ -79,7 +79,7 @@ def train_run(exe, args, tmp, name):
     out = os.path.join(tmp, f"run-{name}")
     s, rss, err = timed([exe, "train", *args, "--ft-lr-ratio", "0", "--frozen-mode", "cached", "--epochs", "1",
                          "--device", "cpu", "--out", out], env={"NORMIQA_FEATURE_CACHE": cache})
-    m = re.search(r"computed \d+ features of (\d+) images in ([0-9.]+) s", err)
+    m = re.search(r"computed .* features of (\d+) images in ([0-9.]+) s", err)
     shutil.rmtree(cache, ignore_errors=True)
     shutil.rmtree(out, ignore_errors=True)
     r = {"what": name, "seconds": s, "peak_rss_mib": rss}
@@ -148,6 +148,8 @@ def plot(res, path):
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.yaxis.set_major_formatter(ScalarFormatter())
         ax.yaxis.set_minor_formatter(NullFormatter())
+        lo, hi = ax.get_ylim()
+        ax.set_yticks([t for t in (5, 10, 20, 40, 80, 160, 250, 500, 1000, 2000, 4000, 8000) if lo <= t <= hi])
         ax.set_xlabel("image side (px)")
         ax.set_ylabel(unit)
         ax.set_title(title)
@@ -156,6 +158,7 @@ def plot(res, path):
     axes[2].bar([p["what"] for p in procs], [p["peak_rss_mib"] for p in procs], color="C3")
     for i, p in enumerate(procs):
         axes[2].text(i, p["peak_rss_mib"], f"{p['peak_rss_mib']:.0f}", ha="center", va="bottom", fontsize=8)
+    axes[2].tick_params(axis="x", labelrotation=12, labelsize=8)
     axes[2].set_ylabel("peak resident memory (MiB)")
     axes[2].set_title("peak memory per command")
     fig.suptitle(f"normiqa cost growth ({res['machine']}, {res['date']})", fontsize=9)
@@ -172,7 +175,10 @@ def main():
     ap.add_argument("--synth", default=os.path.join(ROOT, "runs", "synth", "kodak24"))
     ap.add_argument("--normiqa", default=os.path.join(ROOT, "target", "release", "normiqa"))
     ap.add_argument("--skip-train", action="store_true", help="only predict and serve")
+    ap.add_argument("--plot-only", action="store_true", help="redraw bench/growth.png from bench/last_growth.json")
     args = ap.parse_args()
+    if args.plot_only:
+        return plot(json.load(open(os.path.join(HERE, "last_growth.json"))), os.path.join(HERE, "growth.png"))
     n = 8 if args.quick else args.files
     sizes, batches = ([224, 500], [1, 4]) if args.quick else ([224, 500, 1024], [1, 4, 16])
     res = {"machine": f"{os.cpu_count()} cores", "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
@@ -189,7 +195,7 @@ def main():
             labels = os.path.join(args.synth, "labels.csv")
             if os.path.exists(labels):
                 res["features_synth"] = train_run(
-                    args.normiqa, ["--labels", labels, "--images", args.synth, "--mos-column", "score",
+                    args.normiqa, ["--dataset", "csv", "--labels", labels, "--images", args.synth, "--mos-column", "score",
                                    "--split", "by-reference"], tmp, "train (synthetic 3,000)")
                 procs.append(res["features_synth"])
             else:

@@ -76,6 +76,25 @@ class Fused(torch.nn.Module):
         return self.m(x)[-1]
 
 
+def gmac(size=500):
+    """Multiply-accumulates (10^9) of one forward at size x size: every convolution and linear
+    layer (what runs on the FMA units; BatchNorm, activations and pooling are not counted)."""
+    m, total = model(), [0]
+
+    def hook(mod, inp, out):
+        if isinstance(mod, torch.nn.Conv2d):
+            k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
+            total[0] += out.numel() * k
+        elif isinstance(mod, torch.nn.Linear):
+            total[0] += out.numel() * mod.in_features
+
+    for mod in m.modules():
+        mod.register_forward_hook(hook)
+    with torch.no_grad():
+        m(torch.randn(1, 3, size, size))
+    return total[0] / 1e9
+
+
 def decode(path):
     return np.asarray(Image.open(path).convert("RGB"), dtype=np.uint8)
 
@@ -231,7 +250,7 @@ def main_run(args):
     for p, rs in runs.items():
         v = [x["images_per_s"] for x in rs]
         summary[p] = {"median_images_per_s": statistics.median(v), "min": min(v), "max": max(v), "runs": rs}
-    out = {"files": n, "threads": args.threads, "rounds": len(next(iter(runs.values()))),
+    out = {"files": n, "threads": args.threads, "gmac_per_500px_image": gmac(500), "rounds": len(next(iter(runs.values()))),
            "torch": torch.__version__, "onnxruntime": __import__("onnxruntime").__version__,
            "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "loadavg_at_end": open("/proc/loadavg").read().split()[:3], "peers": summary}
