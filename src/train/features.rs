@@ -186,7 +186,7 @@ pub fn load_or_compute(
         .map(|&i| src.dataset.samples[i].path.as_path())
         .collect();
     let fc = src.model.feature_config();
-    let tag = src.model.arch().tap_tag(&fc);
+    let tag = src.model.cache_tag();
     let key = cache_key(&fc, src.weights, &decoding_key(src.data), &tag, &paths);
     let n_taps = src.model.tap_widths().len();
     let rows = src.dataset.len() as i64;
