@@ -377,3 +377,25 @@ fn images_of_two_sizes_are_refused_with_both_named() {
     assert!(e.contains("--freeze-blocks 11") && e.contains("wide.png") && e.contains("64x40"), "{e}");
     assert!(e.contains("--resize"), "{e}");
 }
+
+#[test]
+fn the_command_line_takes_freeze_blocks_and_names_it_in_its_refusals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (csv, images) = common::synthetic_dataset(tmp.path(), 8, 32);
+    let (csv, images) = (csv.display().to_string(), images.display().to_string());
+    let out = tmp.path().join("run").display().to_string();
+    let err = |extra: &[&str]| {
+        let mut args = vec!["normiqa", "train", "--dataset", "csv", "--labels", &csv, "--images", &images];
+        args.extend_from_slice(&["--random-init", "--device", "cpu", "--out", &out]);
+        args.extend_from_slice(extra);
+        let cli = <normiqa::cli::Cli as clap::Parser>::try_parse_from(args).unwrap();
+        format!("{:#}", normiqa::cli::run(cli).unwrap_err())
+    };
+    let e = err(&["--freeze-blocks", "30"]);
+    assert!(e.contains("--freeze-blocks 30") && e.contains("0 (full fine-tuning) to 17"), "{e}");
+    let e = err(&["--freeze-blocks", "4", "--arch", "resnet18"]);
+    assert!(e.contains("resnet18 cannot be partly frozen"), "{e}");
+    let e = err(&["--freeze-blocks", "11", "--augment"]);
+    assert!(e.contains("--augment with --freeze-blocks 11"), "{e}");
+    assert!(!Path::new(&out).join("weights.safetensors").exists());
+}

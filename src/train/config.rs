@@ -310,7 +310,7 @@ pub struct TrainConfig {
     #[serde(default, skip_serializing_if = "PrefixPrecision::is_default")]
     pub prefix_precision: PrefixPrecision,
     /// Training-set augmentation (rotation, flip, random crop) as the reference's `--augment`;
-    /// image-based paths only (not with cached frozen features).
+    /// image-based paths only (not with cached frozen features, nor with `freeze_blocks`).
     #[serde(default)]
     pub augment: Option<super::augment::Augment>,
     /// Evaluate train and test sets every epoch too (the reference's `--test_during_training`).
