@@ -22,3 +22,18 @@ pub mod report;
 pub mod serve;
 pub mod run_folder;
 pub mod train;
+
+/// jemalloc serves every allocation of the process, libtorch's tensors included (its malloc is
+/// exported unprefixed), configured by [`malloc_conf`].
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's configuration (read at its start; the `MALLOC_CONF` environment variable
+/// overrides it): freed pages are kept for reuse and never handed back to the kernel. glibc
+/// returns every block over 32 MB (a 500-px training batch's activation maps) to the kernel and
+/// page-faults it in again at the next step, and jemalloc's default decay (10 s) does much the
+/// same: the Lite0 train step went from 1.8 s (glibc) and 2.7 s (jemalloc defaults) to 0.9 s
+/// (BENCHMARKS.md). The price: a process keeps the peak of its memory until it ends.
+#[allow(non_upper_case_globals)]
+#[no_mangle]
+pub static malloc_conf: Option<&'static u8> = Some(&b"dirty_decay_ms:-1,muzzy_decay_ms:-1\0"[0]);

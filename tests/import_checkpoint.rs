@@ -130,7 +130,8 @@ fn imported_checkpoint_predicts_the_reference_test_demo_scores() {
             .iter()
             .map(|s| data_dir().join(s["image"].as_str().unwrap()).display().to_string()),
     );
-    for a in ["--model", run_dir.to_str().unwrap(), "--all-heads", "--format", "json"] {
+    // fp32: the parity with the reference (which runs in fp32) is the point of this test.
+    for a in ["--model", run_dir.to_str().unwrap(), "--all-heads", "--format", "json", "--precision", "fp32"] {
         args.push(a.into());
     }
     args.extend(["--device".into(), "cpu".into(), "-o".into(), out.display().to_string()]);

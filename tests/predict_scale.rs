@@ -251,3 +251,30 @@ fn synth_and_decode_refuse_outputs_over_their_inputs() {
     ]);
     assert!(err.contains("--out") && err.contains("pixels.json"), "{err}");
 }
+
+#[test]
+fn several_workers_give_the_rows_of_one_worker_in_the_same_order() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("photos");
+    images(&dir, 7);
+    std::fs::write(dir.join("im03b.jpg"), b"\xff\xd8\xff not a jpeg").unwrap();
+    let run = |workers: &str, chunk: &str| {
+        let o = predict(
+            tmp.path(),
+            &["photos", "--precision", "fp32", "--workers", workers, "--chunk", chunk],
+            &[],
+        );
+        let err = failed(o.clone());
+        assert!(err.contains("im03b.jpg") && err.contains("1 image(s) could not be scored"), "{err}");
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let one = run("1", "64");
+    let three = run("3", "2");
+    let names = |csv: &str| csv.lines().map(|l| l.split(',').next().unwrap().to_string()).collect::<Vec<_>>();
+    assert_eq!(names(&one), names(&three), "rows in the order of the sorted file list");
+    assert_eq!(names(&one).len(), 8, "header + the 7 readable images:\n{one}");
+    for (a, b) in rows(&one).values().zip(rows(&three).values()) {
+        let (a, b): (f64, f64) = (a.parse().unwrap(), b.parse().unwrap());
+        assert!((a - b).abs() < 1e-3, "{a} vs {b}");
+    }
+}

@@ -52,6 +52,11 @@ pub struct ServeArgs {
     /// cpu, cuda, cuda:N or auto (CUDA when available).
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Numeric precision of the forward pass: auto (bf16 on CPUs with AVX-512 BF16, else fp32),
+    /// fp32, or bf16 (about 1.6x the throughput on such CPUs; the shipped model's CLIVE test SROCC moves by
+    /// under 0.003, RESULTS.md).
+    #[arg(long, value_enum, default_value = "auto")]
+    pub precision: crate::model::Precision,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
@@ -84,18 +89,20 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("--bind {}: cannot listen on this address", args.bind))?;
     let addr = listener.local_addr()?;
     let weights = args.weights.clone();
+    let precision = args.precision;
     let service = serve::start(
         Box::new(move || {
-            let (info, scorer) = serve::model::load(&dir, device, weights.as_deref())?;
+            let (info, scorer) = serve::model::load(&dir, device, weights.as_deref(), precision)?;
             Ok((info, Box::new(scorer) as Box<dyn serve::Scorer>))
         }),
         opts,
     )?;
     let info = service.info();
     tracing::info!(
-        "serving {} (scores on the {} scale) at http://{addr}/ (POST /score; at most {} image(s) per forward pass)",
+        "serving {} (scores on the {} scale, {}) at http://{addr}/ (POST /score; at most {} image(s) per forward pass)",
         info.name,
         info.trained_on,
+        info.precision,
         opts.max_batch
     );
     runtime.block_on(service.run(listener, serve::shutdown_signal()))?;

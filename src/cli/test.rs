@@ -18,7 +18,7 @@ use crate::data::Dataset;
 use crate::inputs::FileId;
 use crate::output::refuse_file_over_ids;
 use crate::model::trained::{
-    self, head_metrics, nan_metrics, write_predictions, HeadOutputs, Inputs, TrainedModel,
+    head_metrics, nan_metrics, write_predictions, HeadOutputs, TrainedModel,
 };
 use crate::train::{self, DatasetSpec};
 
@@ -53,6 +53,11 @@ pub struct TestArgs {
     /// cpu, cuda, cuda:N or auto (CUDA when available).
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Numeric precision of the forward pass: fp32 (as trained; reproducible across machines),
+    /// bf16, or auto (bf16 on CPUs with AVX-512 BF16): measures what predict's --precision costs
+    /// in accuracy.
+    #[arg(long, value_enum, default_value = "fp32")]
+    pub precision: crate::model::Precision,
     /// Print the metrics as one JSON document.
     #[arg(long)]
     pub json: bool,
@@ -134,7 +139,7 @@ fn refuse_outputs_over_inputs(args: &TestArgs, spec: &DatasetSpec, dataset: &Dat
 
 pub fn run(args: TestArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
-    let tm = TrainedModel::load(&args.model, device, args.weights.as_deref())?;
+    let tm = TrainedModel::load(&args.model, device, args.weights.as_deref())?.with_precision(args.precision)?;
     let own = !args.data.given();
     let data_cfg = if own {
         let mut cfg = tm.info.config.data.clone();
@@ -187,13 +192,7 @@ pub fn run(args: TestArgs) -> Result<()> {
     };
     let (images, decode_s) = train::data::decode_used(&dataset, &only, &data_cfg)?;
     tracing::info!("decoded {} images in {:.1} s", idx.len(), decode_s);
-    let out = trained::predict(
-        &tm.model,
-        &Inputs::Images(&images),
-        &idx,
-        crate::train::config::eval_batch_size(args.batch_size, device),
-        device,
-    )?;
+    let out = tm.outputs(&images, &idx, crate::train::config::eval_batch_size(args.batch_size, device))?;
     let metrics = head_metrics(&out, &mos, Some(&tm.info.mapping));
     check_defined(&tm.info.heads, &metrics, &out)?;
     let last = metrics.len() - 1;
@@ -234,7 +233,7 @@ pub fn run(args: TestArgs) -> Result<()> {
         crate::outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "model": args.model, "dataset": dataset.name, "set": set.name(),
+                "model": args.model, "precision": tm.precision, "dataset": dataset.name, "set": set.name(),
                 "n": idx.len(), "metrics": head_metrics_json(&tm.info.heads, &metrics), "per_distortion": types,
                 "fused_logistic": super::args::logistic_json(&mapped, &mos),
             }))?
@@ -242,10 +241,11 @@ pub fn run(args: TestArgs) -> Result<()> {
     } else {
         print_head_metrics(
             &format!(
-                "{} ({} set, {} images, mapping from the training set)",
+                "{} ({} set, {} images, mapping from the training set, {})",
                 dataset.name,
                 set.name(),
-                idx.len()
+                idx.len(),
+                tm.precision
             ),
             &tm.info.heads,
             &metrics,

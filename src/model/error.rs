@@ -44,6 +44,17 @@ pub enum ModelError {
         height: i64,
         width: i64,
     },
+    /// A precision the model's eval path cannot run at.
+    #[error(
+        "--precision {precision}: {model} on the backbone '{backbone}' runs only in fp32 \
+         (bf16 needs a backbone whose BatchNorm folds: EfficientNet-Lite or ResNet, with \
+         LinearityIQA or the plain regressor); use --precision fp32"
+    )]
+    Precision {
+        model: &'static str,
+        backbone: BackboneName,
+        precision: super::Precision,
+    },
     /// A count that must be positive.
     #[error("{what} must be at least 1, got {value}")]
     NotPositive { what: &'static str, value: i64 },

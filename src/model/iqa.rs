@@ -7,11 +7,12 @@
 //! one tensor per tap, rows = images), and heads on the taps (variables at the root, group
 //! [`HEADS_GROUP`]). Its outputs are named heads; the last one is the prediction.
 
-use tch::{nn, Tensor};
+use tch::{nn, Kind, Tensor};
 
 use super::backbone::{Backbone, FrozenBackbone};
 use super::dbcnn::{Dbcnn, DbcnnConfig};
 use super::error::ModelError;
+use super::precision::Precision;
 use super::hyperiqa::{HyperIqa, HyperIqaConfig};
 use super::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
 use super::{LinearityIqa, ModelConfig, PlainIqa};
@@ -138,6 +139,14 @@ pub trait IqaModel: std::fmt::Debug {
     /// The model prepared for eval-mode forwards without gradients (BatchNorm folded where it
     /// can be). A snapshot of the current weights.
     fn eval_path(&self) -> EvalPath<'_>;
+    /// [`Self::eval_path`] at `precision` (resolved: fp32 or bf16). fp32 is the eval path
+    /// itself; a model that supports others overrides this (see [`FusedTwoLevel::at`]).
+    fn eval_path_at(&self, precision: Precision) -> Result<EvalPath<'_>, ModelError> {
+        match precision.kind() {
+            Kind::Float => Ok(self.eval_path()),
+            _ => Err(precision_error(self, precision)),
+        }
+    }
 
     /// Names of the outputs, the prediction last.
     fn head_names(&self) -> &'static [&'static str] {
@@ -186,6 +195,9 @@ impl<T: IqaModel + ?Sized> IqaModel for Box<T> {
     }
     fn eval_path(&self) -> EvalPath<'_> {
         (**self).eval_path()
+    }
+    fn eval_path_at(&self, precision: Precision) -> Result<EvalPath<'_>, ModelError> {
+        (**self).eval_path_at(precision)
     }
     fn head_names(&self) -> &'static [&'static str] {
         (**self).head_names()
@@ -250,6 +262,28 @@ impl<'a, M: TwoLevel + ?Sized> FusedTwoLevel<'a, M> {
             model,
             fused: model.backbone().fuse(),
         }
+    }
+
+    /// The eval path with the folded backbone at `precision` and the heads in fp32
+    /// ([`super::backbone::fused::at_kind`]); refused for a backbone that does not fold.
+    pub fn at(model: &'a M, precision: Precision) -> Result<Self, ModelError> {
+        match (model.backbone().fuse(), precision.kind()) {
+            (fused, Kind::Float) => Ok(FusedTwoLevel { model, fused }),
+            (Some(f), kind) => Ok(FusedTwoLevel {
+                model,
+                fused: Some(super::backbone::fused::at_kind(f, kind)),
+            }),
+            (None, _) => Err(precision_error(model, precision)),
+        }
+    }
+}
+
+/// `model` cannot run at `precision`.
+fn precision_error<M: IqaModel + ?Sized>(model: &M, precision: Precision) -> ModelError {
+    ModelError::Precision {
+        model: model.arch().name(),
+        backbone: model.feature_config().backbone,
+        precision,
     }
 }
 

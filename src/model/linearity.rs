@@ -304,4 +304,10 @@ impl super::iqa::IqaModel for LinearityIqa {
     fn eval_path(&self) -> super::iqa::EvalPath<'_> {
         super::iqa::EvalPath::new(super::iqa::FusedTwoLevel::new(self))
     }
+    fn eval_path_at(
+        &self,
+        precision: super::Precision,
+    ) -> Result<super::iqa::EvalPath<'_>, super::error::ModelError> {
+        Ok(super::iqa::EvalPath::new(super::iqa::FusedTwoLevel::at(self, precision)?))
+    }
 }

@@ -10,7 +10,9 @@ pub mod hyperiqa;
 pub mod linearity;
 pub mod partial;
 pub mod plain;
+pub mod pool;
 pub mod pooling;
+pub mod precision;
 pub mod registry;
 pub mod trained;
 pub mod scnn;
@@ -21,6 +23,7 @@ pub use iqa::{Arch, IqaModel};
 pub use linearity::{parse_device, DeviceError, LinearityIqa};
 pub use plain::PlainIqa;
 pub use pooling::Pool;
+pub use precision::Precision;
 pub use registry::BackboneName;
 
 /// What defines a network with its [`Arch`] (saved in every run's `run.json`): the backbone for

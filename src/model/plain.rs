@@ -79,6 +79,12 @@ impl IqaModel for PlainIqa {
     fn eval_path(&self) -> EvalPath<'_> {
         EvalPath::new(FusedTwoLevel::new(self))
     }
+    fn eval_path_at(
+        &self,
+        precision: super::Precision,
+    ) -> Result<EvalPath<'_>, super::error::ModelError> {
+        Ok(EvalPath::new(FusedTwoLevel::at(self, precision)?))
+    }
 }
 
 impl TwoLevel for PlainIqa {

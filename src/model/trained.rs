@@ -19,6 +19,7 @@ use tch::{nn, Device, Kind, Tensor};
 
 use super::iqa::IqaModel;
 use super::linearity::BACKBONE_PREFIX;
+use super::precision::Precision;
 use super::weights;
 use crate::batch;
 use crate::train::checkpoint::{needs_pretrained, run_stored, RunInfo, WEIGHTS};
@@ -53,8 +54,23 @@ pub fn predict(
     batch: usize,
     device: Device,
 ) -> Result<HeadOutputs> {
+    predict_as(model, inputs, indices, batch, device, Precision::Fp32)
+}
+
+/// [`predict`] with the backbone at `precision` (resolved: fp32 or bf16) for images through it.
+pub fn predict_as(
+    model: &dyn IqaModel,
+    inputs: &Inputs,
+    indices: &[usize],
+    batch: usize,
+    device: Device,
+    precision: Precision,
+) -> Result<HeadOutputs> {
     let mut out: HeadOutputs = vec![Vec::new(); model.head_names().len()];
-    let path = matches!(inputs, Inputs::Images(_)).then(|| model.eval_path());
+    let path = match inputs {
+        Inputs::Images(_) => Some(model.eval_path_at(precision)?),
+        Inputs::Cached(_) => None,
+    };
     // Images through the backbone are the long case (`test`, evaluations of fine-tuning).
     let bar = match inputs {
         Inputs::Images(_) => crate::progress::bar(indices.len() as u64, "scoring"),
@@ -204,6 +220,8 @@ pub struct TrainedModel {
     pub vs: nn::VarStore,
     pub model: Box<dyn IqaModel>,
     pub dir: PathBuf,
+    /// The precision of its weights and forwards (never `auto`).
+    pub precision: Precision,
 }
 
 /// Scores of images by a trained model.
@@ -253,7 +271,34 @@ impl TrainedModel {
             vs,
             model,
             dir: dir.to_path_buf(),
+            precision: Precision::Fp32,
         })
+    }
+
+    /// Runs the model's forwards at `precision`: `auto` resolved for its device (and fp32 where
+    /// the model runs only in fp32); a precision asked for explicitly that the model cannot run
+    /// at is refused, naming the option.
+    pub fn with_precision(mut self, precision: Precision) -> Result<Self> {
+        let p = precision.resolve(self.vs.device());
+        self.precision = match self.model.eval_path_at(p) {
+            Ok(_) => p,
+            Err(_) if precision == Precision::Auto => Precision::Fp32,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(self)
+    }
+
+    /// Raw outputs of every head for `images[indices]` (eval mode, at the model's precision), in
+    /// batches of at most `batch` same-size images.
+    pub fn outputs(&self, images: &[RgbImage], indices: &[usize], batch: usize) -> Result<HeadOutputs> {
+        predict_as(
+            self.model.as_ref(),
+            &Inputs::Images(images),
+            indices,
+            batch,
+            self.vs.device(),
+            self.precision,
+        )
     }
 
     /// Names of the model's outputs, the prediction last.
@@ -264,13 +309,7 @@ impl TrainedModel {
     /// Scores decoded images (eval mode), in batches of at most `batch` same-size images.
     pub fn score(&self, images: &[RgbImage], batch: usize) -> Result<Scores> {
         let idx: Vec<usize> = (0..images.len()).collect();
-        let heads = predict(
-            self.model.as_ref(),
-            &Inputs::Images(images),
-            &idx,
-            batch,
-            self.vs.device(),
-        )?;
+        let heads = self.outputs(images, &idx, batch)?;
         let last = heads.len() - 1;
         let mapped = self.info.mapping[last].apply(&heads[last]);
         Ok(Scores { mapped, heads })

@@ -8,7 +8,8 @@ use anyhow::{Context, Result};
 use image::RgbImage;
 use tch::Device;
 
-use crate::model::trained::{predict, Inputs, TrainedModel};
+use crate::model::trained::TrainedModel;
+use crate::model::Precision;
 use crate::train::DatasetSpec;
 
 /// What the service says about its model (in `/healthz`, every `/score` answer and the page).
@@ -18,6 +19,8 @@ pub struct ModelInfo {
     pub name: String,
     /// The dataset whose MOS scale the scores are on, e.g. `CLIVE`.
     pub trained_on: String,
+    /// The precision of its forward passes (`fp32` or `bf16`).
+    pub precision: crate::model::Precision,
 }
 
 /// Scores batches of decoded images; the batcher's worker thread owns it.
@@ -30,19 +33,25 @@ pub trait Scorer {
 /// A trained run folder loaded for inference on one device.
 pub struct RunScorer {
     trained: TrainedModel,
-    device: Device,
 }
 
 /// Loads the run folder `dir` (the backbone's pretrained weights from `weights` or where the
 /// run says) for scoring on `device`.
-pub fn load(dir: &Path, device: Device, weights: Option<&Path>) -> Result<(ModelInfo, RunScorer)> {
+pub fn load(
+    dir: &Path,
+    device: Device,
+    weights: Option<&Path>,
+    precision: Precision,
+) -> Result<(ModelInfo, RunScorer)> {
     let trained = TrainedModel::load(dir, device, weights)
-        .with_context(|| format!("loading the model {}", dir.display()))?;
+        .with_context(|| format!("loading the model {}", dir.display()))?
+        .with_precision(precision)?;
     let info = ModelInfo {
         name: run_name(dir),
         trained_on: dataset_label(&trained.info.config.data.dataset),
+        precision: trained.precision,
     };
-    Ok((info, RunScorer { trained, device }))
+    Ok((info, RunScorer { trained }))
 }
 
 impl Scorer for RunScorer {
@@ -50,13 +59,7 @@ impl Scorer for RunScorer {
         // Same-size images next to each other: the batch path needs one size per forward pass.
         let mut order: Vec<usize> = (0..images.len()).collect();
         order.sort_by_key(|&i| images[i].dimensions());
-        let heads = predict(
-            &self.trained.model,
-            &Inputs::Images(images),
-            &order,
-            images.len().max(1),
-            self.device,
-        )?;
+        let heads = self.trained.outputs(images, &order, images.len().max(1))?;
         let last = heads.len() - 1;
         let mapped = self.trained.info.mapping[last].apply(&heads[last]);
         let mut scores = vec![0.0; images.len()];

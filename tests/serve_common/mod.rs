@@ -122,7 +122,12 @@ pub fn shipped_model_dir() -> PathBuf {
 /// Loads the shipped model on the CPU, as `normiqa serve --device cpu` does.
 pub fn shipped_model_loader() -> serve::LoadModel {
     Box::new(|| {
-        let (info, s) = serve::model::load(&shipped_model_dir(), tch::Device::Cpu, None)?;
+        let (info, s) = serve::model::load(
+            &shipped_model_dir(),
+            tch::Device::Cpu,
+            None,
+            normiqa::model::Precision::Auto,
+        )?;
         Ok((info, Box::new(s) as Box<dyn serve::Scorer>))
     })
 }
@@ -163,10 +168,15 @@ pub fn flat_png_bytes(w: u32, h: u32) -> Vec<u8> {
 
 /// `normiqa predict --format json` on `files` with the shipped model, on the CPU.
 pub fn predict_scores(files: &[PathBuf], tmp: &Path) -> Vec<f64> {
+    predict_scores_at(files, tmp, "auto")
+}
+
+/// [`predict_scores`] with `--precision precision`.
+pub fn predict_scores_at(files: &[PathBuf], tmp: &Path, precision: &str) -> Vec<f64> {
     let out = tmp.join("predict.json");
     let mut args: Vec<String> = vec!["normiqa".into(), "predict".into()];
     args.extend(files.iter().map(|f| f.display().to_string()));
-    for a in ["--device", "cpu", "--format", "json", "--model"] {
+    for a in ["--precision", precision, "--device", "cpu", "--format", "json", "--model"] {
         args.push(a.into());
     }
     args.push(shipped_model_dir().display().to_string());

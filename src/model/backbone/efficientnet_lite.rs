@@ -268,6 +268,15 @@ impl FrozenBackbone for FusedLite {
             (tap6.expect("the level-6 tap is one of the blocks"), x7)
         })
     }
+    fn convs_mut(&mut self) -> Vec<&mut FusedConv> {
+        let mut v = vec![&mut self.stem, &mut self.head];
+        for b in &mut self.blocks {
+            v.extend(b.expand.as_mut());
+            v.push(&mut b.depthwise);
+            v.push(&mut b.project);
+        }
+        v
+    }
 }
 
 /// An EfficientNet-Lite up to its head convolution.

@@ -7,11 +7,46 @@
 //! `γ·(W∗x + c − μ)/√(σ²+ε) + β = (s·W)∗x + (β + s·(c − μ))`, `s = γ/√(σ²+ε)` per output channel.
 //! Built from the live weights each time it is requested, so it never goes stale.
 
-use tch::{nn, Tensor};
+use tch::{nn, Kind, Tensor};
 
 /// A frozen backbone: eval mode, no gradients, (level-6 map, level-7 map) as [`super::Backbone`].
 pub trait FrozenBackbone: Send {
     fn forward_two(&self, x: &Tensor) -> (Tensor, Tensor);
+    /// Every folded convolution (to convert their weights: [`at_kind`]).
+    fn convs_mut(&mut self) -> Vec<&mut FusedConv>;
+}
+
+/// `backbone` running in `kind` (e.g. bf16): its folded weights (folded in fp32, so rounded
+/// once) converted to `kind`, its input converted on the way in and its two maps returned as
+/// fp32, so that pooling and heads run in fp32 as trained.
+pub fn at_kind(mut backbone: Box<dyn FrozenBackbone>, kind: Kind) -> Box<dyn FrozenBackbone> {
+    if kind == Kind::Float {
+        return backbone;
+    }
+    for c in backbone.convs_mut() {
+        c.w = c.w.to_kind(kind);
+        c.b = c.b.to_kind(kind);
+    }
+    Box::new(AtKind {
+        inner: backbone,
+        kind,
+    })
+}
+
+/// See [`at_kind`].
+struct AtKind {
+    inner: Box<dyn FrozenBackbone>,
+    kind: Kind,
+}
+
+impl FrozenBackbone for AtKind {
+    fn forward_two(&self, x: &Tensor) -> (Tensor, Tensor) {
+        let (m6, m7) = self.inner.forward_two(&x.to_kind(self.kind));
+        (m6.to_kind(Kind::Float), m7.to_kind(Kind::Float))
+    }
+    fn convs_mut(&mut self) -> Vec<&mut FusedConv> {
+        self.inner.convs_mut()
+    }
 }
 
 /// A convolution with its BatchNorm folded in.

@@ -147,6 +147,14 @@ impl FrozenBackbone for FusedResNet {
             (x6, x7)
         })
     }
+    fn convs_mut(&mut self) -> Vec<&mut FusedConv> {
+        let mut v = vec![&mut self.conv1];
+        for b in self.layers.iter_mut().flatten() {
+            v.extend(b.convs.iter_mut());
+            v.extend(b.downsample.as_mut());
+        }
+        v
+    }
 }
 
 /// Which residual block and how wide.

@@ -1,0 +1,87 @@
+//! Numeric precision of inference (`predict --precision`, `serve --precision`, `test --precision`).
+//!
+//! - `fp32`: every tensor in 32-bit floats, as the model was trained.
+//! - `bf16`: the backbone's convolutions in bfloat16 (8 exponent bits, 8 significand bits:
+//!   relative rounding error ≤ 2⁻⁹ ≈ 0.2% per value): their weights folded with BatchNorm in
+//!   fp32 and then rounded once ([`super::backbone::fused::at_kind`]), their activations in
+//!   bf16, the two feature maps returned in fp32. On CPUs with AVX-512 BF16 libtorch's
+//!   oneDNN convolutions run on the bf16 dot-product instructions: `predict` scores about 1.6x
+//!   as many photos per second as in fp32 here (BENCHMARKS.md). The heads, pooling (means,
+//!   standard deviations) and the mapping stay in fp32. What this costs in accuracy is measured
+//!   per model by `normiqa test --precision bf16` (RESULTS.md: the shipped model's CLIVE
+//!   exp-0 test SROCC moves by less than the gate of 0.003) and checked on fixed images by
+//!   `tests/precision.rs`.
+//!
+//! - `auto` (the default of `predict` and `serve`): bf16 on a CPU whose instruction set has
+//!   AVX-512 BF16 (the fastest precision that passes the accuracy gate there), fp32 elsewhere
+//!   (without those instructions bf16 is emulated and slower than fp32) and on CUDA (bf16 on
+//!   GPUs has not been measured by this project). `test` defaults to fp32: an evaluation is
+//!   reproducible across machines.
+//!
+//! int8 is not offered: libtorch's quantised convolutions (`quantized::conv2d` with prepacked
+//! weights) are not part of the ATen functions that tch binds, so they cannot be reached from
+//! Rust without a C++ shim; BENCHMARKS.md records what int8 would give on this CPU (measured
+//! with ONNX Runtime's quantiser) against bf16.
+
+use tch::{Device, Kind};
+
+/// The precision of an inference forward.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// bf16 on CPUs with AVX-512 BF16, else fp32.
+    #[default]
+    Auto,
+    /// 32-bit floats (as trained).
+    Fp32,
+    /// bfloat16 weights and activations (fast on CPUs with AVX-512 BF16 or AMX, and on GPUs).
+    Bf16,
+}
+
+impl Precision {
+    /// What `auto` means on `device`; the others are themselves.
+    pub fn resolve(self, device: Device) -> Precision {
+        match (self, device) {
+            (Precision::Auto, Device::Cpu) if cpu_has_bf16() => Precision::Bf16,
+            (Precision::Auto, _) => Precision::Fp32,
+            (p, _) => p,
+        }
+    }
+
+    /// The tensor kind of weights and activations (`auto` must be resolved first: fp32).
+    pub fn kind(self) -> Kind {
+        match self {
+            Precision::Auto | Precision::Fp32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+        }
+    }
+
+    /// The name as written on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Auto => "auto",
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether this CPU has the AVX-512 BF16 dot-product instructions that make bf16 fast.
+pub fn cpu_has_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
