@@ -254,6 +254,7 @@ pub fn import_linearityiqa(
         best_epoch: 0,
         epochs_done: 0,
         backbone_in_weights: true,
+        pretrained_prefix: None,
         sizes: SetSizes::default(),
         val: None,
         test: None,

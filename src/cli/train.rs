@@ -18,6 +18,7 @@ use crate::model::Arch;
 use crate::train::config::{defaults, OptimizerName};
 use crate::train::augment::Augment;
 use crate::train::schedule::Schedule;
+use crate::train::config::PrefixPrecision;
 use crate::train::{FrozenMode, TrainConfig};
 
 #[derive(Args, Debug)]
@@ -134,6 +135,18 @@ pub struct TrainArgs {
     /// BatchNorm (fast); `reference` runs the backbone in train mode every step as the reference.
     #[arg(long, value_enum, default_value = "cached")]
     pub frozen_mode: FrozenMode,
+    /// Partial fine-tuning: keep the stem and the first K blocks of the backbone at their
+    /// ImageNet weights, compute their output once (eval-mode BatchNorm) and train the later
+    /// blocks (at lr x --ft-lr-ratio, train-mode BatchNorm) and the heads on it. EfficientNet-Lite
+    /// with --model linearity; not with --augment. 0 = full fine-tuning; the backbone's block
+    /// count = all frozen (the cached heads): Lite0 has 17 (16 MBConv blocks and the head
+    /// convolution; 11 leaves the stride-32 stages and the head to train), Lite1 and Lite2 22.
+    #[arg(long, alias = "freeze_blocks", value_name = "K")]
+    pub freeze_blocks: Option<usize>,
+    /// How the frozen blocks' output is kept, in memory and in the feature cache (with
+    /// --freeze-blocks): bf16 (half the memory) or fp32.
+    #[arg(long, value_enum, default_value = "bf16")]
+    pub prefix_precision: PrefixPrecision,
     /// Evaluate train/val/test every epoch (train-set k, b applied to val/test).
     #[arg(long, alias = "test_during_training")]
     pub test_during_training: bool,
@@ -230,6 +243,8 @@ impl TrainArgs {
         cfg.accumulation_steps = self.accumulation_steps;
         cfg.seed = self.seed;
         cfg.frozen_mode = self.frozen_mode;
+        cfg.freeze_blocks = self.freeze_blocks;
+        cfg.prefix_precision = self.prefix_precision;
         cfg.test_during_training = self.test_during_training;
         cfg.augment = self.augmentation()?;
         cfg.eval_batch_size = self.eval_batch_size;

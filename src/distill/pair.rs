@@ -346,6 +346,7 @@ impl Pair<'_> {
             best_epoch: run.epochs,
             epochs_done: run.epochs,
             backbone_in_weights: with_backbone,
+            pretrained_prefix: None,
             sizes: SetSizes {
                 train: split.train.len(),
                 val: split.val.len(),

@@ -58,4 +58,7 @@ pub enum ModelError {
     /// A count that must be positive.
     #[error("{what} must be at least 1, got {value}")]
     NotPositive { what: &'static str, value: i64 },
+    /// Partial fine-tuning asked of a network that cannot be cut there.
+    #[error("freeze_blocks = {k}: {reason}")]
+    CannotFreeze { k: usize, reason: String },
 }

@@ -130,7 +130,7 @@ pub trait IqaModel: std::fmt::Debug {
     fn backbone(&self) -> &dyn Backbone;
     /// See [`Arch::feature_config`].
     fn feature_config(&self) -> ModelConfig;
-    /// Widths of the taps (columns of each cached tensor).
+    /// Widths of the taps (dimension 1 of each cached tensor: columns, or a map's channels).
     fn tap_widths(&self) -> Vec<i64>;
     /// The taps of a normalised NCHW batch (what a frozen backbone's feature cache stores).
     fn taps(&self, x: &Tensor, train_backbone: bool) -> Vec<Tensor>;
@@ -160,6 +160,11 @@ pub trait IqaModel: std::fmt::Debug {
     /// streams).
     fn is_frozen_with_backbone(&self, name: &str) -> bool {
         is_backbone_var(name)
+    }
+    /// What else the taps depend on, for the feature-cache key: [`Arch::tap_tag`]; a partly
+    /// frozen model adds its block count and storage precision ([`super::partial`]).
+    fn cache_tag(&self) -> String {
+        self.arch().tap_tag(&self.feature_config())
     }
 }
 
@@ -202,6 +207,9 @@ impl<T: IqaModel + ?Sized> IqaModel for Box<T> {
     }
     fn is_frozen_with_backbone(&self, name: &str) -> bool {
         (**self).is_frozen_with_backbone(name)
+    }
+    fn cache_tag(&self) -> String {
+        (**self).cache_tag()
     }
 }
 

@@ -8,6 +8,7 @@ pub mod dbcnn;
 pub mod error;
 pub mod hyperiqa;
 pub mod linearity;
+pub mod partial;
 pub mod plain;
 pub mod pool;
 pub mod pooling;

@@ -111,6 +111,13 @@ impl BackboneName {
         Some(ResNet::new(p, spec))
     }
 
+    /// How many blocks partial fine-tuning (`freeze_blocks`) can freeze, as
+    /// [`super::backbone::Cut::blocks`] counts them; `None` for backbones that cannot be cut.
+    pub fn freezable_blocks(&self) -> Option<usize> {
+        self.lite()
+            .map(|spec| spec.stages().iter().map(|s| s.0).sum::<usize>() + 1)
+    }
+
     /// Whether [`Self::build_stages`] supports this backbone.
     pub fn has_stages(&self) -> bool {
         !matches!(self, BackboneName::Vgg16 | BackboneName::AlexNet)

@@ -22,7 +22,7 @@ use super::linearity::BACKBONE_PREFIX;
 use super::precision::Precision;
 use super::weights;
 use crate::batch;
-use crate::train::checkpoint::{stored_in_run, RunInfo, WEIGHTS};
+use crate::train::checkpoint::{needs_pretrained, run_stored, RunInfo, WEIGHTS};
 
 /// Outputs of every head for a list of samples, in the list's order (the prediction last).
 pub type HeadOutputs = Vec<Vec<f64>>;
@@ -104,6 +104,8 @@ pub fn predict_as(
 }
 
 /// The taps of every sample in `indices` (others stay zero): eval-mode backbone, no gradients.
+/// Each tap keeps the shape (rows first: pooled vectors, or the maps of a frozen prefix) and
+/// precision the model's eval path gives it; the samples must give taps of one shape.
 pub fn compute_taps(
     model: &dyn IqaModel,
     images: &[RgbImage],
@@ -112,11 +114,7 @@ pub fn compute_taps(
     device: Device,
 ) -> Result<Vec<Tensor>> {
     let n = images.len() as i64;
-    let mut taps: Vec<Tensor> = model
-        .tap_widths()
-        .iter()
-        .map(|&w| Tensor::zeros([n, w], (Kind::Float, device)))
-        .collect();
+    let mut taps: Vec<Tensor> = Vec::new();
     let bar = crate::progress::bar(indices.len() as u64, "features");
     let path = model.eval_path();
     tch::no_grad(|| -> Result<()> {
@@ -124,15 +122,32 @@ pub fn compute_taps(
             let refs: Vec<&RgbImage> = chunk.iter().map(|&i| &images[i]).collect();
             let x = batch::to_tensor(&refs, device)?;
             let idx = index_tensor(&chunk, device);
-            for (t, v) in taps.iter_mut().zip(path.taps(&x)) {
-                let _ = t.index_copy_(0, &idx, &v);
+            let values = path.taps(&x);
+            if taps.is_empty() {
+                taps = values.iter().map(|v| rows_like(v, n, device)).collect();
+            }
+            for (t, v) in taps.iter_mut().zip(values) {
+                let _ = t.f_index_copy_(0, &idx, &v).with_context(|| {
+                    let (w, h) = images[chunk[0]].dimensions();
+                    format!("{}x{h} images give taps of another shape than the images before them; give every image one size (--resize H W)", w)
+                })?;
             }
             bar.inc(chunk.len() as u64);
         }
         Ok(())
     })?;
     bar.finish_and_clear();
+    if taps.is_empty() {
+        taps = model.tap_widths().iter().map(|&w| Tensor::zeros([n, w], (Kind::Float, device))).collect();
+    }
     Ok(taps)
+}
+
+/// Zeros with `n` rows and the other dimensions and kind of `v`.
+fn rows_like(v: &Tensor, n: i64, device: Device) -> Tensor {
+    let mut shape = v.size();
+    shape[0] = n;
+    Tensor::zeros(shape, (v.kind(), device))
 }
 
 /// Metrics that could not be computed (shown as NaN).
@@ -226,7 +241,7 @@ impl TrainedModel {
         let vs = nn::VarStore::new(device);
         let cfg = &info.config;
         let model = cfg.arch.build(&vs, &cfg.model)?;
-        if !info.backbone_in_weights {
+        if needs_pretrained(&info) {
             let file = weights_override
                 .map(Path::to_path_buf)
                 .or_else(|| cfg.weights.clone())
@@ -245,7 +260,7 @@ impl TrainedModel {
                 model.backbone().ignored_weights(),
             )?;
         }
-        weights::load_safetensors(&vs, &dir.join(WEIGHTS), stored_in_run(info.backbone_in_weights))
+        weights::load_safetensors(&vs, &dir.join(WEIGHTS), run_stored(&info, model.as_ref()))
             .context(if info.backbone_in_weights {
                 "loading the run's weights (run.json says they hold the heads and the backbone)"
             } else {

@@ -57,6 +57,10 @@ pub struct RunInfo {
     /// True when `weights.safetensors` also holds the backbone (fine-tuned, BatchNorm statistics
     /// updated, or random init); otherwise the backbone comes from its pretrained file.
     pub backbone_in_weights: bool,
+    /// Partial fine-tuning (`freeze_blocks`): the stem and the first K backbone blocks are left
+    /// out of `weights.safetensors`; they are the pretrained ones, loaded from their file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrained_prefix: Option<usize>,
     pub sizes: SetSizes,
     pub val: Option<HeadMetrics>,
     pub test: Option<HeadMetrics>,
@@ -130,6 +134,31 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn stored_in_run(with_backbone: bool) -> impl Fn(&str) -> bool {
     let prefix = format!("{BACKBONE_PREFIX}.");
     move |name: &str| with_backbone || !name.starts_with(&prefix)
+}
+
+/// Which variables a run's weight files hold: [`stored_in_run`] less those `pretrained`
+/// names (the frozen prefix of a partly fine-tuned run, unchanged from the pretrained file).
+pub fn stored_vars<'a>(
+    with_backbone: bool,
+    pretrained: impl Fn(&str) -> bool + 'a,
+) -> impl Fn(&str) -> bool + 'a {
+    let stored = stored_in_run(with_backbone);
+    move |name: &str| stored(name) && !pretrained(name)
+}
+
+/// What the weight file of the run `info` holds, for its network `model` (as built from the
+/// run's configuration).
+pub fn run_stored<'a>(info: &RunInfo, model: &'a dyn crate::model::IqaModel) -> impl Fn(&str) -> bool + 'a {
+    let prefix = info.pretrained_prefix;
+    stored_vars(info.backbone_in_weights, move |name| {
+        prefix.is_some_and(|k| crate::model::partial::in_prefix(model, name, k))
+    })
+}
+
+/// Whether the run `info` needs the pretrained backbone file (its weight file lacks all or part
+/// of the backbone).
+pub fn needs_pretrained(info: &RunInfo) -> bool {
+    !info.backbone_in_weights || info.pretrained_prefix.is_some()
 }
 
 /// Saves the model's weights: the heads, plus the backbone when `with_backbone`.

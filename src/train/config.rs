@@ -122,6 +122,32 @@ pub enum FrozenMode {
     Reference,
 }
 
+/// How the frozen prefix's output is kept in partial fine-tuning (`freeze_blocks`), in memory
+/// and in the feature cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrefixPrecision {
+    /// bfloat16: half the memory of fp32; the trainable blocks see the prefix's output rounded
+    /// to 8 significant bits.
+    #[default]
+    Bf16,
+    /// float32: what the whole network computes with the first blocks in eval mode.
+    Fp32,
+}
+
+impl PrefixPrecision {
+    pub fn kind(self) -> tch::Kind {
+        match self {
+            PrefixPrecision::Bf16 => tch::Kind::BFloat16,
+            PrefixPrecision::Fp32 => tch::Kind::Float,
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == PrefixPrecision::default()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum OptimizerKind {
@@ -272,8 +298,19 @@ pub struct TrainConfig {
     pub seed: u64,
     #[serde(default)]
     pub frozen_mode: FrozenMode,
+    /// Partial fine-tuning: the stem and the first K blocks of the backbone keep their pretrained
+    /// weights; their output is computed once (eval-mode BatchNorm) and kept, and the later
+    /// blocks (at `lr · ft_lr_ratio`, train-mode BatchNorm) and the heads train on it
+    /// ([`crate::model::partial`]). EfficientNet-Lite with LinearityIQA only; 0 = full
+    /// fine-tuning; the backbone's block count (Lite0: 17, its 16 MBConv blocks and the head
+    /// convolution) = the whole backbone frozen (the cached heads, as `ft_lr_ratio = 0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze_blocks: Option<usize>,
+    /// How the frozen prefix's output is kept (with `freeze_blocks`).
+    #[serde(default, skip_serializing_if = "PrefixPrecision::is_default")]
+    pub prefix_precision: PrefixPrecision,
     /// Training-set augmentation (rotation, flip, random crop) as the reference's `--augment`;
-    /// image-based paths only (not with cached frozen features).
+    /// image-based paths only (not with cached frozen features, nor with `freeze_blocks`).
     #[serde(default)]
     pub augment: Option<super::augment::Augment>,
     /// Evaluate train and test sets every epoch too (the reference's `--test_during_training`).
@@ -360,6 +397,8 @@ impl TrainConfig {
             accumulation_steps: default_accum(),
             seed: default_seed(),
             frozen_mode: FrozenMode::default(),
+            freeze_blocks: None,
+            prefix_precision: PrefixPrecision::default(),
             augment: None,
             test_during_training: false,
             eval_batch_size: default_eval_bs(),
@@ -393,6 +432,7 @@ impl TrainConfig {
             let b = self.beta.map(|b| b.to_string()).join(" ");
             bail!("--beta {b}: must be >= 0 with a positive sum");
         }
+        self.check_freeze_blocks()?;
         let cached = self.frozen() && self.frozen_mode == FrozenMode::Cached;
         check_model_inputs(self.arch, cached, &self.data, self.augment.as_ref())?;
         if self.augment.is_some() && cached {
@@ -419,8 +459,44 @@ impl TrainConfig {
         }
     }
 
+    /// The whole backbone is frozen: `ft_lr_ratio = 0`, or `freeze_blocks` is all its blocks.
     pub fn frozen(&self) -> bool {
-        self.ft_lr_ratio == 0.0
+        let all = self.model.backbone.freezable_blocks();
+        self.ft_lr_ratio == 0.0 || (self.freeze_blocks.is_some() && self.freeze_blocks == all)
+    }
+
+    /// Partial fine-tuning: the number of frozen blocks when it is neither 0 (full fine-tuning)
+    /// nor all of them (frozen).
+    pub fn partial_blocks(&self) -> Option<usize> {
+        self.freeze_blocks.filter(|&k| k > 0 && !self.frozen())
+    }
+
+    /// `freeze_blocks`: within the backbone's range, and only where a cached prefix can train.
+    fn check_freeze_blocks(&self) -> anyhow::Result<()> {
+        use anyhow::bail;
+        let Some(k) = self.freeze_blocks else {
+            return Ok(());
+        };
+        let b = self.model.backbone;
+        let Some(all) = b.freezable_blocks() else {
+            bail!("--freeze-blocks {k}: the backbone {b} cannot be partly frozen (only efficientnet-lite0, -lite1 and -lite2 can); drop --freeze-blocks to fine-tune all of it, or freeze all of it with --ft-lr-ratio 0")
+        };
+        if k > all {
+            bail!("--freeze-blocks {k}: {b} has {all} blocks to freeze ({} MBConv blocks and the head convolution); give 0 (full fine-tuning) to {all} (the whole backbone frozen: the cached heads)", all - 1)
+        }
+        if k == 0 || k == all {
+            return Ok(());
+        }
+        if self.arch != Arch::Linearity {
+            bail!("--freeze-blocks {k}: only --model linearity can be partly frozen, not {}; give --freeze-blocks 0 (full fine-tuning) or {all} (frozen)", self.arch)
+        }
+        if self.ft_lr_ratio == 0.0 {
+            bail!("--freeze-blocks {k}: the blocks after the first {k} train at lr x ft_lr_ratio, and --ft-lr-ratio 0 freezes them all; give --ft-lr-ratio > 0 (0.1 as full fine-tuning) or --freeze-blocks {all}")
+        }
+        if self.augment.is_some() {
+            bail!("--augment with --freeze-blocks {k}: the output of the first {k} blocks is computed once from the unaugmented images, so rotations, flips and crops cannot reach the training; drop --augment, or fine-tune the whole backbone (--freeze-blocks 0)")
+        }
+        Ok(())
     }
 
     /// Every path of the configuration: the dataset's and the pretrained weights'.

@@ -1,6 +1,8 @@
 //! Frozen-backbone mode: the pooled backbone features of every image, computed once (eval-mode
 //! BatchNorm) and kept on disk, so repeated runs (other losses, seeds, sweeps) on the same images
-//! and backbone skip the backbone entirely.
+//! and backbone skip the backbone entirely. With partial fine-tuning (`freeze_blocks = K`,
+//! [`crate::model::partial`]) the cached taps are the output of the frozen stem and first K
+//! blocks (maps, in bf16 unless fp32 is asked), so each step runs only the later blocks.
 //!
 //! The cache key covers everything the features depend on: backbone, pretrained-weight file
 //! (canonical path, size, modification time), pooling, pyramid levels, resize rules, and the
@@ -26,8 +28,9 @@ pub fn cache_dir() -> PathBuf {
 }
 
 /// The full description of what the cached features depend on.
-/// `tag`: what else the taps depend on ([`crate::model::Arch::tap_tag`]; empty for the pooled
-/// levels of LinearityIQA and the plain regressor, so their entries are shared).
+/// `tag`: what else the taps depend on ([`IqaModel::cache_tag`]: empty for the pooled levels of
+/// LinearityIQA and the plain regressor, so their entries are shared; `prefix-K-bf16` for the
+/// frozen prefix of partial fine-tuning).
 pub fn cache_key(
     model: &ModelConfig,
     weights: Option<&Path>,
@@ -186,13 +189,13 @@ pub fn load_or_compute(
         .map(|&i| src.dataset.samples[i].path.as_path())
         .collect();
     let fc = src.model.feature_config();
-    let tag = src.model.arch().tap_tag(&fc);
+    let tag = src.model.cache_tag();
     let key = cache_key(&fc, src.weights, &decoding_key(src.data), &tag, &paths);
     let n_taps = src.model.tap_widths().len();
     let rows = src.dataset.len() as i64;
     if let Some(taps) = src.weights.and_then(|_| load(&key, n_taps, rows, device)) {
         tracing::info!(
-            "{}: pooled {} features of {} images loaded from the cache {}",
+            "{}: {} features of {} images loaded from the cache {}",
             src.dataset.name,
             fc.backbone,
             src.indices.len(),

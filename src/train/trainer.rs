@@ -23,6 +23,7 @@ use crate::batch;
 use crate::loss;
 use crate::model::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
 use crate::model::trained::{fit_mapping, head_metrics, select_taps, write_predictions};
+use crate::model::partial::PrefixFrozen;
 use crate::model::{parse_device, weights, Arch, IqaModel, ModelConfig};
 use crate::run_folder::{self, RunFolder, Start};
 
@@ -137,6 +138,9 @@ struct SingleModel<'a> {
     device: Device,
     eval_bs: usize,
     backbone_changes: bool,
+    /// Partial fine-tuning from pretrained weights: the frozen block count, whose variables
+    /// the run's weight file leaves out (they are the pretrained ones).
+    pretrained_prefix: Option<usize>,
     /// The epoch's rate, loss and b̂ sums.
     lr: f64,
     sums: (f64, f64, usize),
@@ -155,6 +159,13 @@ impl SingleModel<'_> {
 
     fn outputs(&self, idx: &[usize]) -> Result<HeadOutputs> {
         predict(self.net.as_ref(), &self.inputs, idx, self.eval_bs, self.device)
+    }
+
+    /// What the run's weight file holds ([`checkpoint::stored_vars`]).
+    fn stored(&self) -> impl Fn(&str) -> bool + '_ {
+        let net = self.net.as_ref();
+        let prefix = self.pretrained_prefix.is_some();
+        checkpoint::stored_vars(self.backbone_changes, move |n| prefix && net.is_frozen_with_backbone(n))
     }
 
     fn metrics(&self, idx: &[usize], mapping: &[normiqa_core::metrics::LinearMap]) -> Result<HeadMetrics> {
@@ -247,7 +258,8 @@ impl Procedure for SingleModel<'_> {
 
     fn save_best(&mut self) -> Result<()> {
         self.best_val = self.last_val.clone();
-        checkpoint::save_weights(&self.vs, self.out, self.backbone_changes)
+        let file = self.out.join(checkpoint::WEIGHTS);
+        weights::save_safetensors(&self.vs, &file, self.stored())
     }
 
     fn state(&self) -> Value {
@@ -269,11 +281,7 @@ impl Procedure for SingleModel<'_> {
             bail!("no epoch produced a finite validation SROCC (the model's predictions were constant); nothing was saved")
         };
         // Reload the best epoch, fit k, b on the training set, test.
-        weights::load_safetensors(
-            &self.vs,
-            &self.out.join(checkpoint::WEIGHTS),
-            checkpoint::stored_in_run(self.backbone_changes),
-        )?;
+        weights::load_safetensors(&self.vs, &self.out.join(checkpoint::WEIGHTS), self.stored())?;
         let split = self.split;
         let train_out = self.outputs(&split.train)?;
         let y_train = self.mos_of(&split.train);
@@ -296,6 +304,7 @@ impl Procedure for SingleModel<'_> {
             best_epoch,
             epochs_done: run.epochs,
             backbone_in_weights: self.backbone_changes,
+            pretrained_prefix: self.pretrained_prefix,
             sizes: SetSizes {
                 train: split.train.len(),
                 val: split.val.len(),
@@ -324,7 +333,7 @@ impl Procedure for SingleModel<'_> {
 /// The network with its pretrained backbone (unless `random_init`), frozen when configured.
 fn build_model(cfg: &TrainConfig, device: Device) -> Result<(nn::VarStore, Box<dyn IqaModel>, Option<PathBuf>)> {
     let vs = nn::VarStore::new(device);
-    let net = cfg.arch.build(&vs, &cfg.model)?;
+    let mut net = cfg.arch.build(&vs, &cfg.model)?;
     let weights_file = if cfg.random_init {
         tracing::warn!("random backbone initialisation (--random-init): for tests only, the results mean nothing");
         None
@@ -334,7 +343,10 @@ fn build_model(cfg: &TrainConfig, device: Device) -> Result<(nn::VarStore, Box<d
     if let Some(run) = &cfg.init_from {
         init_from(&vs, cfg, run)?;
     }
-    if cfg.frozen() {
+    if let Some(k) = cfg.partial_blocks() {
+        net = Box::new(PrefixFrozen::new(net, k, cfg.prefix_precision.kind())?);
+    }
+    if cfg.frozen() || cfg.partial_blocks().is_some() {
         freeze_backbone(&vs, net.as_ref());
     }
     Ok((vs, net, weights_file))
@@ -358,12 +370,13 @@ fn init_from(vs: &nn::VarStore, cfg: &TrainConfig, run: &Path) -> Result<()> {
             ours.model.backbone
         );
     }
-    let n = weights::load_safetensors(
-        vs,
-        &run.join(checkpoint::WEIGHTS),
-        checkpoint::stored_in_run(info.backbone_in_weights),
-    )
-    .with_context(|| format!("--init-from {}", run.display()))?;
+    if info.pretrained_prefix.is_some() && cfg.random_init {
+        bail!("--init-from {} with --random-init: that run's first blocks are the pretrained ones, which --random-init does not load; drop --random-init", run.display());
+    }
+    let net = cfg.arch.build(&nn::VarStore::new(Device::Cpu), &cfg.model)?;
+    let stored = checkpoint::run_stored(&info, net.as_ref());
+    let n = weights::load_safetensors(vs, &run.join(checkpoint::WEIGHTS), stored)
+        .with_context(|| format!("--init-from {}", run.display()))?;
     tracing::info!("started from the {n} tensors of {} (epoch {})", run.display(), info.best_epoch);
     Ok(())
 }
@@ -400,7 +413,9 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
     );
     let (vs, net, weights_file) = build_model(cfg, device)?;
     let eval_bs = super::config::eval_batch_size(cfg.eval_batch_size, device);
-    let cached = cfg.frozen() && cfg.frozen_mode == FrozenMode::Cached;
+    // Frozen heads train on cached pooled features, partial fine-tuning on the cached prefix.
+    let heads_only = cfg.frozen() && cfg.frozen_mode == FrozenMode::Cached;
+    let cached = heads_only || cfg.partial_blocks().is_some();
     let t_feat = Instant::now();
     let taps = match cached {
         true => Some(cached_taps(cfg, net.as_ref(), weights_file.as_deref(), &dataset, &split, &images, eval_bs, device)?),
@@ -425,6 +440,7 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
         // The backbone's state changes when it is trained or when its BatchNorm runs in train
         // mode.
         backbone_changes: !cfg.frozen() || cfg.frozen_mode == FrozenMode::Reference || cfg.random_init,
+        pretrained_prefix: cfg.partial_blocks().filter(|_| !cfg.random_init),
         lr: cfg.lr,
         sums: (0.0, 0.0, 0),
         last_val: None,
@@ -448,7 +464,7 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
         loss: &cfg.loss,
         config_text: resume_key,
         start: json!({"config": cfg, "n_train": split.train.len(), "n_val": split.val.len(), "n_test": split.test.len()}),
-        one_thread: cached && device == Device::Cpu,
+        one_thread: heads_only && device == Device::Cpu,
         out: Some(out),
     };
     let outcome = engine::run(&mut proc, &plan)?;
@@ -488,6 +504,26 @@ fn cached_taps(
     device: Device,
 ) -> Result<Vec<Tensor>> {
     let all: Vec<usize> = split.train.iter().chain(&split.val).chain(&split.test).copied().collect();
+    if let Some(k) = cfg.partial_blocks() {
+        check_one_size(dataset, images, &all, k)?;
+    }
     let src = TapSource { model: net, weights: weights_file, dataset, data: &cfg.data, indices: &all };
     features::load_or_compute(&src, &mut features::Images::Decoded(images), eval_bs, device)
+}
+
+/// The cached output of a frozen prefix is one tensor: every image must have the same size.
+fn check_one_size(dataset: &Dataset, images: &[RgbImage], idx: &[usize], k: usize) -> Result<()> {
+    let Some(&first) = idx.first() else {
+        return Ok(());
+    };
+    let size = images[first].dimensions();
+    if let Some(&other) = idx.iter().find(|&&i| images[i].dimensions() != size) {
+        let (a, b) = (&dataset.samples[first], &dataset.samples[other]);
+        let (w2, h2) = images[other].dimensions();
+        bail!(
+            "--freeze-blocks {k}: the output of the frozen blocks is kept for images of one size, but {} is {}x{} (width x height) and {} is {w2}x{h2}; resize every image to one size (--resize H W) or fine-tune the whole backbone (--freeze-blocks 0)",
+            a.path.display(), size.0, size.1, b.path.display()
+        );
+    }
+    Ok(())
 }

@@ -21,7 +21,7 @@ use tch::nn;
 use tch::Tensor;
 
 use super::fused::{FrozenBackbone, FusedConv};
-use super::{bn2d, Backbone, Stages};
+use super::{bn2d, Backbone, Cut, FrozenPrefix, PrefixMaps, Stages};
 
 /// One MBConv stage of Lite0 (= EfficientNet-B0 without squeeze-excitation):
 /// (repeats, kernel, stride, expand ratio, in channels, out channels).
@@ -383,6 +383,10 @@ impl Backbone for EfficientNetLite {
         &["_fc.weight", "_fc.bias"]
     }
 
+    fn cut(&self) -> Option<&dyn Cut> {
+        Some(self)
+    }
+
     fn fuse(&self) -> Option<Box<dyn FrozenBackbone>> {
         Some(Box::new(FusedLite {
             stem: self.stem.fold(&self.bn0),
@@ -390,6 +394,108 @@ impl Backbone for EfficientNetLite {
             head: self.head.fold(&self.bn1),
             tap6: self.taps[2],
         }))
+    }
+}
+
+/// The stem and the first blocks of an EfficientNet-Lite with BatchNorm folded
+/// ([`Cut::frozen_prefix`]).
+struct FusedLitePrefix {
+    stem: FusedConv,
+    blocks: Vec<FusedMbConv>,
+    /// The head convolution, when the prefix is the whole network.
+    head: Option<FusedConv>,
+    tap6: usize,
+}
+
+impl FrozenPrefix for FusedLitePrefix {
+    fn forward(&self, x: &Tensor) -> PrefixMaps {
+        tch::no_grad(|| {
+            let mut x = fused_same(&self.stem, x, true);
+            let mut level6 = None;
+            for (i, block) in self.blocks.iter().enumerate() {
+                x = block.forward(&x);
+                if i == self.tap6 {
+                    level6 = Some(x.shallow_clone());
+                }
+            }
+            if let Some(head) = &self.head {
+                x = fused_same(head, &x, true);
+            }
+            PrefixMaps { map: x, level6 }
+        })
+    }
+}
+
+/// Blocks `0..n` are the MBConv blocks, block `n` the head convolution.
+impl Cut for EfficientNetLite {
+    fn blocks(&self) -> usize {
+        self.blocks.len() + 1
+    }
+
+    fn level6_block(&self) -> usize {
+        self.taps[2]
+    }
+
+    fn channels_after(&self, k: usize) -> i64 {
+        match k.checked_sub(1).and_then(|i| self.blocks.get(i)) {
+            Some(b) => b.project.conv.ws.size()[0],
+            None if k == 0 => STEM,
+            None => HEAD,
+        }
+    }
+
+    fn frozen_prefix(&self, k: usize) -> Box<dyn FrozenPrefix> {
+        let n = self.blocks.len();
+        Box::new(FusedLitePrefix {
+            stem: self.stem.fold(&self.bn0),
+            blocks: self.blocks[..k.min(n)].iter().map(MbConv::fuse).collect(),
+            head: (k > n).then(|| self.head.fold(&self.bn1)),
+            tap6: self.taps[2],
+        })
+    }
+
+    fn prefix(&self, x: &Tensor, k: usize) -> PrefixMaps {
+        tch::no_grad(|| {
+            let n = self.blocks.len();
+            let mut x = self.stem_forward(x, false);
+            let mut level6 = None;
+            for (i, block) in self.blocks[..k.min(n)].iter().enumerate() {
+                x = block.forward(&x, false);
+                if i == self.taps[2] {
+                    level6 = Some(x.shallow_clone());
+                }
+            }
+            if k > n {
+                x = self.head_forward(&x, false);
+            }
+            PrefixMaps { map: x, level6 }
+        })
+    }
+
+    fn suffix(&self, x: &Tensor, k: usize, train: bool) -> (Option<Tensor>, Tensor) {
+        let n = self.blocks.len();
+        if k > n {
+            return (None, x.shallow_clone());
+        }
+        let mut x = x.shallow_clone();
+        let mut level6 = None;
+        for (i, block) in self.blocks.iter().enumerate().skip(k) {
+            x = block.forward(&x, train);
+            if i == self.taps[2] {
+                level6 = Some(x.shallow_clone());
+            }
+        }
+        (level6, self.head_forward(&x, train))
+    }
+
+    fn in_prefix(&self, name: &str, k: usize) -> bool {
+        let mut parts = name.split('.');
+        match (parts.next(), parts.next().map(str::parse::<usize>)) {
+            (Some("_conv_stem" | "_bn0"), _) => k >= 1,
+            (Some("_blocks"), Some(Ok(i))) => i < k,
+            (Some("_conv_head" | "_bn1"), _) => k > self.blocks.len(),
+            _ => false,
+        }
     }
 }
 

@@ -28,6 +28,50 @@ pub trait Backbone: std::fmt::Debug + Send {
     fn last_map(&self, x: &Tensor, train: bool) -> Tensor {
         self.forward_two(x, train).1
     }
+    /// The backbone cut after its first blocks, for partial fine-tuning (`freeze_blocks`);
+    /// `None` where it cannot be cut (only EfficientNet-Lite can).
+    fn cut(&self) -> Option<&dyn Cut> {
+        None
+    }
+}
+
+/// A backbone whose stem and first `k` blocks can be frozen, computed once (eval-mode
+/// BatchNorm) and kept, while the later blocks train (partial fine-tuning,
+/// [`crate::model::partial`]). The blocks are counted in order of the forward pass and the
+/// last one is the convolution that makes the level-7 map (EfficientNet-Lite0: 16 MBConv blocks
+/// and the head convolution, 17); `k` runs from 1 (the stem and block 0) to [`Cut::blocks`]
+/// (everything: the level-7 map itself).
+pub trait Cut {
+    /// How many blocks can be frozen.
+    fn blocks(&self) -> usize;
+    /// The block whose output is the level-6 map.
+    fn level6_block(&self) -> usize;
+    /// Channels of the output of the first `k` blocks.
+    fn channels_after(&self, k: usize) -> i64;
+    /// The stem and the first `k` blocks in eval mode, without gradients, with BatchNorm
+    /// folded: a snapshot of the current weights.
+    fn frozen_prefix(&self, k: usize) -> Box<dyn FrozenPrefix>;
+    /// The same in eval mode with unfolded BatchNorm (what the last blocks see when the whole
+    /// network runs with the first `k` blocks in eval mode).
+    fn prefix(&self, x: &Tensor, k: usize) -> PrefixMaps;
+    /// The blocks after the first `k` on `x`, the output of block `k - 1`: (the level-6 map
+    /// when it comes after the prefix, the level-7 map).
+    fn suffix(&self, x: &Tensor, k: usize, train: bool) -> (Option<Tensor>, Tensor);
+    /// Whether the backbone variable `name` (relative to the backbone, e.g.
+    /// `_blocks.3._bn1.weight`) belongs to the stem or the first `k` blocks.
+    fn in_prefix(&self, name: &str, k: usize) -> bool;
+}
+
+/// What a frozen prefix computes: the output of its last block, and the level-6 map when it
+/// lies in the prefix.
+pub struct PrefixMaps {
+    pub map: Tensor,
+    pub level6: Option<Tensor>,
+}
+
+/// A frozen prefix ([`Cut::frozen_prefix`]).
+pub trait FrozenPrefix: Send {
+    fn forward(&self, x: &Tensor) -> PrefixMaps;
 }
 
 /// A backbone that exposes the end of each of its four resolution stages (strides 4, 8, 16 and
