@@ -4,6 +4,7 @@
 # IMAGES: how many files of $IMAGES_DIR (default ../shared/data/clive/images, else the bundled
 # sample) in name order; REQUESTS: POST /score requests in all (the images in turn, raw bytes);
 # CONCURRENCY: requests in flight; MAX_BATCH: serve --max-batch (0 = automatic: 1 on CPU).
+# SERVE_WORKERS=N: serve --workers N (default 0 = automatic).
 # Prints predict's throughput, then the load generator's JSON (throughput, p50/p99 latency).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +28,7 @@ python3 -c "import sys; n=int(sys.argv[1]); w=float(sys.argv[3])-float(sys.argv[
 grep -o 'scored.*' "$TMP/predict.log" | sed 's/^/predict (scoring loop only): /'
 
 echo "[serve-bench] serve --max-batch $MAX_BATCH; $REQUESTS requests, $CONCURRENCY in flight" >&2
-NO_COLOR=1 target/release/normiqa serve --bind 127.0.0.1:0 --device cpu --max-batch "$MAX_BATCH" \
+NO_COLOR=1 target/release/normiqa serve --bind 127.0.0.1:0 --device cpu --max-batch "$MAX_BATCH" --workers "${SERVE_WORKERS:-0}" \
   --queue 256 2> "$TMP/serve.log" &
 SERVER=$!
 URL=

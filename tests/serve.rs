@@ -417,3 +417,33 @@ fn the_model_scores_a_mixed_size_batch_in_request_order_as_predict() {
         "b and c must differ to test the order"
     );
 }
+
+/// The shipped model on the CPU in fp32, as `serve --precision fp32` loads it.
+fn fp32_loader() -> serve::LoadModel {
+    Box::new(|| {
+        let (info, s) = serve::model::load(&shipped_model_dir(), tch::Device::Cpu, None, Precision::Fp32)?;
+        Ok((info, Box::new(s) as Box<dyn Scorer>))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_model_workers_answer_concurrent_requests_with_predicts_scores() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files: Vec<_> = (0..6)
+        .map(|i| write_image(tmp.path(), &format!("w{i}.png"), 40 + 8 * (i % 2), 48, i))
+        .collect();
+    let expected = predict_scores_at(&files, tmp.path(), "fp32");
+    let server = Server::start_workers(vec![fp32_loader(), fp32_loader(), fp32_loader()], opts(1, 16)).await;
+    let client = client();
+    let pending: Vec<_> = files
+        .iter()
+        .map(|f| server.spawn_post(&client, std::fs::read(f).unwrap()))
+        .collect();
+    for ((f, p), want) in files.iter().zip(pending).zip(&expected) {
+        let r = p.await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        let got = r.json["score"].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-3, "{}: served {got}, predict {want}", f.display());
+    }
+    server.stop().await;
+}

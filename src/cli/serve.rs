@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::args::parse_device;
 use super::predict::{default_model_dir, DEFAULT_MODEL};
+use crate::model::pool::PoolConfig;
 use crate::serve::{self, ServeOptions};
 
 #[derive(Args, Debug)]
@@ -57,6 +58,10 @@ pub struct ServeArgs {
     /// under 0.003, RESULTS.md).
     #[arg(long, value_enum, default_value = "auto")]
     pub precision: crate::model::Precision,
+    /// Model workers, each with its own copy of the model, taking turns at the queue; 0 =
+    /// automatic (as predict's --workers: bf16 on the CPU, one per core up to 8; otherwise one).
+    #[arg(long, default_value_t = 0)]
+    pub workers: usize,
 }
 
 pub fn run(args: ServeArgs) -> Result<()> {
@@ -88,18 +93,23 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .block_on(tokio::net::TcpListener::bind(&args.bind))
         .with_context(|| format!("--bind {}: cannot listen on this address", args.bind))?;
     let addr = listener.local_addr()?;
-    let weights = args.weights.clone();
     let precision = args.precision;
-    let service = serve::start(
-        Box::new(move || {
-            let (info, scorer) = serve::model::load(&dir, device, weights.as_deref(), precision)?;
-            Ok((info, Box::new(scorer) as Box<dyn serve::Scorer>))
-        }),
-        opts,
-    )?;
+    let (workers, threads) = PoolConfig::layout(device, precision, args.workers);
+    let loads = (0..workers)
+        .map(|_| {
+            let (dir, weights) = (dir.clone(), args.weights.clone());
+            Box::new(move || {
+                // libtorch's intra-op thread count is per thread: set it on the model's thread.
+                tch::set_num_threads(threads as i32);
+                let (info, scorer) = serve::model::load(&dir, device, weights.as_deref(), precision)?;
+                Ok((info, Box::new(scorer) as Box<dyn serve::Scorer>))
+            }) as serve::LoadModel
+        })
+        .collect();
+    let service = serve::start_workers(loads, opts)?;
     let info = service.info();
     tracing::info!(
-        "serving {} (scores on the {} scale, {}) at http://{addr}/ (POST /score; at most {} image(s) per forward pass)",
+        "serving {} (scores on the {} scale, {}, {workers} model worker(s) of {threads} thread(s)) at http://{addr}/ (POST /score; at most {} image(s) per forward pass)",
         info.name,
         info.trained_on,
         info.precision,

@@ -103,8 +103,13 @@ impl Pool {
             .collect::<Vec<_>>();
         drop(ready_tx);
         let mut precision = None;
-        for r in ready.iter().take(handles.len()) {
+        let mut started = 0;
+        for r in ready.iter() {
             precision = Some(r?);
+            started += 1;
+        }
+        if started < handles.len() {
+            anyhow::bail!("an inference worker stopped while loading the model");
         }
         Ok(Pool {
             jobs: Some(job_tx),
@@ -177,6 +182,9 @@ fn worker(
         }
     };
     let _ = ready.send(Ok(tm.precision));
+    // Pool::start reads until every worker's sender is gone (a worker that panics while
+    // loading drops its sender without a message).
+    drop(ready);
     loop {
         let job = jobs.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
         let Ok(job) = job else { return };

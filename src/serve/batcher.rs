@@ -1,12 +1,13 @@
-//! Micro-batching: request handlers put decoded images on a bounded queue; one worker thread,
-//! which owns the model, takes up to `max_batch` queued images (waiting at most `max_wait` after
-//! the first for more to arrive), splits them by size (the network's batch path needs one size
-//! per forward pass) and answers each request with its score.
+//! Micro-batching: request handlers put decoded images on a bounded queue; worker threads, each
+//! owning its own copy of the model, take turns at the queue: the one whose turn it is takes up
+//! to `max_batch` queued images (waiting at most `max_wait` after the first for more to
+//! arrive), splits them by size (the network's batch path needs one size per forward pass) and
+//! answers each request with its score, while the next worker gathers the next batch.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -51,44 +52,59 @@ pub struct Queue {
     capacity: usize,
 }
 
-/// The worker thread; [`Worker::join`] waits until it has answered everything queued.
-pub struct Worker(JoinHandle<()>);
+/// The worker threads; [`Worker::join`] waits until they have answered everything queued.
+pub struct Worker(Vec<JoinHandle<()>>);
 
-/// A factory run on the worker thread (libtorch models stay on the thread that made them).
+/// A factory run on a worker thread (libtorch models stay on the thread that made them).
 pub type LoadModel = Box<dyn FnOnce() -> Result<(ModelInfo, Box<dyn Scorer>)> + Send>;
 
-/// Starts the worker thread, loads the model on it and returns once it is ready (or failed).
-pub fn start(load: LoadModel, opts: BatchOptions) -> Result<(ModelInfo, Queue, Worker)> {
+/// Starts one worker thread per loader, loads the models on them and returns once all are
+/// ready (or the first error). The service's model information is the first worker's.
+pub fn start(loads: Vec<LoadModel>, opts: BatchOptions) -> Result<(ModelInfo, Queue, Worker)> {
     let opts = BatchOptions {
         max_batch: opts.max_batch.max(1),
         capacity: opts.capacity.max(1),
         ..opts
     };
     let (tx, rx) = mpsc::sync_channel::<Job>(opts.capacity);
-    let (ready_tx, ready_rx) = mpsc::channel::<Result<ModelInfo>>();
+    let rx = Arc::new(Mutex::new(rx));
+    let (ready_tx, ready_rx) = mpsc::channel::<(usize, Result<ModelInfo>)>();
     let waiting = Arc::new(AtomicUsize::new(0));
-    let worker_waiting = waiting.clone();
-    let handle = std::thread::Builder::new()
-        .name("normiqa-serve-model".into())
-        .spawn(move || match load() {
-            Ok((info, scorer)) => {
-                let _ = ready_tx.send(Ok(info));
-                run(scorer, rx, opts, &worker_waiting);
-            }
-            Err(e) => {
-                let _ = ready_tx.send(Err(e));
-            }
-        })
-        .context("starting the model thread")?;
-    let info = ready_rx
-        .recv()
-        .map_err(|_| anyhow!("the model thread stopped while loading the model"))??;
+    let mut handles = Vec::with_capacity(loads.len());
+    for (k, load) in loads.into_iter().enumerate() {
+        let (rx, ready_tx, waiting) = (rx.clone(), ready_tx.clone(), waiting.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("normiqa-serve-model-{k}"))
+            .spawn(move || match load() {
+                Ok((info, scorer)) => {
+                    let _ = ready_tx.send((k, Ok(info)));
+                    // start() reads until every worker's sender is gone.
+                    drop(ready_tx);
+                    run(scorer, &rx, opts, &waiting);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send((k, Err(e)));
+                }
+            })
+            .context("starting a model thread")?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+    let mut infos: Vec<(usize, ModelInfo)> = Vec::with_capacity(handles.len());
+    for (k, r) in ready_rx.iter() {
+        infos.push((k, r?));
+    }
+    if infos.len() < handles.len() || infos.is_empty() {
+        return Err(anyhow!("a model thread stopped while loading the model"));
+    }
+    infos.sort_by_key(|(k, _)| *k);
+    let info = infos.swap_remove(0).1;
     let queue = Queue {
         tx,
         waiting,
         capacity: opts.capacity,
     };
-    Ok((info, queue, Worker(handle)))
+    Ok((info, queue, Worker(handles)))
 }
 
 impl Queue {
@@ -120,19 +136,33 @@ impl Queue {
 }
 
 impl Worker {
-    /// Waits for the worker thread to answer what is queued and stop (once every [`Queue`]
+    /// Waits for the worker threads to answer what is queued and stop (once every [`Queue`]
     /// clone is dropped).
     pub fn join(self) -> Result<()> {
-        self.0
-            .join()
-            .map_err(|_| anyhow!("the model thread panicked"))
+        for h in self.0 {
+            h.join().map_err(|_| anyhow!("a model thread panicked"))?;
+        }
+        Ok(())
     }
 }
 
-fn run(mut scorer: Box<dyn Scorer>, rx: Receiver<Job>, opts: BatchOptions, waiting: &AtomicUsize) {
-    while let Ok(first) = rx.recv() {
-        waiting.fetch_sub(1, Ordering::SeqCst);
-        let jobs = gather(first, &rx, opts, waiting);
+/// A worker: takes its turn at the queue (holding it while it gathers one batch), then scores
+/// the batch while the next worker gathers.
+fn run(
+    mut scorer: Box<dyn Scorer>,
+    rx: &Mutex<Receiver<Job>>,
+    opts: BatchOptions,
+    waiting: &AtomicUsize,
+) {
+    loop {
+        let jobs = {
+            // A worker that panicked while holding the queue cannot have left it inconsistent
+            // (it only receives): keep serving.
+            let rx = rx.lock().unwrap_or_else(|e| e.into_inner());
+            let Ok(first) = rx.recv() else { return };
+            waiting.fetch_sub(1, Ordering::SeqCst);
+            gather(first, &rx, opts, waiting)
+        };
         for same_size in by_size(jobs) {
             score_batch(scorer.as_mut(), same_size);
         }

@@ -48,13 +48,18 @@ pub struct Service {
 
 /// Loads the model (on its own thread, through `load`) and builds the routes.
 pub fn start(load: LoadModel, opts: ServeOptions) -> Result<Service> {
+    start_workers(vec![load], opts)
+}
+
+/// [`start`] with one model worker per loader (each its own thread and copy of the model).
+pub fn start_workers(loads: Vec<LoadModel>, opts: ServeOptions) -> Result<Service> {
     let queue = opts.queue.max(1);
     let batch = BatchOptions {
         max_batch: opts.max_batch.max(1),
         max_wait: opts.max_wait,
         capacity: queue,
     };
-    let (info, jobs, worker) = batcher::start(load, batch)?;
+    let (info, jobs, worker) = batcher::start(loads, batch)?;
     let limits = Limits {
         max_body_bytes: opts.max_body_bytes,
         max_image_pixels: opts.max_image_pixels,

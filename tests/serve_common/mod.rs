@@ -38,7 +38,12 @@ pub struct Server {
 impl Server {
     /// Loads the model (on its thread) and serves on 127.0.0.1, a free port.
     pub async fn start(load: serve::LoadModel, opts: ServeOptions) -> Server {
-        let service = tokio::task::spawn_blocking(move || serve::start(load, opts))
+        Server::start_workers(vec![load], opts).await
+    }
+
+    /// [`Server::start`] with one model worker per loader.
+    pub async fn start_workers(loads: Vec<serve::LoadModel>, opts: ServeOptions) -> Server {
+        let service = tokio::task::spawn_blocking(move || serve::start_workers(loads, opts))
             .await
             .unwrap()
             .unwrap();
