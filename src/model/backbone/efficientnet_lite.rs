@@ -244,41 +244,6 @@ impl FusedMbConv {
     }
 }
 
-/// An EfficientNet-Lite for inference (see [`super::fused`]).
-pub struct FusedLite {
-    stem: FusedConv,
-    blocks: Vec<FusedMbConv>,
-    head: FusedConv,
-    /// Index of the block whose output is the level-6 map.
-    tap6: usize,
-}
-
-impl FrozenBackbone for FusedLite {
-    fn forward_two(&self, x: &Tensor) -> (Tensor, Tensor) {
-        tch::no_grad(|| {
-            let mut x = fused_same(&self.stem, x, true);
-            let mut tap6 = None;
-            for (i, block) in self.blocks.iter().enumerate() {
-                x = block.forward(&x);
-                if i == self.tap6 {
-                    tap6 = Some(x.shallow_clone());
-                }
-            }
-            let x7 = fused_same(&self.head, &x, true);
-            (tap6.expect("the level-6 tap is one of the blocks"), x7)
-        })
-    }
-    fn convs_mut(&mut self) -> Vec<&mut FusedConv> {
-        let mut v = vec![&mut self.stem, &mut self.head];
-        for b in &mut self.blocks {
-            v.extend(b.expand.as_mut());
-            v.push(&mut b.depthwise);
-            v.push(&mut b.project);
-        }
-        v
-    }
-}
-
 /// An EfficientNet-Lite up to its head convolution.
 #[derive(Debug)]
 pub struct EfficientNetLite {
@@ -327,6 +292,17 @@ impl EfficientNetLite {
             bn1: bn2d(p / "_bn1", HEAD, BN_EPS, BN_MOMENTUM),
             taps: TAP_STAGES.map(|s| stage_ends[s]),
             tap_channels: TAP_STAGES.map(|s| stages[s].5),
+        }
+    }
+
+    /// The stem and the first `k` blocks (the head counting as block `n`) with BatchNorm folded.
+    fn fused_prefix(&self, k: usize) -> FusedLitePrefix {
+        let n = self.blocks.len();
+        FusedLitePrefix {
+            stem: self.stem.fold(&self.bn0),
+            blocks: self.blocks[..k.min(n)].iter().map(MbConv::fuse).collect(),
+            head: (k > n).then(|| self.head.fold(&self.bn1)),
+            tap6: self.taps[2],
         }
     }
 
@@ -387,24 +363,39 @@ impl Backbone for EfficientNetLite {
         Some(self)
     }
 
+    /// The whole network for inference: the folded prefix of every block and the head.
     fn fuse(&self) -> Option<Box<dyn FrozenBackbone>> {
-        Some(Box::new(FusedLite {
-            stem: self.stem.fold(&self.bn0),
-            blocks: self.blocks.iter().map(MbConv::fuse).collect(),
-            head: self.head.fold(&self.bn1),
-            tap6: self.taps[2],
-        }))
+        Some(Box::new(self.fused_prefix(self.blocks.len() + 1)))
     }
 }
 
 /// The stem and the first blocks of an EfficientNet-Lite with BatchNorm folded
-/// ([`Cut::frozen_prefix`]).
+/// ([`Cut::frozen_prefix`]); with every block and the head, the whole network for inference
+/// ([`Backbone::fuse`], see [`super::fused`]).
 struct FusedLitePrefix {
     stem: FusedConv,
     blocks: Vec<FusedMbConv>,
     /// The head convolution, when the prefix is the whole network.
     head: Option<FusedConv>,
     tap6: usize,
+}
+
+/// Only as built by [`Backbone::fuse`]: every block and the head.
+impl FrozenBackbone for FusedLitePrefix {
+    fn forward_two(&self, x: &Tensor) -> (Tensor, Tensor) {
+        let maps = FrozenPrefix::forward(self, x);
+        (maps.level6.expect("the level-6 tap is one of the blocks"), maps.map)
+    }
+    fn convs_mut(&mut self) -> Vec<&mut FusedConv> {
+        let mut v = vec![&mut self.stem];
+        v.extend(self.head.as_mut());
+        for b in &mut self.blocks {
+            v.extend(b.expand.as_mut());
+            v.push(&mut b.depthwise);
+            v.push(&mut b.project);
+        }
+        v
+    }
 }
 
 impl FrozenPrefix for FusedLitePrefix {
@@ -445,13 +436,7 @@ impl Cut for EfficientNetLite {
     }
 
     fn frozen_prefix(&self, k: usize) -> Box<dyn FrozenPrefix> {
-        let n = self.blocks.len();
-        Box::new(FusedLitePrefix {
-            stem: self.stem.fold(&self.bn0),
-            blocks: self.blocks[..k.min(n)].iter().map(MbConv::fuse).collect(),
-            head: (k > n).then(|| self.head.fold(&self.bn1)),
-            tap6: self.taps[2],
-        })
+        Box::new(self.fused_prefix(k))
     }
 
     fn prefix(&self, x: &Tensor, k: usize) -> PrefixMaps {
