@@ -216,6 +216,17 @@ impl<'a> RowWriter<'a> {
 /// `PREFIX/share/normiqa` when installed; scripts/install.sh names the same folder).
 pub const DEFAULT_MODEL: &str = "models/clive-efficientnet-lite0";
 
+/// `--model` if given, else the shipped default model's folder (or an error saying it is
+/// missing): `predict`'s and `serve`'s rule.
+pub fn model_dir_or_default(model: &Option<PathBuf>) -> Result<PathBuf> {
+    match model {
+        Some(d) => Ok(d.clone()),
+        None => default_model_dir().with_context(|| {
+            format!("no --model given and the shipped model ({DEFAULT_MODEL}) was not found")
+        }),
+    }
+}
+
 /// The shipped default model's folder.
 pub fn default_model_dir() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("NORMIQA_MODEL") {
@@ -396,12 +407,7 @@ fn open_output(
 
 pub fn run(args: PredictArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
-    let dir = match &args.model {
-        Some(d) => d.clone(),
-        None => default_model_dir().with_context(|| {
-            format!("no --model given and the shipped model ({DEFAULT_MODEL}) was not found")
-        })?,
-    };
+    let dir = model_dir_or_default(&args.model)?;
     let (mut files, ids) = select_images(&args)?;
     let info = RunInfo::load(&dir)?;
     let heads = args.all_heads.then_some(info.heads.as_slice());

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::args::parse_device;
-use super::predict::{default_model_dir, DEFAULT_MODEL};
+use super::predict::model_dir_or_default;
 use crate::model::pool::PoolConfig;
 use crate::serve::{self, ServeOptions};
 
@@ -72,12 +72,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         bail!("--max-body-bytes 0: must be at least 1");
     }
     let device = parse_device(&args.device)?;
-    let dir = match &args.model {
-        Some(d) => d.clone(),
-        None => default_model_dir().with_context(|| {
-            format!("no --model given and the shipped model ({DEFAULT_MODEL}) was not found")
-        })?,
-    };
+    let dir = model_dir_or_default(&args.model)?;
     let opts = ServeOptions {
         max_batch: crate::train::config::eval_batch_size(args.max_batch, device),
         max_wait: Duration::from_millis(args.max_wait_ms),
