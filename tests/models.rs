@@ -9,7 +9,7 @@ use std::path::Path;
 use clap::Parser;
 use normiqa::model::trained::TrainedModel;
 use normiqa::model::{Arch, IqaModel};
-use normiqa::train::{self, DatasetSpec, FrozenMode, SplitProtocol, TrainConfig};
+use normiqa::train::{self, DatasetSpec, FrozenMode, TrainConfig};
 use tch::Device;
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -26,21 +26,10 @@ fn cli(args: &[&str]) -> anyhow::Result<()> {
 
 /// A tiny random-initialised run of `arch` on `n` synthetic images, one epoch, frozen cached.
 fn tiny(dir: &Path, arch: Arch, n: usize, size: u32) -> TrainConfig {
-    let (csv, images) = common::synthetic_dataset(dir, n, size);
-    let mut cfg = TrainConfig::new(DatasetSpec::Csv {
-        csv,
-        images,
-        image_column: "image".into(),
-        mos_column: "mos".into(),
-    });
+    let mut cfg = common::tiny_train_config(dir, n, size);
     cfg.arch = arch;
-    cfg.data.split = SplitProtocol::Random;
-    cfg.random_init = true;
     cfg.epochs = 1;
-    cfg.batch_size = 4;
-    cfg.lr = 1e-3;
     cfg.ft_lr_ratio = 0.0;
-    cfg.device = "cpu".into();
     cfg
 }
 

@@ -30,20 +30,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 const ALL: usize = 17;
 
 fn tiny_config(dir: &Path, n: usize) -> TrainConfig {
-    let (csv, images) = common::synthetic_dataset(dir, n, 48);
-    let mut cfg = TrainConfig::new(DatasetSpec::Csv {
-        csv,
-        images,
-        image_column: "image".into(),
-        mos_column: "mos".into(),
-    });
-    cfg.data.split = SplitProtocol::Random;
-    cfg.random_init = true;
-    cfg.epochs = 2;
-    cfg.batch_size = 4;
-    cfg.lr = 1e-3;
-    cfg.device = "cpu".into();
-    cfg
+    common::tiny_train_config(dir, n, 48)
 }
 
 /// LinearityIQA on Lite0 with random weights (drop connect off), twice with the same values.

@@ -10,7 +10,7 @@ use normiqa::model::{
     linearity::BACKBONE_PREFIX, weights, BackboneName, LinearityIqa, ModelConfig,
 };
 use normiqa::train::{
-    self, checkpoint, DatasetSpec, FrozenMode, SplitProtocol, TrainConfig,
+    self, checkpoint, DatasetSpec, FrozenMode, TrainConfig,
 };
 use normiqa::model::trained::Inputs;
 use tch::{nn, Device, Kind, Tensor};
@@ -24,20 +24,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn tiny_config(dir: &Path, n: usize) -> TrainConfig {
-    let (csv, images) = common::synthetic_dataset(dir, n, 40);
-    let mut cfg = TrainConfig::new(DatasetSpec::Csv {
-        csv,
-        images,
-        image_column: "image".into(),
-        mos_column: "mos".into(),
-    });
-    cfg.data.split = SplitProtocol::Random;
-    cfg.random_init = true;
-    cfg.epochs = 2;
-    cfg.batch_size = 4;
-    cfg.lr = 1e-3;
-    cfg.device = "cpu".into();
-    cfg
+    common::tiny_train_config(dir, n, 40)
 }
 
 fn run_dir(tmp: &Path, name: &str) -> std::path::PathBuf {

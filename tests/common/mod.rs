@@ -6,6 +6,26 @@ use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
 
+/// A training configuration on [`synthetic_dataset`] (`n` images of `size` px, random split):
+/// random weights, 2 epochs of batch 4 at lr 1e-3 on the CPU.
+pub fn tiny_train_config(dir: &Path, n: usize, size: u32) -> normiqa::train::TrainConfig {
+    use normiqa::train::{DatasetSpec, SplitProtocol, TrainConfig};
+    let (csv, images) = synthetic_dataset(dir, n, size);
+    let mut cfg = TrainConfig::new(DatasetSpec::Csv {
+        csv,
+        images,
+        image_column: "image".into(),
+        mos_column: "mos".into(),
+    });
+    cfg.data.split = SplitProtocol::Random;
+    cfg.random_init = true;
+    cfg.epochs = 2;
+    cfg.batch_size = 4;
+    cfg.lr = 1e-3;
+    cfg.device = "cpu".into();
+    cfg
+}
+
 /// Writes `n` small images whose "quality" (MOS) decreases with added noise, and a CSV
 /// `image,mos` for them. Returns the CSV path and the image folder.
 pub fn synthetic_dataset(dir: &Path, n: usize, size: u32) -> (PathBuf, PathBuf) {
