@@ -262,6 +262,7 @@ pub fn import_linearityiqa(
         timings: Timings::default(),
         device: "cpu".into(),
         constant_mos_batches: 0,
+        also: Vec::new(),
     };
     let record = ImportRecord {
         from: "linearityiqa".into(),

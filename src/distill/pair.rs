@@ -357,6 +357,7 @@ impl Pair<'_> {
             train: Some(metrics(&train_out, &split.train)),
             mapping: mapping.clone(),
             constant_mos_batches: run.constant_mos_batches,
+            also: Vec::new(),
             timings: Timings {
                 train_s: run.train_s,
                 total_s: self.t_start.elapsed().as_secs_f64(),
@@ -705,6 +706,7 @@ pub fn train_pair(
         start,
         one_thread: cfg.frozen() && !device.is_cuda(),
         out,
+        groups: None,
     };
     engine::run(&mut pair, &plan)
 }

@@ -41,6 +41,18 @@ pub struct Timings {
 /// Metrics of every head, the prediction head last (LinearityIQA: [level 6, level 7, fused]).
 pub type HeadMetrics = Vec<Metrics>;
 
+/// What a multi-dataset run learnt of one of its `also` datasets: its own mapping from the
+/// model's outputs to its scale (fitted on its training images) and its test metrics.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AlsoResult {
+    pub dataset: String,
+    /// Least-squares line per head, fitted on this dataset's training images.
+    pub mapping: Vec<LinearMap>,
+    pub sizes: SetSizes,
+    /// With this dataset's mapping; `None` when its split has no test images.
+    pub test: Option<HeadMetrics>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunInfo {
     pub normiqa_version: String,
@@ -71,6 +83,9 @@ pub struct RunInfo {
     /// `train/constant_mos.rs`). Each is a `constant_mos_batch` event in `log.jsonl`.
     #[serde(default)]
     pub constant_mos_batches: usize,
+    /// The other datasets of a multi-dataset run (`config.also`), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<AlsoResult>,
 }
 
 fn linearity_heads() -> Vec<String> {

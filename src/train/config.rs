@@ -104,6 +104,64 @@ pub struct DataConfig {
 fn default_train_ratio() -> f64 {
     defaults::TRAIN_RATIO
 }
+
+/// Another dataset trained together with the main one (multi-dataset Norm-in-Norm, `[[also]]` in
+/// a run's `config.toml`).
+///
+/// Norm-in-Norm centres and scales the predictions and the MOS of each batch separately
+/// (`src/loss.rs`), so the loss of a batch drawn from one dataset does not depend on that
+/// dataset's MOS scale or offset: a 0–100 MOS and a 0–1 full-reference label train one network
+/// together, as long as no batch mixes them. The engine draws every batch from one dataset
+/// ([`Mixing`]). The main dataset (`data`) alone chooses the best epoch (its validation set) and
+/// gives the run's mapping k·ŷ+b; each `also` dataset gets its own mapping, fitted on its own
+/// training images, and its test set is reported in `run.json` (`also`).
+///
+/// ```toml
+/// [[also]]
+/// weight = 0.5                 # its batches' loss is multiplied by this (default 1)
+/// per_epoch = 800              # a fresh random subset of its training images each epoch (default: all)
+/// [also.data]
+/// split = "by-reference"       # its own split: `train` is trained on, `test` reported, `val` unused
+/// train_ratio = 0.8
+/// train_val_ratio = 0.8
+/// [also.data.dataset]
+/// kind = "csv"
+/// csv = "runs/synth/kodak24/labels.csv"
+/// images = "runs/synth/kodak24"
+/// mos_column = "score"
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlsoData {
+    pub data: DataConfig,
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_epoch: Option<usize>,
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+
+/// How the batches of several datasets (`also`) follow each other in an epoch. Every batch holds
+/// images of one dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mixing {
+    /// Each dataset's batches spread evenly over the epoch (a dataset with a third of the
+    /// batches has every third one), in a fixed pattern.
+    #[default]
+    Alternate,
+    /// All batches in a random order (from the run's seed).
+    Shuffled,
+}
+
+impl Mixing {
+    fn is_default(&self) -> bool {
+        *self == Mixing::default()
+    }
+}
 fn default_train_val_ratio() -> f64 {
     defaults::TRAIN_VAL_RATIO
 }
@@ -324,6 +382,12 @@ pub struct TrainConfig {
     /// `cpu`, `cuda`, `cuda:N` or `auto`.
     #[serde(default = "default_device")]
     pub device: String,
+    /// Other datasets trained together with `data` (multi-dataset Norm-in-Norm, [`AlsoData`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<AlsoData>,
+    /// How the batches of `data` and `also` alternate.
+    #[serde(default, skip_serializing_if = "Mixing::is_default")]
+    pub mixing: Mixing,
 }
 
 fn default_beta() -> [f64; 3] {
@@ -403,6 +467,8 @@ impl TrainConfig {
             test_during_training: false,
             eval_batch_size: default_eval_bs(),
             device: default_device(),
+            also: Vec::new(),
+            mixing: Mixing::default(),
         }
     }
 
@@ -441,6 +507,35 @@ impl TrainConfig {
         let (r1, r2) = (self.data.train_ratio, self.data.train_val_ratio);
         if !(r1 > 0.0 && r1 <= r2 && r2 <= 1.0) {
             bail!("--train-ratio {r1} --train-val-ratio {r2}: need 0 < train-ratio <= train-val-ratio <= 1");
+        }
+        self.check_also()
+    }
+
+    /// `also`: a loss that normalises each batch (else the datasets' scales would mix), sane
+    /// weights, ratios and subset sizes.
+    fn check_also(&self) -> anyhow::Result<()> {
+        use anyhow::bail;
+        if self.also.is_empty() {
+            return Ok(());
+        }
+        if !self.loss.kind.normalises_targets() {
+            bail!("also: training several datasets together needs a loss that normalises each batch's MOS (norm-in-norm), else their MOS scales mix; --loss {} does not", self.loss.kind.name());
+        }
+        for (i, a) in self.also.iter().enumerate() {
+            let n = i + 1;
+            if !(a.weight > 0.0 && a.weight.is_finite()) {
+                bail!("also[{n}].weight = {}: must be positive", a.weight);
+            }
+            if a.per_epoch.is_some_and(|k| k < self.batch_size) {
+                bail!("also[{n}].per_epoch = {}: fewer than one batch (batch_size {})", a.per_epoch.unwrap_or(0), self.batch_size);
+            }
+            let (r1, r2) = (a.data.train_ratio, a.data.train_val_ratio);
+            if !(r1 > 0.0 && r1 <= r2 && r2 <= 1.0) {
+                bail!("also[{n}].data: train_ratio {r1}, train_val_ratio {r2}: need 0 < train_ratio <= train_val_ratio <= 1");
+            }
+            if a.data.split == SplitProtocol::AllTest {
+                bail!("also[{n}].data.split = \"all-test\": leaves nothing to train on");
+            }
         }
         Ok(())
     }
@@ -502,6 +597,9 @@ impl TrainConfig {
     /// Every path of the configuration: the dataset's and the pretrained weights'.
     fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
         let mut paths = self.data.dataset.paths_mut();
+        for a in &mut self.also {
+            paths.extend(a.data.dataset.paths_mut());
+        }
         paths.extend(self.weights.as_mut());
         paths.extend(self.init_from.as_mut());
         paths.extend(self.model.scnn_weights.as_mut());

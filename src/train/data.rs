@@ -156,3 +156,69 @@ pub fn decode_used(
     }
     Ok((images, secs))
 }
+
+/// One dataset of a run inside the combined sample list of [`load_all`]: the main one (`data`)
+/// first, then each of `also`.
+pub struct Part {
+    /// The dataset on its own (its sample `i` is sample `offset + i` of the combined one).
+    pub dataset: Dataset,
+    pub data: DataConfig,
+    pub offset: usize,
+    /// Its split, in its own indices.
+    pub split: Split,
+}
+
+impl Part {
+    /// Its indices `idx` as indices of the combined dataset.
+    pub fn global(&self, idx: &[usize]) -> Vec<usize> {
+        idx.iter().map(|&i| i + self.offset).collect()
+    }
+}
+
+/// The run's datasets: the main one and those of `also` (multi-dataset training), loaded, split
+/// and decoded, as one combined dataset whose training set is every part's training set and
+/// whose validation and test sets are the main dataset's. With no `also` it is [`load`] with one
+/// part.
+pub fn load_all(cfg: &super::TrainConfig) -> Result<(LoadedData, Vec<Part>)> {
+    let main = load(&cfg.data, cfg.seed)?;
+    let mut parts = vec![Part {
+        dataset: main.dataset.clone(),
+        data: cfg.data.clone(),
+        offset: 0,
+        split: main.split.clone(),
+    }];
+    if cfg.also.is_empty() {
+        return Ok((main, parts));
+    }
+    let LoadedData { mut dataset, mut split, mut images, mut decode_seconds } = main;
+    for (n, also) in cfg.also.iter().enumerate() {
+        let part = load(&also.data, cfg.seed).with_context(|| format!("also[{}]", n + 1))?;
+        if part.dataset.higher_is_better != dataset.higher_is_better {
+            let dir = |b: bool| if b { "higher is better" } else { "lower is better" };
+            anyhow::bail!(
+                "also[{}]: {} ({}) and {} ({}) rate in opposite directions; Norm-in-Norm would learn one of them upside down",
+                n + 1, part.dataset.name, dir(part.dataset.higher_is_better), parts[0].dataset.name, dir(dataset.higher_is_better)
+            );
+        }
+        if part.split.train.is_empty() {
+            anyhow::bail!("also[{}]: {} has no training images (check its train_ratio)", n + 1, part.dataset.name);
+        }
+        let offset = dataset.len();
+        split.train.extend(part.split.train.iter().map(|&i| i + offset));
+        dataset.samples.extend(part.dataset.samples.iter().cloned());
+        dataset.name = format!("{} + {}", dataset.name, part.dataset.name);
+        images.extend(part.images);
+        decode_seconds += part.decode_seconds;
+        parts.push(Part { dataset: part.dataset, data: also.data.clone(), offset, split: part.split });
+    }
+    Ok((LoadedData { dataset, split, images, decode_seconds }, parts))
+}
+
+/// The dataset of every sample of the combined dataset of `parts` (0 = the main one).
+pub fn groups(parts: &[Part]) -> Vec<usize> {
+    parts
+        .iter()
+        .enumerate()
+        .flat_map(|(g, p)| std::iter::repeat(g).take(p.dataset.len()))
+        .collect()
+}

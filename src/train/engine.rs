@@ -47,6 +47,8 @@ pub struct Batch<'a> {
     pub iters: usize,
     /// Dataset indices of the samples.
     pub idx: &'a [usize],
+    /// The dataset of every sample of the batch ([`Groups`]; 0 with one dataset).
+    pub group: usize,
     /// The augmented images of the samples, in `idx` order (when augmentation is on).
     pub augmented: Option<Vec<RgbImage>>,
     /// The loss is divided by this before `backward` (gradient accumulation).
@@ -132,6 +134,45 @@ pub struct Plan<'a> {
     pub one_thread: bool,
     /// Run folder for the log and the resume state; none: neither is written.
     pub out: Option<&'a Path>,
+    /// Several datasets in `dataset` (multi-dataset training): every batch is drawn from one.
+    pub groups: Option<Groups<'a>>,
+}
+
+/// The datasets of a multi-dataset run ([`super::config::AlsoData`]) as the loop sees them.
+pub struct Groups<'a> {
+    /// The dataset (0 = the main one) of every sample index of [`Plan::dataset`].
+    pub of: &'a [usize],
+    /// Per dataset: training images per epoch (a fresh random subset each epoch; `None` = all).
+    pub per_epoch: Vec<Option<usize>>,
+    pub mixing: super::config::Mixing,
+}
+
+impl Groups<'_> {
+    /// The epoch's batches from the shuffled training order: each dataset's samples in that
+    /// order (cut to its `per_epoch`), in whole batches, mixed as configured.
+    fn batches(&self, order: &[usize], batch_size: usize, rng: &mut ChaCha8Rng) -> Vec<(usize, Vec<usize>)> {
+        let mut per: Vec<Vec<usize>> = vec![Vec::new(); self.per_epoch.len()];
+        for &i in order {
+            per[self.of[i]].push(i);
+        }
+        let mut batches: Vec<(f64, usize, Vec<usize>)> = Vec::new();
+        for (g, mut idx) in per.into_iter().enumerate() {
+            if let Some(k) = self.per_epoch[g] {
+                idx.truncate(k);
+            }
+            let chunks: Vec<Vec<usize>> = idx.chunks_exact(batch_size).map(<[usize]>::to_vec).collect();
+            let n = chunks.len() as f64;
+            // Alternate: batch j of a dataset with n batches sits at (j + 0.5) / n of the epoch.
+            batches.extend(chunks.into_iter().enumerate().map(|(j, c)| ((j as f64 + 0.5) / n, g, c)));
+        }
+        match self.mixing {
+            super::config::Mixing::Alternate => {
+                batches.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+            }
+            super::config::Mixing::Shuffled => batches.shuffle(rng),
+        }
+        batches.into_iter().map(|(_, g, c)| (g, c)).collect()
+    }
 }
 
 /// Restores the process's intra-op thread count when the loop ends, also by an error (a later
@@ -342,13 +383,15 @@ fn train_epoch<P: Procedure>(
     // run draws what an uninterrupted one would.
     tch::manual_seed((plan.seed as i64).wrapping_add(1_000_003 * (epoch as i64 + 1)));
     cur.order.shuffle(&mut cur.rng);
-    let order = cur.order.clone();
-    let batches: Vec<&[usize]> = order.chunks_exact(plan.batch_size).collect();
+    let batches: Vec<(usize, Vec<usize>)> = match &plan.groups {
+        Some(g) => g.batches(&cur.order, plan.batch_size, &mut cur.rng),
+        None => cur.order.chunks_exact(plan.batch_size).map(|c| (0, c.to_vec())).collect(),
+    };
     let bar = crate::progress::bar(batches.len() as u64, &format!("epoch {}", epoch + 1));
     for m in proc.members() {
         m.opt.zero_grad();
     }
-    for (bi, idx) in batches.iter().enumerate() {
+    for (bi, (group, idx)) in batches.iter().enumerate() {
         proc.set_rates(epoch, bi, batches.len());
         let augmented = match plan.augment {
             Some((a, images)) => Some(
@@ -371,6 +414,7 @@ fn train_epoch<P: Procedure>(
             index: bi,
             iters: batches.len(),
             idx,
+            group: *group,
             augmented,
             accumulation: plan.accumulation_steps,
         };
@@ -421,4 +465,41 @@ fn check_finite<P: Procedure>(
         super::data::batch_context(plan.dataset, batch.idx, batch.epoch, batch.index),
         proc.advice()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::config::Mixing;
+
+    fn groups(of: &[usize], per_epoch: Vec<Option<usize>>, mixing: Mixing) -> Vec<(usize, Vec<usize>)> {
+        let g = Groups { of, per_epoch, mixing };
+        let order: Vec<usize> = (0..of.len()).collect();
+        g.batches(&order, 2, &mut ChaCha8Rng::seed_from_u64(1))
+    }
+
+    #[test]
+    fn every_batch_holds_one_dataset_and_alternate_spreads_them() {
+        // 6 samples of dataset 0 (3 batches), 2 of dataset 1 (1 batch), one left over.
+        let of = [0, 1, 0, 0, 1, 0, 0, 0, 1];
+        let b = groups(&of, vec![None, None], Mixing::Alternate);
+        assert_eq!(b.len(), 4);
+        for (g, idx) in &b {
+            assert!(idx.iter().all(|&i| of[i] == *g), "{b:?}");
+        }
+        let order: Vec<usize> = b.iter().map(|(g, _)| *g).collect();
+        assert_eq!(order, [0, 0, 1, 0], "dataset 1's one batch sits in the middle");
+        let shuffled = groups(&of, vec![None, None], Mixing::Shuffled);
+        assert_eq!(shuffled.len(), 4);
+        assert!(shuffled.iter().all(|(g, idx)| idx.iter().all(|&i| of[i] == *g)));
+    }
+
+    #[test]
+    fn per_epoch_cuts_a_dataset_to_its_share() {
+        let of = [0, 0, 1, 1, 1, 1, 1, 1, 0, 0];
+        let b = groups(&of, vec![None, Some(2)], Mixing::Alternate);
+        let ones: Vec<&Vec<usize>> = b.iter().filter(|(g, _)| *g == 1).map(|(_, i)| i).collect();
+        assert_eq!(ones, [&vec![2, 3]]);
+        assert_eq!(b.len(), 3);
+    }
 }

@@ -310,6 +310,7 @@ pub fn pretrain(cfg: &ScnnConfig, out: &Path, overwrite: bool) -> Result<ScnnSum
         start: json!({"config": cfg, "classes": n_classes}),
         one_thread: false,
         out: Some(out),
+        groups: None,
     };
     let summary = engine::run(&mut proc, &plan)?;
     drop(folder);

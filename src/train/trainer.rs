@@ -13,10 +13,10 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tch::{nn, Device, Kind, Tensor};
 
-use super::checkpoint::{self, HeadMetrics, RunInfo, SetSizes, Timings};
+use super::checkpoint::{self, AlsoResult, HeadMetrics, RunInfo, SetSizes, Timings};
 use super::config::{FrozenMode, TrainConfig};
-use super::data::{self as train_data, LoadedData};
-use super::engine::{self, Batch, Evaluation, Finished, MemberRef, Plan, Procedure, StepLosses};
+use super::data::{self as train_data, LoadedData, Part};
+use super::engine::{self, Batch, Evaluation, Finished, Groups, MemberRef, Plan, Procedure, StepLosses};
 use super::features::{self, TapSource};
 use super::optim::Opt;
 use crate::batch;
@@ -131,6 +131,9 @@ struct SingleModel<'a> {
     out: &'a Path,
     dataset: &'a Dataset,
     split: &'a Split,
+    /// The run's datasets (the main one first); `split.train` holds every part's training images,
+    /// `split.val` and `split.test` the main dataset's.
+    parts: &'a [Part],
     inputs: Inputs<'a>,
     vs: nn::VarStore,
     net: Box<dyn IqaModel>,
@@ -171,6 +174,29 @@ impl SingleModel<'_> {
     fn metrics(&self, idx: &[usize], mapping: &[normiqa_core::metrics::LinearMap]) -> Result<HeadMetrics> {
         Ok(head_metrics(&self.outputs(idx)?, &self.mos_of(idx), Some(mapping)))
     }
+
+    /// The main dataset's training images: its mapping is fitted on them.
+    fn main_train(&self) -> &[usize] {
+        &self.parts[0].split.train
+    }
+
+    /// Each `also` dataset's own mapping (fitted on its training images) and test metrics.
+    fn also_results(&self) -> Result<Vec<AlsoResult>> {
+        let mut out = Vec::new();
+        for part in &self.parts[1..] {
+            let train = part.global(&part.split.train);
+            let mapping = fit_mapping(&self.outputs(&train)?, &self.mos_of(&train))
+                .with_context(|| format!("fitting the mapping of {}", part.dataset.name))?;
+            let test = part.global(&part.split.test);
+            let metrics = match test.is_empty() {
+                true => None,
+                false => Some(self.metrics(&test, &mapping)?),
+            };
+            let sizes = SetSizes { train: train.len(), val: part.split.val.len(), test: test.len() };
+            out.push(AlsoResult { dataset: part.dataset.name.clone(), mapping, sizes, test: metrics });
+        }
+        Ok(out)
+    }
 }
 
 impl Procedure for SingleModel<'_> {
@@ -201,10 +227,13 @@ impl Procedure for SingleModel<'_> {
             .to_kind(Kind::Float)
             .to_device(self.device);
         let heads = train_outputs(self.net.as_ref(), &self.inputs, batch, cfg.frozen(), self.device)?;
-        let total = task_loss(&cfg.loss, cfg.beta, &heads, &y).map_err(|e| {
+        let mut total = task_loss(&cfg.loss, cfg.beta, &heads, &y).map_err(|e| {
             let at = train_data::batch_context(self.dataset, batch.idx, batch.epoch, batch.index);
             anyhow::anyhow!("{at}: {e:#}")
         })?;
+        if batch.group > 0 {
+            total = total * cfg.also[batch.group - 1].weight;
+        }
         let lv = f64::try_from(&total)?;
         (total / batch.accumulation as f64).backward();
         let q = match cfg.loss.kind {
@@ -223,8 +252,8 @@ impl Procedure for SingleModel<'_> {
         let (split, during) = (self.split, self.cfg.test_during_training);
         let identity = vec![Default::default(); self.net.head_names().len()];
         let (train_m, mapping) = if during {
-            let o = self.outputs(&split.train)?;
-            let y = self.mos_of(&split.train);
+            let o = self.outputs(self.main_train())?;
+            let y = self.mos_of(self.main_train());
             let maps = fit_mapping(&o, &y).unwrap_or_else(|_| identity.clone());
             (Some(head_metrics(&o, &y, Some(&maps))), maps)
         } else {
@@ -283,8 +312,8 @@ impl Procedure for SingleModel<'_> {
         // Reload the best epoch, fit k, b on the training set, test.
         weights::load_safetensors(&self.vs, &self.out.join(checkpoint::WEIGHTS), self.stored())?;
         let split = self.split;
-        let train_out = self.outputs(&split.train)?;
-        let y_train = self.mos_of(&split.train);
+        let train_out = self.outputs(self.main_train())?;
+        let y_train = self.mos_of(self.main_train());
         let mapping = fit_mapping(&train_out, &y_train)?;
         let train_metrics = head_metrics(&train_out, &y_train, Some(&mapping));
         let test_out = self.outputs(&split.test)?;
@@ -292,6 +321,12 @@ impl Procedure for SingleModel<'_> {
         let names = self.net.head_names();
         let preds = self.out.join("predictions_test.csv");
         write_predictions(&preds, self.dataset, &split.test, names, &test_out, &mapping)?;
+        let also = self.also_results()?;
+        for a in &also {
+            if let Some(m) = a.test.as_ref().and_then(|m| m.last()) {
+                tracing::info!("also {}: test SROCC {:.4} PLCC {:.4} ({} images, its own mapping)", a.dataset, m.srocc, m.plcc, a.sizes.test);
+            }
+        }
         self.timings.train_s = run.train_s;
         self.timings.seconds_per_epoch = run.train_s / run.epochs as f64;
         self.timings.total_s = self.t_start.elapsed().as_secs_f64();
@@ -306,7 +341,7 @@ impl Procedure for SingleModel<'_> {
             backbone_in_weights: self.backbone_changes,
             pretrained_prefix: self.pretrained_prefix,
             sizes: SetSizes {
-                train: split.train.len(),
+                train: self.main_train().len(),
                 val: split.val.len(),
                 test: split.test.len(),
             },
@@ -316,6 +351,7 @@ impl Procedure for SingleModel<'_> {
             timings: self.timings.clone(),
             device: format!("{:?}", self.device),
             constant_mos_batches: run.constant_mos_batches,
+            also,
         };
         info.save(self.out)?;
         let fused = test_metrics.last().expect("one head at least");
@@ -403,10 +439,12 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
     checkpoint::write_atomic(&out.join(checkpoint::CONFIG_TOML), config_text.as_bytes())?;
     let device = parse_device(&cfg.device)?;
     tch::manual_seed(cfg.seed as i64);
-    let LoadedData { dataset, split, images, decode_seconds } = train_data::load(&cfg.data, cfg.seed)?;
-    train_data::check_trainable(&split, &cfg.data, cfg.batch_size)?;
-    // Equal MOS (train/constant_mos.rs): refused only when the whole training split is constant.
-    super::constant_mos::check_split(&dataset, &split.train, &cfg.loss)?;
+    let (LoadedData { dataset, split, images, decode_seconds }, parts) = train_data::load_all(cfg)?;
+    train_data::check_trainable(&parts[0].split, &cfg.data, cfg.batch_size)?;
+    // Equal MOS (train/constant_mos.rs): refused only when a whole training split is constant.
+    for p in &parts {
+        super::constant_mos::check_split(&p.dataset, &p.split.train, &cfg.loss)?;
+    }
     tracing::info!(
         "{}: {} images (train {}, val {}, test {}), decoded in {:.1} s",
         dataset.name, dataset.len(), split.train.len(), split.val.len(), split.test.len(), decode_seconds
@@ -418,7 +456,7 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
     let cached = heads_only || cfg.partial_blocks().is_some();
     let t_feat = Instant::now();
     let taps = match cached {
-        true => Some(cached_taps(cfg, net.as_ref(), weights_file.as_deref(), &dataset, &split, &images, eval_bs, device)?),
+        true => Some(cached_taps(cfg, net.as_ref(), weights_file.as_deref(), &parts, &images, eval_bs, device)?),
         false => None,
     };
     let features_s = if cached { t_feat.elapsed().as_secs_f64() } else { 0.0 };
@@ -428,6 +466,7 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
         out,
         dataset: &dataset,
         split: &split,
+        parts: &parts,
         inputs: match &taps {
             Some(t) => Inputs::Cached(t),
             None => Inputs::Images(&images),
@@ -453,6 +492,7 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
         device: String::new(),
         ..cfg.clone()
     })?;
+    let groups = train_data::groups(&parts);
     let plan = Plan {
         dataset: &dataset,
         train: &split.train,
@@ -466,6 +506,11 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
         start: json!({"config": cfg, "n_train": split.train.len(), "n_val": split.val.len(), "n_test": split.test.len()}),
         one_thread: heads_only && device == Device::Cpu,
         out: Some(out),
+        groups: (parts.len() > 1).then(|| Groups {
+            of: &groups,
+            per_epoch: std::iter::once(None).chain(cfg.also.iter().map(|a| a.per_epoch)).collect(),
+            mixing: cfg.mixing,
+        }),
     };
     let outcome = engine::run(&mut proc, &plan)?;
     drop(folder);
@@ -491,24 +536,49 @@ fn finished_outcome(out: &Path) -> Result<TrainOutcome> {
     })
 }
 
-/// The frozen backbone's taps of every sample of the split (the feature cache).
-#[allow(clippy::too_many_arguments)]
+/// The frozen backbone's taps of every used sample of every part (the feature cache, one entry
+/// per dataset), as one tensor per tap over the combined dataset.
 fn cached_taps(
     cfg: &TrainConfig,
     net: &dyn IqaModel,
     weights_file: Option<&Path>,
-    dataset: &Dataset,
-    split: &Split,
+    parts: &[Part],
     images: &[RgbImage],
     eval_bs: usize,
     device: Device,
 ) -> Result<Vec<Tensor>> {
-    let all: Vec<usize> = split.train.iter().chain(&split.val).chain(&split.test).copied().collect();
-    if let Some(k) = cfg.partial_blocks() {
-        check_one_size(dataset, images, &all, k)?;
+    let mut per_part: Vec<Vec<Tensor>> = Vec::new();
+    for p in parts {
+        let s = &p.split;
+        let used: Vec<usize> = s.train.iter().chain(&s.val).chain(&s.test).copied().collect();
+        let own = &images[p.offset..p.offset + p.dataset.len()];
+        if let Some(k) = cfg.partial_blocks() {
+            check_one_size(&p.dataset, own, &used, k)?;
+        }
+        let src = TapSource { model: net, weights: weights_file, dataset: &p.dataset, data: &p.data, indices: &used };
+        per_part.push(features::load_or_compute(&src, &mut features::Images::Decoded(own), eval_bs, device)?);
     }
-    let src = TapSource { model: net, weights: weights_file, dataset, data: &cfg.data, indices: &all };
-    features::load_or_compute(&src, &mut features::Images::Decoded(images), eval_bs, device)
+    if per_part.len() == 1 {
+        return Ok(per_part.pop().expect("one part"));
+    }
+    check_one_shape(parts, &per_part)?;
+    let n_taps = per_part[0].len();
+    Ok((0..n_taps).map(|t| Tensor::cat(&per_part.iter().map(|p| &p[t]).collect::<Vec<_>>(), 0)).collect())
+}
+
+/// Partial fine-tuning of several datasets: their cached prefix outputs must have one shape.
+fn check_one_shape(parts: &[Part], per_part: &[Vec<Tensor>]) -> Result<()> {
+    for (p, taps) in parts.iter().zip(per_part).skip(1) {
+        for (t, (a, b)) in per_part[0].iter().zip(taps).enumerate() {
+            if a.size()[1..] != b.size()[1..] {
+                bail!(
+                    "also: the cached features of {} ({:?}) and {} ({:?}, tap {t}) differ in shape: the images of all datasets must have one size with --freeze-blocks (--resize H W in each data table)",
+                    parts[0].dataset.name, &a.size()[1..], p.dataset.name, &b.size()[1..]
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The cached output of a frozen prefix is one tensor: every image must have the same size.
