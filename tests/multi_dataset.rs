@@ -157,3 +157,18 @@ mos_column = "score"
     let written = toml::to_string_pretty(&plain).unwrap();
     assert!(!written.contains("also") && !written.contains("mixing"), "{written}");
 }
+
+#[test]
+fn experiment_files_may_write_defaults_that_run_folders_omit_but_not_unknown_keys() {
+    use normiqa::experiment::Experiment;
+    let base = "[data.dataset]\nkind = \"clive\"\nroot = \"r\"\n";
+    // `also = []` and `mixing = "alternate"` are the defaults, left out of a written config.
+    let text = format!("also = []\nmixing = \"alternate\"\nprefix_precision = \"bf16\"\n{base}[sweep]\nmixing = [\"alternate\", \"shuffled\"]\n");
+    let e = Experiment::parse(&text, "x").unwrap();
+    assert_eq!(e.combos().unwrap().len(), 2);
+    for bad in ["alsoo = []\n", "[[also]]\nwieght = 1\n[also.data.dataset]\nkind = \"clive\"\nroot = \"r\"\n"] {
+        let err = Experiment::parse(&format!("{base}{bad}"), "x").and_then(|e| e.combos().map(|_| ()));
+        let err = format!("{:#}", err.unwrap_err());
+        assert!(err.contains("unknown") && (err.contains("alsoo") || err.contains("wieght")), "{err}");
+    }
+}

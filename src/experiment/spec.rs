@@ -419,13 +419,37 @@ fn with_defaults(user: toml::Table, procedure: ProcedureKind) -> Result<toml::Ta
 
 /// Deserialises a configuration and errors on keys that deserialising ignored.
 fn parse_checked<T: serde::de::DeserializeOwned + Serialize>(table: toml::Table) -> Result<T> {
-    let config: T = Value::Table(table.clone())
-        .try_into()
-        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message()))?;
+    let config: T = deserialise(&table)?;
     if let Value::Table(back) = toml::Value::try_from(&config)? {
-        check_known_keys(&table, &back, "")?;
+        let ignored = |path: &[String]| is_ignored::<T>(&table, path);
+        check_known_keys(&table, &back, &mut Vec::new(), &ignored)?;
     }
     Ok(config)
+}
+
+fn deserialise<T: serde::de::DeserializeOwned>(table: &toml::Table) -> Result<T> {
+    Value::Table(table.clone())
+        .try_into()
+        .map_err(|e: toml::de::Error| anyhow::anyhow!("{}", e.message()))
+}
+
+/// Whether deserialising ignores the key at `path`: it still succeeds when the key holds a value
+/// no field accepts (a table with a probe key). A key absent from the written-back configuration
+/// is either unknown or a field at its default that serialising omits (`also = []`,
+/// `mixing = "alternate"`); only the unknown one accepts the probe.
+fn is_ignored<T: serde::de::DeserializeOwned>(root: &toml::Table, path: &[String]) -> bool {
+    let mut probe = root.clone();
+    let mut at = &mut probe;
+    for k in &path[..path.len() - 1] {
+        match at.get_mut(k) {
+            Some(Value::Table(t)) => at = t,
+            _ => return true,
+        }
+    }
+    let mut marker = toml::Table::new();
+    marker.insert("__normiqa_probe__".into(), Value::Boolean(true));
+    at.insert(path[path.len() - 1].clone(), Value::Table(marker));
+    deserialise::<T>(&probe).is_ok()
 }
 
 fn merge(into: &mut toml::Table, from: toml::Table) {
@@ -446,21 +470,24 @@ fn merge(into: &mut toml::Table, from: toml::Table) {
     }
 }
 
-/// Errors on keys of `input` that deserialising ignored (absent when the config is written back).
-fn check_known_keys(input: &toml::Table, back: &toml::Table, prefix: &str) -> Result<()> {
+/// Errors on keys of `input` that deserialising ignored: absent when the config is written back,
+/// and not a field at its omitted default (`ignored` decides).
+fn check_known_keys(
+    input: &toml::Table,
+    back: &toml::Table,
+    path: &mut Vec<String>,
+    ignored: &dyn Fn(&[String]) -> bool,
+) -> Result<()> {
     for (k, v) in input {
-        let key = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
+        path.push(k.clone());
         match (v, back.get(k)) {
-            (_, None) => {
-                bail!("unknown configuration key '{key}' (see a run's config.toml for the keys)")
+            (_, None) if ignored(path) => {
+                bail!("unknown configuration key '{}' (see a run's config.toml for the keys)", path.join("."))
             }
-            (Value::Table(a), Some(Value::Table(b))) => check_known_keys(a, b, &key)?,
+            (Value::Table(a), Some(Value::Table(b))) => check_known_keys(a, b, path, ignored)?,
             _ => {}
         }
+        path.pop();
     }
     Ok(())
 }

@@ -174,6 +174,12 @@ impl Images<'_> {
     }
 }
 
+/// The most images one backbone pass of the feature extraction takes. A large evaluation batch
+/// (`eval_batch_size = 256`) is cheap for heads on cached features, but through the backbone
+/// its activations grow with it: 256 images of 500x500 needed over 20 GB here and swapped for
+/// a quarter of an hour; batch 16 peaks near 1.5 GB (BENCHMARKS.md, "How cost grows").
+pub const MAX_BACKBONE_BATCH: usize = 16;
+
 /// The one rule of the feature cache: load the taps of `src` from the cache, or compute them
 /// (decoding `images` only then) and store them.
 pub fn load_or_compute(
@@ -204,7 +210,8 @@ pub fn load_or_compute(
         return Ok(taps);
     }
     let t0 = std::time::Instant::now();
-    let taps = compute_taps(src.model, images.get(src.dataset)?, src.indices, eval_bs, device)?;
+    let bs = eval_bs.min(MAX_BACKBONE_BATCH);
+    let taps = compute_taps(src.model, images.get(src.dataset)?, src.indices, bs, device)?;
     tracing::info!(
         "{}: computed {} features of {} images in {:.1} s",
         src.dataset.name,
