@@ -159,8 +159,9 @@ impl TestTime {
 
     /// The views of a batch `x` [B, 3, H, W], one after the other: [V·B, 3, h, w], view `v` of
     /// image `b` at row v·B+b. Cut and stacked in NHWC memory and returned as a channels-last
-    /// NCHW view, the layout [`crate::batch::to_tensor`] gives (a plain `flip`/`cat` of it comes
-    /// back in the NCHW layout, on which the CPU convolutions are several times slower).
+    /// NCHW view, the layout [`crate::batch::to_tensor`] gives and the CPU convolutions are
+    /// fastest on, whatever the layout of `x` (libtorch's `flip` and `cat` keep a channels-last
+    /// input's layout too; this does not depend on it).
     pub fn views_of(&self, x: &Tensor) -> Tensor {
         let (h, w) = (x.size()[2], x.size()[3]);
         let nhwc = x.permute([0, 2, 3, 1]);
