@@ -42,6 +42,7 @@ fn gated() -> (serve::LoadModel, Gate) {
             name: "gated".into(),
             trained_on: "test".into(),
             precision: Precision::Fp32,
+            tta: normiqa::model::TestTime::default(),
         };
         let s: Box<dyn Scorer> = Box::new(Gated {
             entered: etx,
@@ -397,7 +398,7 @@ fn the_model_scores_a_mixed_size_batch_in_request_order_as_predict() {
     // fp32 on both sides: the tolerance below is fp32's batch-2 vs batch-1 rounding.
     let expected = predict_scores_at(&files, tmp.path(), "fp32");
     let (_, mut scorer) =
-        serve::model::load(&shipped_model_dir(), tch::Device::Cpu, None, Precision::Fp32).unwrap();
+        serve::model::load(&shipped_model_dir(), tch::Device::Cpu, None, Precision::Fp32, Default::default()).unwrap();
     let images: Vec<image::RgbImage> = files
         .iter()
         .map(|f| image::open(f).unwrap().into_rgb8())
@@ -421,7 +422,7 @@ fn the_model_scores_a_mixed_size_batch_in_request_order_as_predict() {
 /// The shipped model on the CPU in fp32, as `serve --precision fp32` loads it.
 fn fp32_loader() -> serve::LoadModel {
     Box::new(|| {
-        let (info, s) = serve::model::load(&shipped_model_dir(), tch::Device::Cpu, None, Precision::Fp32)?;
+        let (info, s) = serve::model::load(&shipped_model_dir(), tch::Device::Cpu, None, Precision::Fp32, Default::default())?;
         Ok((info, Box::new(s) as Box<dyn Scorer>))
     })
 }

@@ -109,6 +109,28 @@ impl ImageArgs {
     }
 }
 
+/// Test-time views (`predict`, `test`, `serve`): [`crate::model::tta`].
+#[derive(Args, Debug, Clone, Default)]
+pub struct TtaArgs {
+    /// Score each image as the mean over views of it: none (the whole image), flip (the image
+    /// and its horizontal mirror), five-crop (4 corner crops and the centre crop), ten-crop
+    /// (the five crops and their mirrors). What each buys and costs: RESULTS.md, "Test-time
+    /// choices".
+    #[arg(long, value_enum, default_value = "none")]
+    pub tta: crate::model::Tta,
+    /// Side of the crops of --tta five-crop and ten-crop as a fraction of the image's height
+    /// and width, in (0, 1] (default 0.75).
+    #[arg(long, value_name = "F")]
+    pub tta_crop_fraction: Option<f64>,
+}
+
+impl TtaArgs {
+    /// The views asked for, checked (a fraction outside (0, 1] is refused, naming the option).
+    pub fn test_time(&self) -> Result<crate::model::TestTime, crate::model::tta::TtaError> {
+        crate::model::TestTime::new(self.tta, self.tta_crop_fraction)
+    }
+}
+
 impl DatasetKind {
     /// The option value, as typed (`clive`, `csv`, ...).
     pub fn name(self) -> String {

@@ -96,6 +96,8 @@ pub struct PredictArgs {
     /// under 0.003, RESULTS.md).
     #[arg(long, value_enum, default_value = "auto")]
     pub precision: crate::model::Precision,
+    #[command(flatten)]
+    pub tta: super::args::TtaArgs,
     /// Write to this file instead of standard output (through FILE.partial, renamed when done).
     #[arg(short, long)]
     pub output: Option<PathBuf>,
@@ -407,6 +409,7 @@ fn open_output(
 
 pub fn run(args: PredictArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
+    let tta = args.tta.test_time()?;
     let dir = model_dir_or_default(&args.model)?;
     let (mut files, ids) = select_images(&args)?;
     let info = RunInfo::load(&dir)?;
@@ -423,6 +426,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         weights: args.weights.clone(),
         device,
         precision: args.precision,
+        tta,
         workers,
         threads,
         batch: crate::train::config::eval_batch_size(args.batch_size, device),
@@ -430,9 +434,10 @@ pub fn run(args: PredictArgs) -> Result<()> {
         decoding,
     })?;
     tracing::info!(
-        "scores: {} ({} forward passes, {} worker(s) of {} thread(s))",
+        "scores: {} ({} forward passes, --tta {}, {} worker(s) of {} thread(s))",
         info.score_scale(),
         pool.precision,
+        tta,
         pool.workers,
         threads
     );

@@ -58,6 +58,8 @@ pub struct ServeArgs {
     /// under 0.003, RESULTS.md).
     #[arg(long, value_enum, default_value = "auto")]
     pub precision: crate::model::Precision,
+    #[command(flatten)]
+    pub tta: super::args::TtaArgs,
     /// Model workers, each with its own copy of the model, taking turns at the queue; 0 =
     /// automatic (as predict's --workers: bf16 on the CPU, one per core up to 8; otherwise one).
     #[arg(long, default_value_t = 0)]
@@ -72,6 +74,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         bail!("--max-body-bytes 0: must be at least 1");
     }
     let device = parse_device(&args.device)?;
+    let tta = args.tta.test_time()?;
     let dir = model_dir_or_default(&args.model)?;
     let opts = ServeOptions {
         max_batch: crate::train::config::eval_batch_size(args.max_batch, device),
@@ -96,7 +99,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
             Box::new(move || {
                 // libtorch's intra-op thread count is per thread: set it on the model's thread.
                 tch::set_num_threads(threads as i32);
-                let (info, scorer) = serve::model::load(&dir, device, weights.as_deref(), precision)?;
+                let (info, scorer) = serve::model::load(&dir, device, weights.as_deref(), precision, tta)?;
                 Ok((info, Box::new(scorer) as Box<dyn serve::Scorer>))
             }) as serve::LoadModel
         })
@@ -104,10 +107,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let service = serve::start_workers(loads, opts)?;
     let info = service.info();
     tracing::info!(
-        "serving {} (scores on the {} scale, {}, {workers} model worker(s) of {threads} thread(s)) at http://{addr}/ (POST /score; at most {} image(s) per forward pass)",
+        "serving {} (scores on the {} scale, {}, --tta {}, {workers} model worker(s) of {threads} thread(s)) at http://{addr}/ (POST /score; at most {} image(s) per forward pass)",
         info.name,
         info.trained_on,
         info.precision,
+        info.tta,
         opts.max_batch
     );
     runtime.block_on(service.run(listener, serve::shutdown_signal()))?;

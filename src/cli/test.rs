@@ -58,6 +58,8 @@ pub struct TestArgs {
     /// in accuracy.
     #[arg(long, value_enum, default_value = "fp32")]
     pub precision: crate::model::Precision,
+    #[command(flatten)]
+    pub tta: super::args::TtaArgs,
     /// Print the metrics as one JSON document.
     #[arg(long)]
     pub json: bool,
@@ -139,7 +141,10 @@ fn refuse_outputs_over_inputs(args: &TestArgs, spec: &DatasetSpec, dataset: &Dat
 
 pub fn run(args: TestArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
-    let tm = TrainedModel::load(&args.model, device, args.weights.as_deref())?.with_precision(args.precision)?;
+    let tta = args.tta.test_time()?;
+    let tm = TrainedModel::load(&args.model, device, args.weights.as_deref())?
+        .with_precision(args.precision)?
+        .with_tta(tta)?;
     let own = !args.data.given();
     let data_cfg = if own {
         let mut cfg = tm.info.config.data.clone();
@@ -192,7 +197,15 @@ pub fn run(args: TestArgs) -> Result<()> {
     };
     let (images, decode_s) = train::data::decode_used(&dataset, &only, &data_cfg)?;
     tracing::info!("decoded {} images in {:.1} s", idx.len(), decode_s);
+    let t0 = std::time::Instant::now();
     let out = tm.outputs(&images, &idx, crate::train::config::eval_batch_size(args.batch_size, device))?;
+    let secs = t0.elapsed().as_secs_f64();
+    tracing::info!(
+        "scored {} images in {secs:.2} s ({:.1} ms per image, --tta {})",
+        idx.len(),
+        1e3 * secs / idx.len() as f64,
+        tm.tta
+    );
     let metrics = head_metrics(&out, &mos, Some(&tm.info.mapping));
     check_defined(&tm.info.heads, &metrics, &out)?;
     let last = metrics.len() - 1;
@@ -233,7 +246,7 @@ pub fn run(args: TestArgs) -> Result<()> {
         crate::outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "model": args.model, "precision": tm.precision, "dataset": dataset.name, "set": set.name(),
+                "model": args.model, "precision": tm.precision, "tta": tm.tta, "dataset": dataset.name, "set": set.name(),
                 "n": idx.len(), "metrics": head_metrics_json(&tm.info.heads, &metrics), "per_distortion": types,
                 "fused_logistic": super::args::logistic_json(&mapped, &mos),
             }))?
@@ -241,11 +254,15 @@ pub fn run(args: TestArgs) -> Result<()> {
     } else {
         print_head_metrics(
             &format!(
-                "{} ({} set, {} images, mapping from the training set, {})",
+                "{} ({} set, {} images, mapping from the training set, {}{})",
                 dataset.name,
                 set.name(),
                 idx.len(),
-                tm.precision
+                tm.precision,
+                match tm.tta.is_none() {
+                    true => String::new(),
+                    false => format!(", --tta {}", tm.tta),
+                }
             ),
             &tm.info.heads,
             &metrics,

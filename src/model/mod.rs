@@ -15,6 +15,7 @@ pub mod pooling;
 pub mod precision;
 pub mod registry;
 pub mod trained;
+pub mod tta;
 pub mod scnn;
 pub mod weights;
 
@@ -25,6 +26,7 @@ pub use plain::PlainIqa;
 pub use pooling::Pool;
 pub use precision::Precision;
 pub use registry::BackboneName;
+pub use tta::{TestTime, Tta};
 
 /// What defines a network with its [`Arch`] (saved in every run's `run.json`): the backbone for
 /// every model; pooling and levels for LinearityIQA; the S-CNN weights for DBCNN; the test crops

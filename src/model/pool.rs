@@ -22,6 +22,7 @@ use normiqa_core::data::decode::{decode_one, DecodeOptions, Resize};
 use tch::Device;
 
 use super::precision::Precision;
+use super::tta::TestTime;
 use super::trained::TrainedModel;
 
 /// What the workers are and load.
@@ -31,6 +32,8 @@ pub struct PoolConfig {
     pub weights: Option<PathBuf>,
     pub device: Device,
     pub precision: Precision,
+    /// The views each image is scored on (`--tta`).
+    pub tta: TestTime,
     /// Worker threads (each with its own model).
     pub workers: usize,
     /// Intra-op threads of each worker.
@@ -174,6 +177,7 @@ fn worker(
     tch::set_num_threads(cfg.threads as i32);
     let tm = match TrainedModel::load(&cfg.model, cfg.device, cfg.weights.as_deref())
         .and_then(|t| t.with_precision(cfg.precision))
+        .and_then(|t| t.with_tta(cfg.tta))
     {
         Ok(t) => t,
         Err(e) => {

@@ -20,6 +20,7 @@ use tch::{nn, Device, Kind, Tensor};
 use super::iqa::IqaModel;
 use super::linearity::BACKBONE_PREFIX;
 use super::precision::Precision;
+use super::tta::TestTime;
 use super::weights;
 use crate::batch;
 use crate::train::checkpoint::{needs_pretrained, run_stored, RunInfo, WEIGHTS};
@@ -54,10 +55,12 @@ pub fn predict(
     batch: usize,
     device: Device,
 ) -> Result<HeadOutputs> {
-    predict_as(model, inputs, indices, batch, device, Precision::Fp32)
+    predict_as(model, inputs, indices, batch, device, Precision::Fp32, &TestTime::default())
 }
 
-/// [`predict`] with the backbone at `precision` (resolved: fp32 or bf16) for images through it.
+/// [`predict`] with the backbone at `precision` (resolved: fp32 or bf16) for images through it,
+/// each image's outputs the mean over its test-time views `tta` (images only: cached taps have
+/// no views).
 pub fn predict_as(
     model: &dyn IqaModel,
     inputs: &Inputs,
@@ -65,7 +68,11 @@ pub fn predict_as(
     batch: usize,
     device: Device,
     precision: Precision,
+    tta: &TestTime,
 ) -> Result<HeadOutputs> {
+    if let (Inputs::Cached(_), false) = (inputs, tta.is_none()) {
+        bail!("--tta {}: cached features have no test-time views (score the images)", tta.views);
+    }
     let mut out: HeadOutputs = vec![Vec::new(); model.head_names().len()];
     let path = match inputs {
         Inputs::Images(_) => Some(model.eval_path_at(precision)?),
@@ -88,7 +95,7 @@ pub fn predict_as(
                     let refs: Vec<&RgbImage> = chunk.iter().map(|&i| &images[i]).collect();
                     let x = batch::to_tensor(&refs, device)?;
                     bar.inc(chunk.len() as u64);
-                    path.as_ref().expect("built for images").outputs(&x)?
+                    tta.outputs(path.as_ref().expect("built for images"), &x)?
                 }
             };
             for (o, h) in out.iter_mut().zip(heads.iter()) {
@@ -222,6 +229,8 @@ pub struct TrainedModel {
     pub dir: PathBuf,
     /// The precision of its weights and forwards (never `auto`).
     pub precision: Precision,
+    /// The views each image is scored on (`--tta`; default: the whole image).
+    pub tta: TestTime,
 }
 
 /// Scores of images by a trained model.
@@ -272,6 +281,7 @@ impl TrainedModel {
             model,
             dir: dir.to_path_buf(),
             precision: Precision::Fp32,
+            tta: TestTime::default(),
         })
     }
 
@@ -288,8 +298,17 @@ impl TrainedModel {
         Ok(self)
     }
 
-    /// Raw outputs of every head for `images[indices]` (eval mode, at the model's precision), in
-    /// batches of at most `batch` same-size images.
+    /// Scores each image as the mean over the views `tta` ([`super::tta`]); refused for a model
+    /// that averages views of its own (HyperIQA).
+    pub fn with_tta(mut self, tta: TestTime) -> Result<Self> {
+        tta.check(self.model.as_ref())?;
+        self.tta = tta;
+        Ok(self)
+    }
+
+    /// Raw outputs of every head for `images[indices]` (eval mode, at the model's precision,
+    /// the mean over the model's test-time views), in batches of at most `batch` same-size
+    /// images (all views of a batch in one forward pass).
     pub fn outputs(&self, images: &[RgbImage], indices: &[usize], batch: usize) -> Result<HeadOutputs> {
         predict_as(
             self.model.as_ref(),
@@ -298,6 +317,7 @@ impl TrainedModel {
             batch,
             self.vs.device(),
             self.precision,
+            &self.tta,
         )
     }
 

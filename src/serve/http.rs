@@ -113,6 +113,7 @@ async fn healthz(State(st): State<Arc<AppState>>) -> Json<serde_json::Value> {
         "status": "ok",
         "model": st.info.name,
         "trained_on": st.info.trained_on,
+        "tta": st.info.tta,
         "requests": in_service,
         "waiting": st.queue.waiting(),
         "max_requests": st.limits.max_requests,

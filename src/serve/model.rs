@@ -9,7 +9,7 @@ use image::RgbImage;
 use tch::Device;
 
 use crate::model::trained::TrainedModel;
-use crate::model::Precision;
+use crate::model::{Precision, TestTime};
 use crate::train::DatasetSpec;
 
 /// What the service says about its model (in `/healthz`, every `/score` answer and the page).
@@ -21,6 +21,8 @@ pub struct ModelInfo {
     pub trained_on: String,
     /// The precision of its forward passes (`fp32` or `bf16`).
     pub precision: crate::model::Precision,
+    /// The views each image is scored on (`--tta`).
+    pub tta: TestTime,
 }
 
 /// Scores batches of decoded images; the batcher's worker thread owns it.
@@ -36,20 +38,23 @@ pub struct RunScorer {
 }
 
 /// Loads the run folder `dir` (the backbone's pretrained weights from `weights` or where the
-/// run says) for scoring on `device`.
+/// run says) for scoring on `device`, at `precision`, on the views `tta`.
 pub fn load(
     dir: &Path,
     device: Device,
     weights: Option<&Path>,
     precision: Precision,
+    tta: TestTime,
 ) -> Result<(ModelInfo, RunScorer)> {
     let trained = TrainedModel::load(dir, device, weights)
         .with_context(|| format!("loading the model {}", dir.display()))?
-        .with_precision(precision)?;
+        .with_precision(precision)?
+        .with_tta(tta)?;
     let info = ModelInfo {
         name: run_name(dir),
         trained_on: dataset_label(&trained.info.config.data.dataset),
         precision: trained.precision,
+        tta,
     };
     Ok((info, RunScorer { trained }))
 }

@@ -132,6 +132,7 @@ pub fn shipped_model_loader() -> serve::LoadModel {
             tch::Device::Cpu,
             None,
             normiqa::model::Precision::Auto,
+            Default::default(),
         )?;
         Ok((info, Box::new(s) as Box<dyn serve::Scorer>))
     })
