@@ -3,6 +3,7 @@
 dataset's held-out test SROCC (run.json `also`), mean ± sd per setting over the paired key.
 
   python3 bench/also_table.py runs/multi-dataset-clive-synth [--pair exp_id]
+  python3 bench/also_table.py runs/multi-dataset-clive-synth --only 0   # one split, run by run
 
 Settings are the run folder names without `_<pair>=K`. Paired t-tests (scipy.stats.ttest_rel,
 two-sided) compare each setting's main test SROCC with the first setting's (sorted by name,
@@ -22,7 +23,10 @@ def main():
     ap.add_argument("dir")
     ap.add_argument("--pair", default="exp_id")
     ap.add_argument("--baseline", default=None)
+    ap.add_argument("--only", type=int, default=None, help="one value of the paired key: a row per run")
     a = ap.parse_args()
+    if a.only is not None:
+        return one_split(a)
     runs = {}
     for name in sorted(os.listdir(a.dir)):
         f = os.path.join(a.dir, name, "run.json")
@@ -50,6 +54,20 @@ def main():
             d, p = "", ""
         sd = lambda v: np.std(v, ddof=1) if len(v) > 1 else 0.0
         print(f"| {s} | {len(keys)} | {sr.mean():.4f} ± {sd(sr):.4f} | {pl.mean():.4f} ± {sd(pl):.4f} | {also} | {d} | {p} |")
+
+
+def one_split(a):
+    print("| setting | best epoch | val SROCC | test SROCC | test PLCC | held-out SROCC of the other dataset |")
+    print("|---|---|---|---|---|---|")
+    for name in sorted(os.listdir(a.dir)):
+        f = os.path.join(a.dir, name, "run.json")
+        m = re.match(rf"(.*)_{a.pair}=(\d+)$", name)
+        if not (m and int(m.group(2)) == a.only and os.path.exists(f)):
+            continue
+        r = json.load(open(f))
+        also = r.get("also", [])
+        held = f"{also[0]['test'][-1]['srocc']:.4f}" if also and also[0].get("test") else "—"
+        print(f"| {m.group(1)} | {r['best_epoch']} | {r['val'][-1]['srocc']:.4f} | {r['test'][-1]['srocc']:.4f} | {r['test'][-1]['plcc']:.4f} | {held} |")
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ fn first_step(k: usize, kind: Kind) -> (f64, f64, f64) {
     let all: Vec<usize> = (0..ims.len()).collect();
     let taps = compute_taps(&cached_net, &ims, &all, 1, Device::Cpu).unwrap();
     assert_eq!(taps[0].kind(), kind);
-    let batch = Batch { epoch: 0, index: 0, iters: 1, idx: &idx, augmented: None, accumulation: 1 };
+    let batch = Batch { epoch: 0, index: 0, iters: 1, idx: &idx, group: 0, augmented: None, accumulation: 1 };
     let cached = train_outputs(&cached_net, &Inputs::Cached(&taps), &batch, false, Device::Cpu).unwrap();
     let on_images = train_outputs(&image_net, &Inputs::Images(&ims), &batch, false, Device::Cpu).unwrap();
     let y = Tensor::from_slice(&[40.0f32, 55.0, 70.0, 30.0, 62.0]);
