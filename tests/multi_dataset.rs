@@ -5,12 +5,17 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use normiqa::train::{self, AlsoData, DatasetSpec, SplitProtocol, TrainConfig};
+use normiqa::train::{self, AlsoData, SplitProtocol, TrainConfig};
 
 static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner())
+/// A test that trains: one at a time (libtorch's generator is global), in a fresh folder with
+/// its own feature cache.
+fn isolated() -> (std::sync::MutexGuard<'static, ()>, tempfile::TempDir) {
+    let serial = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    std::env::set_var("NORMIQA_FEATURE_CACHE", tmp.path().join("cache"));
+    (serial, tmp)
 }
 
 /// A second dataset: the images of `common::synthetic_dataset` in `dir`, with MOS `f(mos)`.
@@ -23,14 +28,8 @@ fn rescaled_dataset(dir: &Path, n: usize, f: impl Fn(f64) -> f64) -> AlsoData {
         out.push_str(&format!("{name},{}\n", f(mos.parse().unwrap())));
     }
     std::fs::write(&csv, out).unwrap();
-    let mut cfg = TrainConfig::new(DatasetSpec::Csv {
-        csv,
-        images,
-        image_column: "image".into(),
-        mos_column: "mos".into(),
-    });
-    cfg.data.split = SplitProtocol::Random;
-    AlsoData { data: cfg.data, weight: 1.0, per_epoch: None }
+    let data = common::csv_train_config(csv, images).data;
+    AlsoData { data, weight: 1.0, per_epoch: None }
 }
 
 /// Frozen random backbone, cached features: the heads train on 24 main + 16 (of 20) other images.
@@ -56,9 +55,7 @@ fn train_in(cfg: &TrainConfig, out: PathBuf) -> train::RunInfo {
 
 #[test]
 fn another_dataset_on_another_mos_scale_trains_the_same_network() {
-    let _s = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    std::env::set_var("NORMIQA_FEATURE_CACHE", tmp.path().join("cache"));
+    let (_serial, tmp) = isolated();
     let a = two_dataset_config(&tmp.path().join("a"), |m| m);
     let b = two_dataset_config(&tmp.path().join("b"), |m| 0.01 * m + 5.0);
     let ra = train_in(&a, tmp.path().join("run-a"));
@@ -76,7 +73,7 @@ fn another_dataset_on_another_mos_scale_trains_the_same_network() {
         assert!((x.k * 0.01 - y.k).abs() < 1e-4 * x.k.abs().max(1.0), "k {} vs {}", x.k, y.k);
         assert!((x.b * 0.01 + 5.0 - y.b).abs() < 1e-3, "b {} vs {}", x.b, y.b);
     }
-    // The run's own mapping is the main dataset's (its 0-100 scale).
+    // Set sizes: the main dataset's training set, the other's own split.
     assert_eq!(ra.sizes.train, 24);
     assert_eq!(ra.also[0].sizes.train, 16);
     assert_eq!(ra.also[0].sizes.test, 4);
@@ -89,9 +86,7 @@ fn another_dataset_on_another_mos_scale_trains_the_same_network() {
 fn the_other_dataset_s_loss_weight_changes_what_is_learnt() {
     // The other dataset's batches do reach the network: weighting their loss changes the result
     // (so the equality of the test above is not vacuous).
-    let _s = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    std::env::set_var("NORMIQA_FEATURE_CACHE", tmp.path().join("cache"));
+    let (_serial, tmp) = isolated();
     let a = two_dataset_config(&tmp.path().join("a"), |m| m);
     let mut b = a.clone();
     b.also[0].weight = 3.0;
@@ -103,9 +98,7 @@ fn the_other_dataset_s_loss_weight_changes_what_is_learnt() {
 
 #[test]
 fn per_epoch_draws_a_subset_of_the_other_dataset() {
-    let _s = serial();
-    let tmp = tempfile::tempdir().unwrap();
-    std::env::set_var("NORMIQA_FEATURE_CACHE", tmp.path().join("cache"));
+    let (_serial, tmp) = isolated();
     let mut cfg = two_dataset_config(tmp.path(), |m| m);
     cfg.also[0].per_epoch = Some(8);
     cfg.mixing = train::Mixing::Shuffled;

@@ -259,8 +259,8 @@ impl DistillConfig {
         if self.augment.is_some() && self.frozen() {
             bail!("augment: cached frozen features are computed once, without augmentation; fine-tune (ft_lr_ratio > 0) to augment");
         }
-        let (r1, r2) = (self.data.train_ratio, self.data.train_val_ratio);
-        if !(r1 > 0.0 && r1 <= r2 && r2 <= 1.0) {
+        if !self.data.ratios_valid() {
+            let (r1, r2) = (self.data.train_ratio, self.data.train_val_ratio);
             bail!("--train-ratio {r1} --train-val-ratio {r2}: need 0 < train-ratio <= train-val-ratio <= 1");
         }
         Ok(())

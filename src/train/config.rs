@@ -104,6 +104,17 @@ pub struct DataConfig {
 fn default_train_ratio() -> f64 {
     defaults::TRAIN_RATIO
 }
+fn default_train_val_ratio() -> f64 {
+    defaults::TRAIN_VAL_RATIO
+}
+
+impl DataConfig {
+    /// `0 < train_ratio <= train_val_ratio <= 1`: the split's three sets are well formed.
+    pub fn ratios_valid(&self) -> bool {
+        let (r1, r2) = (self.train_ratio, self.train_val_ratio);
+        r1 > 0.0 && r1 <= r2 && r2 <= 1.0
+    }
+}
 
 /// Another dataset trained together with the main one (multi-dataset Norm-in-Norm, `[[also]]` in
 /// a run's `config.toml`).
@@ -161,9 +172,6 @@ impl Mixing {
     fn is_default(&self) -> bool {
         *self == Mixing::default()
     }
-}
-fn default_train_val_ratio() -> f64 {
-    defaults::TRAIN_VAL_RATIO
 }
 
 /// How the backbone behaves when it is frozen (`ft_lr_ratio = 0`).
@@ -504,8 +512,8 @@ impl TrainConfig {
         if self.augment.is_some() && cached {
             bail!("augment: cached frozen features are computed once, without augmentation; use frozen_mode = \"reference\" or fine-tune (ft_lr_ratio > 0)");
         }
-        let (r1, r2) = (self.data.train_ratio, self.data.train_val_ratio);
-        if !(r1 > 0.0 && r1 <= r2 && r2 <= 1.0) {
+        if !self.data.ratios_valid() {
+            let (r1, r2) = (self.data.train_ratio, self.data.train_val_ratio);
             bail!("--train-ratio {r1} --train-val-ratio {r2}: need 0 < train-ratio <= train-val-ratio <= 1");
         }
         self.check_also()
@@ -529,8 +537,8 @@ impl TrainConfig {
             if a.per_epoch.is_some_and(|k| k < self.batch_size) {
                 bail!("also[{n}].per_epoch = {}: fewer than one batch (batch_size {})", a.per_epoch.unwrap_or(0), self.batch_size);
             }
-            let (r1, r2) = (a.data.train_ratio, a.data.train_val_ratio);
-            if !(r1 > 0.0 && r1 <= r2 && r2 <= 1.0) {
+            if !a.data.ratios_valid() {
+                let (r1, r2) = (a.data.train_ratio, a.data.train_val_ratio);
                 bail!("also[{n}].data: train_ratio {r1}, train_val_ratio {r2}: need 0 < train_ratio <= train_val_ratio <= 1");
             }
             if a.data.split == SplitProtocol::AllTest {

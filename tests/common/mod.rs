@@ -9,8 +9,19 @@ use image::{Rgb, RgbImage};
 /// A training configuration on [`synthetic_dataset`] (`n` images of `size` px, random split):
 /// random weights, 2 epochs of batch 4 at lr 1e-3 on the CPU.
 pub fn tiny_train_config(dir: &Path, n: usize, size: u32) -> normiqa::train::TrainConfig {
-    use normiqa::train::{DatasetSpec, SplitProtocol, TrainConfig};
     let (csv, images) = synthetic_dataset(dir, n, size);
+    let mut cfg = csv_train_config(csv, images);
+    cfg.random_init = true;
+    cfg.epochs = 2;
+    cfg.batch_size = 4;
+    cfg.lr = 1e-3;
+    cfg.device = "cpu".into();
+    cfg
+}
+
+/// The reference defaults on a CSV `image,mos` and its image folder, split at random by image.
+pub fn csv_train_config(csv: PathBuf, images: PathBuf) -> normiqa::train::TrainConfig {
+    use normiqa::train::{DatasetSpec, SplitProtocol, TrainConfig};
     let mut cfg = TrainConfig::new(DatasetSpec::Csv {
         csv,
         images,
@@ -18,11 +29,6 @@ pub fn tiny_train_config(dir: &Path, n: usize, size: u32) -> normiqa::train::Tra
         mos_column: "mos".into(),
     });
     cfg.data.split = SplitProtocol::Random;
-    cfg.random_init = true;
-    cfg.epochs = 2;
-    cfg.batch_size = 4;
-    cfg.lr = 1e-3;
-    cfg.device = "cpu".into();
     cfg
 }
 
