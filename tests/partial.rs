@@ -15,7 +15,7 @@ use normiqa::model::trained::{compute_taps, Inputs, TrainedModel};
 use normiqa::model::{Arch, BackboneName, IqaModel, LinearityIqa, ModelConfig};
 use normiqa::train::engine::Batch;
 use normiqa::train::trainer::{task_loss, train_outputs};
-use normiqa::train::{self, DatasetSpec, SplitProtocol, TrainConfig};
+use normiqa::train::{self, BackboneMode, DatasetSpec, SplitProtocol, TrainConfig};
 use tch::{nn, Device, Kind, Tensor};
 
 /// Training draws from libtorch's global generator and reads process-wide variables: one test
@@ -116,8 +116,8 @@ fn first_step(k: usize, kind: Kind) -> (f64, f64, f64) {
     let taps = compute_taps(&cached_net, &ims, &all, 1, Device::Cpu).unwrap();
     assert_eq!(taps[0].kind(), kind);
     let batch = Batch { epoch: 0, index: 0, iters: 1, idx: &idx, group: 0, augmented: None, accumulation: 1 };
-    let cached = train_outputs(&cached_net, &Inputs::Cached(&taps), &batch, false, Device::Cpu).unwrap();
-    let on_images = train_outputs(&image_net, &Inputs::Images(&ims), &batch, false, Device::Cpu).unwrap();
+    let cached = train_outputs(&cached_net, &Inputs::Cached(&taps), &batch, false, true, Device::Cpu).unwrap();
+    let on_images = train_outputs(&image_net, &Inputs::Images(&ims), &batch, false, true, Device::Cpu).unwrap();
     let y = Tensor::from_slice(&[40.0f32, 55.0, 70.0, 30.0, 62.0]);
     let loss = |o: &[Tensor]| {
         let cfg = normiqa::loss::LossConfig::default();
@@ -231,25 +231,8 @@ fn partial_fine_tuning_trains_the_later_blocks_resumes_exactly_and_the_folder_pr
     std::env::remove_var("NORMIQA_STOP_AFTER_EPOCH");
     assert!(stopped.is_err());
     let state = tensors(&cut.join("resume/model-1.safetensors"));
-    let pretrained = {
-        let vs = nn::VarStore::new(Device::Cpu);
-        let net = Arch::Linearity.build(&vs, &cfg.model).unwrap();
-        normiqa::model::weights::load_pth(&vs, BACKBONE_PREFIX, &fixture, net.backbone().ignored_weights()).unwrap();
-        let mut v: Vec<_> = vs.variables().into_iter().collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v.into_iter()
-            .map(|(n, t)| (n, Vec::<f64>::try_from(t.flatten(0, -1).to_kind(Kind::Double)).unwrap()))
-            .collect::<BTreeMap<_, _>>()
-    };
-    let frozen = |n: &str| {
-        let rest = n.strip_prefix("backbone.").unwrap_or("");
-        rest.starts_with("_conv_stem")
-            || rest.starts_with("_bn0")
-            || rest
-                .strip_prefix("_blocks.")
-                .and_then(|r| r.split('.').next())
-                .is_some_and(|i| i.parse::<usize>().unwrap() < 11)
-    };
+    let pretrained = pretrained_tensors(&cfg, &fixture);
+    let frozen = |n: &str| in_first_blocks(n, 11);
     let (mut n_frozen, mut changed, mut later) = (0, 0, 0);
     for (name, values) in &state {
         if !name.starts_with("backbone.") {
@@ -300,6 +283,66 @@ fn partial_fine_tuning_trains_the_later_blocks_resumes_exactly_and_the_folder_pr
     }
 }
 
+/// The variables of the network with the pretrained fixture loaded, by name.
+fn pretrained_tensors(cfg: &TrainConfig, fixture: &Path) -> BTreeMap<String, Vec<f64>> {
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = Arch::Linearity.build(&vs, &cfg.model).unwrap();
+    normiqa::model::weights::load_pth(&vs, BACKBONE_PREFIX, fixture, net.backbone().ignored_weights()).unwrap();
+    let mut v: Vec<_> = vs.variables().into_iter().collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v.into_iter()
+        .map(|(n, t)| (n, Vec::<f64>::try_from(t.flatten(0, -1).to_kind(Kind::Double)).unwrap()))
+        .collect()
+}
+
+/// Whether the variable `name` belongs to the stem or the first `k` MBConv blocks.
+fn in_first_blocks(name: &str, k: usize) -> bool {
+    let rest = name.strip_prefix("backbone.").unwrap_or("");
+    rest.starts_with("_conv_stem")
+        || rest.starts_with("_bn0")
+        || rest
+            .strip_prefix("_blocks.")
+            .and_then(|r| r.split('.').next())
+            .is_some_and(|i| i.parse::<usize>().unwrap() < k)
+}
+
+/// `backbone_mode = "eval"`, partial (K = 11) and full fine-tuning: the learning blocks' weights
+/// move, their BatchNorm running statistics stay the pretrained ones (in `train` mode they move:
+/// the test above).
+#[test]
+fn backbone_mode_eval_trains_the_blocks_and_keeps_their_batchnorm_statistics() {
+    let _s = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    std::env::set_var("NORMIQA_FEATURE_CACHE", tmp.path().join("cache"));
+    let fixture = pretrained_fixture(tmp.path());
+    let mut cfg = tiny_config(tmp.path(), 32);
+    cfg.lr = 1e-3;
+    cfg.random_init = false;
+    cfg.weights = Some(fixture.clone());
+    cfg.prefix_precision = normiqa::train::config::PrefixPrecision::Fp32;
+    cfg.backbone_mode = BackboneMode::Eval;
+    cfg.epochs = 2;
+    let pretrained = pretrained_tensors(&cfg, &fixture);
+    for k in [Some(11), None] {
+        cfg.freeze_blocks = k;
+        let run = train::train(&cfg, &tmp.path().join(format!("eval-{k:?}"))).unwrap();
+        let stored = tensors(&run.dir.join("weights.safetensors"));
+        let learning = |n: &str| n.starts_with("backbone.") && !in_first_blocks(n, k.unwrap_or(0));
+        let (mut stats, mut weights, mut moved) = (0, 0, 0);
+        for (name, values) in stored.iter().filter(|(n, _)| learning(n)) {
+            if name.ends_with("running_mean") || name.ends_with("running_var") {
+                stats += 1;
+                assert_eq!(values, &pretrained[name], "K = {k:?}: {name} changed in eval mode");
+            } else if name.ends_with(".weight") {
+                weights += 1;
+                moved += usize::from(values != &pretrained[name]);
+            }
+        }
+        assert!(stats >= 20, "K = {k:?}: {stats} running statistics checked");
+        assert_eq!(moved, weights, "K = {k:?}: {moved} of {weights} weights of the learning blocks moved");
+    }
+}
+
 fn refusal(cfg: &TrainConfig) -> String {
     format!("{:#}", cfg.validate().err().expect("refused"))
 }
@@ -338,6 +381,19 @@ fn freeze_blocks_is_refused_with_the_option_and_its_range_named() {
     plain.arch = Arch::Plain;
     plain.freeze_blocks = Some(11);
     assert!(refusal(&plain).contains("only --model linearity"), "{}", refusal(&plain));
+
+    // backbone_mode sets how learning blocks run: refused for a frozen backbone.
+    let mut eval_frozen = cfg.clone();
+    eval_frozen.backbone_mode = BackboneMode::Eval;
+    eval_frozen.freeze_blocks = None;
+    eval_frozen.ft_lr_ratio = 0.0;
+    let e = refusal(&eval_frozen);
+    assert!(e.contains("--backbone-mode eval") && e.contains("frozen"), "{e}");
+    eval_frozen.ft_lr_ratio = 0.1;
+    eval_frozen.freeze_blocks = Some(ALL);
+    assert!(refusal(&eval_frozen).contains("--backbone-mode eval"), "{}", refusal(&eval_frozen));
+    eval_frozen.freeze_blocks = Some(11);
+    eval_frozen.validate().unwrap();
 
     // 0 (full fine-tuning) and 17 (frozen) are valid everywhere the backbone is Lite.
     for k in [0, 11, ALL] {
@@ -384,5 +440,7 @@ fn the_command_line_takes_freeze_blocks_and_names_it_in_its_refusals() {
     assert!(e.contains("resnet18 cannot be partly frozen"), "{e}");
     let e = err(&["--freeze-blocks", "11", "--augment"]);
     assert!(e.contains("--augment with --freeze-blocks 11"), "{e}");
+    let e = err(&["--backbone-mode", "eval", "--ft-lr-ratio", "0"]);
+    assert!(e.contains("--backbone-mode eval"), "{e}");
     assert!(!Path::new(&out).join("weights.safetensors").exists());
 }

@@ -19,7 +19,7 @@ use crate::train::config::{defaults, OptimizerName};
 use crate::train::augment::Augment;
 use crate::train::schedule::Schedule;
 use crate::train::config::PrefixPrecision;
-use crate::train::{FrozenMode, TrainConfig};
+use crate::train::{BackboneMode, FrozenMode, TrainConfig};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -143,6 +143,11 @@ pub struct TrainArgs {
     /// convolution; 11 leaves the stride-32 stages and the head to train), Lite1 and Lite2 22.
     #[arg(long, alias = "freeze_blocks", value_name = "K")]
     pub freeze_blocks: Option<usize>,
+    /// How the backbone blocks that learn (--ft-lr-ratio > 0) run in a training step: `train`
+    /// (batch statistics in BatchNorm, drop connect: the reference) or `eval` (BatchNorm on its
+    /// running ImageNet statistics, never updated; no drop connect).
+    #[arg(long, value_enum, default_value = "train")]
+    pub backbone_mode: BackboneMode,
     /// How the frozen blocks' output is kept, in memory and in the feature cache (with
     /// --freeze-blocks): bf16 (half the memory) or fp32.
     #[arg(long, value_enum, default_value = "bf16")]
@@ -245,6 +250,7 @@ impl TrainArgs {
         cfg.frozen_mode = self.frozen_mode;
         cfg.freeze_blocks = self.freeze_blocks;
         cfg.prefix_precision = self.prefix_precision;
+        cfg.backbone_mode = self.backbone_mode;
         cfg.test_during_training = self.test_during_training;
         cfg.augment = self.augmentation()?;
         cfg.eval_batch_size = self.eval_batch_size;

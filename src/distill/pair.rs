@@ -490,7 +490,7 @@ impl Procedure for Pair<'_> {
         let outs: Vec<Vec<Tensor>> = (0..2)
             .map(|k| {
                 let inputs = self.data.inputs.of(k);
-                train_outputs(self.members[k].net.as_ref(), &inputs, batch, frozen, self.device)
+                train_outputs(self.members[k].net.as_ref(), &inputs, batch, frozen, true, self.device)
             })
             .collect::<Result<_>>()?;
         let outs: [Vec<Tensor>; 2] = outs.try_into().map_err(|_| anyhow::anyhow!("two members"))?;

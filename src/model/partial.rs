@@ -27,6 +27,9 @@ pub struct PrefixFrozen {
     k: usize,
     /// How the prefix's output is kept (bf16 or f32).
     kind: Kind,
+    /// Whether the trainable blocks run in train mode in a training step (else eval mode:
+    /// running BatchNorm statistics, no drop connect; `backbone_mode = "eval"`).
+    suffix_train: bool,
 }
 
 impl PrefixFrozen {
@@ -44,7 +47,13 @@ impl PrefixFrozen {
         if !(1..=cut.blocks()).contains(&k) {
             return refuse(format!("{backbone} has blocks 1 to {} to freeze", cut.blocks()));
         }
-        Ok(PrefixFrozen { inner, k, kind })
+        Ok(PrefixFrozen { inner, k, kind, suffix_train: true })
+    }
+
+    /// Runs the trainable blocks in eval mode in training steps too when `train` is false.
+    pub fn with_suffix_train(mut self, train: bool) -> Self {
+        self.suffix_train = train;
+        self
     }
 
     /// The frozen block count.
@@ -100,11 +109,12 @@ impl IqaModel for PrefixFrozen {
     fn taps(&self, x: &Tensor, _train_backbone: bool) -> Vec<Tensor> {
         self.taps_of(self.cut().prefix(x, self.k))
     }
-    /// The trainable blocks (BatchNorm in train mode when `train`), pooling and heads.
+    /// The trainable blocks (train mode when `train`, unless built with
+    /// [`PrefixFrozen::with_suffix_train`]`(false)`), pooling and heads.
     fn heads(&self, taps: &[Tensor], train: bool) -> Vec<Tensor> {
         let c = self.config();
         let map = taps[0].to_kind(Kind::Float);
-        let (m6, m7) = self.cut().suffix(&map, self.k, train);
+        let (m6, m7) = self.cut().suffix(&map, self.k, train && self.suffix_train);
         let f6 = match m6 {
             Some(m6) => spsp(&m6, c.p6, c.pool),
             None => taps[1].shallow_clone(),

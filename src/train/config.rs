@@ -188,6 +188,34 @@ pub enum FrozenMode {
     Reference,
 }
 
+/// How the backbone blocks that learn (fine-tuning: `ft_lr_ratio > 0`, whole or after
+/// `freeze_blocks`) run in a training step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackboneMode {
+    /// As PyTorch's `model.train()` (the reference's fine-tuning): BatchNorm normalises with each
+    /// batch's statistics and updates its running ones, and blocks are dropped at random (drop
+    /// connect, `model.drop_connect`). With batches of 8 the features a step sees differ from
+    /// those evaluation sees.
+    #[default]
+    Train,
+    /// As at evaluation while the weights learn: BatchNorm normalises with its running (ImageNet)
+    /// statistics, which never change (its scale and shift still learn), and no block is
+    /// dropped. Training and evaluation see the same function ("frozen BatchNorm").
+    Eval,
+}
+
+impl BackboneMode {
+    /// Whether the learning blocks run in train mode in a training step.
+    pub fn trains(self) -> bool {
+        self == BackboneMode::Train
+    }
+
+    fn is_default(&self) -> bool {
+        *self == BackboneMode::default()
+    }
+}
+
 /// How the frozen prefix's output is kept in partial fine-tuning (`freeze_blocks`), in memory
 /// and in the feature cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
@@ -375,6 +403,10 @@ pub struct TrainConfig {
     /// How the frozen prefix's output is kept (with `freeze_blocks`).
     #[serde(default, skip_serializing_if = "PrefixPrecision::is_default")]
     pub prefix_precision: PrefixPrecision,
+    /// How the backbone blocks that learn run in a training step: `train` (batch statistics,
+    /// drop connect: the reference) or `eval` (running statistics, no drop connect).
+    #[serde(default, skip_serializing_if = "BackboneMode::is_default")]
+    pub backbone_mode: BackboneMode,
     /// Training-set augmentation (rotation, flip, random crop) as the reference's `--augment`;
     /// image-based paths only (not with cached frozen features, nor with `freeze_blocks`).
     #[serde(default)]
@@ -471,6 +503,7 @@ impl TrainConfig {
             frozen_mode: FrozenMode::default(),
             freeze_blocks: None,
             prefix_precision: PrefixPrecision::default(),
+            backbone_mode: BackboneMode::default(),
             augment: None,
             test_during_training: false,
             eval_batch_size: default_eval_bs(),
@@ -507,6 +540,9 @@ impl TrainConfig {
             bail!("--beta {b}: must be >= 0 with a positive sum");
         }
         self.check_freeze_blocks()?;
+        if self.backbone_mode == BackboneMode::Eval && self.frozen() {
+            bail!("--backbone-mode eval: sets how the backbone blocks that learn run, and this backbone is frozen (--ft-lr-ratio 0 or --freeze-blocks all of it); a frozen backbone's BatchNorm is chosen by --frozen-mode");
+        }
         let cached = self.frozen() && self.frozen_mode == FrozenMode::Cached;
         check_model_inputs(self.arch, cached, &self.data, self.augment.as_ref())?;
         if self.augment.is_some() && cached {

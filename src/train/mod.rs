@@ -18,5 +18,5 @@ pub mod schedule;
 pub mod trainer;
 
 pub use checkpoint::RunInfo;
-pub use config::{AlsoData, DataConfig, DatasetSpec, FrozenMode, Mixing, SplitProtocol, TrainConfig};
+pub use config::{AlsoData, BackboneMode, DataConfig, DatasetSpec, FrozenMode, Mixing, SplitProtocol, TrainConfig};
 pub use trainer::{train, train_with, TrainOutcome};

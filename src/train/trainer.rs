@@ -94,12 +94,14 @@ pub fn load_pretrained(
 }
 
 /// The model's forward pass on a training batch: cached taps, or (augmented) images through
-/// the backbone (train mode; a frozen backbone in `reference` mode runs without gradients).
+/// the backbone (a frozen backbone in `reference` mode runs in train mode without gradients; a
+/// learning one in train mode when `backbone_train`, else in eval mode, as `backbone_mode`).
 pub fn train_outputs(
     net: &dyn IqaModel,
     inputs: &Inputs,
     batch: &Batch,
     frozen: bool,
+    backbone_train: bool,
     device: Device,
 ) -> Result<Vec<Tensor>> {
     let images = match inputs {
@@ -115,7 +117,7 @@ pub fn train_outputs(
         let taps = tch::no_grad(|| net.taps(&x, true));
         net.heads(&taps, true)
     } else {
-        net.outputs(&x, true, true)
+        net.outputs(&x, backbone_train, true)
     })
 }
 
@@ -226,7 +228,7 @@ impl Procedure for SingleModel<'_> {
         let y = Tensor::from_slice(&self.mos_of(batch.idx))
             .to_kind(Kind::Float)
             .to_device(self.device);
-        let heads = train_outputs(self.net.as_ref(), &self.inputs, batch, cfg.frozen(), self.device)?;
+        let heads = train_outputs(self.net.as_ref(), &self.inputs, batch, cfg.frozen(), cfg.backbone_mode.trains(), self.device)?;
         let mut total = task_loss(&cfg.loss, cfg.beta, &heads, &y).map_err(|e| {
             let at = train_data::batch_context(self.dataset, batch.idx, batch.epoch, batch.index);
             anyhow::anyhow!("{at}: {e:#}")
@@ -380,7 +382,7 @@ fn build_model(cfg: &TrainConfig, device: Device) -> Result<(nn::VarStore, Box<d
         init_from(&vs, cfg, run)?;
     }
     if let Some(k) = cfg.partial_blocks() {
-        net = Box::new(PrefixFrozen::new(net, k, cfg.prefix_precision.kind())?);
+        net = Box::new(PrefixFrozen::new(net, k, cfg.prefix_precision.kind())?.with_suffix_train(cfg.backbone_mode.trains()));
     }
     if cfg.frozen() || cfg.partial_blocks().is_some() {
         freeze_backbone(&vs, net.as_ref());
