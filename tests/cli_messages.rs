@@ -487,7 +487,7 @@ fn closed_sets_list_their_values_and_keep_their_spellings() {
         ("distill", "student-model", "linearity"),
         ("distill", "teacher-arch", "resnet50"),
         ("distill", "variants", "mrkd"),
-        ("import-checkpoint", "pool", "maxmin"),
+        ("import-checkpoint", "pool", "max-min"),
         ("fr", "ssim-mode", "matlab"),
         ("synth", "score", "fused"),
     ] {
@@ -497,10 +497,10 @@ fn closed_sets_list_their_values_and_keep_their_spellings() {
     let help = Cli::try_parse_from(["normiqa", "train", "--help"])
         .unwrap_err()
         .to_string();
-    assert!(help.contains("possible values: avg, max, min, std, maxmin, mean-std"), "{help}");
+    assert!(help.contains("possible values: avg, max, min, std, max-min, mean-std"), "{help}");
     // The other spellings accepted before are still accepted.
     let cli = Cli::try_parse_from([
-        "normiqa", "train", "--pool", "max-min", "--loss", "nin", "--network", "linear",
+        "normiqa", "train", "--pool", "maxmin", "--loss", "nin", "--network", "linear",
     ])
     .unwrap();
     let normiqa::cli::Command::Train(a) = cli.command else {

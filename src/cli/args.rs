@@ -142,7 +142,7 @@ impl DatasetKind {
 
 /// The value parser of an option whose values are a closed set that the type's `FromStr` parses:
 /// `--help` lists `names` (`[possible values: ...]`), while parsing, its other accepted spellings
-/// (aliases such as `max-min`) and its error message stay the type's own.
+/// (aliases such as `maxmin`) and its error message stay the type's own.
 #[derive(Clone)]
 pub struct Named<T> {
     names: Vec<&'static str>,
@@ -182,8 +182,9 @@ where
     }
 }
 
-/// The names `--pool` lists (`max-min`, `meanstd` are accepted too).
-pub const POOL_NAMES: [&str; 6] = ["avg", "max", "min", "std", "maxmin", "mean-std"];
+/// The names `--pool` lists, spelt as in run and experiment files (`maxmin`, `meanstd` are
+/// accepted too).
+pub const POOL_NAMES: [&str; 6] = ["avg", "max", "min", "std", "max-min", "mean-std"];
 
 /// The names `--loss` lists (`nin`, `Lp` and `l1` are accepted too).
 pub const LOSS_NAMES: [&str; 7] = [

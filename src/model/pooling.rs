@@ -30,7 +30,7 @@ impl Pool {
 
 /// A pooling name that is not one of [`Pool`]'s.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown pooling '{0}' (avg, max, min, std, maxmin, mean-std)")]
+#[error("unknown pooling '{0}' (avg, max, min, std, max-min, mean-std)")]
 pub struct UnknownPool(pub String);
 
 impl FromStr for Pool {
