@@ -5,8 +5,8 @@ dataset's held-out test SROCC (run.json `also`), mean ± sd per setting over the
   python3 bench/also_table.py runs/multi-dataset-clive-synth [--pair exp_id]
   python3 bench/also_table.py runs/multi-dataset-clive-synth --only 0   # one split, run by run
 
-Settings are the run folder names without `_<pair>=K`. Paired t-tests (scipy.stats.ttest_rel,
-two-sided) compare each setting's main test SROCC with the first setting's (sorted by name,
+Settings are the run folder names without `<pair>=K` (wherever it stands in the name).
+Paired t-tests (scipy.stats.ttest_rel, two-sided) compare each setting's main test SROCC with the first setting's (sorted by name,
 or the one given with --baseline).
 """
 import argparse
@@ -30,12 +30,12 @@ def main():
     runs = {}
     for name in sorted(os.listdir(a.dir)):
         f = os.path.join(a.dir, name, "run.json")
-        m = re.match(rf"(.*)_{a.pair}=(\d+)$", name)
-        if not (m and os.path.exists(f)):
+        setting, value = split_name(name, a.pair)
+        if value is None or not os.path.exists(f):
             continue
         r = json.load(open(f))
         also = [x["test"][-1]["srocc"] if x.get("test") else float("nan") for x in r.get("also", [])]
-        runs.setdefault(m.group(1), {})[int(m.group(2))] = (r["test"][-1]["srocc"], r["test"][-1]["plcc"], also)
+        runs.setdefault(setting, {})[value] = (r["test"][-1]["srocc"], r["test"][-1]["plcc"], also)
     base = a.baseline or sorted(runs)[0]
     print(f"| setting | runs | test SROCC | test PLCC | held-out SROCC of the other dataset | Δ SROCC vs {base} (paired) | p |")
     print("|---|---|---|---|---|---|---|")
@@ -56,18 +56,28 @@ def main():
         print(f"| {s} | {len(keys)} | {sr.mean():.4f} ± {sd(sr):.4f} | {pl.mean():.4f} ± {sd(pl):.4f} | {also} | {d} | {p} |")
 
 
+def split_name(name, pair):
+    """(the run name without `<pair>=K`, K), wherever the key stands in the name; K is None when
+    the name has no such key."""
+    m = re.search(rf"(?:^|_){pair}=(\d+)(?=_|$)", name)
+    if not m:
+        return name, None
+    rest = (name[: m.start()] + "_" + name[m.end():]).strip("_")
+    return rest, int(m.group(1))
+
+
 def one_split(a):
     print("| setting | best epoch | val SROCC | test SROCC | test PLCC | held-out SROCC of the other dataset |")
     print("|---|---|---|---|---|---|")
     for name in sorted(os.listdir(a.dir)):
         f = os.path.join(a.dir, name, "run.json")
-        m = re.match(rf"(.*)_{a.pair}=(\d+)$", name)
-        if not (m and int(m.group(2)) == a.only and os.path.exists(f)):
+        setting, value = split_name(name, a.pair)
+        if value != a.only or not os.path.exists(f):
             continue
         r = json.load(open(f))
         also = r.get("also", [])
         held = f"{also[0]['test'][-1]['srocc']:.4f}" if also and also[0].get("test") else "—"
-        print(f"| {m.group(1)} | {r['best_epoch']} | {r['val'][-1]['srocc']:.4f} | {r['test'][-1]['srocc']:.4f} | {r['test'][-1]['plcc']:.4f} | {held} |")
+        print(f"| {setting} | {r['best_epoch']} | {r['val'][-1]['srocc']:.4f} | {r['test'][-1]['srocc']:.4f} | {r['test'][-1]['plcc']:.4f} | {held} |")
 
 
 if __name__ == "__main__":
