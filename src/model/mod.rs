@@ -5,6 +5,7 @@
 pub mod backbone;
 pub mod iqa;
 pub mod dbcnn;
+pub mod ensemble;
 pub mod error;
 pub mod hyperiqa;
 pub mod linearity;

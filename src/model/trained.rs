@@ -17,6 +17,7 @@ use image::RgbImage;
 use normiqa_core::metrics::{LinearMap, Metrics};
 use tch::{nn, Device, Kind, Tensor};
 
+use super::ensemble;
 use super::iqa::IqaModel;
 use super::linearity::BACKBONE_PREFIX;
 use super::precision::Precision;
@@ -231,6 +232,17 @@ pub struct TrainedModel {
     pub precision: Precision,
     /// The views each image is scored on (`--tta`; default: the whole image).
     pub tta: TestTime,
+    /// An ensemble folder ([`super::ensemble`]): `self` is its first member (its network in
+    /// `vs`, `model`), and `info` that member's with one head, `ensemble`, and the identity
+    /// mapping; `None` for a run folder.
+    ensemble: Option<Ensemble>,
+}
+
+/// The rest of an ensemble: every member's prediction-head mapping (the first member's first),
+/// and the members after the first.
+struct Ensemble {
+    mappings: Vec<LinearMap>,
+    others: Vec<TrainedModel>,
 }
 
 /// Scores of images by a trained model.
@@ -245,7 +257,13 @@ impl TrainedModel {
     /// Loads a run folder: builds the network from its config, loads the pretrained backbone
     /// unless the checkpoint holds it (`weights_override` first, then the run's file, then the
     /// backbone's default), then the checkpoint's tensors.
+    ///
+    /// An ensemble folder (`ensemble.toml`, [`super::ensemble`]) loads each member so; its score
+    /// is the mean of theirs.
     pub fn load(dir: &Path, device: Device, weights_override: Option<&Path>) -> Result<Self> {
+        if ensemble::is_ensemble(dir) {
+            return Self::load_ensemble(dir, device, weights_override);
+        }
         let info = RunInfo::load(dir)?;
         let vs = nn::VarStore::new(device);
         let cfg = &info.config;
@@ -282,13 +300,43 @@ impl TrainedModel {
             dir: dir.to_path_buf(),
             precision: Precision::Fp32,
             tta: TestTime::default(),
+            ensemble: None,
         })
+    }
+
+    fn load_ensemble(dir: &Path, device: Device, weights_override: Option<&Path>) -> Result<Self> {
+        if let Some(w) = weights_override {
+            bail!("--weights {} with the ensemble {}: each member loads its own backbone's weights (from its run folder or the backbone's package); drop --weights", w.display(), dir.display());
+        }
+        // Checked before any weights are read.
+        let info = ensemble::load_info(dir)?;
+        let mut members = Vec::new();
+        for d in ensemble::member_dirs(dir)? {
+            let m = Self::load(&d, device, None)
+                .with_context(|| format!("{}: loading member {}", dir.display(), d.display()))?;
+            members.push(m);
+        }
+        let mappings = members.iter().map(|m| *m.info.mapping.last().expect("a run has heads")).collect();
+        let mut first = members.remove(0);
+        first.info = info;
+        first.dir = dir.to_path_buf();
+        first.ensemble = Some(Ensemble { mappings, others: members });
+        Ok(first)
+    }
+
+    /// The members of an ensemble (`self` first), or `self` alone.
+    fn members(&self) -> impl Iterator<Item = &TrainedModel> {
+        std::iter::once(self).chain(self.ensemble.iter().flat_map(|e| e.others.iter()))
     }
 
     /// Runs the model's forwards at `precision`: `auto` resolved for its device (and fp32 where
     /// the model runs only in fp32); a precision asked for explicitly that the model cannot run
     /// at is refused, naming the option.
     pub fn with_precision(mut self, precision: Precision) -> Result<Self> {
+        if let Some(e) = &mut self.ensemble {
+            let others = std::mem::take(&mut e.others);
+            e.others = others.into_iter().map(|m| m.with_precision(precision)).collect::<Result<_>>()?;
+        }
         let p = precision.resolve(self.vs.device());
         self.precision = match self.model.eval_path_at(p) {
             Ok(_) => p,
@@ -301,7 +349,12 @@ impl TrainedModel {
     /// Scores each image as the mean over the views `tta` ([`super::tta`]); refused for a model
     /// that averages views of its own (HyperIQA).
     pub fn with_tta(mut self, tta: TestTime) -> Result<Self> {
-        tta.check(self.model.as_ref())?;
+        for m in self.members() {
+            tta.check(m.model.as_ref())?;
+        }
+        if let Some(e) = &mut self.ensemble {
+            e.others.iter_mut().for_each(|m| m.tta = tta);
+        }
         self.tta = tta;
         Ok(self)
     }
@@ -309,7 +362,25 @@ impl TrainedModel {
     /// Raw outputs of every head for `images[indices]` (eval mode, at the model's precision,
     /// the mean over the model's test-time views), in batches of at most `batch` same-size
     /// images (all views of a batch in one forward pass).
+    ///
+    /// An ensemble has one output: the mean of its members' k·ŷ+b (the MOS scale).
     pub fn outputs(&self, images: &[RgbImage], indices: &[usize], batch: usize) -> Result<HeadOutputs> {
+        let Some(e) = &self.ensemble else {
+            return self.own_outputs(images, indices, batch);
+        };
+        let mut sum = vec![0.0; indices.len()];
+        for (m, map) in self.members().zip(&e.mappings) {
+            let heads = m.own_outputs(images, indices, batch)?;
+            for (s, v) in sum.iter_mut().zip(map.apply(&heads[heads.len() - 1])) {
+                *s += v;
+            }
+        }
+        let n = e.mappings.len() as f64;
+        Ok(vec![sum.into_iter().map(|s| s / n).collect()])
+    }
+
+    /// The outputs of this model's own network (an ensemble's first member).
+    fn own_outputs(&self, images: &[RgbImage], indices: &[usize], batch: usize) -> Result<HeadOutputs> {
         predict_as(
             self.model.as_ref(),
             &Inputs::Images(images),
@@ -323,6 +394,9 @@ impl TrainedModel {
 
     /// Names of the model's outputs, the prediction last.
     pub fn head_names(&self) -> &'static [&'static str] {
+        if self.ensemble.is_some() {
+            return ensemble::ENSEMBLE_HEADS;
+        }
         self.model.head_names()
     }
 
