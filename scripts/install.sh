@@ -3,9 +3,10 @@
 #   PREFIX/bin/normiqa                       the binary (rpath $ORIGIN/../lib/normiqa, see build.rs)
 #   PREFIX/lib/normiqa/*.so*                 the libtorch libraries it needs (those `ldd` resolves
 #                                            into the torch wheel; the system's stay the system's)
-#   PREFIX/share/normiqa/models/$DEFAULT_MODEL/   the default model (below)
-#   PREFIX/share/normiqa/weights/BACKBONE.pth     its ImageNet backbone weights (BACKBONE from the
-#                                            model's config.toml, e.g. efficientnet-lite0)
+#   PREFIX/share/normiqa/models/$DEFAULT_MODEL/   the default model (below); when it is an
+#                                            ensemble (ensemble.toml), its member folders beside it
+#   PREFIX/share/normiqa/weights/BACKBONE.pth     the ImageNet weights of each backbone (BACKBONE
+#                                            from each run folder's config.toml, e.g. efficientnet-lite0)
 # Usage: scripts/install.sh [--prefix DIR] [--binary FILE]   (normally through `./run install`)
 # Every file is copied to a temporary name beside its destination and renamed into place.
 set -euo pipefail
@@ -28,16 +29,40 @@ die() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
 WHEEL=$(readlink -f "${LIBTORCH:-$ROOT/.venv/libtorch}/..") \
   || die "libtorch not found: run ./run setup first"
 # The model `predict` and `serve` use without --model (src/cli/predict.rs DEFAULT_MODEL).
-DEFAULT_MODEL=clive-efficientnet-lite0
+DEFAULT_MODEL=clive-efficientnet-lite012
 MODEL=$ROOT/models/$DEFAULT_MODEL
-[ -f "$MODEL/run.json" ] || die "the default model is missing: $MODEL/run.json"
-BACKBONE=$(sed -n 's/^backbone = "\(.*\)"$/\1/p' "$MODEL/config.toml" | head -n 1)
-[ -n "$BACKBONE" ] || die "$MODEL/config.toml names no backbone"
+# The run folders to install: the default model, or the members of the default ensemble. An
+# ensemble's members must be folders beside it (`"../NAME"` in ensemble.toml), as in models/.
+if [ -f "$MODEL/ensemble.toml" ]; then
+  LIST=$(sed -n 's/^members = \[\(.*\)\]$/\1/p' "$MODEL/ensemble.toml" | head -n 1)
+  [ -n "$LIST" ] || die "$MODEL/ensemble.toml: no one-line members = [...] list"
+  RUNS=()
+  for m in $(tr -d ' "' <<<"$LIST" | tr ',' ' '); do
+    case "$m" in
+      ../*/*|../) die "$MODEL/ensemble.toml: member '$m' is not a folder beside the ensemble (\"../NAME\")" ;;
+      ../*) RUNS+=("${m#../}") ;;
+      *) die "$MODEL/ensemble.toml: member '$m' is not a folder beside the ensemble (\"../NAME\")" ;;
+    esac
+  done
+else
+  RUNS=("$DEFAULT_MODEL")
+fi
+BACKBONES=()
+for r in "${RUNS[@]}"; do
+  [ -f "$ROOT/models/$r/run.json" ] || die "model $r is missing: $ROOT/models/$r/run.json"
+  b=$(sed -n 's/^backbone = "\(.*\)"$/\1/p' "$ROOT/models/$r/config.toml" | head -n 1)
+  [ -n "$b" ] || die "$ROOT/models/$r/config.toml names no backbone"
+  case " ${BACKBONES[*]} " in *" $b "*) ;; *) BACKBONES+=("$b") ;; esac
+done
 # NORMIQA_EFFICIENTNET_LITEN, else .venv/efficientnet-liteN.pth (as normiqa looks it up)
-WEIGHTS_VAR=NORMIQA_$(tr 'a-z-' 'A-Z_' <<<"$BACKBONE")
-WEIGHTS=${!WEIGHTS_VAR:-$ROOT/.venv/$BACKBONE.pth}
-[ -f "$WEIGHTS" ] || die "ImageNet weights of $BACKBONE not found at $WEIGHTS: run ./run setup first"
-WEIGHTS=$(readlink -f "$WEIGHTS")
+weights_of() {
+  local var w
+  var=NORMIQA_$(tr 'a-z-' 'A-Z_' <<<"$1")
+  w=${!var:-$ROOT/.venv/$1.pth}
+  [ -f "$w" ] || die "ImageNet weights of $1 not found at $w: run ./run setup first"
+  readlink -f "$w"
+}
+for b in "${BACKBONES[@]}"; do weights_of "$b" >/dev/null; done
 
 mkdir -p "$PREFIX/bin" "$PREFIX/lib/normiqa" "$PREFIX/share/normiqa/weights" \
   "$PREFIX/share/normiqa/models/$DEFAULT_MODEL"
@@ -69,12 +94,17 @@ done < <(awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' <<<"$LDD")
 [ "$n" -gt 0 ] || die "ldd shows no library from $WHEEL: was the binary built against it?"
 log "$n libraries -> $PREFIX/lib/normiqa"
 
-for f in "$MODEL"/*; do
-  put "$f" "$PREFIX/share/normiqa/models/$DEFAULT_MODEL/$(basename "$f")" 0644
+for r in "$DEFAULT_MODEL" "${RUNS[@]}"; do
+  mkdir -p "$PREFIX/share/normiqa/models/$r"
+  for f in "$ROOT/models/$r"/*; do
+    put "$f" "$PREFIX/share/normiqa/models/$r/$(basename "$f")" 0644
+  done
 done
-put "$WEIGHTS" "$PREFIX/share/normiqa/weights/$BACKBONE.pth" 0644
+for b in "${BACKBONES[@]}"; do
+  put "$(weights_of "$b")" "$PREFIX/share/normiqa/weights/$b.pth" 0644
+done
 put "$BINARY" "$PREFIX/bin/normiqa" 0755
-log "model and weights -> $PREFIX/share/normiqa"
+log "model $DEFAULT_MODEL (${RUNS[*]}) and the weights of ${BACKBONES[*]} -> $PREFIX/share/normiqa"
 
 # The installed binary must load its libtorch from PREFIX, with no help from the environment.
 CHECK=$(cd / && env -i "$PREFIX/bin/normiqa" --version) || die "$PREFIX/bin/normiqa does not start"

@@ -20,7 +20,12 @@ fn installed_binary_scores_like_the_checkout_from_anywhere() {
     let log = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "install failed: {log}");
     assert!(prefix.join("lib/normiqa/libtorch_cpu.so").exists(), "{log}");
-    assert!(prefix.join("share/normiqa/weights/efficientnet-lite0.pth").exists());
+    // The default is an ensemble: its folder, its three members beside it, their weights.
+    for n in 0..3 {
+        assert!(prefix.join(format!("share/normiqa/weights/efficientnet-lite{n}.pth")).exists(), "{log}");
+        assert!(prefix.join(format!("share/normiqa/models/clive-efficientnet-lite{n}/run.json")).exists(), "{log}");
+    }
+    assert!(prefix.join("share/normiqa/models/clive-efficientnet-lite012/ensemble.toml").exists(), "{log}");
 
     let work = tmp.path().join("elsewhere");
     std::fs::create_dir_all(&work).unwrap();

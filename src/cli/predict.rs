@@ -18,7 +18,6 @@ use crate::inputs::FileId;
 use crate::output::resumable::{Layout, ScoresFile};
 use crate::output::{refuse_file_over_ids, refuse_file_over_inputs};
 use crate::model::pool::{Pool, PoolConfig};
-use crate::train::checkpoint::RunInfo;
 use normiqa_core::data::decode::Resize;
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,8 +50,10 @@ pub struct PredictArgs {
     /// the images it does not have yet, and append them.
     #[arg(long, requires = "output")]
     pub resume: bool,
-    /// Run directory of a trained model. Default: the model shipped with normiqa
-    /// (models/clive-efficientnet-lite0), or $NORMIQA_MODEL.
+    /// Run directory of a trained model, or an ensemble folder (ensemble.toml). Default: the
+    /// model shipped with normiqa (models/clive-efficientnet-lite012, the mean of three
+    /// EfficientNet-Lite models), or $NORMIQA_MODEL; models/clive-efficientnet-lite0 alone is
+    /// about 4x faster and less accurate.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Pretrained backbone weights, if not found automatically.
@@ -117,8 +118,9 @@ impl PredictArgs {
 /// Shown under `normiqa predict --help`: what the numbers mean.
 pub const SCORE_HELP: &str =
     "Scores are on the MOS scale of the model's training data (its k·ŷ+b mapping). \
-The shipped default model (models/clive-efficientnet-lite0) gives CLIVE MOS: about 0-100, higher \
-is better (CLIVE photos range from about 3 to 92). It was trained on 500x500 photos: images under \
+The shipped default model (models/clive-efficientnet-lite012: the mean of three EfficientNet-Lite \
+models; --model models/clive-efficientnet-lite0 is about 4x faster, less accurate) gives CLIVE MOS: \
+about 0-100, higher is better (CLIVE photos range from about 3 to 92). It was trained on 500x500 photos: images under \
 128 px on a side score unreliably (a warning says so), and images over 2000 px are slow and need \
 gigabytes at native size (a warning suggests --max-side).";
 
@@ -216,7 +218,7 @@ impl<'a> RowWriter<'a> {
 
 /// The shipped default model of `predict` and `serve`, relative to the checkout (or to
 /// `PREFIX/share/normiqa` when installed; scripts/install.sh names the same folder).
-pub const DEFAULT_MODEL: &str = "models/clive-efficientnet-lite0";
+pub const DEFAULT_MODEL: &str = "models/clive-efficientnet-lite012";
 
 /// `--model` if given, else the shipped default model's folder (or an error saying it is
 /// missing): `predict`'s and `serve`'s rule.
@@ -235,7 +237,7 @@ pub fn default_model_dir() -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     let rel = Path::new(DEFAULT_MODEL);
-    let has_run = |p: &Path| p.join("run.json").exists();
+    let has_run = |p: &Path| p.join("run.json").exists() || crate::model::ensemble::is_ensemble(p);
     crate::locate::find(rel, has_run).or_else(|| crate::locate::installed(rel, has_run))
 }
 
@@ -412,7 +414,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let tta = args.tta.test_time()?;
     let dir = model_dir_or_default(&args.model)?;
     let (mut files, ids) = select_images(&args)?;
-    let info = RunInfo::load(&dir)?;
+    let info = crate::model::ensemble::load_info(&dir)?;
     let heads = args.all_heads.then_some(info.heads.as_slice());
     let rules = resize_rules(&args)?;
     let decoding = args.images.options();

@@ -21,8 +21,10 @@ use crate::serve::{self, ServeOptions};
 Errors are JSON {\"error\": \"...\"}: 400 bad image, 413 over a limit, 415 not an image,
 503 busy (--queue) or shutting down. ctrl-c or SIGTERM: answer the requests received, then stop.")]
 pub struct ServeArgs {
-    /// Run directory of a trained model. Default: the model shipped with normiqa
-    /// (models/clive-efficientnet-lite0), or $NORMIQA_MODEL.
+    /// Run directory of a trained model, or an ensemble folder (ensemble.toml). Default: the
+    /// model shipped with normiqa (models/clive-efficientnet-lite012, the mean of three
+    /// EfficientNet-Lite models), or $NORMIQA_MODEL; models/clive-efficientnet-lite0 alone is
+    /// about 4x faster and less accurate.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// Pretrained backbone weights, if not found automatically.
