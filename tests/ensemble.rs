@@ -45,11 +45,15 @@ fn runs() -> (&'static Path, &'static Path) {
     (tmp.path(), images)
 }
 
-/// Writes `name/ensemble.toml` beside the runs with `text`; returns the folder.
+/// Writes `name/ensemble.toml` beside the runs with `text`; returns the folder. Written through
+/// a temporary file and a rename: tests running at once write the same ensemble while others
+/// read it, and a plain write would let them read it truncated.
 fn ensemble(name: &str, text: &str) -> PathBuf {
     let dir = runs().0.join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("ensemble.toml"), text).unwrap();
+    let tmp = tempfile::NamedTempFile::new_in(&dir).unwrap();
+    std::fs::write(tmp.path(), text).unwrap();
+    tmp.persist(dir.join("ensemble.toml")).unwrap();
     dir
 }
 
@@ -147,4 +151,14 @@ fn members_of_another_seed_and_malformed_ensembles_are_refused_naming_them() {
         TrainedModel::load(&avg_max(), Device::Cpu, Some(Path::new("lite0.pth"))).err().expect("refused")
     );
     assert!(e.contains("--weights lite0.pth") && e.contains("ensemble"), "{e}");
+    // An output over a member's files is refused, and the member is left as it was.
+    let member_weights = runs().0.join("max/weights.safetensors");
+    let before = std::fs::read(&member_weights).unwrap();
+    let img = runs().1.join("img000.png");
+    let e = format!(
+        "{:#}",
+        cli(&["predict", "--model", avg_max().to_str().unwrap(), "--device", "cpu", "-o", member_weights.to_str().unwrap(), img.to_str().unwrap()]).unwrap_err()
+    );
+    assert!(e.contains("-o") && e.contains("weights.safetensors"), "{e}");
+    assert_eq!(std::fs::read(&member_weights).unwrap(), before);
 }

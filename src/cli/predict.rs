@@ -385,7 +385,7 @@ fn open_output(
         return Ok(None);
     };
     refuse_file_over_ids("-o", p, "input image", ids)?;
-    let model_files = ["run.json", "config.toml", "weights.safetensors"].map(|f| model.join(f));
+    let model_files = crate::model::ensemble::model_files(model);
     let mut inputs: Vec<(&str, &Path)> = model_files.iter().map(|f| ("model file", f.as_path())).collect();
     inputs.extend(args.files_from.as_deref().map(|f| ("--files-from list", f)));
     inputs.extend(args.weights.as_deref().map(|f| ("--weights file", f)));

@@ -128,7 +128,7 @@ pub fn per_distortion(
 /// file of the dataset, a file of the model's run folder, or the backbone weights.
 fn refuse_outputs_over_inputs(args: &TestArgs, spec: &DatasetSpec, dataset: &Dataset) -> Result<()> {
     let mut ids = dataset_input_ids(spec, dataset);
-    let model = ["run.json", "config.toml", "weights.safetensors"].map(|f| args.model.join(f));
+    let model = crate::model::ensemble::model_files(&args.model);
     let files = model.iter().chain(args.weights.iter());
     ids.extend(files.filter_map(|f| FileId::of(f).ok()));
     for (option, out) in [("-o", &args.predictions), ("--plot", &args.plot)] {

@@ -133,3 +133,19 @@ pub fn load_info(dir: &Path) -> Result<RunInfo> {
     check_members(dir, &pairs)?;
     Ok(ensemble_info(&infos[0]))
 }
+
+/// The files a model folder is read from, for refusing an output that would overwrite one: a run
+/// folder's `run.json`, `config.toml` and `weights.safetensors`; an ensemble's `ensemble.toml`
+/// and those of each member it lists.
+pub fn model_files(dir: &Path) -> Vec<PathBuf> {
+    use crate::train::checkpoint::{CONFIG_TOML, RUN_JSON, WEIGHTS};
+    let run = |d: &Path| [RUN_JSON, CONFIG_TOML, WEIGHTS].map(|f| d.join(f));
+    if !is_ensemble(dir) {
+        return run(dir).to_vec();
+    }
+    let mut files = vec![dir.join(ENSEMBLE_TOML)];
+    for m in member_dirs(dir).unwrap_or_default() {
+        files.extend(run(&m));
+    }
+    files
+}
