@@ -28,11 +28,7 @@ fn runs() -> (&'static Path, &'static Path) {
     static RUNS: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (tmp, images) = RUNS.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
-        std::env::set_var("NORMIQA_FEATURE_CACHE", tmp.path().join("cache"));
-        let mut cfg = common::tiny_train_config(tmp.path(), 16, 64);
-        cfg.random_init = false;
-        cfg.epochs = 1;
-        cfg.ft_lr_ratio = 0.0;
+        let mut cfg = common::tiny_frozen_config(tmp.path(), 16, 64);
         train::train(&cfg, &tmp.path().join("avg")).unwrap();
         cfg.model.pool = Pool::Max;
         train::train(&cfg, &tmp.path().join("max")).unwrap();

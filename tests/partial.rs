@@ -209,18 +209,25 @@ fn pretrained_fixture(dir: &Path) -> PathBuf {
     path
 }
 
+/// 32 tiny images in `dir`, the pretrained fixture as the backbone's weights, its own feature
+/// cache, prefixes kept in fp32: (the configuration, the fixture's path).
+fn fixture_config(dir: &Path) -> (TrainConfig, PathBuf) {
+    std::env::set_var("NORMIQA_FEATURE_CACHE", dir.join("cache"));
+    let fixture = pretrained_fixture(dir);
+    let mut cfg = tiny_config(dir, 32);
+    cfg.random_init = false;
+    cfg.weights = Some(fixture.clone());
+    cfg.prefix_precision = normiqa::train::config::PrefixPrecision::Fp32;
+    (cfg, fixture)
+}
+
 #[test]
 fn partial_fine_tuning_trains_the_later_blocks_resumes_exactly_and_the_folder_predicts() {
     let _s = serial();
     let tmp = tempfile::tempdir().unwrap();
-    std::env::set_var("NORMIQA_FEATURE_CACHE", tmp.path().join("cache"));
-    let fixture = pretrained_fixture(tmp.path());
-    let mut cfg = tiny_config(tmp.path(), 32);
+    let (mut cfg, fixture) = fixture_config(tmp.path());
     cfg.lr = 1e-4;
-    cfg.random_init = false;
-    cfg.weights = Some(fixture.clone());
     cfg.freeze_blocks = Some(11);
-    cfg.prefix_precision = normiqa::train::config::PrefixPrecision::Fp32;
     cfg.epochs = 3;
     let whole = train::train(&cfg, &tmp.path().join("whole")).unwrap();
 
@@ -313,13 +320,8 @@ fn in_first_blocks(name: &str, k: usize) -> bool {
 fn backbone_mode_eval_trains_the_blocks_and_keeps_their_batchnorm_statistics() {
     let _s = serial();
     let tmp = tempfile::tempdir().unwrap();
-    std::env::set_var("NORMIQA_FEATURE_CACHE", tmp.path().join("cache"));
-    let fixture = pretrained_fixture(tmp.path());
-    let mut cfg = tiny_config(tmp.path(), 32);
+    let (mut cfg, fixture) = fixture_config(tmp.path());
     cfg.lr = 1e-3;
-    cfg.random_init = false;
-    cfg.weights = Some(fixture.clone());
-    cfg.prefix_precision = normiqa::train::config::PrefixPrecision::Fp32;
     cfg.backbone_mode = BackboneMode::Eval;
     cfg.epochs = 2;
     let pretrained = pretrained_tensors(&cfg, &fixture);

@@ -27,11 +27,7 @@ fn run() -> (&'static Path, &'static Path) {
     static RUN: OnceLock<(tempfile::TempDir, PathBuf, PathBuf)> = OnceLock::new();
     let (_, out, images) = RUN.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap();
-        std::env::set_var("NORMIQA_FEATURE_CACHE", tmp.path().join("cache"));
-        let mut cfg = common::tiny_train_config(tmp.path(), 16, 64);
-        cfg.random_init = false;
-        cfg.epochs = 1;
-        cfg.ft_lr_ratio = 0.0;
+        let cfg = common::tiny_frozen_config(tmp.path(), 16, 64);
         let out = tmp.path().join("run");
         train::train(&cfg, &out).unwrap();
         let images = tmp.path().join("images");

@@ -19,6 +19,18 @@ pub fn tiny_train_config(dir: &Path, n: usize, size: u32) -> normiqa::train::Tra
     cfg
 }
 
+/// [`tiny_train_config`] with `n` images of `size` px for frozen heads on the pretrained Lite0
+/// (cached features, one epoch, the feature cache in `dir`): a quick run whose outputs move with
+/// the image (a random-initialised backbone scores every image nearly alike).
+pub fn tiny_frozen_config(dir: &Path, n: usize, size: u32) -> normiqa::train::TrainConfig {
+    std::env::set_var("NORMIQA_FEATURE_CACHE", dir.join("cache"));
+    let mut cfg = tiny_train_config(dir, n, size);
+    cfg.random_init = false;
+    cfg.epochs = 1;
+    cfg.ft_lr_ratio = 0.0;
+    cfg
+}
+
 /// The reference defaults on a CSV `image,mos` and its image folder, split at random by image.
 pub fn csv_train_config(csv: PathBuf, images: PathBuf) -> normiqa::train::TrainConfig {
     use normiqa::train::{DatasetSpec, SplitProtocol, TrainConfig};
