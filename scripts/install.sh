@@ -44,8 +44,10 @@ if [ -f "$MODEL/ensemble.toml" ]; then
       *) die "$MODEL/ensemble.toml: member '$m' is not a folder beside the ensemble (\"../NAME\")" ;;
     esac
   done
+  FOLDERS=("$DEFAULT_MODEL" "${RUNS[@]}")
 else
   RUNS=("$DEFAULT_MODEL")
+  FOLDERS=("$DEFAULT_MODEL")
 fi
 BACKBONES=()
 for r in "${RUNS[@]}"; do
@@ -94,7 +96,7 @@ done < <(awk '$2 == "=>" && $3 ~ /^\// { print $1, $3 }' <<<"$LDD")
 [ "$n" -gt 0 ] || die "ldd shows no library from $WHEEL: was the binary built against it?"
 log "$n libraries -> $PREFIX/lib/normiqa"
 
-for r in "$DEFAULT_MODEL" "${RUNS[@]}"; do
+for r in "${FOLDERS[@]}"; do
   mkdir -p "$PREFIX/share/normiqa/models/$r"
   for f in "$ROOT/models/$r"/*; do
     put "$f" "$PREFIX/share/normiqa/models/$r/$(basename "$f")" 0644

@@ -119,28 +119,21 @@ fn predict_and_test_take_an_ensemble_folder() {
     }
 }
 
-fn refusal(dir: &Path) -> String {
-    match TrainedModel::load(dir, Device::Cpu, None) {
-        Ok(_) => panic!("{} was loaded", dir.display()),
-        Err(e) => format!("{e:#}"),
-    }
-}
-
 #[test]
 fn members_of_another_seed_and_malformed_ensembles_are_refused_naming_them() {
-    let e = refusal(&ensemble("seeds", "members = [\"../avg\", \"../avg-seed2\"]\n"));
+    let e = common::load_refusal(&ensemble("seeds", "members = [\"../avg\", \"../avg-seed2\"]\n"));
     assert!(e.contains("ensemble.toml") && e.contains("avg-seed2") && e.contains("seed"), "{e}");
-    let e = refusal(&ensemble("one", "members = [\"../avg\"]\n"));
+    let e = common::load_refusal(&ensemble("one", "members = [\"../avg\"]\n"));
     assert!(e.contains("at least two"), "{e}");
-    let e = refusal(&ensemble("missing", "members = [\"../avg\", \"../nowhere\"]\n"));
+    let e = common::load_refusal(&ensemble("missing", "members = [\"../avg\", \"../nowhere\"]\n"));
     assert!(e.contains("nowhere") && e.contains("not a finished run folder"), "{e}");
-    let e = refusal(&ensemble("twice", "members = [\"../avg\", \"../avg/\"]\n"));
+    let e = common::load_refusal(&ensemble("twice", "members = [\"../avg\", \"../avg/\"]\n"));
     assert!(e.contains("listed twice"), "{e}");
-    let e = refusal(&ensemble("typo", "member = [\"../avg\", \"../max\"]\n"));
+    let e = common::load_refusal(&ensemble("typo", "member = [\"../avg\", \"../max\"]\n"));
     assert!(e.contains("ensemble.toml") && e.contains("member"), "{e}");
     let nested = ensemble("nested", "members = [\"../avg-max\", \"../avg\"]\n");
     avg_max();
-    let e = refusal(&nested);
+    let e = common::load_refusal(&nested);
     assert!(e.contains("itself an ensemble"), "{e}");
     let e = format!(
         "{:#}",

@@ -38,13 +38,6 @@ fn write(file: &Path, tensors: &BTreeMap<String, Tensor>) {
     Tensor::write_safetensors(&refs, file).unwrap();
 }
 
-fn load_err(run: &Path) -> String {
-    match TrainedModel::load(run, Device::Cpu, None) {
-        Ok(_) => panic!("{} loaded", run.display()),
-        Err(e) => format!("{e:#}"),
-    }
-}
-
 #[test]
 fn a_run_folder_must_hold_exactly_its_tensors() {
     let tmp = tempfile::tempdir().unwrap();
@@ -56,7 +49,7 @@ fn a_run_folder_must_hold_exactly_its_tensors() {
 
     // No tensors at all (this scored 54.7 with exit 0): all 42 listed as missing, capped.
     write(&wfile, &BTreeMap::new());
-    let err = load_err(&run);
+    let err = common::load_refusal(&run);
     assert!(err.contains("weights.safetensors"), "{err}");
     assert!(err.contains("42 missing tensor(s) (dr6.0.bias, "), "{err}");
     assert!(err.contains("and 37 more"), "{err}");
@@ -70,7 +63,7 @@ fn a_run_folder_must_hold_exactly_its_tensors() {
     partial.remove("regression.weight");
     partial.remove("dr7.5.running_var");
     write(&wfile, &partial);
-    let err = load_err(&run);
+    let err = common::load_refusal(&run);
     assert!(
         err.contains("2 missing tensor(s) (dr7.5.running_var, regression.weight)"),
         "{err}"
@@ -86,7 +79,7 @@ fn a_run_folder_must_hold_exactly_its_tensors() {
         Tensor::zeros([32, 3, 3, 3], (Kind::Float, Device::Cpu)),
     );
     write(&wfile, &extra);
-    let err = load_err(&run);
+    let err = common::load_refusal(&run);
     assert!(
         err.contains("1 unexpected tensor(s) (backbone._conv_stem.weight)"),
         "{err}"
@@ -103,7 +96,7 @@ fn a_run_folder_must_hold_exactly_its_tensors() {
         Tensor::zeros([1, 64], (Kind::Float, Device::Cpu)),
     );
     write(&wfile, &shaped);
-    let err = load_err(&run);
+    let err = common::load_refusal(&run);
     assert!(
         err.contains("1 tensor(s) of another shape (regression.weight: 1x64 in the file, 1x128 in the model)"),
         "{err}"
@@ -111,7 +104,7 @@ fn a_run_folder_must_hold_exactly_its_tensors() {
 
     // Not a safetensors file: words, not the parser's debug name.
     std::fs::write(&wfile, b"x").unwrap();
-    let err = load_err(&run);
+    let err = common::load_refusal(&run);
     assert!(err.contains("not a readable safetensors file"), "{err}");
     assert!(!err.contains("HeaderTooSmall"), "{err}");
 }
@@ -132,7 +125,7 @@ fn the_expected_set_follows_run_json() {
         ),
     )
     .unwrap();
-    let err = load_err(&run);
+    let err = common::load_refusal(&run);
     assert!(
         err.contains("run.json says they hold the heads and the backbone"),
         "{err}"

@@ -127,11 +127,18 @@ pub fn load_info(dir: &Path) -> Result<RunInfo> {
     if !is_ensemble(dir) {
         return RunInfo::load(dir);
     }
+    Ok(checked_members(dir)?.1)
+}
+
+/// The ensemble `dir`'s member folders ([`member_dirs`]) once their run information passed
+/// [`check_members`], and the ensemble's run information ([`ensemble_info`]).
+pub fn checked_members(dir: &Path) -> Result<(Vec<PathBuf>, RunInfo)> {
     let dirs = member_dirs(dir)?;
     let infos = dirs.iter().map(|d| RunInfo::load(d)).collect::<Result<Vec<_>>>()?;
-    let pairs: Vec<(PathBuf, &RunInfo)> = dirs.into_iter().zip(&infos).collect();
+    let pairs: Vec<(PathBuf, &RunInfo)> = dirs.iter().cloned().zip(&infos).collect();
     check_members(dir, &pairs)?;
-    Ok(ensemble_info(&infos[0]))
+    let info = ensemble_info(&infos[0]);
+    Ok((dirs, info))
 }
 
 /// The files a model folder is read from, for refusing an output that would overwrite one: a run

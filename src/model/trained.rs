@@ -309,9 +309,9 @@ impl TrainedModel {
             bail!("--weights {} with the ensemble {}: each member loads its own backbone's weights (from its run folder or the backbone's package); drop --weights", w.display(), dir.display());
         }
         // Checked before any weights are read.
-        let info = ensemble::load_info(dir)?;
+        let (dirs, info) = ensemble::checked_members(dir)?;
         let mut members = Vec::new();
-        for d in ensemble::member_dirs(dir)? {
+        for d in dirs {
             let m = Self::load(&d, device, None)
                 .with_context(|| format!("{}: loading member {}", dir.display(), d.display()))?;
             members.push(m);

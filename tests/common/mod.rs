@@ -31,6 +31,14 @@ pub fn tiny_frozen_config(dir: &Path, n: usize, size: u32) -> normiqa::train::Tr
     cfg
 }
 
+/// The error text (with its causes) of loading the model folder `dir`, which must be refused.
+pub fn load_refusal(dir: &Path) -> String {
+    match normiqa::model::trained::TrainedModel::load(dir, tch::Device::Cpu, None) {
+        Ok(_) => panic!("{} was loaded", dir.display()),
+        Err(e) => format!("{e:#}"),
+    }
+}
+
 /// The reference defaults on a CSV `image,mos` and its image folder, split at random by image.
 pub fn csv_train_config(csv: PathBuf, images: PathBuf) -> normiqa::train::TrainConfig {
     use normiqa::train::{DatasetSpec, SplitProtocol, TrainConfig};
