@@ -78,7 +78,9 @@ def fill(name, shape):
     else:  # Linear / Conv weight: Kaiming-uniform scale
         fan_in = n // shape[0]
         v = math.sqrt(6.0 / fan_in) * u
-    return torch.from_numpy(v.astype(np.float32)).reshape(shape)
+    # Rounded to fp32 (the values both sides write), then held in the default dtype (float64
+    # here: main() sets it), which represents every fp32 value exactly.
+    return torch.from_numpy(v.astype(np.float32)).to(torch.get_default_dtype()).reshape(shape)
 
 
 def fill_module(module, rename=lambda n: n):
@@ -428,11 +430,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="reference/arch_parity.json")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                    help="the dtype of every parameter, buffer and computation: float64 makes "
+                         "the expected values independent of the CPU's fp32 kernels (AVX2 and "
+                         "AVX-512 accumulate in different orders); tests/arch.rs runs in float64")
     args = ap.parse_args()
+    torch.set_default_dtype(getattr(torch, args.dtype))
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     name = "backbone.features.0.weight"
-    out = {"torch": torch.__version__,
+    out = {"torch": torch.__version__, "dtype": args.dtype,
            "fill_check": {"name": name, "fnv1a32": fnv1a32(name), "shape": [64, 3, 3, 3],
                           "first": fill(name, (64, 3, 3, 3)).flatten()[:6].tolist()},
            "cases": {}}
