@@ -9,6 +9,7 @@ pub use normiqa_core::{data, fr, metrics, synth, weights};
 pub mod atomic;
 pub mod batch;
 pub mod cli;
+pub mod cpus;
 pub mod distill;
 pub mod experiment;
 pub mod import;

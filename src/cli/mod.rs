@@ -27,6 +27,11 @@ use clap::{Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// CPU threads to use in all (libtorch's intra-op threads, shared out among predict's and
+    /// serve's workers). Default: the CPUs this process is given: the smallest of the cores
+    /// online, the CPU affinity mask, the cgroup CPU quota and SLURM_CPUS_PER_TASK.
+    #[arg(long, global = true, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -82,6 +87,8 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 }
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let budget = crate::cpus::init(cli.threads.map(|n| n as usize));
+    tracing::debug!("threads: {budget}");
     match cli.command {
         Command::Train(a) => train::run(a),
         Command::Test(a) => test::run(a),

@@ -436,12 +436,13 @@ pub fn run(args: PredictArgs) -> Result<()> {
         decoding,
     })?;
     tracing::info!(
-        "scores: {} ({} forward passes, --tta {}, {} worker(s) of {} thread(s))",
+        "scores: {} ({} forward passes, --tta {}, {} worker(s) of {} thread(s); {})",
         info.score_scale(),
         pool.precision,
         tta,
         pool.workers,
-        threads
+        threads,
+        crate::cpus::current()
     );
     let dest = destination(&args.output);
     let header = file.is_none();

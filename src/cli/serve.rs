@@ -109,11 +109,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let service = serve::start_workers(loads, opts)?;
     let info = service.info();
     tracing::info!(
-        "serving {} (scores on the {} scale, {}, --tta {}, {workers} model worker(s) of {threads} thread(s)) at http://{addr}/ (POST /score; at most {} image(s) per forward pass)",
+        "serving {} (scores on the {} scale, {}, --tta {}, {workers} model worker(s) of {threads} thread(s); {}) at http://{addr}/ (POST /score; at most {} image(s) per forward pass)",
         info.name,
         info.trained_on,
         info.precision,
         info.tta,
+        crate::cpus::current(),
         opts.max_batch
     );
     runtime.block_on(service.run(listener, serve::shutdown_signal()))?;

@@ -45,13 +45,24 @@ pub struct PoolConfig {
 }
 
 impl PoolConfig {
-    /// (workers, intra-op threads of each). `workers == 0`: for bf16 on the CPU one worker per
-    /// core up to 8 (the remaining cores shared out as intra-op threads); otherwise one worker
-    /// with all the cores. Measured on 2 cores (BENCHMARKS.md): bf16 scores ~5–15% more photos
-    /// per second with 2 workers of 1 thread than with 1 of 2, but fp32 ~40% fewer (its
-    /// single-threaded convolutions are much slower).
+    /// (workers, intra-op threads of each) for the CPUs this process is given
+    /// ([`crate::cpus::current`]: `--threads`, else the affinity mask, cgroup quota and
+    /// SLURM_CPUS_PER_TASK). `workers == 0`: for bf16 on the CPU one worker per CPU up to 8
+    /// (the remaining CPUs shared out as intra-op threads); otherwise one worker with all the
+    /// CPUs. Measured on 2 cores (BENCHMARKS.md): bf16 scores ~5–15% more photos per second
+    /// with 2 workers of 1 thread than with 1 of 2, but fp32 ~40% fewer (its single-threaded
+    /// convolutions are much slower).
     pub fn layout(device: Device, precision: Precision, workers: usize) -> (usize, usize) {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::layout_for(crate::cpus::current().cpus, device, precision, workers)
+    }
+
+    /// [`Self::layout`] for `cores` CPUs.
+    pub fn layout_for(
+        cores: usize,
+        device: Device,
+        precision: Precision,
+        workers: usize,
+    ) -> (usize, usize) {
         let w = match (workers, device, precision.resolve(device)) {
             (0, Device::Cpu, Precision::Bf16) => cores.min(8),
             (0, _, _) => 1,

@@ -74,14 +74,43 @@ impl std::fmt::Display for Precision {
     }
 }
 
-/// Whether this CPU has the AVX-512 BF16 dot-product instructions that make bf16 fast.
+/// Whether this CPU has the AVX-512 BF16 dot-product instructions that make bf16 fast, and
+/// oneDNN may use them: `ONEDNN_MAX_CPU_ISA` (or its older name `DNNL_MAX_CPU_ISA`) below
+/// `AVX512_CORE_BF16` keeps libtorch's convolutions off them (that is also how the test suite
+/// emulates an AVX2-only CPU on an AVX-512 one), and then bf16 is emulated and slow.
 pub fn cpu_has_bf16() -> bool {
     #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512bf16")
-    }
+    let hardware = std::arch::is_x86_feature_detected!("avx512bf16");
     #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+    let hardware = false;
+    let isa = std::env::var("ONEDNN_MAX_CPU_ISA").or_else(|_| std::env::var("DNNL_MAX_CPU_ISA"));
+    hardware && onednn_isa_allows_bf16(isa.ok().as_deref())
+}
+
+/// Whether a oneDNN ISA limit (`ONEDNN_MAX_CPU_ISA`'s value) admits the AVX-512 BF16
+/// instructions: no limit, `ALL`, or an ISA at or above `AVX512_CORE_BF16` (those with BF16,
+/// FP16 or AMX in the name, and the AVX10 ones).
+pub fn onednn_isa_allows_bf16(isa: Option<&str>) -> bool {
+    let Some(isa) = isa.map(|s| s.trim().to_ascii_uppercase()) else {
+        return true;
+    };
+    isa.is_empty()
+        || isa == "ALL"
+        || (isa.starts_with("AVX512") && ["BF16", "FP16", "AMX"].iter().any(|k| isa.contains(k)))
+        || isa.starts_with("AVX10")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::onednn_isa_allows_bf16 as allows;
+
+    #[test]
+    fn onednn_isa_limits_below_avx512_bf16_rule_out_bf16() {
+        for isa in [None, Some("ALL"), Some("avx512_core_bf16"), Some("AVX512_CORE_AMX"), Some("AVX10_1_512")] {
+            assert!(allows(isa), "{isa:?}");
+        }
+        for isa in ["AVX2", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI", "SSE41"] {
+            assert!(!allows(Some(isa)), "{isa}");
+        }
     }
 }
