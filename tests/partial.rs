@@ -138,6 +138,9 @@ fn a_cached_prefix_gives_the_first_step_of_the_network_with_its_first_blocks_in_
         // bf16 keeps 8 significant bits of the prefix's output, and train-mode BatchNorm on a
         // batch of 5 magnifies the rounding: close, not equal (measured: loss 0.03% to 2%,
         // outputs 2% to 8% relative).
+        if !common::bf16_hardware(&format!("K = {k}: bf16 prefix against images")) {
+            continue;
+        }
         let (cached, images, outputs) = first_step(k, Kind::BFloat16);
         assert!((cached - images).abs() < 0.05 * images.abs(), "K = {k} bf16: loss {cached} vs {images}");
         assert!(outputs < 0.15, "K = {k} bf16: outputs differ by {outputs} (relative)");

@@ -7,6 +7,8 @@
 //! mean 0.43, Spearman 0.992 (the shipped model's CLIVE exp-0 test SROCC moves from
 //! 0.7897 to 0.7870: RESULTS.md).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use normiqa::model::precision::cpu_has_bf16;
@@ -61,6 +63,9 @@ fn scores(precision: Precision, photos: &[image::RgbImage]) -> Vec<f64> {
 
 #[test]
 fn bf16_scores_of_the_shipped_model_agree_with_fp32_within_the_gate() {
+    if !common::bf16_hardware("the bf16 accuracy gate of the shipped model") {
+        return;
+    }
     let photos = sample_photos(24);
     let fp32 = scores(Precision::Fp32, &photos);
     let bf16 = scores(Precision::Bf16, &photos);
@@ -122,6 +127,9 @@ fn bf16_is_refused_naming_the_option_for_models_that_run_only_in_fp32() {
 
 #[test]
 fn bf16_forward_of_a_resnet_backbone_follows_fp32() {
+    if !common::bf16_hardware("bf16 ResNet-18 forward against fp32") {
+        return;
+    }
     let (_vs, m) = model(Arch::Linearity, BackboneName::ResNet18);
     let x = tch::Tensor::randn([2, 3, 96, 96], (tch::Kind::Float, Device::Cpu));
     let a = m.eval_path_at(Precision::Fp32).unwrap().outputs(&x).unwrap();

@@ -109,6 +109,9 @@ fn ten_views_by_hand(tm: &TrainedModel, img: &RgbImage, fraction: f64) -> HeadOu
 fn ten_crop_is_the_mean_of_the_ten_views_scored_one_by_one_in_fp32_and_bf16() {
     let img = photo(1, 72, 56, false);
     for (precision, tol) in [(Precision::Fp32, 1e-5), (Precision::Bf16, 2e-2)] {
+        if precision == Precision::Bf16 && !common::bf16_hardware("ten-crop at bf16") {
+            continue;
+        }
         let none = model(precision, Tta::None, None);
         let want = ten_views_by_hand(&none, &img, 0.75);
         let got = outputs(&model(precision, Tta::TenCrop, None), &[img.clone()]);

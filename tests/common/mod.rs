@@ -6,6 +6,20 @@ use std::path::{Path, PathBuf};
 
 use image::{Rgb, RgbImage};
 
+/// Whether bf16 runs on the CPU's AVX-512 BF16 instructions here. Otherwise prints a NOTICE
+/// naming `check` and returns false: the bf16 tolerances were measured on those instructions,
+/// and elsewhere bf16 is emulated (other rounding and accumulation), so the check is skipped.
+pub fn bf16_hardware(check: &str) -> bool {
+    if normiqa::model::precision::cpu_has_bf16() {
+        return true;
+    }
+    eprintln!(
+        "NOTICE: {check}: skipped: this CPU has no AVX-512 BF16 (or ONEDNN_MAX_CPU_ISA rules it \
+         out), so bf16 is emulated and the tolerances measured on BF16 hardware do not apply"
+    );
+    false
+}
+
 /// A training configuration on [`synthetic_dataset`] (`n` images of `size` px, random split):
 /// random weights, 2 epochs of batch 4 at lr 1e-3 on the CPU.
 pub fn tiny_train_config(dir: &Path, n: usize, size: u32) -> normiqa::train::TrainConfig {
