@@ -23,6 +23,11 @@ Peers:
                                 quantiser (QDQ, per-channel int8 weights, uint8 activations
                                 calibrated on 16 CLIVE photos outside the timed files): what int8
                                 gives on this CPU (speed only; normiqa has no int8 path)
+The shipped default model, an ensemble of three (LinearityIQA on EfficientNet-Lite0, -Lite1 and
+-Lite2, the score the mean of the three), against the same three networks in ONNX Runtime:
+  normiqa-ens-fp32 / -bf16      `normiqa predict --model models/clive-efficientnet-lite012`
+  ort-ens-fp32                  three ONNX Runtime sessions (as ort-fp32), each photo decoded
+                                once and scored by all three, the mean of their outputs
 
 Python peers are timed from before their model is built (the interpreter and `import torch` are
 not counted); normiqa's time is the whole process, so ratios err against normiqa.
@@ -55,14 +60,21 @@ from effnet_lite import load_lite0  # noqa: E402
 CACHE = os.path.join(HERE, ".cache")
 ONNX_FP32 = os.path.join(CACHE, "linearity-lite0.onnx")
 ONNX_INT8 = os.path.join(CACHE, "linearity-lite0-int8.onnx")
-PEERS = ["normiqa-fp32", "normiqa-bf16", "torch-naive", "torch-tuned", "torch-bf16", "ort-fp32", "ort-int8"]
+PEERS = ["normiqa-fp32", "normiqa-bf16", "torch-naive", "torch-tuned", "torch-bf16", "ort-fp32", "ort-int8",
+         "normiqa-ens-fp32", "normiqa-ens-bf16", "ort-ens-fp32"]
+# The default set: the single-model peers (the ensemble ones on request: --peers).
+SINGLE = PEERS[:7]
+ONNX_LITE = {v: os.path.join(CACHE, f"linearity-lite{v}.onnx") for v in (1, 2)} | {0: ONNX_FP32}
 MEAN = np.array(L.MEAN, dtype=np.float32).reshape(1, 3, 1, 1)
 STD = np.array(L.STD, dtype=np.float32).reshape(1, 3, 1, 1)
 
 
-def model():
+def model(variant=0):
     torch.manual_seed(0)
-    return L.LinearityIQA(load_lite0(L.DEFAULT_WEIGHTS)).eval()
+    if variant == 0:
+        return L.LinearityIQA(load_lite0(L.DEFAULT_WEIGHTS)).eval()
+    arch = f"efficientnet-lite{variant}"
+    return L.LinearityIQA(L.load_lite(L.default_weights(arch), arch)).eval()
 
 
 class Fused(torch.nn.Module):
@@ -163,15 +175,29 @@ def peer_ort(path, files, threads):
     return [float(s.run(None, {"x": nchw(im)})[0].reshape(-1)[0]) for im in prefetch(files)]
 
 
+def peer_ort_ensemble(files, threads):
+    sessions = [ort_session(ONNX_LITE[v], threads) for v in (0, 1, 2)]
+    out = []
+    for im in prefetch(files):
+        x = {"x": nchw(im)}
+        out.append(sum(float(s.run(None, x)[0].reshape(-1)[0]) for s in sessions) / 3)
+    return out
+
+
+def export_onnx(net, path):
+    x = torch.randn(1, 3, 500, 500)
+    tmp = path + ".partial"
+    torch.onnx.export(Fused(net).eval(), (x,), tmp, input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {2: "h", 3: "w"}}, opset_version=17, dynamo=False)
+    os.replace(tmp, path)
+
+
 def export(calibration):
     """The ONNX files (once; bench/.cache is not committed)."""
     os.makedirs(CACHE, exist_ok=True)
-    if not os.path.exists(ONNX_FP32):
-        x = torch.randn(1, 3, 500, 500)
-        tmp = ONNX_FP32 + ".partial"
-        torch.onnx.export(Fused(model()).eval(), (x,), tmp, input_names=["x"], output_names=["y"],
-                          dynamic_axes={"x": {2: "h", 3: "w"}}, opset_version=17, dynamo=False)
-        os.replace(tmp, ONNX_FP32)
+    for v, path in ONNX_LITE.items():
+        if not os.path.exists(path):
+            export_onnx(model(v), path)
     if not os.path.exists(ONNX_INT8):
         from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
                                               quantize_static)
@@ -201,28 +227,36 @@ def run_peer(name, d, threads):
           "torch-tuned": lambda: peer_torch_tuned(files),
           "torch-bf16": lambda: peer_torch_bf16(files),
           "ort-fp32": lambda: peer_ort(ONNX_FP32, files, threads),
-          "ort-int8": lambda: peer_ort(ONNX_INT8, files, threads)}[name]
+          "ort-int8": lambda: peer_ort(ONNX_INT8, files, threads),
+          "ort-ens-fp32": lambda: peer_ort_ensemble(files, threads)}[name]
     scores = fn()
     s = time.perf_counter() - t0
     return {"peer": name, "images": len(scores), "seconds": s, "images_per_s": len(scores) / s}
 
 
-def run_normiqa(exe, precision, d, threads):
-    out = os.path.join(d + "-out", f"scores-{precision}.csv")
+def run_normiqa(exe, precision, d, threads, model="clive-efficientnet-lite0"):
+    out = os.path.join(d + "-out", f"scores-{model}-{precision}.csv")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     if os.path.exists(out):
         os.remove(out)
     env = dict(os.environ, RUST_LOG="warn")
     t0 = time.perf_counter()
     subprocess.run([exe, "predict", d, "--precision", precision, "--device", "cpu",
-                    "--model", os.path.join(ROOT, "models", "clive-efficientnet-lite0"), "-o", out],
+                    "--threads", str(threads),
+                    "--model", os.path.join(ROOT, "models", model), "-o", out],
                    check=True, env=env, stdout=subprocess.DEVNULL)
     s = time.perf_counter() - t0
-    n = sum(1 for _ in open(out)) - 1
-    return {"peer": f"normiqa-{precision}", "images": n, "seconds": s, "images_per_s": n / s}
+    # rows: lines that are neither the header nor a comment/metadata line
+    with open(out) as f:
+        n = sum(1 for line in f if line.strip() and not line.startswith("#")) - 1
+    ens = "ens-" if model.endswith("lite012") else ""
+    return {"peer": f"normiqa-{ens}{precision}", "images": n, "seconds": s, "images_per_s": n / s}
 
 
 def one(name, d, args):
+    if name.startswith("normiqa-ens-"):
+        return run_normiqa(args.normiqa, name.rsplit("-", 1)[1], d, args.threads,
+                           "clive-efficientnet-lite012")
     if name.startswith("normiqa-"):
         return run_normiqa(args.normiqa, name.split("-", 1)[1], d, args.threads)
     # a fresh process per peer and round: no warm caches carried from one peer to the next
@@ -258,12 +292,21 @@ def main_run(args):
     with open(tmp, "w") as f:
         json.dump(out, f, indent=1)
     os.replace(tmp, os.path.join(HERE, "last_predict_peers.json"))
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    flags = next((l.split(":", 1)[1].split() for l in open("/proc/cpuinfo") if l.startswith("flags")), [])
+    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16") if f in flags]
+    out["cpu"] = {"model": cpu, "flags": isa, "ONEDNN_MAX_CPU_ISA": os.environ.get("ONEDNN_MAX_CPU_ISA"),
+                  "ATEN_CPU_CAPABILITY": os.environ.get("ATEN_CPU_CAPABILITY")}
+    print(f"CPU: {cpu} ({' '.join(isa)}); ONEDNN_MAX_CPU_ISA={out['cpu']['ONEDNN_MAX_CPU_ISA']}, "
+          f"ATEN_CPU_CAPABILITY={out['cpu']['ATEN_CPU_CAPABILITY']}")
     ort = summary.get("ort-fp32", {}).get("median_images_per_s")
+    ort_ens = summary.get("ort-ens-fp32", {}).get("median_images_per_s")
     print(f"| peer ({n} CLIVE files, {args.threads} threads, median of {out['rounds']} alternating rounds) "
-          "| images/s (min-max) | / ONNX Runtime fp32 |")
+          "| images/s (min-max) | / ONNX Runtime fp32 of the same network(s) |")
     print("|---|---|---|")
     for p, s in summary.items():
-        ratio = "%.2fx" % (s["median_images_per_s"] / ort) if ort else "-"
+        base = ort_ens if "ens" in p else ort
+        ratio = "%.2fx" % (s["median_images_per_s"] / base) if base else "-"
         print(f"| {p} | {s['median_images_per_s']:.1f} ({s['min']:.1f}-{s['max']:.1f}) | {ratio} |")
 
 
@@ -277,9 +320,9 @@ def main():
     r.add_argument("--quick", action="store_true", help="20 files, one round")
     r.add_argument("--data", default=L.DEFAULT_DATA)
     r.add_argument("--normiqa", default=os.path.join(ROOT, "target", "release", "normiqa"))
-    r.add_argument("--peers", nargs="+", default=PEERS, choices=PEERS)
+    r.add_argument("--peers", nargs="+", default=SINGLE, choices=PEERS)
     p = sub.add_parser("peer")
-    p.add_argument("--peer", required=True, choices=PEERS[2:])
+    p.add_argument("--peer", required=True, choices=[x for x in PEERS if not x.startswith("normiqa-")])
     p.add_argument("--dir", required=True)
     p.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
