@@ -213,14 +213,14 @@ fn resume_refuses_other_options_and_inputs_spelled_another_way() {
     images(&t.join("photos"), 4);
     ok(predict(t, &["photos", "-o", "s.csv"], &[]));
     let full = read(t.join("s.csv"));
-    assert!(full.starts_with("# {\"normiqa_predict\":{\"version\":1,"), "{full}");
     let err = failed(predict(t, &["photos", "--tta", "flip", "--resume", "-o", "s.csv"], &[]));
     assert!(err.contains("s.csv was scored with other options than this run: --tta flip in this run, none in the file"), "{err}");
+    assert!(full.starts_with("# {\"normiqa_predict\":{\"version\":1,"), "{full}");
     #[cfg(unix)]
     {
         std::os::unix::fs::symlink("photos", t.join("pics")).unwrap();
         let err = failed(predict(t, &["pics", "--resume", "-o", "s.csv"], &[]));
-        assert!(err.contains("line 3: photos/im00.png is an input of this run spelled differently now"), "{err}");
+        assert!(err.contains("s.csv line 3: photos/im00.png is an input of this run spelled differently now"), "{err}");
     }
     assert_eq!(read(t.join("s.csv")), full, "a refused resume leaves the file as it was");
     assert!(!t.join("s.csv.partial").exists(), "and no copy of it");

@@ -16,7 +16,10 @@
 #              refused (by the later tasks and by merge)
 #   SHARDS     the job's number of shards: give it when re-submitting some of its tasks (below)
 # CPUs: each task asks for --cpus-per-task (2 below; `sbatch --cpus-per-task=8 ...` to change)
-# and predict runs exactly that many threads. Memory: the shipped model needs ~1.5 GB at 500 px.
+# and predict runs exactly that many threads. Memory: scoring 500x500 photos with the shipped
+# ensemble peaked at 475 MB (2 threads, bf16); photos of many megapixels need gigabytes at native
+# size (predict's --max-side bounds that), hence --mem=8G.
+# A task that asks for more than a node has waits: `squeue --me -o '%i %T %r'` gives the reason.
 #
 # Re-runs: a task requeued after a node failure or preemption (--requeue) resumes its own file.
 # A task that failed or was cancelled (scancel) is not requeued: re-submit it alone with the

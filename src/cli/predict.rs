@@ -523,7 +523,7 @@ fn check_kept_rows(file: &ScoresFile, sel: &Selected) -> Result<()> {
     let mut rows: Vec<(&String, &u64)> = file.done().iter().collect();
     rows.sort_by_key(|(_, line)| **line);
     let mut seen: HashMap<FileId, (&str, u64)> = HashMap::new();
-    let path = file.partial().display();
+    let path = file.resumed().display();
     for (name, &line) in rows {
         if let Some(s) = sel.shard.filter(|s| !s.owns(name)) {
             bail!("{path} line {line}: {name} is not an image of shard {s}: the file holds rows of another shard; move it away or write to another file");

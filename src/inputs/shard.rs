@@ -171,16 +171,17 @@ fn slurm(env: &impl Fn(&str) -> Option<String>, id: u64) -> Result<Shard, ShardE
         step,
         count,
     };
-    let offset = id.checked_sub(min).ok_or(range.clone())?;
-    if offset % step != 0 || offset / step >= count {
-        return Err(range);
-    }
+    // A list is refused by every task, before the task's own place is looked at.
     let expected_max = min + step * count.saturating_sub(1);
     if let Some(max) = number(env, "SLURM_ARRAY_TASK_MAX")? {
         if max != expected_max {
             let expected = (max.saturating_sub(min)) / step + 1;
             return Err(ShardError::SlurmList { min, max, step, count, expected });
         }
+    }
+    let offset = id.checked_sub(min).ok_or(range.clone())?;
+    if offset % step != 0 || offset / step >= count {
+        return Err(range);
     }
     Ok(Shard {
         index: offset / step,

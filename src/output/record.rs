@@ -131,7 +131,9 @@ impl Record {
         };
         let opt = |o: &Option<String>| o.clone().unwrap_or_else(|| "none".into());
         cmp("version", self.version.to_string(), other.version.to_string());
-        cmp("model", self.model_desc(), other.model_desc());
+        if self.model_hash != other.model_hash {
+            cmp("model", self.model_desc(), other.model_desc());
+        }
         cmp("--weights", opt(&self.weights_hash), opt(&other.weights_hash));
         cmp("--precision", self.precision.clone(), other.precision.clone());
         cmp("--tta", self.tta.clone(), other.tta.clone());

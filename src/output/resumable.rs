@@ -105,9 +105,10 @@ pub struct ScoresFile {
     /// Written straight into `target`: a device or a pipe (`-o /dev/stdout`), which must never
     /// be replaced by a rename.
     direct: bool,
-    /// The length of `partial` when it is a copy of a finished `target` (a resume of it), until
-    /// a row is added: a run that fails before then removes the copy, leaving `target` alone.
-    copy_len: Option<u64>,
+    /// The length of `partial` once opened: a run that fails before it adds a row leaves the
+    /// file as it was (and removes it when it is a copy of a finished `target`, a resume of it).
+    open_len: u64,
+    copied: bool,
 }
 
 /// `OUT` → `OUT.partial`.
@@ -140,7 +141,8 @@ impl ScoresFile {
             header_len: header.len() as u64,
             committed: false,
             direct: true,
-            copy_len: None,
+            open_len: 0,
+            copied: false,
         })
     }
 
@@ -210,7 +212,7 @@ impl ScoresFile {
             f.write_all(header.as_bytes()).map_err(io(&partial))?;
             f.flush().map_err(io(&partial))?;
         }
-        let copy_len = copied.then(|| f.metadata().map(|m| m.len())).transpose().map_err(io(&partial))?;
+        let open_len = f.metadata().map_err(io(&partial))?.len();
         Ok(ScoresFile {
             target: target.to_path_buf(),
             partial,
@@ -219,7 +221,8 @@ impl ScoresFile {
             header_len: header.len() as u64,
             committed: false,
             direct: false,
-            copy_len,
+            open_len,
+            copied,
         })
     }
 
@@ -231,6 +234,16 @@ impl ScoresFile {
     /// The file rows go to until [`ScoresFile::commit`].
     pub fn partial(&self) -> &Path {
         &self.partial
+    }
+
+    /// The file whose rows [`ScoresFile::done`] lists (and whose line numbers it gives): `OUT`
+    /// when resuming a finished `OUT`, else `OUT.partial`.
+    pub fn resumed(&self) -> &Path {
+        if self.copied {
+            &self.target
+        } else {
+            &self.partial
+        }
     }
 
     /// Flushes, syncs and renames `OUT.partial` to `OUT`.
@@ -265,9 +278,9 @@ impl Drop for ScoresFile {
         }
         let _ = self.out.flush();
         let len = self.out.get_ref().metadata().map(|m| m.len()).unwrap_or(0);
-        if len <= self.header_len || Some(len) == self.copy_len {
+        if len <= self.header_len || (self.copied && len == self.open_len) {
             let _ = std::fs::remove_file(&self.partial);
-        } else {
+        } else if len > self.open_len {
             tracing::warn!(
                 "the scores written so far are kept in {}: run the same command with --resume to \
                  continue",
