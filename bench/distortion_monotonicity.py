@@ -110,7 +110,8 @@ def scores(binary, model, files, precision):
            "--precision", precision]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     with open(out) as f:
-        got = {r["image"]: float(r["score"]) for r in csv.DictReader(f)}
+        # the first line is normiqa's record of the model and options, a '#' comment
+        got = {r["image"]: float(r["score"]) for r in csv.DictReader(l for l in f if not l.startswith("#"))}
     os.unlink(lst.name)
     os.unlink(out)
     return {os.path.realpath(k): v for k, v in got.items()}

@@ -246,7 +246,7 @@ def run_normiqa(exe, precision, d, threads, model="clive-efficientnet-lite0"):
                     "--model", os.path.join(ROOT, "models", model), "-o", out],
                    check=True, env=env, stdout=subprocess.DEVNULL)
     s = time.perf_counter() - t0
-    # rows: lines that are neither the header nor a comment/metadata line
+    # rows: lines that are neither the header nor the record line (`# {...}`)
     with open(out) as f:
         n = sum(1 for line in f if line.strip() and not line.startswith("#")) - 1
     ens = "ens-" if model.endswith("lite012") else ""

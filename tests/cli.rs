@@ -80,10 +80,12 @@ fn predict_scores_the_good_images_and_names_the_bad_one() {
     );
     let csv = std::fs::read_to_string(&out).unwrap();
     let rows: Vec<&str> = csv.lines().collect();
-    assert_eq!(rows[0], "image,score");
-    assert_eq!(rows.len(), 2, "{csv}");
-    assert!(rows[1].contains("good.png"));
-    let score: f64 = rows[1].split(',').nth(1).unwrap().parse().unwrap();
+    // The record of the model and options (src/output/record.rs), the header, the scored image.
+    assert!(rows[0].starts_with("# {\"normiqa_predict\":"), "{csv}");
+    assert_eq!(rows[1], "image,score");
+    assert_eq!(rows.len(), 3, "{csv}");
+    assert!(rows[2].contains("good.png"));
+    let score: f64 = rows[2].split(',').nth(1).unwrap().parse().unwrap();
     assert!(score.is_finite());
 }
 
@@ -124,13 +126,16 @@ fn predict_streams_json_and_csv_in_chunks() {
     };
     let json: serde_json::Value = serde_json::from_str(&run("json", "s.json")).unwrap();
     let rows = json.as_array().unwrap();
+    // The first element is the record (src/output/record.rs), as the CSV's first line.
+    assert!(rows[0]["normiqa_predict"]["columns"].is_array(), "{json}");
+    let rows = &rows[1..];
     assert_eq!(rows.len(), 3);
     let csv = run("csv", "s.csv");
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "image,score,head6,head7,fused");
-    assert_eq!(lines.len(), 4, "{csv}");
+    assert_eq!(lines[1], "image,score,head6,head7,fused");
+    assert_eq!(lines.len(), 5, "{csv}");
     // The same scores in both formats, in the same (sorted) order.
-    for (row, line) in rows.iter().zip(&lines[1..]) {
+    for (row, line) in rows.iter().zip(&lines[2..]) {
         let score: f64 = line.split(',').nth(1).unwrap().parse().unwrap();
         assert!((row["score"].as_f64().unwrap() - score).abs() < 1e-4);
         assert!(line.contains(row["image"].as_str().unwrap()));

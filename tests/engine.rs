@@ -204,7 +204,8 @@ fn every_distill_member_is_a_run_folder() {
         let img = images.join("img000.png");
         cli(&["predict", img.to_str().unwrap(), "--model", d, "--device", "cpu", "-o", scored.to_str().unwrap()])
             .unwrap();
-        assert_eq!(std::fs::read_to_string(&scored).unwrap().lines().count(), 2);
+        // the record line, the header, the image
+        assert_eq!(std::fs::read_to_string(&scored).unwrap().lines().count(), 3);
         let files = normiqa::cli::report::report(&dir, &Default::default()).unwrap();
         assert!(!files.is_empty(), "{member}: report wrote nothing");
     }

@@ -188,7 +188,8 @@ fn predict_and_test_agree_under_tta() {
     args.extend_from_slice(&tta);
     args.extend(files.iter().map(String::as_str));
     cli(&args).unwrap();
-    let mut r = csv::Reader::from_path(&scores).unwrap();
+    // The first line is the record of the model and options, a `#` comment.
+    let mut r = csv::ReaderBuilder::new().comment(Some(b'#')).from_path(&scores).unwrap();
     let predicted: std::collections::HashMap<String, f64> = r
         .records()
         .map(|rec| { let rec = rec.unwrap(); (rec[0].to_string(), rec[1].parse().unwrap()) })

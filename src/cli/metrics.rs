@@ -44,6 +44,9 @@ struct Table {
     rows: Vec<Vec<String>>,
     /// JSON items are numbered from 1 ("item 3"); CSV rows count the header ("row 4").
     json: bool,
+    /// Lines or items before the first row besides the header: 1 for the record of a file of
+    /// `predict -o` ([`crate::output::record`]), else 0.
+    skipped: usize,
 }
 
 impl Table {
@@ -53,7 +56,17 @@ impl Table {
         if text.trim_start().starts_with('[') {
             Self::from_json(&text).with_context(|| format!("reading {} as JSON", path.display()))
         } else {
-            Self::from_csv(&text).with_context(|| format!("reading {} as CSV", path.display()))
+            // The record line of `predict -o` is no row.
+            let first = text.lines().next().unwrap_or("");
+            match crate::output::record::Record::parse_line(first) {
+                Some(_) => {
+                    let rest = text.split_once('\n').map_or("", |(_, r)| r);
+                    let mut t = Self::from_csv(rest).with_context(|| format!("reading {} as CSV", path.display()))?;
+                    t.skipped = 1;
+                    Ok(t)
+                }
+                None => Self::from_csv(&text).with_context(|| format!("reading {} as CSV", path.display())),
+            }
         }
     }
 
@@ -69,12 +82,18 @@ impl Table {
             columns,
             rows,
             json: false,
+            skipped: 0,
         })
     }
 
     fn from_json(text: &str) -> Result<Table> {
-        let items: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_str(text)
+        let mut items: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_str(text)
             .context("expected an array of objects, as `normiqa predict --format json` writes")?;
+        // The record of `predict -o` is no row.
+        let record = items.first().is_some_and(|o| o.contains_key(crate::output::record::KEY));
+        if record {
+            items.remove(0);
+        }
         let mut columns: Vec<String> = Vec::new();
         for k in items.iter().flat_map(|o| o.keys()) {
             if !columns.contains(k) {
@@ -94,6 +113,7 @@ impl Table {
             columns,
             rows,
             json: true,
+            skipped: usize::from(record),
         })
     }
 
@@ -103,9 +123,9 @@ impl Table {
 
     fn place(&self, i: usize) -> String {
         if self.json {
-            format!("item {}", i + 1)
+            format!("item {}", i + 1 + self.skipped)
         } else {
-            format!("row {}", i + 2)
+            format!("row {}", i + 2 + self.skipped)
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod distill;
 pub mod fr;
 pub mod import_checkpoint;
+pub mod merge;
 pub mod metrics;
 pub mod predict;
 pub mod pretrain_scnn;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Score images (files or folders) with a trained model.
     #[command(after_help = predict::SCORE_HELP)]
     Predict(predict::PredictArgs),
+    /// One file of the shards of a job (`predict --shard I/N -o DIR/...`): every shard there
+    /// and finished, the same model and options in each, each image once, sorted.
+    Merge(merge::MergeArgs),
     /// SROCC, PLCC, KROCC, RMSE of any CSV of predictions and MOS.
     Metrics(metrics::MetricsArgs),
     /// Decode a dataset once and write its raw pixels (for other tools).
@@ -93,6 +97,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train(a) => train::run(a),
         Command::Test(a) => test::run(a),
         Command::Predict(a) => predict::run(a),
+        Command::Merge(a) => merge::run(a),
         Command::Metrics(a) => metrics::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Decode(a) => decode::run(a),

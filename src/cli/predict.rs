@@ -5,7 +5,7 @@
 //! (folders, globs, `--files-from`, `--shard`); how the output is written and resumed:
 //! [`crate::output::resumable`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -15,6 +15,7 @@ use clap::{Args, ValueEnum};
 use super::args::parse_device;
 use crate::inputs::shard::{Shard, ShardSpec};
 use crate::inputs::FileId;
+use crate::output::record::{describe, Record};
 use crate::output::resumable::{Layout, ScoresFile};
 use crate::output::{refuse_file_over_ids, refuse_file_over_inputs};
 use crate::model::pool::{Pool, PoolConfig};
@@ -47,7 +48,8 @@ pub struct PredictArgs {
     #[arg(long, value_name = "I/N|auto")]
     pub shard: Option<ShardSpec>,
     /// Continue an interrupted or finished output (-o, csv or jsonl): keep its rows, score only
-    /// the images it does not have yet, and append them.
+    /// the images it does not have yet, and append them. Refused when the file's first line
+    /// (its record: model, options, shard) is not this run's, or a row is no score of it.
     #[arg(long, requires = "output")]
     pub resume: bool,
     /// Run directory of a trained model, or an ensemble folder (ensemble.toml). Default: the
@@ -104,6 +106,17 @@ pub struct PredictArgs {
     pub output: Option<PathBuf>,
 }
 
+impl Format {
+    /// The option value (`csv`, `json`, `jsonl`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Json => "json",
+            Format::Jsonl => "jsonl",
+        }
+    }
+}
+
 impl PredictArgs {
     /// The layout asked for: --format, or json with --json.
     pub fn layout(&self) -> Format {
@@ -130,7 +143,7 @@ const HUGE_SIDE: u32 = 2000;
 
 /// The CSV columns.
 /// The CSV columns: `image`, `score` and, with `--all-heads`, the model's head names.
-fn columns(heads: Option<&[String]>) -> Vec<String> {
+pub(crate) fn columns(heads: Option<&[String]>) -> Vec<String> {
     let mut cols = vec!["image".to_string(), "score".to_string()];
     cols.extend(heads.unwrap_or(&[]).iter().cloned());
     cols
@@ -139,16 +152,20 @@ fn columns(heads: Option<&[String]>) -> Vec<String> {
 /// Writes rows as they are scored: CSV records, JSON lines, or the elements of one JSON array.
 /// The same names in all: `image`, `score` and, with --all-heads, the model's head names
 /// (LinearityIQA: `head6`, `head7`, `fused`).
-struct RowWriter<'a> {
+pub(crate) struct RowWriter<'a> {
     csv: Option<csv::Writer<Box<dyn Write + 'a>>>,
     json: Option<Box<dyn Write + 'a>>,
     lines: bool,
     n: usize,
+    /// Elements of the JSON array before the first row (the record).
+    skip: usize,
 }
 
 impl<'a> RowWriter<'a> {
-    /// `header`: write the CSV header (a [`ScoresFile`] writes its own).
-    fn new(
+    /// `header`: write the CSV header or the JSON array's opening; without, the file's first
+    /// lines were written before (a [`ScoresFile`]'s record and header: for JSON the array is
+    /// open and holds the record, so every row follows a comma).
+    pub(crate) fn new(
         sink: Box<dyn Write + 'a>,
         format: Format,
         heads: Option<&[String]>,
@@ -159,6 +176,7 @@ impl<'a> RowWriter<'a> {
             json: None,
             lines: format == Format::Jsonl,
             n: 0,
+            skip: 0,
         };
         match format {
             Format::Csv => {
@@ -170,7 +188,11 @@ impl<'a> RowWriter<'a> {
             }
             Format::Json => {
                 let mut j = sink;
-                write!(j, "[")?;
+                if header {
+                    write!(j, "[")?;
+                } else {
+                    (w.n, w.skip) = (1, 1);
+                }
                 w.json = Some(j);
             }
             Format::Jsonl => w.json = Some(sink),
@@ -178,7 +200,7 @@ impl<'a> RowWriter<'a> {
         Ok(w)
     }
 
-    fn write(&mut self, r: Row<'_>) -> Result<()> {
+    pub(crate) fn write(&mut self, r: Row<'_>) -> Result<()> {
         if let Some(w) = &mut self.csv {
             let mut rec = vec![r.image.clone(), format!("{:.4}", r.score)];
             if let Some(h) = r.heads {
@@ -197,7 +219,7 @@ impl<'a> RowWriter<'a> {
         Ok(())
     }
 
-    fn flush(&mut self) -> Result<()> {
+    pub(crate) fn flush(&mut self) -> Result<()> {
         if let Some(w) = &mut self.csv {
             w.flush()?;
         } else if let Some(w) = &mut self.json {
@@ -207,12 +229,12 @@ impl<'a> RowWriter<'a> {
     }
 
     /// Closes the output (the JSON array's bracket); returns the number of rows written.
-    fn finish(mut self) -> Result<usize> {
+    pub(crate) fn finish(mut self) -> Result<usize> {
         if let (Some(w), false) = (&mut self.json, self.lines) {
             writeln!(w, "\n]")?;
         }
         self.flush()?;
-        Ok(self.n)
+        Ok(self.n - self.skip)
     }
 }
 
@@ -242,17 +264,17 @@ pub fn default_model_dir() -> Option<PathBuf> {
 }
 
 #[derive(serde::Serialize)]
-struct Row<'a> {
-    image: String,
-    score: f64,
+pub(crate) struct Row<'a> {
+    pub image: String,
+    pub score: f64,
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    heads: Option<Heads<'a>>,
+    pub heads: Option<Heads<'a>>,
 }
 
 /// The raw outputs of the model's heads (before the mapping), named as the CSV columns.
-struct Heads<'a> {
-    names: &'a [String],
-    values: Vec<f64>,
+pub(crate) struct Heads<'a> {
+    pub names: &'a [String],
+    pub values: Vec<f64>,
 }
 
 impl serde::Serialize for Heads<'_> {
@@ -339,8 +361,8 @@ impl SizeWarnings {
 
 
 /// The images of this run with their names as printed: all inputs, each file once, sorted, then
-/// this shard's part. Also returns the identities of all input images.
-fn select_images(args: &PredictArgs) -> Result<(Vec<(PathBuf, String)>, HashSet<FileId>)> {
+/// this shard's part. Also returns the identities of all input images, and the shard.
+fn select_images(args: &PredictArgs) -> Result<Selected> {
     let found = crate::inputs::collect(&args.inputs, args.files_from.as_deref())?;
     if found.files.is_empty() {
         let given: Vec<String> = args.inputs.iter().map(|p| p.display().to_string()).collect();
@@ -365,12 +387,154 @@ fn select_images(args: &PredictArgs) -> Result<(Vec<(PathBuf, String)>, HashSet<
             (p, name)
         })
         .collect();
-    if let Some(spec) = args.shard {
-        let shard: Shard = spec.resolve()?;
+    let shard = args.shard.map(|spec| spec.resolve()).transpose()?;
+    if let Some(shard) = shard {
         files.retain(|(_, name)| shard.owns(name));
         tracing::info!("shard {shard}: {} of the {n} images", files.len());
     }
-    Ok((files, found.ids))
+    Ok(Selected {
+        files,
+        ids: found.ids,
+        shard,
+    })
+}
+
+/// The images of this run (see [`select_images`]).
+struct Selected {
+    files: Vec<(PathBuf, String)>,
+    ids: HashSet<FileId>,
+    shard: Option<Shard>,
+}
+
+/// The resize rule of a record (`--resize H W`, `--max-side N`).
+fn rule_text(rules: &[Resize]) -> Option<String> {
+    rules.first().map(|r| match r {
+        Resize::Exact { h, w } | Resize::IfNot { h, w } => format!("resize {h} {w}"),
+        Resize::MaxSide { n } => format!("max-side {n}"),
+        other => format!("{other:?}"),
+    })
+}
+
+/// The record of this run's `-o` file: the model (its files' hash), the options that change the
+/// scores (with the precision the workers run at), the layout and the shard.
+fn record(args: &PredictArgs, dir: &Path, run: &RunOptions<'_>) -> Result<Record> {
+    use crate::output::record::hash_files;
+    let model_hash = hash_files(&crate::model::ensemble::model_files(dir))?;
+    let weights_hash = args.weights.as_ref().map(|w| hash_files(std::slice::from_ref(w))).transpose()?;
+    Ok(Record {
+        version: crate::output::record::VERSION,
+        model: dir.display().to_string(),
+        model_hash,
+        weights_hash,
+        precision: run.precision.to_string(),
+        tta: run.tta.to_string(),
+        resize: rule_text(run.rules),
+        allow_truncated: run.decoding.allow_truncated,
+        columns: columns(run.heads),
+        format: args.layout().name().to_string(),
+        shard: run.shard.map(|s| s.to_string()),
+    })
+}
+
+/// What the record of a run says besides the model.
+struct RunOptions<'a> {
+    precision: crate::model::Precision,
+    tta: crate::model::TestTime,
+    rules: &'a [Resize],
+    decoding: normiqa_core::data::decode::DecodeOptions,
+    heads: Option<&'a [String]>,
+    shard: Option<Shard>,
+}
+
+/// The folder of the file `out` (`.` for a bare name).
+fn folder_of(out: &Path) -> &Path {
+    match out.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+/// With a shard: refuses when the folder of `-o` holds another task's output (its record's
+/// shard) that belongs to another job (another shard count), holds this same shard under
+/// another name, or was scored with another model or options; `merge` would refuse them
+/// together. The `sbatch --array=2` case of issue 25: a task re-submitted alone is shard 0/1.
+fn check_siblings(out: &Path, record: &Record) -> Result<()> {
+    let Some(mine) = record.shard() else {
+        return Ok(());
+    };
+    let dir = folder_of(out);
+    let own = [out.to_path_buf(), crate::output::resumable::partial_path(out)];
+    let own: Vec<_> = own.iter().filter_map(|p| p.file_name()).collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    // in name order: the message names the same file each time
+    let mut entries: Vec<std::fs::DirEntry> = entries.flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name();
+        let n = name.to_string_lossy();
+        let ours = [".csv", ".jsonl", ".json", ".partial"].iter().any(|x| n.ends_with(x));
+        if own.contains(&name.as_os_str()) || !ours || crate::atomic::is_temp_name(&n) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(Some(theirs)) = crate::output::record::read(&path) else {
+            continue; // not an output of predict -o (or one being started)
+        };
+        let Some(s) = theirs.shard() else { continue };
+        let (p, o) = (path.display(), out.display());
+        if s.count != mine.count {
+            bail!(
+                "{p} holds shard {s} of a job of {} shards, but this run is shard {mine} (-o {o}): \
+                 the shards in {} must be of one job. A Slurm task re-submitted alone \
+                 (`sbatch --array=2`) sees an array of one task: give the job's shard count \
+                 (NORMIQA_SHARDS={} with --shard auto; docs/cluster/slurm-array.sh takes SHARDS), \
+                 or write to another folder",
+                s.count,
+                dir.display(),
+                s.count
+            );
+        }
+        let d = record.differences(&theirs);
+        if !d.is_empty() {
+            bail!(
+                "{p} (shard {s}) was scored with other options than this run (-o {o}): {}: every \
+                 shard of a job needs the same model and options (on a cluster of mixed CPUs give \
+                 --precision fp32 or bf16 rather than auto), or write to another folder",
+                describe(&d, "here", "there")
+            );
+        }
+        if s == mine {
+            bail!("shard {mine} is already written to {p}: this run would score it again into {o}; resume {p} instead, or write to another folder");
+        }
+    }
+    Ok(())
+}
+
+/// The rows a resumed file keeps must be of this run's images as they are spelled now: of its
+/// shard, and not an input under another spelling (it would be scored again under its new name).
+fn check_kept_rows(file: &ScoresFile, sel: &Selected) -> Result<()> {
+    let names: HashSet<&str> = sel.files.iter().map(|(_, n)| n.as_str()).collect();
+    let mut rows: Vec<(&String, &u64)> = file.done().iter().collect();
+    rows.sort_by_key(|(_, line)| **line);
+    let mut seen: HashMap<FileId, (&str, u64)> = HashMap::new();
+    let path = file.resumed().display();
+    for (name, &line) in rows {
+        if let Some(s) = sel.shard.filter(|s| !s.owns(name)) {
+            bail!("{path} line {line}: {name} is not an image of shard {s}: the file holds rows of another shard; move it away or write to another file");
+        }
+        let Ok(id) = FileId::of(Path::new(name)) else {
+            continue; // gone, or never there: kept as it is
+        };
+        if let Some((other, first)) = seen.insert(id.clone(), (name, line)) {
+            bail!("{path} line {line}: {name} is the image {other} of line {first} under another name: each image may be listed once; move the file away or write to another file");
+        }
+        if !names.contains(name.as_str()) && sel.ids.contains(&id) {
+            bail!("{path} line {line}: {name} is an input of this run spelled differently now: resume with the inputs spelled as when the file was written, or write to another file");
+        }
+    }
+    Ok(())
 }
 
 /// Opens `-o` (refusing to write over an input) and drops from `files` what it already holds.
@@ -378,42 +542,68 @@ fn open_output(
     args: &PredictArgs,
     model: &Path,
     heads: Option<&[String]>,
-    ids: &HashSet<FileId>,
-    files: &mut Vec<(PathBuf, String)>,
+    sel: &mut Selected,
+    record: &Record,
 ) -> Result<Option<ScoresFile>> {
     let Some(p) = &args.output else {
         return Ok(None);
     };
-    refuse_file_over_ids("-o", p, "input image", ids)?;
+    refuse_file_over_ids("-o", p, "input image", &sel.ids)?;
     let model_files = crate::model::ensemble::model_files(model);
     let mut inputs: Vec<(&str, &Path)> = model_files.iter().map(|f| ("model file", f.as_path())).collect();
     inputs.extend(args.files_from.as_deref().map(|f| ("--files-from list", f)));
     inputs.extend(args.weights.as_deref().map(|f| ("--weights file", f)));
     refuse_file_over_inputs("-o", p, inputs)?;
+    check_siblings(p, record)?;
     let layout = match args.layout() {
         Format::Csv => Layout::Csv(columns(heads)),
         Format::Jsonl => Layout::Jsonl,
         Format::Json => Layout::Whole,
     };
-    let file = ScoresFile::open(p, &layout, args.resume)?;
+    let file = ScoresFile::open(p, &layout, args.resume, record)?;
     if !file.done().is_empty() {
-        let before = files.len();
-        files.retain(|(_, name)| !file.done().contains(name));
+        check_kept_rows(&file, sel)?;
+        let before = sel.files.len();
+        sel.files.retain(|(_, name)| !file.done().contains_key(name));
         tracing::info!(
             "resuming {}: {} of {before} images already scored, {} to score",
             p.display(),
-            before - files.len(),
-            files.len()
+            before - sel.files.len(),
+            sel.files.len()
         );
     }
     Ok(Some(file))
+}
+
+/// Images per job of the workers: at most `--chunk` shared out among them, and few enough
+/// (4, or one batch on CUDA) that each job's rows reach `OUT.partial` within seconds of the
+/// run's start and of each other, so that a killed small shard keeps most of its work.
+fn job_size(chunk: usize, workers: usize, batch: usize) -> usize {
+    chunk.max(1).div_ceil(workers.max(1)).min(batch.max(JOB_IMAGES))
+}
+
+/// Images per job on the CPU (see [`job_size`]).
+const JOB_IMAGES: usize = 4;
+
+/// The rows' writer: into `-o` (whose record and header are written) or standard output.
+fn row_writer<'a>(
+    file: &'a mut Option<ScoresFile>,
+    format: Format,
+    heads: Option<&'a [String]>,
+) -> Result<RowWriter<'a>> {
+    let header = file.is_none();
+    let sink: Box<dyn Write> = match file.as_mut() {
+        Some(f) => Box::new(f),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    RowWriter::new(sink, format, heads, header)
 }
 
 pub fn run(args: PredictArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
     let tta = args.tta.test_time()?;
     let dir = model_dir_or_default(&args.model)?;
-    let (mut files, ids) = select_images(&args)?;
+    let mut sel = select_images(&args)?;
     let info = crate::model::ensemble::load_info(&dir)?;
     let heads = args.all_heads.then_some(info.heads.as_slice());
     let rules = resize_rules(&args)?;
@@ -421,7 +611,6 @@ pub fn run(args: PredictArgs) -> Result<()> {
     if let [Resize::Exact { h, w }] = rules[..] {
         super::args::check_resize(Some([h, w]), &decoding)?;
     }
-    let mut file = open_output(&args, &dir, heads, &ids, &mut files)?;
     let (workers, threads) = PoolConfig::layout(device, args.precision, args.workers);
     let pool = Pool::start(PoolConfig {
         model: dir.clone(),
@@ -432,9 +621,21 @@ pub fn run(args: PredictArgs) -> Result<()> {
         workers,
         threads,
         batch: crate::train::config::eval_batch_size(args.batch_size, device),
-        resize: rules,
+        resize: rules.clone(),
         decoding,
     })?;
+    // The record names the precision the workers run at: opened once they are loaded.
+    let opts = RunOptions {
+        precision: pool.precision,
+        tta,
+        rules: &rules,
+        decoding,
+        heads,
+        shard: sel.shard,
+    };
+    let rec = record(&args, &dir, &opts)?;
+    let mut file = open_output(&args, &dir, heads, &mut sel, &rec)?;
+    let files = sel.files;
     tracing::info!(
         "scores: {} ({} forward passes, --tta {}, {} worker(s) of {} thread(s); {})",
         info.score_scale(),
@@ -445,18 +646,13 @@ pub fn run(args: PredictArgs) -> Result<()> {
         crate::cpus::current()
     );
     let dest = destination(&args.output);
-    let header = file.is_none();
-    let sink: Box<dyn Write> = match file.as_mut() {
-        Some(f) => Box::new(f),
-        None => Box::new(std::io::stdout().lock()),
-    };
     let writing = || format!("writing the scores to {dest}");
-    let mut out = RowWriter::new(sink, args.layout(), heads, header).with_context(writing)?;
+    let mut out = row_writer(&mut file, args.layout(), heads).with_context(writing)?;
     let mut failures = Vec::new();
     let mut sizes = SizeWarnings::default();
     let t0 = std::time::Instant::now();
     let bar = crate::progress::bar(files.len() as u64, "scoring");
-    let job = args.chunk.max(1).div_ceil(pool.workers);
+    let job = job_size(args.chunk, pool.workers, crate::train::config::eval_batch_size(args.batch_size, device));
     pool.score(&files, job, |rows| {
         bar.inc(rows.len() as u64);
         for (name, r) in rows {
@@ -477,8 +673,8 @@ pub fn run(args: PredictArgs) -> Result<()> {
                 Err(e) => failures.push(e),
             }
         }
-        // Each job's scores are on disk as soon as it is done: an interrupted run over
-        // thousands of files keeps everything scored so far.
+        // Each job's scores are on disk as soon as it is done (jobs are small: job_size): an
+        // interrupted run keeps everything scored so far but the jobs in flight.
         out.flush().with_context(writing)
     })?;
     drop(pool);

@@ -12,7 +12,11 @@
 //! `JOB_COMPLETION_INDEX` but not the number of completions, which the Job passes in
 //! `NORMIQA_SHARDS`; Slurm job arrays give `SLURM_ARRAY_TASK_ID`, `SLURM_ARRAY_TASK_MIN`,
 //! `SLURM_ARRAY_TASK_STEP` and `SLURM_ARRAY_TASK_COUNT` (so `--array=1-8` and `--array=0-14:2`
-//! work as well as `--array=0-7`).
+//! work as well as `--array=0-7`). An array given as a list (`--array=1,5,9`: its
+//! `SLURM_ARRAY_TASK_MAX` is not `MIN + STEP·(COUNT-1)`) is refused by every task. With
+//! `NORMIQA_SHARDS` set, a Slurm task's shard is `SLURM_ARRAY_TASK_ID / NORMIQA_SHARDS` whatever
+//! array it belongs to: that is how one task is re-submitted alone (`sbatch --array=2` sees an
+//! array of one task) or a list of tasks (`--array=1,3`) of a job of `NORMIQA_SHARDS` shards.
 
 use std::fmt;
 use std::str::FromStr;
@@ -30,6 +34,26 @@ pub enum ShardError {
     KubernetesCount,
     #[error("--shard auto: SLURM_ARRAY_TASK_ID is set but SLURM_ARRAY_TASK_COUNT is not")]
     SlurmCount,
+    #[error(
+        "--shard auto: the Slurm array is not one range (tasks {min} to {max} in steps of \
+         {step} would be {expected} tasks, the array has {count}: a list such as --array=1,5,9): \
+         give the array as one range, e.g. --array=0-{last}, or set NORMIQA_SHARDS to the number \
+         of shards (each task's id is then its shard)",
+        last = count.saturating_sub(1)
+    )]
+    SlurmList {
+        min: u64,
+        max: u64,
+        step: u64,
+        count: u64,
+        expected: u64,
+    },
+    #[error(
+        "--shard auto: SLURM_ARRAY_TASK_ID {id} is not below NORMIQA_SHARDS {count} (with \
+         NORMIQA_SHARDS set, each task's id is its shard: the array's ids must be 0 to {last})",
+        last = count.saturating_sub(1)
+    )]
+    SlurmIdOutOfRange { id: u64, count: u64 },
     #[error(
         "--shard auto: task {id} is not part of the array {min}, {min}+{step}, ... ({count} \
          tasks): give the array as one range, e.g. --array=0-{last}",
@@ -125,25 +149,44 @@ fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Shard, ShardError> {
         return Ok(Shard { index, count });
     }
     if let Some(id) = number(&env, "SLURM_ARRAY_TASK_ID")? {
-        let count = number(&env, "SLURM_ARRAY_TASK_COUNT")?.ok_or(ShardError::SlurmCount)?;
-        let min = number(&env, "SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
-        let step = number(&env, "SLURM_ARRAY_TASK_STEP")?.unwrap_or(1).max(1);
-        let range = ShardError::SlurmRange {
-            id,
-            min,
-            step,
-            count,
-        };
-        let offset = id.checked_sub(min).ok_or(range.clone())?;
-        if offset % step != 0 || offset / step >= count {
-            return Err(range);
-        }
-        return Ok(Shard {
-            index: offset / step,
-            count,
-        });
+        return slurm(&env, id);
     }
     Err(ShardError::NoScheduler)
+}
+
+/// The shard of Slurm array task `id` (see the module doc).
+fn slurm(env: &impl Fn(&str) -> Option<String>, id: u64) -> Result<Shard, ShardError> {
+    if let Some(count) = number(env, "NORMIQA_SHARDS")? {
+        if count == 0 || id >= count {
+            return Err(ShardError::SlurmIdOutOfRange { id, count });
+        }
+        return Ok(Shard { index: id, count });
+    }
+    let count = number(env, "SLURM_ARRAY_TASK_COUNT")?.ok_or(ShardError::SlurmCount)?;
+    let min = number(env, "SLURM_ARRAY_TASK_MIN")?.unwrap_or(0);
+    let step = number(env, "SLURM_ARRAY_TASK_STEP")?.unwrap_or(1).max(1);
+    let range = ShardError::SlurmRange {
+        id,
+        min,
+        step,
+        count,
+    };
+    // A list is refused by every task, before the task's own place is looked at.
+    let expected_max = min + step * count.saturating_sub(1);
+    if let Some(max) = number(env, "SLURM_ARRAY_TASK_MAX")? {
+        if max != expected_max {
+            let expected = (max.saturating_sub(min)) / step + 1;
+            return Err(ShardError::SlurmList { min, max, step, count, expected });
+        }
+    }
+    let offset = id.checked_sub(min).ok_or(range.clone())?;
+    if offset % step != 0 || offset / step >= count {
+        return Err(range);
+    }
+    Ok(Shard {
+        index: offset / step,
+        count,
+    })
 }
 
 impl Shard {
@@ -213,12 +256,48 @@ mod tests {
             slurm("8", "1", "1", "3"),
             Err(ShardError::SlurmRange { id: 8, .. })
         ));
+        // --array=1,5,9: every task refuses (SLURM_ARRAY_TASK_MAX = 9, not 1 + 2), task 1 too.
+        let list = |id: &str| {
+            ShardSpec::Auto.resolve_with(env(&[
+                ("SLURM_ARRAY_TASK_ID", id),
+                ("SLURM_ARRAY_TASK_MIN", "1"),
+                ("SLURM_ARRAY_TASK_MAX", "9"),
+                ("SLURM_ARRAY_TASK_STEP", "1"),
+                ("SLURM_ARRAY_TASK_COUNT", "3"),
+            ]))
+        };
+        for id in ["1", "5"] {
+            let e = list(id).unwrap_err();
+            assert!(matches!(e, ShardError::SlurmList { max: 9, count: 3, .. }), "{e}");
+            assert!(e.to_string().contains("NORMIQA_SHARDS"), "{e}");
+        }
         let e = ShardSpec::Auto.resolve_with(env(&[("SLURM_ARRAY_TASK_ID", "x")]));
         assert!(matches!(e, Err(ShardError::NotANumber { var: "SLURM_ARRAY_TASK_ID", .. })));
         assert_eq!(
             ShardSpec::Auto.resolve_with(env(&[])),
             Err(ShardError::NoScheduler)
         );
+    }
+
+    /// `sbatch --array=2` re-submits one task: alone, it is an array of one task (shard 0/1);
+    /// with NORMIQA_SHARDS its id is its shard.
+    #[test]
+    fn with_normiqa_shards_a_slurm_task_id_is_its_shard() {
+        let alone = [
+            ("SLURM_ARRAY_TASK_ID", "2"),
+            ("SLURM_ARRAY_TASK_MIN", "2"),
+            ("SLURM_ARRAY_TASK_MAX", "2"),
+            ("SLURM_ARRAY_TASK_STEP", "1"),
+            ("SLURM_ARRAY_TASK_COUNT", "1"),
+        ];
+        assert_eq!(ShardSpec::Auto.resolve_with(env(&alone)), Ok(Shard { index: 0, count: 1 }));
+        let mut given = alone.to_vec();
+        given.push(("NORMIQA_SHARDS", "4"));
+        assert_eq!(ShardSpec::Auto.resolve_with(env(&given)), Ok(Shard { index: 2, count: 4 }));
+        given[5] = ("NORMIQA_SHARDS", "2");
+        let e = ShardSpec::Auto.resolve_with(env(&given)).unwrap_err();
+        assert_eq!(e, ShardError::SlurmIdOutOfRange { id: 2, count: 2 });
+        assert!(e.to_string().contains("0 to 1"), "{e}");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! [`refuse_dir_over_inputs`]), and score files that are written atomically and can be resumed
 //! ([`resumable`]).
 
+pub mod record;
 pub mod resumable;
 pub mod stdout;
 

@@ -191,7 +191,8 @@ pub fn predict_scores_at(files: &[PathBuf], tmp: &Path, precision: &str) -> Vec<
     normiqa::cli::run(cli).unwrap();
     let rows: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap();
-    let rows = rows.as_array().unwrap();
+    // (the first element is the record of the model and options)
+    let rows = &rows.as_array().unwrap()[1..];
     assert_eq!(rows.len(), files.len());
     files
         .iter()
