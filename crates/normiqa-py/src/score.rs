@@ -152,14 +152,16 @@ impl Scorer {
     }
 
     /// Stops the workers (also done when the object is garbage-collected).
-    fn close(&self) {
-        stop(&self.jobs, &self.handles);
+    fn close(&self, py: Python<'_>) {
+        // Without the GIL: a worker may be waiting for it to hand a log line to Python.
+        py.detach(|| stop(&self.jobs, &self.handles));
     }
 }
 
 impl Drop for Scorer {
     fn drop(&mut self) {
-        stop(&self.jobs, &self.handles);
+        let (jobs, handles) = (&self.jobs, &self.handles);
+        Python::attach(|py| py.detach(|| stop(jobs, handles)));
     }
 }
 
