@@ -25,7 +25,9 @@ pub mod run_folder;
 pub mod train;
 
 /// jemalloc serves every allocation of the process, libtorch's tensors included (its malloc is
-/// exported unprefixed), configured by [`malloc_conf`].
+/// exported unprefixed), configured by [`malloc_conf`]. Feature `jemalloc` (default; off in the
+/// Python extension, which lives in the interpreter's process and its malloc).
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
@@ -35,6 +37,7 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 /// page-faults it in again at the next step, and jemalloc's default decay (10 s) does much the
 /// same: the Lite0 train step went from 1.8 s (glibc) and 2.7 s (jemalloc defaults) to 0.9 s
 /// (BENCHMARKS.md). The price: a process keeps the peak of its memory until it ends.
+#[cfg(feature = "jemalloc")]
 #[allow(non_upper_case_globals)]
 #[no_mangle]
 pub static malloc_conf: Option<&'static u8> = Some(&b"dirty_decay_ms:-1,muzzy_decay_ms:-1\0"[0]);

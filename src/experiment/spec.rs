@@ -417,8 +417,9 @@ fn with_defaults(user: toml::Table, procedure: ProcedureKind) -> Result<toml::Ta
     Ok(defaults)
 }
 
-/// Deserialises a configuration and errors on keys that deserialising ignored.
-fn parse_checked<T: serde::de::DeserializeOwned + Serialize>(table: toml::Table) -> Result<T> {
+/// Deserialises a configuration and errors on keys that deserialising ignored (also used by the
+/// Python package for the configurations it is given).
+pub fn parse_checked<T: serde::de::DeserializeOwned + Serialize>(table: toml::Table) -> Result<T> {
     let config: T = deserialise(&table)?;
     if let Value::Table(back) = toml::Value::try_from(&config)? {
         let ignored = |path: &[String]| is_ignored::<T>(&table, path);
