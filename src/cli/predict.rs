@@ -339,10 +339,11 @@ impl SizeWarnings {
 
 
 /// The images of this run with their names as printed: all inputs, each file once, sorted, then
-/// this shard's part. Also returns the identities of all input images.
-fn select_images(args: &PredictArgs) -> Result<(Vec<(PathBuf, String)>, HashSet<FileId>)> {
+/// this shard's part. Also returns the identities of all input images, and the entries of
+/// walked folders that could not be read (each "path: why").
+fn select_images(args: &PredictArgs) -> Result<(Vec<(PathBuf, String)>, HashSet<FileId>, Vec<String>)> {
     let found = crate::inputs::collect(&args.inputs, args.files_from.as_deref())?;
-    if found.files.is_empty() {
+    if found.files.is_empty() && found.unreadable.is_empty() {
         let given: Vec<String> = args.inputs.iter().map(|p| p.display().to_string()).collect();
         bail!(
             "no images found in {}: give image files or folders holding {} files",
@@ -370,7 +371,7 @@ fn select_images(args: &PredictArgs) -> Result<(Vec<(PathBuf, String)>, HashSet<
         files.retain(|(_, name)| shard.owns(name));
         tracing::info!("shard {shard}: {} of the {n} images", files.len());
     }
-    Ok((files, found.ids))
+    Ok((files, found.ids, found.unreadable))
 }
 
 /// Opens `-o` (refusing to write over an input) and drops from `files` what it already holds.
@@ -413,7 +414,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let device = parse_device(&args.device)?;
     let tta = args.tta.test_time()?;
     let dir = model_dir_or_default(&args.model)?;
-    let (mut files, ids) = select_images(&args)?;
+    let (mut files, ids, unreadable) = select_images(&args)?;
     let info = crate::model::ensemble::load_info(&dir)?;
     let heads = args.all_heads.then_some(info.heads.as_slice());
     let rules = resize_rules(&args)?;
@@ -451,7 +452,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     };
     let writing = || format!("writing the scores to {dest}");
     let mut out = RowWriter::new(sink, args.layout(), heads, header).with_context(writing)?;
-    let mut failures = Vec::new();
+    let mut failures = unreadable;
     let mut sizes = SizeWarnings::default();
     let t0 = std::time::Instant::now();
     let bar = crate::progress::bar(files.len() as u64, "scoring");
