@@ -664,7 +664,7 @@ fn a_mapping_never_flips_the_rank_correlations() {
     let srocc = raw["metrics"]["srocc"].as_f64().unwrap();
     let krocc = raw["metrics"]["krocc"].as_f64().unwrap();
     assert!(srocc < -0.8, "{raw}");
-    for extra in [&["--fit"][..], &["--mapping", "-0.5", "3"], &["--mapping", "2", "1"]] {
+    for extra in [&["--fit"][..], &["--mapping", "-0.5", "3"][..], &["--mapping", "2", "1"][..]] {
         let v = metrics(extra);
         assert_eq!(v["metrics"]["srocc"].as_f64().unwrap(), srocc, "{extra:?}: {v}");
         assert_eq!(v["metrics"]["krocc"].as_f64().unwrap(), krocc, "{extra:?}: {v}");

@@ -498,9 +498,20 @@ async fn a_failed_forward_or_a_nan_score_is_an_error_of_its_request_only() {
 /// opens a connection and sends nothing, is disconnected after the header timeout; one that
 /// trickles its body gets 408 after the body timeout and frees its request slot; a shutdown
 /// waits for a trickling request at most the shutdown grace.
+/// Sends `text` on a fresh loopback connection to `addr` and reads until the server closes it,
+/// for at most 5 s: what it answered, and whether it closed the connection in that time.
+fn raw_exchange(addr: &str, text: &str) -> (String, bool) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(text.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let closed = s.read_to_end(&mut buf).is_ok();
+    (String::from_utf8_lossy(&buf).into_owned(), closed)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_are_cut_off_by_the_header_body_and_shutdown_timeouts() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (load, gate) = gated();
     let mut o = opts(1, 2);
     o.timeouts = serve::Timeouts {
@@ -510,43 +521,37 @@ async fn slow_clients_are_cut_off_by_the_header_body_and_shutdown_timeouts() {
     };
     let server = Server::start(load, o).await;
     let addr = server.url.trim_start_matches("http://").to_string();
-    let bound = Duration::from_secs(5);
-    // Closed (read returns 0 or an error) within the bound; returns what the server sent.
-    async fn read_all(s: &mut tokio::net::TcpStream) -> String {
-        let mut buf = Vec::new();
-        let _ = s.read_to_end(&mut buf).await;
-        String::from_utf8_lossy(&buf).into_owned()
-    }
+    let exchange = |text: &'static str| {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || raw_exchange(&addr, text))
+    };
     for first in ["", "POST /score HTTP/1.1\r\nHost: x\r\n"] {
-        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        s.write_all(first.as_bytes()).await.unwrap();
-        tokio::time::timeout(bound, read_all(&mut s))
-            .await
-            .unwrap_or_else(|_| panic!("a client that sent {first:?} was not disconnected"));
+        let (_, closed) = exchange(first).await.unwrap();
+        assert!(closed, "a client that sent {first:?} was not disconnected within 5 s");
     }
     let trickle = "POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789";
     for _ in 0..2 {
-        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
-        s.write_all(trickle.as_bytes()).await.unwrap();
-        let answer = tokio::time::timeout(bound, read_all(&mut s))
-            .await
-            .expect("a trickling body was not cut off");
+        let (answer, closed) = exchange(trickle).await.unwrap();
         assert!(answer.starts_with("HTTP/1.1 408") && answer.contains("--body-timeout"), "{answer}");
+        assert!(closed, "{answer}");
     }
     // Both slots (--queue 2) are free again.
     let health = server.get(&client(), "/healthz").await;
     assert_eq!(health.json["requests"], 0, "{}", health.body);
-    // A request still trickling when the shutdown begins (a long body timeout) is cut off after
-    // the grace.
+    // A request still trickling when the shutdown begins (the default body timeout, 60 s) is
+    // cut off after the grace.
     let mut o = opts(1, 2);
     o.timeouts.shutdown_grace = Duration::from_millis(300);
     drop(gate);
     let (load, gate) = gated();
     let slow = Server::start(load, o).await;
-    let mut s = tokio::net::TcpStream::connect(slow.url.trim_start_matches("http://")).await.unwrap();
-    s.write_all(trickle.as_bytes()).await.unwrap();
+    let mut held = std::net::TcpStream::connect(slow.url.trim_start_matches("http://")).unwrap();
+    std::io::Write::write_all(&mut held, trickle.as_bytes()).unwrap();
     slow.wait_until(&client(), |h| h["requests"] == 1).await;
-    tokio::time::timeout(bound, slow.stop()).await.expect("the shutdown waited for the trickling client");
+    tokio::time::timeout(Duration::from_secs(5), slow.stop())
+        .await
+        .expect("the shutdown waited for the trickling client");
+    drop(held);
     server.stop().await;
     drop(gate);
 }

@@ -537,7 +537,10 @@ fn a_resume_on_edited_labels_is_refused() {
     let (name, mos) = lines[1].split_once(',').unwrap();
     lines[1] = format!("{name},{}", mos.parse::<f64>().unwrap() + 7.0);
     std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
-    let err = format!("{:#}", train::train(&cfg, &out).unwrap_err());
+    let err = match train::train(&cfg, &out) {
+        Ok(_) => panic!("the resume on edited labels was not refused"),
+        Err(e) => format!("{e:#}"),
+    };
     assert!(err.contains("trained on other labels") && err.contains("--overwrite"), "{err}");
     std::fs::write(&csv, labels).unwrap();
     train::train(&cfg, &out).unwrap();

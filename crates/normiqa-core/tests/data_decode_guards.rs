@@ -285,6 +285,25 @@ fn every_format_cut_short_is_refused() {
     }
 }
 
+/// An RLE stream that ends (its end-of-bitmap code) before its last row leaves rows missing:
+/// refused, as PIL refuses it ("not enough image data"), where `image` filled them with black.
+#[test]
+fn an_rle_bmp_that_ends_before_its_last_row_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rle = Vec::new();
+    for y in 0..4u8 {
+        rle.extend_from_slice(&[8, y * 20, 0, 0]);
+    }
+    rle.extend_from_slice(&[0, 1]);
+    let p = write(dir.path(), "short.bmp", &rle_bmp(8, 8, false, &rle));
+    let e = decode_one(&p, &[], &DecodeOptions::default()).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("short.bmp") && msg.contains("row 5 of 8") && msg.contains("not enough image data"), "{msg}");
+    // the same rows for a 8x4 image: whole
+    let p = write(dir.path(), "whole.bmp", &rle_bmp(8, 4, false, &rle));
+    assert_eq!(decode_one(&p, &[], &DecodeOptions::default()).unwrap().dimensions(), (8, 4));
+}
+
 /// A PNG of 8x8 pixels with the chunk `kind` holding `data` right after its header.
 fn png_with_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
     let bytes = encoded(&pattern(8, 8), image::ImageFormat::Png);

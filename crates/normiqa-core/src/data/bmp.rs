@@ -1,7 +1,8 @@
 //! Whether a BMP file holds all the pixel data its header declares, checked before decoding:
 //! `image`'s decoder fills what a truncated file lacks (an RLE stream that ends early, rows
 //! cut off) and returns an image, where PIL refuses. Uncompressed rows must all be in the file;
-//! an RLE8/RLE4 stream must reach its end-of-bitmap code, or its last row, before the file ends.
+//! an RLE8/RLE4 stream must fill every row (PIL's rule: an end-of-bitmap code before the last
+//! row leaves pixels missing, "not enough image data") before the file ends.
 
 /// `Ok` when the file's pixel data is whole; otherwise what is missing. Headers this check does
 /// not know (an OS/2 core header, bit fields, embedded JPEG/PNG) are left to the decoder.
@@ -48,7 +49,13 @@ fn check_rle(d: &[u8], w: i64, h: i64, rle4: bool) -> Result<(), String> {
         i += 2;
         match (count, code) {
             (0, 0) => (x, y) = (0, y + 1),
-            (0, 1) => return Ok(()),
+            // before the last row (the loop ends there): pixels missing, as PIL says
+            (0, 1) => {
+                return Err(format!(
+                    "the RLE data ends (end-of-bitmap code) at row {} of {h}: not enough image data",
+                    y + 1
+                ))
+            }
             (0, 2) => {
                 let Some(delta) = d.get(i..i + 2) else {
                     return Err("the RLE data ends inside a delta code".into());

@@ -30,9 +30,10 @@ pub fn check(b: &[u8]) -> Result<(), Refusal> {
         };
         let len = u32::from_be_bytes(head[..4].try_into().expect("4 bytes")) as usize;
         let kind = String::from_utf8_lossy(&head[4..8]).into_owned();
-        let Some(data) = b.get(i + 8..(i + 8).saturating_add(len)) else {
+        // The chunk's data and its CRC.
+        let (Some(data), true) = (b.get(i + 8..(i + 8).saturating_add(len)), (i + 12).saturating_add(len) <= b.len()) else {
             return Err(Refusal::Truncated(format!(
-                "chunk {kind} at byte {i} declares {len} bytes; the file ends {} bytes after its start",
+                "chunk {kind} at byte {i} declares {len} bytes and its CRC; the file ends {} bytes after its header",
                 b.len() - i - 8
             )));
         };
