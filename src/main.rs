@@ -24,7 +24,7 @@ fn main() {
         if normiqa::cli::is_broken_pipe(&e) {
             std::process::exit(0);
         }
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", normiqa::cli::error_text(&e));
         std::process::exit(1);
     }
 }

@@ -67,7 +67,9 @@ pub const TRAIN: Layout = Layout {
         "run.json",
         "weights.safetensors",
         "log.jsonl",
-        "predictions_*.csv",
+        // The one predictions file a run writes (a user's `predictions_koniq.csv` beside it
+        // is theirs: `--overwrite` deletes exact names only).
+        "predictions_test.csv",
         "resume",
         "failed.txt",
         "per_type.png",

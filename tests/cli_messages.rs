@@ -647,3 +647,49 @@ fn messages_quote_values_without_debug_escapes() {
     let err = parse(&format!("{base}[sweep]\nlr = []\n"));
     assert!(err.contains("sweep key 'lr' has no values"), "{err}");
 }
+
+/// `metrics --fit` (or any mapping, a negative `--mapping K B` included) never changes the sign
+/// of SROCC or KROCC: an anti-correlated predictor was reported as +0.938.
+#[test]
+fn a_mapping_never_flips_the_rank_correlations() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("inverse.csv");
+    std::fs::write(&csv, "image,score,mos\na,1,50\nb,2,40\nc,3,45\nd,4,20\ne,5,10\n").unwrap();
+    let metrics = |extra: &[&str]| -> serde_json::Value {
+        let o = bin().arg("metrics").arg(&csv).arg("--json").args(extra).output().unwrap();
+        assert!(o.status.success(), "{extra:?}: {}", text(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let raw = metrics(&[]);
+    let srocc = raw["metrics"]["srocc"].as_f64().unwrap();
+    let krocc = raw["metrics"]["krocc"].as_f64().unwrap();
+    assert!(srocc < -0.8, "{raw}");
+    for extra in [&["--fit"][..], &["--mapping", "-0.5", "3"][..], &["--mapping", "2", "1"][..]] {
+        let v = metrics(extra);
+        assert_eq!(v["metrics"]["srocc"].as_f64().unwrap(), srocc, "{extra:?}: {v}");
+        assert_eq!(v["metrics"]["krocc"].as_f64().unwrap(), krocc, "{extra:?}: {v}");
+    }
+    assert!(metrics(&["--fit"])["mapping"]["k"].as_f64().unwrap() < 0.0);
+}
+
+/// A link loop is reported as one ("Too many levels of symbolic links", once), not as "no such
+/// file"; inside a folder it does not abort the walk: the other images are scored, the loop is
+/// named, and the exit status is non-zero at the end, as for a file that cannot be decoded.
+#[test]
+fn a_link_loop_is_named_as_one_and_does_not_stop_a_folder_walk() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("photos");
+    std::fs::create_dir(&dir).unwrap();
+    save_png(&dir.join("a.png"), 64, 48);
+    std::os::unix::fs::symlink("self.png", dir.join("self.png")).unwrap();
+    let o = bin().args(["predict", "--model", &model()]).arg(&dir).output().unwrap();
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert!(!o.status.success(), "{err}");
+    assert!(out.contains("a.png"), "the other image was not scored: {out} / {err}");
+    assert!(err.contains("self.png") && err.contains("symbolic links"), "{err}");
+    let o = bin().args(["predict", "--model", &model()]).arg(dir.join("self.png")).output().unwrap();
+    let err = text(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("self.png") && !err.contains("no such file"), "{err}");
+    assert_eq!(err.matches("Too many levels of symbolic links").count(), 1, "{err}");
+}

@@ -331,3 +331,27 @@ fn a_full_disk_leaves_no_partial_files_in_the_run_folder_or_the_feature_cache() 
         "the cache write was tried: {err}"
     );
 }
+
+/// `--overwrite` deletes the files a run of that kind writes, by their exact names: a user's
+/// `predictions_koniq.csv` beside the run (it matched the old `predictions_*.csv`) is kept.
+#[test]
+fn overwrite_keeps_user_files_that_only_look_like_normiqa_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("run");
+    let a = tiny_train(tmp.path());
+    let mut b = a.clone();
+    b.seed += 1;
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(run_folder::CONFIG), toml::to_string(&a).unwrap()).unwrap();
+    for f in ["run.json", "predictions_test.csv", "predictions_koniq.csv"] {
+        std::fs::write(dir.join(f), "x").unwrap();
+    }
+    let folder = run_folder::RunFolder::open(&dir, &run_folder::TRAIN, &b, true).unwrap();
+    assert_eq!(folder.start(), Start::Fresh);
+    let left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != run_folder::LOCK)
+        .collect();
+    assert_eq!(left, ["predictions_koniq.csv"]);
+}

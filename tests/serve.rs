@@ -66,6 +66,7 @@ fn opts(max_batch: usize, queue: usize) -> ServeOptions {
         queue,
         max_body_bytes: 1 << 20,
         max_image_pixels: 0,
+        timeouts: Default::default(),
     }
 }
 
@@ -451,4 +452,110 @@ async fn several_model_workers_answer_concurrent_requests_with_predicts_scores()
         assert!((got - want).abs() < 1e-3, "{}: served {got}, predict {want}", f.display());
     }
     server.stop().await;
+}
+
+/// A scorer whose forward fails as libtorch's does on an allocation it cannot make (a panic
+/// whose text carries the C++ trace) for images 13 px wide, gives NaN for 17 px wide ones, and
+/// the width for others.
+struct Faulty;
+
+impl Scorer for Faulty {
+    fn score(&mut self, images: &[image::RgbImage]) -> anyhow::Result<Vec<f64>> {
+        if images.iter().any(|im| im.width() == 13) {
+            panic!("called `Result::unwrap()` on an `Err` value: Torch(\"DefaultCPUAllocator: not enough memory: you tried to allocate 9663676416 bytes.\\nException raised from alloc_cpu at /pytorch/c10/core/impl/alloc_cpu.cpp:117 (most recent call first):\\nframe #0: c10::Error::Error\")");
+        }
+        Ok(images.iter().map(|im| if im.width() == 17 { f64::NAN } else { im.width() as f64 }).collect())
+    }
+}
+
+/// A failed forward answers its own request with libtorch's message, never its C++ trace, and
+/// the worker goes on; a non-finite score is an error, never a 200 with `"score": null`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_forward_or_a_nan_score_is_an_error_of_its_request_only() {
+    let load: serve::LoadModel = Box::new(|| {
+        let info = ModelInfo {
+            name: "faulty".into(),
+            trained_on: "test".into(),
+            precision: Precision::Fp32,
+            tta: normiqa::model::TestTime::default(),
+        };
+        Ok((info, Box::new(Faulty) as Box<dyn Scorer>))
+    });
+    let server = Server::start(load, opts(1, 4)).await;
+    let client = client();
+    let oom = server.post_bytes(&client, png_bytes(13, 8)).await;
+    assert_eq!(oom.status, 500, "{}", oom.body);
+    let msg = oom.json["error"].as_str().unwrap_or_default();
+    assert!(msg.contains("not enough memory"), "{msg}");
+    assert!(!oom.body.contains("Exception raised from") && !oom.body.contains("frame #"), "{}", oom.body);
+    let nan = server.post_bytes(&client, png_bytes(17, 8)).await;
+    assert_eq!(nan.status, 500, "{}", nan.body);
+    assert!(nan.json["error"].as_str().unwrap_or_default().contains("non-finite"), "{}", nan.body);
+    let fine = server.post_bytes(&client, png_bytes(20, 8)).await;
+    assert_eq!(fine.status, 200, "{}", fine.body);
+    assert_eq!(fine.json["score"], 20.0);
+    server.stop().await;
+}
+
+/// Slow and silent clients cannot hold the service (loopback, short timeouts, every wait bounded
+/// so that a regression fails instead of hanging): a client that never finishes its headers, or
+/// opens a connection and sends nothing, is disconnected after the header timeout; one that
+/// trickles its body gets 408 after the body timeout and frees its request slot; a shutdown
+/// waits for a trickling request at most the shutdown grace.
+/// Sends `text` on a fresh loopback connection to `addr` and reads until the server closes it,
+/// for at most 5 s: what it answered, and whether it closed the connection in that time.
+fn raw_exchange(addr: &str, text: &str) -> (String, bool) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(text.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let closed = s.read_to_end(&mut buf).is_ok();
+    (String::from_utf8_lossy(&buf).into_owned(), closed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_by_the_header_body_and_shutdown_timeouts() {
+    let (load, gate) = gated();
+    let mut o = opts(1, 2);
+    o.timeouts = serve::Timeouts {
+        header: Duration::from_millis(300),
+        body: Duration::from_millis(300),
+        shutdown_grace: Duration::from_millis(300),
+    };
+    let server = Server::start(load, o).await;
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let exchange = |text: &'static str| {
+        let addr = addr.clone();
+        tokio::task::spawn_blocking(move || raw_exchange(&addr, text))
+    };
+    for first in ["", "POST /score HTTP/1.1\r\nHost: x\r\n"] {
+        let (_, closed) = exchange(first).await.unwrap();
+        assert!(closed, "a client that sent {first:?} was not disconnected within 5 s");
+    }
+    let trickle = "POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789";
+    for _ in 0..2 {
+        let (answer, closed) = exchange(trickle).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408") && answer.contains("--body-timeout"), "{answer}");
+        assert!(closed, "{answer}");
+    }
+    // Both slots (--queue 2) are free again.
+    let health = server.get(&client(), "/healthz").await;
+    assert_eq!(health.json["requests"], 0, "{}", health.body);
+    // A request still trickling when the shutdown begins (the default body timeout, 60 s) is
+    // cut off after the grace.
+    let mut o = opts(1, 2);
+    o.timeouts.shutdown_grace = Duration::from_millis(300);
+    drop(gate);
+    let (load, gate) = gated();
+    let slow = Server::start(load, o).await;
+    let mut held = std::net::TcpStream::connect(slow.url.trim_start_matches("http://")).unwrap();
+    std::io::Write::write_all(&mut held, trickle.as_bytes()).unwrap();
+    slow.wait_until(&client(), |h| h["requests"] == 1).await;
+    tokio::time::timeout(Duration::from_secs(5), slow.stop())
+        .await
+        .expect("the shutdown waited for the trickling client");
+    drop(held);
+    server.stop().await;
+    drop(gate);
 }

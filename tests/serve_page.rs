@@ -51,6 +51,7 @@ async fn the_page_shows_predicts_scores_for_chosen_photos() {
         queue: 8,
         max_body_bytes: 32 << 20,
         max_image_pixels: 0,
+        timeouts: Default::default(),
     };
     let server = Server::start(shipped_model_loader(), opts).await;
     let url = server.url.clone();

@@ -496,3 +496,54 @@ fn an_interrupted_run_resumes_to_the_same_numbers() {
     let log = std::fs::read_to_string(d.join("log.jsonl")).unwrap();
     assert!(!log.contains("\"event\":\"resume\""));
 }
+
+/// An image rewritten in place (same size, same modification time) is another feature-cache key:
+/// the key holds each image's content, not only its path (a stale cache trained on old pixels).
+#[test]
+fn an_image_edited_in_place_changes_the_feature_cache_key() {
+    use normiqa::train::features::cache_key;
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("a.png");
+    image::RgbImage::from_pixel(8, 8, image::Rgb([10, 20, 30])).save(&img).unwrap();
+    let mtime = std::fs::metadata(&img).unwrap().modified().unwrap();
+    let cfg = ModelConfig::default();
+    let key = |p: &Path| cache_key(&cfg, None, "resize", "", &[p]);
+    let before = key(&img);
+    assert_eq!(before, key(&tmp.path().join(".").join("a.png")), "one file, one key");
+    image::RgbImage::from_pixel(8, 8, image::Rgb([200, 20, 30])).save(&img).unwrap();
+    std::fs::File::options().write(true).open(&img).unwrap().set_modified(mtime).unwrap();
+    assert_eq!(std::fs::metadata(&img).unwrap().modified().unwrap(), mtime);
+    assert_ne!(before, key(&img), "the edited image kept the old key");
+}
+
+/// Labels edited between an interruption and the resume are not trained on silently (the result
+/// matched neither the old labels nor the new): the resume is refused, naming the run and
+/// `--overwrite`; restored labels resume.
+#[test]
+fn a_resume_on_edited_labels_is_refused() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = tiny_config(tmp.path(), 24);
+    cfg.ft_lr_ratio = 0.0;
+    cfg.epochs = 3;
+    let DatasetSpec::Csv { csv, .. } = &cfg.data.dataset else { unreachable!() };
+    let csv = csv.clone();
+    let out = run_dir(tmp.path(), "labels");
+    std::env::set_var("NORMIQA_STOP_AFTER_EPOCH", "1");
+    assert!(train::train(&cfg, &out).is_err());
+    std::env::remove_var("NORMIQA_STOP_AFTER_EPOCH");
+    let labels = std::fs::read_to_string(&csv).unwrap();
+    let mut lines: Vec<String> = labels.lines().map(str::to_string).collect();
+    let (name, mos) = lines[1].split_once(',').unwrap();
+    lines[1] = format!("{name},{}", mos.parse::<f64>().unwrap() + 7.0);
+    std::fs::write(&csv, lines.join("\n") + "\n").unwrap();
+    let err = match train::train(&cfg, &out) {
+        Ok(_) => panic!("the resume on edited labels was not refused"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("trained on other labels") && err.contains("--overwrite"), "{err}");
+    std::fs::write(&csv, labels).unwrap();
+    train::train(&cfg, &out).unwrap();
+    let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+    assert!(log.contains("\"event\":\"resume\""));
+}

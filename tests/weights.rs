@@ -250,3 +250,129 @@ fn a_pth_that_calls_os_system_is_reported_as_refused() {
     );
     assert!(!err.contains("missing"), "{err}");
 }
+
+/// A run whose weights hold a NaN is refused at load, naming the tensor (it printed NaN scores
+/// with exit 0, and serve answered 200 with `"score": null`).
+#[test]
+fn a_model_with_non_finite_weights_is_refused_at_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = copy_run(tmp.path());
+    let wfile = run.join("weights.safetensors");
+    let mut t = read(&wfile);
+    let w = t["regression.weight"].copy();
+    let _ = w.get(0).get(3).fill_(f64::NAN);
+    t.insert("regression.weight".into(), w);
+    write(&wfile, &t);
+    let err = common::load_refusal(&run);
+    assert!(err.contains("1 tensor(s) hold NaN or infinite values (regression.weight)"), "{err}");
+}
+
+fn edit_run_json(run: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let file = run.join("run.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(&file, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+/// `run.json` must agree with the network: one usable mapping per head (fewer panicked with an
+/// index out of bounds; k = 0 scored every image alike).
+#[test]
+fn run_json_must_hold_one_finite_non_zero_mapping_per_head() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = copy_run(tmp.path());
+    edit_run_json(&run, |v| {
+        v["mapping"].as_array_mut().unwrap().pop();
+    });
+    let err = common::load_refusal(&run);
+    assert!(err.contains("run.json: 2 mappings and 3 head names for a model with 3 heads"), "{err}");
+
+    let run = copy_run(&tmp.path().join("k0"));
+    edit_run_json(&run, |v| v["mapping"][2]["k"] = 0.0.into());
+    let err = common::load_refusal(&run);
+    assert!(err.contains("the mapping of head 'fused' is k = 0"), "{err}");
+
+    let run = copy_run(&tmp.path().join("names"));
+    edit_run_json(&run, |v| v["heads"] = serde_json::json!(["score"]));
+    let err = common::load_refusal(&run);
+    assert!(err.contains("1 head names for a model with 3 heads"), "{err}");
+}
+
+/// One seeded mutation of a text file: bytes flipped, cut, inserted or repeated, or a number
+/// replaced by an extreme one (0, -1, 1e308, a huge integer).
+fn mutate_text(src: &str, rng: &mut rand_chacha::ChaCha8Rng) -> (Vec<u8>, String) {
+    use rand::Rng;
+    let mut b = src.as_bytes().to_vec();
+    let at = rng.gen_range(0..b.len());
+    let what = match rng.gen_range(0..5) {
+        0 => {
+            b[at] ^= 1 << rng.gen_range(0..8);
+            format!("bit flip at {at}")
+        }
+        1 => {
+            b.truncate(at);
+            format!("cut at {at}")
+        }
+        2 => {
+            let junk: Vec<u8> = (0..rng.gen_range(1..16)).map(|_| rng.gen_range(32..127)).collect();
+            b.splice(at..at, junk);
+            format!("junk at {at}")
+        }
+        3 => {
+            let end = (at + rng.gen_range(1..200)).min(b.len());
+            let piece = b[at..end].to_vec();
+            b.splice(at..at, piece);
+            format!("bytes {at}..{end} repeated")
+        }
+        _ => {
+            let starts: Vec<usize> = (1..b.len())
+                .filter(|&i| b[i].is_ascii_digit() && !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'.')
+                .collect();
+            let Some(&i) = starts.get(rng.gen_range(0..starts.len().max(1))) else {
+                return (b, "no number".into());
+            };
+            let end = (i..b.len()).find(|&j| !(b[j].is_ascii_digit() || b[j] == b'.' || b[j] == b'e' || b[j] == b'-')).unwrap_or(b.len());
+            let v = ["0", "-1", "1e308", "99999999999999999999", "0.0"][rng.gen_range(0..5)];
+            b.splice(i..end, v.bytes());
+            format!("number at {i} set to {v}")
+        }
+    };
+    (b, what)
+}
+
+/// Mutated `run.json` and `ensemble.toml` files load or are refused with an error: never a
+/// panic (a run.json with fewer mappings than heads panicked), never a hang. Each case runs on
+/// its own thread under a time bound, and names its seed and mutation when it fails.
+#[test]
+fn fuzzed_run_json_and_ensemble_toml_are_loaded_or_refused_never_a_panic() {
+    use rand::SeedableRng;
+    let tmp = tempfile::tempdir().unwrap();
+    let a = copy_run(&tmp.path().join("a"));
+    let b = copy_run(&tmp.path().join("b"));
+    let ens = tmp.path().join("ens");
+    std::fs::create_dir_all(&ens).unwrap();
+    let members = format!("description = \"two\"\nmembers = [\"{}\", \"{}\"]\n", a.display(), b.display());
+    let run_json = std::fs::read_to_string(a.join("run.json")).unwrap();
+    let cases = [("run.json", a.clone(), a.join("run.json"), run_json, 40u64), ("ensemble.toml", ens.clone(), ens.join("ensemble.toml"), members, 30)];
+    let mut failures = Vec::new();
+    for (seed, (name, dir, file, text, n)) in cases.into_iter().enumerate() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(50 + seed as u64);
+        for k in 0..n {
+            let (bytes, what) = mutate_text(&text, &mut rng);
+            std::fs::write(&file, &bytes).unwrap();
+            let d = dir.clone();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let r = std::panic::catch_unwind(|| TrainedModel::load(&d, Device::Cpu, None).map(|_| ()));
+                let _ = tx.send(r.map(|r| r.map_err(|e| format!("{e:#}"))).map_err(|_| ()));
+            });
+            let label = format!("{name} (seed {}, case {k}: {what})", 50 + seed);
+            match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+                Ok(Ok(_)) => {}
+                Ok(Err(())) => failures.push(format!("panic: {label}")),
+                Err(_) => failures.push(format!("no result within 60 s: {label}")),
+            }
+        }
+        std::fs::write(&file, &text).unwrap();
+    }
+    assert!(failures.is_empty(), "{} failing case(s):\n{}", failures.len(), failures.join("\n"));
+}

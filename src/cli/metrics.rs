@@ -27,8 +27,9 @@ pub struct MetricsArgs {
     /// CSV to fit the mapping on (same column names).
     #[arg(long)]
     pub fit_on: Option<PathBuf>,
-    /// Apply a known mapping instead of fitting one.
-    #[arg(long, num_args = 2, value_names = ["K", "B"], conflicts_with_all = ["fit", "fit_on"])]
+    /// Apply a known mapping instead of fitting one (K may be negative: `--mapping -0.5 3`).
+    /// SROCC and KROCC are never changed by a mapping; PLCC and RMSE are of the mapped scores.
+    #[arg(long, num_args = 2, value_names = ["K", "B"], allow_negative_numbers = true, conflicts_with_all = ["fit", "fit_on"])]
     pub mapping: Option<Vec<f64>>,
     /// Print the metrics as one JSON document.
     #[arg(long)]
@@ -208,7 +209,7 @@ pub fn run(args: MetricsArgs) -> Result<()> {
     } else {
         None
     };
-    let m = Metrics::compute_mapped(&pred, &mos, mapping.as_ref())
+    let m = Metrics::compute_keeping_ranks(&pred, &mos, mapping.as_ref())
         .with_context(|| format!("computing metrics of {}", args.csv.display()))?;
     let linear = mapping.map_or_else(|| pred.clone(), |mp| mp.apply(&pred));
     if args.json {

@@ -77,6 +77,24 @@ pub fn use_color(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -
     stderr_is_terminal && no_color.map_or(true, |v| v.is_empty())
 }
 
+/// The error as printed: each cause after the context before it (`{:#}`), except a cause whose
+/// text the message already holds (an error that prints its OS error and also returns it as
+/// its source would show "Permission denied (os error 13)" twice).
+pub fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 /// Whether an error comes from writing to a closed pipe (the reader exited, as `head` does).
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {

@@ -361,10 +361,11 @@ impl SizeWarnings {
 
 
 /// The images of this run with their names as printed: all inputs, each file once, sorted, then
-/// this shard's part. Also returns the identities of all input images, and the shard.
+/// this shard's part. Also returns the identities of all input images, the shard, and the
+/// entries of walked folders that could not be read (each "path: why").
 fn select_images(args: &PredictArgs) -> Result<Selected> {
     let found = crate::inputs::collect(&args.inputs, args.files_from.as_deref())?;
-    if found.files.is_empty() {
+    if found.files.is_empty() && found.unreadable.is_empty() {
         let given: Vec<String> = args.inputs.iter().map(|p| p.display().to_string()).collect();
         bail!(
             "no images found in {}: give image files or folders holding {} files",
@@ -396,6 +397,7 @@ fn select_images(args: &PredictArgs) -> Result<Selected> {
         files,
         ids: found.ids,
         shard,
+        unreadable: found.unreadable,
     })
 }
 
@@ -404,6 +406,8 @@ struct Selected {
     files: Vec<(PathBuf, String)>,
     ids: HashSet<FileId>,
     shard: Option<Shard>,
+    /// Entries of walked folders that could not be read ("path: why").
+    unreadable: Vec<String>,
 }
 
 /// The resize rule of a record (`--resize H W`, `--max-side N`).
@@ -648,7 +652,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let dest = destination(&args.output);
     let writing = || format!("writing the scores to {dest}");
     let mut out = row_writer(&mut file, args.layout(), heads).with_context(writing)?;
-    let mut failures = Vec::new();
+    let mut failures = sel.unreadable;
     let mut sizes = SizeWarnings::default();
     let t0 = std::time::Instant::now();
     let bar = crate::progress::bar(files.len() as u64, "scoring");

@@ -18,8 +18,9 @@ use crate::serve::{self, ServeOptions};
                  -> {\"score\", \"model\", \"width\", \"height\"}: the same score as `normiqa predict`
   GET  /         a web page: drop photos, see their scores
   GET  /healthz  model name and queue state
-Errors are JSON {\"error\": \"...\"}: 400 bad image, 413 over a limit, 415 not an image,
-503 busy (--queue) or shutting down. ctrl-c or SIGTERM: answer the requests received, then stop.")]
+Errors are JSON {\"error\": \"...\"}: 400 bad image, 408 body too slow (--body-timeout), 413 over
+a limit, 415 not an image, 500 the model failed on the image, 503 busy (--queue) or shutting down.
+ctrl-c or SIGTERM: answer the requests received (for at most --shutdown-grace), then stop.")]
 pub struct ServeArgs {
     /// Run directory of a trained model, or an ensemble folder (ensemble.toml). Default: the
     /// model shipped with normiqa (models/clive-efficientnet-lite012, the mean of three
@@ -52,6 +53,19 @@ pub struct ServeArgs {
     /// 413. 0 = no limit.
     #[arg(long, default_value_t = 89_478_485)]
     pub max_image_pixels: u64,
+    /// Seconds a client has to send a request's headers, from the connection's start or the end
+    /// of the previous answer on it (so also how long an idle keep-alive connection stays
+    /// open); then the connection is closed.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    pub header_timeout: f64,
+    /// Seconds a client has to send a request's whole body once its headers are read; then
+    /// 408 (a client trickling bytes holds a request slot for at most this).
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    pub body_timeout: f64,
+    /// Seconds a shutdown (ctrl-c, SIGTERM) waits for the requests in flight before closing the
+    /// connections still open.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub shutdown_grace: f64,
     /// cpu, cuda, cuda:N or auto (CUDA when available).
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -84,6 +98,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
         queue: args.queue,
         max_body_bytes: args.max_body_bytes,
         max_image_pixels: args.max_image_pixels,
+        timeouts: serve::Timeouts {
+            header: seconds("--header-timeout", args.header_timeout)?,
+            body: seconds("--body-timeout", args.body_timeout)?,
+            shutdown_grace: seconds("--shutdown-grace", args.shutdown_grace)?,
+        },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -120,4 +139,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
     runtime.block_on(service.run(listener, serve::shutdown_signal()))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A positive, finite number of seconds given as `option`.
+fn seconds(option: &str, s: f64) -> Result<Duration> {
+    if !(s.is_finite() && s > 0.0) {
+        bail!("{option} {s}: must be a positive number of seconds");
+    }
+    Duration::try_from_secs_f64(s).map_err(|e| anyhow::anyhow!("{option} {s}: {e}"))
 }

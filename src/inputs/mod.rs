@@ -79,6 +79,10 @@ pub struct Collected {
     pub duplicates: usize,
     /// Folder links that lead back into a folder being walked (skipped, with a warning).
     pub loops: usize,
+    /// Entries of a walked folder that could not be read (a subfolder without permission, ...):
+    /// each "path: why"; the walk goes on without them, and the command fails at its end, as
+    /// it does for files it cannot score.
+    pub unreadable: Vec<String>,
 }
 
 fn has_image_extension(p: &Path) -> bool {
@@ -91,8 +95,17 @@ fn is_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
-/// Image files under `dir` (recursive, links followed, loops skipped), in walk order.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, loops: &mut usize) -> Result<(), InputError> {
+/// What a walk found besides files: loops skipped and entries it could not read.
+#[derive(Default)]
+struct Skipped {
+    loops: usize,
+    unreadable: Vec<String>,
+}
+
+/// Image files under `dir` (recursive, links followed, loops skipped), in walk order. An entry
+/// under `dir` that cannot be read is noted in `skipped` and the walk goes on; `dir` itself
+/// unreadable is an error.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, skipped: &mut Skipped) -> Result<(), InputError> {
     let walker = walkdir::WalkDir::new(dir)
         .follow_links(true)
         .sort_by_file_name();
@@ -103,7 +116,7 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, loops: &mut usize) -> Result<(), Inp
             }
             Ok(_) => {}
             Err(e) if e.loop_ancestor().is_some() => {
-                *loops += 1;
+                skipped.loops += 1;
                 tracing::warn!(
                     "skipping {}: a link back to {} (a folder loop)",
                     e.path().map(|p| p.display().to_string()).unwrap_or_default(),
@@ -117,28 +130,42 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, loops: &mut usize) -> Result<(), Inp
                     tracing::warn!("skipping {}: a link to nothing", path.display());
                     continue;
                 }
-                return Err(InputError::Io {
-                    path: path.display().to_string(),
-                    source,
-                });
+                if path == dir {
+                    return Err(InputError::Io {
+                        path: path.display().to_string(),
+                        source,
+                    });
+                }
+                tracing::warn!("skipping {}: {source}", path.display());
+                skipped.unreadable.push(format!("{}: {source}", path.display()));
             }
         }
     }
     Ok(())
 }
 
+/// Whether `path` is a folder (`Some(true)`), another file (`Some(false)`) or does not exist
+/// (`None`); an error that is not "not found" (a link loop, no permission) says so, naming it.
+fn kind_of(path: &Path) -> Result<Option<bool>, InputError> {
+    match std::fs::metadata(path) {
+        Ok(m) => Ok(Some(m.is_dir())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
 /// Adds one input (file, folder or glob pattern) to `out`.
-fn expand(input: &Path, out: &mut Vec<PathBuf>, loops: &mut usize) -> Result<(), InputError> {
-    if input.is_dir() {
-        return walk(input, out, loops);
-    }
-    if input.exists() {
-        out.push(input.to_path_buf());
-        return Ok(());
-    }
+fn expand(input: &Path, out: &mut Vec<PathBuf>, skipped: &mut Skipped) -> Result<(), InputError> {
     let text = input.to_string_lossy();
-    if !is_glob(&text) {
-        return Err(InputError::Missing(input.display().to_string()));
+    match kind_of(input) {
+        Ok(Some(true)) => return walk(input, out, skipped),
+        Ok(Some(false)) => {
+            out.push(input.to_path_buf());
+            return Ok(());
+        }
+        Ok(None) if !is_glob(&text) => return Err(InputError::Missing(input.display().to_string())),
+        Err(e) if !is_glob(&text) => return Err(e),
+        _ => {}
     }
     let matches = glob::glob(&text).map_err(|e| InputError::BadPattern {
         pattern: text.to_string(),
@@ -151,7 +178,7 @@ fn expand(input: &Path, out: &mut Vec<PathBuf>, loops: &mut usize) -> Result<(),
             source: std::io::Error::new(e.error().kind(), e.error().to_string()),
         })?;
         if p.is_dir() {
-            walk(&p, out, loops)?;
+            walk(&p, out, skipped)?;
         } else {
             out.push(p);
         }
@@ -197,9 +224,9 @@ pub fn read_list(list: &Path) -> Result<Vec<(usize, PathBuf)>, InputError> {
 /// or folders, one per line, taken literally), sorted by name, each file once.
 pub fn collect(inputs: &[PathBuf], files_from: Option<&Path>) -> Result<Collected, InputError> {
     let mut found = Vec::new();
-    let mut loops = 0;
+    let mut skipped = Skipped::default();
     for p in inputs {
-        expand(p, &mut found, &mut loops)?;
+        expand(p, &mut found, &mut skipped)?;
     }
     if let Some(list) = files_from {
         let name = if list == Path::new("-") {
@@ -208,16 +235,20 @@ pub fn collect(inputs: &[PathBuf], files_from: Option<&Path>) -> Result<Collecte
             list.display().to_string()
         };
         for (line, p) in read_list(list)? {
-            if p.is_dir() {
-                walk(&p, &mut found, &mut loops)?;
-            } else if p.exists() {
-                found.push(p);
-            } else {
-                return Err(InputError::ListedMissing {
-                    list: name,
-                    line,
-                    path: p.display().to_string(),
-                });
+            match kind_of(&p) {
+                Ok(Some(true)) => walk(&p, &mut found, &mut skipped)?,
+                Ok(Some(false)) => found.push(p),
+                Ok(None) => {
+                    return Err(InputError::ListedMissing {
+                        list: name,
+                        line,
+                        path: p.display().to_string(),
+                    })
+                }
+                Err(InputError::Io { path, source }) => {
+                    return Err(InputError::Io { path: format!("{path} ({name} line {line})"), source })
+                }
+                Err(e) => return Err(e),
             }
         }
     }
@@ -225,7 +256,8 @@ pub fn collect(inputs: &[PathBuf], files_from: Option<&Path>) -> Result<Collecte
     let mut found: Vec<PathBuf> = found.into_iter().map(without_leading_dot).collect();
     found.sort();
     let mut c = Collected {
-        loops,
+        loops: skipped.loops,
+        unreadable: skipped.unreadable,
         ..Collected::default()
     };
     for p in found {

@@ -3,10 +3,12 @@
 //! registry, pretrained weights, and trained models with the inference path ([`trained`]).
 
 pub mod backbone;
+pub mod checks;
 pub mod iqa;
 pub mod dbcnn;
 pub mod ensemble;
 pub mod error;
+pub mod guarded;
 pub mod hyperiqa;
 pub mod linearity;
 pub mod partial;

@@ -210,7 +210,9 @@ fn worker(
     }
 }
 
-/// Decodes and scores one job's files; an unreadable file is an error of its row only.
+/// Decodes and scores one job's files; an unreadable file, a failed forward (libtorch's error,
+/// e.g. memory for a large photo) or a non-finite score is an error of its row only, naming the
+/// file ([`super::guarded`]).
 fn score_job(tm: &TrainedModel, cfg: &PoolConfig, files: &[(PathBuf, String)]) -> Result<JobResult> {
     let mut images = Vec::with_capacity(files.len());
     let mut sizes = Vec::with_capacity(files.len());
@@ -223,24 +225,19 @@ fn score_job(tm: &TrainedModel, cfg: &PoolConfig, files: &[(PathBuf, String)]) -
             Err(e) => sizes.push(Err(e.to_string())),
         }
     }
-    let scores = match images.is_empty() {
-        true => None,
-        false => Some(tm.score(&images, cfg.batch)?),
-    };
-    let mut k = 0;
-    let mut row = |(width, height): (u32, u32)| {
-        let s = scores.as_ref().expect("scored when any image decoded");
-        k += 1;
-        Scored {
-            mapped: s.mapped[k - 1],
-            heads: s.heads.iter().map(|h| h[k - 1]).collect(),
-            width,
-            height,
-        }
+    let mut scores = match images.is_empty() {
+        true => Vec::new(),
+        false => super::guarded::score_each(tm, &images, cfg.batch),
+    }
+    .into_iter();
+    let mut row = |p: &Path, (width, height): (u32, u32)| {
+        let s = scores.next().expect("one score per decoded image");
+        s.map(|(mapped, heads)| Scored { mapped, heads, width, height })
+            .map_err(|e| format!("{}: {e}", p.display()))
     };
     Ok(files
         .iter()
         .zip(sizes)
-        .map(|((_, name), size)| (name.clone(), size.map(&mut row)))
+        .map(|((p, name), size)| (name.clone(), size.and_then(|s| row(p.as_path(), s))))
         .collect())
 }

@@ -268,6 +268,7 @@ impl TrainedModel {
         let vs = nn::VarStore::new(device);
         let cfg = &info.config;
         let model = cfg.arch.build(&vs, &cfg.model)?;
+        super::checks::check_run_info(dir, &info, model.head_names())?;
         if needs_pretrained(&info) {
             let file = weights_override
                 .map(Path::to_path_buf)
@@ -293,6 +294,7 @@ impl TrainedModel {
             } else {
                 "loading the run's weights (run.json says they hold the heads only; the backbone is the pretrained one)"
             })?;
+        super::checks::check_finite(dir, &vs)?;
         Ok(TrainedModel {
             info,
             vs,

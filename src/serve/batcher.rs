@@ -203,44 +203,37 @@ fn by_size(jobs: Vec<Job>) -> Vec<Vec<Job>> {
 fn score_batch(scorer: &mut dyn Scorer, jobs: Vec<Job>) {
     let (images, replies): (Vec<RgbImage>, Vec<_>) =
         jobs.into_iter().map(|j| (j.image, j.reply)).unzip();
-    // libtorch errors surface as panics in tch's forward calls: answer them, keep serving.
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scorer.score(&images)))
-        .unwrap_or_else(|panic| {
-            Err(anyhow!(
-                "the model panicked: {}",
-                panic_text(panic.as_ref())
-            ))
-        });
-    match result {
-        Ok(scores) if scores.len() == replies.len() => {
-            for (reply, s) in replies.into_iter().zip(scores) {
-                // A client that went away no longer waits for its answer.
-                let _ = reply.send(Ok(s));
-            }
+    for (reply, s) in replies.into_iter().zip(score_each(scorer, &images)) {
+        if let Err(e) = &s {
+            tracing::error!("{e}");
         }
-        Ok(scores) => fail_all(
-            replies,
-            format!(
-                "the model returned {} scores for {} images",
-                scores.len(),
-                images.len()
-            ),
-        ),
-        Err(e) => fail_all(replies, format!("scoring failed: {e:#}")),
+        // A client that went away no longer waits for its answer.
+        let _ = reply.send(s);
     }
 }
 
-fn fail_all(replies: Vec<oneshot::Sender<std::result::Result<f64, String>>>, msg: String) {
-    tracing::error!("{msg}");
-    for reply in replies {
-        let _ = reply.send(Err(msg.clone()));
+/// One score or error per image. libtorch errors surface as panics in tch's forward calls:
+/// caught (keep serving); the images of a failed batch are scored again one by one, so only the
+/// image at fault fails; errors carry libtorch's message without its C++ trace; a non-finite
+/// score is an error ([`crate::model::guarded`]).
+fn score_each(scorer: &mut dyn Scorer, images: &[RgbImage]) -> Vec<std::result::Result<f64, String>> {
+    use crate::model::guarded::caught;
+    let result = caught(|| scorer.score(images)).and_then(|scores| match scores.len() == images.len() {
+        true => Ok(scores),
+        false => Err(format!("the model returned {} scores for {} images", scores.len(), images.len())),
+    });
+    match result {
+        Ok(scores) => scores
+            .into_iter()
+            .map(|s| match s.is_finite() {
+                true => Ok(s),
+                false => Err(format!("scoring failed: the model gave a non-finite score ({s})")),
+            })
+            .collect(),
+        Err(e) if images.len() == 1 => vec![Err(format!("scoring failed: {e}"))],
+        Err(_) => images
+            .iter()
+            .flat_map(|im| score_each(scorer, std::slice::from_ref(im)))
+            .collect(),
     }
-}
-
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_else(|| "no message".into())
 }

@@ -1,6 +1,7 @@
 //! The routes: `POST /score` (raw image bytes or a multipart form with one file), `GET /healthz`
 //! and `GET /` (the web page). Every error is JSON `{"error": "..."}` with a status that says
-//! whose fault it is: 400 bad image, 413 over a limit, 415 not an image, 503 busy or stopping.
+//! whose fault it is: 400 bad image, 408 body too slow, 413 over a limit, 415 not an image, 500
+//! the model failed on it, 503 busy or stopping.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -32,6 +33,8 @@ pub struct Limits {
     pub max_image_pixels: u64,
     /// Most requests in the service at once (received, decoded, queued or being scored).
     pub max_requests: usize,
+    /// How long an admitted request's body may take to arrive (else 408).
+    pub body_timeout: std::time::Duration,
 }
 
 struct AppState {
@@ -133,7 +136,18 @@ async fn score(State(st): State<Arc<AppState>>, req: Request) -> Result<Json<Sco
             ),
         )
     })?;
-    let upload = read_upload(req, st.limits.max_body_bytes).await?;
+    let body_timeout = st.limits.body_timeout;
+    let upload = tokio::time::timeout(body_timeout, read_upload(req, st.limits.max_body_bytes))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the request body did not arrive within {} s (the server's --body-timeout)",
+                    body_timeout.as_secs_f64()
+                ),
+            )
+        })??;
     let label = upload
         .name
         .clone()

@@ -37,6 +37,34 @@ pub struct ServeOptions {
     pub max_body_bytes: usize,
     /// 0 = no limit.
     pub max_image_pixels: u64,
+    pub timeouts: Timeouts,
+}
+
+/// How long `serve` waits for clients, so that slow or silent ones cannot hold its request
+/// slots or connections, and how long a shutdown waits for the requests in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// A request's headers must arrive within this, counted from the connection's start or the
+    /// end of the previous answer on it: it is also how long an idle keep-alive connection stays
+    /// open (`--header-timeout`). Then the connection is closed.
+    pub header: Duration,
+    /// A request's body must arrive whole within this, counted from when it is admitted (its
+    /// headers read); else 408 (`--body-timeout`).
+    pub body: Duration,
+    /// At shutdown, how long the requests in flight may take to be answered; the connections
+    /// still open after it are closed (`--shutdown-grace`).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Timeouts {
+    /// 10 s for headers (and idle connections), 60 s for a body, 30 s of shutdown grace.
+    fn default() -> Self {
+        Timeouts {
+            header: Duration::from_secs(10),
+            body: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
 }
 
 /// A loaded model behind its routes, not yet listening.
@@ -44,6 +72,7 @@ pub struct Service {
     info: ModelInfo,
     router: Router,
     worker: batcher::Worker,
+    timeouts: Timeouts,
 }
 
 /// Loads the model (on its own thread, through `load`) and builds the routes.
@@ -64,12 +93,14 @@ pub fn start_workers(loads: Vec<LoadModel>, opts: ServeOptions) -> Result<Servic
         max_body_bytes: opts.max_body_bytes,
         max_image_pixels: opts.max_image_pixels,
         max_requests: queue,
+        body_timeout: opts.timeouts.body,
     };
     let router = http::router(info.clone(), jobs, limits, batch.max_batch);
     Ok(Service {
         info,
         router,
         worker,
+        timeouts: opts.timeouts,
     })
 }
 
@@ -78,20 +109,60 @@ impl Service {
         &self.info
     }
 
-    /// Serves on `listener` until `shutdown` completes, then answers the requests already
-    /// received and stops the model thread.
+    /// Serves on `listener` until `shutdown` completes, then stops accepting connections,
+    /// answers the requests already received (for at most the shutdown grace; connections
+    /// still open then are closed) and stops the model thread. Each connection is HTTP/1.1
+    /// with the header timeout ([`Timeouts`]).
     pub async fn run(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")?;
+        let Service { router, worker, timeouts, .. } = self;
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(timeouts.header);
+        let mut connections = tokio::task::JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            let stream = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors, say: wait a little rather than spin.
+                        tracing::warn!("accepting a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                // Finished connections are reaped as they end.
+                Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+                () = &mut shutdown => break,
+            };
+            let service = hyper_util::service::TowerToHyperService::new(router.clone());
+            let conn = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+            connections.spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!("connection closed: {e}");
+                }
+            });
+        }
+        drop(listener);
+        drop(router);
+        let drained = async {
+            graceful.shutdown().await;
+            while connections.join_next().await.is_some() {}
+        };
+        if tokio::time::timeout(timeouts.shutdown_grace, drained).await.is_err() {
+            tracing::warn!(
+                "connections still open {} s after shutdown began (--shutdown-grace): closed",
+                timeouts.shutdown_grace.as_secs_f64()
+            );
+        }
+        connections.shutdown().await;
         // The routes (and with them the queue's senders) are gone: the worker answers what is
         // left and stops.
-        let worker = self.worker;
         tokio::task::spawn_blocking(move || worker.join())
             .await
             .context("waiting for the model thread")??;

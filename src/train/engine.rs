@@ -254,7 +254,8 @@ fn open<P: Procedure>(
     std::fs::create_dir_all(out)
         .map_err(|e| anyhow::anyhow!("creating run directory {}: {e}", out.display()))?;
     let log_path = out.join(checkpoint::LOG);
-    let saved = resume::load(out, &plan.config_text, &mut proc.members())?;
+    let labels = resume::labels_key(plan.dataset);
+    let saved = resume::load(out, &plan.config_text, &labels, &mut proc.members())?;
     let Some(st) = saved else {
         let mut log = JsonlLog::create(&log_path)?;
         log.write("start", &plan.start)?;
@@ -367,7 +368,8 @@ fn save_resume<P: Procedure>(
         train_s: cur.train_s_before + train_s,
         constant_mos_batches: cur.constant.count,
     };
-    let state = resume::State::new(plan.config_text.clone(), progress, proc.state());
+    let labels = resume::labels_key(plan.dataset);
+    let state = resume::State::new(plan.config_text.clone(), labels, progress, proc.state());
     resume::save(out, &proc.members(), state)
 }
 

@@ -5,14 +5,17 @@
 //! blocks (maps, in bf16 unless fp32 is asked), so each step runs only the later blocks.
 //!
 //! The cache key covers everything the features depend on: backbone, pretrained-weight file
-//! (canonical path, size, modification time), pooling, pyramid levels, resize rules, and the
-//! canonical image paths in order (so `./x` and `x` hit the same entry). A key file next to the
-//! tensors is compared in full before a cache file is used.
+//! (canonical path, size, modification time in nanoseconds), pooling, pyramid levels, resize
+//! rules and truncated-JPEG opt-in, and every image in order: its canonical path (so `./x` and
+//! `x` hit the same entry), size, modification time and a hash of its bytes (xxh3-64), so an
+//! image edited in place, even to the same size within the same second, is another key. A key
+//! file next to the tensors is compared in full before a cache file is used.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use image::RgbImage;
+use rayon::prelude::*;
 use normiqa_core::data::Dataset;
 use tch::{Device, Tensor};
 
@@ -40,7 +43,7 @@ pub fn cache_key(
 ) -> String {
     let wdesc = weights.map_or("random".into(), file_desc);
     let mut key = format!(
-        "v1|{}|{:?}|{}|{}|{wdesc}|{resize}",
+        "v2|{}|{:?}|{}|{}|{wdesc}|{resize}",
         model.backbone, model.pool, model.p6, model.p7
     );
     if !tag.is_empty() {
@@ -50,24 +53,35 @@ pub fn cache_key(
         }
     }
     key.push('\n');
-    for p in paths {
-        key.push_str(&canonical(p).display().to_string());
+    let images: Vec<String> = paths.par_iter().map(|p| image_desc(p)).collect();
+    for line in images {
+        key.push_str(&line);
         key.push('\n');
     }
     key
 }
 
-/// A file as the key names it: canonical path, size and modification time (a rewritten file is
-/// another key).
+/// A file as the key names it: canonical path, size and modification time in nanoseconds (a
+/// rewritten file is another key).
 fn file_desc(w: &Path) -> String {
     let meta = std::fs::metadata(w).ok();
     let size = meta.as_ref().map(|m| m.len()).unwrap_or(0);
     let mtime = meta
         .and_then(|m| m.modified().ok())
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs())
+        .map(|d| d.as_nanos())
         .unwrap_or(0);
     format!("{}|{size}|{mtime}", canonical(w).display())
+}
+
+/// An image as the key names it: [`file_desc`] and the xxh3-64 hash of its bytes (reading is
+/// cheap beside decoding; an unreadable file hashes as `unreadable`, and its decode will say why).
+fn image_desc(p: &Path) -> String {
+    let hash = std::fs::read(p).map_or_else(
+        |_| "unreadable".to_string(),
+        |b| format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&b)),
+    );
+    format!("{}|{hash}", file_desc(p))
 }
 
 fn canonical(p: &Path) -> PathBuf {

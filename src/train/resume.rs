@@ -48,6 +48,29 @@ pub struct State {
     /// Batches with all-equal MOS so far (`constant_mos.rs`).
     #[serde(default)]
     pub constant_mos_batches: usize,
+    /// The labels trained on ([`labels_key`]): a resume on edited labels is refused (it would
+    /// match neither the old labels nor the new). Empty in states saved before it was kept.
+    #[serde(default)]
+    labels: String,
+}
+
+/// The content of a dataset's labels: xxh3-64 over every sample's name, MOS (its bits), MOS
+/// standard deviation, reference, distortion and level, in order; with the sample count.
+pub fn labels_key(ds: &normiqa_core::data::Dataset) -> String {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for s in &ds.samples {
+        let line = format!(
+            "{}\0{:x}\0{:?}\0{:?}\0{:?}\0{:?}\n",
+            s.name,
+            s.mos.to_bits(),
+            s.mos_std.map(f64::to_bits),
+            s.reference,
+            s.distortion,
+            s.level
+        );
+        h.update(line.as_bytes());
+    }
+    format!("{}:{:016x}", ds.samples.len(), h.digest())
 }
 
 /// The engine's counters at the end of an epoch.
@@ -64,9 +87,10 @@ pub struct Progress<'a> {
 }
 
 impl State {
-    pub fn new(config: String, p: Progress, procedure: serde_json::Value) -> Self {
+    pub fn new(config: String, labels: String, p: Progress, procedure: serde_json::Value) -> Self {
         State {
             config,
+            labels,
             epochs_done: p.epochs_done,
             best: p.best,
             global_iter: p.global_iter,
@@ -128,7 +152,10 @@ pub fn save(out: &Path, members: &[MemberRef], mut st: State) -> Result<()> {
 
 /// The saved state of an interrupted run with this configuration, loaded into the members;
 /// `None` when there is none (or it belongs to another configuration: the run starts over).
-pub fn load(out: &Path, config: &str, members: &mut [MemberRef]) -> Result<Option<State>> {
+///
+/// A state saved on other labels ([`labels_key`]) is refused: the labels file was edited
+/// between the interruption and the resume.
+pub fn load(out: &Path, config: &str, labels: &str, members: &mut [MemberRef]) -> Result<Option<State>> {
     let path = out.join(DIR).join(STATE);
     let Ok(text) = std::fs::read_to_string(&path) else {
         return Ok(None);
@@ -141,6 +168,14 @@ pub fn load(out: &Path, config: &str, members: &mut [MemberRef]) -> Result<Optio
             path.display()
         );
         return Ok(None);
+    }
+    if !st.labels.is_empty() && st.labels != labels {
+        anyhow::bail!(
+            "{}: the interrupted run was trained on other labels than those read now (labels {} then, {} now: the labels file was edited since); restore the labels, or start the run afresh with --overwrite",
+            out.display(),
+            st.labels,
+            labels
+        );
     }
     for (k, m) in members.iter_mut().enumerate() {
         let (model, optim) = files(out, m.name, st.epochs_done);

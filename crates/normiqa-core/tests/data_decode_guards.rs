@@ -202,3 +202,154 @@ fn a_resize_target_over_the_limit_is_refused_before_allocating() {
         "{msg}"
     );
 }
+
+/// A patterned image (so the compressed formats hold more than a few bytes).
+fn pattern(w: u32, h: u32) -> image::RgbImage {
+    image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 13 ^ y * 7) as u8, (x * y) as u8, (x + 3 * y) as u8]))
+}
+
+fn encoded(img: &image::RgbImage, format: image::ImageFormat) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut bytes), format).unwrap();
+    bytes
+}
+
+/// A `w`×`h` 8-bit BMP with a grey palette and the RLE8 (or RLE4) stream `rle`.
+fn rle_bmp(w: i32, h: i32, rle4: bool, rle: &[u8]) -> Vec<u8> {
+    let colours: u32 = if rle4 { 16 } else { 256 };
+    let offset = 14 + 40 + 4 * colours;
+    let mut b = Vec::new();
+    b.extend_from_slice(b"BM");
+    b.extend_from_slice(&(offset + rle.len() as u32).to_le_bytes());
+    b.extend_from_slice(&[0; 4]);
+    b.extend_from_slice(&offset.to_le_bytes());
+    b.extend_from_slice(&40u32.to_le_bytes());
+    b.extend_from_slice(&w.to_le_bytes());
+    b.extend_from_slice(&h.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes());
+    b.extend_from_slice(&(if rle4 { 4u16 } else { 8u16 }).to_le_bytes());
+    b.extend_from_slice(&(if rle4 { 2u32 } else { 1u32 }).to_le_bytes());
+    b.extend_from_slice(&(rle.len() as u32).to_le_bytes());
+    b.extend_from_slice(&[0; 8]);
+    b.extend_from_slice(&colours.to_le_bytes());
+    b.extend_from_slice(&[0; 4]);
+    for i in 0..colours {
+        let v = (i * 255 / (colours - 1)) as u8;
+        b.extend_from_slice(&[v, v, v, 0]);
+    }
+    b.extend_from_slice(rle);
+    b
+}
+
+/// Every format `image` decodes for normiqa is whole or refused, as JPEG is: a file cut short
+/// anywhere is an error naming it, never a partly grey image scored with exit 0 (a truncated RLE
+/// BMP was scored where PIL refuses it).
+#[test]
+fn every_format_cut_short_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let img = pattern(48, 40);
+    // 8 rows of 8 pixels: runs, literals, an end-of-line code each, then end-of-bitmap.
+    let mut rle8 = Vec::new();
+    for y in 0..8u8 {
+        rle8.extend_from_slice(&[3, y * 20, 0, 4, 1, 2, 3, 4, 1, 200, 0, 0]);
+    }
+    rle8.extend_from_slice(&[0, 1]);
+    let mut rle4 = Vec::new();
+    for y in 0..8u8 {
+        rle4.extend_from_slice(&[4, 0x12 + y, 0, 4, 0x34, 0x56, 0, 0]);
+    }
+    rle4.extend_from_slice(&[0, 1]);
+    let files = [
+        ("png", encoded(&img, image::ImageFormat::Png)),
+        ("bmp", encoded(&img, image::ImageFormat::Bmp)),
+        ("tif", encoded(&img, image::ImageFormat::Tiff)),
+        ("webp", encoded(&img, image::ImageFormat::WebP)),
+        ("rle8.bmp", rle_bmp(8, 8, false, &rle8)),
+        ("rle4.bmp", rle_bmp(8, 8, true, &rle4)),
+    ];
+    let opts = DecodeOptions::default();
+    for (name, bytes) in &files {
+        let whole = write(dir.path(), &format!("whole.{name}"), bytes);
+        let full = decode_one(&whole, &[], &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let n = bytes.len();
+        // An RLE stream's last codes (end of line, end of bitmap) after its last pixel are
+        // optional, as in PIL: a cut there leaves every pixel, so cut 1 byte only elsewhere.
+        let last = if name.starts_with("rle") { n - 9 } else { n - 1 };
+        for cut in [n / 4, n / 2, 3 * n / 4, n - 9, last] {
+            let p = write(dir.path(), &format!("cut{cut}.{name}"), &bytes[..cut]);
+            match decode_one(&p, &[], &opts) {
+                Err(e) => assert!(e.to_string().contains(&format!("cut{cut}.{name}")), "{e}"),
+                Ok(im) => panic!("{name} cut to {cut} of {n} bytes was decoded (same as whole: {})", im == full),
+            }
+        }
+    }
+}
+
+/// An RLE stream that ends (its end-of-bitmap code) before its last row leaves rows missing:
+/// refused, as PIL refuses it ("not enough image data"), where `image` filled them with black.
+#[test]
+fn an_rle_bmp_that_ends_before_its_last_row_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rle = Vec::new();
+    for y in 0..4u8 {
+        rle.extend_from_slice(&[8, y * 20, 0, 0]);
+    }
+    rle.extend_from_slice(&[0, 1]);
+    let p = write(dir.path(), "short.bmp", &rle_bmp(8, 8, false, &rle));
+    let e = decode_one(&p, &[], &DecodeOptions::default()).unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("short.bmp") && msg.contains("row 5 of 8") && msg.contains("not enough image data"), "{msg}");
+    // the same rows for a 8x4 image: whole
+    let p = write(dir.path(), "whole.bmp", &rle_bmp(8, 4, false, &rle));
+    assert_eq!(decode_one(&p, &[], &DecodeOptions::default()).unwrap().dimensions(), (8, 4));
+}
+
+/// A PNG of 8x8 pixels with the chunk `kind` holding `data` right after its header.
+fn png_with_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let bytes = encoded(&pattern(8, 8), image::ImageFormat::Png);
+    let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
+    chunk.extend_from_slice(kind);
+    chunk.extend_from_slice(data);
+    let mut crc = flate2::Crc::new();
+    crc.update(&chunk[4..]);
+    chunk.extend_from_slice(&crc.sum().to_be_bytes());
+    // signature (8) + IHDR (25)
+    [&bytes[..33], &chunk[..], &bytes[33..]].concat()
+}
+
+fn zlib(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(data).unwrap();
+    z.finish().unwrap()
+}
+
+/// Ancillary chunks are bounded as pixels are: an ICC profile or compressed text that inflates
+/// past 16 MiB is refused, naming the file and the chunk (a 1 GiB iCCP cost ~1.7 GB of memory);
+/// ordinary ones decode.
+#[test]
+fn png_ancillary_chunks_that_inflate_past_the_limit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bomb = zlib(&vec![0u8; 40 << 20]);
+    let small = zlib(b"a short comment");
+    let cases: [(&str, &[u8; 4], Vec<u8>, bool); 5] = [
+        ("icc", b"iCCP", [&b"icc\0\0"[..], &bomb].concat(), false),
+        ("ztxt", b"zTXt", [&b"Comment\0\0"[..], &bomb].concat(), false),
+        ("itxt", b"iTXt", [&b"Comment\0\x01\0en\0\0"[..], &bomb].concat(), false),
+        ("ztxt-small", b"zTXt", [&b"Comment\0\0"[..], &small].concat(), true),
+        ("text", b"tEXt", b"Comment\0hello".to_vec(), true),
+    ];
+    for (name, kind, data, ok) in cases {
+        let p = write(dir.path(), &format!("{name}.png"), &png_with_chunk(kind, &data));
+        let r = decode_one(&p, &[], &DecodeOptions::default());
+        match (r, ok) {
+            (Ok(im), true) => assert_eq!(im, pattern(8, 8), "{name}"),
+            (Err(e), false) => {
+                let msg = e.to_string();
+                let kind = std::str::from_utf8(kind).unwrap();
+                assert!(msg.contains(&format!("{name}.png")) && msg.contains(kind) && msg.contains("16 MiB"), "{msg}");
+            }
+            (r, _) => panic!("{name}: {:?}", r.map(|i| i.dimensions())),
+        }
+    }
+}

@@ -203,3 +203,23 @@ fn clive_normiqa_layout_goes_through_the_checks() {
     let e = clive::load(dir.path(), &strict()).unwrap_err();
     assert_outside(e, "mos.csv", Place::Row(3), "../2.jpg");
 }
+
+/// A link inside the image folder to a file outside it leaves the folder as `../` does: refused
+/// by its resolved path, naming the row and the link's target; a link to a file inside the
+/// folder is fine.
+#[test]
+fn a_link_inside_the_image_folder_to_a_file_outside_it_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("imgs");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    let secret = write(dir.path(), "secret.txt", "not an image");
+    write(&root, "a.png", "x");
+    std::os::unix::fs::symlink(&secret, root.join("escape.png")).unwrap();
+    std::os::unix::fs::symlink(root.join("a.png"), root.join("sub/inside.png")).unwrap();
+    let p = write(dir.path(), "labels.csv", "image,mos\nsub/inside.png,1\nescape.png,2\n");
+    let e = csv_load(&p, &root, &strict()).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(&e, DataError::OutsideRoot { at: Place::Row(3), .. }), "{msg}");
+    assert!(msg.contains("escape.png (a link to ") && msg.contains("secret.txt"), "{msg}");
+    assert_eq!(csv_load(&p, &root, &ALLOW_OUTSIDE).unwrap().len(), 2);
+}

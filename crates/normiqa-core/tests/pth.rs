@@ -641,3 +641,38 @@ fn a_pickle_calling_os_system_is_refused_and_says_why() {
         "{err}"
     );
 }
+
+/// A `.pth` whose tensor storage is deflated and inflates to 256 MiB from a ~256 KB file is
+/// refused before it is inflated (a 7.3 MB file inflating to 7.5 GB aborted the reader, exit
+/// 134); the same tensor stored (uncompressed), as torch.save writes it, reads.
+#[test]
+fn a_deflate_bomb_pth_is_refused_before_inflating() {
+    let numel: u32 = 64 << 20;
+    let stored = torch_zip_one_tensor(&[4], &[1], 4);
+    assert!(read_pth_bytes(&stored, Path::new("ok.pth"), &ReadOptions::default()).is_ok());
+    let mut pk = b"\x80\x02ccollections\nOrderedDict\n)R(X\x01\x00\x00\x00w".to_vec();
+    pk.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n((X\x07\x00\x00\x00storage");
+    pk.extend_from_slice(b"ctorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpuJ");
+    pk.extend_from_slice(&numel.to_le_bytes());
+    pk.extend_from_slice(b"tQJ\x00\x00\x00\x00(J");
+    pk.extend_from_slice(&numel.to_le_bytes());
+    pk.extend_from_slice(b"t(J\x01\x00\x00\x00t\x89ccollections\nOrderedDict\n)RtRu.");
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let stored_opts =
+        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let deflated = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    out.start_file("archive/data.pkl", stored_opts).unwrap();
+    out.write_all(&pk).unwrap();
+    out.start_file("archive/data/0", deflated).unwrap();
+    let zeros = vec![0u8; 1 << 20];
+    for _ in 0..4 * (numel >> 20) {
+        out.write_all(&zeros).unwrap();
+    }
+    let bomb = out.finish().unwrap().into_inner();
+    assert!(bomb.len() < 2 << 20, "{} bytes", bomb.len());
+    let err = read_pth_bytes(&bomb, Path::new("bomb.pth"), &ReadOptions::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("bomb.pth") && msg.contains("decompression bomb"), "{msg}");
+}

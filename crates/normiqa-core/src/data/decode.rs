@@ -164,12 +164,15 @@ fn decode_jpeg(path: &Path, bytes: Vec<u8>, opts: &DecodeOptions) -> Result<RgbI
     }
 }
 
-/// Any format `image` reads; the header's size is checked before decoding.
+/// Any format `image` reads; the header's size is checked before decoding, and what `image`
+/// would not refuse itself: a BMP whose pixel data is cut short ([`super::bmp`]), a PNG chunk
+/// cut off or an ancillary chunk over its limit ([`super::png_chunks`]).
 fn decode_other(path: &Path, bytes: Vec<u8>, opts: &DecodeOptions) -> Result<RgbImage> {
     let decode_err = |source| DataError::Decode {
         path: path.to_path_buf(),
         source,
     };
+    check_container(path, &bytes)?;
     let reader = || {
         let mut r = image::ImageReader::new(Cursor::new(&bytes[..]))
             .with_guessed_format()
@@ -180,6 +183,28 @@ fn decode_other(path: &Path, bytes: Vec<u8>, opts: &DecodeOptions) -> Result<Rgb
     let (w, h) = reader()?.into_dimensions().map_err(decode_err)?;
     opts.check_declared(path, w, h)?;
     Ok(reader()?.decode().map_err(decode_err)?.into_rgb8())
+}
+
+/// The checks of [`decode_other`] that `image` lacks, by the file's signature.
+fn check_container(path: &Path, b: &[u8]) -> Result<()> {
+    let incomplete = |format, detail| DataError::Incomplete {
+        path: path.to_path_buf(),
+        format,
+        detail,
+    };
+    if b.starts_with(b"BM") {
+        super::bmp::check_whole(b).map_err(|d| incomplete("BMP", d))?;
+    } else if b.starts_with(b"\x89PNG\r\n\x1a\n") {
+        use super::png_chunks::{check, Refusal};
+        check(b).map_err(|r| match r {
+            Refusal::Truncated(d) => incomplete("PNG", d),
+            Refusal::TooLarge(detail) => DataError::Ancillary {
+                path: path.to_path_buf(),
+                detail,
+            },
+        })?;
+    }
+    Ok(())
 }
 
 /// JPEGs (RGB or greyscale) are decoded with `jpeg-decoder`, whose chroma upsampling is

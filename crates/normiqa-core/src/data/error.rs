@@ -115,6 +115,17 @@ pub enum DataError {
          that is there (the rest comes out grey)"
     )]
     Truncated { path: PathBuf, detail: String },
+    #[error(
+        "{path}: truncated or corrupt {format}: {detail}; refused (only JPEGs can be scored \
+         partly, with --allow-truncated)"
+    )]
+    Incomplete {
+        path: PathBuf,
+        format: &'static str,
+        detail: String,
+    },
+    #[error("{path}: {detail}")]
+    Ancillary { path: PathBuf, detail: String },
     #[error("{path}: cannot resize image to {h}x{w}: {msg}")]
     Resize {
         path: PathBuf,

@@ -51,6 +51,7 @@ impl Dataset {
     }
 }
 
+mod bmp;
 pub mod clive;
 pub mod csv;
 pub mod decode;
@@ -60,6 +61,7 @@ pub mod kadid;
 pub mod koniq;
 pub mod mat;
 mod names;
+mod png_chunks;
 pub mod rows;
 pub mod split;
 pub mod tid2013;

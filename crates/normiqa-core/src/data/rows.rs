@@ -55,6 +55,14 @@ pub fn stays_inside(name: &str) -> bool {
     true
 }
 
+/// The resolved path of `root/name` when it lies outside the resolved `root`; `None` when it is
+/// inside, or either cannot be resolved (a missing file is reported where it is opened).
+fn resolved_outside(root: &Path, name: &str) -> Option<PathBuf> {
+    let target = std::fs::canonicalize(root.join(name)).ok()?;
+    let root = std::fs::canonicalize(root).ok()?;
+    (!target.starts_with(&root)).then_some(target)
+}
+
 /// Collects the samples of one labels file, applying the checks of [`LoadOptions`].
 pub(crate) struct Rows {
     file: PathBuf,
@@ -79,17 +87,26 @@ impl Rows {
         Ok(root.join(name))
     }
 
-    /// Refuses `name` when it leaves `root` (unless allowed).
+    /// Refuses `name` when it leaves `root` (unless allowed): by its text (`../`, an absolute
+    /// path), or, for a file that exists, by its resolved path (a link inside `root` to a file
+    /// outside it).
     pub fn check_inside(&self, root: &Path, name: &str, at: Place) -> Result<()> {
-        if self.opts.allow_outside_root || stays_inside(name) {
+        if self.opts.allow_outside_root {
             return Ok(());
         }
-        Err(DataError::OutsideRoot {
+        let refuse = |name: String| DataError::OutsideRoot {
             path: self.file.clone(),
             at,
-            name: name.to_string(),
+            name,
             root: root.to_path_buf(),
-        })
+        };
+        if !stays_inside(name) {
+            return Err(refuse(name.to_string()));
+        }
+        match resolved_outside(root, name) {
+            Some(target) => Err(refuse(format!("{name} (a link to {})", target.display()))),
+            None => Ok(()),
+        }
     }
 
     /// Adds a sample; `Ok(false)` when it repeats an earlier row's image and duplicates are

@@ -197,6 +197,23 @@ impl Metrics {
         Ok((Self::compute_mapped(pred, mos, Some(&map))?, map))
     }
 
+    /// [`Metrics::compute_mapped`], except that SROCC and KROCC are those of `pred` as given: a
+    /// mapping never changes rank correlations (with `k < 0` the reference's would flip their
+    /// sign, reporting an anti-correlated predictor as correlated). PLCC and RMSE are those of
+    /// the mapped predictions. `normiqa metrics` reports these.
+    pub fn compute_keeping_ranks(
+        pred: &[f64],
+        mos: &[f64],
+        map: Option<&LinearMap>,
+    ) -> Result<Self, MetricsError> {
+        let mapped = Self::compute_mapped(pred, mos, map)?;
+        Ok(Self {
+            srocc: srocc(pred, mos)?,
+            krocc: krocc(pred, mos)?,
+            ..mapped
+        })
+    }
+
     /// Evaluates `map.apply(pred)` against `mos` (reference `status='test'`),
     /// or the raw predictions if `map` is `None` (reference `mapping=False`).
     ///

@@ -1000,6 +1000,7 @@ fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> {
         return Err(PthErrorKind::NotTorchFile(msg));
     };
     let prefix = pkl[..pkl.len() - "data.pkl".len()].to_string();
+    let inflated = std::cell::Cell::new(0u64);
     let read_entry = |zip: &mut zip::ZipArchive<std::io::Cursor<&[u8]>>,
                       name: &str|
      -> KResult<Option<Vec<u8>>> {
@@ -1010,7 +1011,14 @@ fn read_zip(bytes: &[u8], opts: &ReadOptions) -> KResult<(StateDict, Value)> {
         };
         let stored = f.compression() == zip::CompressionMethod::Stored;
         let size = entry_size_bound(name, f.size(), f.compressed_size(), stored, bytes.len())?;
-        let mut buf = Vec::with_capacity(size as usize);
+        if !stored {
+            inflated.set(inflated.get().saturating_add(size));
+            check_inflated(name, inflated.get(), bytes.len())?;
+        }
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(size as usize).map_err(|_| {
+            PthErrorKind::Zip(format!("{name}: cannot allocate {size} bytes for it"))
+        })?;
         (&mut f)
             .take(size)
             .read_to_end(&mut buf)
@@ -1072,6 +1080,27 @@ fn entry_size_bound(
         )));
     }
     Ok(size)
+}
+
+/// Compressed entries may inflate, all together, to at most this many times the file's size
+/// plus [`INFLATE_ALLOWANCE`]: tensor data hardly compresses (torch.save stores it
+/// uncompressed), so only a decompression bomb needs more (a 7.3 MB file inflating to 7.5 GB
+/// aborted the reader).
+pub const MAX_INFLATE_RATIO: u64 = 16;
+/// See [`MAX_INFLATE_RATIO`].
+pub const INFLATE_ALLOWANCE: u64 = 64 << 20;
+
+/// The compressed entries read so far inflate to `total` bytes: within the bound?
+fn check_inflated(name: &str, total: u64, file_len: usize) -> KResult<()> {
+    let limit = (file_len as u64).saturating_mul(MAX_INFLATE_RATIO).saturating_add(INFLATE_ALLOWANCE);
+    if total > limit {
+        return Err(PthErrorKind::Zip(format!(
+            "{name}: the compressed entries inflate to {total} bytes, more than {MAX_INFLATE_RATIO} \
+             times the file's {file_len} bytes plus {} MiB (a decompression bomb?)",
+            INFLATE_ALLOWANCE >> 20
+        )));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------
