@@ -9,6 +9,7 @@ pub mod import_checkpoint;
 pub mod metrics;
 pub mod predict;
 pub mod pretrain_scnn;
+pub mod reference_spelling;
 pub mod report;
 pub mod run;
 pub mod serve;
