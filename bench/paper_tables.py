@@ -2,7 +2,8 @@
 
 Reads the papers' tables from ../shared/reference/*.csv (never typed here) and our numbers from
 what this checkout holds: run folders under runs/ (experiment folders of `normiqa run`,
-`normiqa distill` folders) and the shipped models' run.json. A paper row whose analogue has not
+`normiqa distill` folders), the copies of finished runs' results.csv in reference/results/, and
+the shipped models' run.json. A paper row whose analogue has not
 been run here says so and names the command that produces it. Every number in the section comes
 from a file; rerun this script after a run finishes.
 
@@ -43,9 +44,12 @@ def mean_sd(v):
 
 
 def experiment_rows(name):
-    """results.csv of `normiqa run`'s experiment folder runs/<name>, or None."""
-    p = os.path.join(ROOT, "runs", name, "results.csv")
-    return (read_csv(p), p) if os.path.exists(p) else (None, p)
+    """results.csv of `normiqa run`'s experiment folder runs/<name>, else the copy kept in
+    reference/results/<name>.csv (copied there from a finished run), or None."""
+    for p in [os.path.join(ROOT, "runs", name, "results.csv"), os.path.join(ROOT, "reference", "results", f"{name}.csv")]:
+        if os.path.exists(p):
+            return read_csv(p), p
+    return None, os.path.join(ROOT, "runs", name, "results.csv")
 
 
 def num(s):
@@ -211,7 +215,9 @@ def mrkd_t67(mrkd):
     out.append(f"\nOurs: `{rel(p7)}` (`normiqa run experiments/mrkd-table7-clive-short.toml`: CLIVE 80/20 random "
                "split, frozen EfficientNet-Lite0, LinearityIQA heads for both models, SGD momentum 0.9, batch 16, cosine "
                "over 10 epochs (the short setting; the paper does not state its epochs), λ = 1 mutual, student rate 1e-2, up to 3 seeds; test metrics at the final epoch, mean ± sd over "
-               f"the seeds that finished). Each model alone (λ = 0, teacher at 0.1): large-lr {base[0]}, small-lr {base[1]}.\n")
+               f"the seeds that finished). Each model alone (λ = 0, teacher at 0.1): large-lr {base[0]}, small-lr {base[1]}. "
+               "A failed rate stopped with a non-finite loss (its failed.txt); why the paper's 3e-1 ... 7e-1 cannot work "
+               "for LinearityIQA heads (they can for DBCNN's normalised descriptor): docs/mrkd-teacher-rate.md.\n")
     return "\n".join(out)
 
 
