@@ -379,8 +379,9 @@ fn experiment_files_parse() {
 }
 
 /// The experiment files of MRKD in the paper's own setting (TID2013 and KADID-10k; DBCNN, the
-/// ResNet-50 regressor, HyperIQA) state that setting, and each runs end to end on the tiny
-/// fixture of its dataset (random weights, small images, one epoch: machinery, not accuracy).
+/// ResNet-50 regressor, HyperIQA) state that setting, and each model's file runs end to end on
+/// the tiny fixture of one of the datasets (random weights, small images, one epoch, the MRKD
+/// variant: machinery, not accuracy).
 #[test]
 fn paper_setting_files_hold_the_papers_setting_and_run_on_the_fixtures() {
     let _lock = lock();
@@ -399,13 +400,18 @@ fn paper_setting_files_hold_the_papers_setting_and_run_on_the_fixtures() {
             assert!(matches!(r.optimizer, normiqa::train::config::OptimizerKind::Sgd { momentum } if momentum == 0.9));
             assert!(exp.seeds.len() >= 3 && exp.variants.len() == 3);
             assert!(r.teacher.lr > r.student.lr);
+            // Each model once, each dataset at least once.
+            if !matches!((dataset, model), ("tid2013", "dbcnn") | ("kadid10k", "resnet50") | ("tid2013", "hyperiqa")) {
+                continue;
+            }
             // The fixture: its root, random weights, tiny images, one epoch of batch 2.
             let root = fixtures.join(dataset);
             match &mut exp.run.data.dataset {
                 DatasetSpec::Tid2013 { root: r } | DatasetSpec::Kadid { root: r } => *r = root,
                 other => panic!("{}: {other:?}", file.display()),
             }
-            let side = if model == "hyperiqa" { 224 } else { 32 };
+            // (ResNet-50 at 32 px has 1x1 last maps, whose batch-2 BatchNorm gives NaN outputs)
+            let side = if model == "hyperiqa" { 224 } else { 64 };
             exp.run.data.resize = Some([side, side]);
             if let Some(a) = exp.run.augment.as_mut() {
                 a.crop = Some([side, side]);
@@ -415,14 +421,15 @@ fn paper_setting_files_hold_the_papers_setting_and_run_on_the_fixtures() {
             exp.run.batch_size = 2;
             exp.run.device = "cpu".into();
             exp.seeds = vec![1];
+            exp.variants = vec![Variant::Mrkd];
             exp.plots = false;
             let out = tmp.path().join(format!("{dataset}-{model}"));
             let res = distill::run_experiment(&exp, &out, false)
                 .unwrap_or_else(|e| panic!("{}: {e:#}", file.display()))
                 .unwrap();
-            assert_eq!(res.runs.len(), 3, "{}", file.display());
+            assert_eq!(res.runs[0].results.len(), 1, "{}", file.display());
             n += 1;
         }
     }
-    assert_eq!(n, 6);
+    assert_eq!(n, 3);
 }
