@@ -217,7 +217,7 @@ def mrkd_t67(mrkd):
                "over 10 epochs (the short setting; the paper does not state its epochs), λ = 1 mutual, student rate 1e-2, up to 3 seeds; test metrics at the final epoch, mean ± sd over "
                f"the seeds that finished). Each model alone (λ = 0, teacher at 0.1): large-lr {base[0]}, small-lr {base[1]}. "
                "A failed rate stopped with a non-finite loss (its failed.txt); why the paper's 3e-1 ... 7e-1 cannot work "
-               "for LinearityIQA heads (they can for DBCNN's normalised descriptor): docs/mrkd-teacher-rate.md.\n")
+               "for LinearityIQA heads, and why 7e-1 diverges for normiqa's DBCNN with the mutual term too: docs/mrkd-teacher-rate.md.\n")
     return "\n".join(out)
 
 
