@@ -217,12 +217,16 @@ fn first_names<'a>(names: impl Iterator<Item = &'a str>) -> String {
     format!(" ({}{more})", v[..v.len().min(5)].join(", "))
 }
 
+/// The score scale of a checkpoint imported without `--dataset`.
+pub const UNNAMED_SCALE: &str = "the MOS scale of the data the checkpoint was trained on, which was not named at import (import-checkpoint --dataset ...; the authors' p1q2.pth: KonIQ-10k, 1-5), higher is better";
+
 /// Reads a LinearityIQA checkpoint and writes the run folder `out` (which must not exist or be
-/// empty). `data` is recorded in `config.toml` as the dataset the model belongs to.
+/// empty). `data` is recorded in `config.toml` as the dataset the model belongs to; when it was
+/// not given (`data_given` false: the default dataset), the scores' scale is recorded as unknown.
 pub fn import_linearityiqa(
     checkpoint: &Path,
     model: ModelConfig,
-    data: DataConfig,
+    (data, data_given): (DataConfig, bool),
     out: &Path,
 ) -> Result<ImportRecord, ImportError> {
     if model.backbone.is_efficientnet_lite() {
@@ -242,6 +246,9 @@ pub fn import_linearityiqa(
     let _net = LinearityIqa::new(&vs, model.clone());
     let tensors = copy_state_dict(&vs, &sd, &model, checkpoint)?;
     let map = |i: usize| LinearMap { k: k[i], b: b[i] };
+    // Without the data it was trained on, the scale of its k·ŷ+b is unknown to normiqa (the
+    // default dataset, CLIVE, would be a wrong label: the authors' checkpoints are KonIQ-trained).
+    let scale = (!data_given).then(|| UNNAMED_SCALE.to_string());
     let mut config = TrainConfig::new(data.dataset.clone());
     config.data = data;
     config.model = model;
@@ -263,6 +270,7 @@ pub fn import_linearityiqa(
         device: "cpu".into(),
         constant_mos_batches: 0,
         also: Vec::new(),
+        scale,
     };
     let record = ImportRecord {
         from: "linearityiqa".into(),

@@ -5,6 +5,11 @@ use std::io::IsTerminal;
 use clap::Parser;
 
 fn main() {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(msg) = normiqa::cli::reference_spelling::check(&argv) {
+        eprintln!("error: {msg}");
+        std::process::exit(2);
+    }
     let args = normiqa::cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("NORMIQA_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

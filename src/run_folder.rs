@@ -17,6 +17,7 @@
 //!   | nothing (absent or empty)                          | run ([`Start::Fresh`])          |
 //!   | an unfinished run of the same configuration        | resume it ([`Start::Resume`])   |
 //!   | a finished run of the same configuration           | nothing to do ([`Start::Finished`]) |
+//!   | a run of another configuration that never started (only its `config.toml`, and `failed.txt` when it failed before its first epoch: e.g. on its data) | replaced ([`Start::Fresh`]): nothing of it is lost |
 //!   | a run of another configuration, finished or not    | refused, naming the differing options |
 //!   | only files named as this kind's, no readable configuration | refused, naming the files |
 //!   | any other file, no readable configuration          | refused, even with `--overwrite` |
@@ -44,6 +45,8 @@ use crate::atomic;
 pub const LOCK: &str = ".normiqa.lock";
 /// The resolved configuration of the run in a folder.
 pub const CONFIG: &str = "config.toml";
+/// Why the run in a folder failed (written by `normiqa run` and `normiqa distill`).
+pub const FAILED: &str = "failed.txt";
 
 /// What a kind of run writes into its folder.
 #[derive(Debug, Clone, Copy)]
@@ -156,9 +159,12 @@ pub enum Found {
     Empty,
     /// A run of this configuration; `finished` when its result file exists.
     Same { finished: bool },
-    /// A run of another configuration.
+    /// A run of another configuration. `started`: it holds more than its configuration (and a
+    /// `failed.txt`): a log, saved state, weights or results. One that never started (it failed
+    /// before its first epoch, e.g. on its data) is replaced without `--overwrite`.
     Other {
         finished: bool,
+        started: bool,
         differences: Vec<Difference>,
     },
     /// Files, but no configuration of this kind that can be read (`reason` says why);
@@ -240,6 +246,10 @@ impl RunFolder {
             }
             (Found::Same { finished: true }, false) => Start::Finished,
             (Found::Same { finished: false }, false) => Start::Resume,
+            (Found::Other { started: false, .. }, false) => {
+                clear(dir, layout)?;
+                Start::Fresh
+            }
             (found, false) => return Err(refusal(dir, layout, found)),
         };
         Ok(RunFolder {
@@ -264,6 +274,7 @@ pub fn refusal(dir: &Path, layout: &Layout, found: &Found) -> RunFolderError {
         Found::Other {
             finished,
             differences,
+            ..
         } => RunFolderError::OtherConfiguration {
             dir: dir.to_path_buf(),
             what: layout.what,
@@ -347,6 +358,7 @@ pub fn inspect<T: Serialize + DeserializeOwned>(
     } else {
         Found::Other {
             finished,
+            started: entries.iter().any(|n| n != CONFIG && n != FAILED),
             differences,
         }
     })
@@ -582,6 +594,22 @@ mod tests {
         assert!(dir.join("weights.safetensors").exists(), "refusal changes nothing");
         assert_eq!(open(&dir, &cfg(2, "cpu"), true).unwrap(), Start::Fresh);
         assert_eq!(entries(&dir).unwrap(), ["notes.txt"], "only normiqa's files go");
+    }
+
+    #[test]
+    fn a_run_of_another_configuration_that_never_started_is_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        std::fs::create_dir_all(&dir).unwrap();
+        write_config(&dir, &cfg(1, "cpu"));
+        std::fs::write(dir.join(FAILED), "no column 'score' in labels.csv").unwrap();
+        assert_eq!(open(&dir, &cfg(2, "cpu"), false).unwrap(), Start::Fresh);
+        assert!(entries(&dir).unwrap().is_empty(), "its config and failure note are gone");
+        // Once it holds more (a log), it is a run, refused as before.
+        write_config(&dir, &cfg(1, "cpu"));
+        std::fs::write(dir.join("log.jsonl"), "{}").unwrap();
+        let err = open(&dir, &cfg(2, "cpu"), false).unwrap_err().to_string();
+        assert!(err.contains("an unfinished training run of another configuration"), "{err}");
     }
 
     #[test]

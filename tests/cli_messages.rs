@@ -194,6 +194,53 @@ fn predict_names_the_output_when_the_disk_is_full() {
     );
 }
 
+/// The reference main.py's multi-letter short options name the long option (clap would read
+/// `-bs 8` as `-b s 8`: "invalid value 's' for --batch-size"); its mixed-precision levels are
+/// refused naming --opt-level; its one-letter ones parse.
+#[test]
+fn reference_short_spellings_name_the_long_option() {
+    let o = bin().args(["train", "--dataset", "clive", "-bs", "8"]).output().unwrap();
+    let err = text(&o.stderr);
+    assert!(!o.status.success());
+    assert!(err.contains("-bs: the reference main.py's short option") && err.contains("--batch-size"), "{err}");
+    assert!(!err.contains("invalid value 's'"), "{err}");
+    let err = cli_err(&["train", "--dataset", "clive", "--opt_level", "O1"]);
+    assert!(err.contains("--opt-level O1: mixed-precision training is not offered"), "{err}");
+    let parsed = Cli::try_parse_from(["normiqa", "train", "-a", "1", "0.1", "-p", "2", "-q", "1", "-g", "0.2", "--val_criterion", "PLCC"]);
+    assert!(parsed.is_ok(), "{:?}", parsed.err());
+}
+
+/// The size warning names the model's own training images: a model trained on KonIQ-10k
+/// (here the shipped model's folder relabelled so) is not said to have seen 500x500 photos.
+#[test]
+fn the_size_warning_names_the_models_training_images() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("koniq-model");
+    std::fs::create_dir(&model).unwrap();
+    for e in std::fs::read_dir(self::model()).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, model.join(p.file_name().unwrap())).unwrap();
+    }
+    let run_json = model.join("run.json");
+    let mut info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&run_json).unwrap()).unwrap();
+    info["config"]["data"]["dataset"] =
+        serde_json::json!({"kind": "koniq", "labels": "koniq10k.csv", "images": "1024x768"});
+    std::fs::write(&run_json, serde_json::to_string(&info).unwrap()).unwrap();
+    save_png(&tmp.path().join("tiny.png"), 60, 40);
+    let o = bin()
+        .args(["predict", tmp.path().join("tiny.png").to_str().unwrap()])
+        .args(["--model", model.to_str().unwrap(), "--device", "cpu"])
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("under 128 px") && err.contains("trained on 1024x768 photos (KonIQ-10k)") && !err.contains("500x500"),
+        "{err}"
+    );
+}
+
 #[test]
 fn predict_warns_about_sizes_far_from_training_and_max_side_avoids_it() {
     let tmp = tempfile::tempdir().unwrap();

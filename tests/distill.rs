@@ -44,6 +44,7 @@ fn tiny(dir: &Path, n: usize) -> DistillConfig {
         train_val_ratio: 0.8,
         resize: None,
         loading: Default::default(),
+        splits: None,
         decoding: Default::default(),
     };
     let mut cfg = DistillConfig::new(data, 0.01, 0.001);
@@ -298,6 +299,37 @@ fn two_epoch_experiment_writes_results_tables_and_plots() {
     assert_eq!(exp2, exp);
 }
 
+/// A variant whose loss diverges (the MRKD teacher at an absurd rate) fails alone: the other
+/// variant's pairs finish and get their table, the command ends with an error naming the failed
+/// pairs, and a second run keeps the finished pairs and tries only the failed ones again.
+#[test]
+fn a_diverged_variant_fails_alone_and_the_finished_ones_get_their_table() {
+    let _lock = lock();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = tiny(tmp.path(), 24);
+    cfg.teacher.lr = 1e12;
+    let exp = Experiment {
+        run: cfg,
+        variants: vec![Variant::Urkd, Variant::Mrkd],
+        seeds: vec![1, 2],
+        urkd_lr: None,
+        save_weights: false,
+        plots: false,
+    };
+    let out = tmp.path().join("exp");
+    let err = format!("{:#}", distill::run_experiment(&exp, &out, false).unwrap_err());
+    assert!(err.contains("2 of the experiment's pairs failed") && err.contains("mrkd seed 1") && err.contains("mrkd seed 2"), "{err}");
+    let md = std::fs::read_to_string(out.join("results.md")).unwrap();
+    assert!(md.contains("| urkd | URKD model 2 |") && !md.contains("| mrkd | MRKD student |"), "{md}");
+    assert!(md.contains("Failed pairs") && md.contains("non-finite"), "{md}");
+    assert!(out.join("mrkd/seed-1/failed.txt").exists());
+    assert!(!out.join("results.json").exists(), "not finished: the failed pairs run again");
+    let done = out.join("urkd/seed-1/pair.json");
+    let stamp = std::fs::metadata(&done).unwrap().modified().unwrap();
+    assert!(distill::run_experiment(&exp, &out, false).is_err());
+    assert_eq!(std::fs::metadata(&done).unwrap().modified().unwrap(), stamp, "finished pairs are kept");
+}
+
 #[test]
 fn fine_tuning_runs_through_the_backbones() {
     let _lock = lock();
@@ -344,4 +376,60 @@ fn experiment_files_parse() {
         }
     }
     assert!(n >= 1);
+}
+
+/// The experiment files of MRKD in the paper's own setting (TID2013 and KADID-10k; DBCNN, the
+/// ResNet-50 regressor, HyperIQA) state that setting, and each model's file runs end to end on
+/// the tiny fixture of one of the datasets (random weights, small images, one epoch, the MRKD
+/// variant: machinery, not accuracy).
+#[test]
+fn paper_setting_files_hold_the_papers_setting_and_run_on_the_fixtures() {
+    let _lock = lock();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/mrkd");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/normiqa-core/tests/data/datasets");
+    let tmp = tempfile::tempdir().unwrap();
+    let mut n = 0;
+    for dataset in ["tid2013", "kadid10k"] {
+        for model in ["dbcnn", "resnet50", "hyperiqa"] {
+            let file = dir.join(format!("paper-{dataset}-{model}.toml"));
+            let mut exp: Experiment = toml::from_str(&std::fs::read_to_string(&file).unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+            let r = &exp.run;
+            assert_eq!((r.batch_size, r.lambda, r.data.train_ratio, r.ft_lr_ratio), (16, 1.0, 0.8, 1.0), "{}", file.display());
+            assert_eq!(r.data.split, SplitProtocol::Random);
+            assert!(matches!(r.optimizer, normiqa::train::config::OptimizerKind::Sgd { momentum } if momentum == 0.9));
+            assert!(exp.seeds.len() >= 3 && exp.variants.len() == 3);
+            assert!(r.teacher.lr > r.student.lr);
+            // Each model once, each dataset at least once.
+            if !matches!((dataset, model), ("tid2013", "dbcnn") | ("kadid10k", "resnet50") | ("tid2013", "hyperiqa")) {
+                continue;
+            }
+            // The fixture: its root, random weights, tiny images, one epoch of batch 2.
+            let root = fixtures.join(dataset);
+            match &mut exp.run.data.dataset {
+                DatasetSpec::Tid2013 { root: r } | DatasetSpec::Kadid { root: r } => *r = root,
+                other => panic!("{}: {other:?}", file.display()),
+            }
+            // (ResNet-50 at 32 px has 1x1 last maps, whose batch-2 BatchNorm gives NaN outputs)
+            let side = if model == "hyperiqa" { 224 } else { 64 };
+            exp.run.data.resize = Some([side, side]);
+            if let Some(a) = exp.run.augment.as_mut() {
+                a.crop = Some([side, side]);
+            }
+            exp.run.random_init = true;
+            exp.run.epochs = 1;
+            exp.run.batch_size = 2;
+            exp.run.device = "cpu".into();
+            exp.seeds = vec![1];
+            exp.variants = vec![Variant::Mrkd];
+            exp.plots = false;
+            let out = tmp.path().join(format!("{dataset}-{model}"));
+            let res = distill::run_experiment(&exp, &out, false)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", file.display()))
+                .unwrap();
+            assert_eq!(res.runs[0].results.len(), 1, "{}", file.display());
+            n += 1;
+        }
+    }
+    assert_eq!(n, 3);
 }

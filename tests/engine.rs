@@ -33,6 +33,7 @@ fn tiny(dir: &Path, n: usize) -> DistillConfig {
         train_val_ratio: 0.8,
         resize: None,
         loading: Default::default(),
+        splits: None,
         decoding: Default::default(),
     };
     let mut cfg = DistillConfig::new(data, 0.01, 0.001);
@@ -294,6 +295,61 @@ seed = [1]
     assert!(close(srcc("lr=0.001_seed=1", "student"), want(Variant::Urkd, 1)));
     // The baseline's student does not depend on the teacher (λ = 0).
     assert!(close(srcc("lambda=baseline_seed=1", "student"), want(Variant::Baseline, 1)));
+}
+
+/// A pair of a `run` experiment that fails (its teacher's loss diverges) is listed as failed in
+/// results.md and results.csv, as `run --dry-run` lists it, not as pending.
+#[test]
+fn a_failed_pair_is_listed_as_failed_in_the_results() {
+    let _s = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tiny(tmp.path(), 24);
+    let DatasetSpec::Csv { csv, images, .. } = &cfg.data.dataset else {
+        unreachable!()
+    };
+    let text = format!(
+        r#"
+random_init = true
+epochs = 1
+batch_size = 4
+device = "cpu"
+[experiment]
+name = "diverges"
+procedure = "distill"
+pair_over = "seed"
+[data]
+split = "random"
+dataset = {{ kind = "csv", csv = {csv:?}, images = {images:?} }}
+[teacher]
+lr = 0.01
+[student]
+lr = 0.001
+[[sweep]]
+"teacher.lr" = [0.01, 1e12]
+seed = [1]
+"#
+    );
+    let exp = normiqa::experiment::Experiment::parse(&text, "x").unwrap();
+    let opts = normiqa::experiment::RunOptions {
+        runs_root: tmp.path().join("runs"),
+        ..Default::default()
+    };
+    let err = format!("{:#}", normiqa::experiment::run(&exp, &opts).unwrap_err());
+    assert!(err.contains("1 run(s) failed"), "{err}");
+    let dir = tmp.path().join("runs/diverges");
+    let results = normiqa::experiment::runner::write_results(&exp, &dir).unwrap();
+    let status: Vec<(&str, &str)> = results.rows.iter().map(|r| (r.name.as_str(), r.status())).collect();
+    assert_eq!(
+        status,
+        [
+            ("lr=0.01_seed=1/teacher", "done"),
+            ("lr=0.01_seed=1/student", "done"),
+            ("lr=1000000000000_seed=1/teacher", "failed"),
+            ("lr=1000000000000_seed=1/student", "failed"),
+        ]
+    );
+    let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
+    assert!(md.contains("failed") && !md.contains("pending"), "{md}");
 }
 
 #[test]

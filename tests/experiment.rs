@@ -85,7 +85,10 @@ fn every_shipped_experiment_parses() {
             // 3 optimisers x 3 losses x 5 rates (1e-1 .. 1e-5, as Table A1)
             "suppl-c-optimizers-koniq" => Some(45),
             "suppl-d-nonbn-koniq" => Some(6),
-            "suppl-e-ttest-clive" => Some(20),
+            // 5 losses (p,q pairs and l + 0.1 l') x 10 CLIVE splits
+            "suppl-e-ttest-clive" | "suppl-e-ttest-clive-lite0" => Some(50),
+            // (baseline + URKD + 7 teacher rates) x 3 seeds
+            "mrkd-table7-clive-short" => Some(27),
             "ttest-clive-lite0" => Some(20),
             // 3 EfficientNet-Lite backbones x 10 CLIVE splits
             "ttest-clive-lite012" => Some(30),
@@ -373,7 +376,9 @@ fn clive_experiments_run_on_a_synthetic_stand_in_with_ttests_and_report() {
     for want in [
         "curves_val_plcc.png",
         "curves_val_srocc.png",
+        "curves_val_rmse.png",
         "bhat.png",
+        "bhat_per_epoch.png",
         "loss.png",
         "bars_loss.png",
         "report.md",

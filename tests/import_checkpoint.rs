@@ -170,6 +170,24 @@ fn imported_checkpoint_predicts_the_reference_test_demo_scores() {
     // the images differ by more than the tolerance, so the check can tell them apart
     let s: Vec<f64> = scores.iter().map(|s| s["score"].as_f64().unwrap()).collect();
     assert!((s[0] - s[1]).abs() > 1e-2);
+    imported_scores_name_the_scale_of_the_data_given(&ckpt, arch, tmp.path(), &run_dir);
+}
+
+/// The scale `predict` names: unknown when the data was not named at import (the default
+/// dataset, CLIVE, would mislabel the authors' KonIQ-trained checkpoints), that of the dataset
+/// given otherwise.
+fn imported_scores_name_the_scale_of_the_data_given(ckpt: &Path, arch: &str, tmp: &Path, unnamed: &Path) {
+    let scale = normiqa::train::RunInfo::load(unnamed).unwrap().score_scale();
+    assert!(!scale.contains("CLIVE") && scale.contains("not named at import"), "{scale}");
+    let koniq = tmp.join("imported-koniq");
+    cli(&[
+        "import-checkpoint", "--from", "linearityiqa", ckpt.to_str().unwrap(), "--arch", arch,
+        "--dataset", "koniq", "--labels", "koniq10k_distributions_sets.csv", "--images", "1024x768",
+        "--out", koniq.to_str().unwrap(),
+    ])
+    .unwrap();
+    let scale = normiqa::train::RunInfo::load(&koniq).unwrap().score_scale();
+    assert!(scale.starts_with("KonIQ-10k MOS scale"), "{scale}");
 }
 
 /// A tiny stand-in checkpoint (wrong for any architecture) to exercise the error paths.

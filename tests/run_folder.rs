@@ -134,6 +134,53 @@ fn an_interrupted_run_is_resumed_only_by_its_own_configuration() {
 }
 
 /// A one-variant, one-seed, one-epoch distillation experiment.
+/// A `train` that fails on its data (here: a MOS column the CSV lacks) leaves nothing that
+/// blocks the corrected command, though that command is another configuration.
+#[test]
+fn a_run_that_failed_on_its_data_does_not_block_the_corrected_command() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    std::env::set_var("NORMIQA_FEATURE_CACHE", tmp.path().join("cache"));
+    let good = tiny_train(tmp.path());
+    let mut wrong = good.clone();
+    if let DatasetSpec::Csv { mos_column, .. } = &mut wrong.data.dataset {
+        *mos_column = "score".into();
+    }
+    let out = tmp.path().join("runs/r");
+    let err = format!("{:#}", train::train(&wrong, &out).err().expect("no column 'score'"));
+    assert!(err.contains("score"), "{err}");
+    let fixed = train::train(&good, &out).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(fixed.start, Start::Fresh);
+    assert_eq!(events(&out, "start"), 1);
+    // A run of another configuration that did start is still refused.
+    let mut other = good.clone();
+    other.seed = 7;
+    let err = format!("{:#}", train::train(&other, &out).err().expect("refused"));
+    assert!(err.contains("of another configuration"), "{err}");
+}
+
+/// `report --tensorboard` writes its event files into the report's folder: the run folder it
+/// reads is left as it was.
+#[test]
+fn report_with_tensorboard_leaves_the_run_folder_as_it_was() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    std::env::set_var("NORMIQA_FEATURE_CACHE", tmp.path().join("cache"));
+    let out = tmp.path().join("runs/r");
+    train::train(&tiny_train(tmp.path()), &out).unwrap();
+    let before = snapshot(&out);
+    let report = tmp.path().join("report");
+    let opts = normiqa::cli::report::ReportOptions {
+        out: Some(report.clone()),
+        tensorboard: true,
+        ..Default::default()
+    };
+    let files = normiqa::cli::report::report(&out, &opts).unwrap();
+    assert_eq!(snapshot(&out), before, "the run folder was written into");
+    let ev = files.iter().find(|f| f.to_string_lossy().contains("events.out.tfevents.")).expect("an event file");
+    assert!(ev.starts_with(report.join("tensorboard")), "{}", ev.display());
+}
+
 fn tiny_distill(dir: &Path, seed: u64) -> Experiment {
     let data = DataConfig {
         dataset: csv_spec(dir, 24),
@@ -143,6 +190,7 @@ fn tiny_distill(dir: &Path, seed: u64) -> Experiment {
         train_val_ratio: 0.8,
         resize: None,
         loading: Default::default(),
+        splits: None,
         decoding: Default::default(),
     };
     let mut run = DistillConfig::new(data, 0.01, 0.001);

@@ -271,6 +271,71 @@ fn fr_folders_pair_synth_names() {
     }
 }
 
+/// `synth` says when generated images are pixel-identical to their reference (Gaussian blur at
+/// level 1 leaves the embedded 128x128 references unchanged), in its summary and its JSON.
+#[test]
+fn synth_says_which_images_are_identical_to_their_reference() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run = |out: &str, json: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_normiqa"));
+        c.args(["synth", "--embedded", "--distortions", "gaussian_blur,jpeg", "--levels", "1,4", "--out"]);
+        c.arg(tmp.path().join(out));
+        if json {
+            c.arg("--json");
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let text = run("a", false);
+    assert!(
+        text.contains("6 of the 24 generated images are identical to their reference (gaussian_blur level 1: 6)")
+            && text.contains("--levels"),
+        "{text}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&run("b", true)).unwrap();
+    assert_eq!(doc["identical_to_reference"], serde_json::json!([{"what": "gaussian_blur level 1", "images": 6}]));
+    // Their labels are those of no distortion, which is what the note says.
+    let labels = std::fs::read_to_string(tmp.path().join("a/labels.csv")).unwrap();
+    let row = labels.lines().find(|l| l.contains("_01_1.png")).unwrap();
+    assert!(row.ends_with(",1"), "{row}");
+}
+
+/// `fr` on folders where one pair is identical to its reference: that pair's PSNR is infinite,
+/// the mean PSNR is the other pairs' (not inf) and the output says how many were left out.
+#[test]
+fn fr_mean_psnr_leaves_out_identical_pairs_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (r, d) = (tmp.path().join("ref"), tmp.path().join("dist"));
+    std::fs::create_dir_all(&r).unwrap();
+    std::fs::create_dir_all(&d).unwrap();
+    let img = |k: u32| image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([(x * 4) as u8, (y * 4) as u8, ((x + y + k) % 256) as u8]));
+    for name in ["a.png", "b.png"] {
+        img(0).save(r.join(name)).unwrap();
+    }
+    img(0).save(d.join("a.png")).unwrap();
+    img(9).save(d.join("b.png")).unwrap();
+    let run = |json: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_normiqa"));
+        c.args(["fr", "--ref", r.to_str().unwrap(), "--dist", d.to_str().unwrap(), "--metric", "psnr"]);
+        if json {
+            c.arg("--json");
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let doc: serde_json::Value = serde_json::from_str(&run(true)).unwrap();
+    let b = doc["pairs"][1]["metrics"]["psnr"].as_f64().expect("b has a finite PSNR");
+    let mean = doc["mean"]["psnr"].as_f64().expect("a finite mean PSNR");
+    assert!((mean - b).abs() < 1e-9, "mean {mean} vs b {b}");
+    assert_eq!(doc["identical_pairs"], 1);
+    let table = run(false);
+    let mean_row = table.lines().find(|l| l.starts_with("mean (2)")).unwrap();
+    assert!(!mean_row.contains("inf"), "{table}");
+    assert!(table.contains("1 of the 2 pairs are identical to their reference"), "{table}");
+}
+
 #[test]
 fn plot_handles_negative_and_nan_srocc() {
     let tmp = tempfile::tempdir().unwrap();

@@ -55,9 +55,15 @@ pub struct DataArgs {
     /// Split protocol.
     #[arg(long, value_enum, default_value = "default")]
     pub split: SplitArg,
-    /// Split id (the reference's --exp_id).
+    /// Split id (the reference's --exp_id). CLIVE: permutation `order_<id>` of the splits file
+    /// (../shared/data/clive/splits.csv holds the reference's first 10; with all 1000 of the
+    /// reference's data/CLIVEinfo.mat, any id, as the reference: `id % 1000`).
     #[arg(long, alias = "exp_id", default_value_t = 0)]
     pub exp_id: usize,
+    /// CLIVE: the splits file (`image,order_0,...`; default ROOT/splits.csv), e.g. the
+    /// reference's 1000 permutations written by `python reference/clive_splits.py CLIVEinfo.mat OUT.csv`.
+    #[arg(long, value_name = "CSV")]
+    pub splits: Option<PathBuf>,
     /// Share of the images in the training set (the reference's --train_ratio).
     #[arg(long, alias = "train_ratio", default_value_t = crate::train::config::defaults::TRAIN_RATIO)]
     pub train_ratio: f64,
@@ -298,6 +304,9 @@ impl DataArgs {
         };
         let decoding = self.decoding.options();
         check_resize(resize, &decoding)?;
+        if self.splits.is_some() && kind != DatasetKind::Clive {
+            bail!("--splits: only CLIVE's splits come from a file; --dataset {} has its own", kind.name());
+        }
         let mut cfg = DataConfig {
             dataset,
             split: match self.split {
@@ -312,6 +321,7 @@ impl DataArgs {
             resize,
             loading: LoadOptions::default(),
             decoding,
+            splits: self.splits.clone(),
         };
         self.apply_input_flags(&mut cfg);
         Ok(cfg)

@@ -105,6 +105,10 @@ pub fn score_pair_with(
     let values = metrics
         .iter()
         .map(|m| match m.compute_with(&a, &b, ssim) {
+            Ok(v) if v.is_infinite() => {
+                note.get_or_insert_with(|| "identical to its reference: PSNR is infinite (null in JSON)".to_string());
+                Some(v)
+            }
             Ok(v) => Some(v),
             Err(e) => {
                 note.get_or_insert_with(|| e.to_string());
@@ -118,6 +122,20 @@ pub fn score_pair_with(
         values,
         note,
     })
+}
+
+/// The mean of each metric over the pairs it scored with a finite value, and how many it scored
+/// infinite (PSNR of a pair identical to its reference), which the mean leaves out: one such
+/// pair would make the mean infinite and hide the others.
+pub fn means(scored: &[FrPair], n_metrics: usize) -> (Vec<Option<f64>>, Vec<usize>) {
+    (0..n_metrics)
+        .map(|k| {
+            let all: Vec<f64> = scored.iter().filter_map(|p| p.values[k]).collect();
+            let v: Vec<f64> = all.iter().copied().filter(|x| x.is_finite()).collect();
+            let mean = (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64);
+            (mean, all.len() - v.len())
+        })
+        .unzip()
 }
 
 /// The stem without a KADID-style `_<dd>_<l>` suffix (`kodim01_09_3` → `kodim01`).
@@ -180,12 +198,9 @@ pub fn run(args: FrArgs) -> Result<()> {
         .collect::<Result<_>>();
     bar.finish_and_clear();
     let scored = scored?;
-    let means: Vec<Option<f64>> = (0..metrics.len())
-        .map(|k| {
-            let v: Vec<f64> = scored.iter().filter_map(|p| p.values[k]).collect();
-            (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
-        })
-        .collect();
+    let (means, infinite) = means(&scored, metrics.len());
+    let psnr = metrics.iter().position(|m| *m == FrMetric::Psnr);
+    let identical = psnr.map_or(0, |k| infinite[k]);
     if args.json {
         let obj = |values: &[Option<f64>]| -> serde_json::Value {
             let mut o = serde_json::Map::new();
@@ -203,7 +218,7 @@ pub fn run(args: FrArgs) -> Result<()> {
         let out = if scored.len() == 1 && unpaired.is_empty() && !args.dist.is_dir() {
             pairs_json.into_iter().next().unwrap()
         } else {
-            serde_json::json!({"pairs": pairs_json, "mean": obj(&means), "unpaired": unpaired, "ssim_mode": args.ssim_mode.name()})
+            serde_json::json!({"pairs": pairs_json, "mean": obj(&means), "identical_pairs": identical, "unpaired": unpaired, "ssim_mode": args.ssim_mode.name()})
         };
         crate::outln!("{}", serde_json::to_string_pretty(&out)?)?;
         return Ok(());
@@ -233,6 +248,13 @@ pub fn run(args: FrArgs) -> Result<()> {
             crate::out!(" {}", fmt(v))?;
         }
         crate::outln!()?;
+        if identical > 0 {
+            crate::outln!(
+                "{identical} of the {} pairs are identical to their reference (PSNR inf): the mean PSNR is over the other {}",
+                scored.len(),
+                scored.len() - identical
+            )?;
+        }
     }
     if let Some(n) = scored.iter().find_map(|p| p.note.as_ref()) {
         crate::outln!("note: {n}")?;

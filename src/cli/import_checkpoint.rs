@@ -43,7 +43,8 @@ pub struct ImportArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// The dataset the model was trained on, recorded in config.toml so that `normiqa test
-    /// --model DIR` evaluates on its test split (default: CLIVE at ../shared/data/clive; the
+    /// --model DIR` evaluates on its test split and `predict` names the scores' scale (default:
+    /// CLIVE at ../shared/data/clive for `test`, with the scale recorded as not named; the
     /// authors' p1q2.pth was trained on KonIQ-10k with --resize 498 664).
     #[command(flatten)]
     pub data: DataArgs,
@@ -61,7 +62,7 @@ pub fn run(args: ImportArgs) -> Result<()> {
     let data = args.data.to_config()?;
     let record = match args.from {
         Source::Linearityiqa => {
-            crate::import::import_linearityiqa(&args.checkpoint, model, data, &args.out)
+            crate::import::import_linearityiqa(&args.checkpoint, model, (data, args.data.given()), &args.out)
         }
     }
     .with_context(|| format!("importing {}", args.checkpoint.display()))?;

@@ -10,6 +10,7 @@ pub mod merge;
 pub mod metrics;
 pub mod predict;
 pub mod pretrain_scnn;
+pub mod reference_spelling;
 pub mod report;
 pub mod run;
 pub mod serve;

@@ -317,13 +317,18 @@ fn resize_rules(args: &PredictArgs) -> Result<Vec<Resize>> {
 }
 
 /// Images far from the sizes the model was trained on, for one warning per kind.
-#[derive(Default)]
 struct SizeWarnings {
+    /// What the model was trained on ([`crate::train::RunInfo::training_images`]).
+    trained_on: String,
     tiny: Vec<String>,
     huge: Vec<String>,
 }
 
 impl SizeWarnings {
+    fn new(trained_on: String) -> Self {
+        SizeWarnings { trained_on, tiny: Vec::new(), huge: Vec::new() }
+    }
+
     /// Notes a decoded image (after the resize rules: `w` x `h`) whose size is unusual.
     fn note(&mut self, name: &str, w: u32, h: u32) {
         let item = format!("{name} ({w}x{h})");
@@ -344,16 +349,18 @@ impl SizeWarnings {
         };
         if !self.tiny.is_empty() {
             tracing::warn!(
-                "{} under {TINY_SIDE} px on a side: {}. The model saw 500x500 photos in training; scores of such small images are unreliable (they can fall far outside the scale)",
+                "{} under {TINY_SIDE} px on a side: {}. The model was trained on {}; scores of such small images are unreliable (they can fall far outside the scale)",
                 n_images(self.tiny.len()),
-                list(&self.tiny)
+                list(&self.tiny),
+                self.trained_on
             );
         }
         if !self.huge.is_empty() {
             tracing::warn!(
-                "{} over {HUGE_SIDE} px on a side: {}. Scored at native size, far larger than the 500x500 photos of training: slow and memory-hungry; --max-side 1024 downscales them first",
+                "{} over {HUGE_SIDE} px on a side: {}. Scored at native size, far larger than the model's training images ({}): slow and memory-hungry; --max-side 1024 downscales them first",
                 n_images(self.huge.len()),
-                list(&self.huge)
+                list(&self.huge),
+                self.trained_on
             );
         }
     }
@@ -653,7 +660,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let writing = || format!("writing the scores to {dest}");
     let mut out = row_writer(&mut file, args.layout(), heads).with_context(writing)?;
     let mut failures = sel.unreadable;
-    let mut sizes = SizeWarnings::default();
+    let mut sizes = SizeWarnings::new(info.training_images());
     let t0 = std::time::Instant::now();
     let bar = crate::progress::bar(files.len() as u64, "scoring");
     let job = job_size(args.chunk, pool.workers, crate::train::config::eval_batch_size(args.batch_size, device));

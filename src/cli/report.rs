@@ -38,9 +38,16 @@ pub struct ReportArgs {
     /// At most this many scatter plots.
     #[arg(long, default_value_t = 8)]
     pub max_scatter: usize,
-    /// Also write TensorBoard event files (<run>/tensorboard/) from each run's log.jsonl.
+    /// Also write TensorBoard event files from each run's log.jsonl, into the report's folder
+    /// (<out>/tensorboard/<run>/; the run folders are only read).
     #[arg(long)]
     pub tensorboard: bool,
+    /// A paired t-test (over the experiment's splits or seeds) between the runs named by A and
+    /// those named by B, each a quoted list of swept key=label values as the tables show them,
+    /// e.g. --compare "loss=p1q2" "loss=p2q1", --compare "member=student lambda=baseline"
+    /// "member=student lr=0.1"; repeatable. Printed and added to report.md.
+    #[arg(long, num_args = 2, value_names = ["A", "B"], action = clap::ArgAction::Append)]
+    pub compare: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -50,6 +57,8 @@ pub struct ReportOptions {
     pub metric: Option<String>,
     pub max_scatter: usize,
     pub tensorboard: bool,
+    /// Pairs of settings to t-test (`--compare A B`).
+    pub compare: Vec<[String; 2]>,
 }
 
 impl Default for ReportOptions {
@@ -60,6 +69,7 @@ impl Default for ReportOptions {
             metric: None,
             max_scatter: 8,
             tensorboard: false,
+            compare: Vec::new(),
         }
     }
 }
@@ -71,6 +81,7 @@ pub fn run(args: ReportArgs) -> Result<()> {
         metric: args.metric,
         max_scatter: args.max_scatter,
         tensorboard: args.tensorboard,
+        compare: args.compare.chunks(2).map(|c| [c[0].clone(), c[1].clone()]).collect(),
     };
     let files = report(&args.dir, &opts)?;
     for f in &files {
@@ -106,6 +117,7 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
             pair_over: None,
             threshold_metric: "plcc".into(),
             keys: vec![],
+            compare: Vec::new(),
             rows: vec![ResultRow {
                 index: 0,
                 name: String::new(),
@@ -146,13 +158,22 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
         results.apply_threshold(thr, None);
     }
 
+    for [a, b] in &opts.compare {
+        let c = tables::compare(&results, a, b).with_context(|| format!("--compare '{a}' '{b}'"))?;
+        crate::outln!(
+            "{a} vs {b}: {} pairs, Δ SROCC {:+.4} (p = {:.4}), Δ PLCC {:+.4} (p = {:.4})",
+            c.n, c.srocc_diff, c.srocc_p, c.plcc_diff, c.plcc_p
+        )?;
+        results.compare.push([a.clone(), b.clone()]);
+    }
+
     let mut files = Vec::new();
     let reps = representatives(&results);
     let single = is_run_dir(dir);
     let metric = results.threshold_metric.clone();
 
-    // Metric-vs-epoch curves.
-    for m in ["plcc", "srocc"] {
+    // Metric-vs-epoch curves (the paper's Fig. 1: PLCC, SROCC and RMSE per epoch).
+    for m in ["plcc", "srocc", "rmse"] {
         for stage in ["val", "test"] {
             let mut chart = LineChart {
                 title: format!(
@@ -173,8 +194,10 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
                     .map(|e| {
                         let v = match (stage, m) {
                             ("val", "plcc") => e.val_plcc,
+                            ("val", "rmse") => e.val_rmse,
                             ("val", _) => e.val_srocc,
                             (_, "plcc") => e.test_plcc,
+                            (_, "rmse") => e.test_rmse,
                             _ => e.test_srocc,
                         };
                         (e.epoch as f64, v)
@@ -236,6 +259,10 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
             plots::line_chart(&f, &chart)?;
             files.push(f);
         }
+    }
+
+    if let Some(f) = bhat_per_epoch(&reps, &results, &out)? {
+        files.push(f);
     }
 
     // b̂ per iteration.
@@ -310,13 +337,20 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
     }
 
     if opts.tensorboard {
+        // Into the report's folder (the runs are only read): one sub-folder per run, as
+        // TensorBoard lists runs.
+        let single = results.rows.len() == 1 && results.rows[0].data.as_ref().is_some_and(|d| d.dir == dir);
         for row in &results.rows {
             if let Some(d) = row
                 .data
                 .as_ref()
                 .filter(|d| d.dir.join(checkpoint::LOG).exists())
             {
-                files.push(crate::report::tensorboard::write_events(&d.dir)?);
+                let dest = match single {
+                    true => out.join("tensorboard"),
+                    false => out.join("tensorboard").join(&row.name),
+                };
+                files.push(crate::report::tensorboard::write_events(&d.dir, &dest)?);
             }
         }
     }
@@ -562,4 +596,30 @@ fn sweep_figures(r: &Results, out: &Path) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(files)
+}
+
+/// The paper's Fig. 9: the mean b̂ of each epoch (`bhat_per_epoch.png`), one line per setting.
+fn bhat_per_epoch(reps: &[&ResultRow], results: &Results, out: &Path) -> Result<Option<PathBuf>> {
+    let series: Vec<Series> = reps
+        .iter()
+        .filter_map(|row| {
+            let d = row.data.as_ref()?;
+            let points: Vec<(f64, f64)> =
+                d.epochs.iter().filter(|e| e.bhat_mean.is_finite()).map(|e| (e.epoch as f64, e.bhat_mean)).collect();
+            (!points.is_empty()).then(|| Series { label: label_of(row, results), points, ..Default::default() })
+        })
+        .collect();
+    if series.is_empty() {
+        return Ok(None);
+    }
+    let chart = LineChart {
+        title: format!("b-hat per epoch (mean over its iterations){}", pair_note(results)),
+        x_label: "Epoch".into(),
+        y_label: "b-hat".into(),
+        series,
+        ..Default::default()
+    };
+    let f = out.join("bhat_per_epoch.png");
+    plots::line_chart(&f, &chart)?;
+    Ok(Some(f))
 }

@@ -264,6 +264,39 @@ pub fn generate(
     Ok(records)
 }
 
+/// The generated images identical to their reference, per distortion type and level:
+/// ("quantization level 1", count), in generation order.
+pub fn identical_counts(records: &[SynthRecord]) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for r in records.iter().filter(|r| r.identical) {
+        let key = format!("{} level {}", r.distortion.name(), r.level);
+        match out.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => *n += 1,
+            None => out.push((key, 1)),
+        }
+    }
+    out
+}
+
+/// What to tell the user when some generated images are identical to their reference.
+pub fn identical_warning(records: &[SynthRecord]) -> Option<String> {
+    let counts = identical_counts(records);
+    let n: usize = counts.iter().map(|c| c.1).sum();
+    if n == 0 {
+        return None;
+    }
+    let first = records.iter().find(|r| r.identical).map(|r| (r.image.as_str(), r.score)).expect("one at least");
+    let list: Vec<String> = counts.iter().take(6).map(|(k, c)| format!("{k}: {c}")).collect();
+    let more = if counts.len() > 6 { format!(" and {} more", counts.len() - 6) } else { String::new() };
+    Some(format!(
+        "{n} of the {} generated images are identical to their reference ({}{more}), so their label is that of an undistorted image (e.g. {} = {}); drop those levels with --levels or keep them as pristine anchors",
+        records.len(),
+        list.join(", "),
+        first.0,
+        first.1
+    ))
+}
+
 /// One row of `fr_scores.csv`: every metric (raw values, GMSD lower-is-better) of one image.
 #[derive(Clone, Debug)]
 pub struct FrRow {
@@ -476,6 +509,7 @@ pub fn run(args: SynthArgs) -> Result<()> {
             "out": args.out, "labels": labels, "images": records.len(),
             "references": references.len(), "distortions": names, "levels": opts.levels,
             "label": score.name(), "seconds": secs, "fr_report": fr,
+            "identical_to_reference": identical_counts(&records).into_iter().map(|(k, n)| serde_json::json!({"what": k, "images": n})).collect::<Vec<_>>(),
         });
         return crate::outln!("{}", serde_json::to_string_pretty(&doc)?);
     }
@@ -490,6 +524,9 @@ pub fn run(args: SynthArgs) -> Result<()> {
         score.name()
     )?;
     crate::outln!("labels: {}", labels.display())?;
+    if let Some(w) = identical_warning(&records) {
+        crate::outln!("note: {w}")?;
+    }
     crate::outln!(
         "train:  normiqa train --dataset csv --labels {} --images {} --mos-column score --split by-reference --train-ratio 0.8 --train-val-ratio 0.8",
         labels.display(),

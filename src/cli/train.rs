@@ -75,13 +75,13 @@ pub struct TrainArgs {
     pub loss: String,
     /// p of the Norm-in-Norm loss: the norm of the prediction-MOS difference (eq. 6); also the
     /// scaling loss's p.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(short = 'p', long, default_value_t = 1.0)]
     pub p: f64,
     /// q of the Norm-in-Norm loss: the norm that normalises predictions and MOS (eq. 3-4).
-    #[arg(long, default_value_t = 2.0)]
+    #[arg(short = 'q', long, default_value_t = 2.0)]
     pub q: f64,
     /// Weights of l and l′ (eq. 15).
-    #[arg(long, num_args = 2, default_values_t = [1.0, 0.0])]
+    #[arg(short = 'a', long, num_args = 2, default_values_t = [1.0, 0.0])]
     pub alpha: Vec<f64>,
     /// Loss weights of head 6, head 7 and the fused head.
     #[arg(long, num_args = 3, default_values_t = defaults::BETA)]
@@ -93,7 +93,7 @@ pub struct TrainArgs {
     #[arg(long, alias = "monotonicity_regularization")]
     pub monotonicity_regularization: bool,
     /// Weight of the monotonicity regulariser (with --monotonicity-regularization).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(short = 'g', long, default_value_t = 0.1)]
     pub gamma: f64,
     /// Learning rate of the heads (the reference's --learning_rate).
     #[arg(long, alias = "learning_rate", default_value_t = defaults::LR)]
@@ -131,6 +131,21 @@ pub struct TrainArgs {
     /// Seed of the split, the initialisation and the batch order.
     #[arg(long, default_value_t = defaults::SEED)]
     pub seed: u64,
+    /// The reference's --randomness: a seed drawn at random instead of --seed (printed and kept
+    /// in config.toml, so the run can still be resumed and repeated).
+    #[arg(long, conflicts_with = "seed")]
+    pub randomness: bool,
+    /// Validation metric whose best epoch is kept (the reference's --val_criterion).
+    #[arg(long, alias = "val_criterion", value_enum, ignore_case = true, default_value = "srocc")]
+    pub val_criterion: crate::train::config::ValCriterion,
+    /// The reference's --debug: train on 5 batches of images, validate and test on 5 images
+    /// each (checks a command end to end in seconds; the results mean nothing).
+    #[arg(long)]
+    pub debug: bool,
+    /// The reference's --opt_level (apex mixed precision, its default O1). Only O0 (fp32) is
+    /// offered: the others are refused with the reason.
+    #[arg(long, alias = "opt_level", default_value = "O0")]
+    pub opt_level: String,
     /// Frozen backbone (--ft-lr-ratio 0): `cached` computes pooled features once with eval-mode
     /// BatchNorm (fast); `reference` runs the backbone in train mode every step as the reference.
     #[arg(long, value_enum, default_value = "cached")]
@@ -246,7 +261,17 @@ impl TrainArgs {
         cfg.epochs = self.epochs;
         cfg.batch_size = self.batch_size;
         cfg.accumulation_steps = self.accumulation_steps;
-        cfg.seed = self.seed;
+        cfg.seed = match self.randomness {
+            true => {
+                let seed = rand::random::<u32>() as u64;
+                tracing::info!("--randomness: seed {seed} (kept in the run's config.toml)");
+                seed
+            }
+            false => self.seed,
+        };
+        check_opt_level(&self.opt_level)?;
+        cfg.val_criterion = self.val_criterion;
+        cfg.debug = self.debug;
         cfg.frozen_mode = self.frozen_mode;
         cfg.freeze_blocks = self.freeze_blocks;
         cfg.prefix_precision = self.prefix_precision;
@@ -346,5 +371,17 @@ impl TrainArgs {
             return Ok(None);
         }
         Ok(Some(Augment { angle: self.angle, hflip: self.hflip, crop }))
+    }
+}
+
+/// `--opt-level`: O0 (fp32) is what normiqa trains in; the reference's mixed-precision levels
+/// are refused, saying why, rather than silently trained in fp32.
+fn check_opt_level(level: &str) -> Result<()> {
+    match level {
+        "O0" => Ok(()),
+        "O1" | "O2" | "O3" => anyhow::bail!(
+            "--opt-level {level}: mixed-precision training is not offered. The reference's apex levels have no equivalent here: tch 0.26 binds libtorch's CUDA autocast only (no gradient scaler) and not its CPU autocast, whose bf16 would need a CPU with AVX-512 BF16; normiqa trains in fp32 (--opt-level O0, the default). For fast inference: predict/test/serve --precision bf16"
+        ),
+        other => anyhow::bail!("--opt-level {other}: expected O0 (O1, O2, O3 are the reference's mixed-precision levels, not offered)"),
     }
 }

@@ -169,6 +169,10 @@ pub struct SummaryRow {
     pub test_srcc: MeanStd,
     pub test_plcc: MeanStd,
     pub test_srcc_per_seed: Vec<f64>,
+    /// The seed of each value of `test_srcc_per_seed` (empty in results files written before
+    /// it was recorded).
+    #[serde(default)]
+    pub seeds: Vec<u64>,
     pub cross_srcc: Option<MeanStd>,
     pub cross_plcc: Option<MeanStd>,
     pub per_type_srcc: BTreeMap<String, MeanStd>,
@@ -208,6 +212,9 @@ pub struct ExperimentResults {
     pub easiest: Vec<String>,
     pub seconds: f64,
     pub runs: Vec<VariantRuns>,
+    /// Pairs that failed (an experiment with failures writes `results.md`, not `results.json`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<FailedPair>,
 }
 
 impl ExperimentResults {
@@ -252,7 +259,51 @@ pub fn run_experiment(
         toml::to_string_pretty(exp)?.as_bytes(),
     )?;
     let data = mrkd::prepare(&exp.run, exp.seeds[0])?;
-    let mut runs = Vec::new();
+    let (runs, failed) = train_variants(exp, &data, out)?;
+    let mut res = summarise(exp, &data, runs, t0.elapsed().as_secs_f64());
+    res.failed = failed;
+    // results.md and the plots first: results.json marks the experiment finished.
+    atomic::write(&out.join("results.md"), markdown(&res).as_bytes())?;
+    if exp.plots {
+        if let Err(e) = plot::all(&res, out) {
+            tracing::warn!("plots not written: {e:#}");
+        }
+    }
+    if !res.failed.is_empty() {
+        // Not finished: a second run trains the failed pairs again (the others are kept).
+        let list: Vec<String> = res.failed.iter().map(|f| format!("{} seed {}", f.variant.name(), f.seed)).collect();
+        anyhow::bail!(
+            "{} of the experiment's pairs failed ({}; see failed.txt in each pair's folder); {} holds the table of those that finished",
+            res.failed.len(),
+            list.join(", "),
+            out.join("results.md").display()
+        );
+    }
+    atomic::write(
+        &out.join("results.json"),
+        serde_json::to_string_pretty(&res)?.as_bytes(),
+    )?;
+    drop(folder);
+    Ok(Some(res))
+}
+
+/// A pair of an experiment that failed (e.g. its loss became non-finite).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailedPair {
+    pub variant: Variant,
+    pub seed: u64,
+    pub error: String,
+}
+
+/// Trains every variant for every seed into `out/<variant>/seed-<s>/`. A pair that fails is
+/// recorded (`failed.txt` in its folder) and the others still run; a failure of the run folder
+/// itself (another process, a full disk) stops the experiment.
+fn train_variants(
+    exp: &Experiment,
+    data: &mrkd::Prepared,
+    out: &Path,
+) -> Result<(Vec<VariantRuns>, Vec<FailedPair>)> {
+    let (mut runs, mut failed) = (Vec::new(), Vec::new());
     for &v in &exp.variants {
         let cfg = v.config(&exp.run, exp.urkd_lr);
         let mut results = Vec::new();
@@ -265,7 +316,20 @@ pub fn run_experiment(
                 cfg.lambda
             );
             let dir = out.join(v.name()).join(format!("seed-{seed}"));
-            results.push(train_pair(&cfg, &data, seed, Some(&dir), exp.save_weights)?);
+            match train_pair(&cfg, data, seed, Some(&dir), exp.save_weights) {
+                Ok(r) => {
+                    let _ = std::fs::remove_file(dir.join(crate::run_folder::FAILED));
+                    results.push(r)
+                }
+                Err(e) if e.downcast_ref::<crate::run_folder::RunFolderError>().is_some() => return Err(e),
+                Err(e) => {
+                    let error = format!("{e:#}");
+                    tracing::error!("{} seed {seed} failed: {error}", v.name());
+                    std::fs::create_dir_all(&dir)?;
+                    atomic::write(&dir.join(crate::run_folder::FAILED), error.as_bytes())?;
+                    failed.push(FailedPair { variant: v, seed, error });
+                }
+            }
         }
         runs.push(VariantRuns {
             variant: v,
@@ -273,20 +337,7 @@ pub fn run_experiment(
             results,
         });
     }
-    let res = summarise(exp, &data, runs, t0.elapsed().as_secs_f64());
-    // results.md and the plots first: results.json marks the experiment finished.
-    atomic::write(&out.join("results.md"), markdown(&res).as_bytes())?;
-    if exp.plots {
-        if let Err(e) = plot::all(&res, out) {
-            tracing::warn!("plots not written: {e:#}");
-        }
-    }
-    atomic::write(
-        &out.join("results.json"),
-        serde_json::to_string_pretty(&res)?.as_bytes(),
-    )?;
-    drop(folder);
-    Ok(Some(res))
+    Ok((runs, failed))
 }
 
 fn summarise(
@@ -296,7 +347,7 @@ fn summarise(
     seconds: f64,
 ) -> ExperimentResults {
     let mut summary = Vec::new();
-    for vr in &runs {
+    for vr in runs.iter().filter(|vr| !vr.results.is_empty()) {
         for k in 0..2 {
             for sel in Selection::ALL {
                 let snaps: Vec<&mrkd::Snapshot> = vr
@@ -334,6 +385,7 @@ fn summarise(
                         &snaps.iter().map(|s| s.eval.test.plcc).collect::<Vec<_>>(),
                     ),
                     test_srcc_per_seed: snaps.iter().map(|s| s.eval.test.srocc).collect(),
+                    seeds: vr.results.iter().map(|r| r.seed).collect(),
                     cross_srcc: cross.then(|| {
                         MeanStd::of(
                             &snaps
@@ -366,6 +418,7 @@ fn summarise(
         easiest: Vec::new(),
         seconds,
         runs,
+        failed: Vec::new(),
     };
     // Paired t-tests of final test SRCC over seeds (same seed = same split and initialisation).
     let pairs = [
@@ -382,14 +435,21 @@ fn summarise(
         ) else {
             continue;
         };
-        if let Ok(t) = paired_t_test(&a.test_srcc_per_seed, &b.test_srcc_per_seed) {
+        // Paired by seed: a variant whose pair failed for one seed has no value for it.
+        let (xa, xb): (Vec<f64>, Vec<f64>) = a
+            .seeds
+            .iter()
+            .zip(&a.test_srcc_per_seed)
+            .filter_map(|(s, &x)| b.seeds.iter().position(|t| t == s).map(|j| (x, b.test_srcc_per_seed[j])))
+            .unzip();
+        if let Ok(t) = paired_t_test(&xa, &xb) {
             res.comparisons.push(Comparison {
                 a: a.label.clone(),
                 b: b.label.clone(),
                 mean_diff: t.mean_diff,
                 t: t.t,
                 p_two_sided: t.p_two_sided,
-                n: a.test_srcc_per_seed.len(),
+                n: xa.len(),
             });
         }
     }

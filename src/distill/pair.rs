@@ -358,6 +358,7 @@ impl Pair<'_> {
             mapping: mapping.clone(),
             constant_mos_batches: run.constant_mos_batches,
             also: Vec::new(),
+            scale: None,
             timings: Timings {
                 train_s: run.train_s,
                 total_s: self.t_start.elapsed().as_secs_f64(),

@@ -79,6 +79,8 @@ pub(super) fn combo_state(dir: &Path, found: &Found) -> ComboState {
         Found::Same { finished: true } => ComboState::Finished,
         Found::Same { finished: false } if dir.join(FAILED).exists() => ComboState::Failed,
         Found::Same { finished: false } => ComboState::Interrupted,
+        // A run of another configuration that never started is replaced like an empty folder.
+        Found::Other { started: false, .. } => ComboState::Pending,
         Found::Other { .. } | Found::NotARun { .. } => ComboState::Stale,
     }
 }

@@ -60,6 +60,11 @@ pub struct ExperimentMeta {
     /// same `pair_over` value), as the dashed line and circles of the paper's Fig. 1.
     #[serde(default)]
     pub threshold_baseline: Option<String>,
+    /// Pairs of settings to t-test against each other over the pairing key, each a list of
+    /// swept `key=label` values (short keys, as the tables name them), e.g.
+    /// `[["loss=p1q2", "loss=p2q1"], ["member=student lambda=baseline", "member=student lr=0.1"]]`.
+    #[serde(default)]
+    pub compare: Vec<[String; 2]>,
 }
 
 /// The procedure an experiment's runs use.
@@ -322,6 +327,7 @@ impl Experiment {
             threshold: self.meta.threshold,
             threshold_baseline: self.meta.threshold_baseline.clone(),
             runs,
+            compare: self.meta.compare.clone(),
         })
     }
 

@@ -71,10 +71,17 @@ pub fn markdown(res: &ExperimentResults) -> String {
         e.urkd_lr.unwrap_or(c.student.lr),
         res.seconds.round()
     );
+    if !res.failed.is_empty() {
+        let _ = writeln!(s, "## Failed pairs (not in the tables below)\n");
+        for f in &res.failed {
+            let _ = writeln!(s, "- {} seed {}: {}", f.variant.name(), f.seed, f.error.replace('\n', " "));
+        }
+        let _ = writeln!(s);
+    }
     let sizes = res
         .runs
-        .first()
-        .and_then(|r| r.results.first())
+        .iter()
+        .find_map(|r| r.results.first())
         .map(|r| r.sizes)
         .unwrap_or_default();
     let _ = writeln!(s, "Split: train {}, val {}, test {} images. Metrics on the test set, mean ± std over seeds.\n", sizes[0], sizes[1], sizes[2]);

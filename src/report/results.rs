@@ -14,7 +14,7 @@ use crate::train::{checkpoint, TrainConfig};
 
 /// Written into a run directory when its run failed (by `normiqa run`); removed when it is run
 /// again.
-pub const FAILED: &str = "failed.txt";
+pub use crate::run_folder::FAILED;
 
 /// The last segment of a dotted key (`loss.kind` → `kind`), except for `kind`/`type`, where the
 /// previous one is used (`loss.kind` → `loss`).
@@ -46,6 +46,8 @@ pub struct ResultsSpec {
     pub threshold: Option<f64>,
     pub threshold_baseline: Option<String>,
     pub runs: Vec<PlannedRun>,
+    /// Pairs of settings to t-test ([`crate::report::tables::compare`]).
+    pub compare: Vec<[String; 2]>,
 }
 
 /// One epoch of a run's log (the selection head's validation metrics; test when logged).
@@ -57,6 +59,8 @@ pub struct EpochPoint {
     pub val_plcc: f64,
     pub test_srocc: f64,
     pub test_plcc: f64,
+    pub val_rmse: f64,
+    pub test_rmse: f64,
     pub bhat_mean: f64,
 }
 
@@ -83,6 +87,27 @@ pub struct RunData {
     /// PLCC after the VQEG 4- and 5-parameter logistic mappings fitted on the run's test
     /// predictions (`predictions_test.csv`), as pyiqa and most papers report them.
     pub logistic_plcc: [Option<f64>; 2],
+    /// Which epoch the test metrics are of (finished runs).
+    pub epoch_kind: Option<EpochKind>,
+}
+
+/// Which epoch a finished run's test metrics are of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpochKind {
+    /// The epoch of best validation SROCC or PLCC (`val_criterion`) of a `train` run.
+    BestVal,
+    /// The last epoch: a run without a validation set, or a member of an MRKD pair (which
+    /// reports the final epoch, as the MRKD paper does).
+    Final,
+}
+
+impl EpochKind {
+    pub fn label(&self) -> &'static str {
+        match self {
+            EpochKind::BestVal => "best val",
+            EpochKind::Final => "final",
+        }
+    }
 }
 
 /// PLCC after each VQEG logistic mapping of `predicted_mos` to `mos` in a run's
@@ -124,15 +149,11 @@ fn metrics_of(v: &Json) -> Option<Metrics> {
 }
 
 impl RunData {
-    pub fn load(dir: &Path) -> Result<Self> {
-        let config: Option<TrainConfig> =
-            std::fs::read_to_string(dir.join(checkpoint::CONFIG_TOML))
-                .ok()
-                .and_then(|s| toml::from_str(&s).ok());
-        let sel = config.as_ref().map(|c| c.selection_head()).unwrap_or(2);
-        let mut r = RunData {
+    /// A run folder with nothing in it yet.
+    pub fn empty(dir: &Path) -> Self {
+        RunData {
             dir: dir.to_path_buf(),
-            config,
+            config: None,
             finished: false,
             best_epoch: None,
             test: None,
@@ -141,8 +162,22 @@ impl RunData {
             train_s: None,
             epochs: Vec::new(),
             bhat: Vec::new(),
-            failure: std::fs::read_to_string(dir.join(FAILED)).ok(),
+            failure: None,
             logistic_plcc: [None, None],
+            epoch_kind: None,
+        }
+    }
+
+    pub fn load(dir: &Path) -> Result<Self> {
+        let config: Option<TrainConfig> =
+            std::fs::read_to_string(dir.join(checkpoint::CONFIG_TOML))
+                .ok()
+                .and_then(|s| toml::from_str(&s).ok());
+        let sel = config.as_ref().map(|c| c.selection_head()).unwrap_or(2);
+        let mut r = RunData {
+            config,
+            failure: std::fs::read_to_string(dir.join(FAILED)).ok(),
+            ..RunData::empty(dir)
         };
         if let Ok(s) = std::fs::read_to_string(dir.join(checkpoint::RUN_JSON)) {
             let j: Json = serde_json::from_str(&s)
@@ -159,6 +194,15 @@ impl RunData {
                 b: m.get("b").map(f).unwrap_or(f64::NAN),
             });
             r.train_s = j["timings"]["train_s"].as_f64();
+            // MRKD pair members (`<pair>/teacher`, beside the pair's pair.json) keep the last epoch.
+            let member = dir.file_name().is_some_and(|n| n == "teacher" || n == "student");
+            let in_pair = member
+                && dir.parent().is_some_and(|p| {
+                    p.join(crate::distill::pair::PAIR_RESULT).exists()
+                        || (p.join("teacher").is_dir() && p.join("student").is_dir())
+                });
+            let no_val = j["sizes"]["val"].as_u64() == Some(0);
+            r.epoch_kind = Some(if in_pair || no_val { EpochKind::Final } else { EpochKind::BestVal });
             if r.config.is_none() {
                 r.config = serde_json::from_value(j["config"].clone()).ok();
             }
@@ -176,6 +220,8 @@ impl RunData {
                         val_plcc: f(&j["val"][sel]["plcc"]),
                         test_srocc: f(&j["test"][sel]["srocc"]),
                         test_plcc: f(&j["test"][sel]["plcc"]),
+                        val_rmse: f(&j["val"][sel]["rmse"]),
+                        test_rmse: f(&j["test"][sel]["rmse"]),
                         bhat_mean: f(&j["bhat_mean"]),
                     }),
                     Some("iter") => r
@@ -270,6 +316,8 @@ pub struct Results {
     /// Swept keys in order (the table's parameter columns).
     pub keys: Vec<String>,
     pub rows: Vec<ResultRow>,
+    /// Pairs of settings to t-test ([`crate::report::tables::compare`]).
+    pub compare: Vec<[String; 2]>,
 }
 
 impl Results {
@@ -298,6 +346,7 @@ impl Results {
                 .unwrap_or_else(|| "plcc".into()),
             keys,
             rows,
+            compare: spec.compare.clone(),
         };
         r.apply_threshold(spec.threshold, spec.threshold_baseline.as_deref());
         Ok(r)
@@ -338,6 +387,7 @@ impl Results {
             threshold_metric: "plcc".into(),
             keys: vec![],
             rows,
+            compare: Vec::new(),
         })
     }
 
@@ -388,11 +438,19 @@ impl Results {
 
 fn row_of(c: &PlannedRun, dir: &Path) -> Result<ResultRow> {
     let run_dir = dir.join(&c.name);
-    let data = if run_dir.exists() {
+    let mut data = if run_dir.exists() {
         Some(RunData::load(&run_dir)?)
     } else {
         None
     };
+    // A member of an MRKD pair (`<pair>/teacher`): the pair run writes `failed.txt` into the
+    // pair's folder, which holds the member folders (absent when it failed before training).
+    if let Some((pair, _)) = c.name.split_once('/') {
+        if let Ok(why) = std::fs::read_to_string(dir.join(pair).join(FAILED)) {
+            let d = data.get_or_insert_with(|| RunData::empty(&run_dir));
+            d.failure.get_or_insert(why);
+        }
+    }
     Ok(ResultRow {
         index: c.index,
         name: c.name.clone(),

@@ -32,6 +32,7 @@ pub fn results_csv(r: &Results) -> Result<String> {
         [
             "status",
             "best_epoch",
+            "epoch_kind",
             "test_srocc",
             "test_plcc",
             "test_krocc",
@@ -59,6 +60,7 @@ pub fn results_csv(r: &Results) -> Result<String> {
                 .map(|e| e.to_string())
                 .unwrap_or_default(),
         );
+        rec.push(d.and_then(|d| d.epoch_kind).map(|k| k.label().to_string()).unwrap_or_default());
         rec.push(num(t.as_ref().map(|m| m.srocc), 6));
         rec.push(num(t.as_ref().map(|m| m.plcc), 6));
         rec.push(num(t.as_ref().map(|m| m.krocc), 6));
@@ -267,7 +269,9 @@ pub fn results_markdown(r: &Results) -> String {
     let metric = r.threshold_metric.to_uppercase();
     let _ = writeln!(
         s,
-        "Test metrics of the fused head after the train-set linear mapping (eq. 17), at the epoch of best validation SROCC. \
+        "Test metrics of the fused head after the train-set linear mapping (eq. 17), at the epoch the `epoch` column names: \
+         `best val`, the epoch of best validation SROCC (PLCC with `val_criterion = \"plcc\"`) of a run with a validation set; \
+         `final`, the last epoch (a run without a validation set, or a member of an MRKD pair, as the MRKD paper reports). \
          PLCC (logistic4/5): after the VQEG 4-/5-parameter logistic fitted on the test predictions. \
          Epochs to threshold: the first epoch whose validation {metric} reaches the threshold.\n"
     );
@@ -276,7 +280,7 @@ pub fn results_markdown(r: &Results) -> String {
     header.extend(
         [
             "status",
-            "best epoch",
+            "epoch",
             "SROCC",
             "PLCC",
             "KROCC",
@@ -302,8 +306,7 @@ pub fn results_markdown(r: &Results) -> String {
         cells.push(
             row.data
                 .as_ref()
-                .and_then(|d| d.best_epoch)
-                .map(|e| e.to_string())
+                .and_then(|d| Some(format!("{} ({})", d.best_epoch?, d.epoch_kind?.label())))
                 .unwrap_or_default(),
         );
         let getters: [fn(&normiqa_core::metrics::Metrics) -> f64; 4] =
@@ -434,5 +437,168 @@ pub fn results_markdown(r: &Results) -> String {
             );
         }
     }
+    if !r.compare.is_empty() {
+        let _ = writeln!(
+            s,
+            "\n## Requested comparisons, paired over `{}`\n\nEach side is the runs whose swept values include the listed `key=label`s; Δ = mean(a − b) of the test metrics at each run's epoch (table above); two-sided p of `scipy.stats.ttest_rel`.\n",
+            r.pair_over.as_deref().unwrap_or("(no pairing key)")
+        );
+        let _ = writeln!(s, "| a | b | pairs | Δ SROCC | p (SROCC) | Δ PLCC | p (PLCC) |\n|---|---|---|---|---|---|---|");
+        for [a, b] in &r.compare {
+            let _ = match compare(r, a, b) {
+                Ok(c) => writeln!(
+                    s,
+                    "| {a} | {b} | {} | {:+.4} | {} | {:+.4} | {} |",
+                    c.n, c.srocc_diff, p_fmt(c.srocc_p), c.plcc_diff, p_fmt(c.plcc_p)
+                ),
+                Err(e) => writeln!(s, "| {a} | {b} | not computed: {} | | | | |", format!("{e:#}").replace('|', "/")),
+            };
+        }
+    }
     s
+}
+
+/// A paired t-test between two settings a user names ([`compare`]).
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    /// The pairing values both sides have (in the order of the rows of `a`).
+    pub pairs: Vec<String>,
+    pub n: usize,
+    pub srocc_diff: f64,
+    pub srocc_p: f64,
+    pub plcc_diff: f64,
+    pub plcc_p: f64,
+}
+
+/// `key=label` filters of a side of a comparison, checked against the swept keys.
+fn filters<'a>(r: &Results, side: &'a str) -> Result<Vec<(&'a str, &'a str)>> {
+    let mut out = Vec::new();
+    for f in side.split_whitespace() {
+        let Some((k, v)) = f.split_once('=') else {
+            anyhow::bail!("'{f}' in '{side}': expected key=label, e.g. loss=mse");
+        };
+        if !r.keys.iter().any(|key| key == k || short_key(key) == k) {
+            let names: Vec<&str> = r.keys.iter().map(|k| short_key(k)).collect();
+            anyhow::bail!("'{f}' in '{side}': no swept key '{k}' (the experiment sweeps {})", names.join(", "));
+        }
+        out.push((k, v));
+    }
+    anyhow::ensure!(!out.is_empty(), "an empty side: name the runs by their swept values, e.g. 'loss=mse'");
+    Ok(out)
+}
+
+/// The finished runs of one side, by pairing value (one run per value, or an error naming two).
+fn side_runs(r: &Results, side: &str, pair: &str) -> Result<BTreeMap<String, (f64, f64)>> {
+    let fs = filters(r, side)?;
+    let matches = |row: &ResultRow| {
+        fs.iter().all(|(k, v)| row.params.iter().any(|(key, l)| (key == k || short_key(key) == *k) && l == v))
+    };
+    let mut out: BTreeMap<String, (f64, f64, String)> = BTreeMap::new();
+    for row in r.rows.iter().filter(|row| matches(row)) {
+        let (Some(p), Some(t)) = (row.param(pair), test_of(row)) else {
+            continue;
+        };
+        if !(t.srocc.is_finite() && t.plcc.is_finite()) {
+            continue;
+        }
+        if let Some((_, _, other)) = out.insert(p.to_string(), (t.srocc, t.plcc, row.name.clone())) {
+            anyhow::bail!("'{side}' names more than one run for {}={p} ({other} and {}): add the key that tells them apart", short_key(pair), row.name);
+        }
+    }
+    Ok(out.into_iter().map(|(k, (s, p, _))| (k, (s, p))).collect())
+}
+
+/// The paired t-test of the runs named by `a` against those named by `b` (each side: swept
+/// `key=label` values, e.g. `"p=1 q=2"` or `"member=student lambda=baseline"`), paired over the
+/// experiment's pairing key (split or seed): any two settings, not only those that differ in
+/// one swept value.
+pub fn compare(r: &Results, a: &str, b: &str) -> Result<Comparison> {
+    let Some(pair) = r.pair_over.as_deref() else {
+        anyhow::bail!("the experiment has no pairing key (pair_over): runs cannot be paired");
+    };
+    let (ma, mb) = (side_runs(r, a, pair)?, side_runs(r, b, pair)?);
+    let pairs: Vec<String> = ma.keys().filter(|k| mb.contains_key(*k)).cloned().collect();
+    anyhow::ensure!(
+        pairs.len() >= 2,
+        "'{a}' ({} finished runs) and '{b}' ({}) share {} value(s) of {}: a paired t-test needs 2 or more",
+        ma.len(), mb.len(), pairs.len(), short_key(pair)
+    );
+    let col = |m: &BTreeMap<String, (f64, f64)>, k: usize| -> Vec<f64> {
+        pairs.iter().map(|p| if k == 0 { m[p].0 } else { m[p].1 }).collect()
+    };
+    let ts = paired_t_test(&col(&ma, 0), &col(&mb, 0))?;
+    let tp = paired_t_test(&col(&ma, 1), &col(&mb, 1))?;
+    Ok(Comparison {
+        n: pairs.len(),
+        pairs,
+        srocc_diff: ts.mean_diff,
+        srocc_p: ts.p_two_sided,
+        plcc_diff: tp.mean_diff,
+        plcc_p: tp.p_two_sided,
+    })
+}
+
+#[cfg(test)]
+mod compare_tests {
+    use super::*;
+    use crate::report::results::RunData;
+    use normiqa_core::metrics::Metrics;
+
+    /// An experiment sweeping p and q over 3 splits, with the test SROCC/PLCC given.
+    fn results(values: &[(&str, &str, usize, f64)]) -> Results {
+        let rows = values
+            .iter()
+            .enumerate()
+            .map(|(i, &(p, q, split, srocc))| {
+                let mut d = RunData::empty(std::path::Path::new("x"));
+                d.finished = true;
+                d.test = Some(Metrics { srocc, plcc: srocc + 0.01, krocc: 0.0, rmse: 1.0, n: 10 });
+                ResultRow {
+                    index: i,
+                    name: format!("p={p}_q={q}_exp_id={split}"),
+                    params: vec![
+                        ("loss.kind.p".into(), p.into()),
+                        ("loss.kind.q".into(), q.into()),
+                        ("data.exp_id".into(), split.to_string()),
+                    ],
+                    data: Some(d),
+                    threshold: None,
+                    epochs_to_threshold: None,
+                }
+            })
+            .collect();
+        Results {
+            name: "pq".into(),
+            dir: "x".into(),
+            pair_over: Some("data.exp_id".into()),
+            threshold_metric: "plcc".into(),
+            keys: vec!["loss.kind.p".into(), "loss.kind.q".into(), "data.exp_id".into()],
+            rows,
+            compare: vec![],
+        }
+    }
+
+    #[test]
+    fn settings_that_differ_in_two_keys_are_compared_paired_by_split() {
+        let r = results(&[
+            ("1", "2", 0, 0.80), ("1", "2", 1, 0.82), ("1", "2", 2, 0.85),
+            ("2", "1", 0, 0.78), ("2", "1", 1, 0.81), ("2", "1", 2, 0.81),
+            ("2", "2", 0, 0.70),
+        ]);
+        let c = compare(&r, "p=1 q=2", "p=2 q=1").unwrap();
+        assert_eq!(c.pairs, ["0", "1", "2"]);
+        let want = paired_t_test(&[0.80, 0.82, 0.85], &[0.78, 0.81, 0.81]).unwrap();
+        assert!((c.srocc_diff - want.mean_diff).abs() < 1e-12 && (c.srocc_p - want.p_two_sided).abs() < 1e-12);
+        // A side naming two runs per split, an unknown key, one shared split: refused, saying why.
+        let e = compare(&r, "p=2", "p=1").unwrap_err().to_string();
+        assert!(e.contains("more than one run for exp_id=0"), "{e}");
+        let e = compare(&r, "lr=1", "p=1").unwrap_err().to_string();
+        assert!(e.contains("no swept key 'lr'") && e.contains("p, q, exp_id"), "{e}");
+        let e = compare(&r, "p=2 q=2", "p=1 q=2").unwrap_err().to_string();
+        assert!(e.contains("share 1 value(s) of exp_id"), "{e}");
+        let mut r = r;
+        r.compare = vec![["p=1 q=2".into(), "p=2 q=1".into()]];
+        let md = results_markdown(&r);
+        assert!(md.contains("## Requested comparisons") && md.contains("| p=1 q=2 | p=2 q=1 | 3 |"), "{md}");
+    }
 }

@@ -91,10 +91,11 @@ fn record(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(&masked(crc32c(data)).to_le_bytes());
 }
 
-/// Writes `<run>/tensorboard/events.out.tfevents.<time>.normiqa` from `<run>/log.jsonl`: per
-/// iteration `train/loss`, `train/bhat`; per epoch `<set>/<metric>` of each logged set (head
-/// `fused`, and `head6`/`head7` under `<set>/<head>/<metric>`), `train/lr`, `train/epoch_loss`.
-pub fn write_events(run_dir: &Path) -> Result<PathBuf> {
+/// Writes `<dest>/events.out.tfevents.<time>.normiqa` from `<run>/log.jsonl` (the run folder is
+/// only read): per iteration `train/loss`, `train/bhat`; per epoch `<set>/<metric>` of each
+/// logged set (head `fused`, and `head6`/`head7` under `<set>/<head>/<metric>`), `train/lr`,
+/// `train/epoch_loss`.
+pub fn write_events(run_dir: &Path, dest: &Path) -> Result<PathBuf> {
     let log = run_dir.join(crate::train::checkpoint::LOG);
     let text =
         std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
@@ -142,10 +143,10 @@ pub fn write_events(run_dir: &Path) -> Result<PathBuf> {
             _ => {}
         }
     }
-    let dir = run_dir.join("tensorboard");
-    std::fs::create_dir_all(&dir)?;
+    let dir = dest;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     // One file per run directory: replace an older export.
-    for e in std::fs::read_dir(&dir)?.flatten() {
+    for e in std::fs::read_dir(dir)?.flatten() {
         if e.file_name()
             .to_string_lossy()
             .starts_with("events.out.tfevents.")
@@ -154,7 +155,7 @@ pub fn write_events(run_dir: &Path) -> Result<PathBuf> {
         }
     }
     let path = dir.join(format!("events.out.tfevents.{}.normiqa", t0 as u64));
-    std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))?;
+    crate::atomic::write(&path, &out).with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
 

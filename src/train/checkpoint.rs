@@ -86,6 +86,10 @@ pub struct RunInfo {
     /// The other datasets of a multi-dataset run (`config.also`), in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<AlsoResult>,
+    /// The scale of the mapped scores where the configuration's dataset does not say it (a
+    /// checkpoint imported without naming the data it was trained on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<String>,
 }
 
 fn linearity_heads() -> Vec<String> {
@@ -115,6 +119,9 @@ impl RunInfo {
     /// The scale and direction of the mapped scores (the MOS of the training data), for people.
     pub fn score_scale(&self) -> String {
         use super::config::DatasetSpec as D;
+        if let Some(s) = &self.scale {
+            return s.clone();
+        }
         match &self.config.data.dataset {
             D::Clive { .. } => "CLIVE MOS scale, about 0-100, higher is better".into(),
             D::Koniq { .. } => "KonIQ-10k MOS scale, 1-5, higher is better".into(),
@@ -126,6 +133,25 @@ impl RunInfo {
                 "the scale of column '{mos_column}' of {} (the training labels), same direction",
                 csv.display()
             ),
+        }
+    }
+
+    /// What the model's training images were, for warnings about images far from them
+    /// ("500x500 photos").
+    pub fn training_images(&self) -> String {
+        use super::config::DatasetSpec as D;
+        if let Some([h, w]) = self.config.data.resize {
+            return format!("{w}x{h} images");
+        }
+        if self.scale.is_some() {
+            return "the images of its training data (not named at import)".into();
+        }
+        match &self.config.data.dataset {
+            D::Clive { .. } => "500x500 photos (CLIVE)".into(),
+            D::Koniq { .. } => "1024x768 photos (KonIQ-10k)".into(),
+            D::Kadid { .. } => "512x384 images (KADID-10k)".into(),
+            D::Tid2013 { .. } => "512x384 images (TID2013)".into(),
+            D::Csv { csv, .. } => format!("the images of {}", csv.display()),
         }
     }
 

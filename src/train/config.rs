@@ -99,6 +99,11 @@ pub struct DataConfig {
     /// Decoding opt-ins and limits: `allow_truncated`, `max_image_pixels`.
     #[serde(flatten)]
     pub decoding: DecodeOptions,
+    /// CLIVE: the file of split permutations (`image,order_0,...`; default `ROOT/splits.csv`,
+    /// the reference's first 10). The reference's 1000 (its `data/CLIVEinfo.mat`, converted by
+    /// `reference/clive_splits.py`) serve any `exp_id` as the reference does (`exp_id % 1000`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub splits: Option<PathBuf>,
 }
 
 fn default_train_ratio() -> f64 {
@@ -213,6 +218,32 @@ impl BackboneMode {
 
     fn is_default(&self) -> bool {
         *self == BackboneMode::default()
+    }
+}
+
+/// The validation metric whose best epoch is kept (the reference's `--val_criterion`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ValCriterion {
+    /// |SROCC| of the selection head (the reference's default).
+    #[default]
+    Srocc,
+    /// |PLCC| of the selection head (after the train-set mapping with --test-during-training).
+    Plcc,
+}
+
+impl ValCriterion {
+    fn is_default(&self) -> bool {
+        *self == ValCriterion::default()
+    }
+
+    /// The criterion of a head's validation metrics (absolute: early in training a correlation
+    /// can be negative, as the reference notes).
+    pub fn of(self, m: &normiqa_core::metrics::Metrics) -> f64 {
+        match self {
+            ValCriterion::Srocc => m.srocc.abs(),
+            ValCriterion::Plcc => m.plcc.abs(),
+        }
     }
 }
 
@@ -428,6 +459,13 @@ pub struct TrainConfig {
     /// How the batches of `data` and `also` alternate.
     #[serde(default, skip_serializing_if = "Mixing::is_default")]
     pub mixing: Mixing,
+    /// The validation metric that selects the kept epoch.
+    #[serde(default, skip_serializing_if = "ValCriterion::is_default")]
+    pub val_criterion: ValCriterion,
+    /// The reference's `--debug`: train on the first 5 batches' worth of the training split
+    /// and evaluate on the first 5 images of validation and test (the results mean nothing).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub debug: bool,
 }
 
 fn default_beta() -> [f64; 3] {
@@ -483,6 +521,7 @@ impl TrainConfig {
                 resize: None,
                 loading: LoadOptions::default(),
                 decoding: DecodeOptions::default(),
+                splits: None,
             },
             arch: Arch::default(),
             model: ModelConfig::default(),
@@ -510,6 +549,8 @@ impl TrainConfig {
             device: default_device(),
             also: Vec::new(),
             mixing: Mixing::default(),
+            val_criterion: ValCriterion::default(),
+            debug: false,
         }
     }
 
@@ -641,8 +682,10 @@ impl TrainConfig {
     /// Every path of the configuration: the dataset's and the pretrained weights'.
     fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
         let mut paths = self.data.dataset.paths_mut();
+        paths.extend(self.data.splits.as_mut());
         for a in &mut self.also {
             paths.extend(a.data.dataset.paths_mut());
+            paths.extend(a.data.splits.as_mut());
         }
         paths.extend(self.weights.as_mut());
         paths.extend(self.init_from.as_mut());

@@ -66,7 +66,8 @@ pub fn split_dataset(cfg: &DataConfig, dataset: &Dataset, seed: u64) -> Result<S
     Ok(match (cfg.split, &cfg.dataset) {
         (SplitProtocol::AllTest, _) => Split::all_test(dataset.len()),
         (SplitProtocol::Default, DatasetSpec::Clive { root }) => {
-            data::clive::split(root, dataset, cfg.exp_id, ratios)?
+            let file = cfg.splits.clone().unwrap_or_else(|| root.join("splits.csv"));
+            data::clive::split_from(&file, dataset, cfg.exp_id, ratios)?
         }
         (SplitProtocol::Default, DatasetSpec::Koniq { labels, images }) => {
             data::koniq::load_with_split(labels, images, &cfg.loading)?.1
@@ -180,7 +181,17 @@ impl Part {
 /// whose validation and test sets are the main dataset's. With no `also` it is [`load`] with one
 /// part.
 pub fn load_all(cfg: &super::TrainConfig) -> Result<(LoadedData, Vec<Part>)> {
-    let main = load(&cfg.data, cfg.seed)?;
+    let mut main = load(&cfg.data, cfg.seed)?;
+    if cfg.debug {
+        // The reference's --debug: 5 batches of training images, 5 validation and test images.
+        main.split.train.truncate(5 * cfg.batch_size);
+        main.split.val.truncate(5);
+        main.split.test.truncate(5);
+        tracing::warn!(
+            "--debug: training on {} images, validating and testing on {} and {} (the results mean nothing)",
+            main.split.train.len(), main.split.val.len(), main.split.test.len()
+        );
+    }
     let mut parts = vec![Part {
         dataset: main.dataset.clone(),
         data: cfg.data.clone(),

@@ -281,8 +281,8 @@ impl Procedure for SingleModel<'_> {
         };
         let log = json!({"lr": self.lr, "loss": loss, "bhat_mean": self.sums.1 / nb,
             "val": val_m, "train": train_m, "test": test_m});
-        // |SROCC| as the reference (it can be negative early with some losses).
-        let criterion = val_m.as_ref().map(|m| m[sel].srocc.abs());
+        // |SROCC| (or |PLCC|) as the reference (it can be negative early with some losses).
+        let criterion = val_m.as_ref().map(|m| self.cfg.val_criterion.of(&m[sel]));
         self.last_val = val_m;
         Ok(Evaluation { criterion, log, line })
     }
@@ -354,6 +354,7 @@ impl Procedure for SingleModel<'_> {
             device: format!("{:?}", self.device),
             constant_mos_batches: run.constant_mos_batches,
             also,
+            scale: None,
         };
         info.save(self.out)?;
         let fused = test_metrics.last().expect("one head at least");

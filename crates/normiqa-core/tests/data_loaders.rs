@@ -60,8 +60,12 @@ fn clive_split_errors() {
     let root = fixture("clive_normiqa");
     let ds = clive::load(&root, &LoadOptions::default()).unwrap();
     let e = clive::split(&root, &ds, 5, Ratios::default()).unwrap_err();
+    let msg = e.to_string();
     assert!(
-        matches!(&e, DataError::MissingColumn { column, .. } if column == "order_5"),
+        matches!(&e, DataError::Inconsistent { .. })
+            && msg.contains("order_5")
+            && msg.contains("reference/clive_splits.py")
+            && msg.contains("--splits"),
         "{e}"
     );
     assert!(e.to_string().contains("splits.csv"), "{e}");
@@ -302,4 +306,32 @@ fn koniq_bad_set_value() {
         "{e}"
     );
     assert!(koniq::load(&p, dir.path(), &LoadOptions::default()).is_ok());
+}
+
+/// A splits file with all of the reference's 1000 permutations serves any exp_id as the
+/// reference's `index[:, exp_id % 1000]`; one with fewer refuses ids beyond them.
+#[test]
+fn clive_exp_ids_beyond_the_file_wrap_only_over_the_references_1000() {
+    let root = fixture("clive_normiqa");
+    let ds = clive::load(&root, &LoadOptions::default()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("splits-1000.csv");
+    let mut text = String::from("image");
+    for k in 0..clive::REFERENCE_PERMUTATIONS {
+        text.push_str(&format!(",order_{k}"));
+    }
+    text.push('\n');
+    for (i, s) in ds.samples.iter().enumerate() {
+        text.push_str(&s.name);
+        for k in 0..clive::REFERENCE_PERMUTATIONS {
+            text.push_str(&format!(",{}", (i * 3 + k) % ds.len()));
+        }
+        text.push('\n');
+    }
+    std::fs::write(&file, text).unwrap();
+    let at = |id| clive::split_from(&file, &ds, id, Ratios::default()).unwrap();
+    assert_eq!(at(1003), at(3));
+    assert_ne!(at(12), at(3));
+    let e = clive::split_from(&root.join("splits.csv"), &ds, 12, Ratios::default()).unwrap_err();
+    assert!(e.to_string().contains("order_12"), "{e}");
 }

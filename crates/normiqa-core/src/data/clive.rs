@@ -202,7 +202,36 @@ pub fn split(
     exp_id: usize,
     ratios: Ratios,
 ) -> Result<Split> {
-    let path = root.as_ref().join("splits.csv");
+    split_from(&root.as_ref().join("splits.csv"), dataset, exp_id, ratios)
+}
+
+/// How many random permutations the reference's `data/CLIVEinfo.mat` holds (its `index`
+/// is 1162 x 1000); the reference takes column `exp_id % 1000`.
+pub const REFERENCE_PERMUTATIONS: usize = 1000;
+
+/// The column of split `exp_id` in a splits file whose permutations are `order_0 ..
+/// order_{k-1}`: `exp_id` itself, or `exp_id % k` when the file holds all of the reference's
+/// permutations (as the reference's `index[:, exp_id % index.shape[1]]`). A file with fewer
+/// permutations refuses ids beyond them.
+pub fn permutation_column(path: &Path, k: usize, exp_id: usize) -> Result<usize> {
+    if exp_id < k || k == 0 {
+        return Ok(exp_id);
+    }
+    if k == REFERENCE_PERMUTATIONS {
+        return Ok(exp_id % k);
+    }
+    Err(DataError::Inconsistent {
+        path: path.to_path_buf(),
+        msg: format!(
+            "exp_id {exp_id} (column order_{exp_id}): this file holds permutations order_0..order_{} only; the reference's data/CLIVEinfo.mat (github.com/lidq92/LinearityIQA) holds {REFERENCE_PERMUTATIONS}: `python reference/clive_splits.py CLIVEinfo.mat clive-splits-1000.csv` writes them in this format, then pass --splits clive-splits-1000.csv",
+            k.saturating_sub(1)
+        ),
+    })
+}
+
+/// [`split`] from the splits file `path` (`image,order_0,...`; any number of permutations).
+pub fn split_from(path: &Path, dataset: &Dataset, exp_id: usize, ratios: Ratios) -> Result<Split> {
+    let path = path.to_path_buf();
     if !path.is_file() {
         return Err(DataError::MissingFile {
             path,
@@ -213,7 +242,9 @@ pub fn split(
     }
     let t = Table::read(&path)?;
     let c_img = t.col("image")?;
-    let c_ord = t.col(&format!("order_{exp_id}"))?;
+    let k = (0..).take_while(|i| t.opt_col(&format!("order_{i}")).is_some()).count();
+    let column = permutation_column(&path, k, exp_id)?;
+    let c_ord = t.col(&format!("order_{column}"))?;
     let mut order: HashMap<String, (f64, u64)> = HashMap::with_capacity(t.rows.len());
     for row in &t.rows {
         let name = t.required_str(row, c_img)?;

@@ -43,6 +43,10 @@ pub struct SynthRecord {
     pub level: u8,
     /// `score(reference, distorted)` from the caller's metric.
     pub score: f64,
+    /// The distorted image is pixel-identical to its reference (some distortions do nothing
+    /// at low levels on some images, e.g. a quantization whose steps the image does not cross):
+    /// its score is that of no distortion.
+    pub identical: bool,
 }
 
 fn io_err(path: &Path, source: std::io::Error) -> SynthError {
@@ -186,6 +190,7 @@ pub fn generate(
                 distortion: d,
                 level,
                 score: score(reference, &distorted),
+                identical: distorted == *reference,
             })
         })
         .collect::<Result<_, SynthError>>()?;
