@@ -32,20 +32,22 @@ fn installed_binary_scores_like_the_checkout_from_anywhere() {
     image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, 128]))
         .save(work.join("photo.png"))
         .unwrap();
+    // fp32 on both sides: `auto` depends on the environment (ONEDNN_MAX_CPU_ISA, which the
+    // cleared environment of the installed binary drops), and this test is about what it finds.
     let installed = Command::new(prefix.join("bin/normiqa"))
         .env_clear()
         .current_dir(&work)
-        .args(["predict", "photo.png", "--device", "cpu"])
+        .args(["predict", "photo.png", "--device", "cpu", "--precision", "fp32"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&installed.stderr);
     assert!(installed.status.success(), "installed predict failed: {err}");
     let checkout = Command::new(env!("CARGO_BIN_EXE_normiqa"))
         .current_dir(&work)
-        .args(["predict", "photo.png", "--device", "cpu"])
+        .args(["predict", "photo.png", "--device", "cpu", "--precision", "fp32"])
         .output()
         .unwrap();
-    assert!(checkout.status.success());
+    assert!(checkout.status.success(), "checkout predict failed: {}", String::from_utf8_lossy(&checkout.stderr));
     let scores = String::from_utf8(installed.stdout).unwrap();
     assert!(scores.starts_with("image,score\nphoto.png,"), "{scores}");
     assert_eq!(scores, String::from_utf8(checkout.stdout).unwrap());

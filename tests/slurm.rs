@@ -270,7 +270,8 @@ fn the_documented_array_script_survives_a_cancelled_task_resubmitted_alone() {
     ok(bin().args(["merge", out.to_str().unwrap(), "-o"]).arg(work.join("all.csv")).output().unwrap());
     let one = work.join("one.csv");
     ok(bin()
-        .args(["predict", "--files-from", list.to_str().unwrap(), "--format", "csv", "--precision", "auto"])
+        // The tasks run with --threads 1 (--cpus-per-task=1): the same threads, the same sums.
+        .args(["predict", "--files-from", list.to_str().unwrap(), "--format", "csv", "--precision", "auto", "--threads", "1"])
         .args(["--model", model().to_str().unwrap(), "-o", one.to_str().unwrap()])
         .env_remove("NORMIQA_SHARDS")
         .output()
