@@ -307,22 +307,12 @@ fn score_job(tm: &TrainedModel, setup: &Setup, items: Vec<(String, Item)>) -> Ou
     if images.is_empty() {
         return out;
     }
-    match tm.score(&images, setup.batch) {
-        Ok(s) => {
-            for (slot, v) in slots.iter().zip(s.mapped) {
-                out[*slot] = Ok(v);
-            }
-        }
-        // A failed forward (e.g. an image too small for the network): score each image alone
-        // so that the error lands on the image that caused it.
-        Err(_) => {
-            for ((slot, img), name) in slots.iter().zip(images).zip(names) {
-                out[*slot] = tm
-                    .score(std::slice::from_ref(&img), 1)
-                    .map(|s| s.mapped[0])
-                    .map_err(|e| format!("{name}: {e:#}"));
-            }
-        }
+    // As `predict`'s workers (normiqa::model::guarded): libtorch's panics caught, a failed
+    // batch rescored image by image so that the error lands on the image that caused it, and
+    // a non-finite score an error of its image, never a NaN returned as a score.
+    let scores = normiqa::model::guarded::score_each(tm, &images, setup.batch);
+    for ((slot, r), name) in slots.iter().zip(scores).zip(names) {
+        out[*slot] = r.map(|(mapped, _)| mapped).map_err(|e| format!("{name}: {e}"));
     }
     out
 }
