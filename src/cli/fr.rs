@@ -101,21 +101,29 @@ pub fn score_pair_with(
             a.height()
         );
     }
-    let mut note = None;
+    // Every metric's note is kept (an identical pair's infinite PSNR and MS-SSIM's size limit
+    // can both apply), each once.
+    let mut notes: Vec<String> = Vec::new();
+    let mut add = |n: String| {
+        if !notes.contains(&n) {
+            notes.push(n);
+        }
+    };
     let values = metrics
         .iter()
         .map(|m| match m.compute_with(&a, &b, ssim) {
             Ok(v) if v.is_infinite() => {
-                note.get_or_insert_with(|| "identical to its reference: PSNR is infinite (null in JSON)".to_string());
+                add("identical to its reference: PSNR is infinite (null in JSON)".to_string());
                 Some(v)
             }
             Ok(v) => Some(v),
             Err(e) => {
-                note.get_or_insert_with(|| e.to_string());
+                add(e.to_string());
                 None
             }
         })
         .collect();
+    let note = (!notes.is_empty()).then(|| notes.join("; "));
     Ok(FrPair {
         reference: reference.to_path_buf(),
         distorted: distorted.to_path_buf(),
