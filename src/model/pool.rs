@@ -53,16 +53,7 @@ impl PoolConfig {
     /// with 2 workers of 1 thread than with 1 of 2, but fp32 ~40% fewer (its single-threaded
     /// convolutions are much slower).
     pub fn layout(device: Device, precision: Precision, workers: usize) -> (usize, usize) {
-        Self::layout_for(crate::cpus::current().cpus, device, precision, workers)
-    }
-
-    /// [`Self::layout`] for `cores` CPUs.
-    pub fn layout_for(
-        cores: usize,
-        device: Device,
-        precision: Precision,
-        workers: usize,
-    ) -> (usize, usize) {
+        let cores = crate::cpus::current().cpus;
         let w = match (workers, device, precision.resolve(device)) {
             (0, Device::Cpu, Precision::Bf16) => cores.min(8),
             (0, _, _) => 1,

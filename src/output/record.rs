@@ -224,10 +224,11 @@ pub fn read(path: &Path) -> Result<Option<Record>, RecordError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn record(format: &str) -> Record {
+    /// A record of made-up values (also the fixture of `resumable`'s tests).
+    pub(crate) fn sample(columns: &[&str], format: &str, shard: Option<&str>) -> Record {
         Record {
             version: VERSION,
             model: "models/m".into(),
@@ -237,10 +238,14 @@ mod tests {
             tta: "none".into(),
             resize: None,
             allow_truncated: false,
-            columns: vec!["image".into(), "score".into()],
+            columns: columns.iter().map(|c| c.to_string()).collect(),
             format: format.into(),
-            shard: Some("2/4".into()),
+            shard: shard.map(str::to_string),
         }
+    }
+
+    fn record(format: &str) -> Record {
+        sample(&["image", "score"], format, Some("2/4"))
     }
 
     #[test]

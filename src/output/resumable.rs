@@ -484,19 +484,7 @@ mod tests {
     use super::*;
 
     fn record(columns: &[&str], format: &str) -> Record {
-        Record {
-            version: super::super::record::VERSION,
-            model: "models/m".into(),
-            model_hash: "xxh3:0123456789abcdef".into(),
-            weights_hash: None,
-            precision: "fp32".into(),
-            tta: "none".into(),
-            resize: None,
-            allow_truncated: false,
-            columns: columns.iter().map(|c| c.to_string()).collect(),
-            format: format.into(),
-            shard: None,
-        }
+        super::super::record::tests::sample(columns, format, None)
     }
 
     fn csv_layout() -> Layout {
