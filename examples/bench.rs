@@ -9,9 +9,10 @@
 
 use std::time::Instant;
 
+use normiqa::run;
 use normiqa::loss::{self, LossConfig};
 use normiqa::model::{BackboneName, LinearityIqa, ModelConfig};
-use normiqa::train::{self, DatasetSpec, TrainConfig};
+use normiqa::run::{DatasetSpec, TrainConfig};
 use tch::{nn, Device, Kind, Tensor};
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -46,7 +47,7 @@ fn train_step(backbone: BackboneName, size: i64, iters: usize) -> [f64; 4] {
     let (vs, m) = random_model(backbone);
     // normiqa's optimiser (train/optim.rs), as `normiqa train` runs it.
     let mut opt =
-        normiqa::train::optim::Opt::build(normiqa::train::config::OptimizerKind::Adam, &vs, 1e-4, 0.0).unwrap();
+        normiqa::train::optim::Opt::build(normiqa::run::config::OptimizerKind::Adam, &vs, 1e-4, 0.0).unwrap();
     let x = input(8, size);
     let y = Tensor::rand([8], (Kind::Float, Device::Cpu)) * 100.0;
     let cfg = LossConfig::default();
@@ -98,7 +99,7 @@ fn clive_epoch(quick: bool, eval_bs: usize) -> serde_json::Value {
     let mut cfg = TrainConfig::new(DatasetSpec::Clive { root });
     cfg.ft_lr_ratio = 0.0;
     let t0 = Instant::now();
-    let data = train::data::load(&cfg.data, cfg.seed).expect("CLIVE");
+    let data = run::data::load(&cfg.data, cfg.seed).expect("CLIVE");
     let decode = t0.elapsed().as_secs_f64();
     let vs = nn::VarStore::new(Device::Cpu);
     let m = LinearityIqa::new(&vs, cfg.model.clone());
@@ -124,12 +125,12 @@ fn clive_epoch(quick: bool, eval_bs: usize) -> serde_json::Value {
         idx.truncate(64);
     }
     let t1 = Instant::now();
-    let taps = normiqa::model::trained::compute_taps(&m, &data.images, &idx, eval_bs, Device::Cpu).unwrap();
+    let taps = normiqa::infer::trained::compute_taps(&m, &data.images, &idx, eval_bs, Device::Cpu).unwrap();
     let (f6, f7) = (&taps[0], &taps[1]);
     let features = t1.elapsed().as_secs_f64();
     // normiqa's optimiser (train/optim.rs), as `normiqa train` runs it.
     let mut opt =
-        normiqa::train::optim::Opt::build(normiqa::train::config::OptimizerKind::Adam, &vs, 1e-4, 0.0).unwrap();
+        normiqa::train::optim::Opt::build(normiqa::run::config::OptimizerKind::Adam, &vs, 1e-4, 0.0).unwrap();
     let mos = data.dataset.mos();
     let train: Vec<usize> = data
         .split
@@ -160,9 +161,9 @@ fn clive_epoch(quick: bool, eval_bs: usize) -> serde_json::Value {
         .copied()
         .filter(|i| idx.contains(i))
         .collect();
-    normiqa::model::trained::predict(
+    normiqa::infer::trained::predict(
         &m,
-        &normiqa::model::trained::Inputs::Cached(&taps),
+        &normiqa::infer::trained::Inputs::Cached(&taps),
         &val,
         16,
         Device::Cpu,

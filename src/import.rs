@@ -32,10 +32,9 @@ use tch::nn;
 use crate::model::linearity::BACKBONE_PREFIX;
 use crate::model::weights::raw_to_tensor;
 use crate::model::{BackboneName, LinearityIqa, ModelConfig};
-use crate::train::checkpoint::{
-    save_weights, write_atomic, RunInfo, SetSizes, Timings, CONFIG_TOML,
-};
-use crate::train::{DataConfig, TrainConfig};
+use crate::model::stored::save_weights;
+use crate::run::info::{write_atomic, RunInfo, SetSizes, Timings, CONFIG_TOML};
+use crate::run::{DataConfig, TrainConfig};
 
 /// Written next to `run.json`: where the imported weights came from.
 pub const IMPORT_JSON: &str = "import.json";

@@ -2,8 +2,8 @@
 //!
 //! The pure-Rust parts (metrics, full-reference metrics, datasets, synthetic distortions, the
 //! `.pth` reader) live in the `normiqa-core` crate and are re-exported here. This crate adds what
-//! needs libtorch: [`loss`], [`model`], [`train`], [`batch`], the HTTP scoring service
-//! ([`serve`]) and the command line ([`cli`]).
+//! needs libtorch: [`loss`], [`model`], the run's description ([`run`]), [`train`], [`infer`],
+//! [`batch`], the HTTP scoring service ([`serve`]) and the command line ([`cli`]).
 pub use normiqa_core::{data, fr, metrics, synth, weights};
 
 pub mod atomic;
@@ -13,6 +13,7 @@ pub mod cpus;
 pub mod distill;
 pub mod experiment;
 pub mod import;
+pub mod infer;
 pub mod inputs;
 pub mod locate;
 pub mod loss;
@@ -20,8 +21,8 @@ pub mod model;
 pub mod output;
 pub mod progress;
 pub mod report;
+pub mod run;
 pub mod serve;
-pub mod run_folder;
 pub mod train;
 
 /// jemalloc serves every allocation of the process, libtorch's tensors included (its malloc is

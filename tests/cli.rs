@@ -162,7 +162,7 @@ fn unknown_options_are_rejected_with_their_name() {
     assert!(err.contains("huber"), "{err}");
 }
 
-fn train_config(args: &[&str]) -> anyhow::Result<normiqa::train::TrainConfig> {
+fn train_config(args: &[&str]) -> anyhow::Result<normiqa::run::TrainConfig> {
     use clap::Parser;
     #[derive(clap::Parser)]
     struct T {
@@ -186,9 +186,9 @@ fn momentum_is_refused_where_it_would_be_ignored() {
     );
     assert!(err.contains("--optimizer adadelta"), "{err}");
     let c = train_config(&["--optimizer", "sgd", "--momentum", "0.5"]).unwrap();
-    assert_eq!(c.optimizer, normiqa::train::config::OptimizerKind::Sgd { momentum: 0.5 });
+    assert_eq!(c.optimizer, normiqa::run::config::OptimizerKind::Sgd { momentum: 0.5 });
     let c = train_config(&["--optimizer", "sgd"]).unwrap();
-    assert_eq!(c.optimizer, normiqa::train::config::OptimizerKind::Sgd { momentum: 0.9 });
+    assert_eq!(c.optimizer, normiqa::run::config::OptimizerKind::Sgd { momentum: 0.9 });
     let err = format!(
         "{:#}",
         cli(&["distill", "--optimizer", "adam", "--momentum", "0.9"]).unwrap_err()
@@ -210,7 +210,7 @@ fn reference_long_option_names_are_accepted() {
         "--monotonicity_regularization", "--test_during_training",
     ])
     .unwrap();
-    assert!(matches!(c.data.dataset, normiqa::train::DatasetSpec::Koniq { .. }));
+    assert!(matches!(c.data.dataset, normiqa::run::DatasetSpec::Koniq { .. }));
     assert_eq!(c.data.resize, Some([498, 664]));
     assert_eq!((c.lr, c.batch_size, c.ft_lr_ratio), (1e-4, 8, 0.1));
     assert_eq!(c.model.backbone, normiqa::model::BackboneName::ResNeXt101_32x8d);

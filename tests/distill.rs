@@ -18,8 +18,8 @@ use std::path::Path;
 use normiqa::distill::{
     self, mrkd, Arch, Direction, DistillConfig, Experiment, LrUnit, Member, Selection, Variant,
 };
-use normiqa::train::schedule::cosine;
-use normiqa::train::{DataConfig, DatasetSpec, SplitProtocol};
+use normiqa::run::schedule::cosine;
+use normiqa::run::{DataConfig, DatasetSpec, SplitProtocol};
 use tch::{Device, Kind, Tensor};
 
 /// A synthetic dataset with a distortion column (4 types) and a config for it.
@@ -397,7 +397,7 @@ fn paper_setting_files_hold_the_papers_setting_and_run_on_the_fixtures() {
             let r = &exp.run;
             assert_eq!((r.batch_size, r.lambda, r.data.train_ratio, r.ft_lr_ratio), (16, 1.0, 0.8, 1.0), "{}", file.display());
             assert_eq!(r.data.split, SplitProtocol::Random);
-            assert!(matches!(r.optimizer, normiqa::train::config::OptimizerKind::Sgd { momentum } if momentum == 0.9));
+            assert!(matches!(r.optimizer, normiqa::run::config::OptimizerKind::Sgd { momentum } if momentum == 0.9));
             assert!(exp.seeds.len() >= 3 && exp.variants.len() == 3);
             assert!(r.teacher.lr > r.student.lr);
             // Each model once, each dataset at least once.

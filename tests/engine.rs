@@ -9,7 +9,7 @@ use std::path::Path;
 use clap::Parser;
 use normiqa::distill::{mrkd, DistillConfig};
 use normiqa::train::augment::Augment;
-use normiqa::train::{DataConfig, DatasetSpec, SplitProtocol};
+use normiqa::run::{DataConfig, DatasetSpec, SplitProtocol};
 
 /// The tests draw from libtorch's global generator and set process-wide variables: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -175,7 +175,7 @@ fn every_distill_member_is_a_run_folder() {
         for f in ["config.toml", "run.json", "weights.safetensors", "log.jsonl", "predictions_test.csv"] {
             assert!(dir.join(f).exists(), "{member}: missing {f}");
         }
-        let info = normiqa::train::RunInfo::load(&dir).unwrap();
+        let info = normiqa::run::RunInfo::load(&dir).unwrap();
         assert_eq!(info.config.seed, 3, "{member}: the split seed");
         assert_eq!(info.sizes.test, r.sizes[2]);
         // The final epoch's weights: the same test SRCC as the pair's final evaluation (SRCC
@@ -210,7 +210,7 @@ fn every_distill_member_is_a_run_folder() {
         let files = normiqa::cli::report::report(&dir, &Default::default()).unwrap();
         assert!(!files.is_empty(), "{member}: report wrote nothing");
     }
-    let student = normiqa::train::RunInfo::load(&out.join("student")).unwrap();
+    let student = normiqa::run::RunInfo::load(&out.join("student")).unwrap();
     assert_eq!(student.heads, ["score"], "the plain regressor has one head");
 }
 

@@ -10,8 +10,9 @@ use std::sync::OnceLock;
 
 use clap::Parser;
 use image::RgbImage;
-use normiqa::model::trained::TrainedModel;
-use normiqa::model::{Pool, Precision, TestTime, Tta};
+use normiqa::infer::trained::TrainedModel;
+use normiqa::infer::{TestTime, Tta};
+use normiqa::model::{Pool, Precision};
 use normiqa::train;
 use tch::Device;
 

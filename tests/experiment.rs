@@ -115,7 +115,7 @@ fn every_shipped_experiment_parses() {
     let c = e.combos().unwrap();
     assert!(matches!(
         c.last().unwrap().config.optimizer,
-        normiqa::train::config::OptimizerKind::Adadelta { .. }
+        normiqa::run::config::OptimizerKind::Adadelta { .. }
     ));
 }
 
@@ -364,7 +364,7 @@ fn clive_experiments_run_on_a_synthetic_stand_in_with_ttests_and_report() {
     };
     experiment::run(&e, &replace).unwrap();
     let first = dir.join(&e.combos().unwrap()[0].name);
-    let info = normiqa::train::RunInfo::load(&first).unwrap();
+    let info = normiqa::run::RunInfo::load(&first).unwrap();
     assert_eq!(info.config.lr, 2e-3);
 
     // The report: PNGs that decode, and the markdown tables.

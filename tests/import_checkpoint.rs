@@ -177,7 +177,7 @@ fn imported_checkpoint_predicts_the_reference_test_demo_scores() {
 /// dataset, CLIVE, would mislabel the authors' KonIQ-trained checkpoints), that of the dataset
 /// given otherwise.
 fn imported_scores_name_the_scale_of_the_data_given(ckpt: &Path, arch: &str, tmp: &Path, unnamed: &Path) {
-    let scale = normiqa::train::RunInfo::load(unnamed).unwrap().score_scale();
+    let scale = normiqa::run::RunInfo::load(unnamed).unwrap().score_scale();
     assert!(!scale.contains("CLIVE") && scale.contains("not named at import"), "{scale}");
     let koniq = tmp.join("imported-koniq");
     cli(&[
@@ -186,7 +186,7 @@ fn imported_scores_name_the_scale_of_the_data_given(ckpt: &Path, arch: &str, tmp
         "--out", koniq.to_str().unwrap(),
     ])
     .unwrap();
-    let scale = normiqa::train::RunInfo::load(&koniq).unwrap().score_scale();
+    let scale = normiqa::run::RunInfo::load(&koniq).unwrap().score_scale();
     assert!(scale.starts_with("KonIQ-10k MOS scale"), "{scale}");
 }
 

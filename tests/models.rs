@@ -7,9 +7,10 @@ mod common;
 use std::path::Path;
 
 use clap::Parser;
-use normiqa::model::trained::TrainedModel;
+use normiqa::infer::trained::TrainedModel;
 use normiqa::model::{Arch, IqaModel};
-use normiqa::train::{self, DatasetSpec, FrozenMode, TrainConfig};
+use normiqa::train;
+use normiqa::run::{DatasetSpec, FrozenMode, TrainConfig};
 use tch::Device;
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -5,7 +5,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use normiqa::train::{self, AlsoData, SplitProtocol, TrainConfig};
+use normiqa::run;
+use normiqa::train;
+use normiqa::run::{AlsoData, SplitProtocol, TrainConfig};
 
 static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -49,7 +51,7 @@ fn iter_events(run: &Path) -> usize {
     log.lines().filter(|l| l.contains("\"event\":\"iter\"")).count()
 }
 
-fn train_in(cfg: &TrainConfig, out: PathBuf) -> train::RunInfo {
+fn train_in(cfg: &TrainConfig, out: PathBuf) -> run::RunInfo {
     train::train(cfg, &out).unwrap().info
 }
 
@@ -101,7 +103,7 @@ fn per_epoch_draws_a_subset_of_the_other_dataset() {
     let (_serial, tmp) = isolated();
     let mut cfg = two_dataset_config(tmp.path(), |m| m);
     cfg.also[0].per_epoch = Some(8);
-    cfg.mixing = train::Mixing::Shuffled;
+    cfg.mixing = run::Mixing::Shuffled;
     let run = tmp.path().join("run");
     train_in(&cfg, run.clone());
     assert_eq!(iter_events(&run), 3 * (6 + 2));

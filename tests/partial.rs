@@ -11,11 +11,12 @@ use std::path::{Path, PathBuf};
 
 use normiqa::model::linearity::BACKBONE_PREFIX;
 use normiqa::model::partial::PrefixFrozen;
-use normiqa::model::trained::{compute_taps, Inputs, TrainedModel};
+use normiqa::infer::trained::{compute_taps, Inputs, TrainedModel};
 use normiqa::model::{Arch, BackboneName, IqaModel, LinearityIqa, ModelConfig};
 use normiqa::train::engine::Batch;
 use normiqa::train::trainer::{task_loss, train_outputs};
-use normiqa::train::{self, BackboneMode, DatasetSpec, SplitProtocol, TrainConfig};
+use normiqa::train;
+use normiqa::run::{BackboneMode, DatasetSpec, SplitProtocol, TrainConfig};
 use tch::{nn, Device, Kind, Tensor};
 
 /// Training draws from libtorch's global generator and reads process-wide variables: one test
@@ -230,7 +231,7 @@ fn fixture_config(dir: &Path) -> (TrainConfig, PathBuf) {
     let mut cfg = tiny_config(dir, 32);
     cfg.random_init = false;
     cfg.weights = Some(fixture.clone());
-    cfg.prefix_precision = normiqa::train::config::PrefixPrecision::Fp32;
+    cfg.prefix_precision = normiqa::run::config::PrefixPrecision::Fp32;
     (cfg, fixture)
 }
 

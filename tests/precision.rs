@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use normiqa::model::precision::cpu_has_bf16;
-use normiqa::model::trained::TrainedModel;
+use normiqa::infer::trained::TrainedModel;
 use normiqa::model::{Arch, BackboneName, IqaModel, ModelConfig, Precision};
 use tch::{nn, Device};
 

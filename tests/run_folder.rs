@@ -11,8 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use normiqa::distill::{self, DistillConfig, Experiment, Variant};
-use normiqa::run_folder::{self, Start};
-use normiqa::train::{self, checkpoint::RunInfo, DataConfig, DatasetSpec, SplitProtocol, TrainConfig};
+use normiqa::run::folder::{self, Start};
+use normiqa::train;
+use normiqa::run::{RunInfo, DataConfig, DatasetSpec, SplitProtocol, TrainConfig};
 
 /// Tests that train run one at a time: libtorch's generator and the environment variables used
 /// here are global to the process.
@@ -50,7 +51,7 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .map(|e| e.unwrap())
-        .filter(|e| e.file_type().is_file() && e.file_name() != run_folder::LOCK)
+        .filter(|e| e.file_type().is_file() && e.file_name() != folder::LOCK)
         .map(|e| (e.path().to_path_buf(), std::fs::read(e.path()).unwrap()))
         .collect()
 }
@@ -294,7 +295,7 @@ fn lock_holder_child_process() {
     let Some(dir) = std::env::var_os("NORMIQA_TEST_HOLD_LOCK") else {
         return;
     };
-    let _lock = run_folder::Lock::acquire(Path::new(&dir)).unwrap();
+    let _lock = folder::Lock::acquire(Path::new(&dir)).unwrap();
     println!("locked");
     loop {
         std::thread::park();
@@ -330,7 +331,7 @@ fn a_second_process_is_refused_and_a_killed_holder_does_not_block() {
     // Killed: the lock file stays, the OS lock goes with the process.
     holder.kill().unwrap();
     holder.wait().unwrap();
-    assert!(out.join(run_folder::LOCK).exists());
+    assert!(out.join(folder::LOCK).exists());
     let ran = normiqa(&args, &cache);
     assert!(ran.status.success(), "{}", text(&ran.stderr));
     assert!(out.join("run.json").exists());
@@ -390,16 +391,16 @@ fn overwrite_keeps_user_files_that_only_look_like_normiqa_names() {
     let mut b = a.clone();
     b.seed += 1;
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(run_folder::CONFIG), toml::to_string(&a).unwrap()).unwrap();
+    std::fs::write(dir.join(folder::CONFIG), toml::to_string(&a).unwrap()).unwrap();
     for f in ["run.json", "predictions_test.csv", "predictions_koniq.csv"] {
         std::fs::write(dir.join(f), "x").unwrap();
     }
-    let folder = run_folder::RunFolder::open(&dir, &run_folder::TRAIN, &b, true).unwrap();
+    let folder = folder::RunFolder::open(&dir, &folder::TRAIN, &b, true).unwrap();
     assert_eq!(folder.start(), Start::Fresh);
     let left: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != run_folder::LOCK)
+        .filter(|n| n != folder::LOCK)
         .collect();
     assert_eq!(left, ["predictions_koniq.csv"]);
 }

@@ -42,7 +42,7 @@ fn gated() -> (serve::LoadModel, Gate) {
             name: "gated".into(),
             trained_on: "test".into(),
             precision: Precision::Fp32,
-            tta: normiqa::model::TestTime::default(),
+            tta: normiqa::infer::TestTime::default(),
         };
         let s: Box<dyn Scorer> = Box::new(Gated {
             entered: etx,
@@ -477,7 +477,7 @@ async fn a_failed_forward_or_a_nan_score_is_an_error_of_its_request_only() {
             name: "faulty".into(),
             trained_on: "test".into(),
             precision: Precision::Fp32,
-            tta: normiqa::model::TestTime::default(),
+            tta: normiqa::infer::TestTime::default(),
         };
         Ok((info, Box::new(Faulty) as Box<dyn Scorer>))
     });

@@ -6,12 +6,14 @@
 use std::path::Path;
 
 use clap::Parser;
+use normiqa::run;
 use normiqa::cli::synth::{self, Score};
 use normiqa::cli::{fr, Cli};
 use normiqa::data::split::{Ratios, Split};
 use normiqa::fr::FrMetric;
 use normiqa::synth::{Distortion, GenerateOptions};
-use normiqa::train::{self, DatasetSpec, SplitProtocol, TrainConfig};
+use normiqa::train;
+use normiqa::run::{DatasetSpec, SplitProtocol, TrainConfig};
 
 fn generate_small(out: &Path) -> Vec<normiqa::synth::SynthRecord> {
     let refs = normiqa::synth::write_embedded_references(&out.join("embedded")).unwrap();
@@ -123,7 +125,7 @@ fn generate_train_by_reference_test_per_type_and_plot() {
         image_column: "image".into(),
         mos_column: "score".into(),
     };
-    let ds = train::data::load_dataset(&spec, &Default::default()).unwrap();
+    let ds = run::data::load_dataset(&spec, &Default::default()).unwrap();
     assert_eq!(ds.len(), 36);
     assert!(ds
         .samples
@@ -197,7 +199,7 @@ fn generate_train_by_reference_test_per_type_and_plot() {
 
     // Per-type metrics of the model's test predictions (the CSV written by `test --predictions`).
     let preds = std::fs::read_to_string(preds_csv).unwrap();
-    let run_split = train::data::split_dataset(&cfg.data, &ds, cfg.seed).unwrap();
+    let run_split = run::data::split_dataset(&cfg.data, &ds, cfg.seed).unwrap();
     assert_eq!(run_split.test.len(), 12);
     let by_name: std::collections::HashMap<&str, usize> = ds
         .samples

@@ -9,10 +9,10 @@ use std::path::Path;
 use normiqa::model::{
     linearity::BACKBONE_PREFIX, weights, BackboneName, LinearityIqa, ModelConfig,
 };
-use normiqa::train::{
-    self, checkpoint, DatasetSpec, FrozenMode, TrainConfig,
-};
-use normiqa::model::trained::Inputs;
+use normiqa::train;
+use normiqa::run::info as checkpoint;
+use normiqa::run::{DatasetSpec, FrozenMode, TrainConfig};
+use normiqa::infer::trained::Inputs;
 use tch::{nn, Device, Kind, Tensor};
 
 /// libtorch's random generator is global to the process: tests that train (and so draw from it)
@@ -78,14 +78,14 @@ fn frozen_cached_run_writes_a_complete_run_directory() {
     assert_eq!(back, cfg);
 
     // Reload and predict: the same outputs as the test predictions written by the run.
-    let tm = normiqa::model::trained::TrainedModel::load(&out, Device::Cpu, None).unwrap();
+    let tm = normiqa::infer::trained::TrainedModel::load(&out, Device::Cpu, None).unwrap();
     assert_eq!(tm.info.mapping, info.mapping);
     let preds = std::fs::read_to_string(out.join("predictions_test.csv")).unwrap();
     let first: Vec<&str> = preds.lines().nth(1).unwrap().split(',').collect();
     let img = image::open(cfg_image_dir(&cfg).join(first[0]))
         .unwrap()
         .to_rgb8();
-    let o = normiqa::model::trained::predict(&tm.model, &Inputs::Images(&[img]), &[0], 1, Device::Cpu).unwrap();
+    let o = normiqa::infer::trained::predict(&tm.model, &Inputs::Images(&[img]), &[0], 1, Device::Cpu).unwrap();
     let fused: f64 = first[4].parse().unwrap();
     assert!(
         (o[2][0] - fused).abs() < 1e-4 * (1.0 + fused.abs()),
@@ -432,7 +432,7 @@ fn an_interrupted_run_resumes_to_the_same_numbers() {
     ft.epochs = 4;
     let mut frozen = base.clone();
     frozen.ft_lr_ratio = 0.0;
-    frozen.optimizer = normiqa::train::config::OptimizerKind::Sgd { momentum: 0.9 };
+    frozen.optimizer = normiqa::run::config::OptimizerKind::Sgd { momentum: 0.9 };
     frozen.epochs = 4;
     for (name, cfg) in [("ft", ft), ("frozen", frozen)] {
         let whole = run_dir(tmp.path(), &format!("{name}-whole"));

@@ -9,8 +9,9 @@ use std::sync::OnceLock;
 
 use clap::Parser;
 use image::{imageops, RgbImage};
-use normiqa::model::trained::{HeadOutputs, TrainedModel};
-use normiqa::model::{Arch, ModelConfig, Precision, TestTime, Tta};
+use normiqa::infer::trained::{HeadOutputs, TrainedModel};
+use normiqa::infer::{TestTime, Tta};
+use normiqa::model::{Arch, ModelConfig, Precision};
 use normiqa::train;
 use tch::Device;
 

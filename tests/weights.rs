@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use normiqa::distill::mrkd::PlainIqa;
 use normiqa::model::{linearity::BACKBONE_PREFIX, weights, LinearityIqa, ModelConfig};
-use normiqa::model::trained::TrainedModel;
+use normiqa::infer::trained::TrainedModel;
 use tch::{nn, Device, Kind, Tensor};
 
 fn shipped_model() -> PathBuf {

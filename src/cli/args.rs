@@ -9,7 +9,7 @@ use normiqa_core::data::decode::{resize_limit_msg, DecodeOptions};
 use normiqa_core::data::LoadOptions;
 use normiqa_core::metrics::{fit_logistic, Logistic, Metrics};
 
-use crate::train::{DataConfig, DatasetSpec, SplitProtocol};
+use crate::run::{DataConfig, DatasetSpec, SplitProtocol};
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DatasetKind {
@@ -65,11 +65,11 @@ pub struct DataArgs {
     #[arg(long, value_name = "CSV")]
     pub splits: Option<PathBuf>,
     /// Share of the images in the training set (the reference's --train_ratio).
-    #[arg(long, alias = "train_ratio", default_value_t = crate::train::config::defaults::TRAIN_RATIO)]
+    #[arg(long, alias = "train_ratio", default_value_t = crate::run::config::defaults::TRAIN_RATIO)]
     pub train_ratio: f64,
     /// Share of the images in the training and validation sets together; the rest is the
     /// test set (the reference's --train_and_val_ratio).
-    #[arg(long, alias = "train_and_val_ratio", default_value_t = crate::train::config::defaults::TRAIN_VAL_RATIO)]
+    #[arg(long, alias = "train_and_val_ratio", default_value_t = crate::run::config::defaults::TRAIN_VAL_RATIO)]
     pub train_val_ratio: f64,
     /// Resize every image to H W after decoding; `--resize` alone is the reference's --resize
     /// (its default 498 664).
@@ -115,7 +115,7 @@ impl ImageArgs {
     }
 }
 
-/// Test-time views (`predict`, `test`, `serve`): [`crate::model::tta`].
+/// Test-time views (`predict`, `test`, `serve`): [`crate::infer::tta`].
 #[derive(Args, Debug, Clone, Default)]
 pub struct TtaArgs {
     /// Score each image as the mean over views of it: none (the whole image), flip (the image
@@ -123,7 +123,7 @@ pub struct TtaArgs {
     /// (the five crops and their mirrors). What each buys and costs: RESULTS.md, "Test-time
     /// choices".
     #[arg(long, value_enum, default_value = "none")]
-    pub tta: crate::model::Tta,
+    pub tta: crate::infer::Tta,
     /// Side of the crops of --tta five-crop and ten-crop as a fraction of the image's height
     /// and width, in (0, 1] (default 0.75).
     #[arg(long, value_name = "F")]
@@ -132,8 +132,8 @@ pub struct TtaArgs {
 
 impl TtaArgs {
     /// The views asked for, checked (a fraction outside (0, 1] is refused, naming the option).
-    pub fn test_time(&self) -> Result<crate::model::TestTime, crate::model::tta::TtaError> {
-        crate::model::TestTime::new(self.tta, self.tta_crop_fraction)
+    pub fn test_time(&self) -> Result<crate::infer::TestTime, crate::infer::tta::TtaError> {
+        crate::infer::TestTime::new(self.tta, self.tta_crop_fraction)
     }
 }
 
@@ -419,10 +419,10 @@ pub fn print_logistic(what: &str, pred: &[f64], mos: &[f64]) -> Result<()> {
 /// The identities of a dataset's input files: its images and its labels file (for datasets given
 /// by a root folder: every file in it, two levels deep), for refusing outputs over them.
 pub fn dataset_input_ids(
-    spec: &crate::train::DatasetSpec,
+    spec: &crate::run::DatasetSpec,
     dataset: &crate::data::Dataset,
 ) -> std::collections::HashSet<crate::inputs::FileId> {
-    use crate::train::DatasetSpec;
+    use crate::run::DatasetSpec;
     let mut files: Vec<PathBuf> = dataset.samples.iter().map(|s| s.path.clone()).collect();
     match spec {
         DatasetSpec::Csv { csv: labels, .. } | DatasetSpec::Koniq { labels, .. } => {

@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::args::DataArgs;
-use crate::train;
+use crate::run;
 
 #[derive(Args, Debug)]
 pub struct DecodeArgs {
@@ -22,13 +22,13 @@ pub struct DecodeArgs {
 
 pub fn run(args: DecodeArgs) -> Result<()> {
     let cfg = args.data.to_config()?;
-    let dataset = train::data::load_dataset(&cfg.dataset, &cfg.loading)?;
+    let dataset = run::data::load_dataset(&cfg.dataset, &cfg.loading)?;
     let inputs = super::args::dataset_input_ids(&cfg.dataset, &dataset);
     for f in ["pixels.u8", "pixels.json"] {
         crate::output::refuse_file_over_ids("--out", &args.out.join(f), "dataset file", &inputs)?;
     }
     let all = normiqa_core::data::split::Split::all_test(dataset.len());
-    let (images, secs) = train::data::decode_used(&dataset, &all, &cfg)?;
+    let (images, secs) = run::data::decode_used(&dataset, &all, &cfg)?;
     let (w, h) = images[0].dimensions();
     if let Some((i, im)) = images
         .iter()

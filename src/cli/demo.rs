@@ -15,8 +15,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 
+use crate::run;
 use crate::loss::{LossConfig, LossKind};
-use crate::train::{self, DatasetSpec, TrainConfig};
+use crate::train;
+use crate::run::{DatasetSpec, TrainConfig};
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -47,7 +49,7 @@ pub fn sample_dir() -> Option<PathBuf> {
 
 /// Validation SROCC and PLCC of the prediction head, one per epoch, from a run's log.
 fn val_curves(dir: &Path) -> Result<(Vec<f64>, Vec<f64>)> {
-    let log = dir.join(train::checkpoint::LOG);
+    let log = dir.join(run::info::LOG);
     let text =
         std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
     let (mut srocc, mut plcc) = (Vec::new(), Vec::new());
@@ -122,7 +124,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     match super::predict::default_model_dir() {
         Some(model) => {
             let device = super::args::parse_device(&args.device)?;
-            let tm = crate::model::trained::TrainedModel::load(&model, device, None)?;
+            let tm = crate::infer::trained::TrainedModel::load(&model, device, None)?;
             let ds = normiqa_core::data::clive::load(&sample, &Default::default())?;
             let mut picks: Vec<usize> = (0..ds.len()).collect();
             picks.sort_by(|&a, &b| ds.samples[a].mos.partial_cmp(&ds.samples[b].mos).unwrap());
@@ -195,7 +197,7 @@ fn full_clive(args: &DemoArgs) -> Result<()> {
 }
 
 /// One loss's run on CLIVE: label, run record, validation SROCC and PLCC per epoch.
-type Curves<'a> = (&'a str, train::checkpoint::RunInfo, Vec<f64>, Vec<f64>);
+type Curves<'a> = (&'a str, run::info::RunInfo, Vec<f64>, Vec<f64>);
 
 /// The per-epoch table, the first epoch each loss reaches a validation PLCC of 0.8, and the
 /// test metrics.
@@ -283,7 +285,7 @@ fn synthetic(args: &DemoArgs) -> Result<()> {
         image_column: "image".into(),
         mos_column: "score".into(),
     });
-    cfg.data.split = train::SplitProtocol::ByReference;
+    cfg.data.split = run::SplitProtocol::ByReference;
     cfg.data.train_ratio = 0.67;
     cfg.data.train_val_ratio = 0.67;
     cfg.ft_lr_ratio = 0.0;

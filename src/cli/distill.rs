@@ -13,7 +13,7 @@ use crate::distill::{
 };
 use crate::loss::{LossConfig, LossKind};
 use crate::model::{BackboneName, ModelConfig};
-use crate::train::config::OptimizerName;
+use crate::run::config::OptimizerName;
 
 #[derive(Args, Debug)]
 pub struct DistillArgs {
@@ -250,7 +250,7 @@ impl DistillArgs {
 pub fn run(args: DistillArgs) -> Result<()> {
     let exp = args.to_experiment()?;
     let out = args.out.clone().unwrap_or_else(|| {
-        use crate::train::DatasetSpec as D;
+        use crate::run::DatasetSpec as D;
         let ds = match &exp.run.data.dataset {
             D::Clive { .. } => "CLIVE",
             D::Koniq { .. } => "KonIQ-10k",

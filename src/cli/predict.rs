@@ -18,7 +18,7 @@ use crate::inputs::FileId;
 use crate::output::record::{describe, Record};
 use crate::output::resumable::{Layout, ScoresFile};
 use crate::output::{refuse_file_over_ids, refuse_file_over_inputs};
-use crate::model::pool::{Pool, PoolConfig};
+use crate::infer::pool::{Pool, PoolConfig};
 use normiqa_core::data::decode::Resize;
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -259,7 +259,7 @@ pub fn default_model_dir() -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     let rel = Path::new(DEFAULT_MODEL);
-    let has_run = |p: &Path| p.join("run.json").exists() || crate::model::ensemble::is_ensemble(p);
+    let has_run = |p: &Path| p.join("run.json").exists() || crate::infer::ensemble::is_ensemble(p);
     crate::locate::find(rel, has_run).or_else(|| crate::locate::installed(rel, has_run))
 }
 
@@ -318,7 +318,7 @@ fn resize_rules(args: &PredictArgs) -> Result<Vec<Resize>> {
 
 /// Images far from the sizes the model was trained on, for one warning per kind.
 struct SizeWarnings {
-    /// What the model was trained on ([`crate::train::RunInfo::training_images`]).
+    /// What the model was trained on ([`crate::run::RunInfo::training_images`]).
     trained_on: String,
     tiny: Vec<String>,
     huge: Vec<String>,
@@ -430,7 +430,7 @@ fn rule_text(rules: &[Resize]) -> Option<String> {
 /// scores (with the precision the workers run at), the layout and the shard.
 fn record(args: &PredictArgs, dir: &Path, run: &RunOptions<'_>) -> Result<Record> {
     use crate::output::record::hash_files;
-    let model_hash = hash_files(&crate::model::ensemble::model_files(dir))?;
+    let model_hash = hash_files(&crate::infer::ensemble::model_files(dir))?;
     let weights_hash = args.weights.as_ref().map(|w| hash_files(std::slice::from_ref(w))).transpose()?;
     Ok(Record {
         version: crate::output::record::VERSION,
@@ -450,7 +450,7 @@ fn record(args: &PredictArgs, dir: &Path, run: &RunOptions<'_>) -> Result<Record
 /// What the record of a run says besides the model.
 struct RunOptions<'a> {
     precision: crate::model::Precision,
-    tta: crate::model::TestTime,
+    tta: crate::infer::TestTime,
     rules: &'a [Resize],
     decoding: normiqa_core::data::decode::DecodeOptions,
     heads: Option<&'a [String]>,
@@ -560,7 +560,7 @@ fn open_output(
         return Ok(None);
     };
     refuse_file_over_ids("-o", p, "input image", &sel.ids)?;
-    let model_files = crate::model::ensemble::model_files(model);
+    let model_files = crate::infer::ensemble::model_files(model);
     let mut inputs: Vec<(&str, &Path)> = model_files.iter().map(|f| ("model file", f.as_path())).collect();
     inputs.extend(args.files_from.as_deref().map(|f| ("--files-from list", f)));
     inputs.extend(args.weights.as_deref().map(|f| ("--weights file", f)));
@@ -615,7 +615,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let tta = args.tta.test_time()?;
     let dir = model_dir_or_default(&args.model)?;
     let mut sel = select_images(&args)?;
-    let info = crate::model::ensemble::load_info(&dir)?;
+    let info = crate::infer::ensemble::load_info(&dir)?;
     let heads = args.all_heads.then_some(info.heads.as_slice());
     let rules = resize_rules(&args)?;
     let decoding = args.images.options();
@@ -631,7 +631,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
         tta,
         workers,
         threads,
-        batch: crate::train::config::eval_batch_size(args.batch_size, device),
+        batch: crate::run::config::eval_batch_size(args.batch_size, device),
         resize: rules.clone(),
         decoding,
     })?;
@@ -663,7 +663,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let mut sizes = SizeWarnings::new(info.training_images());
     let t0 = std::time::Instant::now();
     let bar = crate::progress::bar(files.len() as u64, "scoring");
-    let job = job_size(args.chunk, pool.workers, crate::train::config::eval_batch_size(args.batch_size, device));
+    let job = job_size(args.chunk, pool.workers, crate::run::config::eval_batch_size(args.batch_size, device));
     pool.score(&files, job, |rows| {
         bar.inc(rows.len() as u64);
         for (name, r) in rows {

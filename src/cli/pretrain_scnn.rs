@@ -38,7 +38,7 @@ pub struct PretrainScnnArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Device: cpu, cuda, cuda:N or auto.
-    #[arg(long, default_value = crate::train::config::defaults::DEVICE)]
+    #[arg(long, default_value = crate::run::config::defaults::DEVICE)]
     pub device: String,
 }
 

@@ -20,7 +20,7 @@ use crate::experiment::Experiment;
 use crate::report::results::{short_key, ResultRow, Results, RunData};
 use crate::report::plots::{self, LineChart, Series};
 use crate::report::tables;
-use crate::train::checkpoint;
+use crate::run::info;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
@@ -92,9 +92,9 @@ pub fn run(args: ReportArgs) -> Result<()> {
 
 fn is_run_dir(dir: &Path) -> bool {
     [
-        checkpoint::RUN_JSON,
-        checkpoint::CONFIG_TOML,
-        checkpoint::LOG,
+        info::RUN_JSON,
+        info::CONFIG_TOML,
+        info::LOG,
     ]
     .iter()
     .any(|f| dir.join(f).exists())
@@ -344,7 +344,7 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
             if let Some(d) = row
                 .data
                 .as_ref()
-                .filter(|d| d.dir.join(checkpoint::LOG).exists())
+                .filter(|d| d.dir.join(info::LOG).exists())
             {
                 let dest = match single {
                     true => out.join("tensorboard"),
@@ -366,9 +366,9 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
         md.push_str(&format!("![{name}]({name})\n\n"));
     }
     let f = out.join("report.md");
-    checkpoint::write_atomic(&f, md.as_bytes())?;
+    info::write_atomic(&f, md.as_bytes())?;
     let csv = out.join("results.csv");
-    checkpoint::write_atomic(&csv, tables::results_csv(&results)?.as_bytes())?;
+    info::write_atomic(&csv, tables::results_csv(&results)?.as_bytes())?;
     files.push(f);
     files.push(csv);
     Ok(files)

@@ -8,7 +8,7 @@ use clap::Args;
 
 use super::args::parse_device;
 use super::predict::model_dir_or_default;
-use crate::model::pool::PoolConfig;
+use crate::infer::pool::PoolConfig;
 use crate::serve::{self, ServeOptions};
 
 #[derive(Args, Debug)]
@@ -93,7 +93,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
     let tta = args.tta.test_time()?;
     let dir = model_dir_or_default(&args.model)?;
     let opts = ServeOptions {
-        max_batch: crate::train::config::eval_batch_size(args.max_batch, device),
+        max_batch: crate::run::config::eval_batch_size(args.max_batch, device),
         max_wait: Duration::from_millis(args.max_wait_ms),
         queue: args.queue,
         max_body_bytes: args.max_body_bytes,

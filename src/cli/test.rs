@@ -14,13 +14,14 @@ use normiqa_core::metrics::Metrics;
 use super::args::{
     dataset_input_ids, head_metrics_json, parse_device, print_head_metrics, DataArgs,
 };
+use crate::run;
 use crate::data::Dataset;
 use crate::inputs::FileId;
 use crate::output::refuse_file_over_ids;
-use crate::model::trained::{
+use crate::infer::trained::{
     head_metrics, nan_metrics, write_predictions, HeadOutputs, TrainedModel,
 };
-use crate::train::{self, DatasetSpec};
+use crate::run::DatasetSpec;
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SetArg {
@@ -128,7 +129,7 @@ pub fn per_distortion(
 /// file of the dataset, a file of the model's run folder, or the backbone weights.
 fn refuse_outputs_over_inputs(args: &TestArgs, spec: &DatasetSpec, dataset: &Dataset) -> Result<()> {
     let mut ids = dataset_input_ids(spec, dataset);
-    let model = crate::model::ensemble::model_files(&args.model);
+    let model = crate::infer::ensemble::model_files(&args.model);
     let files = model.iter().chain(args.weights.iter());
     ids.extend(files.filter_map(|f| FileId::of(f).ok()));
     for (option, out) in [("-o", &args.predictions), ("--plot", &args.plot)] {
@@ -157,12 +158,12 @@ pub fn run(args: TestArgs) -> Result<()> {
     let set = args
         .set
         .unwrap_or(if own { SetArg::Test } else { SetArg::All });
-    let dataset = train::data::load_dataset(&data_cfg.dataset, &data_cfg.loading)?;
+    let dataset = run::data::load_dataset(&data_cfg.dataset, &data_cfg.loading)?;
     refuse_outputs_over_inputs(&args, &data_cfg.dataset, &dataset)?;
     let idx: Vec<usize> = match set {
         SetArg::All => (0..dataset.len()).collect(),
         s => {
-            let split = train::data::split_dataset(&data_cfg, &dataset, tm.info.config.seed)?;
+            let split = run::data::split_dataset(&data_cfg, &dataset, tm.info.config.seed)?;
             match s {
                 SetArg::Train => split.train,
                 SetArg::Val => split.val,
@@ -195,10 +196,10 @@ pub fn run(args: TestArgs) -> Result<()> {
         val: vec![],
         test: idx.clone(),
     };
-    let (images, decode_s) = train::data::decode_used(&dataset, &only, &data_cfg)?;
+    let (images, decode_s) = run::data::decode_used(&dataset, &only, &data_cfg)?;
     tracing::info!("decoded {} images in {:.1} s", idx.len(), decode_s);
     let t0 = std::time::Instant::now();
-    let out = tm.outputs(&images, &idx, crate::train::config::eval_batch_size(args.batch_size, device))?;
+    let out = tm.outputs(&images, &idx, crate::run::config::eval_batch_size(args.batch_size, device))?;
     let secs = t0.elapsed().as_secs_f64();
     tracing::info!(
         "scored {} images in {secs:.2} s ({:.1} ms per image, --tta {})",

@@ -15,11 +15,11 @@ use super::args::{
 use crate::loss::{LossConfig, LossKind};
 use crate::model::{BackboneName, ModelConfig, Pool};
 use crate::model::Arch;
-use crate::train::config::{defaults, OptimizerName};
-use crate::train::augment::Augment;
-use crate::train::schedule::Schedule;
-use crate::train::config::PrefixPrecision;
-use crate::train::{BackboneMode, FrozenMode, TrainConfig};
+use crate::run::config::{defaults, OptimizerName};
+use crate::run::augment::Augment;
+use crate::run::schedule::Schedule;
+use crate::run::config::PrefixPrecision;
+use crate::run::{BackboneMode, FrozenMode, TrainConfig};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -137,7 +137,7 @@ pub struct TrainArgs {
     pub randomness: bool,
     /// Validation metric whose best epoch is kept (the reference's --val_criterion).
     #[arg(long, alias = "val_criterion", value_enum, ignore_case = true, default_value = "srocc")]
-    pub val_criterion: crate::train::config::ValCriterion,
+    pub val_criterion: crate::run::config::ValCriterion,
     /// The reference's --debug: train on 5 batches of images, validate and test on 5 images
     /// each (checks a command end to end in seconds; the results mean nothing).
     #[arg(long)]
@@ -287,11 +287,11 @@ impl TrainArgs {
 /// A run name in the spirit of the reference's `format_str`.
 pub fn run_name(cfg: &TrainConfig) -> String {
     let ds = match &cfg.data.dataset {
-        crate::train::DatasetSpec::Clive { .. } => "CLIVE",
-        crate::train::DatasetSpec::Koniq { .. } => "KonIQ-10k",
-        crate::train::DatasetSpec::Kadid { .. } => "KADID-10k",
-        crate::train::DatasetSpec::Tid2013 { .. } => "TID2013",
-        crate::train::DatasetSpec::Csv { .. } => "csv",
+        crate::run::DatasetSpec::Clive { .. } => "CLIVE",
+        crate::run::DatasetSpec::Koniq { .. } => "KonIQ-10k",
+        crate::run::DatasetSpec::Kadid { .. } => "KADID-10k",
+        crate::run::DatasetSpec::Tid2013 { .. } => "TID2013",
+        crate::run::DatasetSpec::Csv { .. } => "csv",
     };
     let loss = match cfg.loss.kind {
         LossKind::NormInNorm { p, q, .. } => format!("norm-in-norm-p{p}-q{q}"),
@@ -319,7 +319,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("runs").join(run_name(&cfg)));
     let outcome = crate::train::train_with(&cfg, &out, args.overwrite)?;
     let info = &outcome.info;
-    let finished_before = outcome.start == crate::run_folder::Start::Finished;
+    let finished_before = outcome.start == crate::run::folder::Start::Finished;
     if args.json {
         crate::outln!(
             "{}",
@@ -337,7 +337,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
             crate::outln!(
                 "{} already holds this finished run: nothing to do (results in {}; --overwrite trains it again)",
                 outcome.dir.display(),
-                outcome.dir.join(crate::train::checkpoint::RUN_JSON).display()
+                outcome.dir.join(crate::run::info::RUN_JSON).display()
             )?;
         }
         crate::outln!("run directory: {}", outcome.dir.display())?;

@@ -18,7 +18,7 @@ use normiqa_core::metrics::paired_t_test;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
-use crate::run_folder::{RunFolder, Start};
+use crate::run::folder::{RunFolder, Start};
 
 pub use mrkd::{
     distill_term, pair_loss, train_pair, Arch, Direction, DistillConfig, LrUnit, Member,
@@ -228,7 +228,7 @@ impl ExperimentResults {
 /// Runs every variant for every seed and writes `out/results.json`, `out/results.md`, the plots
 /// and each run's `log.jsonl` under `out/<variant>/seed-<s>/`.
 ///
-/// `out` follows the run-folder rules ([`crate::run_folder`]): `None` when it already holds the
+/// `out` follows the run-folder rules ([`crate::run::folder`]): `None` when it already holds the
 /// finished results of this experiment (nothing is done); an error when it holds another
 /// experiment, unless `overwrite`. An unfinished experiment of this configuration goes on: its
 /// finished pairs are kept (`pair.json`), an interrupted pair resumes after its last finished
@@ -246,7 +246,7 @@ pub fn run_experiment(
     );
     let t0 = std::time::Instant::now();
     // Run-folder rules (src/run_folder.rs): lock `out` for the whole experiment.
-    let folder = RunFolder::open(out, &crate::run_folder::DISTILL, exp, overwrite)?;
+    let folder = RunFolder::open(out, &crate::run::folder::DISTILL, exp, overwrite)?;
     if folder.start() == Start::Finished {
         tracing::info!(
             "{}: this experiment already finished there; nothing to do",
@@ -254,7 +254,7 @@ pub fn run_experiment(
         );
         return Ok(None);
     }
-    crate::train::checkpoint::write_atomic(
+    crate::run::info::write_atomic(
         &out.join("config.toml"),
         toml::to_string_pretty(exp)?.as_bytes(),
     )?;
@@ -318,15 +318,15 @@ fn train_variants(
             let dir = out.join(v.name()).join(format!("seed-{seed}"));
             match train_pair(&cfg, data, seed, Some(&dir), exp.save_weights) {
                 Ok(r) => {
-                    let _ = std::fs::remove_file(dir.join(crate::run_folder::FAILED));
+                    let _ = std::fs::remove_file(dir.join(crate::run::folder::FAILED));
                     results.push(r)
                 }
-                Err(e) if e.downcast_ref::<crate::run_folder::RunFolderError>().is_some() => return Err(e),
+                Err(e) if e.downcast_ref::<crate::run::folder::RunFolderError>().is_some() => return Err(e),
                 Err(e) => {
                     let error = format!("{e:#}");
                     tracing::error!("{} seed {seed} failed: {error}", v.name());
                     std::fs::create_dir_all(&dir)?;
-                    atomic::write(&dir.join(crate::run_folder::FAILED), error.as_bytes())?;
+                    atomic::write(&dir.join(crate::run::folder::FAILED), error.as_bytes())?;
                     failed.push(FailedPair { variant: v, seed, error });
                 }
             }

@@ -23,9 +23,9 @@ use tch::{nn, Device, Kind, Tensor};
 
 use crate::loss::{LossConfig, LossKind};
 use crate::model::{Backbone, IqaModel, ModelConfig};
-use crate::train::augment::Augment;
-use crate::train::config::{DataConfig, OptimizerKind};
-use crate::train::schedule::cosine;
+use crate::run::augment::Augment;
+use crate::run::config::{DataConfig, OptimizerKind};
+use crate::run::schedule::cosine;
 use crate::train::trainer;
 
 pub use crate::model::{Arch, PlainIqa};
@@ -148,7 +148,7 @@ pub mod defaults {
     pub const ACCUMULATION_STEPS: usize = 1;
     pub const FT_LR_RATIO: f64 = 0.0;
     pub const SEEDS: [u64; 3] = [1, 2, 3];
-    pub use crate::train::config::defaults::{BETA, DEVICE};
+    pub use crate::run::config::defaults::{BETA, DEVICE};
 }
 
 fn default_loss() -> LossConfig {
@@ -251,7 +251,7 @@ impl DistillConfig {
         }
         for m in [&self.teacher, &self.student] {
             // A frozen pair always reads cached features.
-            crate::train::config::check_model_inputs(m.arch, self.frozen(), &self.data, self.augment.as_ref())?;
+            crate::run::config::check_model_inputs(m.arch, self.frozen(), &self.data, self.augment.as_ref())?;
         }
         if self.accumulation_steps == 0 {
             bail!("--accumulation-steps 0: must be at least 1");

@@ -18,15 +18,15 @@ use super::mrkd::{
     Snapshot,
 };
 use crate::model::linearity::{BACKBONE_GROUP, HEADS_GROUP};
-use crate::model::trained::{self, fit_mapping, head_metrics, nan_metrics, write_predictions};
+use crate::infer::trained::{self, fit_mapping, head_metrics, nan_metrics, write_predictions};
 use crate::model::{parse_device, IqaModel, ModelConfig};
-use crate::train::checkpoint::{self, RunInfo, SetSizes, Timings};
-use crate::train::config::{eval_batch_size, DataConfig, FrozenMode, TrainConfig};
-use crate::train::data as train_data;
+use crate::run::info::{self, RunInfo, SetSizes, Timings};
+use crate::run::config::{eval_batch_size, DataConfig, FrozenMode, TrainConfig};
+use crate::run::data as train_data;
 use crate::train::engine::{self, Batch, Evaluation, Finished, MemberRef, Plan, Procedure, StepLosses};
 use crate::train::features::{self, Images, TapSource};
 use crate::train::optim::Opt;
-use crate::train::schedule::Schedule;
+use crate::run::schedule::Schedule;
 use crate::train::trainer::{self, train_outputs};
 
 /// What the models read: cached taps per member (shallow clones when shared), or decoded images.
@@ -317,9 +317,9 @@ impl Pair<'_> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let tc = self.member_config(k);
         let config_text = toml::to_string_pretty(&tc)?;
-        checkpoint::write_atomic(&dir.join(checkpoint::CONFIG_TOML), config_text.as_bytes())?;
+        info::write_atomic(&dir.join(info::CONFIG_TOML), config_text.as_bytes())?;
         let with_backbone = !self.cfg.frozen() || self.cfg.random_init;
-        checkpoint::save_weights(&self.members[k].vs, dir, with_backbone)?;
+        crate::model::stored::save_weights(&self.members[k].vs, dir, with_backbone)?;
         let net: &dyn IqaModel = self.members[k].net.as_ref();
         let inputs = self.data.inputs.of(k);
         let chunk = self.data.inputs.eval_chunk(self.eval_bs);
@@ -375,7 +375,7 @@ impl Pair<'_> {
     /// prediction-head validation and test metrics after a fit on the evaluated set).
     fn member_log(&self, k: usize, dir: &Path) -> Result<()> {
         let heads = self.members[k].net.head_names().len();
-        let mut log = crate::train::log::JsonlLog::create(&dir.join(checkpoint::LOG))?;
+        let mut log = crate::train::log::JsonlLog::create(&dir.join(info::LOG))?;
         log.write("start", &json!({"config": self.member_config(k), "member_of": "distill", "member": NAMES[k]}))?;
         for r in &self.history {
             // The pair evaluates the prediction head only: the other heads' entries are null.
@@ -579,7 +579,7 @@ impl Procedure for Pair<'_> {
         if let Some(dir) = self.out {
             // Last: its presence marks the pair finished (`PAIR_RESULT`).
             let done = json!({"key": self.key, "result": &result});
-            checkpoint::write_atomic(&dir.join(PAIR_RESULT), serde_json::to_string_pretty(&done)?.as_bytes())?;
+            info::write_atomic(&dir.join(PAIR_RESULT), serde_json::to_string_pretty(&done)?.as_bytes())?;
         }
         let end = json!({"teacher_final_test": result.models[0].final_epoch.eval.test,
             "student_final_test": result.models[1].final_epoch.eval.test});

@@ -3,7 +3,7 @@
 //! `teacher/` and `student/` folders are run folders; the results table lists both members of
 //! every pair, so sweeps over rates, λ and seeds give the MRKD tables (e.g.
 //! `experiments/mrkd-lr-ablation.toml`, the paper's Table 7). The run-folder rules
-//! ([`crate::run_folder::PAIR`]) and the skip / resume / failure rules are the train runner's: a
+//! ([`crate::run::folder::PAIR`]) and the skip / resume / failure rules are the train runner's: a
 //! finished pair is skipped, an interrupted one resumes after its last finished epoch, a folder
 //! of another configuration is refused unless `--overwrite`.
 
@@ -17,21 +17,21 @@ use super::runner::{
 };
 use super::spec::{DistillCombo, Experiment};
 use crate::distill::mrkd;
-use crate::run_folder::{self, Found, RunFolder, RunFolderError};
-use crate::train::checkpoint;
+use crate::run::folder::{self, Found, RunFolder, RunFolderError};
+use crate::run::info;
 
-/// The state of a pair's folder under the run-folder rules ([`run_folder::PAIR`]), with what
-/// [`run_folder::inspect`] found.
+/// The state of a pair's folder under the run-folder rules ([`folder::PAIR`]), with what
+/// [`folder::inspect`] found.
 fn state(combo: &DistillCombo, dir: &Path) -> Result<(ComboState, Found), RunFolderError> {
-    let found = run_folder::inspect(dir, &run_folder::PAIR, &combo.run)?;
+    let found = folder::inspect(dir, &folder::PAIR, &combo.run)?;
     Ok((combo_state(dir, &found), found))
 }
 
 /// One pair run into `dir` (locked while it runs; resumed when interrupted).
 fn run_pair(c: &DistillCombo, dir: &Path, overwrite: bool) -> Result<mrkd::PairResult> {
-    let folder = RunFolder::open(dir, &run_folder::PAIR, &c.run, overwrite)?;
+    let folder = RunFolder::open(dir, &folder::PAIR, &c.run, overwrite)?;
     let text = toml::to_string_pretty(&c.run)?;
-    checkpoint::write_atomic(&dir.join(run_folder::CONFIG), text.as_bytes())?;
+    info::write_atomic(&dir.join(folder::CONFIG), text.as_bytes())?;
     let data = mrkd::prepare(&c.run.run, c.run.seed)?;
     let result = mrkd::train_pair(&c.run.run, &data, c.run.seed, Some(dir), false)?;
     drop(folder);
@@ -61,14 +61,14 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
         return Ok(dir);
     }
     // Run-folder rules for the experiment folder: one `run` at a time writes it.
-    let _lock = run_folder::Lock::acquire(&dir)?;
-    checkpoint::write_atomic(&dir.join(EXPERIMENT_TOML), exp.source.as_bytes())?;
+    let _lock = folder::Lock::acquire(&dir)?;
+    info::write_atomic(&dir.join(EXPERIMENT_TOML), exp.source.as_bytes())?;
     let mut failures = Vec::new();
     for c in combos.iter().filter(|c| selected(c)) {
         let run_dir = dir.join(&c.name);
         let head = format!("[{}/{}] {}", c.index, combos.len(), c.name);
         let (st, found) = state(c, &run_dir)?;
-        if !announce(&head, (st, &found), &run_dir, &run_folder::PAIR, opts.overwrite)? {
+        if !announce(&head, (st, &found), &run_dir, &folder::PAIR, opts.overwrite)? {
             continue;
         }
         match run_pair(c, &run_dir, st == ComboState::Stale) {

@@ -1,6 +1,6 @@
 //! Runs an experiment's combinations in order into `<runs>/<experiment>/<combination>/`.
 //!
-//! Each combination's directory follows the run-folder rules of `train` ([`crate::run_folder`]):
+//! Each combination's directory follows the run-folder rules of `train` ([`crate::run::folder`]):
 //! - a finished run of the same configuration is skipped;
 //! - an unfinished one (interrupted, or failed: `failed.txt`) is resumed after its last finished
 //!   epoch (`train/resume.rs`), or run again from the start when it saved no epoch;
@@ -20,8 +20,8 @@ use anyhow::{bail, Result};
 
 use super::spec::{Combo, Experiment, ProcedureKind};
 use crate::report::results::Results;
-use crate::run_folder::{self, Found, RunFolderError};
-use crate::train::checkpoint;
+use crate::run::folder::{self, Found, RunFolderError};
+use crate::run::info;
 
 pub use crate::report::results::FAILED;
 /// The copy of the experiment file in the experiment directory.
@@ -65,14 +65,14 @@ impl ComboState {
     }
 }
 
-/// The state of a combination's run directory, with what [`run_folder::inspect`] found.
+/// The state of a combination's run directory, with what [`folder::inspect`] found.
 pub fn state(combo: &Combo, dir: &Path) -> Result<(ComboState, Found), RunFolderError> {
     // (run folders store absolute paths; the experiment file's may be relative)
-    let found = run_folder::inspect(dir, &run_folder::TRAIN, &combo.config.with_absolute_paths())?;
+    let found = folder::inspect(dir, &folder::TRAIN, &combo.config.with_absolute_paths())?;
     Ok((combo_state(dir, &found), found))
 }
 
-/// What a combination's folder `dir` holds, from what [`run_folder::inspect`] found there.
+/// What a combination's folder `dir` holds, from what [`folder::inspect`] found there.
 pub(super) fn combo_state(dir: &Path, found: &Found) -> ComboState {
     match found {
         Found::Empty => ComboState::Pending,
@@ -91,7 +91,7 @@ pub(super) fn announce(
     head: &str,
     (st, found): (ComboState, &Found),
     run_dir: &Path,
-    layout: &run_folder::Layout,
+    layout: &folder::Layout,
     overwrite: bool,
 ) -> Result<bool> {
     match st {
@@ -99,7 +99,7 @@ pub(super) fn announce(
             crate::outln!("{head}: finished, skipped")?;
             return Ok(false);
         }
-        ComboState::Stale if !overwrite => return Err(run_folder::refusal(run_dir, layout, found).into()),
+        ComboState::Stale if !overwrite => return Err(folder::refusal(run_dir, layout, found).into()),
         ComboState::Stale => crate::outln!("{head}: another configuration there, replaced (--overwrite)")?,
         ComboState::Interrupted | ComboState::Failed => crate::outln!("{head}: incomplete, resuming after its last finished epoch (from the start if none)")?,
         ComboState::Pending => crate::outln!("{head}")?,
@@ -123,8 +123,8 @@ pub(super) fn record_failure(
     eprintln!("    failed: {msg}");
     // Only beside the run's config.toml: a note alone would make the folder look like no run
     // at all (a failure before the run started is printed only).
-    if run_dir.join(run_folder::CONFIG).exists() {
-        checkpoint::write_atomic(&run_dir.join(FAILED), msg.as_bytes())?;
+    if run_dir.join(folder::CONFIG).exists() {
+        info::write_atomic(&run_dir.join(FAILED), msg.as_bytes())?;
     }
     failures.push(name.to_string());
     Ok(())
@@ -188,14 +188,14 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
         return Ok(dir);
     }
     // Run-folder rules for the experiment folder: one `run` at a time writes it.
-    let _lock = run_folder::Lock::acquire(&dir)?;
-    checkpoint::write_atomic(&dir.join(EXPERIMENT_TOML), exp.source.as_bytes())?;
+    let _lock = folder::Lock::acquire(&dir)?;
+    info::write_atomic(&dir.join(EXPERIMENT_TOML), exp.source.as_bytes())?;
     let mut failures = Vec::new();
     for c in selected {
         let run_dir = dir.join(&c.name);
         let head = format!("[{}/{}] {}", c.index, combos.len(), c.name);
         let (st, found) = state(c, &run_dir)?;
-        if !announce(&head, (st, &found), &run_dir, &run_folder::TRAIN, opts.overwrite)? {
+        if !announce(&head, (st, &found), &run_dir, &folder::TRAIN, opts.overwrite)? {
             continue;
         }
         // Only a run of another configuration is replaced; an unfinished one of this
@@ -221,11 +221,11 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
 /// Writes `results.csv` and `results.md` of the experiment directory.
 pub fn write_results(exp: &Experiment, dir: &Path) -> Result<Results> {
     let r = Results::collect(&exp.results_spec()?, dir)?;
-    checkpoint::write_atomic(
+    info::write_atomic(
         &dir.join("results.csv"),
         crate::report::tables::results_csv(&r)?.as_bytes(),
     )?;
-    checkpoint::write_atomic(
+    info::write_atomic(
         &dir.join("results.md"),
         crate::report::tables::results_markdown(&r).as_bytes(),
     )?;

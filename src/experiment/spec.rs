@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use toml::Value;
 
 use crate::distill::DistillConfig;
-use crate::train::TrainConfig;
+use crate::run::TrainConfig;
 
 /// The `[experiment]` table.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -400,11 +400,11 @@ fn collect_axes(t: &toml::Table, prefix: &str, out: &mut Vec<SweepAxis>) -> Resu
 /// dataset, the optimiser, the schedule) replace the default as a whole.
 fn with_defaults(user: toml::Table, procedure: ProcedureKind) -> Result<toml::Table> {
     let defaults = match procedure {
-        ProcedureKind::Train => toml::Value::try_from(TrainConfig::new(crate::train::DatasetSpec::Clive {
+        ProcedureKind::Train => toml::Value::try_from(TrainConfig::new(crate::run::DatasetSpec::Clive {
             root: PathBuf::new(),
         }))?,
         ProcedureKind::Distill => {
-            let data = TrainConfig::new(crate::train::DatasetSpec::Clive { root: PathBuf::new() }).data;
+            let data = TrainConfig::new(crate::run::DatasetSpec::Clive { root: PathBuf::new() }).data;
             let run = DistillConfig::new(
                 data,
                 crate::distill::mrkd::defaults::TEACHER_LR,

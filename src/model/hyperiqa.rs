@@ -46,7 +46,7 @@ use super::{BackboneName, ModelConfig};
 
 const MODEL: &str = "HyperIQA";
 /// Side of the square crops the network takes.
-pub const CROP: i64 = 224;
+pub const CROP: i64 = crate::run::model::HYPERIQA_CROP;
 /// Values each of LDA stages 1–3 contributes to the target input.
 const LDA_OUT: i64 = 16;
 /// Length of the LDA vector, the target network's input.

@@ -1,5 +1,6 @@
 //! The one model interface: what the training engine, the feature cache and inference need from
-//! a quality model. A new model implements [`IqaModel`] in one file and gets an [`Arch`] variant;
+//! a quality model. A new model implements [`IqaModel`] in one file, gets an [`Arch`] variant
+//! (`run::model`) and a line in [`super::registry`]'s `Arch::build`;
 //! neither the engine nor the procedures change.
 //!
 //! A model is a backbone (variables under `backbone.`, optimiser group [`BACKBONE_GROUP`]), the
@@ -7,92 +8,16 @@
 //! one tensor per tap, rows = images), and heads on the taps (variables at the root, group
 //! [`HEADS_GROUP`]). Its outputs are named heads; the last one is the prediction.
 
-use tch::{nn, Kind, Tensor};
+use tch::{Kind, Tensor};
 
 use super::backbone::{Backbone, FrozenBackbone};
-use super::dbcnn::{Dbcnn, DbcnnConfig};
 use super::error::ModelError;
 use super::precision::Precision;
-use super::hyperiqa::{HyperIqa, HyperIqaConfig};
 use super::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
-use super::{LinearityIqa, ModelConfig, PlainIqa};
-
-/// Which network: the name in configurations (`arch = "linearity"`) and on the command line
-/// (`--model linearity`).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default, clap::ValueEnum,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Arch {
-    /// LinearityIQA (three heads; the fused head is the prediction).
-    #[default]
-    #[value(alias = "linearity-iqa")]
-    Linearity,
-    /// Backbone → global average pooling of the last stage → Linear(C, 1) (the MRKD paper's
-    /// "ResNet50" regressor; fine-tuned, or on cached features with the backbone frozen).
-    #[value(alias = "regressor", alias = "linear")]
-    Plain,
-    /// DBCNN: F-CNN (the backbone's last map) and S-CNN ([`super::scnn`], pre-trained by
-    /// `normiqa pretrain-scnn`), bilinear pooling, one linear layer ([`super::dbcnn`]).
-    Dbcnn,
-    /// HyperIQA: LDA multi-scale features, hyper network, target network on 224×224 crops; the
-    /// mean over a grid of crops at test ([`super::hyperiqa`]).
-    #[serde(rename = "hyperiqa")]
-    #[value(name = "hyperiqa", alias = "hyper-iqa")]
-    HyperIqa,
-}
-
-/// An architecture name that is not one of [`Arch`]'s.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown model '{0}' (expected linearity, plain, dbcnn or hyperiqa)")]
-pub struct UnknownArch(pub String);
-
-impl std::str::FromStr for Arch {
-    type Err = UnknownArch;
-    fn from_str(s: &str) -> Result<Self, UnknownArch> {
-        match s {
-            "linearity" | "linearity-iqa" => Ok(Arch::Linearity),
-            "plain" | "linear" | "regressor" => Ok(Arch::Plain),
-            "dbcnn" => Ok(Arch::Dbcnn),
-            "hyperiqa" | "hyper-iqa" => Ok(Arch::HyperIqa),
-            o => Err(UnknownArch(o.to_string())),
-        }
-    }
-}
-
-impl std::fmt::Display for Arch {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use super::PlainIqa;
+pub use crate::run::model::{Arch, ModelConfig, UnknownArch};
 
 impl Arch {
-    pub const ALL: [Arch; 4] = [Arch::Linearity, Arch::Plain, Arch::Dbcnn, Arch::HyperIqa];
-
-    /// The name in configurations and on the command line.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Arch::Linearity => "linearity",
-            Arch::Plain => "plain",
-            Arch::Dbcnn => "dbcnn",
-            Arch::HyperIqa => "hyperiqa",
-        }
-    }
-
-    /// Builds the network in `vs` (variables named as its published weights below `backbone.`).
-    pub fn build(
-        &self,
-        vs: &nn::VarStore,
-        config: &ModelConfig,
-    ) -> Result<Box<dyn IqaModel>, ModelError> {
-        Ok(match self {
-            Arch::Linearity => Box::new(LinearityIqa::new(vs, config.clone())),
-            Arch::Plain => Box::new(PlainIqa::new(vs, self.feature_config(config))),
-            Arch::Dbcnn => Box::new(Dbcnn::new(vs, DbcnnConfig::of(config))),
-            Arch::HyperIqa => Box::new(HyperIqa::new(vs, HyperIqaConfig::of(config))?),
-        })
-    }
-
     /// The configuration whose taps this network reads (with [`Arch::tap_tag`], the
     /// feature-cache key): the plain regressor always pools globally by average, so it shares
     /// LinearityIQA's default cached features.
@@ -111,14 +36,6 @@ impl Arch {
             // (the key adds the S-CNN file's path, size and time)
             Arch::Dbcnn => "dbcnn-bilinear".into(),
             Arch::HyperIqa => "hyperiqa-stages".into(),
-        }
-    }
-
-    /// Names of the outputs, the prediction last.
-    pub fn head_names(&self) -> &'static [&'static str] {
-        match self {
-            Arch::Linearity => &["head6", "head7", "fused"],
-            Arch::Plain | Arch::Dbcnn | Arch::HyperIqa => &["score"],
         }
     }
 }

@@ -1,52 +1,9 @@
 //! Spatial pooling of a feature map into a vector: the reference's SPSP (`IQAmodel.py`): for each
 //! pyramid level p = 1..P the map is pooled with a window of ⌊H/p⌋ × ⌊W/p⌋ (stride = window).
 
-use std::str::FromStr;
-
 use tch::Tensor;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Pool {
-    Avg,
-    Max,
-    Min,
-    Std,
-    /// max and min, concatenated.
-    MaxMin,
-    /// mean and standard deviation, concatenated.
-    MeanStd,
-}
-
-impl Pool {
-    /// Values per channel per pyramid cell (2 for the concatenating poolings).
-    pub fn width(&self) -> i64 {
-        match self {
-            Pool::MaxMin | Pool::MeanStd => 2,
-            _ => 1,
-        }
-    }
-}
-
-/// A pooling name that is not one of [`Pool`]'s.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown pooling '{0}' (avg, max, min, std, max-min, mean-std)")]
-pub struct UnknownPool(pub String);
-
-impl FromStr for Pool {
-    type Err = UnknownPool;
-    fn from_str(s: &str) -> Result<Self, UnknownPool> {
-        Ok(match s {
-            "avg" => Pool::Avg,
-            "max" => Pool::Max,
-            "min" => Pool::Min,
-            "std" => Pool::Std,
-            "maxmin" | "max-min" => Pool::MaxMin,
-            "mean-std" | "meanstd" => Pool::MeanStd,
-            _ => return Err(UnknownPool(s.to_string())),
-        })
-    }
-}
+pub use crate::run::model::{Pool, UnknownPool};
 
 /// Length of the pooled vector for `c` channels and a pyramid of `levels` levels.
 pub fn pooled_len(c: i64, pool: Pool, levels: i64) -> i64 {

@@ -24,8 +24,8 @@ fn config_name<T: serde::Serialize>(v: &T) -> String {
 }
 
 /// An optimiser with its parameters, as a person writes it.
-fn optimizer(o: &crate::train::config::OptimizerKind) -> String {
-    use crate::train::config::OptimizerKind as O;
+fn optimizer(o: &crate::run::config::OptimizerKind) -> String {
+    use crate::run::config::OptimizerKind as O;
     match o {
         O::Adam => "Adam".into(),
         O::Sgd { momentum } => format!("SGD (momentum {momentum})"),

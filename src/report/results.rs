@@ -10,11 +10,11 @@ use anyhow::{Context, Result};
 use normiqa_core::metrics::{fit_logistic, LinearMap, Logistic, Metrics};
 use serde_json::Value as Json;
 
-use crate::train::{checkpoint, TrainConfig};
+use crate::run::{info as checkpoint, TrainConfig};
 
 /// Written into a run directory when its run failed (by `normiqa run`); removed when it is run
 /// again.
-pub use crate::run_folder::FAILED;
+pub use crate::run::folder::FAILED;
 
 /// The last segment of a dotted key (`loss.kind` → `kind`), except for `kind`/`type`, where the
 /// previous one is used (`loss.kind` → `loss`).

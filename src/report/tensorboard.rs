@@ -96,7 +96,7 @@ fn record(out: &mut Vec<u8>, data: &[u8]) {
 /// logged set (head `fused`, and `head6`/`head7` under `<set>/<head>/<metric>`), `train/lr`,
 /// `train/epoch_loss`.
 pub fn write_events(run_dir: &Path, dest: &Path) -> Result<PathBuf> {
-    let log = run_dir.join(crate::train::checkpoint::LOG);
+    let log = run_dir.join(crate::run::info::LOG);
     let text =
         std::fs::read_to_string(&log).with_context(|| format!("reading {}", log.display()))?;
     let t0 = std::fs::metadata(&log)

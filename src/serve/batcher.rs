@@ -215,9 +215,9 @@ fn score_batch(scorer: &mut dyn Scorer, jobs: Vec<Job>) {
 /// One score or error per image. libtorch errors surface as panics in tch's forward calls:
 /// caught (keep serving); the images of a failed batch are scored again one by one, so only the
 /// image at fault fails; errors carry libtorch's message without its C++ trace; a non-finite
-/// score is an error ([`crate::model::guarded`]).
+/// score is an error ([`crate::infer::guarded`]).
 fn score_each(scorer: &mut dyn Scorer, images: &[RgbImage]) -> Vec<std::result::Result<f64, String>> {
-    use crate::model::guarded::caught;
+    use crate::infer::guarded::caught;
     let result = caught(|| scorer.score(images)).and_then(|scores| match scores.len() == images.len() {
         true => Ok(scores),
         false => Err(format!("the model returned {} scores for {} images", scores.len(), images.len())),

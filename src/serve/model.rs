@@ -8,9 +8,10 @@ use anyhow::{Context, Result};
 use image::RgbImage;
 use tch::Device;
 
-use crate::model::trained::TrainedModel;
-use crate::model::{Precision, TestTime};
-use crate::train::DatasetSpec;
+use crate::infer::trained::TrainedModel;
+use crate::infer::TestTime;
+use crate::model::Precision;
+use crate::run::DatasetSpec;
 
 /// What the service says about its model (in `/healthz`, every `/score` answer and the page).
 #[derive(Debug, Clone, serde::Serialize)]

@@ -23,7 +23,7 @@ use tch::nn;
 use crate::loss::LossConfig;
 
 use super::augment::Augment;
-use super::checkpoint;
+use crate::run::info;
 use super::constant_mos::{self, ConstantBatches};
 use super::log::JsonlLog;
 use super::optim::Opt;
@@ -138,13 +138,13 @@ pub struct Plan<'a> {
     pub groups: Option<Groups<'a>>,
 }
 
-/// The datasets of a multi-dataset run ([`super::config::AlsoData`]) as the loop sees them.
+/// The datasets of a multi-dataset run ([`crate::run::config::AlsoData`]) as the loop sees them.
 pub struct Groups<'a> {
     /// The dataset (0 = the main one) of every sample index of [`Plan::dataset`].
     pub of: &'a [usize],
     /// Per dataset: training images per epoch (a fresh random subset each epoch; `None` = all).
     pub per_epoch: Vec<Option<usize>>,
-    pub mixing: super::config::Mixing,
+    pub mixing: crate::run::config::Mixing,
 }
 
 impl Groups<'_> {
@@ -166,10 +166,10 @@ impl Groups<'_> {
             batches.extend(chunks.into_iter().enumerate().map(|(j, c)| ((j as f64 + 0.5) / n, g, c)));
         }
         match self.mixing {
-            super::config::Mixing::Alternate => {
+            crate::run::config::Mixing::Alternate => {
                 batches.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
             }
-            super::config::Mixing::Shuffled => batches.shuffle(rng),
+            crate::run::config::Mixing::Shuffled => batches.shuffle(rng),
         }
         batches.into_iter().map(|(_, g, c)| (g, c)).collect()
     }
@@ -253,7 +253,7 @@ fn open<P: Procedure>(
     };
     std::fs::create_dir_all(out)
         .map_err(|e| anyhow::anyhow!("creating run directory {}: {e}", out.display()))?;
-    let log_path = out.join(checkpoint::LOG);
+    let log_path = out.join(info::LOG);
     let labels = resume::labels_key(plan.dataset);
     let saved = resume::load(out, &plan.config_text, &labels, &mut proc.members())?;
     let Some(st) = saved else {
@@ -330,7 +330,7 @@ pub fn run<P: Procedure>(proc: &mut P, plan: &Plan) -> Result<P::Output> {
     drop(threads);
     if cur.constant.count > 0 {
         let at = plan.out.map_or(String::new(), |o| {
-            format!(" (constant_mos_batch events in {})", o.join(checkpoint::LOG).display())
+            format!(" (constant_mos_batch events in {})", o.join(info::LOG).display())
         });
         tracing::warn!(
             "{} training batches had all-equal MOS; the loss went on with the reference's ε{at}",
@@ -464,7 +464,7 @@ fn check_finite<P: Procedure>(
     bail!(
         "the loss became non-finite ({}) at {}; stopping{kept} ({})",
         values.join(", "),
-        super::data::batch_context(plan.dataset, batch.idx, batch.epoch, batch.index),
+        crate::run::data::batch_context(plan.dataset, batch.idx, batch.epoch, batch.index),
         proc.advice()
     )
 }
@@ -472,7 +472,7 @@ fn check_finite<P: Procedure>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::train::config::Mixing;
+    use crate::run::config::Mixing;
 
     fn groups(of: &[usize], per_epoch: Vec<Option<usize>>, mixing: Mixing) -> Vec<(usize, Vec<usize>)> {
         let g = Groups { of, per_epoch, mixing };

@@ -19,9 +19,9 @@ use rayon::prelude::*;
 use normiqa_core::data::Dataset;
 use tch::{Device, Tensor};
 
-use crate::model::trained::compute_taps;
+use crate::infer::trained::compute_taps;
 use crate::model::{IqaModel, ModelConfig};
-use crate::train::config::DataConfig;
+use crate::run::config::DataConfig;
 
 /// The cache folder: `$NORMIQA_FEATURE_CACHE`, else `.normiqa-cache` in the working directory.
 pub fn cache_dir() -> PathBuf {
@@ -143,7 +143,7 @@ pub fn store(key: &str, taps: &[Tensor]) -> Result<()> {
         .collect();
     let refs: Vec<(&str, &Tensor)> = named.iter().map(|(n, t)| (n.as_str(), t)).collect();
     crate::atomic::write_via_path(&tensors, |tmp| Tensor::write_safetensors(&refs, tmp))?;
-    super::checkpoint::write_atomic(&keyfile, key.as_bytes())
+    crate::run::info::write_atomic(&keyfile, key.as_bytes())
 }
 
 /// What a frozen backbone's taps are computed from.
@@ -178,7 +178,7 @@ impl Images<'_> {
             Images::Lazy { data, decoded } => {
                 if decoded.is_none() {
                     let all = normiqa_core::data::split::Split::all_test(dataset.len());
-                    let (im, secs) = super::data::decode_used(dataset, &all, data)?;
+                    let (im, secs) = crate::run::data::decode_used(dataset, &all, data)?;
                     tracing::info!("{}: decoded {} images in {:.1} s", dataset.name, im.len(), secs);
                     *decoded = Some(im);
                 }
@@ -244,7 +244,7 @@ pub fn load_or_compute(
 /// What of the data configuration changes the decoded pixels: the resize rules, and whether
 /// truncated JPEGs are accepted (their missing part comes out grey). The pixel limit only refuses.
 fn decoding_key(data: &DataConfig) -> String {
-    let rules = format!("{:?}", super::data::resize_rules(data));
+    let rules = format!("{:?}", crate::run::data::resize_rules(data));
     match data.decoding.allow_truncated {
         true => format!("{rules} allow-truncated"),
         false => rules,

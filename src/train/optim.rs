@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use anyhow::{bail, Result};
 
-use super::config::OptimizerKind;
+use crate::run::config::OptimizerKind;
 use tch::{nn, Tensor};
 
 use crate::model::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};

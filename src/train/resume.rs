@@ -16,7 +16,7 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
-use super::checkpoint;
+use crate::run::info;
 use super::engine::MemberRef;
 use crate::model::weights;
 
@@ -127,7 +127,7 @@ pub fn save(out: &Path, members: &[MemberRef], mut st: State) -> Result<()> {
     let mut keep = Vec::new();
     for m in members {
         let (model, optim) = files(out, m.name, st.epochs_done);
-        weights::save_safetensors(m.vs, &model, checkpoint::stored_in_run(m.with_backbone))?;
+        weights::save_safetensors(m.vs, &model, crate::model::stored::stored_in_run(m.with_backbone))?;
         let (tensors, step) = m.opt.state();
         st.opt_steps.push(step);
         let named: Vec<(&str, Tensor)> = tensors
@@ -137,7 +137,7 @@ pub fn save(out: &Path, members: &[MemberRef], mut st: State) -> Result<()> {
         crate::atomic::write_via_path(&optim, |tmp| Tensor::write_safetensors(&named, tmp))?;
         keep.extend([model, optim]);
     }
-    checkpoint::write_atomic(&dir.join(STATE), serde_json::to_string(&st)?.as_bytes())?;
+    info::write_atomic(&dir.join(STATE), serde_json::to_string(&st)?.as_bytes())?;
     // Files of earlier epochs are no longer referenced.
     if let Ok(rd) = std::fs::read_dir(&dir) {
         for e in rd.flatten() {
@@ -179,7 +179,7 @@ pub fn load(out: &Path, config: &str, labels: &str, members: &mut [MemberRef]) -
     }
     for (k, m) in members.iter_mut().enumerate() {
         let (model, optim) = files(out, m.name, st.epochs_done);
-        weights::load_safetensors(m.vs, &model, checkpoint::stored_in_run(m.with_backbone))?;
+        weights::load_safetensors(m.vs, &model, crate::model::stored::stored_in_run(m.with_backbone))?;
         let saved: HashMap<String, Tensor> = Tensor::read_safetensors(&optim)
             .with_context(|| format!("reading {}", optim.display()))?
             .into_iter()

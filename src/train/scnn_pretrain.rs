@@ -37,9 +37,9 @@ use serde_json::{json, Value};
 use tch::{nn, Device, Kind, Tensor};
 
 use super::augment::Augment;
-use super::checkpoint;
-use super::config::DataConfig;
-use super::data::{self as train_data, LoadedData};
+use crate::run::info;
+use crate::run::config::DataConfig;
+use crate::run::data::{self as train_data, LoadedData};
 use super::engine::{self, Batch, Evaluation, Finished, MemberRef, Plan, Procedure, StepLosses};
 use super::optim::Opt;
 use crate::batch;
@@ -47,7 +47,7 @@ use crate::loss::{LossConfig, LossKind};
 use crate::model::dbcnn::SCNN_PREFIX;
 use crate::model::scnn::Scnn;
 use crate::model::{parse_device, weights};
-use crate::run_folder::{self, RunFolder, Start};
+use crate::run::folder::{self, RunFolder, Start};
 
 /// The S-CNN features DBCNN loads.
 pub const SCNN_FILE: &str = "scnn.safetensors";
@@ -227,7 +227,7 @@ impl Procedure for Pretrain<'_> {
             train_s: run.train_s,
         };
         let text = serde_json::to_string_pretty(&summary)?;
-        checkpoint::write_atomic(&self.out.join(SUMMARY), text.as_bytes())?;
+        info::write_atomic(&self.out.join(SUMMARY), text.as_bytes())?;
         tracing::info!(
             "best epoch {best_epoch}: validation accuracy {:.3} over {} classes (chance {:.3}); DBCNN loads {}",
             summary.val_accuracy,
@@ -245,7 +245,7 @@ impl Procedure for Pretrain<'_> {
 pub fn pretrain(cfg: &ScnnConfig, out: &Path, overwrite: bool) -> Result<ScnnSummary> {
     validate(cfg)?;
     let cfg = &ScnnConfig { data: absolute_data(&cfg.data), ..cfg.clone() };
-    let folder = RunFolder::open(out, &run_folder::SCNN, cfg, overwrite)?;
+    let folder = RunFolder::open(out, &folder::SCNN, cfg, overwrite)?;
     if folder.start() == Start::Finished {
         let p = out.join(SUMMARY);
         let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
@@ -253,7 +253,7 @@ pub fn pretrain(cfg: &ScnnConfig, out: &Path, overwrite: bool) -> Result<ScnnSum
         return Ok(serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?);
     }
     let config_text = toml::to_string_pretty(cfg)?;
-    checkpoint::write_atomic(&out.join(run_folder::CONFIG), config_text.as_bytes())?;
+    info::write_atomic(&out.join(folder::CONFIG), config_text.as_bytes())?;
     let device = parse_device(&cfg.device)?;
     tch::manual_seed(cfg.seed as i64);
     let LoadedData { dataset, split, images, .. } = train_data::load(&cfg.data, cfg.seed)?;
@@ -270,7 +270,7 @@ pub fn pretrain(cfg: &ScnnConfig, out: &Path, overwrite: bool) -> Result<ScnnSum
     }
     let vs = nn::VarStore::new(device);
     let net = Scnn::new(&(vs.root() / SCNN_PREFIX), classes.len() as i64);
-    let opt = Opt::build(super::config::OptimizerKind::Adam, &vs, cfg.lr, 0.0)?;
+    let opt = Opt::build(crate::run::config::OptimizerKind::Adam, &vs, cfg.lr, 0.0)?;
     tracing::info!(
         "{}: {} classes, {} training and {} held-out images",
         dataset.name,
@@ -318,7 +318,7 @@ pub fn pretrain(cfg: &ScnnConfig, out: &Path, overwrite: bool) -> Result<ScnnSum
 }
 
 fn absolute_data(data: &DataConfig) -> DataConfig {
-    let mut t = super::TrainConfig::new(data.dataset.clone());
+    let mut t = crate::run::TrainConfig::new(data.dataset.clone());
     t.data = data.clone();
     t.with_absolute_paths().data
 }

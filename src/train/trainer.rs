@@ -13,21 +13,21 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tch::{nn, Device, Kind, Tensor};
 
-use super::checkpoint::{self, AlsoResult, HeadMetrics, RunInfo, SetSizes, Timings};
-use super::config::{FrozenMode, TrainConfig};
-use super::data::{self as train_data, LoadedData, Part};
+use crate::run::info::{self, AlsoResult, HeadMetrics, RunInfo, SetSizes, Timings};
+use crate::run::config::{FrozenMode, TrainConfig};
+use crate::run::data::{self as train_data, LoadedData, Part};
 use super::engine::{self, Batch, Evaluation, Finished, Groups, MemberRef, Plan, Procedure, StepLosses};
 use super::features::{self, TapSource};
 use super::optim::Opt;
 use crate::batch;
 use crate::loss;
 use crate::model::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
-use crate::model::trained::{fit_mapping, head_metrics, select_taps, write_predictions};
+use crate::infer::trained::{fit_mapping, head_metrics, select_taps, write_predictions};
 use crate::model::partial::PrefixFrozen;
 use crate::model::{parse_device, weights, Arch, IqaModel, ModelConfig};
-use crate::run_folder::{self, RunFolder, Start};
+use crate::run::folder::{self, RunFolder, Start};
 
-pub use crate::model::trained::{nan_metrics, predict, HeadOutputs, Inputs};
+pub use crate::infer::trained::{nan_metrics, predict, HeadOutputs, Inputs};
 
 /// Result of [`train`].
 pub struct TrainOutcome {
@@ -166,11 +166,11 @@ impl SingleModel<'_> {
         predict(self.net.as_ref(), &self.inputs, idx, self.eval_bs, self.device)
     }
 
-    /// What the run's weight file holds ([`checkpoint::stored_vars`]).
+    /// What the run's weight file holds ([`crate::model::stored::stored_vars`]).
     fn stored(&self) -> impl Fn(&str) -> bool + '_ {
         let net = self.net.as_ref();
         let prefix = self.pretrained_prefix.is_some();
-        checkpoint::stored_vars(self.backbone_changes, move |n| prefix && net.is_frozen_with_backbone(n))
+        crate::model::stored::stored_vars(self.backbone_changes, move |n| prefix && net.is_frozen_with_backbone(n))
     }
 
     fn metrics(&self, idx: &[usize], mapping: &[normiqa_core::metrics::LinearMap]) -> Result<HeadMetrics> {
@@ -289,7 +289,7 @@ impl Procedure for SingleModel<'_> {
 
     fn save_best(&mut self) -> Result<()> {
         self.best_val = self.last_val.clone();
-        let file = self.out.join(checkpoint::WEIGHTS);
+        let file = self.out.join(info::WEIGHTS);
         weights::save_safetensors(&self.vs, &file, self.stored())
     }
 
@@ -312,7 +312,7 @@ impl Procedure for SingleModel<'_> {
             bail!("no epoch produced a finite validation SROCC (the model's predictions were constant); nothing was saved")
         };
         // Reload the best epoch, fit k, b on the training set, test.
-        weights::load_safetensors(&self.vs, &self.out.join(checkpoint::WEIGHTS), self.stored())?;
+        weights::load_safetensors(&self.vs, &self.out.join(info::WEIGHTS), self.stored())?;
         let split = self.split;
         let train_out = self.outputs(self.main_train())?;
         let y_train = self.mos_of(self.main_train());
@@ -413,15 +413,15 @@ fn init_from(vs: &nn::VarStore, cfg: &TrainConfig, run: &Path) -> Result<()> {
         bail!("--init-from {} with --random-init: that run's first blocks are the pretrained ones, which --random-init does not load; drop --random-init", run.display());
     }
     let net = cfg.arch.build(&nn::VarStore::new(Device::Cpu), &cfg.model)?;
-    let stored = checkpoint::run_stored(&info, net.as_ref());
-    let n = weights::load_safetensors(vs, &run.join(checkpoint::WEIGHTS), stored)
+    let stored = crate::model::stored::run_stored(&info, net.as_ref());
+    let n = weights::load_safetensors(vs, &run.join(info::WEIGHTS), stored)
         .with_context(|| format!("--init-from {}", run.display()))?;
     tracing::info!("started from the {n} tensors of {} (epoch {})", run.display(), info.best_epoch);
     Ok(())
 }
 
 /// Trains a model as configured, writing the run directory `out`. Returns its summary. A folder
-/// holding a run of another configuration is refused (see [`crate::run_folder`]).
+/// holding a run of another configuration is refused (see [`crate::run::folder`]).
 pub fn train(cfg: &TrainConfig, out: &Path) -> Result<TrainOutcome> {
     train_with(cfg, out, false)
 }
@@ -434,12 +434,12 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
     let t_start = Instant::now();
     // Run-folder rules (src/run_folder.rs): lock `out` for the whole run; then train, resume, or
     // stop here when this configuration already finished there.
-    let folder = RunFolder::open(out, &run_folder::TRAIN, cfg, overwrite)?;
+    let folder = RunFolder::open(out, &folder::TRAIN, cfg, overwrite)?;
     if folder.start() == Start::Finished {
         return finished_outcome(out);
     }
     let config_text = toml::to_string_pretty(cfg)?;
-    checkpoint::write_atomic(&out.join(checkpoint::CONFIG_TOML), config_text.as_bytes())?;
+    info::write_atomic(&out.join(info::CONFIG_TOML), config_text.as_bytes())?;
     let device = parse_device(&cfg.device)?;
     tch::manual_seed(cfg.seed as i64);
     let (LoadedData { dataset, split, images, decode_seconds }, parts) = train_data::load_all(cfg)?;
@@ -453,7 +453,7 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
         dataset.name, dataset.len(), split.train.len(), split.val.len(), split.test.len(), decode_seconds
     );
     let (vs, net, weights_file) = build_model(cfg, device)?;
-    let eval_bs = super::config::eval_batch_size(cfg.eval_batch_size, device);
+    let eval_bs = crate::run::config::eval_batch_size(cfg.eval_batch_size, device);
     // Frozen heads train on cached pooled features, partial fine-tuning on the cached prefix.
     let heads_only = cfg.frozen() && cfg.frozen_mode == FrozenMode::Cached;
     let cached = heads_only || cfg.partial_blocks().is_some();

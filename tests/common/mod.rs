@@ -22,7 +22,7 @@ pub fn bf16_hardware(check: &str) -> bool {
 
 /// A training configuration on [`synthetic_dataset`] (`n` images of `size` px, random split):
 /// random weights, 2 epochs of batch 4 at lr 1e-3 on the CPU.
-pub fn tiny_train_config(dir: &Path, n: usize, size: u32) -> normiqa::train::TrainConfig {
+pub fn tiny_train_config(dir: &Path, n: usize, size: u32) -> normiqa::run::TrainConfig {
     let (csv, images) = synthetic_dataset(dir, n, size);
     let mut cfg = csv_train_config(csv, images);
     cfg.random_init = true;
@@ -36,7 +36,7 @@ pub fn tiny_train_config(dir: &Path, n: usize, size: u32) -> normiqa::train::Tra
 /// [`tiny_train_config`] with `n` images of `size` px for frozen heads on the pretrained Lite0
 /// (cached features, one epoch, the feature cache in `dir`): a quick run whose outputs move with
 /// the image (a random-initialised backbone scores every image nearly alike).
-pub fn tiny_frozen_config(dir: &Path, n: usize, size: u32) -> normiqa::train::TrainConfig {
+pub fn tiny_frozen_config(dir: &Path, n: usize, size: u32) -> normiqa::run::TrainConfig {
     std::env::set_var("NORMIQA_FEATURE_CACHE", dir.join("cache"));
     let mut cfg = tiny_train_config(dir, n, size);
     cfg.random_init = false;
@@ -47,15 +47,15 @@ pub fn tiny_frozen_config(dir: &Path, n: usize, size: u32) -> normiqa::train::Tr
 
 /// The error text (with its causes) of loading the model folder `dir`, which must be refused.
 pub fn load_refusal(dir: &Path) -> String {
-    match normiqa::model::trained::TrainedModel::load(dir, tch::Device::Cpu, None) {
+    match normiqa::infer::trained::TrainedModel::load(dir, tch::Device::Cpu, None) {
         Ok(_) => panic!("{} was loaded", dir.display()),
         Err(e) => format!("{e:#}"),
     }
 }
 
 /// The reference defaults on a CSV `image,mos` and its image folder, split at random by image.
-pub fn csv_train_config(csv: PathBuf, images: PathBuf) -> normiqa::train::TrainConfig {
-    use normiqa::train::{DatasetSpec, SplitProtocol, TrainConfig};
+pub fn csv_train_config(csv: PathBuf, images: PathBuf) -> normiqa::run::TrainConfig {
+    use normiqa::run::{DatasetSpec, SplitProtocol, TrainConfig};
     let mut cfg = TrainConfig::new(DatasetSpec::Csv {
         csv,
         images,

@@ -1,9 +1,9 @@
 //! Dataset loaders with the reference splits: a `[data]` table of a run's config.toml (as a
 //! JSON object) → the samples and the train/val/test indices that `normiqa train` would use.
 
-use normiqa::train::data::{load_dataset, split_dataset};
+use normiqa::run::data::{load_dataset, split_dataset};
 use normiqa::experiment::spec::parse_checked;
-use normiqa::train::DataConfig;
+use normiqa::run::DataConfig;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -52,6 +52,6 @@ fn load_data<'py>(py: Python<'py>, config: &str, seed: u64) -> PyResult<Bound<'p
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(load_data, m)?)?;
-    m.add("DEFAULT_SEED", normiqa::train::config::defaults::SEED)?;
+    m.add("DEFAULT_SEED", normiqa::run::config::defaults::SEED)?;
     Ok(())
 }

@@ -13,9 +13,10 @@ use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
 use image::RgbImage;
-use normiqa::model::pool::PoolConfig;
-use normiqa::model::trained::TrainedModel;
-use normiqa::model::{Precision, TestTime, Tta};
+use normiqa::infer::pool::PoolConfig;
+use normiqa::infer::trained::TrainedModel;
+use normiqa::infer::{TestTime, Tta};
+use normiqa::model::Precision;
 use normiqa_core::data::decode::{decode_one, max_side_dims, resize_rgb, DecodeOptions, Resize};
 use numpy::PyReadonlyArray3;
 use pyo3::prelude::*;
@@ -101,7 +102,7 @@ impl Scorer {
             Some(n) => vec![Resize::MaxSide { n }],
             None => vec![],
         };
-        let info = normiqa::model::ensemble::load_info(&model).map_err(to_py)?;
+        let info = normiqa::infer::ensemble::load_info(&model).map_err(to_py)?;
         let (workers, threads) = PoolConfig::layout(device, precision, workers);
         let setup = Setup {
             model: model.clone(),
@@ -109,7 +110,7 @@ impl Scorer {
             precision,
             tta,
             threads,
-            batch: normiqa::train::config::eval_batch_size(batch_size, device),
+            batch: normiqa::run::config::eval_batch_size(batch_size, device),
             resize,
             decoding: DecodeOptions::default(),
         };
@@ -307,10 +308,10 @@ fn score_job(tm: &TrainedModel, setup: &Setup, items: Vec<(String, Item)>) -> Ou
     if images.is_empty() {
         return out;
     }
-    // As `predict`'s workers (normiqa::model::guarded): libtorch's panics caught, a failed
+    // As `predict`'s workers (normiqa::infer::guarded): libtorch's panics caught, a failed
     // batch rescored image by image so that the error lands on the image that caused it, and
     // a non-finite score an error of its image, never a NaN returned as a score.
-    let scores = normiqa::model::guarded::score_each(tm, &images, setup.batch);
+    let scores = normiqa::infer::guarded::score_each(tm, &images, setup.batch);
     for ((slot, r), name) in slots.iter().zip(scores).zip(names) {
         out[*slot] = r.map(|(mapped, _)| mapped).map_err(|e| format!("{name}: {e}"));
     }
@@ -321,16 +322,16 @@ fn score_job(tm: &TrainedModel, setup: &Setup, items: Vec<(String, Item)>) -> Ou
 /// found where normiqa looks for them: (backbone name, its default weights file or None).
 #[pyfunction]
 fn missing_weights(model: PathBuf) -> PyResult<Vec<String>> {
-    let dirs = if normiqa::model::ensemble::is_ensemble(&model) {
-        normiqa::model::ensemble::checked_members(&model).map_err(to_py)?.0
+    let dirs = if normiqa::infer::ensemble::is_ensemble(&model) {
+        normiqa::infer::ensemble::checked_members(&model).map_err(to_py)?.0
     } else {
         vec![model]
     };
     let mut missing = Vec::new();
     for d in dirs {
-        let info = normiqa::train::checkpoint::RunInfo::load(&d).map_err(to_py)?;
+        let info = normiqa::run::info::RunInfo::load(&d).map_err(to_py)?;
         let backbone = info.config.model.backbone;
-        let needs = normiqa::train::checkpoint::needs_pretrained(&info);
+        let needs = normiqa::run::info::needs_pretrained(&info);
         if needs && info.config.weights.is_none() && backbone.default_weights().is_none() {
             let name = backbone.to_string();
             if !missing.contains(&name) {

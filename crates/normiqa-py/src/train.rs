@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use normiqa::experiment::spec::parse_checked;
 use normiqa::experiment::{self, RunOptions};
-use normiqa::train::TrainConfig;
+use normiqa::run::TrainConfig;
 use pyo3::prelude::*;
 
 use crate::{py_err, to_py};
@@ -51,7 +51,7 @@ fn train(
     let outcome = py
         .detach(|| normiqa::train::train_with(&cfg, &out, overwrite))
         .map_err(to_py)?;
-    let finished = outcome.start == normiqa::run_folder::Start::Finished;
+    let finished = outcome.start == normiqa::run::folder::Start::Finished;
     Ok((outcome.dir, finished))
 }
 

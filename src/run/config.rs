@@ -8,8 +8,8 @@ use normiqa_core::data::LoadOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::loss::LossConfig;
-use crate::model::{Arch, ModelConfig};
-use crate::train::schedule::Schedule;
+use super::model::{Arch, ModelConfig, HYPERIQA_CROP};
+use super::schedule::Schedule;
 
 /// Where the images and labels come from, and how they are split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -348,7 +348,7 @@ pub fn check_model_inputs(
     if arch != Arch::HyperIqa {
         return Ok(());
     }
-    let side = crate::model::hyperiqa::CROP as u32;
+    let side = HYPERIQA_CROP as u32;
     let whole = data.resize == Some([side, side]);
     if cached && !whole {
         anyhow::bail!("--model hyperiqa: a frozen backbone's features are cached only for fixed {side}x{side} inputs (--resize {side} {side}); it otherwise trains on random crops: fine-tune (--ft-lr-ratio > 0) or use --frozen-mode reference with --augment --crop {side} {side}");
@@ -426,7 +426,7 @@ pub struct TrainConfig {
     /// Partial fine-tuning: the stem and the first K blocks of the backbone keep their pretrained
     /// weights; their output is computed once (eval-mode BatchNorm) and kept, and the later
     /// blocks (at `lr · ft_lr_ratio`, train-mode BatchNorm) and the heads train on it
-    /// ([`crate::model::partial`]). EfficientNet-Lite with LinearityIQA only; 0 = full
+    /// (`model::partial`). EfficientNet-Lite with LinearityIQA only; 0 = full
     /// fine-tuning; the backbone's block count (Lite0: 17, its 16 MBConv blocks and the head
     /// convolution) = the whole backbone frozen (the cached heads, as `ft_lr_ratio = 0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]

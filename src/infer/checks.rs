@@ -10,7 +10,7 @@ use anyhow::{bail, Result};
 use normiqa_core::metrics::LinearMap;
 use tch::nn;
 
-use crate::train::checkpoint::{RunInfo, RUN_JSON, WEIGHTS};
+use crate::run::info::{RunInfo, RUN_JSON, WEIGHTS};
 
 /// `run.json`'s heads and mappings against the network's heads `names` (the prediction last).
 pub fn check_run_info(dir: &Path, info: &RunInfo, names: &[&str]) -> Result<()> {

@@ -12,10 +12,8 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use normiqa_core::metrics::{LinearMap, Metrics};
 use serde::{Deserialize, Serialize};
-use tch::nn;
 
 use super::config::TrainConfig;
-use crate::model::{linearity::BACKBONE_PREFIX, weights};
 
 pub const RUN_JSON: &str = "run.json";
 pub const WEIGHTS: &str = "weights.safetensors";
@@ -93,7 +91,7 @@ pub struct RunInfo {
 }
 
 fn linearity_heads() -> Vec<String> {
-    crate::model::Arch::Linearity
+    super::model::Arch::Linearity
         .head_names()
         .iter()
         .map(|s| s.to_string())
@@ -169,41 +167,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(crate::atomic::write(path, bytes)?)
 }
 
-/// Which variables a run's weight files hold: the heads, plus the backbone when
-/// `with_backbone` (`RunInfo::backbone_in_weights`). Saving and loading use the same rule, so a
-/// loaded file must hold exactly these tensors.
-pub fn stored_in_run(with_backbone: bool) -> impl Fn(&str) -> bool {
-    let prefix = format!("{BACKBONE_PREFIX}.");
-    move |name: &str| with_backbone || !name.starts_with(&prefix)
-}
-
-/// Which variables a run's weight files hold: [`stored_in_run`] less those `pretrained`
-/// names (the frozen prefix of a partly fine-tuned run, unchanged from the pretrained file).
-pub fn stored_vars<'a>(
-    with_backbone: bool,
-    pretrained: impl Fn(&str) -> bool + 'a,
-) -> impl Fn(&str) -> bool + 'a {
-    let stored = stored_in_run(with_backbone);
-    move |name: &str| stored(name) && !pretrained(name)
-}
-
-/// What the weight file of the run `info` holds, for its network `model` (as built from the
-/// run's configuration).
-pub fn run_stored<'a>(info: &RunInfo, model: &'a dyn crate::model::IqaModel) -> impl Fn(&str) -> bool + 'a {
-    let prefix = info.pretrained_prefix;
-    stored_vars(info.backbone_in_weights, move |name| {
-        prefix.is_some_and(|k| crate::model::partial::in_prefix(model, name, k))
-    })
-}
-
 /// Whether the run `info` needs the pretrained backbone file (its weight file lacks all or part
 /// of the backbone).
 pub fn needs_pretrained(info: &RunInfo) -> bool {
     !info.backbone_in_weights || info.pretrained_prefix.is_some()
 }
-
-/// Saves the model's weights: the heads, plus the backbone when `with_backbone`.
-pub fn save_weights(vs: &nn::VarStore, dir: &Path, with_backbone: bool) -> Result<()> {
-    weights::save_safetensors(vs, &dir.join(WEIGHTS), stored_in_run(with_backbone))
-}
-

@@ -18,8 +18,8 @@
 
 use tch::Tensor;
 
-use super::error::ModelError;
-use super::iqa::{Arch, EvalPath, IqaModel};
+use crate::model::error::ModelError;
+use crate::model::iqa::{Arch, EvalPath, IqaModel};
 
 /// Which views of an image are scored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 
-use crate::train::checkpoint::RunInfo;
+use crate::run::info::RunInfo;
 
 /// The file that makes a folder an ensemble.
 pub const ENSEMBLE_TOML: &str = "ensemble.toml";
@@ -58,7 +58,7 @@ pub fn member_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
         if is_ensemble(&d) {
             bail!("{}: member {} is itself an ensemble; list its members instead", file.display(), m.display());
         }
-        if !d.join(crate::train::checkpoint::RUN_JSON).is_file() {
+        if !d.join(crate::run::info::RUN_JSON).is_file() {
             bail!("{}: member {} ({}) is not a finished run folder (no run.json)", file.display(), m.display(), d.display());
         }
         if dirs.iter().any(|e| same_folder(e, &d)) {
@@ -145,7 +145,7 @@ pub fn checked_members(dir: &Path) -> Result<(Vec<PathBuf>, RunInfo)> {
 /// folder's `run.json`, `config.toml` and `weights.safetensors`; an ensemble's `ensemble.toml`
 /// and those of each member it lists.
 pub fn model_files(dir: &Path) -> Vec<PathBuf> {
-    use crate::train::checkpoint::{CONFIG_TOML, RUN_JSON, WEIGHTS};
+    use crate::run::info::{CONFIG_TOML, RUN_JSON, WEIGHTS};
     let run = |d: &Path| [RUN_JSON, CONFIG_TOML, WEIGHTS].map(|f| d.join(f));
     if !is_ensemble(dir) {
         return run(dir).to_vec();

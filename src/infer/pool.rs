@@ -21,7 +21,7 @@ use anyhow::{anyhow, Result};
 use normiqa_core::data::decode::{decode_one, DecodeOptions, Resize};
 use tch::Device;
 
-use super::precision::Precision;
+use crate::model::precision::Precision;
 use super::tta::TestTime;
 use super::trained::TrainedModel;
 

@@ -180,7 +180,7 @@ impl Part {
 /// and decoded, as one combined dataset whose training set is every part's training set and
 /// whose validation and test sets are the main dataset's. With no `also` it is [`load`] with one
 /// part.
-pub fn load_all(cfg: &super::TrainConfig) -> Result<(LoadedData, Vec<Part>)> {
+pub fn load_all(cfg: &super::config::TrainConfig) -> Result<(LoadedData, Vec<Part>)> {
     let mut main = load(&cfg.data, cfg.seed)?;
     if cfg.debug {
         // The reference's --debug: 5 batches of training images, 5 validation and test images.

@@ -3,7 +3,7 @@
 //!
 //! ```no_run
 //! # fn main() -> anyhow::Result<()> {
-//! use normiqa::model::trained::TrainedModel;
+//! use normiqa::infer::trained::TrainedModel;
 //! let tm = TrainedModel::load("runs/NAME".as_ref(), tch::Device::Cpu, None)?;
 //! let img = image::open("photo.jpg")?.to_rgb8();
 //! let scores = tm.score(&[img], 1)?; // k·ŷ+b of the prediction head, on the MOS scale
@@ -18,13 +18,14 @@ use normiqa_core::metrics::{LinearMap, Metrics};
 use tch::{nn, Device, Kind, Tensor};
 
 use super::ensemble;
-use super::iqa::IqaModel;
-use super::linearity::BACKBONE_PREFIX;
-use super::precision::Precision;
+use crate::model::iqa::IqaModel;
+use crate::model::linearity::BACKBONE_PREFIX;
+use crate::model::precision::Precision;
 use super::tta::TestTime;
-use super::weights;
+use crate::model::weights;
 use crate::batch;
-use crate::train::checkpoint::{needs_pretrained, run_stored, RunInfo, WEIGHTS};
+use crate::run::info::{needs_pretrained, RunInfo, WEIGHTS};
+use crate::model::stored::run_stored;
 
 /// Outputs of every head for a list of samples, in the list's order (the prediction last).
 pub type HeadOutputs = Vec<Vec<f64>>;
@@ -219,7 +220,7 @@ pub fn write_predictions(
         w.write_record(&rec)?;
     }
     let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::train::checkpoint::write_atomic(path, &bytes)
+    crate::run::info::write_atomic(path, &bytes)
 }
 
 /// A trained model ready for inference.
