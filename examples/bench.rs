@@ -12,7 +12,7 @@ use std::time::Instant;
 use normiqa::run;
 use normiqa::loss::{self, LossConfig};
 use normiqa::model::{BackboneName, LinearityIqa, ModelConfig};
-use normiqa::run::{DatasetSpec, TrainConfig};
+use normiqa::run::TrainConfig;
 use tch::{nn, Device, Kind, Tensor};
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -95,8 +95,8 @@ fn predict_b1(backbone: BackboneName, size: i64, iters: usize) -> f64 {
 }
 
 fn clive_epoch(quick: bool, eval_bs: usize) -> serde_json::Value {
-    let root = normiqa::cli::args::default_clive_root();
-    let mut cfg = TrainConfig::new(DatasetSpec::Clive { root });
+    let root = normiqa::run::dataset::clive::default_root();
+    let mut cfg = TrainConfig::new(normiqa::run::dataset::clive::spec(root));
     cfg.ft_lr_ratio = 0.0;
     let t0 = Instant::now();
     let data = run::data::load(&cfg.data, cfg.seed).expect("CLIVE");
@@ -176,7 +176,7 @@ fn clive_epoch(quick: bool, eval_bs: usize) -> serde_json::Value {
 /// Throughput of `normiqa predict` (the command's code path: parallel decode in chunks, inference
 /// at batch 1, CSV written) on the first `n` CLIVE files, with the shipped model.
 fn predict_files(n: usize) -> serde_json::Value {
-    let root = normiqa::cli::args::default_clive_root().join("images");
+    let root = normiqa::run::dataset::clive::default_root().join("images");
     let mut files: Vec<_> = std::fs::read_dir(&root)
         .expect("CLIVE images")
         .map(|e| e.unwrap().path())

@@ -210,7 +210,7 @@ fn reference_long_option_names_are_accepted() {
         "--monotonicity_regularization", "--test_during_training",
     ])
     .unwrap();
-    assert!(matches!(c.data.dataset, normiqa::run::DatasetSpec::Koniq { .. }));
+    assert!(c.data.dataset.is("koniq"));
     assert_eq!(c.data.resize, Some([498, 664]));
     assert_eq!((c.lr, c.batch_size, c.ft_lr_ratio), (1e-4, 8, 0.1));
     assert_eq!(c.model.backbone, normiqa::model::BackboneName::ResNeXt101_32x8d);

@@ -19,7 +19,7 @@ use normiqa::distill::{
     self, mrkd, Arch, Direction, DistillConfig, Experiment, LrUnit, Member, Selection, Variant,
 };
 use normiqa::run::schedule::cosine;
-use normiqa::run::{DataConfig, DatasetSpec, SplitProtocol};
+use normiqa::run::{DataConfig, SplitProtocol};
 use tch::{Device, Kind, Tensor};
 
 /// A synthetic dataset with a distortion column (4 types) and a config for it.
@@ -32,12 +32,7 @@ fn tiny(dir: &Path, n: usize) -> DistillConfig {
     }
     std::fs::write(&csv, out).unwrap();
     let data = DataConfig {
-        dataset: DatasetSpec::Csv {
-            csv,
-            images,
-            image_column: "image".into(),
-            mos_column: "mos".into(),
-        },
+        dataset: normiqa::run::dataset::csv::spec(csv, images),
         split: SplitProtocol::Random,
         exp_id: 0,
         train_ratio: 0.6,
@@ -406,10 +401,9 @@ fn paper_setting_files_hold_the_papers_setting_and_run_on_the_fixtures() {
             }
             // The fixture: its root, random weights, tiny images, one epoch of batch 2.
             let root = fixtures.join(dataset);
-            match &mut exp.run.data.dataset {
-                DatasetSpec::Tid2013 { root: r } | DatasetSpec::Kadid { root: r } => *r = root,
-                other => panic!("{}: {other:?}", file.display()),
-            }
+            let ds = &mut exp.run.data.dataset;
+            assert!(ds.is("tid2013") || ds.is("kadid"), "{}: {ds:?}", file.display());
+            ds.set_path("root", &root);
             // (ResNet-50 at 32 px has 1x1 last maps, whose batch-2 BatchNorm gives NaN outputs)
             let side = if model == "hyperiqa" { 224 } else { 64 };
             exp.run.data.resize = Some([side, side]);

@@ -9,7 +9,7 @@ use std::path::Path;
 use clap::Parser;
 use normiqa::distill::{mrkd, DistillConfig};
 use normiqa::train::augment::Augment;
-use normiqa::run::{DataConfig, DatasetSpec, SplitProtocol};
+use normiqa::run::{DataConfig, SplitProtocol};
 
 /// The tests draw from libtorch's global generator and set process-wide variables: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -21,12 +21,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 fn tiny(dir: &Path, n: usize) -> DistillConfig {
     let (csv, images) = common::synthetic_dataset(dir, n, 32);
     let data = DataConfig {
-        dataset: DatasetSpec::Csv {
-            csv,
-            images,
-            image_column: "image".into(),
-            mos_column: "mos".into(),
-        },
+        dataset: normiqa::run::dataset::csv::spec(csv, images),
         split: SplitProtocol::Random,
         exp_id: 0,
         train_ratio: 0.6,
@@ -197,10 +192,7 @@ fn every_distill_member_is_a_run_folder() {
             let tol = if i % cols == cols - 1 { 1e-3 } else { 1e-4 };
             assert!((x - y).abs() <= tol * (1.0 + y.abs()), "{member}: test --model {x} vs {y}");
         }
-        let images = match &cfg.data.dataset {
-            DatasetSpec::Csv { images, .. } => images.clone(),
-            _ => unreachable!(),
-        };
+        let images = cfg.data.dataset.path("images").unwrap();
         let scored = tmp.path().join(format!("{member}-scores.csv"));
         let img = images.join("img000.png");
         cli(&["predict", img.to_str().unwrap(), "--model", d, "--device", "cpu", "-o", scored.to_str().unwrap()])
@@ -219,9 +211,7 @@ fn mrkd_sweeps_run_as_experiment_files_with_the_numbers_of_distill() {
     let _s = serial();
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tiny(tmp.path(), 30);
-    let DatasetSpec::Csv { csv, images, .. } = &cfg.data.dataset else {
-        unreachable!()
-    };
+    let (csv, images) = (&cfg.data.dataset.path("csv").unwrap(), &cfg.data.dataset.path("images").unwrap());
     // Base keys first: in TOML, keys after a [table] header belong to that table.
     let text = format!(
         r#"
@@ -304,9 +294,7 @@ fn a_failed_pair_is_listed_as_failed_in_the_results() {
     let _s = serial();
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tiny(tmp.path(), 24);
-    let DatasetSpec::Csv { csv, images, .. } = &cfg.data.dataset else {
-        unreachable!()
-    };
+    let (csv, images) = (&cfg.data.dataset.path("csv").unwrap(), &cfg.data.dataset.path("images").unwrap());
     let text = format!(
         r#"
 random_init = true
@@ -357,9 +345,7 @@ fn pair_folders_of_distill_experiments_follow_the_run_folder_rules() {
     let _s = serial();
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tiny(tmp.path(), 24);
-    let DatasetSpec::Csv { csv, images, .. } = &cfg.data.dataset else {
-        unreachable!()
-    };
+    let (csv, images) = (&cfg.data.dataset.path("csv").unwrap(), &cfg.data.dataset.path("images").unwrap());
     let file = |lambda: f64| {
         format!(
             r#"

@@ -10,7 +10,7 @@ use clap::Parser;
 use normiqa::infer::trained::TrainedModel;
 use normiqa::model::{Arch, IqaModel};
 use normiqa::train;
-use normiqa::run::{DatasetSpec, FrozenMode, TrainConfig};
+use normiqa::run::{FrozenMode, TrainConfig};
 use tch::Device;
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -49,10 +49,7 @@ fn check_scores_match_the_run(out: &Path, images: &Path) {
 }
 
 fn images_of(cfg: &TrainConfig) -> std::path::PathBuf {
-    match &cfg.data.dataset {
-        DatasetSpec::Csv { images, .. } => images.clone(),
-        _ => unreachable!(),
-    }
+    cfg.data.dataset.path("images").unwrap()
 }
 
 #[test]

@@ -16,7 +16,7 @@ use normiqa::model::{Arch, BackboneName, IqaModel, LinearityIqa, ModelConfig};
 use normiqa::train::engine::Batch;
 use normiqa::train::trainer::{task_loss, train_outputs};
 use normiqa::train;
-use normiqa::run::{BackboneMode, DatasetSpec, SplitProtocol, TrainConfig};
+use normiqa::run::{BackboneMode, SplitProtocol, TrainConfig};
 use tch::{nn, Device, Kind, Tensor};
 
 /// Training draws from libtorch's global generator and reads process-wide variables: one test
@@ -289,10 +289,7 @@ fn partial_fine_tuning_trains_the_later_blocks_resumes_exactly_and_the_folder_pr
     let tm = TrainedModel::load(&whole.dir, Device::Cpu, None).unwrap();
     let mut rd = csv::Reader::from_path(whole.dir.join("predictions_test.csv")).unwrap();
     let (mut ims, mut want) = (Vec::new(), Vec::new());
-    let image_dir = match &cfg.data.dataset {
-        DatasetSpec::Csv { images, .. } => images.clone(),
-        _ => unreachable!(),
-    };
+    let image_dir = cfg.data.dataset.path("images").unwrap();
     for rec in rd.records() {
         let rec = rec.unwrap();
         ims.push(image::open(image_dir.join(&rec[0])).unwrap().to_rgb8());
@@ -424,7 +421,7 @@ fn images_of_two_sizes_are_refused_with_both_named() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = tiny_config(tmp.path(), 12);
     cfg.freeze_blocks = Some(11);
-    let DatasetSpec::Csv { csv, images, .. } = &cfg.data.dataset else { unreachable!() };
+    let (csv, images) = (&cfg.data.dataset.path("csv").unwrap(), &cfg.data.dataset.path("images").unwrap());
     image::RgbImage::from_pixel(64, 40, image::Rgb([90, 90, 90]))
         .save(images.join("wide.png"))
         .unwrap();

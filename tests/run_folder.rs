@@ -25,12 +25,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 fn csv_spec(dir: &Path, n: usize) -> DatasetSpec {
     let (csv, images) = common::synthetic_dataset(dir, n, 32);
-    DatasetSpec::Csv {
-        csv,
-        images,
-        image_column: "image".into(),
-        mos_column: "mos".into(),
-    }
+    normiqa::run::dataset::csv::spec(csv, images)
 }
 
 /// A frozen, cached, random-init training run of 2 epochs.
@@ -144,9 +139,8 @@ fn a_run_that_failed_on_its_data_does_not_block_the_corrected_command() {
     std::env::set_var("NORMIQA_FEATURE_CACHE", tmp.path().join("cache"));
     let good = tiny_train(tmp.path());
     let mut wrong = good.clone();
-    if let DatasetSpec::Csv { mos_column, .. } = &mut wrong.data.dataset {
-        *mos_column = "score".into();
-    }
+    let (csv, images) = (wrong.data.dataset.path("csv").unwrap(), wrong.data.dataset.path("images").unwrap());
+    wrong.data.dataset = normiqa::run::dataset::csv::with_columns(csv, images, "image", "score");
     let out = tmp.path().join("runs/r");
     let err = format!("{:#}", train::train(&wrong, &out).err().expect("no column 'score'"));
     assert!(err.contains("score"), "{err}");

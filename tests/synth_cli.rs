@@ -13,7 +13,7 @@ use normiqa::data::split::{Ratios, Split};
 use normiqa::fr::FrMetric;
 use normiqa::synth::{Distortion, GenerateOptions};
 use normiqa::train;
-use normiqa::run::{DatasetSpec, SplitProtocol, TrainConfig};
+use normiqa::run::{SplitProtocol, TrainConfig};
 
 fn generate_small(out: &Path) -> Vec<normiqa::synth::SynthRecord> {
     let refs = normiqa::synth::write_embedded_references(&out.join("embedded")).unwrap();
@@ -119,12 +119,7 @@ fn generate_train_by_reference_test_per_type_and_plot() {
     assert!(header.starts_with("image,reference,distortion,level,score\n"));
 
     // The generic CSV loader reads the reference/distortion/level columns.
-    let spec = DatasetSpec::Csv {
-        csv: out.join("labels.csv"),
-        images: out.clone(),
-        image_column: "image".into(),
-        mos_column: "score".into(),
-    };
+    let spec = normiqa::run::dataset::csv::with_columns(out.join("labels.csv"), out.clone(), "image", "score");
     let ds = run::data::load_dataset(&spec, &Default::default()).unwrap();
     assert_eq!(ds.len(), 36);
     assert!(ds

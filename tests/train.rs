@@ -11,7 +11,7 @@ use normiqa::model::{
 };
 use normiqa::train;
 use normiqa::run::info as checkpoint;
-use normiqa::run::{DatasetSpec, FrozenMode, TrainConfig};
+use normiqa::run::{FrozenMode, TrainConfig};
 use normiqa::infer::trained::Inputs;
 use tch::{nn, Device, Kind, Tensor};
 
@@ -95,10 +95,7 @@ fn frozen_cached_run_writes_a_complete_run_directory() {
 }
 
 fn cfg_image_dir(cfg: &TrainConfig) -> std::path::PathBuf {
-    match &cfg.data.dataset {
-        DatasetSpec::Csv { images, .. } => images.clone(),
-        _ => unreachable!(),
-    }
+    cfg.data.dataset.path("images").unwrap()
 }
 
 #[test]
@@ -153,9 +150,7 @@ fn corrupt_image_error_names_the_file() {
 
 /// Rewrites the MOS of the CSV of `cfg` as `mos(row)` (row 0 = first image).
 fn set_mos(cfg: &TrainConfig, mos: impl Fn(usize) -> String) {
-    let DatasetSpec::Csv { csv, .. } = &cfg.data.dataset else {
-        unreachable!()
-    };
+    let csv = &cfg.data.dataset.path("csv").unwrap();
     let text: String = std::fs::read_to_string(csv)
         .unwrap()
         .lines()
@@ -526,7 +521,7 @@ fn a_resume_on_edited_labels_is_refused() {
     let mut cfg = tiny_config(tmp.path(), 24);
     cfg.ft_lr_ratio = 0.0;
     cfg.epochs = 3;
-    let DatasetSpec::Csv { csv, .. } = &cfg.data.dataset else { unreachable!() };
+    let csv = &cfg.data.dataset.path("csv").unwrap();
     let csv = csv.clone();
     let out = run_dir(tmp.path(), "labels");
     std::env::set_var("NORMIQA_STOP_AFTER_EPOCH", "1");

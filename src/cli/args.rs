@@ -11,15 +11,28 @@ use normiqa_core::metrics::{fit_logistic, Logistic, Metrics};
 
 use crate::run::{DataConfig, DatasetSpec, SplitProtocol};
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DatasetKind {
-    #[value(alias = "CLIVE")]
-    Clive,
-    #[value(alias = "KonIQ-10k")]
-    Koniq,
-    Kadid,
-    Tid2013,
-    Csv,
+/// A `--dataset` value: one of the datasets of [`crate::run::dataset`] (their kinds, or aliases).
+#[derive(Clone, Copy)]
+pub struct DatasetKind(pub &'static dyn crate::run::dataset::DatasetKind);
+
+impl std::fmt::Debug for DatasetKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.kind())
+    }
+}
+
+impl std::str::FromStr for DatasetKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        crate::run::dataset::find(s).map(DatasetKind).ok_or_else(|| {
+            format!("unknown dataset '{s}' (expected one of {})", crate::run::dataset::kind_names().join(", "))
+        })
+    }
+}
+
+/// The value parser of `--dataset`: every dataset of the registry.
+pub fn dataset_parser() -> Named<DatasetKind> {
+    named(crate::run::dataset::kind_names())
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,7 +47,7 @@ pub enum SplitArg {
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
     /// Dataset kind.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = dataset_parser())]
     pub dataset: Option<DatasetKind>,
     /// Dataset folder (CLIVE: `mos.csv` + `images/` or the official release; KADID-10k, TID2013:
     /// their official layouts). Default for CLIVE: ../shared/data/clive.
@@ -137,15 +150,6 @@ impl TtaArgs {
     }
 }
 
-impl DatasetKind {
-    /// The option value, as typed (`clive`, `csv`, ...).
-    pub fn name(self) -> String {
-        self.to_possible_value()
-            .map(|v| v.get_name().to_string())
-            .unwrap_or_default()
-    }
-}
-
 /// The value parser of an option whose values are a closed set that the type's `FromStr` parses:
 /// `--help` lists `names` (`[possible values: ...]`), while parsing, its other accepted spellings
 /// (aliases such as `maxmin`) and its error message stay the type's own.
@@ -213,13 +217,17 @@ pub fn numbers<T: std::fmt::Display>(v: &[T]) -> String {
     v.iter().map(T::to_string).collect::<Vec<_>>().join(" ")
 }
 
-/// The default CLIVE location: `../shared/data/clive` next to the repository.
-pub fn default_clive_root() -> PathBuf {
-    crate::locate::find(std::path::Path::new("../shared/data/clive"), |p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("../shared/data/clive"))
-}
-
 impl DataArgs {
+    /// The path `--root`, `--labels` or `--images` gave.
+    fn location(&self, option: &str) -> Option<&std::path::Path> {
+        match option {
+            "root" => self.root.as_deref(),
+            "labels" => self.labels.as_deref(),
+            "images" => self.images.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Whether any dataset option was given.
     pub fn given(&self) -> bool {
         self.dataset.is_some()
@@ -230,25 +238,14 @@ impl DataArgs {
     /// error naming it.
     pub fn override_paths(&self, spec: &DatasetSpec) -> Result<DatasetSpec> {
         let mut spec = spec.clone();
-        let (name, takes): (&str, &[&str]) = match &mut spec {
-            DatasetSpec::Clive { root } => (set(root, &self.root, "CLIVE"), &["root"]),
-            DatasetSpec::Kadid { root } => (set(root, &self.root, "KADID-10k"), &["root"]),
-            DatasetSpec::Tid2013 { root } => (set(root, &self.root, "TID2013"), &["root"]),
-            DatasetSpec::Koniq { labels, images } => {
-                set(images, &self.images, "");
-                (
-                    set(labels, &self.labels, "KonIQ-10k"),
-                    &["labels", "images"],
-                )
+        let kind = spec.kind();
+        let takes: Vec<&str> = kind.locations().iter().map(|l| l.option).collect();
+        for l in kind.locations() {
+            if let Some(p) = self.location(l.option) {
+                spec.set_path(l.field, p);
             }
-            DatasetSpec::Csv { csv, images, .. } => {
-                set(images, &self.images, "");
-                (
-                    set(csv, &self.labels, "a CSV dataset"),
-                    &["labels", "images"],
-                )
-            }
-        };
+        }
+        let name = kind.described();
         for (option, given) in [
             ("root", &self.root),
             ("labels", &self.labels),
@@ -266,34 +263,15 @@ impl DataArgs {
     }
 
     pub fn to_config(&self) -> Result<DataConfig> {
-        let kind = self.dataset.unwrap_or(DatasetKind::Clive);
-        let need = |o: &Option<PathBuf>, name: &str| -> Result<PathBuf> {
-            match o {
-                Some(p) => Ok(p.clone()),
-                None => bail!("--dataset {} needs --{name}", kind.name()),
-            }
+        let kind = self.dataset.map_or(&crate::run::dataset::clive::Clive as &dyn crate::run::dataset::DatasetKind, |k| k.0);
+        let options = crate::run::dataset::Options {
+            root: self.root.as_deref(),
+            labels: self.labels.as_deref(),
+            images: self.images.as_deref(),
+            image_column: &self.image_column,
+            mos_column: &self.mos_column,
         };
-        let dataset = match kind {
-            DatasetKind::Clive => DatasetSpec::Clive {
-                root: self.root.clone().unwrap_or_else(default_clive_root),
-            },
-            DatasetKind::Koniq => DatasetSpec::Koniq {
-                labels: need(&self.labels, "labels")?,
-                images: need(&self.images, "images")?,
-            },
-            DatasetKind::Kadid => DatasetSpec::Kadid {
-                root: need(&self.root, "root")?,
-            },
-            DatasetKind::Tid2013 => DatasetSpec::Tid2013 {
-                root: need(&self.root, "root")?,
-            },
-            DatasetKind::Csv => DatasetSpec::Csv {
-                csv: need(&self.labels, "labels")?,
-                images: need(&self.images, "images")?,
-                image_column: self.image_column.clone(),
-                mos_column: self.mos_column.clone(),
-            },
-        };
+        let dataset = DatasetSpec::new(kind.kind(), kind.from_options(&options)?).map_err(anyhow::Error::msg)?;
         let resize = match &self.resize {
             None => None,
             Some(v) if v.len() == 2 && v[0] > 0 && v[1] > 0 => Some([v[0], v[1]]),
@@ -304,8 +282,8 @@ impl DataArgs {
         };
         let decoding = self.decoding.options();
         check_resize(resize, &decoding)?;
-        if self.splits.is_some() && kind != DatasetKind::Clive {
-            bail!("--splits: only CLIVE's splits come from a file; --dataset {} has its own", kind.name());
+        if self.splits.is_some() && !kind.takes_splits_file() {
+            bail!("--splits: only CLIVE's splits come from a file; --dataset {} has its own", kind.kind());
         }
         let mut cfg = DataConfig {
             dataset,
@@ -348,13 +326,6 @@ pub fn check_resize(resize: Option<[u32; 2]>, opts: &DecodeOptions) -> Result<()
 }
 
 /// Replaces `path` by the option's value when given; returns `name` (for the caller's message).
-fn set<'a>(path: &mut PathBuf, given: &Option<PathBuf>, name: &'a str) -> &'a str {
-    if let Some(p) = given {
-        *path = p.clone();
-    }
-    name
-}
-
 /// Prints a table of metrics per head (`names`: the model's head names).
 pub fn print_head_metrics(title: &str, names: &[String], m: &[Metrics]) -> Result<()> {
     crate::outln!("{title}")?;
@@ -422,15 +393,13 @@ pub fn dataset_input_ids(
     spec: &crate::run::DatasetSpec,
     dataset: &crate::data::Dataset,
 ) -> std::collections::HashSet<crate::inputs::FileId> {
-    use crate::run::DatasetSpec;
     let mut files: Vec<PathBuf> = dataset.samples.iter().map(|s| s.path.clone()).collect();
-    match spec {
-        DatasetSpec::Csv { csv: labels, .. } | DatasetSpec::Koniq { labels, .. } => {
-            files.push(labels.clone())
-        }
-        DatasetSpec::Clive { root } | DatasetSpec::Kadid { root } | DatasetSpec::Tid2013 { root } => {
-            let walk = walkdir::WalkDir::new(root).max_depth(2).into_iter();
+    for (location, path) in spec.locations() {
+        if location.folder && location.option == "root" {
+            let walk = walkdir::WalkDir::new(&path).max_depth(2).into_iter();
             files.extend(walk.filter_map(|e| e.ok()).map(|e| e.into_path()))
+        } else if !location.folder {
+            files.push(path)
         }
     }
     files.iter().filter_map(|f| crate::inputs::FileId::of(f).ok()).collect()

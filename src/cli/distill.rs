@@ -250,14 +250,7 @@ impl DistillArgs {
 pub fn run(args: DistillArgs) -> Result<()> {
     let exp = args.to_experiment()?;
     let out = args.out.clone().unwrap_or_else(|| {
-        use crate::run::DatasetSpec as D;
-        let ds = match &exp.run.data.dataset {
-            D::Clive { .. } => "CLIVE",
-            D::Koniq { .. } => "KonIQ-10k",
-            D::Kadid { .. } => "KADID-10k",
-            D::Tid2013 { .. } => "TID2013",
-            D::Csv { .. } => "csv",
-        };
+        let ds = exp.run.data.dataset.kind().name();
         PathBuf::from("runs").join(format!(
             "distill-{ds}-t{}-s{}",
             exp.run.teacher.lr, exp.run.student.lr

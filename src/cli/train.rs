@@ -286,13 +286,7 @@ impl TrainArgs {
 
 /// A run name in the spirit of the reference's `format_str`.
 pub fn run_name(cfg: &TrainConfig) -> String {
-    let ds = match &cfg.data.dataset {
-        crate::run::DatasetSpec::Clive { .. } => "CLIVE",
-        crate::run::DatasetSpec::Koniq { .. } => "KonIQ-10k",
-        crate::run::DatasetSpec::Kadid { .. } => "KADID-10k",
-        crate::run::DatasetSpec::Tid2013 { .. } => "TID2013",
-        crate::run::DatasetSpec::Csv { .. } => "csv",
-    };
+    let ds = cfg.data.dataset.kind().name();
     let loss = match cfg.loss.kind {
         LossKind::NormInNorm { p, q, .. } => format!("norm-in-norm-p{p}-q{q}"),
         k => k.name().to_string(),

@@ -18,7 +18,7 @@ use normiqa_core::metrics::paired_t_test;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
-use crate::run::folder::{RunFolder, Start};
+use crate::run::folder::RunFolder;
 
 pub use mrkd::{
     distill_term, pair_loss, train_pair, Arch, Direction, DistillConfig, LrUnit, Member,
@@ -246,18 +246,13 @@ pub fn run_experiment(
     );
     let t0 = std::time::Instant::now();
     // Run-folder rules (src/run_folder.rs): lock `out` for the whole experiment.
-    let folder = RunFolder::open(out, &crate::run::folder::DISTILL, exp, overwrite)?;
-    if folder.start() == Start::Finished {
+    let Some(folder) = RunFolder::begin(out, &crate::run::folder::DISTILL, exp, overwrite)? else {
         tracing::info!(
             "{}: this experiment already finished there; nothing to do",
             out.display()
         );
         return Ok(None);
-    }
-    crate::run::info::write_atomic(
-        &out.join("config.toml"),
-        toml::to_string_pretty(exp)?.as_bytes(),
-    )?;
+    };
     let data = mrkd::prepare(&exp.run, exp.seeds[0])?;
     let (runs, failed) = train_variants(exp, &data, out)?;
     let mut res = summarise(exp, &data, runs, t0.elapsed().as_secs_f64());

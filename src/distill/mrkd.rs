@@ -226,9 +226,8 @@ impl DistillConfig {
         if self.batch_size < 2 {
             bail!("--batch-size {}: must be at least 2", self.batch_size);
         }
-        if self.epochs == 0 {
-            bail!("--epochs 0: nothing to train");
-        }
+        // The checks the pair shares with `train`.
+        crate::run::config::check_loop(&self.data, self.epochs, self.accumulation_steps, self.ft_lr_ratio)?;
         for (name, m) in [("teacher", &self.teacher), ("student", &self.student)] {
             if !(m.lr > 0.0) {
                 bail!("--{name}-lr {}: must be positive", m.lr);
@@ -246,22 +245,12 @@ impl DistillConfig {
         if self.t_max == Some(0) {
             bail!("--t-max 0: must be at least 1");
         }
-        if !(self.ft_lr_ratio >= 0.0) {
-            bail!("--ft-lr-ratio {}: must be >= 0", self.ft_lr_ratio);
-        }
         for m in [&self.teacher, &self.student] {
             // A frozen pair always reads cached features.
             crate::run::config::check_model_inputs(m.arch, self.frozen(), &self.data, self.augment.as_ref())?;
         }
-        if self.accumulation_steps == 0 {
-            bail!("--accumulation-steps 0: must be at least 1");
-        }
         if self.augment.is_some() && self.frozen() {
             bail!("augment: cached frozen features are computed once, without augmentation; fine-tune (ft_lr_ratio > 0) to augment");
-        }
-        if !self.data.ratios_valid() {
-            let (r1, r2) = (self.data.train_ratio, self.data.train_val_ratio);
-            bail!("--train-ratio {r1} --train-val-ratio {r2}: need 0 < train-ratio <= train-val-ratio <= 1");
         }
         Ok(())
     }

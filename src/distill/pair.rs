@@ -18,13 +18,14 @@ use super::mrkd::{
     Snapshot,
 };
 use crate::model::linearity::{BACKBONE_GROUP, HEADS_GROUP};
-use crate::infer::trained::{self, fit_mapping, head_metrics, nan_metrics, write_predictions};
+use crate::infer::trained::{self, nan_metrics};
 use crate::model::{parse_device, IqaModel, ModelConfig};
-use crate::run::info::{self, RunInfo, SetSizes, Timings};
+use crate::run::info::{self, Timings};
 use crate::run::config::{eval_batch_size, DataConfig, FrozenMode, TrainConfig};
 use crate::run::data as train_data;
 use crate::train::engine::{self, Batch, Evaluation, Finished, MemberRef, Plan, Procedure, StepLosses};
 use crate::train::features::{self, Images, TapSource};
+use crate::train::member;
 use crate::train::optim::Opt;
 use crate::run::schedule::Schedule;
 use crate::train::trainer::{self, train_outputs};
@@ -323,42 +324,21 @@ impl Pair<'_> {
         let net: &dyn IqaModel = self.members[k].net.as_ref();
         let inputs = self.data.inputs.of(k);
         let chunk = self.data.inputs.eval_chunk(self.eval_bs);
-        let outputs = |idx: &[usize]| trained::predict(net, &inputs, idx, chunk, self.device);
-        let split = &self.split;
-        let train_out = outputs(&split.train)?;
-        let mapping = fit_mapping(&train_out, &self.mos_of(&split.train))?;
-        let metrics = |out: &trained::HeadOutputs, idx: &[usize]| {
-            head_metrics(out, &self.mos_of(idx), Some(&mapping))
+        let evaluated = member::Evaluated {
+            outputs: &|idx| trained::predict(net, &inputs, idx, chunk, self.device),
+            mos: &|idx| self.mos_of(idx),
+            dataset: &self.data.dataset,
+            split: &self.split,
+            train: &self.split.train,
+            heads: net.head_names(),
         };
-        let test_out = outputs(&split.test)?;
-        let val = match split.val.is_empty() {
-            true => None,
-            false => Some(metrics(&outputs(&split.val)?, &split.val)),
-        };
-        let names = net.head_names();
-        let preds = dir.join("predictions_test.csv");
-        write_predictions(&preds, &self.data.dataset, &split.test, names, &test_out, &mapping)?;
-        let info = RunInfo {
-            normiqa_version: env!("CARGO_PKG_VERSION").to_string(),
-            libtorch_version: "2.13.0".to_string(),
+        let record = member::Record {
             config: tc,
-            heads: names.iter().map(|s| s.to_string()).collect(),
             best_epoch: run.epochs,
             epochs_done: run.epochs,
             backbone_in_weights: with_backbone,
             pretrained_prefix: None,
-            sizes: SetSizes {
-                train: split.train.len(),
-                val: split.val.len(),
-                test: split.test.len(),
-            },
-            val,
-            test: Some(metrics(&test_out, &split.test)),
-            train: Some(metrics(&train_out, &split.train)),
-            mapping: mapping.clone(),
-            constant_mos_batches: run.constant_mos_batches,
-            also: Vec::new(),
-            scale: None,
+            val: member::Val::Evaluate,
             timings: Timings {
                 train_s: run.train_s,
                 total_s: self.t_start.elapsed().as_secs_f64(),
@@ -366,8 +346,10 @@ impl Pair<'_> {
                 ..Default::default()
             },
             device: format!("{:?}", self.device),
+            constant_mos_batches: run.constant_mos_batches,
+            also: Vec::new(),
         };
-        info.save(dir)?;
+        member::write(dir, &evaluated, record)?;
         self.member_log(k, dir)
     }
 
@@ -656,9 +638,8 @@ pub fn train_pair(
     let t_start = std::time::Instant::now();
     let device = parse_device(&cfg.device)?;
     let split = train_data::split_dataset(&cfg.data, &data.dataset, seed)?;
-    train_data::check_trainable(&split, &cfg.data, cfg.batch_size)?;
-    // Equal MOS (train/constant_mos.rs): refused only when the whole training split is constant.
-    crate::train::constant_mos::check_split(&data.dataset, &split.train, &cfg.loss)?;
+    // (equal MOS, train/constant_mos.rs: refused only when the whole training split is constant)
+    crate::train::setup::check_training_split(&data.dataset, &split, &cfg.data, cfg.batch_size, &cfg.loss)?;
     let train_mos: Vec<f64> = split.train.iter().map(|&i| data.dataset.samples[i].mos).collect();
     let (members, opts) = build_members(cfg, seed, device)?;
     // The identity of the run: its configuration less the device (which may change on resume).

@@ -400,11 +400,9 @@ fn collect_axes(t: &toml::Table, prefix: &str, out: &mut Vec<SweepAxis>) -> Resu
 /// dataset, the optimiser, the schedule) replace the default as a whole.
 fn with_defaults(user: toml::Table, procedure: ProcedureKind) -> Result<toml::Table> {
     let defaults = match procedure {
-        ProcedureKind::Train => toml::Value::try_from(TrainConfig::new(crate::run::DatasetSpec::Clive {
-            root: PathBuf::new(),
-        }))?,
+        ProcedureKind::Train => toml::Value::try_from(TrainConfig::new(crate::run::dataset::clive::spec(PathBuf::new())))?,
         ProcedureKind::Distill => {
-            let data = TrainConfig::new(crate::run::DatasetSpec::Clive { root: PathBuf::new() }).data;
+            let data = TrainConfig::new(crate::run::dataset::clive::spec(PathBuf::new())).data;
             let run = DistillConfig::new(
                 data,
                 crate::distill::mrkd::defaults::TEACHER_LR,

@@ -11,55 +11,13 @@ use crate::loss::LossConfig;
 use super::model::{Arch, ModelConfig, HYPERIQA_CROP};
 use super::schedule::Schedule;
 
-/// Where the images and labels come from, and how they are split.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum DatasetSpec {
-    /// LIVE In the Wild (CLIVE): normiqa layout (`mos.csv`, `images/`, `splits.csv`) or the
-    /// official release layout. Split `exp_id` from `splits.csv` (the reference's permutations).
-    Clive { root: PathBuf },
-    /// KonIQ-10k: the official labels CSV and an image folder; the official split.
-    Koniq { labels: PathBuf, images: PathBuf },
-    /// KADID-10k in its official layout (`dmos.csv`).
-    Kadid { root: PathBuf },
-    /// TID2013 in its official layout (`mos_with_names.txt`).
-    Tid2013 { root: PathBuf },
-    /// Any CSV `image,mos[,mos_std][,reference,distortion,level]` plus an image root.
-    Csv {
-        csv: PathBuf,
-        images: PathBuf,
-        #[serde(default = "default_image_col")]
-        image_column: String,
-        #[serde(default = "default_mos_col")]
-        mos_column: String,
-    },
-}
-
-impl DatasetSpec {
-    /// The files and folders the spec names.
-    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
-        match self {
-            DatasetSpec::Clive { root }
-            | DatasetSpec::Kadid { root }
-            | DatasetSpec::Tid2013 { root } => vec![root],
-            DatasetSpec::Koniq { labels, images } => vec![labels, images],
-            DatasetSpec::Csv { csv, images, .. } => vec![csv, images],
-        }
-    }
-}
+pub use super::dataset::DatasetSpec;
 
 /// `p` made absolute: canonical when it exists, else joined to the working directory.
 fn absolute(p: &Path) -> PathBuf {
     std::fs::canonicalize(p)
         .or_else(|_| std::path::absolute(p))
         .unwrap_or_else(|_| p.to_path_buf())
-}
-
-fn default_image_col() -> String {
-    "image".into()
-}
-fn default_mos_col() -> String {
-    "mos".into()
 }
 
 /// How the dataset is split into train / val / test.
@@ -360,6 +318,27 @@ pub fn check_model_inputs(
     Ok(())
 }
 
+/// The checks of the settings `train` and `distill` share (the data's ratios, the epoch loop,
+/// the backbone rate, the model's inputs), written once; each procedure adds its own. Errors
+/// name the option.
+pub fn check_loop(data: &DataConfig, epochs: usize, accumulation_steps: usize, ft_lr_ratio: f64) -> anyhow::Result<()> {
+    use anyhow::bail;
+    if epochs == 0 {
+        bail!("--epochs 0: nothing to train");
+    }
+    if !(ft_lr_ratio >= 0.0) {
+        bail!("--ft-lr-ratio {ft_lr_ratio}: must be >= 0");
+    }
+    if accumulation_steps == 0 {
+        bail!("--accumulation-steps 0: must be at least 1");
+    }
+    if !data.ratios_valid() {
+        let (r1, r2) = (data.train_ratio, data.train_val_ratio);
+        bail!("--train-ratio {r1} --train-val-ratio {r2}: need 0 < train-ratio <= train-val-ratio <= 1");
+    }
+    Ok(())
+}
+
 /// Every default of a training run, written once: the serde defaults, [`TrainConfig::new`] and
 /// the command line's options read them from here.
 pub mod defaults {
@@ -372,8 +351,7 @@ pub mod defaults {
     pub const SEED: u64 = 19920517;
     pub const TRAIN_RATIO: f64 = 0.6;
     pub const TRAIN_VAL_RATIO: f64 = 0.8;
-    pub const LR_DECAY: f64 = 0.1;
-    pub const OVERALL_LR_DECAY: f64 = 0.01;
+    pub use crate::run::schedule::{LR_DECAY, OVERALL_LR_DECAY};
     pub const MOMENTUM: f64 = 0.9;
     pub const DEVICE: &str = "auto";
 }
@@ -564,17 +542,9 @@ impl TrainConfig {
                 self.batch_size
             );
         }
-        if self.epochs == 0 {
-            bail!("--epochs 0: nothing to train");
-        }
+        check_loop(&self.data, self.epochs, self.accumulation_steps, self.ft_lr_ratio)?;
         if !(self.lr > 0.0) {
             bail!("--lr {}: must be positive", self.lr);
-        }
-        if !(self.ft_lr_ratio >= 0.0) {
-            bail!("--ft-lr-ratio {}: must be >= 0", self.ft_lr_ratio);
-        }
-        if self.accumulation_steps == 0 {
-            bail!("--accumulation-steps 0: must be at least 1");
         }
         if self.beta.iter().any(|b| !(*b >= 0.0)) || self.beta.iter().sum::<f64>() <= 0.0 {
             let b = self.beta.map(|b| b.to_string()).join(" ");
@@ -588,10 +558,6 @@ impl TrainConfig {
         check_model_inputs(self.arch, cached, &self.data, self.augment.as_ref())?;
         if self.augment.is_some() && cached {
             bail!("augment: cached frozen features are computed once, without augmentation; use frozen_mode = \"reference\" or fine-tune (ft_lr_ratio > 0)");
-        }
-        if !self.data.ratios_valid() {
-            let (r1, r2) = (self.data.train_ratio, self.data.train_val_ratio);
-            bail!("--train-ratio {r1} --train-val-ratio {r2}: need 0 < train-ratio <= train-val-ratio <= 1");
         }
         self.check_also()
     }
@@ -679,18 +645,18 @@ impl TrainConfig {
         Ok(())
     }
 
-    /// Every path of the configuration: the dataset's and the pretrained weights'.
-    fn paths_mut(&mut self) -> Vec<&mut PathBuf> {
-        let mut paths = self.data.dataset.paths_mut();
-        paths.extend(self.data.splits.as_mut());
-        for a in &mut self.also {
-            paths.extend(a.data.dataset.paths_mut());
-            paths.extend(a.data.splits.as_mut());
+    /// Replaces every path of the configuration (the datasets', the splits files', the
+    /// pretrained weights') by `f(path)`.
+    fn map_paths(&mut self, mut f: impl FnMut(&Path) -> PathBuf) {
+        for data in std::iter::once(&mut self.data).chain(self.also.iter_mut().map(|a| &mut a.data)) {
+            data.dataset.map_paths(&mut f);
+            if let Some(p) = data.splits.as_mut() {
+                *p = f(p);
+            }
         }
-        paths.extend(self.weights.as_mut());
-        paths.extend(self.init_from.as_mut());
-        paths.extend(self.model.scnn_weights.as_mut());
-        paths
+        for p in [&mut self.weights, &mut self.init_from, &mut self.model.scnn_weights].into_iter().flatten() {
+            *p = f(p);
+        }
     }
 
     /// The configuration with absolute, canonical paths, as a run folder stores it, so that the
@@ -698,9 +664,7 @@ impl TrainConfig {
     /// against the working directory (loading the dataset then names it).
     pub fn with_absolute_paths(&self) -> TrainConfig {
         let mut cfg = self.clone();
-        for p in cfg.paths_mut() {
-            *p = absolute(p);
-        }
+        cfg.map_paths(absolute);
         cfg
     }
 
@@ -710,10 +674,12 @@ impl TrainConfig {
     /// parent folders, the first that exists winning; a path found nowhere is left as it is.
     pub fn resolve_relative_paths(&mut self, run_dir: &Path) {
         let base = absolute(run_dir);
-        for p in self.paths_mut().into_iter().filter(|p| p.is_relative()) {
-            if let Some(found) = base.ancestors().map(|a| a.join(&*p)).find(|c| c.exists()) {
-                *p = absolute(&found);
+        self.map_paths(|p| {
+            let found = p.is_relative().then(|| base.ancestors().map(|a| a.join(p)).find(|c| c.exists()));
+            match found.flatten() {
+                Some(found) => absolute(&found),
+                None => p.to_path_buf(),
             }
-        }
+        });
     }
 }

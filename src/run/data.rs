@@ -22,34 +22,13 @@ pub struct LoadedData {
 
 /// Loads the dataset named in the config (no decoding).
 pub fn load_dataset(spec: &DatasetSpec, opts: &LoadOptions) -> Result<Dataset> {
-    Ok(match spec {
-        DatasetSpec::Clive { root } => data::clive::load(root, opts)?,
-        DatasetSpec::Koniq { labels, images } => data::koniq::load(labels, images, opts)?,
-        DatasetSpec::Kadid { root } => data::kadid::load(root, opts)?,
-        DatasetSpec::Tid2013 { root } => data::tid2013::load(root, opts)?,
-        DatasetSpec::Csv {
-            csv,
-            images,
-            image_column,
-            mos_column,
-        } => {
-            let cols = data::csv::CsvColumns {
-                image: image_column.clone(),
-                mos: mos_column.clone(),
-                ..Default::default()
-            };
-            data::csv::load(csv, images, &cols, opts)?
-        }
-    })
+    spec.load(opts)
 }
 
-/// The resize rules of the reference: CLIVE images that are not 500×500 become 500×500; then the
-/// optional `--resize H W` for every image.
+/// The resize rules of the reference: the dataset's own (CLIVE images that are not 500×500
+/// become 500×500); then the optional `--resize H W` for every image.
 pub fn resize_rules(cfg: &DataConfig) -> Vec<Resize> {
-    let mut rules = Vec::new();
-    if matches!(cfg.dataset, DatasetSpec::Clive { .. }) {
-        rules.push(Resize::IfNot { h: 500, w: 500 });
-    }
+    let mut rules: Vec<Resize> = cfg.dataset.kind().resize().into_iter().collect();
     if let Some([h, w]) = cfg.resize {
         rules.push(Resize::Exact { h, w });
     }
@@ -63,22 +42,14 @@ pub fn split_dataset(cfg: &DataConfig, dataset: &Dataset, seed: u64) -> Result<S
         train_val: cfg.train_val_ratio,
     };
     let split_seed = seed.wrapping_add(cfg.exp_id as u64);
-    Ok(match (cfg.split, &cfg.dataset) {
-        (SplitProtocol::AllTest, _) => Split::all_test(dataset.len()),
-        (SplitProtocol::Default, DatasetSpec::Clive { root }) => {
-            let file = cfg.splits.clone().unwrap_or_else(|| root.join("splits.csv"));
-            data::clive::split_from(&file, dataset, cfg.exp_id, ratios)?
-        }
-        (SplitProtocol::Default, DatasetSpec::Koniq { labels, images }) => {
-            data::koniq::load_with_split(labels, images, &cfg.loading)?.1
-        }
-        (SplitProtocol::ByReference, _) => Split::by_reference(dataset, split_seed, ratios)?,
-        (SplitProtocol::Default, DatasetSpec::Kadid { .. } | DatasetSpec::Tid2013 { .. }) => {
-            Split::by_reference(dataset, split_seed, ratios)?
-        }
-        (SplitProtocol::Default | SplitProtocol::Random, _) => {
-            Split::random(dataset.len(), split_seed, ratios)?
-        }
+    Ok(match cfg.split {
+        SplitProtocol::AllTest => Split::all_test(dataset.len()),
+        SplitProtocol::ByReference => Split::by_reference(dataset, split_seed, ratios)?,
+        SplitProtocol::Random => Split::random(dataset.len(), split_seed, ratios)?,
+        SplitProtocol::Default => match cfg.dataset.kind().own_split(&cfg.dataset, cfg, dataset, split_seed, ratios) {
+            Some(split) => split?,
+            None => Split::random(dataset.len(), split_seed, ratios)?,
+        },
     })
 }
 

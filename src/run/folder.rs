@@ -259,6 +259,24 @@ impl RunFolder {
         })
     }
 
+    /// The set-up every procedure does before its engine runs: [`RunFolder::open`], then, for a
+    /// run that starts or resumes, its `config.toml` (`config`, written atomically). `None`:
+    /// this configuration already finished in `dir`, nothing to do.
+    pub fn begin<T: Serialize + DeserializeOwned>(
+        dir: &Path,
+        layout: &Layout,
+        config: &T,
+        overwrite: bool,
+    ) -> anyhow::Result<Option<Self>> {
+        let folder = RunFolder::open(dir, layout, config, overwrite)?;
+        if folder.start == Start::Finished {
+            return Ok(None);
+        }
+        let text = toml::to_string_pretty(config)?;
+        atomic::write(&dir.join(CONFIG), text.as_bytes())?;
+        Ok(Some(folder))
+    }
+
     pub fn start(&self) -> Start {
         self.start
     }

@@ -116,41 +116,22 @@ impl RunInfo {
 
     /// The scale and direction of the mapped scores (the MOS of the training data), for people.
     pub fn score_scale(&self) -> String {
-        use super::config::DatasetSpec as D;
-        if let Some(s) = &self.scale {
-            return s.clone();
-        }
-        match &self.config.data.dataset {
-            D::Clive { .. } => "CLIVE MOS scale, about 0-100, higher is better".into(),
-            D::Koniq { .. } => "KonIQ-10k MOS scale, 1-5, higher is better".into(),
-            D::Kadid { .. } => "KADID-10k DMOS scale, 1-5, higher is better".into(),
-            D::Tid2013 { .. } => "TID2013 MOS scale, 0-9, higher is better".into(),
-            D::Csv {
-                csv, mos_column, ..
-            } => format!(
-                "the scale of column '{mos_column}' of {} (the training labels), same direction",
-                csv.display()
-            ),
+        match &self.scale {
+            Some(s) => s.clone(),
+            None => self.config.data.dataset.score_scale(),
         }
     }
 
     /// What the model's training images were, for warnings about images far from them
     /// ("500x500 photos").
     pub fn training_images(&self) -> String {
-        use super::config::DatasetSpec as D;
         if let Some([h, w]) = self.config.data.resize {
             return format!("{w}x{h} images");
         }
         if self.scale.is_some() {
             return "the images of its training data (not named at import)".into();
         }
-        match &self.config.data.dataset {
-            D::Clive { .. } => "500x500 photos (CLIVE)".into(),
-            D::Koniq { .. } => "1024x768 photos (KonIQ-10k)".into(),
-            D::Kadid { .. } => "512x384 images (KADID-10k)".into(),
-            D::Tid2013 { .. } => "512x384 images (TID2013)".into(),
-            D::Csv { csv, .. } => format!("the images of {}", csv.display()),
-        }
+        self.config.data.dataset.training_images()
     }
 
     pub fn save(&self, dir: &Path) -> Result<()> {

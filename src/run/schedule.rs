@@ -47,11 +47,16 @@ pub enum Schedule {
     Constant,
 }
 
+/// The reference's step schedule: the rate is multiplied by `LR_DECAY` every step of epochs.
+pub const LR_DECAY: f64 = 0.1;
+/// ... until it has fallen by `OVERALL_LR_DECAY` over the run.
+pub const OVERALL_LR_DECAY: f64 = 0.01;
+
 impl Default for Schedule {
     fn default() -> Self {
         Schedule::Step {
-            lr_decay: super::config::defaults::LR_DECAY,
-            overall_lr_decay: super::config::defaults::OVERALL_LR_DECAY,
+            lr_decay: LR_DECAY,
+            overall_lr_decay: OVERALL_LR_DECAY,
         }
     }
 }

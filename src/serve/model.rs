@@ -85,14 +85,5 @@ fn run_name(dir: &Path) -> String {
 }
 
 fn dataset_label(spec: &DatasetSpec) -> String {
-    match spec {
-        DatasetSpec::Clive { .. } => "CLIVE".into(),
-        DatasetSpec::Koniq { .. } => "KonIQ-10k".into(),
-        DatasetSpec::Kadid { .. } => "KADID-10k".into(),
-        DatasetSpec::Tid2013 { .. } => "TID2013".into(),
-        DatasetSpec::Csv { csv, .. } => match csv.file_name() {
-            Some(f) => format!("the labels of {}", f.to_string_lossy()),
-            None => "a CSV dataset".into(),
-        },
-    }
+    spec.label()
 }

@@ -5,7 +5,7 @@
 
 use tch::nn;
 
-use super::optim::{self, Slot};
+use super::slots::{self as optim, Slot};
 
 pub struct Adadelta {
     pub(crate) slots: Vec<Slot>,

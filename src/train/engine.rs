@@ -18,7 +18,6 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
-use tch::nn;
 
 use crate::loss::LossConfig;
 
@@ -26,18 +25,9 @@ use super::augment::Augment;
 use crate::run::info;
 use super::constant_mos::{self, ConstantBatches};
 use super::log::JsonlLog;
-use super::optim::Opt;
 use super::resume;
 
-/// One trained model of a procedure, as the engine sees it: its variables and optimiser.
-pub struct MemberRef<'a> {
-    /// Names its resume files (`model`, `teacher`, `student`).
-    pub name: &'a str,
-    pub vs: &'a nn::VarStore,
-    pub opt: &'a mut Opt,
-    /// Whether its backbone changes (and so is saved with it).
-    pub with_backbone: bool,
-}
+pub use super::resume::MemberRef;
 
 /// A batch of training samples.
 pub struct Batch<'a> {

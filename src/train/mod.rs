@@ -8,9 +8,12 @@ pub mod constant_mos;
 pub mod engine;
 pub mod features;
 pub mod log;
+pub mod member;
 pub mod optim;
 pub mod resume;
 pub mod scnn_pretrain;
+pub mod setup;
+pub mod slots;
 pub mod trainer;
 
 pub use trainer::{train, train_with, TrainOutcome};

@@ -14,14 +14,25 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use tch::Tensor;
+use tch::{nn, Tensor};
 
 use crate::run::info;
-use super::engine::MemberRef;
+use super::optim::Opt;
 use crate::model::weights;
 
 pub const DIR: &str = "resume";
 const STATE: &str = "state.json";
+
+
+/// One trained model of a procedure, as the engine sees it: its variables and optimiser.
+pub struct MemberRef<'a> {
+    /// Names its resume files (`model`, `teacher`, `student`).
+    pub name: &'a str,
+    pub vs: &'a nn::VarStore,
+    pub opt: &'a mut Opt,
+    /// Whether its backbone changes (and so is saved with it).
+    pub with_backbone: bool,
+}
 
 /// Everything besides tensors that the epoch loop carries from one epoch to the next.
 #[derive(Serialize, Deserialize)]

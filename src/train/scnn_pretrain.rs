@@ -46,8 +46,8 @@ use crate::batch;
 use crate::loss::{LossConfig, LossKind};
 use crate::model::dbcnn::SCNN_PREFIX;
 use crate::model::scnn::Scnn;
-use crate::model::{parse_device, weights};
-use crate::run::folder::{self, RunFolder, Start};
+use crate::model::weights;
+use crate::run::folder::{self, RunFolder};
 
 /// The S-CNN features DBCNN loads.
 pub const SCNN_FILE: &str = "scnn.safetensors";
@@ -245,17 +245,13 @@ impl Procedure for Pretrain<'_> {
 pub fn pretrain(cfg: &ScnnConfig, out: &Path, overwrite: bool) -> Result<ScnnSummary> {
     validate(cfg)?;
     let cfg = &ScnnConfig { data: absolute_data(&cfg.data), ..cfg.clone() };
-    let folder = RunFolder::open(out, &folder::SCNN, cfg, overwrite)?;
-    if folder.start() == Start::Finished {
+    let Some(folder) = RunFolder::begin(out, &folder::SCNN, cfg, overwrite)? else {
         let p = out.join(SUMMARY);
         let text = std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
         tracing::info!("{}: this pre-training already finished there; nothing to do", out.display());
         return Ok(serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?);
-    }
-    let config_text = toml::to_string_pretty(cfg)?;
-    info::write_atomic(&out.join(folder::CONFIG), config_text.as_bytes())?;
-    let device = parse_device(&cfg.device)?;
-    tch::manual_seed(cfg.seed as i64);
+    };
+    let device = super::setup::device_and_seed(&cfg.device, cfg.seed)?;
     let LoadedData { dataset, split, images, .. } = train_data::load(&cfg.data, cfg.seed)?;
     let (classes, labels) = classes(&dataset)?;
     let val: Vec<usize> = split.val.iter().chain(&split.test).copied().collect();

@@ -18,13 +18,14 @@ use crate::run::config::{FrozenMode, TrainConfig};
 use crate::run::data::{self as train_data, LoadedData, Part};
 use super::engine::{self, Batch, Evaluation, Finished, Groups, MemberRef, Plan, Procedure, StepLosses};
 use super::features::{self, TapSource};
+use super::{member, setup};
 use super::optim::Opt;
 use crate::batch;
 use crate::loss;
 use crate::model::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
-use crate::infer::trained::{fit_mapping, head_metrics, select_taps, write_predictions};
+use crate::infer::trained::{fit_mapping, head_metrics, select_taps};
 use crate::model::partial::PrefixFrozen;
-use crate::model::{parse_device, weights, Arch, IqaModel, ModelConfig};
+use crate::model::{weights, Arch, IqaModel, ModelConfig};
 use crate::run::folder::{self, RunFolder, Start};
 
 pub use crate::infer::trained::{nan_metrics, predict, HeadOutputs, Inputs};
@@ -313,16 +314,6 @@ impl Procedure for SingleModel<'_> {
         };
         // Reload the best epoch, fit k, b on the training set, test.
         weights::load_safetensors(&self.vs, &self.out.join(info::WEIGHTS), self.stored())?;
-        let split = self.split;
-        let train_out = self.outputs(self.main_train())?;
-        let y_train = self.mos_of(self.main_train());
-        let mapping = fit_mapping(&train_out, &y_train)?;
-        let train_metrics = head_metrics(&train_out, &y_train, Some(&mapping));
-        let test_out = self.outputs(&split.test)?;
-        let test_metrics = head_metrics(&test_out, &self.mos_of(&split.test), Some(&mapping));
-        let names = self.net.head_names();
-        let preds = self.out.join("predictions_test.csv");
-        write_predictions(&preds, self.dataset, &split.test, names, &test_out, &mapping)?;
         let also = self.also_results()?;
         for a in &also {
             if let Some(m) = a.test.as_ref().and_then(|m| m.last()) {
@@ -332,31 +323,29 @@ impl Procedure for SingleModel<'_> {
         self.timings.train_s = run.train_s;
         self.timings.seconds_per_epoch = run.train_s / run.epochs as f64;
         self.timings.total_s = self.t_start.elapsed().as_secs_f64();
-        let info = RunInfo {
-            normiqa_version: env!("CARGO_PKG_VERSION").to_string(),
-            libtorch_version: "2.13.0".to_string(),
+        let names = self.net.head_names();
+        let evaluated = member::Evaluated {
+            outputs: &|idx| self.outputs(idx),
+            mos: &|idx| self.mos_of(idx),
+            dataset: self.dataset,
+            split: self.split,
+            train: self.main_train(),
+            heads: names,
+        };
+        let record = member::Record {
             config: self.cfg.clone(),
-            heads: names.iter().map(|s| s.to_string()).collect(),
-            mapping,
             best_epoch,
             epochs_done: run.epochs,
             backbone_in_weights: self.backbone_changes,
             pretrained_prefix: self.pretrained_prefix,
-            sizes: SetSizes {
-                train: self.main_train().len(),
-                val: split.val.len(),
-                test: split.test.len(),
-            },
-            val: self.best_val.clone(),
-            test: Some(test_metrics.clone()),
-            train: Some(train_metrics),
+            val: member::Val::Kept(self.best_val.clone()),
             timings: self.timings.clone(),
             device: format!("{:?}", self.device),
             constant_mos_batches: run.constant_mos_batches,
             also,
-            scale: None,
         };
-        info.save(self.out)?;
+        let info = member::write(self.out, &evaluated, record)?;
+        let test_metrics = info.test.clone().expect("written with test metrics");
         let fused = test_metrics.last().expect("one head at least");
         tracing::info!(
             "best epoch {best_epoch}; test SROCC {:.4} PLCC {:.4} KROCC {:.4} RMSE {:.3} ({} head, after the train-set mapping)",
@@ -434,18 +423,14 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
     let t_start = Instant::now();
     // Run-folder rules (src/run_folder.rs): lock `out` for the whole run; then train, resume, or
     // stop here when this configuration already finished there.
-    let folder = RunFolder::open(out, &folder::TRAIN, cfg, overwrite)?;
-    if folder.start() == Start::Finished {
+    let Some(folder) = RunFolder::begin(out, &folder::TRAIN, cfg, overwrite)? else {
         return finished_outcome(out);
-    }
-    let config_text = toml::to_string_pretty(cfg)?;
-    info::write_atomic(&out.join(info::CONFIG_TOML), config_text.as_bytes())?;
-    let device = parse_device(&cfg.device)?;
-    tch::manual_seed(cfg.seed as i64);
+    };
+    let device = setup::device_and_seed(&cfg.device, cfg.seed)?;
     let (LoadedData { dataset, split, images, decode_seconds }, parts) = train_data::load_all(cfg)?;
-    train_data::check_trainable(&parts[0].split, &cfg.data, cfg.batch_size)?;
-    // Equal MOS (train/constant_mos.rs): refused only when a whole training split is constant.
-    for p in &parts {
+    // (equal MOS, train/constant_mos.rs: refused only when a whole training split is constant)
+    setup::check_training_split(&parts[0].dataset, &parts[0].split, &cfg.data, cfg.batch_size, &cfg.loss)?;
+    for p in &parts[1..] {
         super::constant_mos::check_split(&p.dataset, &p.split.train, &cfg.loss)?;
     }
     tracing::info!(

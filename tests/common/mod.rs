@@ -55,13 +55,8 @@ pub fn load_refusal(dir: &Path) -> String {
 
 /// The reference defaults on a CSV `image,mos` and its image folder, split at random by image.
 pub fn csv_train_config(csv: PathBuf, images: PathBuf) -> normiqa::run::TrainConfig {
-    use normiqa::run::{DatasetSpec, SplitProtocol, TrainConfig};
-    let mut cfg = TrainConfig::new(DatasetSpec::Csv {
-        csv,
-        images,
-        image_column: "image".into(),
-        mos_column: "mos".into(),
-    });
+    use normiqa::run::{SplitProtocol, TrainConfig};
+    let mut cfg = TrainConfig::new(normiqa::run::dataset::csv::spec(csv, images));
     cfg.data.split = SplitProtocol::Random;
     cfg
 }
