@@ -16,7 +16,7 @@ fn lock() -> std::sync::MutexGuard<'static, ()> {
 use std::path::Path;
 
 use normiqa::distill::{
-    self, mrkd, Arch, Direction, DistillConfig, Experiment, LrUnit, Member, Selection, Variant,
+    self, mrkd, pair, Arch, Direction, DistillConfig, Experiment, LrUnit, Member, Selection, Variant,
 };
 use normiqa::run::schedule::cosine;
 use normiqa::run::{DataConfig, SplitProtocol};
@@ -150,12 +150,12 @@ fn lambda_zero_is_independent_training() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = tiny(tmp.path(), 30);
     cfg.lambda = 0.0;
-    let data = mrkd::prepare(&cfg, 1).unwrap();
-    let a = mrkd::train_pair(&cfg, &data, 1, None, false).unwrap();
+    let data = pair::prepare(&cfg, 1).unwrap();
+    let a = pair::train_pair(&cfg, &data, 1, None, false).unwrap();
     // A different teacher (rate and architecture) changes nothing for the student when λ = 0.
     let mut other = cfg.clone();
     other.teacher.lr = 0.05;
-    let b = mrkd::train_pair(&other, &data, 1, None, false).unwrap();
+    let b = pair::train_pair(&other, &data, 1, None, false).unwrap();
     let preds = |r: &mrkd::PairResult, k: usize| -> Vec<u64> {
         r.history
             .iter()
@@ -174,13 +174,13 @@ fn lambda_zero_is_independent_training() {
     // With λ > 0 the teacher does change the student.
     let mut on = cfg.clone();
     on.lambda = 1.0;
-    let c = mrkd::train_pair(&on, &data, 1, None, false).unwrap();
+    let c = pair::train_pair(&on, &data, 1, None, false).unwrap();
     assert_ne!(
         a.history.iter().map(|h| h.task_loss[1]).collect::<Vec<_>>(),
         c.history.iter().map(|h| h.task_loss[1]).collect::<Vec<_>>()
     );
     // Same seed, same numbers.
-    let a2 = mrkd::train_pair(&cfg, &data, 1, None, false).unwrap();
+    let a2 = pair::train_pair(&cfg, &data, 1, None, false).unwrap();
     assert_eq!(preds(&a, 0), preds(&a2, 0));
 }
 
@@ -192,9 +192,9 @@ fn cosine_rate_per_model_per_step() {
     cfg.lr_unit = LrUnit::Step;
     cfg.eta_min = 1e-4;
     cfg.epochs = 3;
-    let data = mrkd::prepare(&cfg, 2).unwrap();
+    let data = pair::prepare(&cfg, 2).unwrap();
     let out = tmp.path().join("run");
-    let r = mrkd::train_pair(&cfg, &data, 2, Some(&out), false).unwrap();
+    let r = pair::train_pair(&cfg, &data, 2, Some(&out), false).unwrap();
     assert_eq!(r.sizes, [18, 6, 6]);
     let iters = 18 / 4;
     let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
@@ -335,9 +335,9 @@ fn fine_tuning_runs_through_the_backbones() {
     cfg.teacher.model.backbone = normiqa::model::BackboneName::ResNet18;
     cfg.student.arch = Arch::Plain;
     cfg.student.model.backbone = normiqa::model::BackboneName::ResNet18;
-    let data = mrkd::prepare(&cfg, 1).unwrap();
-    assert!(matches!(data.inputs, mrkd::Inputs::Images(_)));
-    let r = mrkd::train_pair(&cfg, &data, 1, Some(&tmp.path().join("ft")), true).unwrap();
+    let data = pair::prepare(&cfg, 1).unwrap();
+    assert!(matches!(data.inputs, pair::Inputs::Images(_)));
+    let r = pair::train_pair(&cfg, &data, 1, Some(&tmp.path().join("ft")), true).unwrap();
     assert!(r.history[0].task_loss.iter().all(|v| v.is_finite()));
     // The student's backbone was trained: its first conv moved from the same initialisation
     // (train_pair seeds, then builds the teacher, then the student).

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use clap::Parser;
-use normiqa::distill::{mrkd, DistillConfig};
+use normiqa::distill::{mrkd, pair, DistillConfig};
 use normiqa::train::augment::Augment;
 use normiqa::run::{DataConfig, SplitProtocol};
 
@@ -72,18 +72,18 @@ fn an_interrupted_distill_resumes_to_the_same_numbers() {
     ft.teacher.model.backbone = normiqa::model::BackboneName::ResNet18;
     ft.student.model.backbone = normiqa::model::BackboneName::ResNet18;
     for (name, cfg) in [("frozen", frozen), ("ft", ft)] {
-        let data = mrkd::prepare(&cfg, 1).unwrap();
+        let data = pair::prepare(&cfg, 1).unwrap();
         let whole = tmp.path().join(format!("{name}-whole"));
         let cut = tmp.path().join(format!("{name}-cut"));
-        let a = mrkd::train_pair(&cfg, &data, 1, Some(&whole), false).unwrap();
+        let a = pair::train_pair(&cfg, &data, 1, Some(&whole), false).unwrap();
         assert!(!whole.join("resume").exists(), "{name}: a finished run leaves no resume state");
         std::env::set_var("NORMIQA_STOP_AFTER_EPOCH", "2");
-        let err = mrkd::train_pair(&cfg, &data, 1, Some(&cut), false).err();
+        let err = pair::train_pair(&cfg, &data, 1, Some(&cut), false).err();
         std::env::remove_var("NORMIQA_STOP_AFTER_EPOCH");
         let err = format!("{:#}", err.expect("stopped after epoch 2"));
         assert!(err.contains("stopped after epoch 2"), "{err}");
         assert!(cut.join("resume/state.json").exists(), "{name}");
-        let b = mrkd::train_pair(&cfg, &data, 1, Some(&cut), false).unwrap();
+        let b = pair::train_pair(&cfg, &data, 1, Some(&cut), false).unwrap();
         assert_eq!(a.history.len(), b.history.len(), "{name}");
         assert_eq!(numbers(&a), numbers(&b), "{name}: the resumed run's numbers");
         for member in ["teacher", "student"] {
@@ -111,8 +111,8 @@ fn distill_accumulates_and_augments() {
     cfg.ft_lr_ratio = 0.1;
     cfg.teacher.model.backbone = normiqa::model::BackboneName::ResNet18;
     cfg.student.model.backbone = normiqa::model::BackboneName::ResNet18;
-    let data = mrkd::prepare(&cfg, 1).unwrap();
-    let run = |c: &DistillConfig| mrkd::train_pair(c, &data, 1, None, false).unwrap();
+    let data = pair::prepare(&cfg, 1).unwrap();
+    let run = |c: &DistillConfig| pair::train_pair(c, &data, 1, None, false).unwrap();
     let plain = run(&cfg);
     // Accumulation: the first batch's gradient waits for the second, so later losses change.
     let mut acc = cfg.clone();
@@ -161,9 +161,9 @@ fn every_distill_member_is_a_run_folder() {
     let mut cfg = tiny(tmp.path(), 30);
     cfg.epochs = 2;
     cfg.student.arch = mrkd::Arch::Plain;
-    let data = mrkd::prepare(&cfg, 3).unwrap();
+    let data = pair::prepare(&cfg, 3).unwrap();
     let out = tmp.path().join("pair");
-    let r = mrkd::train_pair(&cfg, &data, 3, Some(&out), false).unwrap();
+    let r = pair::train_pair(&cfg, &data, 3, Some(&out), false).unwrap();
     for (k, member) in ["teacher", "student"].iter().enumerate() {
         let dir = out.join(member);
         let d = dir.to_str().unwrap();

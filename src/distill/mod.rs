@@ -20,10 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::atomic;
 use crate::run::folder::RunFolder;
 
-pub use mrkd::{
-    distill_term, pair_loss, train_pair, Arch, Direction, DistillConfig, LrUnit, Member,
-    MemberConfig, PairResult, PlainIqa,
-};
+pub use mrkd::{distill_term, pair_loss, Arch, Direction, DistillConfig, LrUnit, Member, MemberConfig, PairResult, PlainIqa};
+pub use pair::{per_type_srcc, predict, prepare, train_pair, Inputs, Prepared};
 
 /// The three settings of the paper's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -253,7 +251,7 @@ pub fn run_experiment(
         );
         return Ok(None);
     };
-    let data = mrkd::prepare(&exp.run, exp.seeds[0])?;
+    let data = pair::prepare(&exp.run, exp.seeds[0])?;
     let (runs, failed) = train_variants(exp, &data, out)?;
     let mut res = summarise(exp, &data, runs, t0.elapsed().as_secs_f64());
     res.failed = failed;
@@ -295,7 +293,7 @@ pub struct FailedPair {
 /// itself (another process, a full disk) stops the experiment.
 fn train_variants(
     exp: &Experiment,
-    data: &mrkd::Prepared,
+    data: &pair::Prepared,
     out: &Path,
 ) -> Result<(Vec<VariantRuns>, Vec<FailedPair>)> {
     let (mut runs, mut failed) = (Vec::new(), Vec::new());
@@ -337,7 +335,7 @@ fn train_variants(
 
 fn summarise(
     exp: &Experiment,
-    data: &mrkd::Prepared,
+    data: &pair::Prepared,
     runs: Vec<VariantRuns>,
     seconds: f64,
 ) -> ExperimentResults {

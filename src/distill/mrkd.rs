@@ -29,7 +29,6 @@ use crate::run::schedule::cosine;
 use crate::train::trainer;
 
 pub use crate::model::{Arch, PlainIqa};
-pub use super::pair::{per_type_srcc, predict, prepare, train_pair, Inputs, Prepared};
 
 /// One model of the pair.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

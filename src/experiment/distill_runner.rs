@@ -16,7 +16,7 @@ use super::runner::{
     EXPERIMENT_TOML, FAILED,
 };
 use super::spec::{DistillCombo, Experiment};
-use crate::distill::mrkd;
+use crate::distill::{mrkd, pair};
 use crate::run::folder::{self, Found, RunFolder, RunFolderError};
 use crate::run::info;
 
@@ -32,8 +32,8 @@ fn run_pair(c: &DistillCombo, dir: &Path, overwrite: bool) -> Result<mrkd::PairR
     let folder = RunFolder::open(dir, &folder::PAIR, &c.run, overwrite)?;
     let text = toml::to_string_pretty(&c.run)?;
     info::write_atomic(&dir.join(folder::CONFIG), text.as_bytes())?;
-    let data = mrkd::prepare(&c.run.run, c.run.seed)?;
-    let result = mrkd::train_pair(&c.run.run, &data, c.run.seed, Some(dir), false)?;
+    let data = pair::prepare(&c.run.run, c.run.seed)?;
+    let result = pair::train_pair(&c.run.run, &data, c.run.seed, Some(dir), false)?;
     drop(folder);
     Ok(result)
 }

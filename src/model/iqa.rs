@@ -13,32 +13,14 @@ use tch::{Kind, Tensor};
 use super::backbone::{Backbone, FrozenBackbone};
 use super::error::ModelError;
 use super::precision::Precision;
-use super::linearity::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
-use super::PlainIqa;
 pub use crate::run::model::{Arch, ModelConfig, UnknownArch};
 
-impl Arch {
-    /// The configuration whose taps this network reads (with [`Arch::tap_tag`], the
-    /// feature-cache key): the plain regressor always pools globally by average, so it shares
-    /// LinearityIQA's default cached features.
-    pub fn feature_config(&self, config: &ModelConfig) -> ModelConfig {
-        match self {
-            Arch::Plain => PlainIqa::feature_config(config),
-            _ => config.clone(),
-        }
-    }
-
-    /// What else the taps depend on, for the feature-cache key: empty for the models that read
-    /// LinearityIQA's pooled levels; DBCNN's bilinear features depend on its S-CNN weights.
-    pub fn tap_tag(&self, _config: &ModelConfig) -> String {
-        match self {
-            Arch::Linearity | Arch::Plain => String::new(),
-            // (the key adds the S-CNN file's path, size and time)
-            Arch::Dbcnn => "dbcnn-bilinear".into(),
-            Arch::HyperIqa => "hyperiqa-stages".into(),
-        }
-    }
-}
+/// Optimiser group of the heads (learning rate `lr`).
+pub const HEADS_GROUP: usize = 0;
+/// Optimiser group of the backbone (learning rate `lr · ft_lr_ratio`).
+pub const BACKBONE_GROUP: usize = 1;
+/// Variable-name prefix of the backbone.
+pub const BACKBONE_PREFIX: &str = "backbone";
 
 /// A no-reference quality model as the engine sees it.
 pub trait IqaModel: std::fmt::Debug {

@@ -157,12 +157,7 @@ pub struct LinearityIqa {
     pub heads: Heads,
 }
 
-/// Optimiser group of the heads (learning rate `lr`).
-pub const HEADS_GROUP: usize = 0;
-/// Optimiser group of the backbone (learning rate `lr · ft_lr_ratio`).
-pub const BACKBONE_GROUP: usize = 1;
-/// Variable-name prefix of the backbone.
-pub const BACKBONE_PREFIX: &str = "backbone";
+pub use super::iqa::{BACKBONE_GROUP, BACKBONE_PREFIX, HEADS_GROUP};
 
 impl LinearityIqa {
     pub fn new(vs: &nn::VarStore, config: ModelConfig) -> Self {

@@ -65,6 +65,27 @@ impl BackboneName {
 }
 
 impl Arch {
+    /// The configuration whose taps this network reads (with [`Arch::tap_tag`], the
+    /// feature-cache key): the plain regressor always pools globally by average, so it shares
+    /// LinearityIQA's default cached features.
+    pub fn feature_config(&self, config: &ModelConfig) -> ModelConfig {
+        match self {
+            Arch::Plain => PlainIqa::feature_config(config),
+            _ => config.clone(),
+        }
+    }
+
+    /// What else the taps depend on, for the feature-cache key: empty for the models that read
+    /// LinearityIQA's pooled levels; DBCNN's bilinear features depend on its S-CNN weights.
+    pub fn tap_tag(&self, _config: &ModelConfig) -> String {
+        match self {
+            Arch::Linearity | Arch::Plain => String::new(),
+            // (the key adds the S-CNN file's path, size and time)
+            Arch::Dbcnn => "dbcnn-bilinear".into(),
+            Arch::HyperIqa => "hyperiqa-stages".into(),
+        }
+    }
+
     /// Builds the network in `vs` (variables named as its published weights below `backbone.`).
     pub fn build(
         &self,

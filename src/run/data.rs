@@ -11,6 +11,7 @@ use normiqa_core::data::{
 };
 
 use super::config::{DataConfig, DatasetSpec, SplitProtocol};
+use super::dataset::SplitRequest;
 
 /// A dataset whose used images are decoded: `images[i]` belongs to `dataset.samples[i]`.
 pub struct LoadedData {
@@ -46,11 +47,16 @@ pub fn split_dataset(cfg: &DataConfig, dataset: &Dataset, seed: u64) -> Result<S
         SplitProtocol::AllTest => Split::all_test(dataset.len()),
         SplitProtocol::ByReference => Split::by_reference(dataset, split_seed, ratios)?,
         SplitProtocol::Random => Split::random(dataset.len(), split_seed, ratios)?,
-        SplitProtocol::Default => match cfg.dataset.kind().own_split(&cfg.dataset, cfg, dataset, split_seed, ratios) {
+        SplitProtocol::Default => match cfg.dataset.kind().own_split(&cfg.dataset, &own_split_request(cfg, split_seed, ratios), dataset) {
             Some(split) => split?,
             None => Split::random(dataset.len(), split_seed, ratios)?,
         },
     })
+}
+
+/// What the dataset's own split is asked for.
+fn own_split_request(cfg: &DataConfig, seed: u64, ratios: Ratios) -> SplitRequest<'_> {
+    SplitRequest { exp_id: cfg.exp_id, splits: cfg.splits.as_deref(), loading: &cfg.loading, seed, ratios }
 }
 
 /// "epoch E, batch B (images [..])": where a training error happened (1-based), for messages.

@@ -6,12 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use normiqa_core::data::decode::Resize;
-use normiqa_core::data::split::{Ratios, Split};
+use normiqa_core::data::split::Split;
 use normiqa_core::data::{self, Dataset, LoadOptions};
 use serde::{Deserialize, Serialize};
 
-use super::{typed_fields, DatasetKind, DatasetSpec, Location, Options};
-use crate::run::config::DataConfig;
+use super::{typed_fields, DatasetKind, DatasetSpec, Location, Options, SplitRequest};
 
 pub struct Clive;
 
@@ -54,10 +53,10 @@ impl DatasetKind for Clive {
     fn load(&self, spec: &DatasetSpec, opts: &LoadOptions) -> Result<Dataset> {
         Ok(data::clive::load(spec.fields::<Fields>().root, opts)?)
     }
-    fn own_split(&self, spec: &DatasetSpec, cfg: &DataConfig, dataset: &Dataset, _seed: u64, ratios: Ratios) -> Option<Result<Split>> {
+    fn own_split(&self, spec: &DatasetSpec, r: &SplitRequest, dataset: &Dataset) -> Option<Result<Split>> {
         let root = spec.fields::<Fields>().root;
-        let file = cfg.splits.clone().unwrap_or_else(|| root.join("splits.csv"));
-        Some(data::clive::split_from(&file, dataset, cfg.exp_id, ratios).map_err(Into::into))
+        let file = r.splits.map_or_else(|| root.join("splits.csv"), |p| p.to_path_buf());
+        Some(data::clive::split_from(&file, dataset, r.exp_id, r.ratios).map_err(Into::into))
     }
     fn takes_splits_file(&self) -> bool {
         true

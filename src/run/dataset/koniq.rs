@@ -4,12 +4,11 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use normiqa_core::data::split::{Ratios, Split};
+use normiqa_core::data::split::Split;
 use normiqa_core::data::{self, Dataset, LoadOptions};
 use serde::{Deserialize, Serialize};
 
-use super::{typed_fields, DatasetKind, DatasetSpec, Location, Options};
-use crate::run::config::DataConfig;
+use super::{typed_fields, DatasetKind, DatasetSpec, Location, Options, SplitRequest};
 
 pub struct Koniq;
 
@@ -50,9 +49,9 @@ impl DatasetKind for Koniq {
         let f = spec.fields::<Fields>();
         Ok(data::koniq::load(f.labels, f.images, opts)?)
     }
-    fn own_split(&self, spec: &DatasetSpec, cfg: &DataConfig, _: &Dataset, _: u64, _: Ratios) -> Option<Result<Split>> {
+    fn own_split(&self, spec: &DatasetSpec, r: &SplitRequest, _: &Dataset) -> Option<Result<Split>> {
         let f = spec.fields::<Fields>();
-        Some(data::koniq::load_with_split(f.labels, f.images, &cfg.loading).map(|(_, split)| split).map_err(Into::into))
+        Some(data::koniq::load_with_split(f.labels, f.images, r.loading).map(|(_, split)| split).map_err(Into::into))
     }
     fn score_scale(&self, _: &DatasetSpec) -> String {
         "KonIQ-10k MOS scale, 1-5, higher is better".into()

@@ -32,8 +32,6 @@ use normiqa_core::data::{Dataset, LoadOptions};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::config::DataConfig;
-
 /// The datasets normiqa knows, in the order `--help` lists them.
 pub static BUILT_IN: &[&dyn DatasetKind] = &[&clive::Clive, &koniq::Koniq, &kadid::Kadid, &tid2013::Tid2013, &csv::Csv];
 
@@ -78,6 +76,20 @@ impl Options<'_> {
     }
 }
 
+/// What a run asks of a dataset's own split (`split = "default"`).
+#[derive(Debug, Clone, Copy)]
+pub struct SplitRequest<'a> {
+    /// Which split (the reference's `--exp_id`).
+    pub exp_id: usize,
+    /// A splits file given by the run (`--splits`).
+    pub splits: Option<&'a Path>,
+    /// The checks of the labels file opted out of.
+    pub loading: &'a LoadOptions,
+    /// `seed + exp_id`, for seeded splits.
+    pub seed: u64,
+    pub ratios: Ratios,
+}
+
 /// What a dataset is to normiqa. One implementation per file of this folder.
 pub trait DatasetKind: Send + Sync + 'static {
     /// `kind` in configurations, and the value of `--dataset`.
@@ -102,7 +114,7 @@ pub trait DatasetKind: Send + Sync + 'static {
     /// Its rows: images, MOS and whatever else the labels hold.
     fn load(&self, spec: &DatasetSpec, opts: &LoadOptions) -> Result<Dataset>;
     /// Its own split for `split = "default"`; `None`: a seeded random split by image.
-    fn own_split(&self, _spec: &DatasetSpec, _cfg: &DataConfig, _dataset: &Dataset, _seed: u64, _ratios: Ratios) -> Option<Result<Split>> {
+    fn own_split(&self, _spec: &DatasetSpec, _request: &SplitRequest, _dataset: &Dataset) -> Option<Result<Split>> {
         None
     }
     /// Whether its own split reads a splits file (`--splits`).

@@ -4,12 +4,11 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use normiqa_core::data::split::{Ratios, Split};
+use normiqa_core::data::split::Split;
 use normiqa_core::data::{self, Dataset, LoadOptions};
 use serde::{Deserialize, Serialize};
 
-use super::{typed_fields, DatasetKind, DatasetSpec, Location, Options};
-use crate::run::config::DataConfig;
+use super::{typed_fields, DatasetKind, DatasetSpec, Location, Options, SplitRequest};
 
 pub struct Tid2013;
 
@@ -42,8 +41,8 @@ impl DatasetKind for Tid2013 {
     fn load(&self, spec: &DatasetSpec, opts: &LoadOptions) -> Result<Dataset> {
         Ok(data::tid2013::load(spec.fields::<Fields>().root, opts)?)
     }
-    fn own_split(&self, _: &DatasetSpec, _: &DataConfig, dataset: &Dataset, seed: u64, ratios: Ratios) -> Option<Result<Split>> {
-        Some(Split::by_reference(dataset, seed, ratios).map_err(Into::into))
+    fn own_split(&self, _: &DatasetSpec, r: &SplitRequest, dataset: &Dataset) -> Option<Result<Split>> {
+        Some(Split::by_reference(dataset, r.seed, r.ratios).map_err(Into::into))
     }
     fn score_scale(&self, _: &DatasetSpec) -> String {
         "TID2013 MOS scale, 0-9, higher is better".into()
