@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Ensembles over paired splits: the mean of several settings' test predictions (each run's
 `predictions_test.csv`, column `predicted_mos`: k·ŷ+b, the MOS scale) scored per split, as an
-ensemble folder (ensemble.toml, src/model/ensemble.rs) of those runs would score it.
+ensemble folder (ensemble.toml, src/infer/ensemble.rs) of those runs would score it.
 
   python3 bench/ensemble_splits.py runs/ttest-clive-lite012 backbone=lite0 backbone=lite1 backbone=lite2
 

@@ -1,4 +1,4 @@
-//! Ensemble folders (`ensemble.toml`, src/model/ensemble.rs): the score is the mean of the
+//! Ensemble folders (`ensemble.toml`, src/infer/ensemble.rs): the score is the mean of the
 //! members' k·ŷ+b, with the precision and test-time views passed to every member; `predict` and
 //! `test` take an ensemble as `--model`; members of other data, splits or seeds and malformed
 //! files are refused, naming the file and the members.

@@ -81,8 +81,8 @@ fn bf16_scores_of_the_shipped_model_agree_with_fp32_within_the_gate() {
 }
 
 #[test]
-fn auto_means_bf16_exactly_on_cpus_with_avx512_bf16() {
-    let want = if cpu_has_bf16() { Precision::Bf16 } else { Precision::Fp32 };
+fn auto_follows_the_measured_rule_of_this_cpu_class() {
+    let want = normiqa::model::precision::auto_on_cpu(&normiqa::model::precision::cpu_vendor(), cpu_has_bf16());
     assert_eq!(Precision::Auto.resolve(Device::Cpu), want);
     assert_eq!(Precision::Fp32.resolve(Device::Cpu), Precision::Fp32);
     assert_eq!(Precision::Bf16.resolve(Device::Cpu), Precision::Bf16);

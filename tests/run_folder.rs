@@ -1,4 +1,4 @@
-//! Run-folder rules (src/run_folder.rs) end to end, on tiny synthetic data with random-init
+//! Run-folder rules (src/run/folder.rs) end to end, on tiny synthetic data with random-init
 //! backbones: `train` and `distill` into a folder that already holds a run (same or another
 //! configuration, finished or interrupted), `--overwrite`, two processes on one folder, a lock
 //! left behind by a killed process, and what a write that fails half-way (a full disk) leaves.

@@ -94,8 +94,8 @@ pub struct PredictArgs {
     /// cpu, cuda, cuda:N or auto (CUDA when available).
     #[arg(long, default_value = "auto")]
     pub device: String,
-    /// Numeric precision of the forward pass: auto (bf16 on CPUs with AVX-512 BF16, else fp32),
-    /// fp32, or bf16 (1.6x faster on such CPUs; the shipped model's CLIVE test SROCC moves by
+    /// Numeric precision of the forward pass: auto (bf16 where measured faster: AMD CPUs with
+    /// AVX-512 BF16; else fp32), fp32, or bf16 (1.6x faster on Zen 4/5; the shipped model's CLIVE test SROCC moves by
     /// under 0.003, RESULTS.md).
     #[arg(long, value_enum, default_value = "auto")]
     pub precision: crate::model::Precision,

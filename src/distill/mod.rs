@@ -243,7 +243,7 @@ pub fn run_experiment(
         "--variants: give at least one variant"
     );
     let t0 = std::time::Instant::now();
-    // Run-folder rules (src/run_folder.rs): lock `out` for the whole experiment.
+    // Run-folder rules (src/run/folder.rs): lock `out` for the whole experiment.
     let Some(folder) = RunFolder::begin(out, &crate::run::folder::DISTILL, exp, overwrite)? else {
         tracing::info!(
             "{}: this experiment already finished there; nothing to do",

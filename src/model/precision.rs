@@ -12,11 +12,14 @@
 //!   exp-0 test SROCC moves by less than the gate of 0.003) and checked on fixed images by
 //!   `tests/precision.rs`.
 //!
-//! - `auto` (the default of `predict` and `serve`): bf16 on a CPU whose instruction set has
-//!   AVX-512 BF16 (the fastest precision that passes the accuracy gate there), fp32 elsewhere
-//!   (without those instructions bf16 is emulated and slower than fp32) and on CUDA (bf16 on
-//!   GPUs has not been measured by this project). `test` defaults to fp32: an evaluation is
-//!   reproducible across machines.
+//! - `auto` (the default of `predict` and `serve`): the fastest precision that passes the
+//!   accuracy gate on this CPU class, as measured (BENCHMARKS.md, one table per CPU class):
+//!   bf16 on AMD CPUs with AVX-512 BF16 (Zen 4/5: bf16 scored ~1.6x the photos per second of
+//!   fp32); fp32 on Intel CPUs with AVX-512 BF16 but no AMX (a Sapphire Rapids-family Xeon under
+//!   KVM: bf16 0.82x fp32), on Intel CPUs with AMX (not measured by this project: fp32 until it
+//!   is), on CPUs without AVX-512 BF16 (bf16 is emulated and slower), and on CUDA (bf16 on GPUs
+//!   has not been measured by this project). [`auto_on_cpu`] is the rule. `test` defaults to
+//!   fp32: an evaluation is reproducible across machines.
 //!
 //! int8 is not offered: libtorch's quantised convolutions (`quantized::conv2d` with prepacked
 //! weights) are not part of the ATen functions that tch binds, so they cannot be reached from
@@ -31,7 +34,8 @@ use tch::{Device, Kind};
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
-    /// bf16 on CPUs with AVX-512 BF16, else fp32.
+    /// The fastest precision that passes the accuracy gate on this CPU class
+    /// ([`auto_on_cpu`]): bf16 on AMD CPUs with AVX-512 BF16, else fp32.
     #[default]
     Auto,
     /// 32-bit floats (as trained).
@@ -44,7 +48,7 @@ impl Precision {
     /// What `auto` means on `device`; the others are themselves.
     pub fn resolve(self, device: Device) -> Precision {
         match (self, device) {
-            (Precision::Auto, Device::Cpu) if cpu_has_bf16() => Precision::Bf16,
+            (Precision::Auto, Device::Cpu) => auto_on_cpu(&cpu_vendor(), cpu_has_bf16()),
             (Precision::Auto, _) => Precision::Fp32,
             (p, _) => p,
         }
@@ -87,6 +91,29 @@ pub fn cpu_has_bf16() -> bool {
     hardware && onednn_isa_allows_bf16(isa.ok().as_deref())
 }
 
+/// What `auto` is on a CPU of `vendor` (CPUID's vendor string) that has, or lacks, usable
+/// AVX-512 BF16 instructions ([`cpu_has_bf16`]): bf16 where it was measured faster than fp32
+/// within the accuracy gate (AMD Zen 4/5), fp32 everywhere else (see the module doc).
+pub fn auto_on_cpu(vendor: &str, bf16: bool) -> Precision {
+    match (vendor, bf16) {
+        ("AuthenticAMD", true) => Precision::Bf16,
+        _ => Precision::Fp32,
+    }
+}
+
+/// CPUID's vendor string (`GenuineIntel`, `AuthenticAMD`, ...); empty where there is none.
+pub fn cpu_vendor() -> String {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // (leaf 0 exists on every x86-64 CPU)
+        let r = std::arch::x86_64::__cpuid(0);
+        let bytes: Vec<u8> = [r.ebx, r.edx, r.ecx].iter().flat_map(|w| w.to_le_bytes()).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    String::new()
+}
+
 /// Whether a oneDNN ISA limit (`ONEDNN_MAX_CPU_ISA`'s value) admits the AVX-512 BF16
 /// instructions: no limit, `ALL`, or an ISA at or above `AVX512_CORE_BF16` (those with BF16,
 /// FP16 or AMX in the name, and the AVX10 ones).
@@ -103,6 +130,26 @@ pub fn onednn_isa_allows_bf16(isa: Option<&str>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::onednn_isa_allows_bf16 as allows;
+    use super::{auto_on_cpu, cpu_vendor, Precision};
+
+    #[test]
+    fn auto_is_bf16_only_where_it_was_measured_faster() {
+        assert_eq!(auto_on_cpu("AuthenticAMD", true), Precision::Bf16);
+        assert_eq!(auto_on_cpu("AuthenticAMD", false), Precision::Fp32);
+        assert_eq!(auto_on_cpu("GenuineIntel", true), Precision::Fp32);
+        assert_eq!(auto_on_cpu("GenuineIntel", false), Precision::Fp32);
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_cpu_vendor_is_cpuid_s_twelve_letters() {
+        let v = cpu_vendor();
+        assert_eq!(v.len(), 12, "{v:?}");
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        if let Some(line) = cpuinfo.lines().find(|l| l.starts_with("vendor_id")) {
+            assert!(line.ends_with(&v), "{line} vs {v}");
+        }
+    }
 
     #[test]
     fn onednn_isa_limits_below_avx512_bf16_rule_out_bf16() {

@@ -421,7 +421,7 @@ pub fn train_with(cfg: &TrainConfig, out: &Path, overwrite: bool) -> Result<Trai
     let cfg = &cfg.with_absolute_paths();
     cfg.validate()?;
     let t_start = Instant::now();
-    // Run-folder rules (src/run_folder.rs): lock `out` for the whole run; then train, resume, or
+    // Run-folder rules (src/run/folder.rs): lock `out` for the whole run; then train, resume, or
     // stop here when this configuration already finished there.
     let Some(folder) = RunFolder::begin(out, &folder::TRAIN, cfg, overwrite)? else {
         return finished_outcome(out);

@@ -1,7 +1,7 @@
 //! `Scorer`: a trained model (run folder or ensemble) loaded into inference workers that score
 //! image files or numpy arrays with the GIL released.
 //!
-//! The same steps as `normiqa predict` (src/model/pool.rs): each worker thread loads its own
+//! The same steps as `normiqa predict` (src/infer/pool.rs): each worker thread loads its own
 //! `TrainedModel` (precision and test-time views applied), with the intra-op thread count of
 //! `PoolConfig::layout`; files are decoded with `decode_one` and the predict's resize rules;
 //! batches of `eval_batch_size` same-size images go through `TrainedModel::score`. So a file
