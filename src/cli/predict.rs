@@ -19,7 +19,9 @@ use crate::output::record::{describe, Record};
 use crate::output::resumable::{Layout, ScoresFile};
 use crate::output::{refuse_file_over_ids, refuse_file_over_inputs};
 use crate::infer::pool::{Pool, PoolConfig};
-use normiqa_core::data::decode::Resize;
+use normiqa_core::data::decode::{DecodeOptions, Resize};
+use tch::Device;
+use crate::infer::TestTime;
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -617,24 +619,7 @@ pub fn run(args: PredictArgs) -> Result<()> {
     let mut sel = select_images(&args)?;
     let info = crate::infer::ensemble::load_info(&dir)?;
     let heads = args.all_heads.then_some(info.heads.as_slice());
-    let rules = resize_rules(&args)?;
-    let decoding = args.images.options();
-    if let [Resize::Exact { h, w }] = rules[..] {
-        super::args::check_resize(Some([h, w]), &decoding)?;
-    }
-    let (workers, threads) = PoolConfig::layout(device, args.precision, args.workers);
-    let pool = Pool::start(PoolConfig {
-        model: dir.clone(),
-        weights: args.weights.clone(),
-        device,
-        precision: args.precision,
-        tta,
-        workers,
-        threads,
-        batch: crate::run::config::eval_batch_size(args.batch_size, device),
-        resize: rules.clone(),
-        decoding,
-    })?;
+    let (pool, rules, decoding, threads) = start_pool(&args, &dir, device, tta)?;
     // The record names the precision the workers run at: opened once they are loaded.
     let opts = RunOptions {
         precision: pool.precision,
@@ -646,7 +631,6 @@ pub fn run(args: PredictArgs) -> Result<()> {
     };
     let rec = record(&args, &dir, &opts)?;
     let mut file = open_output(&args, &dir, heads, &mut sel, &rec)?;
-    let files = sel.files;
     tracing::info!(
         "scores: {} ({} forward passes, --tta {}, {} worker(s) of {} thread(s); {})",
         info.score_scale(),
@@ -656,42 +640,10 @@ pub fn run(args: PredictArgs) -> Result<()> {
         threads,
         crate::cpus::current()
     );
-    let dest = destination(&args.output);
-    let writing = || format!("writing the scores to {dest}");
-    let mut out = row_writer(&mut file, args.layout(), heads).with_context(writing)?;
-    let mut failures = sel.unreadable;
-    let mut sizes = SizeWarnings::new(info.training_images());
     let t0 = std::time::Instant::now();
-    let bar = crate::progress::bar(files.len() as u64, "scoring");
-    let job = job_size(args.chunk, pool.workers, crate::run::config::eval_batch_size(args.batch_size, device));
-    pool.score(&files, job, |rows| {
-        bar.inc(rows.len() as u64);
-        for (name, r) in rows {
-            match r {
-                Ok(s) => {
-                    if args.resize.is_none() {
-                        sizes.note(&name, s.width, s.height);
-                    }
-                    let values = s.heads;
-                    out.write(Row {
-                        image: name,
-                        score: s.mapped,
-                        heads: heads.map(|names| Heads { names, values }),
-                    })
-                    .with_context(writing)?;
-                }
-                // the error names the file
-                Err(e) => failures.push(e),
-            }
-        }
-        // Each job's scores are on disk as soon as it is done (jobs are small: job_size): an
-        // interrupted run keeps everything scored so far but the jobs in flight.
-        out.flush().with_context(writing)
-    })?;
+    let scoring = Scoring { args: &args, heads, device, training_images: info.training_images() };
+    let (n, failures) = scoring.score(&pool, &sel.files, &mut file, sel.unreadable)?;
     drop(pool);
-    bar.finish_and_clear();
-    let n = out.finish().with_context(writing)?;
-    sizes.report();
     if let Some(f) = file {
         f.commit()?;
     }
@@ -709,4 +661,79 @@ pub fn run(args: PredictArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The inference workers for `args`' model, with the resize rules and decoding options they
+/// apply, and the threads each runs.
+fn start_pool(args: &PredictArgs, dir: &Path, device: Device, tta: TestTime) -> Result<(Pool, Vec<Resize>, DecodeOptions, usize)> {
+    let rules = resize_rules(args)?;
+    let decoding = args.images.options();
+    if let [Resize::Exact { h, w }] = rules[..] {
+        super::args::check_resize(Some([h, w]), &decoding)?;
+    }
+    let (workers, threads) = PoolConfig::layout(device, args.precision, args.workers);
+    let pool = Pool::start(PoolConfig {
+        model: dir.to_path_buf(),
+        weights: args.weights.clone(),
+        device,
+        precision: args.precision,
+        tta,
+        workers,
+        threads,
+        batch: crate::run::config::eval_batch_size(args.batch_size, device),
+        resize: rules.clone(),
+        decoding,
+    })?;
+    Ok((pool, rules, decoding, threads))
+}
+
+/// What the scoring loop of one `predict` needs of its run.
+struct Scoring<'a> {
+    args: &'a PredictArgs,
+    heads: Option<&'a [String]>,
+    device: Device,
+    training_images: String,
+}
+
+impl Scoring<'_> {
+    /// Scores `files` on `pool`, writing each job's rows as it is done; returns the rows
+    /// written and the failures (the unreadable inputs first), each naming its file.
+    fn score(&self, pool: &Pool, files: &[(PathBuf, String)], file: &mut Option<ScoresFile>, unreadable: Vec<String>) -> Result<(usize, Vec<String>)> {
+        let args = self.args;
+        let dest = destination(&args.output);
+        let writing = || format!("writing the scores to {dest}");
+        let mut out = row_writer(file, args.layout(), self.heads).with_context(writing)?;
+        let mut failures = unreadable;
+        let mut sizes = SizeWarnings::new(self.training_images.clone());
+        let bar = crate::progress::bar(files.len() as u64, "scoring");
+        let job = job_size(args.chunk, pool.workers, crate::run::config::eval_batch_size(args.batch_size, self.device));
+        pool.score(files, job, |rows| {
+            bar.inc(rows.len() as u64);
+            for (name, r) in rows {
+                match r {
+                    Ok(s) => {
+                        if args.resize.is_none() {
+                            sizes.note(&name, s.width, s.height);
+                        }
+                        let values = s.heads;
+                        out.write(Row {
+                            image: name,
+                            score: s.mapped,
+                            heads: self.heads.map(|names| Heads { names, values }),
+                        })
+                        .with_context(writing)?;
+                    }
+                    // the error names the file
+                    Err(e) => failures.push(e),
+                }
+            }
+            // Each job's scores are on disk as soon as it is done (jobs are small: job_size): an
+            // interrupted run keeps everything scored so far but the jobs in flight.
+            out.flush().with_context(writing)
+        })?;
+        bar.finish_and_clear();
+        let n = out.finish().with_context(writing)?;
+        sizes.report();
+        Ok((n, failures))
+    }
 }
