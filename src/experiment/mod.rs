@@ -3,6 +3,7 @@
 //! and plots by [`crate::report::results`]. The command line is `normiqa run` (and `normiqa
 //! report` for the figures).
 
+pub mod common;
 pub mod distill_runner;
 pub mod runner;
 pub mod spec;
