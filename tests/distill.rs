@@ -236,7 +236,7 @@ fn two_epoch_experiment_writes_results_tables_and_plots() {
         plots: true,
     };
     let out = tmp.path().join("exp");
-    let res = distill::run_experiment(&exp, &out, false).unwrap().unwrap();
+    let res = distill::run_experiment(&exp, &out, false, &normiqa::report::mrkd::write).unwrap().unwrap();
     for f in [
         "config.toml",
         "results.json",
@@ -312,7 +312,7 @@ fn a_diverged_variant_fails_alone_and_the_finished_ones_get_their_table() {
         plots: false,
     };
     let out = tmp.path().join("exp");
-    let err = format!("{:#}", distill::run_experiment(&exp, &out, false).unwrap_err());
+    let err = format!("{:#}", distill::run_experiment(&exp, &out, false, &normiqa::report::mrkd::write).unwrap_err());
     assert!(err.contains("2 of the experiment's pairs failed") && err.contains("mrkd seed 1") && err.contains("mrkd seed 2"), "{err}");
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(md.contains("| urkd | URKD model 2 |") && !md.contains("| mrkd | MRKD student |"), "{md}");
@@ -321,7 +321,7 @@ fn a_diverged_variant_fails_alone_and_the_finished_ones_get_their_table() {
     assert!(!out.join("results.json").exists(), "not finished: the failed pairs run again");
     let done = out.join("urkd/seed-1/pair.json");
     let stamp = std::fs::metadata(&done).unwrap().modified().unwrap();
-    assert!(distill::run_experiment(&exp, &out, false).is_err());
+    assert!(distill::run_experiment(&exp, &out, false, &normiqa::report::mrkd::write).is_err());
     assert_eq!(std::fs::metadata(&done).unwrap().modified().unwrap(), stamp, "finished pairs are kept");
 }
 
@@ -418,7 +418,7 @@ fn paper_setting_files_hold_the_papers_setting_and_run_on_the_fixtures() {
             exp.variants = vec![Variant::Mrkd];
             exp.plots = false;
             let out = tmp.path().join(format!("{dataset}-{model}"));
-            let res = distill::run_experiment(&exp, &out, false)
+            let res = distill::run_experiment(&exp, &out, false, &normiqa::report::mrkd::write)
                 .unwrap_or_else(|e| panic!("{}: {e:#}", file.display()))
                 .unwrap();
             assert_eq!(res.runs[0].results.len(), 1, "{}", file.display());

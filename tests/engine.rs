@@ -269,6 +269,7 @@ seed = [1]
         },
         &tmp.path().join("distill"),
         false,
+        &normiqa::report::mrkd::write,
     )
     .unwrap()
     .expect("a fresh folder: the experiment ran");

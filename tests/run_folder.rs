@@ -211,15 +211,15 @@ fn distill_follows_the_same_rules() {
     let one = tiny_distill(tmp.path(), 1);
     let two = tiny_distill(tmp.path(), 2);
     let out = tmp.path().join("runs/d");
-    assert!(distill::run_experiment(&one, &out, false).unwrap().is_some());
+    assert!(distill::run_experiment(&one, &out, false, &normiqa::report::mrkd::write).unwrap().is_some());
     let before = snapshot(&out);
     assert!(
-        distill::run_experiment(&one, &out, false).unwrap().is_none(),
+        distill::run_experiment(&one, &out, false, &normiqa::report::mrkd::write).unwrap().is_none(),
         "a finished experiment is not run again"
     );
     assert_eq!(snapshot(&out), before);
 
-    let err = format!("{:#}", distill::run_experiment(&two, &out, false).unwrap_err());
+    let err = format!("{:#}", distill::run_experiment(&two, &out, false, &normiqa::report::mrkd::write).unwrap_err());
     assert!(
         err.contains("a finished distillation experiment of another configuration")
             && err.contains("seeds [1] there, [2] now")
@@ -229,10 +229,10 @@ fn distill_follows_the_same_rules() {
     assert_eq!(snapshot(&out), before);
     // Interrupted before its results were written: still seed 1's folder.
     std::fs::remove_file(out.join("results.json")).unwrap();
-    let err = format!("{:#}", distill::run_experiment(&two, &out, false).unwrap_err());
+    let err = format!("{:#}", distill::run_experiment(&two, &out, false, &normiqa::report::mrkd::write).unwrap_err());
     assert!(err.contains("an unfinished distillation experiment"), "{err}");
 
-    let res = distill::run_experiment(&two, &out, true).unwrap().unwrap();
+    let res = distill::run_experiment(&two, &out, true, &normiqa::report::mrkd::write).unwrap().unwrap();
     assert_eq!(res.experiment.seeds, [2]);
     let cfg: Experiment =
         toml::from_str(&std::fs::read_to_string(out.join("config.toml")).unwrap()).unwrap();

@@ -157,63 +157,8 @@ impl DistillArgs {
             toml::from_str::<Experiment>(&s)
                 .with_context(|| format!("parsing --config {}", path.display()))?
         } else {
-            let kind =
-                LossKind::from_parts(&self.loss, self.p, self.q, [1.0, 0.0]).context("--loss")?;
-            let member =
-                |arch: Arch, bb: BackboneName, lr: f64, w: &Option<PathBuf>| MemberConfig {
-                    arch,
-                    model: ModelConfig {
-                        backbone: bb,
-                        scnn_weights: self.scnn_weights.clone(),
-                        test_crops: self.test_crops,
-                        ..Default::default()
-                    },
-                    lr,
-                    weights: w.clone(),
-                };
-            let (tlr, slr) = (
-                self.teacher_lr.unwrap_or(defaults::TEACHER_LR),
-                self.student_lr.unwrap_or(defaults::STUDENT_LR),
-            );
-            let mut run = DistillConfig::new(self.data.to_config()?, tlr, slr);
-            run.teacher = member(
-                self.model.unwrap_or(self.teacher_model),
-                self.teacher_arch,
-                tlr,
-                &self.teacher_weights,
-            );
-            run.student = member(
-                self.model.unwrap_or(self.student_model),
-                self.student_arch,
-                slr,
-                &self.student_weights,
-            );
-            run.random_init = self.random_init;
-            run.loss = LossConfig {
-                kind,
-                detach: false,
-                monotonicity: None,
-            };
-            run.beta = [self.beta[0], self.beta[1], self.beta[2]];
-            run.lambda = self.lambda;
-            run.direction = if self.one_way {
-                Direction::OneWay
-            } else {
-                Direction::Mutual
-            };
-            run.optimizer = self.optimizer.kind(self.momentum)?;
-            run.weight_decay = self.weight_decay;
-            run.eta_min = self.eta_min;
-            run.t_max = self.t_max;
-            run.lr_unit = self.lr_unit;
-            run.ft_lr_ratio = self.ft_lr_ratio;
-            run.normalize_mos = !self.raw_mos;
-            run.epochs = self.epochs;
-            run.batch_size = self.batch_size;
-            run.accumulation_steps = self.accumulation_steps;
-            run.eval_batch_size = self.eval_batch_size;
             Experiment {
-                run,
+                run: self.pair_config()?,
                 variants: vec![Variant::Baseline, Variant::Urkd, Variant::Mrkd],
                 seeds: defaults::SEEDS.to_vec(),
                 urkd_lr: self.urkd_lr,
@@ -221,6 +166,73 @@ impl DistillArgs {
                 plots: !self.no_plots,
             }
         };
+        self.override_experiment(&mut exp);
+        Ok(exp)
+    }
+
+    /// The MRKD pair the options describe (without `--config`).
+    fn pair_config(&self) -> Result<DistillConfig> {
+        let kind =
+            LossKind::from_parts(&self.loss, self.p, self.q, [1.0, 0.0]).context("--loss")?;
+        let member =
+            |arch: Arch, bb: BackboneName, lr: f64, w: &Option<PathBuf>| MemberConfig {
+                arch,
+                model: ModelConfig {
+                    backbone: bb,
+                    scnn_weights: self.scnn_weights.clone(),
+                    test_crops: self.test_crops,
+                    ..Default::default()
+                },
+                lr,
+                weights: w.clone(),
+            };
+        let (tlr, slr) = (
+            self.teacher_lr.unwrap_or(defaults::TEACHER_LR),
+            self.student_lr.unwrap_or(defaults::STUDENT_LR),
+        );
+        let mut run = DistillConfig::new(self.data.to_config()?, tlr, slr);
+        run.teacher = member(
+            self.model.unwrap_or(self.teacher_model),
+            self.teacher_arch,
+            tlr,
+            &self.teacher_weights,
+        );
+        run.student = member(
+            self.model.unwrap_or(self.student_model),
+            self.student_arch,
+            slr,
+            &self.student_weights,
+        );
+        run.random_init = self.random_init;
+        run.loss = LossConfig {
+            kind,
+            detach: false,
+            monotonicity: None,
+        };
+        run.beta = [self.beta[0], self.beta[1], self.beta[2]];
+        run.lambda = self.lambda;
+        run.direction = if self.one_way {
+            Direction::OneWay
+        } else {
+            Direction::Mutual
+        };
+        run.optimizer = self.optimizer.kind(self.momentum)?;
+        run.weight_decay = self.weight_decay;
+        run.eta_min = self.eta_min;
+        run.t_max = self.t_max;
+        run.lr_unit = self.lr_unit;
+        run.ft_lr_ratio = self.ft_lr_ratio;
+        run.normalize_mos = !self.raw_mos;
+        run.epochs = self.epochs;
+        run.batch_size = self.batch_size;
+        run.accumulation_steps = self.accumulation_steps;
+        run.eval_batch_size = self.eval_batch_size;
+        Ok(run)
+    }
+
+    /// The options that override an experiment's (also one read with `--config`): seeds,
+    /// variants, rates, device and the input flags.
+    fn override_experiment(&self, exp: &mut Experiment) {
         if let Some(s) = &self.seeds {
             exp.seeds = s.clone();
         }
@@ -243,7 +255,6 @@ impl DistillArgs {
         if let Some(cross) = exp.run.cross.as_mut() {
             self.data.apply_input_flags(cross);
         }
-        Ok(exp)
     }
 }
 
@@ -256,7 +267,8 @@ pub fn run(args: DistillArgs) -> Result<()> {
             exp.run.teacher.lr, exp.run.student.lr
         ))
     });
-    let fresh = crate::distill::run_experiment(&exp, &out, args.overwrite)?;
+    // The tables and plots are the report's: distill hands the results to it.
+    let fresh = crate::distill::run_experiment(&exp, &out, args.overwrite, &crate::report::mrkd::write)?;
     if args.json {
         let finished_before = fresh.is_none();
         let res = match fresh {

@@ -209,28 +209,53 @@ pub fn run(args: FrArgs) -> Result<()> {
     let (means, infinite) = means(&scored, metrics.len());
     let psnr = metrics.iter().position(|m| *m == FrMetric::Psnr);
     let identical = psnr.map_or(0, |k| infinite[k]);
+    let scores = Scores { metrics: &metrics, scored: &scored, means: &means, identical, unpaired: &unpaired };
     if args.json {
-        let obj = |values: &[Option<f64>]| -> serde_json::Value {
-            let mut o = serde_json::Map::new();
-            for (m, v) in metrics.iter().zip(values) {
-                o.insert(m.name().into(), serde_json::json!(v));
-            }
-            serde_json::Value::Object(o)
-        };
-        let pairs_json: Vec<_> = scored
-            .iter()
-            .map(|p| {
-                serde_json::json!({"reference": p.reference, "distorted": p.distorted, "metrics": obj(&p.values), "note": p.note})
-            })
-            .collect();
-        let out = if scored.len() == 1 && unpaired.is_empty() && !args.dist.is_dir() {
-            pairs_json.into_iter().next().unwrap()
-        } else {
-            serde_json::json!({"pairs": pairs_json, "mean": obj(&means), "identical_pairs": identical, "unpaired": unpaired, "ssim_mode": args.ssim_mode.name()})
-        };
-        crate::outln!("{}", serde_json::to_string_pretty(&out)?)?;
-        return Ok(());
+        return print_json(&args, &scores);
     }
+    print_table(&args, &scores)
+}
+
+/// What `normiqa fr` scored, to print.
+struct Scores<'a> {
+    metrics: &'a [FrMetric],
+    scored: &'a [FrPair],
+    /// Per metric, over the pairs (PSNR: over the pairs that differ).
+    means: &'a [Option<f64>],
+    /// Pairs identical to their reference (PSNR inf).
+    identical: usize,
+    /// Distorted files without a reference.
+    unpaired: &'a [PathBuf],
+}
+
+/// `--json`: one pair's document, or the pairs, their means and the unpaired files.
+fn print_json(args: &FrArgs, s: &Scores) -> Result<()> {
+    let Scores { metrics, scored, means, identical, unpaired } = *s;
+    let obj = |values: &[Option<f64>]| -> serde_json::Value {
+        let mut o = serde_json::Map::new();
+        for (m, v) in metrics.iter().zip(values) {
+            o.insert(m.name().into(), serde_json::json!(v));
+        }
+        serde_json::Value::Object(o)
+    };
+    let pairs_json: Vec<_> = scored
+        .iter()
+        .map(|p| {
+            serde_json::json!({"reference": p.reference, "distorted": p.distorted, "metrics": obj(&p.values), "note": p.note})
+        })
+        .collect();
+    let out = if scored.len() == 1 && unpaired.is_empty() && !args.dist.is_dir() {
+        pairs_json.into_iter().next().unwrap()
+    } else {
+        serde_json::json!({"pairs": pairs_json, "mean": obj(means), "identical_pairs": identical, "unpaired": unpaired, "ssim_mode": args.ssim_mode.name()})
+    };
+    crate::outln!("{}", serde_json::to_string_pretty(&out)?)?;
+    Ok(())
+}
+
+/// A table: one line per pair, the means, then the notes.
+fn print_table(args: &FrArgs, s: &Scores) -> Result<()> {
+    let Scores { metrics, scored, means, identical, unpaired } = *s;
     let fmt = |v: &Option<f64>| v.map_or_else(|| format!("{:>10}", "-"), |x| format!("{x:>10.4}"));
     let width = scored
         .iter()
@@ -239,11 +264,11 @@ pub fn run(args: FrArgs) -> Result<()> {
         .unwrap_or(5)
         .clamp(5, 60);
     crate::out!("{:<width$}", "image")?;
-    for m in &metrics {
+    for m in metrics {
         crate::out!(" {:>10}", m.name())?;
     }
     crate::outln!()?;
-    for p in &scored {
+    for p in scored {
         crate::out!("{:<width$}", p.distorted.display().to_string())?;
         for v in &p.values {
             crate::out!(" {}", fmt(v))?;
@@ -252,7 +277,7 @@ pub fn run(args: FrArgs) -> Result<()> {
     }
     if scored.len() > 1 {
         crate::out!("{:<width$}", format!("mean ({})", scored.len()))?;
-        for v in &means {
+        for v in means {
             crate::out!(" {}", fmt(v))?;
         }
         crate::outln!()?;

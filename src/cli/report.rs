@@ -17,7 +17,7 @@ use clap::Args;
 
 use crate::experiment::runner::EXPERIMENT_TOML;
 use crate::experiment::Experiment;
-use crate::report::results::{short_key, ResultRow, Results, RunData};
+use crate::report::results::{short_key, EpochPoint, ResultRow, Results, RunData};
 use crate::report::plots::{self, LineChart, Series};
 use crate::report::tables;
 use crate::run::info;
@@ -107,7 +107,34 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
     }
     let out = opts.out.clone().unwrap_or_else(|| dir.join("report"));
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let mut results = if is_run_dir(dir) {
+    let mut results = collect(dir)?;
+    apply_options(&mut results, opts)?;
+
+    let mut files = Vec::new();
+    let reps = representatives(&results);
+    let single = is_run_dir(dir);
+    files.extend(metric_curves(&reps, &results, &out)?);
+    files.extend(loss_curve(&reps, &results, &out)?);
+    if let Some(f) = bhat_per_epoch(&reps, &results, &out)? {
+        files.push(f);
+    }
+    files.extend(bhat_curve(&reps, &results, &out)?);
+    // Sweeps (numeric keys) and bars (other keys).
+    if !single {
+        files.extend(sweep_figures(&results, &out)?);
+    }
+    files.extend(scatter_plots(&reps, &results, single, opts.max_scatter, &out)?);
+    if opts.tensorboard {
+        files.extend(tensorboard_events(&results, dir, &out)?);
+    }
+    files.extend(write_tables(&results, &files, &out)?);
+    Ok(files)
+}
+
+/// The results of `dir`: one run directory, an experiment directory (its `experiment.toml`) or
+/// a folder of run directories.
+fn collect(dir: &Path) -> Result<Results> {
+    if is_run_dir(dir) {
         let mut r = Results {
             name: dir
                 .file_name()
@@ -128,7 +155,7 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
             }],
         };
         r.rows[0].name = r.name.clone();
-        r
+        Ok(r)
     } else if dir.join(EXPERIMENT_TOML).exists() {
         let text = std::fs::read_to_string(dir.join(EXPERIMENT_TOML))?;
         let name = dir
@@ -137,7 +164,7 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
             .unwrap_or_default();
         let exp = Experiment::parse(&text, &name)
             .with_context(|| format!("in {}", dir.join(EXPERIMENT_TOML).display()))?;
-        Results::collect(&exp.results_spec()?, dir)?
+        Results::collect(&exp.results_spec()?, dir)
     } else {
         let r = Results::from_folder(dir)?;
         if r.rows.is_empty() {
@@ -146,8 +173,13 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
                 dir.display()
             );
         }
-        r
-    };
+        Ok(r)
+    }
+}
+
+/// `--metric` and `--threshold` (the circles again), and each `--compare` (printed, and kept for
+/// report.md).
+fn apply_options(results: &mut Results, opts: &ReportOptions) -> Result<()> {
     if let Some(m) = &opts.metric {
         results.threshold_metric = m.clone();
     }
@@ -157,151 +189,165 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
             .or_else(|| results.rows.iter().find_map(|r| r.threshold));
         results.apply_threshold(thr, None);
     }
-
     for [a, b] in &opts.compare {
-        let c = tables::compare(&results, a, b).with_context(|| format!("--compare '{a}' '{b}'"))?;
+        let c = tables::compare(results, a, b).with_context(|| format!("--compare '{a}' '{b}'"))?;
         crate::outln!(
             "{a} vs {b}: {} pairs, Δ SROCC {:+.4} (p = {:.4}), Δ PLCC {:+.4} (p = {:.4})",
             c.n, c.srocc_diff, c.srocc_p, c.plcc_diff, c.plcc_p
         )?;
         results.compare.push([a.clone(), b.clone()]);
     }
+    Ok(())
+}
 
+/// Metric-vs-epoch curves (the paper's Fig. 1: PLCC, SROCC and RMSE per epoch), validation and
+/// test: `curves_<stage>_<metric>.png`.
+fn metric_curves(reps: &[&ResultRow], results: &Results, out: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    let reps = representatives(&results);
-    let single = is_run_dir(dir);
-    let metric = results.threshold_metric.clone();
-
-    // Metric-vs-epoch curves (the paper's Fig. 1: PLCC, SROCC and RMSE per epoch).
     for m in ["plcc", "srocc", "rmse"] {
         for stage in ["val", "test"] {
-            let mut chart = LineChart {
-                title: format!(
-                    "{} {} per epoch{}",
-                    stage,
-                    m.to_uppercase(),
-                    pair_note(&results)
-                ),
-                x_label: "Epoch".into(),
-                y_label: format!("{stage} {}", m.to_uppercase()),
-                ..Default::default()
-            };
-            for row in &reps {
-                let d = row.data.as_ref().unwrap();
-                let pts: Vec<(f64, f64)> = d
-                    .epochs
-                    .iter()
-                    .map(|e| {
-                        let v = match (stage, m) {
-                            ("val", "plcc") => e.val_plcc,
-                            ("val", "rmse") => e.val_rmse,
-                            ("val", _) => e.val_srocc,
-                            (_, "plcc") => e.test_plcc,
-                            (_, "rmse") => e.test_rmse,
-                            _ => e.test_srocc,
-                        };
-                        (e.epoch as f64, v)
-                    })
-                    .collect();
-                if pts.iter().all(|p| !p.1.is_finite()) {
-                    continue;
-                }
-                let mut markers = Vec::new();
-                if stage == "val" && m == metric {
-                    if let Some(e) = row.epochs_to_threshold {
-                        markers.extend(pts.iter().filter(|p| p.0 as usize == e).copied());
-                    }
-                }
-                chart.series.push(Series {
-                    label: label_of(row, &results),
-                    points: pts,
-                    markers,
-                    thin: false,
-                });
-            }
+            let chart = metric_chart(reps, results, stage, m);
             if chart.series.is_empty() {
                 continue;
-            }
-            if stage == "val" && m == metric {
-                for t in reps.iter().filter_map(|r| r.threshold) {
-                    if !chart.hlines.iter().any(|h| h.0 == t) {
-                        chart.hlines.push((t, format!("threshold {t:.4}")));
-                    }
-                }
             }
             let f = out.join(format!("curves_{stage}_{m}.png"));
             plots::line_chart(&f, &chart)?;
             files.push(f);
         }
     }
+    Ok(files)
+}
 
-    // Training loss per epoch.
-    {
-        let chart = LineChart {
-            title: format!("training loss per epoch{}", pair_note(&results)),
-            x_label: "Epoch".into(),
-            y_label: "loss (mean over batches)".into(),
-            series: reps
-                .iter()
-                .filter_map(|row| {
-                    let d = row.data.as_ref()?;
-                    (!d.epochs.is_empty()).then(|| Series {
-                        label: label_of(row, &results),
-                        points: d.epochs.iter().map(|e| (e.epoch as f64, e.loss)).collect(),
-                        ..Default::default()
-                    })
-                })
-                .collect(),
-            ..Default::default()
-        };
-        if !chart.series.is_empty() {
-            let f = out.join("loss.png");
-            plots::line_chart(&f, &chart)?;
-            files.push(f);
+/// The chart of metric `m` on `stage` per epoch, one line per setting; on the threshold's
+/// metric of validation, circles at each run's first epoch past it and the thresholds' lines.
+fn metric_chart(reps: &[&ResultRow], results: &Results, stage: &str, m: &str) -> LineChart {
+    let metric = results.threshold_metric.as_str();
+    let mut chart = LineChart {
+        title: format!(
+            "{} {} per epoch{}",
+            stage,
+            m.to_uppercase(),
+            pair_note(results)
+        ),
+        x_label: "Epoch".into(),
+        y_label: format!("{stage} {}", m.to_uppercase()),
+        ..Default::default()
+    };
+    for row in reps {
+        let d = row.data.as_ref().unwrap();
+        let pts: Vec<(f64, f64)> = d
+            .epochs
+            .iter()
+            .map(|e| (e.epoch as f64, epoch_value(e, stage, m)))
+            .collect();
+        if pts.iter().all(|p| !p.1.is_finite()) {
+            continue;
+        }
+        let mut markers = Vec::new();
+        if stage == "val" && m == metric {
+            if let Some(e) = row.epochs_to_threshold {
+                markers.extend(pts.iter().filter(|p| p.0 as usize == e).copied());
+            }
+        }
+        chart.series.push(Series {
+            label: label_of(row, results),
+            points: pts,
+            markers,
+            thin: false,
+        });
+    }
+    if !chart.series.is_empty() && stage == "val" && m == metric {
+        for t in reps.iter().filter_map(|r| r.threshold) {
+            if !chart.hlines.iter().any(|h| h.0 == t) {
+                chart.hlines.push((t, format!("threshold {t:.4}")));
+            }
         }
     }
+    chart
+}
 
-    if let Some(f) = bhat_per_epoch(&reps, &results, &out)? {
-        files.push(f);
+/// An epoch's metric `m` (plcc, srocc or rmse) on `stage` (val or test).
+fn epoch_value(e: &EpochPoint, stage: &str, m: &str) -> f64 {
+    match (stage, m) {
+        ("val", "plcc") => e.val_plcc,
+        ("val", "rmse") => e.val_rmse,
+        ("val", _) => e.val_srocc,
+        (_, "plcc") => e.test_plcc,
+        (_, "rmse") => e.test_rmse,
+        _ => e.test_srocc,
     }
+}
 
-    // b̂ per iteration.
-    {
-        let chart = LineChart {
-            title: format!(
-                "b-hat (norm of the centred fused predictions) per iteration{}",
-                pair_note(&results)
-            ),
-            x_label: "Iteration".into(),
-            y_label: "b-hat".into(),
-            series: reps
-                .iter()
-                .filter_map(|row| {
-                    let d = row.data.as_ref()?;
-                    (!d.bhat.is_empty()).then(|| Series {
-                        label: label_of(row, &results),
-                        points: d.bhat.iter().map(|(i, b)| (*i as f64, *b)).collect(),
-                        thin: true,
-                        ..Default::default()
-                    })
+/// Training loss per epoch (`loss.png`), one line per setting.
+fn loss_curve(reps: &[&ResultRow], results: &Results, out: &Path) -> Result<Option<PathBuf>> {
+    let chart = LineChart {
+        title: format!("training loss per epoch{}", pair_note(results)),
+        x_label: "Epoch".into(),
+        y_label: "loss (mean over batches)".into(),
+        series: reps
+            .iter()
+            .filter_map(|row| {
+                let d = row.data.as_ref()?;
+                (!d.epochs.is_empty()).then(|| Series {
+                    label: label_of(row, results),
+                    points: d.epochs.iter().map(|e| (e.epoch as f64, e.loss)).collect(),
+                    ..Default::default()
                 })
-                .collect(),
-            ..Default::default()
-        };
-        if !chart.series.is_empty() {
-            let f = out.join("bhat.png");
-            plots::line_chart(&f, &chart)?;
-            files.push(f);
-        }
+            })
+            .collect(),
+        ..Default::default()
+    };
+    if chart.series.is_empty() {
+        return Ok(None);
     }
+    let f = out.join("loss.png");
+    plots::line_chart(&f, &chart)?;
+    Ok(Some(f))
+}
 
-    // Sweeps (numeric keys) and bars (other keys).
-    if !single {
-        files.extend(sweep_figures(&results, &out)?);
+/// b̂ per iteration (`bhat.png`), one thin line per setting.
+fn bhat_curve(reps: &[&ResultRow], results: &Results, out: &Path) -> Result<Option<PathBuf>> {
+    let chart = LineChart {
+        title: format!(
+            "b-hat (norm of the centred fused predictions) per iteration{}",
+            pair_note(results)
+        ),
+        x_label: "Iteration".into(),
+        y_label: "b-hat".into(),
+        series: reps
+            .iter()
+            .filter_map(|row| {
+                let d = row.data.as_ref()?;
+                (!d.bhat.is_empty()).then(|| Series {
+                    label: label_of(row, results),
+                    points: d.bhat.iter().map(|(i, b)| (*i as f64, *b)).collect(),
+                    thin: true,
+                    ..Default::default()
+                })
+            })
+            .collect(),
+        ..Default::default()
+    };
+    if chart.series.is_empty() {
+        return Ok(None);
     }
+    let f = out.join("bhat.png");
+    plots::line_chart(&f, &chart)?;
+    Ok(Some(f))
+}
 
-    // Scatter plots.
-    for row in reps.iter().take(opts.max_scatter) {
+/// Predicted-vs-MOS scatter plots of the test set with the fitted line, of at most `max` runs
+/// with `predictions_test.csv` (`scatter.png` for one run directory, else
+/// `scatter_<run>.png`).
+fn scatter_plots(
+    reps: &[&ResultRow],
+    results: &Results,
+    single: bool,
+    max: usize,
+    out: &Path,
+) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for row in reps.iter().take(max) {
         let d = row.data.as_ref().unwrap();
         let p = d.dir.join("predictions_test.csv");
         if !p.exists() {
@@ -326,7 +372,7 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
         });
         plots::scatter(
             &f,
-            &format!("{}: test set", label_of(row, &results)),
+            &format!("{}: test set", label_of(row, results)),
             "fused-head output",
             &x,
             &y,
@@ -335,30 +381,35 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
         )?;
         files.push(f);
     }
+    Ok(files)
+}
 
-    if opts.tensorboard {
-        // Into the report's folder (the runs are only read): one sub-folder per run, as
-        // TensorBoard lists runs.
-        let single = results.rows.len() == 1 && results.rows[0].data.as_ref().is_some_and(|d| d.dir == dir);
-        for row in &results.rows {
-            if let Some(d) = row
-                .data
-                .as_ref()
-                .filter(|d| d.dir.join(info::LOG).exists())
-            {
-                let dest = match single {
-                    true => out.join("tensorboard"),
-                    false => out.join("tensorboard").join(&row.name),
-                };
-                files.push(crate::report::tensorboard::write_events(&d.dir, &dest)?);
-            }
+/// TensorBoard event files of every run with a log, into the report's folder (the runs are
+/// only read): one sub-folder per run, as TensorBoard lists runs (`dir` itself: `tensorboard/`).
+fn tensorboard_events(results: &Results, dir: &Path, out: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let single = results.rows.len() == 1 && results.rows[0].data.as_ref().is_some_and(|d| d.dir == dir);
+    for row in &results.rows {
+        if let Some(d) = row
+            .data
+            .as_ref()
+            .filter(|d| d.dir.join(info::LOG).exists())
+        {
+            let dest = match single {
+                true => out.join("tensorboard"),
+                false => out.join("tensorboard").join(&row.name),
+            };
+            files.push(crate::report::tensorboard::write_events(&d.dir, &dest)?);
         }
     }
+    Ok(files)
+}
 
-    // Tables.
-    let mut md = tables::results_markdown(&results);
+/// `report.md` (the tables, then the PNGs among `figures`) and `results.csv`; returns both.
+fn write_tables(results: &Results, figures: &[PathBuf], out: &Path) -> Result<[PathBuf; 2]> {
+    let mut md = tables::results_markdown(results);
     md.push_str("\n## Figures\n\n");
-    for f in files
+    for f in figures
         .iter()
         .filter(|f| f.extension().and_then(|x| x.to_str()) == Some("png"))
     {
@@ -368,10 +419,8 @@ pub fn report(dir: &Path, opts: &ReportOptions) -> Result<Vec<PathBuf>> {
     let f = out.join("report.md");
     info::write_atomic(&f, md.as_bytes())?;
     let csv = out.join("results.csv");
-    info::write_atomic(&csv, tables::results_csv(&results)?.as_bytes())?;
-    files.push(f);
-    files.push(csv);
-    Ok(files)
+    info::write_atomic(&csv, tables::results_csv(results)?.as_bytes())?;
+    Ok([f, csv])
 }
 
 fn pair_note(r: &Results) -> String {
@@ -466,136 +515,160 @@ fn sweep_figures(r: &Results, out: &Path) -> Result<Vec<PathBuf>> {
         .iter()
         .filter(|k| Some(k.as_str()) != r.pair_over.as_deref())
     {
-        let mut by_value: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
-        for row in &r.rows {
-            let (Some(l), Some(t)) = (
-                row.param(key),
-                row.data.as_ref().and_then(|d| d.test.clone()),
-            ) else {
-                continue;
-            };
-            if !t.srocc.is_finite() {
-                continue;
-            }
-            match by_value.iter_mut().find(|(v, _)| v == l) {
-                Some((_, xs)) => xs.push((t.srocc, t.plcc)),
-                None => by_value.push((l.to_string(), vec![(t.srocc, t.plcc)])),
-            }
-        }
-        if by_value.len() < 2 {
+        let values = tested_values(r, key);
+        if values.len() < 2 {
             continue;
         }
-        let nums: Option<Vec<f64>> = by_value
-            .iter()
-            .map(|(l, _)| l.parse::<f64>().ok())
-            .collect();
-        let sk = short_key(key);
-        let fname = sk.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_");
+        let nums: Option<Vec<f64>> = values.iter().map(|l| l.parse::<f64>().ok()).collect();
         // Lines (sweeps) or bar colours (categories): the first other non-pairing key with
         // several values (e.g. the loss).
         let group_key = r.keys.iter().find(|k| {
             *k != key && Some(k.as_str()) != r.pair_over.as_deref() && distinct(r, k).len() >= 2
         });
-        let groups: Vec<String> = group_key
-            .map(|g| distinct(r, g))
-            .unwrap_or_else(|| vec![String::new()]);
+        let sweep = Sweep {
+            r,
+            key,
+            group_key: group_key.map(String::as_str),
+            groups: group_key
+                .map(|g| distinct(r, g))
+                .unwrap_or_else(|| vec![String::new()]),
+        };
         match nums {
-            Some(xs) => {
-                let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, &x| {
-                    (a.0.min(x), a.1.max(x))
-                });
-                let log_x = lo > 0.0 && hi / lo >= 100.0;
-                for (which, mname) in [(0usize, "SROCC"), (1, "PLCC")] {
-                    let mut series = Vec::new();
-                    for g in &groups {
-                        let mut pts: Vec<(f64, f64)> = Vec::new();
-                        for (l, x) in by_value.iter().map(|(l, _)| l).zip(&xs) {
-                            let v: Vec<f64> = r
-                                .rows
-                                .iter()
-                                .filter(|row| {
-                                    row.param(key) == Some(l.as_str())
-                                        && group_key
-                                            .map_or(true, |gk| row.param(gk) == Some(g.as_str()))
-                                })
-                                .filter_map(|row| row.data.as_ref().and_then(|d| d.test.clone()))
-                                .map(|t| if which == 0 { t.srocc } else { t.plcc })
-                                .filter(|x| x.is_finite())
-                                .collect();
-                            if !v.is_empty() {
-                                pts.push((*x, mean(&v)));
-                            }
-                        }
-                        pts.sort_by(|a, b| a.0.total_cmp(&b.0));
-                        let label = match group_key {
-                            Some(gk) => format!("{}={g}", short_key(gk)),
-                            None => mname.to_string(),
-                        };
-                        series.push(Series {
-                            label,
-                            points: pts,
-                            ..Default::default()
-                        });
-                    }
-                    let chart = LineChart {
-                        title: format!("test {mname} vs {sk}"),
-                        x_label: sk.to_string(),
-                        y_label: format!("test {mname}"),
-                        series,
-                        log_x,
-                        dots: true,
-                        ..Default::default()
-                    };
-                    let f = out.join(format!("sweep_{fname}_{}.png", mname.to_lowercase()));
-                    plots::line_chart(&f, &chart)?;
-                    files.push(f);
-                }
-            }
-            None => {
-                let cats: Vec<String> = by_value.iter().map(|(l, _)| l.clone()).collect();
-                let cell = |c: &str, g: &str, which: usize| -> f64 {
-                    let v: Vec<f64> = r
-                        .rows
-                        .iter()
-                        .filter(|row| {
-                            row.param(key) == Some(c)
-                                && group_key.map_or(true, |gk| row.param(gk) == Some(g))
-                        })
-                        .filter_map(|row| row.data.as_ref().and_then(|d| d.test.clone()))
-                        .map(|t| if which == 0 { t.srocc } else { t.plcc })
-                        .filter(|x| x.is_finite())
-                        .collect();
-                    if v.is_empty() {
-                        f64::NAN
-                    } else {
-                        mean(&v)
-                    }
-                };
-                let table = |which: usize| -> Vec<Vec<f64>> {
-                    cats.iter()
-                        .map(|c| groups.iter().map(|g| cell(c, g, which)).collect())
-                        .collect()
-                };
-                let title = match group_key {
-                    Some(g) => format!("test performance per {sk} and {}", short_key(g)),
-                    None => format!("test performance per {sk}"),
-                };
-                let f = out.join(format!("bars_{fname}.png"));
-                plots::bar_chart(
-                    &f,
-                    &title,
-                    &cats,
-                    &groups,
-                    &[
-                        ("test SROCC".into(), table(0)),
-                        ("test PLCC".into(), table(1)),
-                    ],
-                )?;
-                files.push(f);
-            }
+            Some(xs) => files.extend(sweep.lines(&values, &xs, out)?),
+            None => files.push(sweep.bars(values, out)?),
         }
     }
     Ok(files)
+}
+
+/// The values of `key` (in order) of the runs with a finite test SROCC.
+fn tested_values(r: &Results, key: &str) -> Vec<String> {
+    let mut values: Vec<String> = Vec::new();
+    for row in &r.rows {
+        let (Some(l), Some(t)) = (
+            row.param(key),
+            row.data.as_ref().and_then(|d| d.test.clone()),
+        ) else {
+            continue;
+        };
+        if t.srocc.is_finite() && !values.iter().any(|v| v == l) {
+            values.push(l.to_string());
+        }
+    }
+    values
+}
+
+/// The figures of one swept key: one line (or bar colour) per value of `group_key`.
+struct Sweep<'a> {
+    r: &'a Results,
+    key: &'a str,
+    group_key: Option<&'a str>,
+    /// The values of `group_key` (one empty group without it).
+    groups: Vec<String>,
+}
+
+impl Sweep<'_> {
+    /// The key as the figures name it, and as their file names spell it.
+    fn names(&self) -> (&str, String) {
+        let sk = short_key(self.key);
+        (sk, sk.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "_"))
+    }
+
+    /// The finite test SROCCs (`which` 0) or PLCCs (1) of the runs with `value` in group `g`.
+    fn tested(&self, value: &str, g: &str, which: usize) -> Vec<f64> {
+        self.r
+            .rows
+            .iter()
+            .filter(|row| {
+                row.param(self.key) == Some(value)
+                    && self.group_key.map_or(true, |gk| row.param(gk) == Some(g))
+            })
+            .filter_map(|row| row.data.as_ref().and_then(|d| d.test.clone()))
+            .map(|t| if which == 0 { t.srocc } else { t.plcc })
+            .filter(|x| x.is_finite())
+            .collect()
+    }
+
+    /// A numeric key: `sweep_<key>_srocc.png` and `sweep_<key>_plcc.png`, the mean over the
+    /// runs of each value (`values`, as numbers `xs`) per group.
+    fn lines(&self, values: &[String], xs: &[f64], out: &Path) -> Result<Vec<PathBuf>> {
+        let (sk, fname) = self.names();
+        let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |a, &x| {
+            (a.0.min(x), a.1.max(x))
+        });
+        let log_x = lo > 0.0 && hi / lo >= 100.0;
+        let mut files = Vec::new();
+        for (which, mname) in [(0usize, "SROCC"), (1, "PLCC")] {
+            let mut series = Vec::new();
+            for g in &self.groups {
+                let mut pts: Vec<(f64, f64)> = Vec::new();
+                for (l, x) in values.iter().zip(xs) {
+                    let v = self.tested(l, g, which);
+                    if !v.is_empty() {
+                        pts.push((*x, mean(&v)));
+                    }
+                }
+                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                let label = match self.group_key {
+                    Some(gk) => format!("{}={g}", short_key(gk)),
+                    None => mname.to_string(),
+                };
+                series.push(Series {
+                    label,
+                    points: pts,
+                    ..Default::default()
+                });
+            }
+            let chart = LineChart {
+                title: format!("test {mname} vs {sk}"),
+                x_label: sk.to_string(),
+                y_label: format!("test {mname}"),
+                series,
+                log_x,
+                dots: true,
+                ..Default::default()
+            };
+            let f = out.join(format!("sweep_{fname}_{}.png", mname.to_lowercase()));
+            plots::line_chart(&f, &chart)?;
+            files.push(f);
+        }
+        Ok(files)
+    }
+
+    /// Another key: `bars_<key>.png`, test SROCC and PLCC per value (`cats`) and group, the mean
+    /// over the runs (no bar without runs).
+    fn bars(&self, cats: Vec<String>, out: &Path) -> Result<PathBuf> {
+        let (sk, fname) = self.names();
+        let cell = |c: &str, g: &str, which: usize| -> f64 {
+            let v = self.tested(c, g, which);
+            if v.is_empty() {
+                f64::NAN
+            } else {
+                mean(&v)
+            }
+        };
+        let table = |which: usize| -> Vec<Vec<f64>> {
+            cats.iter()
+                .map(|c| self.groups.iter().map(|g| cell(c, g, which)).collect())
+                .collect()
+        };
+        let title = match self.group_key {
+            Some(g) => format!("test performance per {sk} and {}", short_key(g)),
+            None => format!("test performance per {sk}"),
+        };
+        let f = out.join(format!("bars_{fname}.png"));
+        plots::bar_chart(
+            &f,
+            &title,
+            &cats,
+            &self.groups,
+            &[
+                ("test SROCC".into(), table(0)),
+                ("test PLCC".into(), table(1)),
+            ],
+        )?;
+        Ok(f)
+    }
 }
 
 /// The paper's Fig. 9: the mean b̂ of each epoch (`bhat_per_epoch.png`), one line per setting.

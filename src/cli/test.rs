@@ -55,7 +55,7 @@ pub struct TestArgs {
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Numeric precision of the forward pass: fp32 (as trained; reproducible across machines),
-    /// bf16, or auto (bf16 where measured faster: AMD CPUs with AVX-512 BF16): measures what predict's --precision costs
+    /// bf16, or auto (bf16 on CPUs with AVX-512 BF16): measures what predict's --precision costs
     /// in accuracy.
     #[arg(long, value_enum, default_value = "fp32")]
     pub precision: crate::model::Precision,
@@ -147,50 +147,15 @@ pub fn run(args: TestArgs) -> Result<()> {
         .with_precision(args.precision)?
         .with_tta(tta)?;
     let own = !args.data.given();
-    let data_cfg = if own {
-        let mut cfg = tm.info.config.data.clone();
-        cfg.dataset = args.data.override_paths(&cfg.dataset)?;
-        args.data.apply_input_flags(&mut cfg);
-        cfg
-    } else {
-        args.data.to_config()?
-    };
+    let data_cfg = data_config(&args, &tm, own)?;
     let set = args
         .set
         .unwrap_or(if own { SetArg::Test } else { SetArg::All });
     let dataset = run::data::load_dataset(&data_cfg.dataset, &data_cfg.loading)?;
     refuse_outputs_over_inputs(&args, &data_cfg.dataset, &dataset)?;
-    let idx: Vec<usize> = match set {
-        SetArg::All => (0..dataset.len()).collect(),
-        s => {
-            let split = run::data::split_dataset(&data_cfg, &dataset, tm.info.config.seed)?;
-            match s {
-                SetArg::Train => split.train,
-                SetArg::Val => split.val,
-                _ => split.test,
-            }
-        }
-    };
-    if idx.is_empty() {
-        bail!("the {} set of {} is empty", set.name(), dataset.name);
-    }
+    let idx = tested_images(set, &data_cfg, &dataset, tm.info.config.seed)?;
     let mos: Vec<f64> = idx.iter().map(|&i| dataset.samples[i].mos).collect();
-    if mos.len() < 2 {
-        bail!(
-            "the {} set of {} has 1 image: SROCC, PLCC and KROCC need at least 2",
-            set.name(),
-            dataset.name
-        );
-    }
-    if mos.iter().all(|&m| m == mos[0]) {
-        bail!(
-            "the {} images tested ({} set of {}) all have the same MOS ({}): SROCC, PLCC and KROCC are undefined; test on images whose MOS differ",
-            mos.len(),
-            set.name(),
-            dataset.name,
-            mos[0]
-        );
-    }
+    check_mos(set, &dataset, &mos)?;
     let only = normiqa_core::data::split::Split {
         train: vec![],
         val: vec![],
@@ -223,42 +188,136 @@ pub fn run(args: TestArgs) -> Result<()> {
     } else {
         vec![]
     };
+    let tested = Tested { tm: &tm, dataset: &dataset, set, n: idx.len(), metrics, mapped, mos, per_type };
     if let Some(p) = &args.plot {
-        if per_type.is_empty() {
+        tested.plot(p)?;
+    }
+    if args.json {
+        tested.print_json(&args.model)
+    } else {
+        tested.print()
+    }
+}
+
+/// The data to test on: the run's own (its dataset, with `--data-root`-style path overrides and
+/// the input flags) when no dataset option is given (`own`), else the options' dataset.
+fn data_config(args: &TestArgs, tm: &TrainedModel, own: bool) -> Result<crate::run::DataConfig> {
+    if own {
+        let mut cfg = tm.info.config.data.clone();
+        cfg.dataset = args.data.override_paths(&cfg.dataset)?;
+        args.data.apply_input_flags(&mut cfg);
+        Ok(cfg)
+    } else {
+        args.data.to_config()
+    }
+}
+
+/// The indices of the images of `set` (`seed`: the run's, for its split); an error when none.
+fn tested_images(set: SetArg, data_cfg: &crate::run::DataConfig, dataset: &Dataset, seed: u64) -> Result<Vec<usize>> {
+    let idx: Vec<usize> = match set {
+        SetArg::All => (0..dataset.len()).collect(),
+        s => {
+            let split = run::data::split_dataset(data_cfg, dataset, seed)?;
+            match s {
+                SetArg::Train => split.train,
+                SetArg::Val => split.val,
+                _ => split.test,
+            }
+        }
+    };
+    if idx.is_empty() {
+        bail!("the {} set of {} is empty", set.name(), dataset.name);
+    }
+    Ok(idx)
+}
+
+/// An error when the correlations of the tested images' `mos` are undefined (one image, or all
+/// alike).
+fn check_mos(set: SetArg, dataset: &Dataset, mos: &[f64]) -> Result<()> {
+    if mos.len() < 2 {
+        bail!(
+            "the {} set of {} has 1 image: SROCC, PLCC and KROCC need at least 2",
+            set.name(),
+            dataset.name
+        );
+    }
+    if mos.iter().all(|&m| m == mos[0]) {
+        bail!(
+            "the {} images tested ({} set of {}) all have the same MOS ({}): SROCC, PLCC and KROCC are undefined; test on images whose MOS differ",
+            mos.len(),
+            set.name(),
+            dataset.name,
+            mos[0]
+        );
+    }
+    Ok(())
+}
+
+/// What `normiqa test` measured, to plot and print.
+struct Tested<'a> {
+    tm: &'a TrainedModel,
+    dataset: &'a Dataset,
+    set: SetArg,
+    /// Images tested.
+    n: usize,
+    /// Per head.
+    metrics: Vec<Metrics>,
+    /// The last head's outputs after its mapping.
+    mapped: Vec<f64>,
+    mos: Vec<f64>,
+    /// Per distortion type, hardest first (empty without a distortion column).
+    per_type: Vec<(String, Metrics)>,
+}
+
+impl Tested<'_> {
+    /// `--plot`: the per-type SROCC chart (an error without distortion types).
+    fn plot(&self, p: &std::path::Path) -> Result<()> {
+        if self.per_type.is_empty() {
             bail!(
                 "--plot: {} has no distortion column, nothing to plot per type",
-                dataset.name
+                self.dataset.name
             );
         }
         let title = format!(
             "{} ({} set, {} images): SROCC per distortion type",
-            dataset.name,
-            set.name(),
-            idx.len()
+            self.dataset.name,
+            self.set.name(),
+            self.n
         );
-        crate::report::per_type::plot_per_type(&per_type, &title, Some(metrics[last].srocc), p)?;
+        let last = self.metrics.len() - 1;
+        crate::report::per_type::plot_per_type(&self.per_type, &title, Some(self.metrics[last].srocc), p)?;
         tracing::info!("per-type chart written to {}", p.display());
+        Ok(())
     }
-    if args.json {
-        let types: Vec<_> = per_type
+
+    /// `--json`: one document (`model`: the option's folder, as given).
+    fn print_json(&self, model: &std::path::Path) -> Result<()> {
+        let tm = self.tm;
+        let types: Vec<_> = self
+            .per_type
             .iter()
             .map(|(n, m)| serde_json::json!({"distortion": n, "metrics": m}))
             .collect();
         crate::outln!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
-                "model": args.model, "precision": tm.precision, "tta": tm.tta, "dataset": dataset.name, "set": set.name(),
-                "n": idx.len(), "metrics": head_metrics_json(&tm.info.heads, &metrics), "per_distortion": types,
-                "fused_logistic": super::args::logistic_json(&mapped, &mos),
+                "model": model, "precision": tm.precision, "tta": tm.tta, "dataset": self.dataset.name, "set": self.set.name(),
+                "n": self.n, "metrics": head_metrics_json(&tm.info.heads, &self.metrics), "per_distortion": types,
+                "fused_logistic": super::args::logistic_json(&self.mapped, &self.mos),
             }))?
-        )?;
-    } else {
+        )
+    }
+
+    /// The metrics per head, the logistic fits and the per-type table, as text.
+    fn print(&self) -> Result<()> {
+        let tm = self.tm;
+        let last = self.metrics.len() - 1;
         print_head_metrics(
             &format!(
                 "{} ({} set, {} images, mapping from the training set, {}{})",
-                dataset.name,
-                set.name(),
-                idx.len(),
+                self.dataset.name,
+                self.set.name(),
+                self.n,
                 tm.precision,
                 match tm.tta.is_none() {
                     true => String::new(),
@@ -266,16 +325,17 @@ pub fn run(args: TestArgs) -> Result<()> {
                 }
             ),
             &tm.info.heads,
-            &metrics,
+            &self.metrics,
         )?;
-        super::args::print_logistic(&tm.info.heads[last], &mapped, &mos)?;
+        super::args::print_logistic(&tm.info.heads[last], &self.mapped, &self.mos)?;
+        let per_type = &self.per_type;
         if !per_type.is_empty() {
             crate::outln!("per distortion type ({} head), hardest first:", tm.info.heads[last])?;
             crate::outln!(
                 "  {:<30} {:>8} {:>8} {:>5}",
                 "distortion", "SROCC", "PLCC", "n"
             )?;
-            for (n, m) in &per_type {
+            for (n, m) in per_type {
                 crate::outln!("  {:<30} {:>8.4} {:>8.4} {:>5}", n, m.srocc, m.plcc, m.n)?;
             }
             crate::outln!(
@@ -284,6 +344,6 @@ pub fn run(args: TestArgs) -> Result<()> {
                 per_type[per_type.len() - 1].0
             )?;
         }
+        Ok(())
     }
-    Ok(())
 }

@@ -1,20 +1,17 @@
 //! `normiqa distill`: Multi-Rate Knowledge Distillation (issue 5). [`mrkd`] trains one pair of
 //! models; this module runs the experiment of the paper — baseline (λ = 0: each model alone),
 //! URKD (both models at one rate) and MRKD (large-rate teacher, small-rate student) over several
-//! seeds — and writes `results.json`, `results.md` and the plots (drawn by
-//! [`crate::report::mrkd`], which shares the report's statistics).
+//! seeds — and writes `results.json`; [`results`] holds its results as data (summary over seeds,
+//! t-tests). The tables and plots are the report's (`crate::report::mrkd`, handed in by the
+//! caller as a [`Report`]): distill renders nothing.
 
 pub mod mrkd;
 pub mod pair;
+pub mod results;
 
-pub use crate::report::mrkd::markdown;
-pub use crate::report::mrkd_plots as plot;
-
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
-use normiqa_core::metrics::paired_t_test;
 use serde::{Deserialize, Serialize};
 
 use crate::atomic;
@@ -22,6 +19,10 @@ use crate::run::folder::RunFolder;
 
 pub use mrkd::{distill_term, pair_loss, Arch, Direction, DistillConfig, LrUnit, Member, MemberConfig, PairResult, PlainIqa};
 pub use pair::{per_type_srcc, predict, prepare, train_pair, Inputs, Prepared};
+pub use results::{
+    summarise, Comparison, ExperimentResults, FailedPair, MeanStd, Selection, SummaryRow,
+    VariantRuns,
+};
 
 /// The three settings of the paper's tables.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -117,114 +118,14 @@ fn yes() -> bool {
     true
 }
 
-pub use crate::report::stats::MeanStd;
+/// What writes an experiment's report into its folder (`results.md` and, when the experiment
+/// asks for them, the plots): `crate::report::mrkd::write`. [`run_experiment`] calls it once the
+/// pairs are trained, before `results.json` marks the experiment finished (and when pairs
+/// failed, before it fails).
+pub type Report<'a> = &'a dyn Fn(&ExperimentResults, &Path) -> Result<()>;
 
-/// Which epoch's metrics a row reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Selection {
-    /// The last epoch (what the paper reports).
-    Final,
-    /// The epoch with the best validation SRCC of that model (needs a validation set).
-    BestVal,
-    /// The epoch with the best *test* SRCC: optimistic, only for comparison with papers that
-    /// report it.
-    OracleBestTest,
-}
-
-impl Selection {
-    pub const ALL: [Selection; 3] = [
-        Selection::Final,
-        Selection::BestVal,
-        Selection::OracleBestTest,
-    ];
-    pub fn label(&self) -> &'static str {
-        match self {
-            Selection::Final => "final epoch",
-            Selection::BestVal => "best-val epoch",
-            Selection::OracleBestTest => "oracle best-test epoch (optimistic)",
-        }
-    }
-    fn pick<'a>(&self, m: &'a mrkd::ModelResult) -> Option<&'a mrkd::Snapshot> {
-        match self {
-            Selection::Final => Some(&m.final_epoch),
-            Selection::BestVal => m.best_val.as_ref(),
-            Selection::OracleBestTest => Some(&m.oracle_best_test),
-        }
-    }
-}
-
-/// One row of the summary: a model of a variant at a selection, over seeds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SummaryRow {
-    pub variant: Variant,
-    /// 0 = teacher (large rate in MRKD), 1 = student.
-    pub model: usize,
-    pub label: String,
-    pub lr: f64,
-    pub selection: Selection,
-    pub epochs: Vec<usize>,
-    pub test_srcc: MeanStd,
-    pub test_plcc: MeanStd,
-    pub test_srcc_per_seed: Vec<f64>,
-    /// The seed of each value of `test_srcc_per_seed` (empty in results files written before
-    /// it was recorded).
-    #[serde(default)]
-    pub seeds: Vec<u64>,
-    pub cross_srcc: Option<MeanStd>,
-    pub cross_plcc: Option<MeanStd>,
-    pub per_type_srcc: BTreeMap<String, MeanStd>,
-    pub cross_per_type_srcc: BTreeMap<String, MeanStd>,
-}
-
-/// A paired t-test over seeds of final test SRCC.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Comparison {
-    pub a: String,
-    pub b: String,
-    pub mean_diff: f64,
-    pub t: f64,
-    pub p_two_sided: f64,
-    pub n: usize,
-}
-
-/// The runs of one variant.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VariantRuns {
-    pub variant: Variant,
-    pub config: DistillConfig,
-    pub results: Vec<PairResult>,
-}
-
-/// Everything `results.json` holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ExperimentResults {
-    pub experiment: Experiment,
-    pub dataset: String,
-    pub cross_dataset: Option<String>,
-    pub summary: Vec<SummaryRow>,
-    pub comparisons: Vec<Comparison>,
-    /// Two hardest and two easiest distortion types by the baseline small-rate model's final
-    /// test SRCC (empty without distortion types).
-    pub hardest: Vec<String>,
-    pub easiest: Vec<String>,
-    pub seconds: f64,
-    pub runs: Vec<VariantRuns>,
-    /// Pairs that failed (an experiment with failures writes `results.md`, not `results.json`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub failed: Vec<FailedPair>,
-}
-
-impl ExperimentResults {
-    pub fn row(&self, v: Variant, model: usize, sel: Selection) -> Option<&SummaryRow> {
-        self.summary
-            .iter()
-            .find(|r| r.variant == v && r.model == model && r.selection == sel)
-    }
-}
-
-/// Runs every variant for every seed and writes `out/results.json`, `out/results.md`, the plots
-/// and each run's `log.jsonl` under `out/<variant>/seed-<s>/`.
+/// Runs every variant for every seed and writes `out/results.json`, the report (`report`:
+/// `out/results.md`, the plots) and each run's `log.jsonl` under `out/<variant>/seed-<s>/`.
 ///
 /// `out` follows the run-folder rules ([`crate::run::folder`]): `None` when it already holds the
 /// finished results of this experiment (nothing is done); an error when it holds another
@@ -235,6 +136,7 @@ pub fn run_experiment(
     exp: &Experiment,
     out: &Path,
     overwrite: bool,
+    report: Report,
 ) -> Result<Option<ExperimentResults>> {
     exp.run.validate()?;
     anyhow::ensure!(!exp.seeds.is_empty(), "--seeds: give at least one seed");
@@ -253,15 +155,11 @@ pub fn run_experiment(
     };
     let data = pair::prepare(&exp.run, exp.seeds[0])?;
     let (runs, failed) = train_variants(exp, &data, out)?;
-    let mut res = summarise(exp, &data, runs, t0.elapsed().as_secs_f64());
+    let cross = data.cross.as_ref().map(|(d, _)| d.name.clone());
+    let mut res = summarise(exp, data.dataset.name.clone(), cross, runs, t0.elapsed().as_secs_f64());
     res.failed = failed;
-    // results.md and the plots first: results.json marks the experiment finished.
-    atomic::write(&out.join("results.md"), markdown(&res).as_bytes())?;
-    if exp.plots {
-        if let Err(e) = plot::all(&res, out) {
-            tracing::warn!("plots not written: {e:#}");
-        }
-    }
+    // The report first: results.json marks the experiment finished.
+    report(&res, out)?;
     if !res.failed.is_empty() {
         // Not finished: a second run trains the failed pairs again (the others are kept).
         let list: Vec<String> = res.failed.iter().map(|f| format!("{} seed {}", f.variant.name(), f.seed)).collect();
@@ -278,14 +176,6 @@ pub fn run_experiment(
     )?;
     drop(folder);
     Ok(Some(res))
-}
-
-/// A pair of an experiment that failed (e.g. its loss became non-finite).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct FailedPair {
-    pub variant: Variant,
-    pub seed: u64,
-    pub error: String,
 }
 
 /// Trains every variant for every seed into `out/<variant>/seed-<s>/`. A pair that fails is
@@ -331,140 +221,4 @@ fn train_variants(
         });
     }
     Ok((runs, failed))
-}
-
-fn summarise(
-    exp: &Experiment,
-    data: &pair::Prepared,
-    runs: Vec<VariantRuns>,
-    seconds: f64,
-) -> ExperimentResults {
-    let mut summary = Vec::new();
-    for vr in runs.iter().filter(|vr| !vr.results.is_empty()) {
-        for k in 0..2 {
-            for sel in Selection::ALL {
-                let snaps: Vec<&mrkd::Snapshot> = vr
-                    .results
-                    .iter()
-                    .filter_map(|r| sel.pick(&r.models[k]))
-                    .collect();
-                if snaps.len() < vr.results.len() {
-                    continue; // e.g. no validation set
-                }
-                let per_type = |f: &dyn Fn(&mrkd::Snapshot) -> &BTreeMap<String, f64>| {
-                    let mut types: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-                    for s in &snaps {
-                        for (t, v) in f(s) {
-                            types.entry(t.clone()).or_default().push(*v);
-                        }
-                    }
-                    types
-                        .into_iter()
-                        .map(|(t, v)| (t, MeanStd::of(&v)))
-                        .collect::<BTreeMap<_, _>>()
-                };
-                let cross = data.cross.is_some();
-                summary.push(SummaryRow {
-                    variant: vr.variant,
-                    model: k,
-                    label: vr.variant.label(k).into(),
-                    lr: vr.config.member(k).lr,
-                    selection: sel,
-                    epochs: snaps.iter().map(|s| s.epoch).collect(),
-                    test_srcc: MeanStd::of(
-                        &snaps.iter().map(|s| s.eval.test.srocc).collect::<Vec<_>>(),
-                    ),
-                    test_plcc: MeanStd::of(
-                        &snaps.iter().map(|s| s.eval.test.plcc).collect::<Vec<_>>(),
-                    ),
-                    test_srcc_per_seed: snaps.iter().map(|s| s.eval.test.srocc).collect(),
-                    seeds: vr.results.iter().map(|r| r.seed).collect(),
-                    cross_srcc: cross.then(|| {
-                        MeanStd::of(
-                            &snaps
-                                .iter()
-                                .map(|s| s.eval.cross.map_or(f64::NAN, |m| m.srocc))
-                                .collect::<Vec<_>>(),
-                        )
-                    }),
-                    cross_plcc: cross.then(|| {
-                        MeanStd::of(
-                            &snaps
-                                .iter()
-                                .map(|s| s.eval.cross.map_or(f64::NAN, |m| m.plcc))
-                                .collect::<Vec<_>>(),
-                        )
-                    }),
-                    per_type_srcc: per_type(&|s| &s.eval.test_per_type),
-                    cross_per_type_srcc: per_type(&|s| &s.eval.cross_per_type),
-                });
-            }
-        }
-    }
-    let mut res = ExperimentResults {
-        experiment: exp.clone(),
-        dataset: data.dataset.name.clone(),
-        cross_dataset: data.cross.as_ref().map(|(d, _)| d.name.clone()),
-        summary,
-        comparisons: Vec::new(),
-        hardest: Vec::new(),
-        easiest: Vec::new(),
-        seconds,
-        runs,
-        failed: Vec::new(),
-    };
-    // Paired t-tests of final test SRCC over seeds (same seed = same split and initialisation).
-    let pairs = [
-        ((Variant::Mrkd, 1), (Variant::Baseline, 1)),
-        ((Variant::Urkd, 1), (Variant::Baseline, 1)),
-        ((Variant::Mrkd, 1), (Variant::Urkd, 1)),
-        ((Variant::Mrkd, 0), (Variant::Baseline, 0)),
-        ((Variant::Mrkd, 1), (Variant::Baseline, 0)),
-    ];
-    for ((va, ka), (vb, kb)) in pairs {
-        let (Some(a), Some(b)) = (
-            res.row(va, ka, Selection::Final),
-            res.row(vb, kb, Selection::Final),
-        ) else {
-            continue;
-        };
-        // Paired by seed: a variant whose pair failed for one seed has no value for it.
-        let (xa, xb): (Vec<f64>, Vec<f64>) = a
-            .seeds
-            .iter()
-            .zip(&a.test_srcc_per_seed)
-            .filter_map(|(s, &x)| b.seeds.iter().position(|t| t == s).map(|j| (x, b.test_srcc_per_seed[j])))
-            .unzip();
-        if let Ok(t) = paired_t_test(&xa, &xb) {
-            res.comparisons.push(Comparison {
-                a: a.label.clone(),
-                b: b.label.clone(),
-                mean_diff: t.mean_diff,
-                t: t.t,
-                p_two_sided: t.p_two_sided,
-                n: xa.len(),
-            });
-        }
-    }
-    if let Some(base) = res
-        .row(Variant::Baseline, 1, Selection::Final)
-        .or_else(|| res.row(res.experiment.variants[0], 1, Selection::Final))
-    {
-        let mut types: Vec<(String, f64)> = base
-            .per_type_srcc
-            .iter()
-            .filter(|(_, m)| m.n > 0)
-            .map(|(t, m)| (t.clone(), m.mean))
-            .collect();
-        types.sort_by(|a, b| a.1.total_cmp(&b.1));
-        if types.len() >= 4 {
-            res.hardest = types[..2].iter().map(|t| t.0.clone()).collect();
-            res.easiest = types[types.len() - 2..]
-                .iter()
-                .rev()
-                .map(|t| t.0.clone())
-                .collect();
-        }
-    }
-    res
 }

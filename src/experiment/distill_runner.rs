@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 
-use super::runner::{
+use super::common::{
     announce, combo_state, finish, record_failure, write_results, ComboState, RunOptions,
     EXPERIMENT_TOML, FAILED,
 };

@@ -14,7 +14,9 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::distill::{ExperimentResults, Selection, Variant};
+use super::plots::XyChart;
+use crate::distill::results::{ExperimentResults, Selection, SummaryRow};
+use crate::distill::Variant;
 
 const COLORS: [RGBColor; 3] = [
     RGBColor(120, 120, 120),
@@ -49,20 +51,20 @@ pub fn all(res: &ExperimentResults, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Grouped bars: per type (or "overall"), baseline / URKD / MRKD student, final epoch.
-pub fn per_type_bars(res: &ExperimentResults, path: &Path) -> Result<()> {
-    let variants = [Variant::Baseline, Variant::Urkd, Variant::Mrkd];
-    let rows: Vec<Option<&crate::distill::SummaryRow>> = variants
-        .iter()
-        .map(|&v| res.row(v, 1, Selection::Final))
-        .collect();
+/// Per group ("overall", then each type by the baseline's SRCC, hardest first): the (mean, std)
+/// SRCC of each of `rows` (baseline, URKD, MRKD student), NaN where a row or type is missing.
+type BarGroups = Vec<(String, Vec<(f64, f64)>)>;
+
+/// The groups of [`per_type_bars`] from the final-epoch student rows (`rows`: baseline, URKD,
+/// MRKD; the types are the baseline's, else the first row's).
+fn bar_groups(rows: &[Option<&SummaryRow>]) -> Result<BarGroups> {
     let any = rows
         .iter()
         .flatten()
         .next()
         .ok_or_else(|| anyhow!("no rows"))?;
     // Types sorted by the baseline's SRCC (hardest first), else "overall".
-    let mut groups: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    let mut groups: BarGroups = Vec::new();
     let key_row = rows[0].unwrap_or(any);
     let mut types: Vec<(String, f64)> = key_row
         .per_type_srcc
@@ -70,33 +72,51 @@ pub fn per_type_bars(res: &ExperimentResults, path: &Path) -> Result<()> {
         .map(|(t, m)| (t.clone(), m.mean))
         .collect();
     types.sort_by(|a, b| a.1.total_cmp(&b.1));
-    let cell = |r: Option<&crate::distill::SummaryRow>, t: Option<&str>| -> (f64, f64) {
-        match (r, t) {
-            (Some(r), Some(t)) => r
-                .per_type_srcc
-                .get(t)
-                .map_or((f64::NAN, 0.0), |m| (m.mean, m.std)),
-            (Some(r), None) => (r.test_srcc.mean, r.test_srcc.std),
-            _ => (f64::NAN, 0.0),
-        }
-    };
     groups.push((
         "overall".into(),
-        rows.iter().map(|r| cell(*r, None)).collect(),
+        rows.iter().map(|r| bar_cell(*r, None)).collect(),
     ));
     for (t, _) in &types {
-        groups.push((t.clone(), rows.iter().map(|r| cell(*r, Some(t))).collect()));
+        groups.push((t.clone(), rows.iter().map(|r| bar_cell(*r, Some(t))).collect()));
     }
+    Ok(groups)
+}
+
+/// The (mean, std) SRCC of row `r` on type `t` (overall without a type).
+fn bar_cell(r: Option<&SummaryRow>, t: Option<&str>) -> (f64, f64) {
+    match (r, t) {
+        (Some(r), Some(t)) => r
+            .per_type_srcc
+            .get(t)
+            .map_or((f64::NAN, 0.0), |m| (m.mean, m.std)),
+        (Some(r), None) => (r.test_srcc.mean, r.test_srcc.std),
+        _ => (f64::NAN, 0.0),
+    }
+}
+
+/// The y axis' floor: 0, or the lowest whisker rounded down to a tenth when it is negative.
+fn bars_floor(groups: &BarGroups) -> f64 {
     let lo = groups
         .iter()
         .flat_map(|g| g.1.iter().map(|v| v.0 - v.1))
         .filter(|v| v.is_finite())
         .fold(1.0f64, f64::min);
-    let ymin = if lo >= 0.0 {
+    if lo >= 0.0 {
         0.0
     } else {
         (lo * 10.0).floor() / 10.0
-    };
+    }
+}
+
+/// Grouped bars: per type (or "overall"), baseline / URKD / MRKD student, final epoch.
+pub fn per_type_bars(res: &ExperimentResults, path: &Path) -> Result<()> {
+    let variants = [Variant::Baseline, Variant::Urkd, Variant::Mrkd];
+    let rows: Vec<Option<&SummaryRow>> = variants
+        .iter()
+        .map(|&v| res.row(v, 1, Selection::Final))
+        .collect();
+    let groups = bar_groups(&rows)?;
+    let ymin = bars_floor(&groups);
     let (w, h) = ((160 + 46 * groups.len() as u32).max(820), 560u32);
     let mut buf = vec![0u8; (w * h * 3) as usize];
     {
@@ -124,47 +144,9 @@ pub fn per_type_bars(res: &ExperimentResults, path: &Path) -> Result<()> {
             .draw()
             .map_err(err)?;
         for (vi, v) in variants.iter().enumerate() {
-            if rows[vi].is_none() {
-                continue;
+            if rows[vi].is_some() {
+                draw_variant_bars(&mut chart, &groups, vi, *v, ymin)?;
             }
-            let color = COLORS[vi];
-            let bars = groups
-                .iter()
-                .enumerate()
-                .filter(|(_, g)| g.1[vi].0.is_finite())
-                .map(move |(gi, g)| {
-                    let x0 = gi as f64 + 0.1 + 0.27 * vi as f64;
-                    Rectangle::new(
-                        [(x0, ymin.max(0.0).min(g.1[vi].0)), (x0 + 0.25, g.1[vi].0)],
-                        color.filled(),
-                    )
-                });
-            chart
-                .draw_series(bars)
-                .map_err(err)?
-                .label(match v {
-                    Variant::Baseline => "baseline (small lr alone)",
-                    Variant::Urkd => "URKD",
-                    Variant::Mrkd => "MRKD student",
-                })
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
-                });
-            let whiskers = groups
-                .iter()
-                .enumerate()
-                .filter(|(_, g)| g.1[vi].0.is_finite() && g.1[vi].1 > 0.0)
-                .map(move |(gi, g)| {
-                    let xc = gi as f64 + 0.1 + 0.27 * vi as f64 + 0.125;
-                    PathElement::new(
-                        vec![
-                            (xc, g.1[vi].0 - g.1[vi].1),
-                            (xc, (g.1[vi].0 + g.1[vi].1).min(1.0)),
-                        ],
-                        BLACK.stroke_width(1),
-                    )
-                });
-            chart.draw_series(whiskers).map_err(err)?;
         }
         crate::report::plots::legend(&mut chart, SeriesLabelPosition::LowerRight, 14)?;
         // Group names, rotated, under the axis.
@@ -179,6 +161,56 @@ pub fn per_type_bars(res: &ExperimentResults, path: &Path) -> Result<()> {
         root.present().map_err(err)?;
     }
     save(buf, w, h, path)
+}
+
+/// The bars (with their legend entry) and ±std whiskers of variant `v`, the `vi`-th of each
+/// group.
+fn draw_variant_bars(
+    chart: &mut XyChart<'_, '_>,
+    groups: &BarGroups,
+    vi: usize,
+    v: Variant,
+    ymin: f64,
+) -> Result<()> {
+    let color = COLORS[vi];
+    let bars = groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| g.1[vi].0.is_finite())
+        .map(move |(gi, g)| {
+            let x0 = gi as f64 + 0.1 + 0.27 * vi as f64;
+            Rectangle::new(
+                [(x0, ymin.max(0.0).min(g.1[vi].0)), (x0 + 0.25, g.1[vi].0)],
+                color.filled(),
+            )
+        });
+    chart
+        .draw_series(bars)
+        .map_err(err)?
+        .label(match v {
+            Variant::Baseline => "baseline (small lr alone)",
+            Variant::Urkd => "URKD",
+            Variant::Mrkd => "MRKD student",
+        })
+        .legend(move |(x, y)| {
+            Rectangle::new([(x, y - 6), (x + 14, y + 6)], color.filled())
+        });
+    let whiskers = groups
+        .iter()
+        .enumerate()
+        .filter(|(_, g)| g.1[vi].0.is_finite() && g.1[vi].1 > 0.0)
+        .map(move |(gi, g)| {
+            let xc = gi as f64 + 0.1 + 0.27 * vi as f64 + 0.125;
+            PathElement::new(
+                vec![
+                    (xc, g.1[vi].0 - g.1[vi].1),
+                    (xc, (g.1[vi].0 + g.1[vi].1).min(1.0)),
+                ],
+                BLACK.stroke_width(1),
+            )
+        });
+    chart.draw_series(whiskers).map_err(err)?;
+    Ok(())
 }
 
 fn palette(i: usize, n: usize) -> RGBColor {

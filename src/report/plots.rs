@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 /// Colours in the order series get them (matplotlib's tab10; MAE orange, MSE blue, NiN green
@@ -125,16 +126,28 @@ fn range(vals: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
     (lo - p, hi + p)
 }
 
-/// Draws a line chart to a PNG.
-pub fn line_chart(path: &Path, c: &LineChart) -> Result<()> {
-    let tx = |x: f64| if c.log_x { x.log10() } else { x };
-    let (x0, x1) = range(
+/// A chart of f64 × f64 axes on a bitmap, as every report figure draws.
+pub(crate) type XyChart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// The x coordinate drawn for `x` (log10 on a log axis).
+fn x_of(c: &LineChart, x: f64) -> f64 {
+    if c.log_x {
+        x.log10()
+    } else {
+        x
+    }
+}
+
+/// The axes' ranges, padded: x of every point; y fixed or of every point and threshold line.
+fn line_ranges(c: &LineChart) -> ((f64, f64), (f64, f64)) {
+    let x = range(
         c.series
             .iter()
-            .flat_map(|s| s.points.iter().map(|p| tx(p.0))),
+            .flat_map(|s| s.points.iter().map(|p| x_of(c, p.0))),
         0.03,
     );
-    let (y0, y1) = c.y_range.unwrap_or_else(|| {
+    let y = c.y_range.unwrap_or_else(|| {
         range(
             c.series
                 .iter()
@@ -143,6 +156,12 @@ pub fn line_chart(path: &Path, c: &LineChart) -> Result<()> {
             0.06,
         )
     });
+    (x, y)
+}
+
+/// Draws a line chart to a PNG.
+pub fn line_chart(path: &Path, c: &LineChart) -> Result<()> {
+    let ((x0, x1), (y0, y1)) = line_ranges(c);
     render(path, (900, 600), |root| {
         let mut chart = ChartBuilder::on(&root)
             .caption(&c.title, ("sans-serif", 24))
@@ -170,56 +189,69 @@ pub fn line_chart(path: &Path, c: &LineChart) -> Result<()> {
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
             .map_err(pe)?;
-        for (v, label) in &c.hlines {
-            let style = RGBColor(120, 120, 120).stroke_width(2);
-            chart
-                .draw_series(DashedLineSeries::new(
-                    vec![(x0, *v), (x1, *v)],
-                    10,
-                    6,
-                    style,
-                ))
-                .map_err(pe)?
-                .label(label.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(
-                        vec![(x, y), (x + 24, y)],
-                        RGBColor(120, 120, 120).stroke_width(2),
-                    )
-                });
-        }
+        draw_hlines(&mut chart, &c.hlines, x0, x1)?;
         for (i, s) in c.series.iter().enumerate() {
-            let col = color(i);
-            let pts: Vec<(f64, f64)> = s
-                .points
-                .iter()
-                .filter(|p| p.1.is_finite())
-                .map(|p| (tx(p.0), p.1))
-                .collect();
-            let width = if s.thin { 1 } else { 3 };
-            chart
-                .draw_series(LineSeries::new(pts.clone(), col.stroke_width(width)))
-                .map_err(pe)?
-                .label(s.label.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 24, y)], col.stroke_width(3))
-                });
-            if c.dots {
-                chart
-                    .draw_series(pts.iter().map(|p| Circle::new(*p, 4, col.filled())))
-                    .map_err(pe)?;
-            }
-            chart
-                .draw_series(
-                    s.markers
-                        .iter()
-                        .map(|p| Circle::new((tx(p.0), p.1), 11, col.stroke_width(3))),
-                )
-                .map_err(pe)?;
+            draw_line(&mut chart, c, i, s)?;
         }
         legend(&mut chart, SeriesLabelPosition::LowerRight, 16)?;
         Ok(())
     })
+}
+
+/// Dashed horizontal lines across the x range `x0..x1`, each with its legend entry.
+fn draw_hlines(chart: &mut XyChart<'_, '_>, hlines: &[(f64, String)], x0: f64, x1: f64) -> Result<()> {
+    for (v, label) in hlines {
+        let style = RGBColor(120, 120, 120).stroke_width(2);
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(x0, *v), (x1, *v)],
+                10,
+                6,
+                style,
+            ))
+            .map_err(pe)?
+            .label(label.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(
+                    vec![(x, y), (x + 24, y)],
+                    RGBColor(120, 120, 120).stroke_width(2),
+                )
+            });
+    }
+    Ok(())
+}
+
+/// The `i`-th series of `c`: its line (finite points), dots when the chart asks for them, and
+/// circles at its markers.
+fn draw_line(chart: &mut XyChart<'_, '_>, c: &LineChart, i: usize, s: &Series) -> Result<()> {
+    let col = color(i);
+    let pts: Vec<(f64, f64)> = s
+        .points
+        .iter()
+        .filter(|p| p.1.is_finite())
+        .map(|p| (x_of(c, p.0), p.1))
+        .collect();
+    let width = if s.thin { 1 } else { 3 };
+    chart
+        .draw_series(LineSeries::new(pts.clone(), col.stroke_width(width)))
+        .map_err(pe)?
+        .label(s.label.as_str())
+        .legend(move |(x, y)| {
+            PathElement::new(vec![(x, y), (x + 24, y)], col.stroke_width(3))
+        });
+    if c.dots {
+        chart
+            .draw_series(pts.iter().map(|p| Circle::new(*p, 4, col.filled())))
+            .map_err(pe)?;
+    }
+    chart
+        .draw_series(
+            s.markers
+                .iter()
+                .map(|p| Circle::new((x_of(c, p.0), p.1), 11, col.stroke_width(3))),
+        )
+        .map_err(pe)?;
+    Ok(())
 }
 
 /// Grouped bars: one panel per metric, one group of bars per category, one colour per group

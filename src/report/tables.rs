@@ -267,6 +267,22 @@ pub fn results_markdown(r: &Results) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Experiment `{}`\n", r.name);
     let metric = r.threshold_metric.to_uppercase();
+    runs_table(&mut s, r, &metric);
+    let sums = summaries(r);
+    if r.pair_over.is_some() || sums.iter().any(|x| x.n > 1) {
+        setting_means(&mut s, r, &sums);
+    } else if sums.iter().any(|x| x.epochs_to_threshold.is_some()) {
+        threshold_ratios(&mut s, r, &sums);
+    }
+    ttests_table(&mut s, r);
+    if !r.compare.is_empty() {
+        comparisons_table(&mut s, r);
+    }
+    s
+}
+
+/// What the columns mean (`metric`: the threshold's), and one line per run.
+fn runs_table(s: &mut String, r: &Results, metric: &str) {
     let _ = writeln!(
         s,
         "Test metrics of the fused head after the train-set linear mapping (eq. 17), at the epoch the `epoch` column names: \
@@ -324,95 +340,103 @@ pub fn results_markdown(r: &Results) -> String {
         });
         let _ = writeln!(s, "| {} |", cells.join(" | "));
     }
+}
 
-    let sums = summaries(r);
-    if r.pair_over.is_some() || sums.iter().any(|x| x.n > 1) {
+/// The mean ± std of each setting over its runs (over the pairing key), with the mean epochs to
+/// the threshold and their ratio to the fastest setting.
+fn setting_means(s: &mut String, r: &Results, sums: &[SettingSummary]) {
+    let _ = writeln!(
+        s,
+        "\n## Mean ± standard deviation per setting{}\n",
+        r.pair_over
+            .as_deref()
+            .map(|p| format!(" (over `{p}`)"))
+            .unwrap_or_default()
+    );
+    let fastest = sums
+        .iter()
+        .filter(|x| {
+            x.epochs_to_threshold
+                .map_or(false, |e| e.1 == x.with_threshold)
+        })
+        .filter_map(|x| x.epochs_to_threshold.map(|e| e.0))
+        .fold(f64::INFINITY, f64::min);
+    let _ = writeln!(
+        s,
+        "| setting | runs | SROCC | PLCC | RMSE | epochs to thr. (reached/runs) | × fastest |\n|---|---|---|---|---|---|---|"
+    );
+    for x in sums {
+        // Runs that never reached the threshold count as (epochs + 1): the ratio is then a
+        // lower bound (≥).
+        let (ett, ratio) = match (x.epochs_to_threshold, x.epochs_lower_bound) {
+            (Some((e, k)), Some(lb)) if k == x.with_threshold => (
+                format!("{e:.1} ({k}/{})", x.with_threshold),
+                format!("{:.2}", lb / fastest),
+            ),
+            (Some((e, k)), Some(lb)) => (
+                format!("{e:.1} ({k}/{})", x.with_threshold),
+                format!("≥ {:.2}", lb / fastest),
+            ),
+            (None, Some(lb)) if x.with_threshold > 0 => (
+                format!("never (0/{})", x.with_threshold),
+                format!("≥ {:.2}", lb / fastest),
+            ),
+            _ => (String::new(), String::new()),
+        };
         let _ = writeln!(
             s,
-            "\n## Mean ± standard deviation per setting{}\n",
-            r.pair_over
-                .as_deref()
-                .map(|p| format!(" (over `{p}`)"))
-                .unwrap_or_default()
+            "| {} | {} | {} | {} | {} | {ett} | {ratio} |",
+            x.setting,
+            x.n,
+            pm(x.srocc),
+            pm(x.plcc),
+            pm(x.rmse)
         );
-        let fastest = sums
+    }
+}
+
+/// Without a pairing key or repeated settings: each run's epochs to the threshold, relative to
+/// the fastest.
+fn threshold_ratios(s: &mut String, r: &Results, sums: &[SettingSummary]) {
+    let fastest = sums
+        .iter()
+        .filter_map(|x| x.epochs_to_threshold.map(|e| e.0))
+        .fold(f64::INFINITY, f64::min);
+    let _ = writeln!(
+        s,
+        "\n## Epochs to threshold, relative to the fastest\n\n\"never\" counts as epochs + 1, so its ratio is a lower bound.\n\n| run | threshold | epochs | × fastest |\n|---|---|---|---|"
+    );
+    for (x, row) in sums.iter().zip(
+        r.rows
             .iter()
-            .filter(|x| {
-                x.epochs_to_threshold
-                    .map_or(false, |e| e.1 == x.with_threshold)
-            })
-            .filter_map(|x| x.epochs_to_threshold.map(|e| e.0))
-            .fold(f64::INFINITY, f64::min);
-        let _ = writeln!(
-            s,
-            "| setting | runs | SROCC | PLCC | RMSE | epochs to thr. (reached/runs) | × fastest |\n|---|---|---|---|---|---|---|"
-        );
-        for x in &sums {
-            // Runs that never reached the threshold count as (epochs + 1): the ratio is then a
-            // lower bound (≥).
-            let (ett, ratio) = match (x.epochs_to_threshold, x.epochs_lower_bound) {
-                (Some((e, k)), Some(lb)) if k == x.with_threshold => (
-                    format!("{e:.1} ({k}/{})", x.with_threshold),
-                    format!("{:.2}", lb / fastest),
-                ),
-                (Some((e, k)), Some(lb)) => (
-                    format!("{e:.1} ({k}/{})", x.with_threshold),
-                    format!("≥ {:.2}", lb / fastest),
-                ),
-                (None, Some(lb)) if x.with_threshold > 0 => (
-                    format!("never (0/{})", x.with_threshold),
-                    format!("≥ {:.2}", lb / fastest),
-                ),
-                _ => (String::new(), String::new()),
-            };
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {ett} | {ratio} |",
-                x.setting,
-                x.n,
-                pm(x.srocc),
-                pm(x.plcc),
-                pm(x.rmse)
-            );
-        }
-    } else if sums.iter().any(|x| x.epochs_to_threshold.is_some()) {
-        let fastest = sums
-            .iter()
-            .filter_map(|x| x.epochs_to_threshold.map(|e| e.0))
-            .fold(f64::INFINITY, f64::min);
-        let _ = writeln!(
-            s,
-            "\n## Epochs to threshold, relative to the fastest\n\n\"never\" counts as epochs + 1, so its ratio is a lower bound.\n\n| run | threshold | epochs | × fastest |\n|---|---|---|---|"
-        );
-        for (x, row) in sums.iter().zip(
-            r.rows
-                .iter()
-                .filter(|row| test_of(row).map_or(false, |m| m.srocc.is_finite())),
-        ) {
-            match (x.epochs_to_threshold, x.epochs_lower_bound) {
-                (Some((e, _)), _) => {
-                    let _ = writeln!(
-                        s,
-                        "| {} | {} | {e:.0} | {:.2} |",
-                        x.setting,
-                        num(row.threshold, 4),
-                        e / fastest
-                    );
-                }
-                (None, Some(lb)) => {
-                    let _ = writeln!(
-                        s,
-                        "| {} | {} | never | ≥ {:.2} |",
-                        x.setting,
-                        num(row.threshold, 4),
-                        lb / fastest
-                    );
-                }
-                _ => {}
+            .filter(|row| test_of(row).map_or(false, |m| m.srocc.is_finite())),
+    ) {
+        match (x.epochs_to_threshold, x.epochs_lower_bound) {
+            (Some((e, _)), _) => {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {e:.0} | {:.2} |",
+                    x.setting,
+                    num(row.threshold, 4),
+                    e / fastest
+                );
             }
+            (None, Some(lb)) => {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | never | ≥ {:.2} |",
+                    x.setting,
+                    num(row.threshold, 4),
+                    lb / fastest
+                );
+            }
+            _ => {}
         }
     }
+}
 
+/// Every paired t-test the experiment allows ([`ttests`]), if any.
+fn ttests_table(s: &mut String, r: &Results) {
     let tt = ttests(r);
     if !tt.is_empty() {
         let _ = writeln!(
@@ -437,25 +461,26 @@ pub fn results_markdown(r: &Results) -> String {
             );
         }
     }
-    if !r.compare.is_empty() {
-        let _ = writeln!(
-            s,
-            "\n## Requested comparisons, paired over `{}`\n\nEach side is the runs whose swept values include the listed `key=label`s; Δ = mean(a − b) of the test metrics at each run's epoch (table above); two-sided p of `scipy.stats.ttest_rel`.\n",
-            r.pair_over.as_deref().unwrap_or("(no pairing key)")
-        );
-        let _ = writeln!(s, "| a | b | pairs | Δ SROCC | p (SROCC) | Δ PLCC | p (PLCC) |\n|---|---|---|---|---|---|---|");
-        for [a, b] in &r.compare {
-            let _ = match compare(r, a, b) {
-                Ok(c) => writeln!(
-                    s,
-                    "| {a} | {b} | {} | {:+.4} | {} | {:+.4} | {} |",
-                    c.n, c.srocc_diff, p_fmt(c.srocc_p), c.plcc_diff, p_fmt(c.plcc_p)
-                ),
-                Err(e) => writeln!(s, "| {a} | {b} | not computed: {} | | | | |", format!("{e:#}").replace('|', "/")),
-            };
-        }
+}
+
+/// The comparisons asked for (`--compare A B`).
+fn comparisons_table(s: &mut String, r: &Results) {
+    let _ = writeln!(
+        s,
+        "\n## Requested comparisons, paired over `{}`\n\nEach side is the runs whose swept values include the listed `key=label`s; Δ = mean(a − b) of the test metrics at each run's epoch (table above); two-sided p of `scipy.stats.ttest_rel`.\n",
+        r.pair_over.as_deref().unwrap_or("(no pairing key)")
+    );
+    let _ = writeln!(s, "| a | b | pairs | Δ SROCC | p (SROCC) | Δ PLCC | p (PLCC) |\n|---|---|---|---|---|---|---|");
+    for [a, b] in &r.compare {
+        let _ = match compare(r, a, b) {
+            Ok(c) => writeln!(
+                s,
+                "| {a} | {b} | {} | {:+.4} | {} | {:+.4} | {} |",
+                c.n, c.srocc_diff, p_fmt(c.srocc_p), c.plcc_diff, p_fmt(c.plcc_p)
+            ),
+            Err(e) => writeln!(s, "| {a} | {b} | not computed: {} | | | | |", format!("{e:#}").replace('|', "/")),
+        };
     }
-    s
 }
 
 /// A paired t-test between two settings a user names ([`compare`]).

@@ -64,7 +64,7 @@ fn distill(py: Python<'_>, config: &str, is_json: bool, out: PathBuf, overwrite:
     let exp: normiqa::distill::Experiment =
         toml::from_str(&text).map_err(|e| py_err(format!("config: {e}")))?;
     let fresh = py
-        .detach(|| normiqa::distill::run_experiment(&exp, &out, overwrite))
+        .detach(|| normiqa::distill::run_experiment(&exp, &out, overwrite, &normiqa::report::mrkd::write))
         .map_err(to_py)?;
     Ok(fresh.is_none())
 }

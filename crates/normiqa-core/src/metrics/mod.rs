@@ -14,6 +14,7 @@
 //! - [`LinearMap`]: least-squares `k`, `b` of Norm-in-Norm eq. (17).
 //! - [`Metrics`]: all four on mapped predictions, like `IQAPerformance`.
 //! - [`paired_t_test`]: paired Student t-test (as `scipy.stats.ttest_rel`).
+//! - [`MeanStd`]: mean ± sample std of a table cell over seeds or splits (NaN-tolerant).
 //! - [`fit_logistic`]: the VQEG 4- and 5-parameter logistic mappings before PLCC/RMSE.
 //!
 //! Every public function validates its input and returns [`MetricsError`]
@@ -40,11 +41,13 @@
 mod correlation;
 mod logistic;
 mod mapping;
+mod summary;
 mod ttest;
 
 pub use correlation::{average_ranks, krocc, plcc, rmse, srocc};
 pub use logistic::{fit_logistic, Logistic, LogisticFit};
 pub use mapping::LinearMap;
+pub use summary::MeanStd;
 pub use ttest::{paired_t_test, TTest};
 
 use serde::{Deserialize, Serialize};
