@@ -151,10 +151,13 @@ def suppl_e():
 # ---------------------------------------------------------------- MRKD
 
 def distill_summary(folder):
+    """results.json of the distill folder runs/mrkd/<folder>, else the summary kept in
+    reference/results/<folder>.json (its experiment and summary, copied from a finished run)."""
     p = os.path.join(ROOT, "runs", "mrkd", folder, "results.json")
-    if not os.path.exists(p):
-        return None, p
-    return json.load(open(p)), p
+    for q in [p, os.path.join(ROOT, "reference", "results", f"{folder}.json")]:
+        if os.path.exists(q):
+            return json.load(open(q)), q
+    return None, p
 
 
 def mrkd_t67(mrkd):
