@@ -19,6 +19,7 @@ pub mod clive;
 pub mod csv;
 pub mod kadid;
 pub mod koniq;
+pub mod reference_split;
 pub mod tid2013;
 
 use std::fmt;
@@ -33,7 +34,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// The datasets normiqa knows, in the order `--help` lists them.
-pub static BUILT_IN: &[&dyn DatasetKind] = &[&clive::Clive, &koniq::Koniq, &kadid::Kadid, &tid2013::Tid2013, &csv::Csv];
+pub static BUILT_IN: &[&dyn DatasetKind] = &[&clive::Clive, &koniq::Koniq, &kadid::KADID, &tid2013::TID2013, &csv::Csv];
 
 /// Datasets added at run time by [`register`].
 static REGISTERED: RwLock<Vec<&'static dyn DatasetKind>> = RwLock::new(Vec::new());
