@@ -95,15 +95,33 @@ impl Pool {
     /// Starts the workers and waits until each has loaded its model (a load error, e.g. a
     /// precision the model cannot run at, is returned here).
     pub fn start(cfg: PoolConfig) -> Result<Pool> {
+        let workers = cfg.workers;
+        let load: Loader = Arc::new(move || {
+            // libtorch's intra-op thread count is per thread (OpenMP): set it in this thread.
+            tch::set_num_threads(cfg.threads as i32);
+            let tm = TrainedModel::load(&cfg.model, cfg.device, cfg.weights.as_deref())
+                .and_then(|t| t.with_precision(cfg.precision))
+                .and_then(|t| t.with_tta(cfg.tta))?;
+            let precision = tm.precision;
+            let cfg = cfg.clone();
+            let score: ScoreJob = Box::new(move |files| score_job(&tm, &cfg, files));
+            Ok((precision, score))
+        });
+        Self::start_with(workers, load)
+    }
+
+    /// [`Pool::start`] with `workers` threads that each call `load` once, then score every job
+    /// they take with what it returned.
+    fn start_with(workers: usize, load: Loader) -> Result<Pool> {
         let (job_tx, job_rx) = mpsc::channel::<Job>();
         let job_rx = Arc::new(Mutex::new(job_rx));
         let (done_tx, done) = mpsc::channel();
         let (ready_tx, ready) = mpsc::channel();
-        let handles = (0..cfg.workers.max(1))
+        let handles = (0..workers.max(1))
             .map(|_| {
-                let (cfg, jobs, done, ready) =
-                    (cfg.clone(), job_rx.clone(), done_tx.clone(), ready_tx.clone());
-                std::thread::spawn(move || worker(cfg, jobs, done, ready))
+                let (load, jobs, done, ready) =
+                    (load.clone(), job_rx.clone(), done_tx.clone(), ready_tx.clone());
+                std::thread::spawn(move || worker(load, jobs, done, ready))
             })
             .collect::<Vec<_>>();
         drop(ready_tx);
@@ -169,34 +187,97 @@ impl Drop for Pool {
     }
 }
 
+/// Scores one job's files (on a worker's own model).
+type ScoreJob = Box<dyn Fn(&[(PathBuf, String)]) -> Result<JobResult>>;
+/// What each worker calls once, on its own thread: the precision it runs at and its scorer.
+type Loader = Arc<dyn Fn() -> Result<(Precision, ScoreJob)> + Send + Sync>;
+
 fn worker(
-    cfg: PoolConfig,
+    load: Loader,
     jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
     done: mpsc::Sender<(usize, Result<JobResult>)>,
     ready: mpsc::Sender<Result<Precision>>,
 ) {
-    // libtorch's intra-op thread count is per thread (OpenMP): set it in this thread.
-    tch::set_num_threads(cfg.threads as i32);
-    let tm = match TrainedModel::load(&cfg.model, cfg.device, cfg.weights.as_deref())
-        .and_then(|t| t.with_precision(cfg.precision))
-        .and_then(|t| t.with_tta(cfg.tta))
-    {
-        Ok(t) => t,
+    let score = match load() {
+        Ok((precision, score)) => {
+            let _ = ready.send(Ok(precision));
+            score
+        }
         Err(e) => {
             let _ = ready.send(Err(e));
             return;
         }
     };
-    let _ = ready.send(Ok(tm.precision));
     // Pool::start reads until every worker's sender is gone (a worker that panics while
     // loading drops its sender without a message).
     drop(ready);
     loop {
         let job = jobs.lock().map_err(|_| ()).and_then(|rx| rx.recv().map_err(|_| ()));
         let Ok(job) = job else { return };
-        let r = score_job(&tm, &cfg, &job.files);
-        if done.send((job.id, r)).is_err() {
-            return;
+        // Whatever ends this job, Pool::score gets an answer for it: a panic is caught (and
+        // pinned on its file), and should the thread end any other way the guard answers.
+        let answer = Answer { id: job.id, files: &job.files, done: &done, sent: false };
+        answer.send(run_job(&score, &job.files));
+    }
+}
+
+/// The one answer of a job: sent by [`Answer::send`], or, if the worker ends without sending
+/// it, by its drop, as an error naming the job's files (never a `Pool::score` that waits
+/// forever).
+struct Answer<'a> {
+    id: usize,
+    files: &'a [(PathBuf, String)],
+    done: &'a mpsc::Sender<(usize, Result<JobResult>)>,
+    sent: bool,
+}
+
+impl Answer<'_> {
+    fn send(mut self, r: Result<JobResult>) {
+        self.sent = true;
+        let _ = self.done.send((self.id, r));
+    }
+}
+
+impl Drop for Answer<'_> {
+    fn drop(&mut self) {
+        if !self.sent {
+            let _ = self.done.send((
+                self.id,
+                Err(anyhow!(
+                    "an inference worker stopped while scoring {}",
+                    file_list(self.files)
+                )),
+            ));
+        }
+    }
+}
+
+/// "a.jpg, b.jpg and 3 more files".
+fn file_list(files: &[(PathBuf, String)]) -> String {
+    let mut s = files.iter().take(3).map(|(p, _)| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    if files.len() > 3 {
+        s.push_str(&format!(" and {} more files", files.len() - 3));
+    }
+    s
+}
+
+/// Scores a job; if the scorer panics (outside the forward passes, which
+/// [`super::guarded`] already guards: in a decoder, say), the job's files are scored again one
+/// by one so that only the file at fault fails, with the panic's message.
+fn run_job(score: &ScoreJob, files: &[(PathBuf, String)]) -> Result<JobResult> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| score(files))) {
+        Ok(r) => r,
+        Err(panic) if files.len() == 1 => {
+            let (path, name) = &files[0];
+            let why = super::guarded::short_error(&super::guarded::panic_text(panic.as_ref()));
+            Ok(vec![(name.clone(), Err(format!("{}: the inference worker failed on this file: {why}", path.display())))])
+        }
+        Err(_) => {
+            let mut out = Vec::with_capacity(files.len());
+            for f in files {
+                out.extend(run_job(score, std::slice::from_ref(f))?);
+            }
+            Ok(out)
         }
     }
 }
@@ -231,4 +312,80 @@ fn score_job(tm: &TrainedModel, cfg: &PoolConfig, files: &[(PathBuf, String)]) -
         .zip(sizes)
         .map(|((p, name), size)| (name.clone(), size.and_then(|s| row(p.as_path(), s))))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Workers whose scorer panics on any file named `boom*` (as a decoder bug would) and
+    /// scores the others 1.0.
+    fn panicking_pool(workers: usize) -> Pool {
+        let load: Loader = Arc::new(|| {
+            let score: ScoreJob = Box::new(|files| {
+                Ok(files
+                    .iter()
+                    .map(|(p, name)| {
+                        if name.starts_with("boom") {
+                            panic!("a decoder bug on {}", p.display());
+                        }
+                        let s = Scored { mapped: 1.0, heads: vec![1.0], width: 1, height: 1 };
+                        (name.clone(), Ok(s))
+                    })
+                    .collect())
+            });
+            Ok((Precision::Fp32, score))
+        });
+        Pool::start_with(workers, load).unwrap()
+    }
+
+    /// A worker that panics outside the forward passes fails the file at fault only, naming
+    /// it; the others are scored and `score` returns (it waited forever on the job's answer
+    /// before). Bounded: the scoring runs on a thread given 20 s.
+    #[test]
+    fn a_panicking_worker_fails_its_file_and_never_hangs_score() {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let pool = panicking_pool(2);
+            let files: Vec<(PathBuf, String)> = ["a.png", "boom.png", "c.png", "d.png", "e.png"]
+                .iter()
+                .map(|n| (PathBuf::from(format!("dir/{n}")), n.to_string()))
+                .collect();
+            let mut rows = Vec::new();
+            let r = pool.score(&files, 2, |job| {
+                rows.extend(job);
+                Ok(())
+            });
+            let _ = tx.send((r.map_err(|e| e.to_string()), rows));
+        });
+        let (r, rows) = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("Pool::score hung after a worker panicked");
+        r.unwrap();
+        let names: Vec<&str> = rows.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["a.png", "boom.png", "c.png", "d.png", "e.png"]);
+        for (name, r) in &rows {
+            match (name.as_str(), r) {
+                ("boom.png", Err(e)) => assert!(
+                    e.contains("dir/boom.png") && e.contains("a decoder bug on dir/boom.png"),
+                    "{e}"
+                ),
+                (_, Ok(s)) => assert_eq!(s.mapped, 1.0),
+                (n, r) => panic!("{n}: {:?}", r.as_ref().err()),
+            }
+        }
+    }
+
+    /// The guard of a job whose worker ends without answering answers for it, naming its files.
+    #[test]
+    fn a_job_whose_worker_ends_unanswered_is_an_error_naming_its_files() {
+        let (done, rx) = mpsc::channel();
+        let files = vec![(PathBuf::from("x/one.png"), "one.png".to_string())];
+        drop(Answer { id: 7, files: &files, done: &done, sent: false });
+        let (id, r) = rx.recv().unwrap();
+        assert_eq!(id, 7);
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("x/one.png") && e.contains("stopped"), "{e}");
+    }
 }
