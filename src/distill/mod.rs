@@ -266,7 +266,7 @@ pub fn run_experiment(
     atomic::write(&out.join("results.md"), markdown(&res).as_bytes())?;
     if exp.plots {
         if let Err(e) = plot::all(&res, out) {
-            tracing::warn!("plots not written: {e:#}");
+            tracing::warn!("plots not written: {}", crate::cli::error_text(&e));
         }
     }
     if !res.failed.is_empty() {
@@ -323,7 +323,7 @@ fn train_variants(
                 }
                 Err(e) if e.downcast_ref::<crate::run_folder::RunFolderError>().is_some() => return Err(e),
                 Err(e) => {
-                    let error = format!("{e:#}");
+                    let error = crate::cli::error_text(&e);
                     tracing::error!("{} seed {seed} failed: {error}", v.name());
                     std::fs::create_dir_all(&dir)?;
                     atomic::write(&dir.join(crate::run_folder::FAILED), error.as_bytes())?;
