@@ -42,6 +42,46 @@ pub struct PoolConfig {
     pub batch: usize,
     pub resize: Vec<Resize>,
     pub decoding: DecodeOptions,
+    /// The most memory scoring one image may take by [`TrainedModel::memory_estimate`], bytes
+    /// (`predict --max-image-memory`); a larger image is refused, naming the file and the
+    /// `--max-side` that fits it. 0 = no limit.
+    pub max_image_memory: u64,
+}
+
+/// `--max-image-memory`'s default: half of this machine's memory, or of its cgroup's limit where
+/// that is lower (Linux; elsewhere no limit, 0).
+pub fn default_max_image_memory() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
+        let line = t.lines().find(|l| l.starts_with("MemTotal:"))?.to_string();
+        line.split_whitespace().nth(1)?.parse::<u64>().ok().map(|kb| kb * 1024)
+    });
+    let cgroup = ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok()?.trim().parse::<u64>().ok());
+    match (meminfo, cgroup) {
+        (Some(m), Some(c)) => m.min(c) / 2,
+        (Some(m), None) => m / 2,
+        (None, Some(c)) => c / 2,
+        (None, None) => 0,
+    }
+}
+
+/// The refusal of a `w`×`h` image whose estimate is over `limit` bytes, with the longest side
+/// that fits; `None` when it fits (or there is no limit).
+pub fn over_memory(tm: &TrainedModel, w: u32, h: u32, limit: u64) -> Option<String> {
+    let need = tm.memory_estimate(w, h);
+    if limit == 0 || need <= limit {
+        return None;
+    }
+    // The estimate grows with the pixels: scale both sides by sqrt(limit / need).
+    let side = (w.max(h) as f64 * (limit as f64 / need as f64).sqrt()).floor() as u64;
+    let mb = |b: u64| b.div_ceil(1 << 20);
+    Some(format!(
+        "{w}x{h}: scoring it would take about {} MB, more than --max-image-memory {} MB (default: half of this machine's memory); --max-side {} scores it downscaled to fit",
+        mb(need),
+        mb(limit),
+        side.max(1)
+    ))
 }
 
 impl PoolConfig {
@@ -291,8 +331,14 @@ fn score_job(tm: &TrainedModel, cfg: &PoolConfig, files: &[(PathBuf, String)]) -
     for (p, _) in files {
         match decode_one(Path::new(p), &cfg.resize, &cfg.decoding) {
             Ok(im) => {
-                sizes.push(Ok(im.dimensions()));
-                images.push(im);
+                let (w, h) = im.dimensions();
+                match over_memory(tm, w, h, cfg.max_image_memory) {
+                    Some(why) => sizes.push(Err(format!("{}: {why}", p.display()))),
+                    None => {
+                        sizes.push(Ok((w, h)));
+                        images.push(im);
+                    }
+                }
             }
             Err(e) => sizes.push(Err(e.to_string())),
         }

@@ -245,6 +245,23 @@ struct Ensemble {
     others: Vec<TrainedModel>,
 }
 
+/// The bytes of a decoded image per pixel as [`TrainedModel::memory_estimate`] counts them:
+/// 8-bit RGB and the float tensor made of it.
+const IMAGE_BYTES_PER_PIXEL: u64 = 3 + 12;
+
+/// The peak memory of one fp32 forward pass per input pixel (bf16 is counted the same, which
+/// overestimates it). EfficientNet-Lite: measured, the peak resident memory of `predict` at
+/// 1000x1000 and 2000x2000 grows by ~316 bytes a pixel (Lite0 and Lite2, BENCHMARKS.md's 2-core
+/// machine); the other backbones were not measured, and are given a conservative 1 KiB (VGG-16's
+/// first stage alone holds 64 fp32 channels at full size, 256 bytes a pixel per map).
+pub fn forward_bytes_per_pixel(backbone: super::BackboneName) -> u64 {
+    use super::BackboneName::*;
+    match backbone {
+        EfficientNetLite0 | EfficientNetLite1 | EfficientNetLite2 => 330,
+        _ => 1024,
+    }
+}
+
 /// Scores of images by a trained model.
 pub struct Scores {
     /// k·ŷ+b of the prediction head (the MOS scale of the training data).
@@ -392,6 +409,42 @@ impl TrainedModel {
             self.precision,
             &self.tta,
         )
+    }
+
+    /// About how many bytes of memory scoring one `w`×`h` image takes (its pixels as bytes and
+    /// as a float tensor, and the forward pass of its views at the backbone's
+    /// [`forward_bytes_per_pixel`]); an ensemble's members score one after the other, so its
+    /// estimate is its largest member's. An estimate to refuse hopeless images before libtorch
+    /// tries (`predict --max-image-memory`), not a measurement.
+    pub fn memory_estimate(&self, w: u32, h: u32) -> u64 {
+        let pixels = w as f64 * h as f64;
+        let views = match self.tta.views {
+            super::tta::Tta::None => 1.0,
+            super::tta::Tta::Flip => 2.0,
+            five_or_ten => {
+                let crops: f64 = self
+                    .tta
+                    .crop_boxes(h as i64, w as i64)
+                    .iter()
+                    .map(|[_, _, ch, cw]| (*ch * *cw) as f64)
+                    .sum::<f64>()
+                    / pixels.max(1.0);
+                if five_or_ten == super::tta::Tta::TenCrop { 2.0 * crops } else { crops }
+            }
+        };
+        let forward = self
+            .members()
+            .map(|m| {
+                let c = &m.info.config;
+                let per_pixel = forward_bytes_per_pixel(c.model.backbone) as f64;
+                match c.arch {
+                    // 224x224 crops whatever the image's size.
+                    super::iqa::Arch::HyperIqa => c.model.test_crops as f64 * 224.0 * 224.0 * per_pixel,
+                    _ => views * pixels * per_pixel,
+                }
+            })
+            .fold(0.0, f64::max);
+        (pixels * IMAGE_BYTES_PER_PIXEL as f64 + forward) as u64
     }
 
     /// Names of the model's outputs, the prediction last.
