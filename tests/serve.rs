@@ -660,3 +660,29 @@ async fn sixty_four_trickling_clients_hold_the_slots_only_for_the_body_timeout()
     assert_eq!(fine.status, 200, "{}", fine.body);
     server.stop().await;
 }
+
+/// An image whose scoring would take more than the server's `--max-image-memory` (1 MB here:
+/// 200x200 px at ~345 bytes a pixel for Lite0 is ~14 MB) is an error of its request naming the
+/// bound and the `--max-side` that fits, before libtorch allocates; a small one is scored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_over_the_memory_bound_is_an_error_of_its_request() {
+    let load: serve::LoadModel = Box::new(|| {
+        let (info, s) = serve::model::load(
+            &shipped_model_dir(),
+            tch::Device::Cpu,
+            None,
+            Precision::Fp32,
+            Default::default(),
+        )?;
+        Ok((info, Box::new(s.with_max_image_memory(1 << 20)) as Box<dyn serve::Scorer>))
+    });
+    let server = Server::start(load, opts(1, 4)).await;
+    let c = client();
+    let big = server.post_bytes(&c, png_bytes(200, 200)).await;
+    assert_eq!(big.status, 500, "{}", big.body);
+    let msg = big.json["error"].as_str().unwrap_or_default();
+    assert!(msg.contains("200x200") && msg.contains("--max-image-memory 1 MB") && msg.contains("--max-side"), "{msg}");
+    let small = server.post_bytes(&c, png_bytes(24, 16)).await;
+    assert_eq!(small.status, 200, "{}", small.body);
+    server.stop().await;
+}

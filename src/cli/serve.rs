@@ -64,6 +64,12 @@ pub struct ServeArgs {
     /// the connection is closed.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     pub header_timeout: f64,
+    /// The most memory, in MB, that scoring one image may take by normiqa's estimate (as
+    /// predict's --max-image-memory); a larger image is answered 500 with the --max-side that
+    /// would fit, before libtorch allocates. Default: half of this machine's memory (its cgroup
+    /// limit if lower). 0 = no limit.
+    #[arg(long, value_name = "MB")]
+    pub max_image_memory: Option<u64>,
     /// Seconds a client has to send a request's whole body once its headers are read; then
     /// 408 (a client trickling bytes holds a request slot for at most this).
     #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
@@ -125,6 +131,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("--bind {}: cannot listen on this address", args.bind))?;
     let addr = listener.local_addr()?;
     let precision = args.precision;
+    let max_image_memory = args.max_image_memory;
     let (workers, threads) = PoolConfig::layout(device, precision, args.workers);
     let loads = (0..workers)
         .map(|_| {
@@ -133,6 +140,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
                 // libtorch's intra-op thread count is per thread: set it on the model's thread.
                 tch::set_num_threads(threads as i32);
                 let (info, scorer) = serve::model::load(&dir, device, weights.as_deref(), precision, tta)?;
+                let scorer = match max_image_memory {
+                    Some(mb) => scorer.with_max_image_memory(mb.saturating_mul(1 << 20)),
+                    None => scorer,
+                };
                 Ok((info, Box::new(scorer) as Box<dyn serve::Scorer>))
             }) as serve::LoadModel
         })
