@@ -171,6 +171,14 @@ pub fn nan_metrics(n: usize) -> Metrics {
 
 /// Metrics of each head after an optional per-head mapping; undefined metrics (e.g. constant
 /// predictions of a collapsed model) become NaN instead of stopping a run.
+///
+/// With the run's own mapping (`test`, and training's validation, test and train-set metrics)
+/// these are the metrics of the model's scores, k·ŷ+b, what `predict` prints and `serve`
+/// answers: in LinearityIQA the mapping fitted on the training set is part of the model. So with
+/// k < 0 the rank correlations are those of the mapped scores, of the opposite sign to the raw
+/// head's, as in the reference: the model as shipped does rank images that way. `metrics --fit`
+/// differs on purpose: there the mapping is fitted on the very predictions it evaluates, to
+/// calibrate PLCC and RMSE, and is no part of the predictor, so it keeps the predictions' ranks.
 pub fn head_metrics(outputs: &HeadOutputs, mos: &[f64], mapping: Option<&[LinearMap]>) -> Vec<Metrics> {
     outputs
         .iter()
@@ -462,5 +470,25 @@ impl TrainedModel {
         let last = heads.len() - 1;
         let mapped = self.info.mapping[last].apply(&heads[last]);
         Ok(Scores { mapped, heads })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With a run's mapping of k < 0, `test`'s and training's metrics are those of the scores
+    /// `predict` prints (k·ŷ+b): SROCC/KROCC of the mapped scores, the raw head's negated.
+    #[test]
+    fn a_runs_negative_mapping_gives_the_metrics_of_the_scores_predict_prints() {
+        let raw = vec![1.0, 2.0, 3.0, 5.0, 4.0];
+        let mos = [50.0, 40.0, 30.0, 10.0, 25.0];
+        let map = LinearMap { k: -10.0, b: 60.0 };
+        let printed = map.apply(&raw);
+        let m = &head_metrics(&vec![raw.clone()], &mos, Some(&[map]))[0];
+        let of_printed = Metrics::compute_mapped(&printed, &mos, None).unwrap();
+        assert_eq!((m.srocc, m.krocc, m.plcc), (of_printed.srocc, of_printed.krocc, of_printed.plcc));
+        let of_raw = Metrics::compute_mapped(&raw, &mos, None).unwrap();
+        assert!(m.srocc > 0.9 && (m.srocc + of_raw.srocc).abs() < 1e-12, "{} {}", m.srocc, of_raw.srocc);
     }
 }
