@@ -61,7 +61,7 @@ pub enum ImportError {
     },
     #[error("--out {}: {msg}", dir.display())]
     Output { dir: PathBuf, msg: String },
-    #[error("writing the run folder {}: {err:#}", dir.display())]
+    #[error("writing the run folder {}: {}", dir.display(), crate::cli::error_text(err))]
     Write { dir: PathBuf, err: anyhow::Error },
 }
 

@@ -740,3 +740,81 @@ fn a_link_loop_is_named_as_one_and_does_not_stop_a_folder_walk() {
     assert!(err.contains("self.png") && !err.contains("no such file"), "{err}");
     assert_eq!(err.matches("Too many levels of symbolic links").count(), 1, "{err}");
 }
+
+/// A failure printed outside `main` (a run of `normiqa run` that fails, printed as "failed: ..."
+/// and kept in its failed.txt) gives each OS error once: the error of an image that is a
+/// folder prints its path and "Is a directory" once (with `{:#}` the chain repeated the cause,
+/// which the error's own text already holds).
+#[test]
+fn a_failed_run_of_an_experiment_names_the_os_error_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (csv, images) = common::synthetic_dataset(tmp.path(), 8, 32);
+    std::fs::create_dir(images.join("folder.png")).unwrap();
+    let mut labels = std::fs::read_to_string(&csv).unwrap();
+    labels.push_str("folder.png,50\n");
+    std::fs::write(&csv, labels).unwrap();
+    let exp = tmp.path().join("exp.toml");
+    std::fs::write(
+        &exp,
+        format!(
+            "epochs = 1\nbatch_size = 4\nrandom_init = true\ndevice = \"cpu\"\n\
+             [data]\nsplit = \"random\"\n\
+             [data.dataset]\nkind = \"csv\"\ncsv = {:?}\nimages = {:?}\n\
+             [model]\nbackbone = \"efficientnet-lite0\"\n\
+             [experiment]\nname = \"messages\"\n[sweep]\nseed = [1]\n",
+            csv.display().to_string(),
+            images.display().to_string()
+        ),
+    )
+    .unwrap();
+    let o = bin()
+        .args(["run", exp.to_str().unwrap(), "--out"])
+        .arg(tmp.path().join("runs"))
+        .output()
+        .unwrap();
+    let err = text(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(err.contains("failed: ") && err.contains("folder.png"), "{err}");
+    assert_eq!(err.matches("Is a directory").count(), 1, "{err}");
+    let failed = std::fs::read_to_string(tmp.path().join("runs/messages/seed=1/failed.txt")).unwrap();
+    assert_eq!(failed.matches("Is a directory").count(), 1, "{failed}");
+}
+
+/// An image whose scoring would take more memory than `--max-image-memory` (by the estimate
+/// from its size and the model's backbone) is refused before libtorch allocates anything: the
+/// message names the file and the `--max-side` that fits; the other images are scored and the
+/// exit status is non-zero. With that `--max-side` it is scored.
+#[test]
+fn an_image_over_the_memory_bound_is_refused_naming_the_file_and_the_max_side_that_fits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("photos");
+    std::fs::create_dir(&dir).unwrap();
+    save_png(&dir.join("big.png"), 1600, 1200);
+    save_png(&dir.join("small.png"), 64, 48);
+    let m = model();
+    let predict = |extra: &[&str]| {
+        bin()
+            .args(["predict", dir.to_str().unwrap(), "--model", &m, "--device", "cpu", "--max-image-memory", "100"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = predict(&[]);
+    let (out, err) = (text(&o.stdout), text(&o.stderr));
+    assert!(!o.status.success(), "{err}");
+    assert!(out.contains("small.png") && !out.contains("big.png"), "{out}");
+    assert!(
+        err.contains("big.png") && err.contains("1600x1200") && err.contains("--max-image-memory 100 MB"),
+        "{err}"
+    );
+    let side = err
+        .split("--max-side ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .and_then(|n| n.parse::<u32>().ok())
+        .unwrap_or_else(|| panic!("no --max-side N in: {err}"));
+    assert!(side > 100 && side < 1600, "{err}");
+    let o = predict(&["--max-side", &side.to_string()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("big.png"));
+}

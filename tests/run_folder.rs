@@ -375,26 +375,47 @@ fn a_full_disk_leaves_no_partial_files_in_the_run_folder_or_the_feature_cache() 
     );
 }
 
-/// `--overwrite` deletes the files a run of that kind writes, by their exact names: a user's
-/// `predictions_koniq.csv` beside the run (it matched the old `predictions_*.csv`) is kept.
+/// `--overwrite` deletes the files the run's record (`.normiqa-files`) lists, the files `train`
+/// wrote: a user's `predictions_koniq.csv` and `predictions_mine.csv` beside the run are kept.
+/// A folder of an older normiqa, without a record, is not cleared: refused, naming the files.
 #[test]
-fn overwrite_keeps_user_files_that_only_look_like_normiqa_names() {
+fn overwrite_deletes_only_what_the_run_recorded() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().unwrap();
+    std::env::set_var("NORMIQA_FEATURE_CACHE", tmp.path().join("cache"));
     let dir = tmp.path().join("run");
     let a = tiny_train(tmp.path());
     let mut b = a.clone();
     b.seed += 1;
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(folder::CONFIG), toml::to_string(&a).unwrap()).unwrap();
-    for f in ["run.json", "predictions_test.csv", "predictions_koniq.csv"] {
-        std::fs::write(dir.join(f), "x").unwrap();
+    train::train(&a, &dir).unwrap();
+    let record = std::fs::read_to_string(dir.join(folder::RECORD)).unwrap();
+    let listed: Vec<&str> = record.lines().filter(|l| !l.starts_with('#')).collect();
+    for f in ["config.toml", "run.json", "weights.safetensors", "log.jsonl"] {
+        assert!(listed.contains(&f), "{f} not in the record: {record}");
     }
-    let folder = folder::RunFolder::open(&dir, &folder::TRAIN, &b, true).unwrap();
-    assert_eq!(folder.start(), Start::Fresh);
-    let left: Vec<String> = std::fs::read_dir(&dir)
+    let written: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != folder::LOCK)
+        .filter(|n| !n.starts_with('.'))
         .collect();
-    assert_eq!(left, ["predictions_koniq.csv"]);
+    assert_eq!(listed.len(), written.len(), "the record lists what the run wrote: {record} / {written:?}");
+    for f in ["predictions_koniq.csv", "predictions_mine.csv"] {
+        std::fs::write(dir.join(f), "mine").unwrap();
+    }
+    let replaced = train::train_with(&b, &dir, true).unwrap();
+    assert_eq!(replaced.start, Start::Fresh);
+    assert_eq!(RunInfo::load(&dir).unwrap().config.seed, b.seed);
+    for f in ["predictions_koniq.csv", "predictions_mine.csv"] {
+        assert_eq!(std::fs::read_to_string(dir.join(f)).unwrap(), "mine", "{f}");
+    }
+    assert_eq!(events(&dir, "start"), 1, "nothing of the first run's log is left");
+
+    std::fs::remove_file(dir.join(folder::RECORD)).unwrap();
+    let before = snapshot(&dir);
+    let err = format!("{:#}", train::train_with(&a, &dir, true).err().expect("refused"));
+    assert!(
+        err.contains("written before normiqa kept a record") && err.contains("weights.safetensors"),
+        "{err}"
+    );
+    assert_eq!(snapshot(&dir), before, "a refused --overwrite deletes nothing");
 }

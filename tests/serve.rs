@@ -519,9 +519,11 @@ async fn slow_clients_are_cut_off_by_the_header_body_and_shutdown_timeouts() {
     let (load, gate) = gated();
     let mut o = opts(1, 2);
     o.timeouts = serve::Timeouts {
+        idle: Duration::from_millis(300),
         header: Duration::from_millis(300),
         body: Duration::from_millis(300),
         shutdown_grace: Duration::from_millis(300),
+        ..Default::default()
     };
     let server = Server::start(load, o).await;
     let addr = server.url.trim_start_matches("http://").to_string();
@@ -558,4 +560,129 @@ async fn slow_clients_are_cut_off_by_the_header_body_and_shutdown_timeouts() {
     drop(held);
     server.stop().await;
     drop(gate);
+}
+
+/// The idle limit is its own (`--idle-timeout`), not the header timeout's: with a 30 s header
+/// timeout, a kept-alive connection after its answer and a new one that sends nothing are closed
+/// after the 300 ms idle timeout; and with a 30 s idle timeout, headers begun but never finished
+/// are cut off after the 300 ms header timeout. (hyper's header timer, the only one before,
+/// runs from when it waits for a request: one limit for both.) Each wait bounded by 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_and_unfinished_headers_have_their_own_timeouts() {
+    let (load, gate) = gated();
+    let mut o = opts(1, 2);
+    o.timeouts.idle = Duration::from_millis(300);
+    o.timeouts.header = Duration::from_secs(30);
+    let server = Server::start(load, o).await;
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let exchange = |addr: String, text: &'static str| tokio::task::spawn_blocking(move || raw_exchange(&addr, text));
+    let (answer, closed) = exchange(addr.clone(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(closed, "a kept-alive connection was still open 5 s after its answer: {answer}");
+    let (_, closed) = exchange(addr.clone(), "").await.unwrap();
+    assert!(closed, "a connection that sent nothing was still open after 5 s");
+    server.stop().await;
+
+    let (load2, gate2) = gated();
+    let mut o = opts(1, 2);
+    o.timeouts.idle = Duration::from_secs(30);
+    o.timeouts.header = Duration::from_millis(300);
+    let server = Server::start(load2, o).await;
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let (_, closed) = exchange(addr, "POST /score HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    assert!(closed, "unfinished headers were not cut off within 5 s");
+    server.stop().await;
+    drop((gate, gate2));
+}
+
+/// A client that sends requests and never reads the answers does not hold its connection: once
+/// writing to it makes no progress for `--write-timeout` (300 ms) the connection is closed, so a
+/// shutdown with a 60 s grace ends within 10 s (it waited for the whole grace before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_its_answers_is_cut_off_by_the_write_timeout() {
+    let (load, gate) = gated();
+    let mut o = opts(1, 2);
+    o.timeouts.write = Duration::from_millis(300);
+    o.timeouts.shutdown_grace = Duration::from_secs(60);
+    let server = Server::start(load, o).await;
+    let addr: std::net::SocketAddr = server.url.trim_start_matches("http://").parse().unwrap();
+    // A small receive buffer, so that the unread answers (GET /, ~5 KB each) fill it soon.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(addr).await.unwrap().into_std().unwrap();
+    let writer = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut stream = stream;
+        stream.set_nonblocking(false).unwrap();
+        stream.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        let requests = "GET / HTTP/1.1\r\nHost: x\r\n\r\n".repeat(4000);
+        // (the server stops reading once its writes block: this may time out; never read)
+        let _ = stream.write_all(requests.as_bytes());
+        stream
+    });
+    let held = writer.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::timeout(Duration::from_secs(10), server.stop())
+        .await
+        .expect("the shutdown waited for a client that reads none of its answers");
+    drop((held, gate));
+}
+
+/// 64 clients trickling their bodies with `--queue 64` hold every request slot only until the
+/// body timeout (1 s here): meanwhile another client gets 503 at once (never a hang), then each
+/// trickler gets 408 and the other client is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_trickling_clients_hold_the_slots_only_for_the_body_timeout() {
+    let (load, gate) = gated();
+    let mut o = opts(1, 64);
+    o.timeouts.body = Duration::from_secs(1);
+    let server = Server::start(load, o).await;
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let trickle = "POST /score HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789";
+    let tricklers: Vec<_> = (0..64)
+        .map(|_| {
+            let addr = addr.clone();
+            tokio::task::spawn_blocking(move || raw_exchange(&addr, trickle))
+        })
+        .collect();
+    server.wait_until(&client(), |h| h["requests"] == 64).await;
+    let c = client();
+    let busy = tokio::time::timeout(Duration::from_secs(5), server.post_bytes(&c, png_bytes(8, 8)))
+        .await
+        .expect("a request while the slots are held was not answered at once");
+    assert_eq!(busy.status, 503, "{}", busy.body);
+    for t in tricklers {
+        let (answer, closed) = t.await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408") && closed, "{answer}");
+    }
+    drop(gate);
+    let fine = server.post_bytes(&c, png_bytes(20, 10)).await;
+    assert_eq!(fine.status, 200, "{}", fine.body);
+    server.stop().await;
+}
+
+/// An image whose scoring would take more than the server's `--max-image-memory` (1 MB here:
+/// 200x200 px at ~345 bytes a pixel for Lite0 is ~14 MB) is an error of its request naming the
+/// bound and the `--max-side` that fits, before libtorch allocates; a small one is scored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_over_the_memory_bound_is_an_error_of_its_request() {
+    let load: serve::LoadModel = Box::new(|| {
+        let (info, s) = serve::model::load(
+            &shipped_model_dir(),
+            tch::Device::Cpu,
+            None,
+            Precision::Fp32,
+            Default::default(),
+        )?;
+        Ok((info, Box::new(s.with_max_image_memory(1 << 20)) as Box<dyn serve::Scorer>))
+    });
+    let server = Server::start(load, opts(1, 4)).await;
+    let c = client();
+    let big = server.post_bytes(&c, png_bytes(200, 200)).await;
+    assert_eq!(big.status, 500, "{}", big.body);
+    let msg = big.json["error"].as_str().unwrap_or_default();
+    assert!(msg.contains("200x200") && msg.contains("--max-image-memory 1 MB") && msg.contains("--max-side"), "{msg}");
+    let small = server.post_bytes(&c, png_bytes(24, 16)).await;
+    assert_eq!(small.status, 200, "{}", small.body);
+    server.stop().await;
 }

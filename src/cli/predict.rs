@@ -80,6 +80,13 @@ pub struct PredictArgs {
     /// memory for large photos: e.g. 1024.
     #[arg(long, value_name = "N")]
     pub max_side: Option<u32>,
+    /// The most memory, in MB, that scoring one image may take by normiqa's estimate (from its
+    /// size after --resize/--max-side, the model's backbone and --tta views); a larger image is
+    /// refused, naming the file and the --max-side that fits it, instead of letting libtorch
+    /// allocate until the system kills the process. Default: half of this machine's memory (its
+    /// cgroup limit if lower). 0 = no limit.
+    #[arg(long, value_name = "MB")]
+    pub max_image_memory: Option<u64>,
     /// Images per forward pass; 0 = automatic (1 on CPU, 16 on CUDA).
     #[arg(long, default_value_t = 0)]
     pub batch_size: usize,
@@ -683,6 +690,10 @@ fn start_pool(args: &PredictArgs, dir: &Path, device: Device, tta: TestTime) -> 
         batch: crate::run::config::eval_batch_size(args.batch_size, device),
         resize: rules.clone(),
         decoding,
+        max_image_memory: match args.max_image_memory {
+            Some(mb) => mb.saturating_mul(1 << 20),
+            None => crate::infer::pool::default_max_image_memory(),
+        },
     })?;
     Ok((pool, rules, decoding, threads))
 }

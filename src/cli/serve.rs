@@ -20,6 +20,8 @@ use crate::serve::{self, ServeOptions};
   GET  /healthz  model name and queue state
 Errors are JSON {\"error\": \"...\"}: 400 bad image, 408 body too slow (--body-timeout), 413 over
 a limit, 415 not an image, 500 the model failed on the image, 503 busy (--queue) or shutting down.
+Connections: closed after --idle-timeout without a request, --header-timeout of unfinished
+headers, or --write-timeout of an answer left unread.
 ctrl-c or SIGTERM: answer the requests received (for at most --shutdown-grace), then stop.")]
 pub struct ServeArgs {
     /// Run directory of a trained model, or an ensemble folder (ensemble.toml). Default: the
@@ -53,15 +55,29 @@ pub struct ServeArgs {
     /// 413. 0 = no limit.
     #[arg(long, default_value_t = 89_478_485)]
     pub max_image_pixels: u64,
-    /// Seconds a client has to send a request's headers, from the connection's start or the end
-    /// of the previous answer on it (so also how long an idle keep-alive connection stays
-    /// open); then the connection is closed.
+    /// Seconds a connection may wait for a request: from its start, or from the end of the
+    /// previous answer on it (an idle keep-alive connection), to the request's first byte; then
+    /// it is closed.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub idle_timeout: f64,
+    /// Seconds a client has to send a request's headers once their first byte arrived; then
+    /// the connection is closed.
     #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
     pub header_timeout: f64,
+    /// The most memory, in MB, that scoring one image may take by normiqa's estimate (as
+    /// predict's --max-image-memory); a larger image is answered 500 with the --max-side that
+    /// would fit, before libtorch allocates. Default: half of this machine's memory (its cgroup
+    /// limit if lower). 0 = no limit.
+    #[arg(long, value_name = "MB")]
+    pub max_image_memory: Option<u64>,
     /// Seconds a client has to send a request's whole body once its headers are read; then
     /// 408 (a client trickling bytes holds a request slot for at most this).
     #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
     pub body_timeout: f64,
+    /// Seconds a client may leave its answer unread: when writing to it makes no progress for
+    /// this long, the connection is closed (a client that never reads holds no connection).
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub write_timeout: f64,
     /// Seconds a shutdown (ctrl-c, SIGTERM) waits for the requests in flight before closing the
     /// connections still open.
     #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
@@ -99,8 +115,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
         max_body_bytes: args.max_body_bytes,
         max_image_pixels: args.max_image_pixels,
         timeouts: serve::Timeouts {
+            idle: seconds("--idle-timeout", args.idle_timeout)?,
             header: seconds("--header-timeout", args.header_timeout)?,
             body: seconds("--body-timeout", args.body_timeout)?,
+            write: seconds("--write-timeout", args.write_timeout)?,
             shutdown_grace: seconds("--shutdown-grace", args.shutdown_grace)?,
         },
     };
@@ -113,6 +131,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("--bind {}: cannot listen on this address", args.bind))?;
     let addr = listener.local_addr()?;
     let precision = args.precision;
+    let max_image_memory = args.max_image_memory;
     let (workers, threads) = PoolConfig::layout(device, precision, args.workers);
     let loads = (0..workers)
         .map(|_| {
@@ -121,6 +140,10 @@ pub fn run(args: ServeArgs) -> Result<()> {
                 // libtorch's intra-op thread count is per thread: set it on the model's thread.
                 tch::set_num_threads(threads as i32);
                 let (info, scorer) = serve::model::load(&dir, device, weights.as_deref(), precision, tta)?;
+                let scorer = match max_image_memory {
+                    Some(mb) => scorer.with_max_image_memory(mb.saturating_mul(1 << 20)),
+                    None => scorer,
+                };
                 Ok((info, Box::new(scorer) as Box<dyn serve::Scorer>))
             }) as serve::LoadModel
         })

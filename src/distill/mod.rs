@@ -206,7 +206,7 @@ fn train_variants(
                 }
                 Err(e) if e.downcast_ref::<crate::run::folder::RunFolderError>().is_some() => return Err(e),
                 Err(e) => {
-                    let error = format!("{e:#}");
+                    let error = crate::cli::error_text(&e);
                     tracing::error!("{} seed {seed} failed: {error}", v.name());
                     std::fs::create_dir_all(&dir)?;
                     atomic::write(&dir.join(crate::run::folder::FAILED), error.as_bytes())?;

@@ -480,7 +480,7 @@ impl Procedure for Pair<'_> {
         let (total, t0, t1, d) = pair_loss(self.cfg, &self.members, &outs, &y).map_err(|e| {
             let ds = &self.data.dataset;
             let at = train_data::batch_context(ds, batch.idx, batch.epoch, batch.index);
-            anyhow::anyhow!("{at}: {e:#}")
+            anyhow::anyhow!("{at}: {}", crate::cli::error_text(&e))
         })?;
         let vals = [f64::try_from(&t0)?, f64::try_from(&t1)?, f64::try_from(&d)?];
         (total / batch.accumulation as f64).backward();

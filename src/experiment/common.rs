@@ -102,7 +102,7 @@ pub(super) fn record_failure(
     if e.downcast_ref::<RunFolderError>().is_some() {
         return Err(e);
     }
-    let msg = format!("{e:#}");
+    let msg = crate::cli::error_text(&e);
     eprintln!("    failed: {msg}");
     // Only beside the run's config.toml: a note alone would make the folder look like no run
     // at all (a failure before the run started is printed only).

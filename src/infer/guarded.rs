@@ -43,7 +43,7 @@ fn failure(e: &str, im: &RgbImage) -> String {
 pub fn caught<T>(f: impl FnOnce() -> anyhow::Result<T>) -> Result<T, String> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(short_error(&format!("{e:#}"))),
+        Ok(Err(e)) => Err(short_error(&crate::cli::error_text(&e))),
         Err(panic) => Err(short_error(&panic_text(panic.as_ref()))),
     }
 }

@@ -172,6 +172,14 @@ pub fn nan_metrics(n: usize) -> Metrics {
 
 /// Metrics of each head after an optional per-head mapping; undefined metrics (e.g. constant
 /// predictions of a collapsed model) become NaN instead of stopping a run.
+///
+/// With the run's own mapping (`test`, and training's validation, test and train-set metrics)
+/// these are the metrics of the model's scores, k·ŷ+b, what `predict` prints and `serve`
+/// answers: in LinearityIQA the mapping fitted on the training set is part of the model. So with
+/// k < 0 the rank correlations are those of the mapped scores, of the opposite sign to the raw
+/// head's, as in the reference: the model as shipped does rank images that way. `metrics --fit`
+/// differs on purpose: there the mapping is fitted on the very predictions it evaluates, to
+/// calibrate PLCC and RMSE, and is no part of the predictor, so it keeps the predictions' ranks.
 pub fn head_metrics(outputs: &HeadOutputs, mos: &[f64], mapping: Option<&[LinearMap]>) -> Vec<Metrics> {
     outputs
         .iter()
@@ -244,6 +252,23 @@ pub struct TrainedModel {
 struct Ensemble {
     mappings: Vec<LinearMap>,
     others: Vec<TrainedModel>,
+}
+
+/// The bytes of a decoded image per pixel as [`TrainedModel::memory_estimate`] counts them:
+/// 8-bit RGB and the float tensor made of it.
+const IMAGE_BYTES_PER_PIXEL: u64 = 3 + 12;
+
+/// The peak memory of one fp32 forward pass per input pixel (bf16 is counted the same, which
+/// overestimates it). EfficientNet-Lite: measured, the peak resident memory of `predict` at
+/// 1000x1000 and 2000x2000 grows by ~316 bytes a pixel (Lite0 and Lite2, BENCHMARKS.md's 2-core
+/// machine); the other backbones were not measured, and are given a conservative 1 KiB (VGG-16's
+/// first stage alone holds 64 fp32 channels at full size, 256 bytes a pixel per map).
+pub fn forward_bytes_per_pixel(backbone: crate::model::BackboneName) -> u64 {
+    use crate::model::BackboneName::*;
+    match backbone {
+        EfficientNetLite0 | EfficientNetLite1 | EfficientNetLite2 => 330,
+        _ => 1024,
+    }
 }
 
 /// Scores of images by a trained model.
@@ -395,6 +420,42 @@ impl TrainedModel {
         )
     }
 
+    /// About how many bytes of memory scoring one `w`×`h` image takes (its pixels as bytes and
+    /// as a float tensor, and the forward pass of its views at the backbone's
+    /// [`forward_bytes_per_pixel`]); an ensemble's members score one after the other, so its
+    /// estimate is its largest member's. An estimate to refuse hopeless images before libtorch
+    /// tries (`predict --max-image-memory`), not a measurement.
+    pub fn memory_estimate(&self, w: u32, h: u32) -> u64 {
+        let pixels = w as f64 * h as f64;
+        let views = match self.tta.views {
+            super::tta::Tta::None => 1.0,
+            super::tta::Tta::Flip => 2.0,
+            five_or_ten => {
+                let crops: f64 = self
+                    .tta
+                    .crop_boxes(h as i64, w as i64)
+                    .iter()
+                    .map(|[_, _, ch, cw]| (*ch * *cw) as f64)
+                    .sum::<f64>()
+                    / pixels.max(1.0);
+                if five_or_ten == super::tta::Tta::TenCrop { 2.0 * crops } else { crops }
+            }
+        };
+        let forward = self
+            .members()
+            .map(|m| {
+                let c = &m.info.config;
+                let per_pixel = forward_bytes_per_pixel(c.model.backbone) as f64;
+                match c.arch {
+                    // 224x224 crops whatever the image's size.
+                    crate::model::iqa::Arch::HyperIqa => c.model.test_crops as f64 * 224.0 * 224.0 * per_pixel,
+                    _ => views * pixels * per_pixel,
+                }
+            })
+            .fold(0.0, f64::max);
+        (pixels * IMAGE_BYTES_PER_PIXEL as f64 + forward) as u64
+    }
+
     /// Names of the model's outputs, the prediction last.
     pub fn head_names(&self) -> &'static [&'static str] {
         if self.ensemble.is_some() {
@@ -410,5 +471,25 @@ impl TrainedModel {
         let last = heads.len() - 1;
         let mapped = self.info.mapping[last].apply(&heads[last]);
         Ok(Scores { mapped, heads })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With a run's mapping of k < 0, `test`'s and training's metrics are those of the scores
+    /// `predict` prints (k·ŷ+b): SROCC/KROCC of the mapped scores, the raw head's negated.
+    #[test]
+    fn a_runs_negative_mapping_gives_the_metrics_of_the_scores_predict_prints() {
+        let raw = vec![1.0, 2.0, 3.0, 5.0, 4.0];
+        let mos = [50.0, 40.0, 30.0, 10.0, 25.0];
+        let map = LinearMap { k: -10.0, b: 60.0 };
+        let printed = map.apply(&raw);
+        let m = &head_metrics(&vec![raw.clone()], &mos, Some(&[map]))[0];
+        let of_printed = Metrics::compute_mapped(&printed, &mos, None).unwrap();
+        assert_eq!((m.srocc, m.krocc, m.plcc), (of_printed.srocc, of_printed.krocc, of_printed.plcc));
+        let of_raw = Metrics::compute_mapped(&raw, &mos, None).unwrap();
+        assert!(m.srocc > 0.9 && (m.srocc + of_raw.srocc).abs() < 1e-12, "{} {}", m.srocc, of_raw.srocc);
     }
 }

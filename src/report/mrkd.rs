@@ -19,7 +19,7 @@ pub fn write(res: &ExperimentResults, out: &Path) -> Result<()> {
     crate::atomic::write(&out.join("results.md"), markdown(res).as_bytes())?;
     if res.experiment.plots {
         if let Err(e) = super::mrkd_plots::all(res, out) {
-            tracing::warn!("plots not written: {e:#}");
+            tracing::warn!("plots not written: {}", crate::cli::error_text(&e));
         }
     }
     Ok(())

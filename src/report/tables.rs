@@ -478,7 +478,7 @@ fn comparisons_table(s: &mut String, r: &Results) {
                 "| {a} | {b} | {} | {:+.4} | {} | {:+.4} | {} |",
                 c.n, c.srocc_diff, p_fmt(c.srocc_p), c.plcc_diff, p_fmt(c.plcc_p)
             ),
-            Err(e) => writeln!(s, "| {a} | {b} | not computed: {} | | | | |", format!("{e:#}").replace('|', "/")),
+            Err(e) => writeln!(s, "| {a} | {b} | not computed: {} | | | | |", crate::cli::error_text(&e).replace('|', "/")),
         };
     }
 }

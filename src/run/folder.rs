@@ -23,10 +23,21 @@
 //!   | any other file, no readable configuration          | refused, even with `--overwrite` |
 //!
 //!   "Finished" means the layout's result file exists (`run.json`, `results.json`).
-//! - **Overwrite.** With `--overwrite` the folder's normiqa files ([`Layout::own`]: the files and
-//!   sub-folders a run of that kind writes) are deleted first and the run starts afresh. Any other
-//!   file in a run folder is left alone; a folder that holds other files and no run (a photo
-//!   folder, another kind of run) is never written into.
+//! - **Record.** A run that starts in an empty folder keeps a record of the files it writes,
+//!   `RUN/.normiqa-files` ([`RECORD`], written atomically): when it takes the folder it lists
+//!   every name of [`Layout::own`] (none exists then that it did not write), and when it lets the
+//!   folder go it keeps only those that exist. A later run of the folder keeps it up the same way.
+//!   A file named as one of normiqa's that the record does not list is not the run's: a run that
+//!   would write into such a folder (fresh or resumed) is refused, naming the file, rather than
+//!   write over it. The names normiqa writes beside a run after the run let the folder go
+//!   ([`Layout::beside`]: `failed.txt`, the demo's `per_type.png`) count as the run's.
+//! - **Overwrite.** With `--overwrite` the files the record lists are deleted first and the run
+//!   starts afresh. Any other file in a run folder is left alone (even one named as normiqa's
+//!   but not in the record); a folder that holds other files and no run (a photo folder,
+//!   another kind of run) is never written into. A folder written before normiqa kept records
+//!   has none: `--overwrite` is refused there (nothing in it can be proven to be normiqa's),
+//!   except for the configuration and failure note of a run that never started, which are
+//!   replaced as below; without `--overwrite` such a folder is resumed or left as before.
 //!
 //! Temporary files of an interrupted atomic write (`.*.normiqa-tmp*`, [`crate::atomic`]) are
 //! removed when a process takes the lock: no other process can be writing them then.
@@ -47,6 +58,8 @@ pub const LOCK: &str = ".normiqa.lock";
 pub const CONFIG: &str = "config.toml";
 /// Why the run in a folder failed (written by `normiqa run` and `normiqa distill`).
 pub const FAILED: &str = "failed.txt";
+/// The record of the files normiqa wrote in a run folder (see the module doc), one name a line.
+pub const RECORD: &str = ".normiqa-files";
 
 /// What a kind of run writes into its folder.
 #[derive(Debug, Clone, Copy)]
@@ -59,6 +72,10 @@ pub struct Layout {
     pub own: &'static [&'static str],
     /// Dotted option paths left out of the identity (where the run executes, not what it is).
     pub ignored: &'static [&'static str],
+    /// Names of `own` that normiqa writes beside a run after the run let the folder go, so that
+    /// its record cannot list them: `failed.txt` (by `run`), the demo's `per_type.png` (by
+    /// `test --plot`). They count as the run's.
+    pub beside: &'static [&'static str],
 }
 
 /// `normiqa train` (and each run of `normiqa run`).
@@ -71,13 +88,14 @@ pub const TRAIN: Layout = Layout {
         "weights.safetensors",
         "log.jsonl",
         // The one predictions file a run writes (a user's `predictions_koniq.csv` beside it
-        // is theirs: `--overwrite` deletes exact names only).
+        // is theirs; and `--overwrite` deletes only the names in the folder's record).
         "predictions_test.csv",
         "resume",
         "failed.txt",
         "per_type.png",
     ],
     ignored: &["device"],
+    beside: &[FAILED, "per_type.png"],
 };
 
 /// `normiqa distill`.
@@ -97,6 +115,7 @@ pub const DISTILL: Layout = Layout {
         "mrkd",
     ],
     ignored: &["run.device"],
+    beside: &[],
 };
 
 /// One MRKD pair of `normiqa run` (`procedure = "distill"`): `teacher/` and `student/` are run
@@ -116,6 +135,7 @@ pub const PAIR: Layout = Layout {
         "student.safetensors",
     ],
     ignored: &["device"],
+    beside: &[FAILED],
 };
 
 /// `normiqa pretrain-scnn`.
@@ -124,6 +144,7 @@ pub const SCNN: Layout = Layout {
     finished: "scnn.json",
     own: &[CONFIG, "scnn.json", "scnn.safetensors", "log.jsonl", "resume", "failed.txt"],
     ignored: &["device"],
+    beside: &[FAILED],
 };
 
 /// How a run goes on in its folder (see the module doc).
@@ -201,8 +222,22 @@ pub enum RunFolderError {
         reason: String,
         files: String,
     },
+    #[error("{dir} holds files of a {what} written before normiqa kept a record of a run's files ({RECORD}), so none of them can be proven to be normiqa's ({files}); --overwrite deletes only recorded files: delete these yourself, or choose another output folder")]
+    NoRecord {
+        dir: PathBuf,
+        what: &'static str,
+        files: String,
+    },
+    #[error("{dir} holds {files}, named as the files of a {what} but not written by the run there (its {RECORD} does not list them); the run would write over them: move them elsewhere, or choose another output folder")]
+    Unrecorded {
+        dir: PathBuf,
+        what: &'static str,
+        files: String,
+    },
     #[error("{0} is a file, not a folder; choose a folder as the output")]
     NotAFolder(PathBuf),
+    #[error(transparent)]
+    Write(#[from] atomic::AtomicError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("the configuration cannot be written as TOML: {0}")]
@@ -221,6 +256,9 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RunFolderError + '_ {
 pub struct RunFolder {
     dir: PathBuf,
     start: Start,
+    /// The names of [`Layout::own`], for the record kept up when the folder is let go; `None`
+    /// when no record is kept (a finished run left as it is, or a folder without a record).
+    record: Option<&'static [&'static str]>,
     _lock: Lock,
 }
 
@@ -234,17 +272,38 @@ impl RunFolder {
     ) -> Result<Self, RunFolderError> {
         let lock = Lock::acquire(dir)?;
         let found = inspect(dir, layout, config)?;
+        let record = read_record(dir)?;
+        // Files named as ours that the record does not list: a run that writes here is refused
+        // (before anything is deleted) rather than write over them.
+        let own = patterns(layout);
+        let unrecorded: Vec<String> = match &record {
+            Some(r) => entries(dir)?
+                .into_iter()
+                .filter(|n| own.iter().any(|p| p.matches(n)) && !r.contains(n))
+                .filter(|n| !layout.beside.contains(&n.as_str()))
+                .collect(),
+            None => Vec::new(),
+        };
+        let writes_over = |unrecorded: Vec<String>| RunFolderError::Unrecorded {
+            dir: dir.to_path_buf(),
+            what: layout.what,
+            files: list(unrecorded.into_iter(), 6, "entries"),
+        };
         let start = match (&found, overwrite) {
             (Found::Empty, _) => Start::Fresh,
             // Other people's files: never deleted, never written beside.
             (Found::NotARun { foreign, .. }, _) if !foreign.is_empty() => {
                 return Err(refusal(dir, layout, &found))
             }
+            (_, true) if !unrecorded.is_empty() => return Err(writes_over(unrecorded)),
             (_, true) => {
-                clear(dir, layout)?;
+                clear_recorded(dir, layout, record.as_ref())?;
                 Start::Fresh
             }
             (Found::Same { finished: true }, false) => Start::Finished,
+            (Found::Same { finished: false }, false) if !unrecorded.is_empty() => {
+                return Err(writes_over(unrecorded))
+            }
             (Found::Same { finished: false }, false) => Start::Resume,
             (Found::Other { started: false, .. }, false) => {
                 clear(dir, layout)?;
@@ -252,9 +311,17 @@ impl RunFolder {
             }
             (found, false) => return Err(refusal(dir, layout, found)),
         };
+        // The record: kept up where there is one, begun by a run in an empty folder; a folder
+        // of an older normiqa without one stays without (nothing in it is provably ours).
+        let keeps = start != Start::Finished && (record.is_some() || entries(dir)?.is_empty());
+        if keeps {
+            // Every name of the layout: none exists now that the run did not write.
+            write_record(dir, layout.own.iter().map(|n| n.to_string()).collect())?;
+        }
         Ok(RunFolder {
             dir: dir.to_path_buf(),
             start,
+            record: keeps.then_some(layout.own),
             _lock: lock,
         })
     }
@@ -284,6 +351,44 @@ impl RunFolder {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+impl Drop for RunFolder {
+    /// Keeps in the record only the names that exist (those the run wrote); the lock goes
+    /// after it. An error here leaves the longer list, which only names files that are absent.
+    fn drop(&mut self) {
+        if let Some(own) = self.record {
+            let present = entries(&self.dir).unwrap_or_default();
+            let names = own.iter().filter(|n| present.iter().any(|p| p == *n)).map(|n| n.to_string());
+            let _ = write_record(&self.dir, names.collect());
+        }
+    }
+}
+
+/// The names in `dir`'s record, or `None` where it has none.
+fn read_record(dir: &Path) -> Result<Option<std::collections::BTreeSet<String>>, RunFolderError> {
+    let path = dir.join(RECORD);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(
+            text.lines()
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect(),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(&path)(e)),
+    }
+}
+
+fn write_record(dir: &Path, names: std::collections::BTreeSet<String>) -> Result<(), RunFolderError> {
+    let mut text = String::from(
+        "# The files normiqa wrote for the run in this folder; --overwrite deletes only these.\n",
+    );
+    for n in names {
+        text.push_str(&n);
+        text.push('\n');
+    }
+    Ok(atomic::write(&dir.join(RECORD), text.as_bytes())?)
 }
 
 /// The error for a folder that [`RunFolder::open`] refuses (anything but empty or the same run).
@@ -393,7 +498,7 @@ fn entries(dir: &Path) -> Result<Vec<String>, RunFolderError> {
     for e in rd {
         let name = e.map_err(io_err(dir))?.file_name();
         let name = name.to_string_lossy().into_owned();
-        if name != LOCK && !atomic::is_temp_name(&name) {
+        if name != LOCK && name != RECORD && !atomic::is_temp_name(&name) {
             names.push(name);
         }
     }
@@ -455,11 +560,43 @@ fn patterns(layout: &Layout) -> Vec<glob::Pattern> {
         .collect()
 }
 
-/// Deletes the normiqa files of `layout` in `dir` (`--overwrite`); other files stay.
+/// `--overwrite`: deletes the files of `layout` in `dir` that its record lists; other files
+/// stay. Without a record only a never-started run's configuration and failure note go (as
+/// without `--overwrite`); anything more is refused ([`RunFolderError::NoRecord`]).
+fn clear_recorded(
+    dir: &Path,
+    layout: &Layout,
+    record: Option<&std::collections::BTreeSet<String>>,
+) -> Result<(), RunFolderError> {
+    let Some(record) = record else {
+        let own = patterns(layout);
+        let ours: Vec<String> = entries(dir)?
+            .into_iter()
+            .filter(|n| own.iter().any(|p| p.matches(n)) && n != CONFIG && n != FAILED)
+            .collect();
+        if !ours.is_empty() {
+            return Err(RunFolderError::NoRecord {
+                dir: dir.to_path_buf(),
+                what: layout.what,
+                files: list(ours.into_iter(), 6, "entries"),
+            });
+        }
+        return clear(dir, layout);
+    };
+    remove(dir, layout, |name| record.contains(name) || layout.beside.contains(&name))
+}
+
+/// Deletes the normiqa files of `layout` in `dir` (a never-started run's, or `--overwrite`'s
+/// of a folder without a record, where only its configuration and failure note are left).
 fn clear(dir: &Path, layout: &Layout) -> Result<(), RunFolderError> {
+    remove(dir, layout, |_| true)
+}
+
+/// Deletes the entries of `dir` named as `layout`'s files for which `ours` holds.
+fn remove(dir: &Path, layout: &Layout, ours: impl Fn(&str) -> bool) -> Result<(), RunFolderError> {
     let patterns = patterns(layout);
     for name in entries(dir)? {
-        if !patterns.iter().any(|p| p.matches(&name)) {
+        if !patterns.iter().any(|p| p.matches(&name)) || !ours(&name) {
             continue;
         }
         let path = dir.join(&name);
@@ -575,15 +712,32 @@ mod tests {
         RunFolder::open(dir, &TRAIN, c, overwrite).map(|f| f.start())
     }
 
+    /// A run of `c` that writes `files` (and its configuration) while it holds the folder.
+    fn run_writing(dir: &Path, c: &Cfg, overwrite: bool, files: &[&str]) -> Result<Start, RunFolderError> {
+        let folder = RunFolder::open(dir, &TRAIN, c, overwrite)?;
+        write_config(dir, c);
+        for f in files {
+            if *f == "resume" {
+                std::fs::create_dir_all(dir.join(f)).unwrap();
+            } else {
+                std::fs::write(dir.join(f), "ours").unwrap();
+            }
+        }
+        Ok(folder.start())
+    }
+
+    fn recorded(dir: &Path) -> Vec<String> {
+        read_record(dir).unwrap().expect("a record").into_iter().collect()
+    }
+
     #[test]
     fn the_decision_follows_the_folder() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("run");
-        assert_eq!(open(&dir, &cfg(1, "cpu"), false).unwrap(), Start::Fresh);
-        write_config(&dir, &cfg(1, "cpu"));
+        assert_eq!(run_writing(&dir, &cfg(1, "cpu"), false, &[]).unwrap(), Start::Fresh);
         // The device is not part of the identity.
         assert_eq!(open(&dir, &cfg(1, "cuda"), false).unwrap(), Start::Resume);
-        std::fs::write(dir.join("run.json"), "{}").unwrap();
+        assert_eq!(run_writing(&dir, &cfg(1, "cuda"), false, &["run.json"]).unwrap(), Start::Resume);
         assert_eq!(open(&dir, &cfg(1, "cpu"), false).unwrap(), Start::Finished);
         // An option with a default that the stored file lacks is not a difference.
         std::fs::write(dir.join(CONFIG), "seed = 1\nlr = 0.1\ndevice = \"cpu\"\n").unwrap();
@@ -594,9 +748,7 @@ mod tests {
     fn another_configuration_is_refused_unless_overwrite() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("run");
-        std::fs::create_dir_all(dir.join("resume")).unwrap();
-        write_config(&dir, &cfg(1, "cpu"));
-        std::fs::write(dir.join("weights.safetensors"), "w").unwrap();
+        run_writing(&dir, &cfg(1, "cpu"), false, &["resume", "weights.safetensors"]).unwrap();
         std::fs::write(dir.join("notes.txt"), "mine").unwrap();
         let err = open(&dir, &cfg(2, "cpu"), false).unwrap_err().to_string();
         assert!(
@@ -606,7 +758,7 @@ mod tests {
                 && err.contains(&dir.display().to_string()),
             "{err}"
         );
-        std::fs::write(dir.join("run.json"), "{}").unwrap();
+        run_writing(&dir, &cfg(1, "cpu"), false, &["run.json"]).unwrap();
         let err = open(&dir, &cfg(2, "cpu"), false).unwrap_err().to_string();
         assert!(err.contains("a finished training run"), "{err}");
         assert!(dir.join("weights.safetensors").exists(), "refusal changes nothing");
@@ -655,8 +807,8 @@ mod tests {
     #[test]
     fn normiqa_files_without_a_configuration_go_with_overwrite() {
         let tmp = tempfile::tempdir().unwrap();
-        std::fs::write(tmp.path().join("weights.safetensors"), "w").unwrap();
-        std::fs::write(tmp.path().join("log.jsonl"), "").unwrap();
+        run_writing(tmp.path(), &cfg(1, "cpu"), false, &["weights.safetensors", "log.jsonl"]).unwrap();
+        std::fs::remove_file(tmp.path().join(CONFIG)).unwrap();
         let err = open(tmp.path(), &cfg(1, "cpu"), false).unwrap_err().to_string();
         assert!(
             err.contains("log.jsonl; weights.safetensors") && err.contains("--overwrite"),
@@ -664,6 +816,59 @@ mod tests {
         );
         assert_eq!(open(tmp.path(), &cfg(1, "cpu"), true).unwrap(), Start::Fresh);
         assert!(entries(tmp.path()).unwrap().is_empty());
+    }
+
+    /// The record lists what the run wrote; `--overwrite` deletes only that: a user's
+    /// `predictions_mine.csv`, and a file named as one of ours (`predictions_test.csv`) that the
+    /// run did not write, survive. The latter makes a run that would write over it refuse,
+    /// before anything is deleted. (Before the record, `--overwrite` deleted
+    /// `predictions_test.csv` by its name.)
+    #[test]
+    fn overwrite_deletes_only_the_files_the_record_lists() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        run_writing(&dir, &cfg(1, "cpu"), false, &["weights.safetensors", "run.json", "resume"]).unwrap();
+        assert_eq!(recorded(&dir), ["config.toml", "resume", "run.json", "weights.safetensors"]);
+        for f in ["predictions_mine.csv", "predictions_test.csv"] {
+            std::fs::write(dir.join(f), "mine").unwrap();
+        }
+        let err = open(&dir, &cfg(2, "cpu"), true).unwrap_err().to_string();
+        assert!(
+            err.contains("predictions_test.csv") && !err.contains("predictions_mine.csv")
+                && err.contains("not written by the run there") && err.contains(RECORD),
+            "{err}"
+        );
+        assert!(dir.join("weights.safetensors").exists(), "a refusal deletes nothing");
+        // Moved away: the run's own files go, the user's stay.
+        std::fs::rename(dir.join("predictions_test.csv"), tmp.path().join("kept.csv")).unwrap();
+        assert_eq!(run_writing(&dir, &cfg(2, "cpu"), true, &["log.jsonl"]).unwrap(), Start::Fresh);
+        assert_eq!(entries(&dir).unwrap(), ["config.toml", "log.jsonl", "predictions_mine.csv"]);
+        assert_eq!(std::fs::read_to_string(dir.join("predictions_mine.csv")).unwrap(), "mine");
+        assert_eq!(recorded(&dir), ["config.toml", "log.jsonl"]);
+        // A failure note written after the run let the folder go counts as the run's.
+        std::fs::write(dir.join(FAILED), "failed").unwrap();
+        assert_eq!(open(&dir, &cfg(2, "cpu"), false).unwrap(), Start::Resume);
+        assert_eq!(open(&dir, &cfg(3, "cpu"), true).unwrap(), Start::Fresh);
+        assert_eq!(entries(&dir).unwrap(), ["predictions_mine.csv"]);
+    }
+
+    /// A folder of an older normiqa (no record): resumed and left as before, but `--overwrite`
+    /// deletes nothing of it that cannot be proven normiqa's: refused, naming the files.
+    #[test]
+    fn a_folder_without_a_record_is_not_cleared_by_overwrite() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run");
+        std::fs::create_dir_all(&dir).unwrap();
+        write_config(&dir, &cfg(1, "cpu"));
+        std::fs::write(dir.join("weights.safetensors"), "w").unwrap();
+        assert_eq!(open(&dir, &cfg(1, "cpu"), false).unwrap(), Start::Resume);
+        assert!(read_record(&dir).unwrap().is_none(), "no record begun in an old folder");
+        let err = open(&dir, &cfg(2, "cpu"), true).unwrap_err().to_string();
+        assert!(
+            err.contains("weights.safetensors") && err.contains("written before normiqa kept a record"),
+            "{err}"
+        );
+        assert_eq!(entries(&dir).unwrap(), ["config.toml", "weights.safetensors"]);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! already received, then stops the model thread.
 
 pub mod batcher;
+pub mod conn;
 pub mod http;
 pub mod model;
 
@@ -44,24 +45,34 @@ pub struct ServeOptions {
 /// slots or connections, and how long a shutdown waits for the requests in flight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
-    /// A request's headers must arrive within this, counted from the connection's start or the
-    /// end of the previous answer on it: it is also how long an idle keep-alive connection stays
-    /// open (`--header-timeout`). Then the connection is closed.
+    /// How long a connection may wait for a request: from its start, or from the end of the
+    /// previous answer on it (a kept-alive connection), to the request's first byte
+    /// (`--idle-timeout`). Then it is closed.
+    pub idle: Duration,
+    /// A request's headers must arrive whole within this of their first byte
+    /// (`--header-timeout`). Then the connection is closed.
     pub header: Duration,
     /// A request's body must arrive whole within this, counted from when it is admitted (its
     /// headers read); else 408 (`--body-timeout`).
     pub body: Duration,
+    /// How long a client may leave its answer unread: a write that makes no progress for this
+    /// long closes the connection (`--write-timeout`; progress restarts it, as nginx's
+    /// `send_timeout`).
+    pub write: Duration,
     /// At shutdown, how long the requests in flight may take to be answered; the connections
     /// still open after it are closed (`--shutdown-grace`).
     pub shutdown_grace: Duration,
 }
 
 impl Default for Timeouts {
-    /// 10 s for headers (and idle connections), 60 s for a body, 30 s of shutdown grace.
+    /// 30 s idle, 10 s for headers, 60 s for a body, 30 s for an unread answer, 30 s of
+    /// shutdown grace.
     fn default() -> Self {
         Timeouts {
+            idle: Duration::from_secs(30),
             header: Duration::from_secs(10),
             body: Duration::from_secs(60),
+            write: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(30),
         }
     }
@@ -112,7 +123,7 @@ impl Service {
     /// Serves on `listener` until `shutdown` completes, then stops accepting connections,
     /// answers the requests already received (for at most the shutdown grace; connections
     /// still open then are closed) and stops the model thread. Each connection is HTTP/1.1
-    /// with the header timeout ([`Timeouts`]).
+    /// with the idle, header and write timeouts ([`Timeouts`], [`conn`]).
     pub async fn run(
         self,
         listener: TcpListener,
@@ -121,8 +132,15 @@ impl Service {
         let Service { router, worker, timeouts, .. } = self;
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         let mut http = hyper::server::conn::http1::Builder::new();
+        // hyper's header timer runs from when it waits for a request, which would make it the
+        // idle limit too: conn keeps the two apart.
         http.timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(timeouts.header);
+            .header_read_timeout(None);
+        let limits = conn::ConnLimits {
+            idle: timeouts.idle,
+            header: timeouts.header,
+            write: timeouts.write,
+        };
         let mut connections = tokio::task::JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -140,8 +158,13 @@ impl Service {
                 Some(_) = connections.join_next(), if !connections.is_empty() => continue,
                 () = &mut shutdown => break,
             };
-            let service = hyper_util::service::TowerToHyperService::new(router.clone());
-            let conn = graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+            let state = conn::ConnState::new();
+            let service = conn::Tracked {
+                inner: hyper_util::service::TowerToHyperService::new(router.clone()),
+                state: state.clone(),
+            };
+            let io = hyper_util::rt::TokioIo::new(conn::TimedStream::new(stream, state, limits));
+            let conn = graceful.watch(http.serve_connection(io, service));
             connections.spawn(async move {
                 if let Err(e) = conn.await {
                     tracing::debug!("connection closed: {e}");

@@ -36,6 +36,17 @@ pub trait Scorer {
 /// A trained run folder loaded for inference on one device.
 pub struct RunScorer {
     trained: TrainedModel,
+    /// `--max-image-memory` in bytes (0 = none): a larger image is an error of its request.
+    max_image_memory: u64,
+}
+
+impl RunScorer {
+    /// Sets the memory bound of one image ([`crate::infer::pool::over_memory`]); by default
+    /// half of this machine's memory.
+    pub fn with_max_image_memory(mut self, bytes: u64) -> Self {
+        self.max_image_memory = bytes;
+        self
+    }
 }
 
 /// Loads the run folder `dir` (the backbone's pretrained weights from `weights` or where the
@@ -57,11 +68,18 @@ pub fn load(
         precision: trained.precision,
         tta,
     };
-    Ok((info, RunScorer { trained }))
+    let max_image_memory = crate::infer::pool::default_max_image_memory();
+    Ok((info, RunScorer { trained, max_image_memory }))
 }
 
 impl Scorer for RunScorer {
     fn score(&mut self, images: &[RgbImage]) -> Result<Vec<f64>> {
+        for im in images {
+            let (w, h) = im.dimensions();
+            if let Some(why) = crate::infer::pool::over_memory(&self.trained, w, h, self.max_image_memory) {
+                anyhow::bail!("the image is too large for this server: {why}");
+            }
+        }
         // Same-size images next to each other: the batch path needs one size per forward pass.
         let mut order: Vec<usize> = (0..images.len()).collect();
         order.sort_by_key(|&i| images[i].dimensions());

@@ -235,7 +235,7 @@ pub fn load_or_compute(
     );
     if src.weights.is_some() {
         if let Err(e) = store(&key, &taps) {
-            tracing::warn!("could not cache the features: {e:#}");
+            tracing::warn!("could not cache the features: {}", crate::cli::error_text(&e));
         }
     }
     Ok(taps)

@@ -232,7 +232,7 @@ impl Procedure for SingleModel<'_> {
         let heads = train_outputs(self.net.as_ref(), &self.inputs, batch, cfg.frozen(), cfg.backbone_mode.trains(), self.device)?;
         let mut total = task_loss(&cfg.loss, cfg.beta, &heads, &y).map_err(|e| {
             let at = train_data::batch_context(self.dataset, batch.idx, batch.epoch, batch.index);
-            anyhow::anyhow!("{at}: {e:#}")
+            anyhow::anyhow!("{at}: {}", crate::cli::error_text(&e))
         })?;
         if batch.group > 0 {
             total = total * cfg.also[batch.group - 1].weight;

@@ -13,7 +13,7 @@ use crate::{py_err, to_py};
 /// bad ratios.
 pub fn data_config(json: &str) -> PyResult<DataConfig> {
     let table: toml::Table = serde_json::from_str(json).map_err(|e| py_err(format!("data config: {e}")))?;
-    let cfg: DataConfig = parse_checked(table).map_err(|e| py_err(format!("data config: {e:#}")))?;
+    let cfg: DataConfig = parse_checked(table).map_err(|e| py_err(format!("data config: {}", normiqa::cli::error_text(&e))))?;
     if !cfg.ratios_valid() {
         return Err(py_err(format!(
             "data config: train_ratio {} and train_val_ratio {}: expected 0 < train_ratio <= train_val_ratio <= 1",

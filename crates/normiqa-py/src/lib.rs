@@ -33,7 +33,7 @@ create_exception!(
 
 /// An anyhow error as a [`NormiqaError`] with its whole chain ("what: why: cause").
 pub(crate) fn to_py(e: anyhow::Error) -> PyErr {
-    NormiqaError::new_err(format!("{e:#}"))
+    NormiqaError::new_err(normiqa::cli::error_text(&e))
 }
 
 /// A plain message as a [`NormiqaError`].

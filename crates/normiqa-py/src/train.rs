@@ -44,7 +44,7 @@ fn train(
     let table: toml::Table = toml::from_str(&text).map_err(|e| py_err(format!("config: {e}")))?;
     // Unknown keys are refused (as in experiment files): a misspelt key would otherwise train
     // with the default silently.
-    let mut cfg: TrainConfig = parse_checked(table).map_err(|e| py_err(format!("config: {e:#}")))?;
+    let mut cfg: TrainConfig = parse_checked(table).map_err(|e| py_err(format!("config: {}", normiqa::cli::error_text(&e))))?;
     if let Some(d) = device {
         cfg.device = d;
     }
