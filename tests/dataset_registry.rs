@@ -36,8 +36,7 @@ impl DatasetKind for ScoresTxt {
         &[Location { field: "root", option: "root", folder: true }]
     }
     fn from_options(&self, o: &Options) -> Result<toml::Table> {
-        let root = o.need(self, "root")?;
-        Ok(toml::Value::try_from(Fields { root })?.as_table().cloned().unwrap_or_default())
+        dataset::to_fields(&Fields { root: o.need(self, "root")? })
     }
     fn load(&self, spec: &DatasetSpec, _opts: &LoadOptions) -> Result<Dataset> {
         let root = spec.fields::<Fields>().root;

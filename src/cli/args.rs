@@ -218,13 +218,14 @@ pub fn numbers<T: std::fmt::Display>(v: &[T]) -> String {
 }
 
 impl DataArgs {
-    /// The path `--root`, `--labels` or `--images` gave.
-    fn location(&self, option: &str) -> Option<&std::path::Path> {
-        match option {
-            "root" => self.root.as_deref(),
-            "labels" => self.labels.as_deref(),
-            "images" => self.images.as_deref(),
-            _ => None,
+    /// The dataset options as given, for the datasets ([`crate::run::dataset::Options`]).
+    fn options(&self) -> crate::run::dataset::Options<'_> {
+        crate::run::dataset::Options {
+            root: self.root.as_deref(),
+            labels: self.labels.as_deref(),
+            images: self.images.as_deref(),
+            image_column: &self.image_column,
+            mos_column: &self.mos_column,
         }
     }
 
@@ -240,18 +241,15 @@ impl DataArgs {
         let mut spec = spec.clone();
         let kind = spec.kind();
         let takes: Vec<&str> = kind.locations().iter().map(|l| l.option).collect();
+        let options = self.options();
         for l in kind.locations() {
-            if let Some(p) = self.location(l.option) {
+            if let Some(p) = options.given(l.option) {
                 spec.set_path(l.field, p);
             }
         }
         let name = kind.described();
-        for (option, given) in [
-            ("root", &self.root),
-            ("labels", &self.labels),
-            ("images", &self.images),
-        ] {
-            if given.is_some() && !takes.contains(&option) {
+        for option in crate::run::dataset::LOCATION_OPTIONS {
+            if options.given(option).is_some() && !takes.contains(&option) {
                 let takes: Vec<String> = takes.iter().map(|t| format!("--{t}")).collect();
                 bail!(
                     "--{option}: the run was trained on {name}, whose location is given by {} (or give --dataset to test on another dataset)",
@@ -264,14 +262,7 @@ impl DataArgs {
 
     pub fn to_config(&self) -> Result<DataConfig> {
         let kind = self.dataset.map_or(&crate::run::dataset::clive::Clive as &dyn crate::run::dataset::DatasetKind, |k| k.0);
-        let options = crate::run::dataset::Options {
-            root: self.root.as_deref(),
-            labels: self.labels.as_deref(),
-            images: self.images.as_deref(),
-            image_column: &self.image_column,
-            mos_column: &self.mos_column,
-        };
-        let dataset = DatasetSpec::new(kind.kind(), kind.from_options(&options)?).map_err(anyhow::Error::msg)?;
+        let dataset = DatasetSpec::new(kind.kind(), kind.from_options(&self.options())?).map_err(anyhow::Error::msg)?;
         let resize = match &self.resize {
             None => None,
             Some(v) if v.len() == 2 && v[0] > 0 && v[1] > 0 => Some([v[0], v[1]]),

@@ -10,7 +10,7 @@ use normiqa_core::data::split::Split;
 use normiqa_core::data::{self, Dataset, LoadOptions};
 use serde::{Deserialize, Serialize};
 
-use super::{typed_fields, DatasetKind, DatasetSpec, Location, Options, SplitRequest};
+use super::{to_fields, typed_fields, DatasetKind, DatasetSpec, Location, Options, SplitRequest};
 
 pub struct Clive;
 
@@ -48,7 +48,7 @@ impl DatasetKind for Clive {
     }
     fn from_options(&self, o: &Options) -> Result<toml::Table> {
         let root = o.root.map(|p| p.to_path_buf()).unwrap_or_else(default_root);
-        Ok(spec(root).fields)
+        to_fields(&Fields { root })
     }
     fn load(&self, spec: &DatasetSpec, opts: &LoadOptions) -> Result<Dataset> {
         Ok(data::clive::load(spec.fields::<Fields>().root, opts)?)

@@ -7,7 +7,7 @@ use anyhow::Result;
 use normiqa_core::data::{self, Dataset, LoadOptions};
 use serde::{Deserialize, Serialize};
 
-use super::{typed_fields, DatasetKind, DatasetSpec, Location, Options};
+use super::{to_fields, typed_fields, DatasetKind, DatasetSpec, Location, Options};
 
 pub struct Csv;
 
@@ -65,7 +65,7 @@ impl DatasetKind for Csv {
     }
     fn from_options(&self, o: &Options) -> Result<toml::Table> {
         let (csv, images) = (o.need(self, "labels")?, o.need(self, "images")?);
-        Ok(with_columns(csv, images, o.image_column, o.mos_column).fields)
+        to_fields(&Fields { csv, images, image_column: o.image_column.to_string(), mos_column: o.mos_column.to_string() })
     }
     fn load(&self, spec: &DatasetSpec, opts: &LoadOptions) -> Result<Dataset> {
         let f = spec.fields::<Fields>();

@@ -8,7 +8,7 @@ use normiqa_core::data::split::Split;
 use normiqa_core::data::{self, Dataset, LoadOptions};
 use serde::{Deserialize, Serialize};
 
-use super::{typed_fields, DatasetKind, DatasetSpec, Location, Options, SplitRequest};
+use super::{to_fields, typed_fields, DatasetKind, DatasetSpec, Location, Options, SplitRequest};
 
 pub struct Koniq;
 
@@ -43,7 +43,7 @@ impl DatasetKind for Koniq {
         ]
     }
     fn from_options(&self, o: &Options) -> Result<toml::Table> {
-        Ok(spec(o.need(self, "labels")?, o.need(self, "images")?).fields)
+        to_fields(&Fields { labels: o.need(self, "labels")?, images: o.need(self, "images")? })
     }
     fn load(&self, spec: &DatasetSpec, opts: &LoadOptions) -> Result<Dataset> {
         let f = spec.fields::<Fields>();

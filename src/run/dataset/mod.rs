@@ -61,16 +61,23 @@ pub struct Options<'a> {
     pub mos_column: &'a str,
 }
 
+/// The options of the command line that locate a dataset ([`Location::option`]).
+pub const LOCATION_OPTIONS: [&str; 3] = ["root", "labels", "images"];
+
 impl Options<'_> {
-    /// The path given by `option` (`root`, `labels`, `images`), or an error naming it.
-    pub fn need(&self, kind: &dyn DatasetKind, option: &str) -> Result<PathBuf> {
-        let given = match option {
+    /// The path `option` (one of [`LOCATION_OPTIONS`]) gave, if it was given.
+    pub fn given(&self, option: &str) -> Option<&Path> {
+        match option {
             "root" => self.root,
             "labels" => self.labels,
             "images" => self.images,
             _ => None,
-        };
-        match given {
+        }
+    }
+
+    /// The path given by `option`, or an error naming it.
+    pub fn need(&self, kind: &dyn DatasetKind, option: &str) -> Result<PathBuf> {
+        match self.given(option) {
             Some(p) => Ok(p.to_path_buf()),
             None => bail!("--dataset {} needs --{option}", kind.kind()),
         }
@@ -173,6 +180,14 @@ pub fn typed_fields<P: Serialize + DeserializeOwned>(fields: toml::Table) -> Res
     }
 }
 
+/// The table of a kind's serde struct of fields (what [`DatasetKind::from_options`] returns).
+pub fn to_fields<P: Serialize>(fields: &P) -> Result<toml::Table> {
+    match toml::Value::try_from(fields)? {
+        toml::Value::Table(t) => Ok(t),
+        other => bail!("dataset fields are not a table: {other}"),
+    }
+}
+
 /// A dataset as a run names it: its kind and its fields (normalised by the kind).
 #[derive(Clone)]
 pub struct DatasetSpec {
@@ -190,10 +205,7 @@ impl DatasetSpec {
 
     /// A spec of a kind from its serde struct of fields.
     pub fn of<P: Serialize>(kind: &'static dyn DatasetKind, fields: &P) -> Self {
-        let fields = match toml::Value::try_from(fields) {
-            Ok(toml::Value::Table(t)) => t,
-            other => panic!("the fields of dataset kind '{}' are not a table: {other:?}", kind.kind()),
-        };
+        let fields = to_fields(fields).unwrap_or_else(|e| panic!("dataset kind '{}': {e}", kind.kind()));
         DatasetSpec::new(kind.kind(), fields).unwrap_or_else(|e| panic!("{e}"))
     }
 

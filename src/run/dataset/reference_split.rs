@@ -9,7 +9,7 @@ use normiqa_core::data::split::Split;
 use normiqa_core::data::{Dataset, LoadOptions};
 use serde::{Deserialize, Serialize};
 
-use super::{typed_fields, DatasetKind, DatasetSpec, Location, Options, SplitRequest};
+use super::{to_fields, typed_fields, DatasetKind, DatasetSpec, Location, Options, SplitRequest};
 
 /// A dataset at a root folder, split by reference image.
 pub struct ReferenceSplit {
@@ -49,11 +49,7 @@ impl DatasetKind for ReferenceSplit {
         &[Location { field: "root", option: "root", folder: true }]
     }
     fn from_options(&self, o: &Options) -> Result<toml::Table> {
-        typed_fields::<Fields>(toml::Table::from_iter([(
-            "root".to_string(),
-            toml::Value::String(o.need(self, "root")?.to_string_lossy().into_owned()),
-        )]))
-        .map_err(anyhow::Error::msg)
+        to_fields(&Fields { root: o.need(self, "root")? })
     }
     fn load(&self, spec: &DatasetSpec, opts: &LoadOptions) -> Result<Dataset> {
         Ok((self.load)(&spec.fields::<Fields>().root, opts)?)
