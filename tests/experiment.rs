@@ -84,6 +84,8 @@ fn every_shipped_experiment_parses() {
             "table2-koniq" => Some(2),
             // 3 optimisers x 3 losses x 5 rates (1e-1 .. 1e-5, as Table A1)
             "suppl-c-optimizers-koniq" => Some(45),
+            // 2 optimisers x 3 losses x 5 rates (the main text's Table 3)
+            "table3-optimizers-clive" => Some(30),
             "suppl-d-nonbn-koniq" => Some(6),
             // 5 losses (p,q pairs and l + 0.1 l') x 10 CLIVE splits
             "suppl-e-ttest-clive" | "suppl-e-ttest-clive-lite0" => Some(50),
@@ -324,6 +326,20 @@ fn clive_experiments_run_on_a_synthetic_stand_in_with_ttests_and_report() {
         ("mse", "norm-in-norm", 3)
     );
     assert!((0.0..=1.0).contains(&tt[0].plcc_p));
+    // results.csv carries the best epoch's validation PLCC (Norm-in-Norm Table 3's metric).
+    let rcsv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    let mut rd = csv::Reader::from_reader(rcsv.as_bytes());
+    let col = rd.headers().unwrap().iter().position(|h| h == "val_plcc_best").expect("val_plcc_best column");
+    let nin0_row = rd
+        .records()
+        .map(|r| r.unwrap())
+        .find(|r| r.get(1) == Some("loss=norm-in-norm_exp_id=0"))
+        .unwrap();
+    let val_plcc: f64 = nin0_row[col].parse().unwrap();
+    assert!(
+        (val_plcc - nin0.data.as_ref().unwrap().val.as_ref().unwrap().plcc).abs() < 1e-6,
+        "{rcsv}"
+    );
     let md = std::fs::read_to_string(dir.join("results.md")).unwrap();
     assert!(
         md.contains("Paired t-tests") && md.contains("| loss | mse | norm-in-norm |"),

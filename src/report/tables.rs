@@ -38,6 +38,7 @@ pub fn results_csv(r: &Results) -> Result<String> {
             "test_krocc",
             "test_rmse",
             "val_srocc_best",
+            "val_plcc_best",
             "threshold",
             "epochs_to_threshold",
             "train_seconds",
@@ -66,6 +67,7 @@ pub fn results_csv(r: &Results) -> Result<String> {
         rec.push(num(t.as_ref().map(|m| m.krocc), 6));
         rec.push(num(t.as_ref().map(|m| m.rmse), 6));
         rec.push(num(d.and_then(|d| d.val.as_ref().map(|m| m.srocc)), 6));
+        rec.push(num(d.and_then(|d| d.val.as_ref().map(|m| m.plcc)), 6));
         rec.push(num(row.threshold, 6));
         rec.push(
             row.epochs_to_threshold
