@@ -64,8 +64,8 @@ def kept_file(name, ext):
 
 
 def experiment_rows(name):
-    """results.csv of `normiqa run`'s experiment folder runs/<name>, else the copy kept in
-    reference/results/<name>.csv (copied there from a finished run), or None."""
+    """The rows of reference/results/<name>.csv (`--keep`'s copy of runs/<name>/results.csv), or
+    None, with the path either way."""
     p = kept_file(name, "csv")
     if p:
         return read_csv(p), p
@@ -195,8 +195,8 @@ def ours_pq_table(got, src):
             + table(["loss", "splits", "test SROCC", "test PLCC"], body))
 
 
-def nin_t1(nin):
-    got, name, src = pq_runs()
+def nin_t1(nin, pq):
+    got, name, src = pq
     body = []
     for r in [r for r in nin if r["table"] == "1"]:
         rs = got.get(r["setting"])
@@ -237,8 +237,8 @@ def pq_ordering(nin, got):
     return line
 
 
-def nin_t2(nin):
-    got, name, src = pq_runs()
+def nin_t2(nin, pq):
+    got, name, src = pq
     t, shipped, sizes = shipped_lite0()
     body = []
     for r in [r for r in nin if r["table"] == "2"]:
@@ -380,12 +380,13 @@ def nin_fig1():
                "CLIVE split 0, validation PLCC of the fused head per epoch). Epochs to reach a validation PLCC, each "
                "loss against Norm-in-Norm at the same rate: (a) the paper's dashed line, Norm-in-Norm's first-epoch "
                "value; (b) the highest value all three losses reach within the run. The paper's \"about 10x\" is (a) "
-               "for a fine-tuned ResNet-50 on KonIQ-10k; here only the heads learn.\n")
+               "for a model fine-tuned on KonIQ-10k; here only the heads learn.\n")
     return "\n".join(out)
 
 
 def nin_tables(nin):
-    return "\n".join([nin_t1(nin), nin_t2(nin), nin_t3(nin), nin_t4(nin), suppl_e(), nin_fig1()])
+    pq = pq_runs()
+    return "\n".join([nin_t1(nin, pq), nin_t2(nin, pq), nin_t3(nin), nin_t4(nin), suppl_e(), nin_fig1()])
 
 
 def suppl_e():
