@@ -8,8 +8,8 @@ that a slow minute of the machine hits every peer; each peer's throughput is the
 rounds, with the spread (min-max).
 
 Peers:
-  normiqa-fp32 / normiqa-bf16   the `normiqa predict` command (whole process: start, model load,
-                                decode, scoring, writing the CSV), --precision fp32 / bf16
+  normiqa-fp32 / -bf16 / -int8  the `normiqa predict` command (whole process: start, model load,
+                                decode, scoring, writing the CSV), --precision fp32 / bf16 / int8
   torch-naive                   PIL decode then an eager forward per file (no_grad): the
                                 reference demo's loop
   torch-tuned                   PIL decode in a worker thread (prefetch), channels-last,
@@ -22,10 +22,10 @@ Peers:
   ort-int8                      the same on the ONNX model quantised by ONNX Runtime's static
                                 quantiser (QDQ, per-channel int8 weights, uint8 activations
                                 calibrated on 16 CLIVE photos outside the timed files): what int8
-                                gives on this CPU (speed only; normiqa has no int8 path)
+                                gives on this CPU (speed only)
 The shipped default model, an ensemble of three (LinearityIQA on EfficientNet-Lite0, -Lite1 and
 -Lite2, the score the mean of the three), against the same three networks in ONNX Runtime:
-  normiqa-ens-fp32 / -bf16      `normiqa predict --model models/clive-efficientnet-lite012`
+  normiqa-ens-fp32 / -bf16 / -int8   `normiqa predict --model models/clive-efficientnet-lite012`
   ort-ens-fp32                  three ONNX Runtime sessions (as ort-fp32), each photo decoded
                                 once and scored by all three, the mean of their outputs
 
@@ -60,10 +60,10 @@ from effnet_lite import load_lite0  # noqa: E402
 CACHE = os.path.join(HERE, ".cache")
 ONNX_FP32 = os.path.join(CACHE, "linearity-lite0.onnx")
 ONNX_INT8 = os.path.join(CACHE, "linearity-lite0-int8.onnx")
-PEERS = ["normiqa-fp32", "normiqa-bf16", "torch-naive", "torch-tuned", "torch-bf16", "ort-fp32", "ort-int8",
-         "normiqa-ens-fp32", "normiqa-ens-bf16", "ort-ens-fp32"]
+PEERS = ["normiqa-fp32", "normiqa-bf16", "normiqa-int8", "torch-naive", "torch-tuned", "torch-bf16", "ort-fp32",
+         "ort-int8", "normiqa-ens-fp32", "normiqa-ens-bf16", "normiqa-ens-int8", "ort-ens-fp32"]
 # The default set: the single-model peers (the ensemble ones on request: --peers).
-SINGLE = PEERS[:7]
+SINGLE = PEERS[:8]
 ONNX_LITE = {v: os.path.join(CACHE, f"linearity-lite{v}.onnx") for v in (1, 2)} | {0: ONNX_FP32}
 MEAN = np.array(L.MEAN, dtype=np.float32).reshape(1, 3, 1, 1)
 STD = np.array(L.STD, dtype=np.float32).reshape(1, 3, 1, 1)

@@ -104,8 +104,9 @@ pub struct PredictArgs {
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Numeric precision of the forward pass: auto (bf16 where measured faster: AMD CPUs with
-    /// AVX-512 BF16; else fp32), fp32, or bf16 (1.6x faster on Zen 4/5; the shipped model's CLIVE test SROCC moves by
-    /// under 0.003, RESULTS.md).
+    /// AVX-512 BF16; else fp32), fp32, bf16 (1.6x faster on Zen 4/5; the shipped model's CLIVE test SROCC moves by
+    /// under 0.003, RESULTS.md), or int8 (EfficientNet-Lite models: the fastest, scores about
+    /// 1.3 MOS points from fp32's on average; never chosen by auto, RESULTS.md "int8").
     #[arg(long, value_enum, default_value = "auto")]
     pub precision: crate::model::Precision,
     #[command(flatten)]

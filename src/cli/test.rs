@@ -55,8 +55,8 @@ pub struct TestArgs {
     #[arg(long, default_value = "auto")]
     pub device: String,
     /// Numeric precision of the forward pass: fp32 (as trained; reproducible across machines),
-    /// bf16, or auto (bf16 on CPUs with AVX-512 BF16): measures what predict's --precision costs
-    /// in accuracy.
+    /// bf16, int8 (EfficientNet-Lite models), or auto (predict's rule): measures what predict's
+    /// --precision costs in accuracy.
     #[arg(long, value_enum, default_value = "fp32")]
     pub precision: crate::model::Precision,
     #[command(flatten)]

@@ -87,15 +87,15 @@ pub fn over_memory(tm: &TrainedModel, w: u32, h: u32, limit: u64) -> Option<Stri
 impl PoolConfig {
     /// (workers, intra-op threads of each) for the CPUs this process is given
     /// ([`crate::cpus::current`]: `--threads`, else the affinity mask, cgroup quota and
-    /// SLURM_CPUS_PER_TASK). `workers == 0`: for bf16 on the CPU one worker per CPU up to 8
+    /// SLURM_CPUS_PER_TASK). `workers == 0`: for bf16 and int8 on the CPU one worker per CPU up to 8
     /// (the remaining CPUs shared out as intra-op threads); otherwise one worker with all the
     /// CPUs. Measured on 2 cores (BENCHMARKS.md): bf16 scores ~5–15% more photos per second
-    /// with 2 workers of 1 thread than with 1 of 2, but fp32 ~40% fewer (its single-threaded
-    /// convolutions are much slower).
+    /// with 2 workers of 1 thread than with 1 of 2, int8 ~30% more (32.7 vs 25.2 photos/s,
+    /// session 11), but fp32 ~40% fewer (its single-threaded convolutions are much slower).
     pub fn layout(device: Device, precision: Precision, workers: usize) -> (usize, usize) {
         let cores = crate::cpus::current().cpus;
         let w = match (workers, device, precision.resolve(device)) {
-            (0, Device::Cpu, Precision::Bf16) => cores.min(8),
+            (0, Device::Cpu, Precision::Bf16 | Precision::Int8) => cores.min(8),
             (0, _, _) => 1,
             (w, _, _) => w,
         };

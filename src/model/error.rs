@@ -46,15 +46,18 @@ pub enum ModelError {
     },
     /// A precision the model's eval path cannot run at.
     #[error(
-        "--precision {precision}: {model} on the backbone '{backbone}' runs only in fp32 \
-         (bf16 needs a backbone whose BatchNorm folds: EfficientNet-Lite or ResNet, with \
-         LinearityIQA or the plain regressor); use --precision fp32"
+        "--precision {precision}: {model} on the backbone '{backbone}' does not run in {precision} \
+         (bf16 needs a backbone whose BatchNorm folds: EfficientNet-Lite or ResNet; int8 is built \
+         for EfficientNet-Lite; both with LinearityIQA or the plain regressor); use --precision fp32"
     )]
     Precision {
         model: &'static str,
         backbone: BackboneName,
         precision: super::Precision,
     },
+    /// libtorch's quantised operators failed (packing the weights, selecting the engine).
+    #[error(transparent)]
+    Quantized(#[from] super::backbone::quantized::QuantError),
     /// A count that must be positive.
     #[error("{what} must be at least 1, got {value}")]
     NotPositive { what: &'static str, value: i64 },

@@ -38,11 +38,11 @@ pub trait IqaModel: std::fmt::Debug {
     /// The model prepared for eval-mode forwards without gradients (BatchNorm folded where it
     /// can be). A snapshot of the current weights.
     fn eval_path(&self) -> EvalPath<'_>;
-    /// [`Self::eval_path`] at `precision` (resolved: fp32 or bf16). fp32 is the eval path
+    /// [`Self::eval_path`] at `precision` (resolved: fp32, bf16 or int8). fp32 is the eval path
     /// itself; a model that supports others overrides this (see [`FusedTwoLevel::at`]).
     fn eval_path_at(&self, precision: Precision) -> Result<EvalPath<'_>, ModelError> {
-        match precision.kind() {
-            Kind::Float => Ok(self.eval_path()),
+        match precision {
+            Precision::Auto | Precision::Fp32 => Ok(self.eval_path()),
             _ => Err(precision_error(self, precision)),
         }
     }
@@ -166,6 +166,12 @@ impl<'a, M: TwoLevel + ?Sized> FusedTwoLevel<'a, M> {
     /// The eval path with the folded backbone at `precision` and the heads in fp32
     /// ([`super::backbone::fused::at_kind`]); refused for a backbone that does not fold.
     pub fn at(model: &'a M, precision: Precision) -> Result<Self, ModelError> {
+        if precision == Precision::Int8 {
+            return match model.backbone().fuse_int8() {
+                Some(fused) => Ok(FusedTwoLevel { model, fused: Some(fused?) }),
+                None => Err(precision_error(model, precision)),
+            };
+        }
         match (model.backbone().fuse(), precision.kind()) {
             (fused, Kind::Float) => Ok(FusedTwoLevel { model, fused }),
             (Some(f), kind) => Ok(FusedTwoLevel {

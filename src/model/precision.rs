@@ -21,10 +21,14 @@
 //!   has not been measured by this project). [`auto_on_cpu`] is the rule. `test` defaults to
 //!   fp32: an evaluation is reproducible across machines.
 //!
-//! int8 is not offered: libtorch's quantised convolutions (`quantized::conv2d` with prepacked
-//! weights) are not part of the ATen functions that tch binds, so they cannot be reached from
-//! Rust without a C++ shim; BENCHMARKS.md records what int8 would give on this CPU (measured
-//! with ONNX Runtime's quantiser) against bf16.
+//! - `int8`: the backbone's convolutions on libtorch's quantised kernels (oneDNN), for
+//!   EfficientNet-Lite backbones, with ranges that need no calibration data
+//!   ([`super::backbone::quantized`], through a C++ shim: tch does not bind the `quantized::`
+//!   operators). The fastest precision on both CPU classes measured (BENCHMARKS.md), but its
+//!   scores are ~1.3 MOS points from fp32's on average over CLIVE (bf16: 0.45), and the CLIVE
+//!   exp-0 test SROCC moved by +0.0010 on AVX-512 VNNI and +0.0087 with oneDNN held to AVX2,
+//!   swinging by more than the 0.003 gate with the range constant: that is not a gate passed
+//!   with any margin, so `auto` does not pick int8 on any CPU; asked for, it runs.
 
 use tch::{Device, Kind};
 
@@ -42,6 +46,9 @@ pub enum Precision {
     Fp32,
     /// bfloat16 weights and activations (fast on CPUs with AVX-512 BF16 or AMX, and on GPUs).
     Bf16,
+    /// 8-bit integer convolutions (EfficientNet-Lite backbones, CPU; see
+    /// [`super::backbone::quantized`]); never what `auto` picks.
+    Int8,
 }
 
 impl Precision {
@@ -59,6 +66,7 @@ impl Precision {
         match self {
             Precision::Auto | Precision::Fp32 => Kind::Float,
             Precision::Bf16 => Kind::BFloat16,
+            Precision::Int8 => Kind::QUInt8,
         }
     }
 
@@ -68,6 +76,7 @@ impl Precision {
             Precision::Auto => "auto",
             Precision::Fp32 => "fp32",
             Precision::Bf16 => "bf16",
+            Precision::Int8 => "int8",
         }
     }
 }

@@ -93,7 +93,7 @@ impl Scorer {
         max_side: Option<u32>,
         batch_size: usize,
     ) -> PyResult<Self> {
-        let precision: Precision = parse("precision", precision, "auto, fp32, bf16")?;
+        let precision: Precision = parse("precision", precision, "auto, fp32, bf16, int8")?;
         let views: Tta = parse("tta", tta, "none, flip, five-crop, ten-crop")?;
         let tta = TestTime::new(views, tta_crop_fraction).map_err(|e| py_err(e.to_string()))?;
         let device = normiqa::cli::args::parse_device(device).map_err(to_py)?;

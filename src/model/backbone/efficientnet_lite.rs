@@ -130,6 +130,14 @@ impl SameConv {
     }
 }
 
+/// The range of an image normalised with ImageNet's mean and standard deviation (what
+/// [`crate::batch::to_tensor`] gives the network), over the three channels.
+fn normalised_range() -> (f64, f64) {
+    use normiqa_core::data::decode::{IMAGENET_MEAN, IMAGENET_STD};
+    let ends = |v: f64| IMAGENET_MEAN.iter().zip(IMAGENET_STD).map(move |(&m, s)| (v - m as f64) / s as f64);
+    (ends(0.0).fold(f64::INFINITY, f64::min), ends(1.0).fold(f64::NEG_INFINITY, f64::max))
+}
+
 /// Pads `x` for a TF-"SAME" convolution of kernel `k` and stride `s` (extra pixel at the end).
 fn same_pad(x: &Tensor, k: i64, s: i64) -> Tensor {
     let size = x.size();
@@ -366,6 +374,18 @@ impl Backbone for EfficientNetLite {
     /// The whole network for inference: the folded prefix of every block and the head.
     fn fuse(&self) -> Option<Box<dyn FrozenBackbone>> {
         Some(Box::new(self.fused_prefix(self.blocks.len() + 1)))
+    }
+
+    fn fuse_int8(&self) -> Option<Result<Box<dyn FrozenBackbone>, super::quantized::QuantError>> {
+        let f = self.fused_prefix(self.blocks.len() + 1);
+        let parts = super::quantized::LiteParts {
+            stem: &f.stem,
+            blocks: f.blocks.iter().map(|b| (b.expand.as_ref(), &b.depthwise, &b.project, b.skip)).collect(),
+            head: f.head.as_ref().expect("the whole network has its head"),
+            tap6: f.tap6,
+            input: normalised_range(),
+        };
+        Some(super::quantized::Int8Lite::new(parts).map(|q| Box::new(q) as Box<dyn FrozenBackbone>))
     }
 }
 

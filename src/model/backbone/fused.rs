@@ -54,6 +54,11 @@ impl FrozenBackbone for AtKind {
 pub struct FusedConv {
     w: Tensor,
     b: Tensor,
+    /// Per output channel, the mean (β) and standard deviation (|γ|) of the output under the
+    /// BatchNorm's running statistics (what the int8 path's data-free ranges use:
+    /// [`super::quantized`]).
+    mean: Tensor,
+    std: Tensor,
     stride: i64,
     padding: i64,
     groups: i64,
@@ -83,9 +88,12 @@ impl FusedConv {
                 shift += beta;
             }
             let w = &conv.ws * s.view([-1, 1, 1, 1]);
+            let ones = Tensor::ones_like(&bn.running_mean);
             FusedConv {
                 w,
                 b: shift,
+                mean: bn.bs.as_ref().map_or_else(|| ones.zeros_like(), |b| b.detach().copy()),
+                std: bn.ws.as_ref().map_or(ones, |g| g.detach().abs()),
                 stride,
                 padding,
                 groups,
@@ -111,5 +119,19 @@ impl FusedConv {
 
     pub fn stride(&self) -> i64 {
         self.stride
+    }
+
+    pub fn groups(&self) -> i64 {
+        self.groups
+    }
+
+    /// The folded weights and bias.
+    pub fn weights(&self) -> (&Tensor, &Tensor) {
+        (&self.w, &self.b)
+    }
+
+    /// The output's per-channel mean and standard deviation under the BatchNorm's statistics.
+    pub fn output_statistics(&self) -> (&Tensor, &Tensor) {
+        (&self.mean, &self.std)
     }
 }

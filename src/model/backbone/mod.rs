@@ -3,6 +3,7 @@
 
 pub mod efficientnet_lite;
 pub mod fused;
+pub mod quantized;
 pub mod resnet;
 pub mod vgg;
 
@@ -21,6 +22,11 @@ pub trait Backbone: std::fmt::Debug + Send {
     /// The network with BatchNorm folded into its convolutions, for eval-mode forwards without
     /// gradients ([`fused`]); `None` where there is nothing to fold (VGG, AlexNet).
     fn fuse(&self) -> Option<Box<dyn FrozenBackbone>> {
+        None
+    }
+    /// The folded network in int8 ([`quantized`]); `None` for the backbones it is not built for
+    /// (all but EfficientNet-Lite).
+    fn fuse_int8(&self) -> Option<Result<Box<dyn FrozenBackbone>, quantized::QuantError>> {
         None
     }
     /// The last convolutional feature map without a final max-pooling (VGG's `features[:-1]`,

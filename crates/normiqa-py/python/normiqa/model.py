@@ -114,7 +114,7 @@ class Model:
 
     @property
     def precision(self) -> str:
-        """The precision the workers run at (``auto`` resolved: ``fp32`` or ``bf16``)."""
+        """The precision the workers run at (``auto`` resolved: ``fp32`` or ``bf16``; ``int8`` when asked for)."""
         return self._scorer_for(*self._options).precision
 
     def score(
@@ -133,8 +133,9 @@ class Model:
 
         ``images``: an image file path, an HxWx3 uint8 RGB numpy array, or a list of them
         (mixed). Returns a float for one image, a float64 numpy array for a list.
-        ``precision``: ``auto`` (bf16 on CPUs with AVX-512 BF16, else fp32), ``fp32``,
-        ``bf16``. ``workers``: inference workers, 0 = automatic (as ``predict``).
+        ``precision``: ``auto`` (as ``predict``: bf16 on AMD CPUs with AVX-512 BF16, else
+        fp32), ``fp32``, ``bf16``, ``int8`` (EfficientNet-Lite models; never chosen by
+        ``auto``). ``workers``: inference workers, 0 = automatic (as ``predict``).
         ``tta``: ``none``, ``flip``, ``five-crop``, ``ten-crop`` (``tta_crop_fraction``:
         crop side as a fraction, default 0.75). ``max_side``: downscale larger images first.
         Options left as None keep those given to :meth:`load`.
