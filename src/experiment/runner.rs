@@ -103,6 +103,7 @@ pub fn run(exp: &Experiment, opts: &RunOptions) -> Result<PathBuf> {
             Err(e) => record_failure(&run_dir, &c.name, e, &mut failures)?,
         }
         write_results(exp, &dir)?;
+        crate::release_free_memory();
     }
     finish(exp, dir, &failures)
 }

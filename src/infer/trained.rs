@@ -57,12 +57,14 @@ pub fn predict(
     batch: usize,
     device: Device,
 ) -> Result<HeadOutputs> {
-    predict_as(model, inputs, indices, batch, device, Precision::Fp32, &TestTime::default())
+    predict_as(model, inputs, indices, batch, device, Precision::Fp32, &TestTime::default(), None)
 }
 
-/// [`predict`] with the backbone at `precision` (resolved: fp32 or bf16) for images through it,
-/// each image's outputs the mean over its test-time views `tta` (images only: cached taps have
-/// no views).
+/// [`predict`] with the backbone at `precision` (resolved: fp32, bf16 or int8) for images
+/// through it, each image's outputs the mean over its test-time views `tta` (images only: cached
+/// taps have no views). `frozen`: the model's backbone at `precision`, prepared once
+/// ([`IqaModel::frozen_at`]); `None` builds the eval path here.
+#[allow(clippy::too_many_arguments)]
 pub fn predict_as(
     model: &dyn IqaModel,
     inputs: &Inputs,
@@ -71,14 +73,16 @@ pub fn predict_as(
     device: Device,
     precision: Precision,
     tta: &TestTime,
+    frozen: Option<&dyn crate::model::backbone::FrozenBackbone>,
 ) -> Result<HeadOutputs> {
     if let (Inputs::Cached(_), false) = (inputs, tta.is_none()) {
         bail!("--tta {}: cached features have no test-time views (score the images)", tta.views);
     }
     let mut out: HeadOutputs = vec![Vec::new(); model.head_names().len()];
-    let path = match inputs {
-        Inputs::Images(_) => Some(model.eval_path_at(precision)?),
-        Inputs::Cached(_) => None,
+    let path = match (inputs, frozen) {
+        (Inputs::Images(_), Some(f)) => Some(model.eval_path_over(f)),
+        (Inputs::Images(_), None) => Some(model.eval_path_at(precision)?),
+        (Inputs::Cached(_), _) => None,
     };
     // Images through the backbone are the long case (`test`, evaluations of fine-tuning).
     let bar = match inputs {
@@ -245,6 +249,9 @@ pub struct TrainedModel {
     /// `vs`, `model`), and `info` that member's with one head, `ensemble`, and the identity
     /// mapping; `None` for a run folder.
     ensemble: Option<Ensemble>,
+    /// The folded backbone at `precision`, prepared once ([`IqaModel::frozen_at`]; the weights
+    /// never change after loading); `None` where the model has none.
+    frozen: Option<Box<dyn crate::model::backbone::FrozenBackbone>>,
 }
 
 /// The rest of an ensemble: every member's prediction-head mapping (the first member's first),
@@ -321,10 +328,12 @@ impl TrainedModel {
                 "loading the run's weights (run.json says they hold the heads only; the backbone is the pretrained one)"
             })?;
         super::checks::check_finite(dir, &vs)?;
+        let frozen = model.frozen_at(Precision::Fp32)?;
         Ok(TrainedModel {
             info,
             vs,
             model,
+            frozen,
             dir: dir.to_path_buf(),
             precision: Precision::Fp32,
             tta: TestTime::default(),
@@ -371,6 +380,7 @@ impl TrainedModel {
             Err(_) if precision == Precision::Auto => Precision::Fp32,
             Err(e) => return Err(e.into()),
         };
+        self.frozen = self.model.frozen_at(self.precision)?;
         Ok(self)
     }
 
@@ -396,15 +406,38 @@ impl TrainedModel {
         let Some(e) = &self.ensemble else {
             return self.own_outputs(images, indices, batch);
         };
-        let mut sum = vec![0.0; indices.len()];
-        for (m, map) in self.members().zip(&e.mappings) {
-            let heads = m.own_outputs(images, indices, batch)?;
-            for (s, v) in sum.iter_mut().zip(map.apply(&heads[heads.len() - 1])) {
-                *s += v;
+        let members: Vec<&TrainedModel> = self.members().collect();
+        let paths = members.iter().map(|m| m.eval_path()).collect::<Result<Vec<_>>>()?;
+        let mut sum = Vec::with_capacity(indices.len());
+        let device = self.vs.device();
+        tch::no_grad(|| -> Result<()> {
+            // Each batch becomes one input tensor that every member scores (the same tensor each
+            // member would build for itself: the scores are those of scoring them one by one).
+            for chunk in batch::same_size_chunks(images, indices, batch.max(1)) {
+                let refs: Vec<&RgbImage> = chunk.iter().map(|&i| &images[i]).collect();
+                let x = batch::to_tensor(&refs, device)?;
+                let mut total = vec![0.0; chunk.len()];
+                for ((m, path), map) in members.iter().zip(&paths).zip(&e.mappings) {
+                    let heads = m.tta.outputs(path, &x)?;
+                    let pred = Vec::<f64>::try_from(heads[heads.len() - 1].to_kind(Kind::Double).to_device(Device::Cpu))?;
+                    for (t, v) in total.iter_mut().zip(map.apply(&pred)) {
+                        *t += v;
+                    }
+                }
+                sum.extend(total);
             }
-        }
+            Ok(())
+        })?;
         let n = e.mappings.len() as f64;
         Ok(vec![sum.into_iter().map(|s| s / n).collect()])
+    }
+
+    /// This model's eval path at its precision (over its prepared backbone where it has one).
+    fn eval_path(&self) -> Result<crate::model::iqa::EvalPath<'_>> {
+        Ok(match &self.frozen {
+            Some(f) => self.model.eval_path_over(f.as_ref()),
+            None => self.model.eval_path_at(self.precision)?,
+        })
     }
 
     /// The outputs of this model's own network (an ensemble's first member).
@@ -417,6 +450,7 @@ impl TrainedModel {
             self.vs.device(),
             self.precision,
             &self.tta,
+            self.frozen.as_deref(),
         )
     }
 

@@ -46,6 +46,20 @@ pub trait IqaModel: std::fmt::Debug {
             _ => Err(precision_error(self, precision)),
         }
     }
+    /// The folded backbone of [`Self::eval_path_at`], for an inference model to prepare once
+    /// and keep ([`Self::eval_path_over`]): folding, and for int8 quantising and packing the
+    /// weights, then happen once per loaded model instead of once per batch. `None` where the
+    /// eval path has no such part (it is then built per call).
+    fn frozen_at(&self, precision: Precision) -> Result<Option<Box<dyn FrozenBackbone>>, ModelError> {
+        let _ = precision;
+        Ok(None)
+    }
+    /// [`Self::eval_path_at`] over a backbone [`Self::frozen_at`] prepared (of the same
+    /// weights, which must not have changed since).
+    fn eval_path_over<'a>(&'a self, frozen: &'a dyn FrozenBackbone) -> EvalPath<'a> {
+        let _ = frozen;
+        self.eval_path()
+    }
 
     /// Names of the outputs, the prediction last.
     fn head_names(&self) -> &'static [&'static str] {
@@ -97,6 +111,12 @@ impl<T: IqaModel + ?Sized> IqaModel for Box<T> {
     }
     fn eval_path_at(&self, precision: Precision) -> Result<EvalPath<'_>, ModelError> {
         (**self).eval_path_at(precision)
+    }
+    fn frozen_at(&self, precision: Precision) -> Result<Option<Box<dyn FrozenBackbone>>, ModelError> {
+        (**self).frozen_at(precision)
+    }
+    fn eval_path_over<'a>(&'a self, frozen: &'a dyn FrozenBackbone) -> EvalPath<'a> {
+        (**self).eval_path_over(frozen)
     }
     fn head_names(&self) -> &'static [&'static str] {
         (**self).head_names()
@@ -152,32 +172,56 @@ pub fn two_level_taps<M: TwoLevel + ?Sized>(m: &M, x: &Tensor, train_backbone: b
 /// The eval path of a [`TwoLevel`] model: the backbone with BatchNorm folded (when it has any).
 pub struct FusedTwoLevel<'a, M: TwoLevel + ?Sized> {
     model: &'a M,
-    fused: Option<Box<dyn FrozenBackbone>>,
+    fused: Option<Frozen<'a>>,
+}
+
+/// A folded backbone built for one eval path, or prepared once and lent to each.
+enum Frozen<'a> {
+    Own(Box<dyn FrozenBackbone>),
+    Lent(&'a dyn FrozenBackbone),
+}
+
+impl Frozen<'_> {
+    fn get(&self) -> &dyn FrozenBackbone {
+        match self {
+            Frozen::Own(b) => b.as_ref(),
+            Frozen::Lent(b) => *b,
+        }
+    }
 }
 
 impl<'a, M: TwoLevel + ?Sized> FusedTwoLevel<'a, M> {
     pub fn new(model: &'a M) -> Self {
         FusedTwoLevel {
             model,
-            fused: model.backbone().fuse(),
+            fused: model.backbone().fuse().map(Frozen::Own),
         }
     }
 
     /// The eval path with the folded backbone at `precision` and the heads in fp32
     /// ([`super::backbone::fused::at_kind`]); refused for a backbone that does not fold.
     pub fn at(model: &'a M, precision: Precision) -> Result<Self, ModelError> {
+        let fused = Self::frozen(model, precision)?;
+        Ok(FusedTwoLevel { model, fused: fused.map(Frozen::Own) })
+    }
+
+    /// The eval path over `frozen`, prepared by [`Self::frozen`].
+    pub fn over(model: &'a M, frozen: &'a dyn FrozenBackbone) -> Self {
+        FusedTwoLevel { model, fused: Some(Frozen::Lent(frozen)) }
+    }
+
+    /// The folded backbone at `precision` (`None`: fp32 on a backbone that does not fold, whose
+    /// own forward then runs); refused for other precisions of such a backbone.
+    pub fn frozen(model: &M, precision: Precision) -> Result<Option<Box<dyn FrozenBackbone>>, ModelError> {
         if precision == Precision::Int8 {
             return match model.backbone().fuse_int8() {
-                Some(fused) => Ok(FusedTwoLevel { model, fused: Some(fused?) }),
+                Some(fused) => Ok(Some(fused?)),
                 None => Err(precision_error(model, precision)),
             };
         }
         match (model.backbone().fuse(), precision.kind()) {
-            (fused, Kind::Float) => Ok(FusedTwoLevel { model, fused }),
-            (Some(f), kind) => Ok(FusedTwoLevel {
-                model,
-                fused: Some(super::backbone::fused::at_kind(f, kind)),
-            }),
+            (fused, Kind::Float) => Ok(fused),
+            (Some(f), kind) => Ok(Some(super::backbone::fused::at_kind(f, kind))),
             (None, _) => Err(precision_error(model, precision)),
         }
     }
@@ -195,7 +239,7 @@ fn precision_error<M: IqaModel + ?Sized>(model: &M, precision: Precision) -> Mod
 impl<M: TwoLevel + ?Sized> EvalForward for FusedTwoLevel<'_, M> {
     fn taps(&self, x: &Tensor) -> Vec<Tensor> {
         let (m6, m7) = match &self.fused {
-            Some(f) => f.forward_two(x),
+            Some(f) => f.get().forward_two(x),
             None => self.model.backbone().forward_two(x, false),
         };
         self.model.pool(&m6, &m7)

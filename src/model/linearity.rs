@@ -305,4 +305,13 @@ impl super::iqa::IqaModel for LinearityIqa {
     ) -> Result<super::iqa::EvalPath<'_>, super::error::ModelError> {
         Ok(super::iqa::EvalPath::new(super::iqa::FusedTwoLevel::at(self, precision)?))
     }
+    fn frozen_at(
+        &self,
+        precision: super::Precision,
+    ) -> Result<Option<Box<dyn super::backbone::FrozenBackbone>>, super::error::ModelError> {
+        super::iqa::FusedTwoLevel::frozen(self, precision)
+    }
+    fn eval_path_over<'a>(&'a self, frozen: &'a dyn super::backbone::FrozenBackbone) -> super::iqa::EvalPath<'a> {
+        super::iqa::EvalPath::new(super::iqa::FusedTwoLevel::over(self, frozen))
+    }
 }

@@ -85,6 +85,15 @@ impl IqaModel for PlainIqa {
     ) -> Result<EvalPath<'_>, super::error::ModelError> {
         Ok(EvalPath::new(FusedTwoLevel::at(self, precision)?))
     }
+    fn frozen_at(
+        &self,
+        precision: super::Precision,
+    ) -> Result<Option<Box<dyn super::backbone::FrozenBackbone>>, super::error::ModelError> {
+        FusedTwoLevel::frozen(self, precision)
+    }
+    fn eval_path_over<'a>(&'a self, frozen: &'a dyn super::backbone::FrozenBackbone) -> EvalPath<'a> {
+        EvalPath::new(FusedTwoLevel::over(self, frozen))
+    }
 }
 
 impl TwoLevel for PlainIqa {
