@@ -75,4 +75,3 @@ mod tests {
         assert!(super::release_free_memory(), "mallctl arena.4096.purge refused");
     }
 }
-

@@ -52,6 +52,15 @@ fn spearman(a: &[f64], b: &[f64]) -> f64 {
     1.0 - 6.0 * d2 / (n * (n * n - 1.0))
 }
 
+/// How far `b`'s scores are from `a`'s: the largest and the mean absolute difference, and the
+/// Spearman correlation of the two.
+fn agreement(a: &[f64], b: &[f64]) -> (f64, f64, f64) {
+    let diff: Vec<f64> = a.iter().zip(b).map(|(x, y)| (x - y).abs()).collect();
+    let max = diff.iter().cloned().fold(0.0, f64::max);
+    let mean = diff.iter().sum::<f64>() / diff.len() as f64;
+    (max, mean, spearman(a, b))
+}
+
 fn scores(precision: Precision, photos: &[image::RgbImage]) -> Vec<f64> {
     let tm = TrainedModel::load(&shipped_model(), Device::Cpu, None)
         .unwrap()
@@ -69,11 +78,8 @@ fn bf16_scores_of_the_shipped_model_agree_with_fp32_within_the_gate() {
     let photos = sample_photos(24);
     let fp32 = scores(Precision::Fp32, &photos);
     let bf16 = scores(Precision::Bf16, &photos);
-    let diff: Vec<f64> = fp32.iter().zip(&bf16).map(|(a, b)| (a - b).abs()).collect();
-    let max = diff.iter().cloned().fold(0.0, f64::max);
-    let mean = diff.iter().sum::<f64>() / diff.len() as f64;
-    let rho = spearman(&fp32, &bf16);
-    eprintln!("bf16 vs fp32 on {} photos: max {max:.3}, mean {mean:.3}, Spearman {rho:.4}", diff.len());
+    let (max, mean, rho) = agreement(&fp32, &bf16);
+    eprintln!("bf16 vs fp32 on {} photos: max {max:.3}, mean {mean:.3}, Spearman {rho:.4}", fp32.len());
     assert!(max <= 3.0, "a bf16 score is {max:.2} MOS points from fp32 (gate: 3)");
     assert!(mean <= 1.0, "bf16 scores are {mean:.2} MOS points from fp32 on average (gate: 1)");
     assert!(rho >= 0.98, "bf16 ranks the photos differently from fp32 (Spearman {rho:.4})");
@@ -154,13 +160,10 @@ fn int8_scores_of_the_shipped_model_follow_fp32_within_the_stated_bounds() {
     let photos = sample_photos(24);
     let fp32 = scores(Precision::Fp32, &photos);
     let int8 = scores(Precision::Int8, &photos);
-    let diff: Vec<f64> = fp32.iter().zip(&int8).map(|(a, b)| (a - b).abs()).collect();
-    let max = diff.iter().cloned().fold(0.0, f64::max);
-    let mean = diff.iter().sum::<f64>() / diff.len() as f64;
-    let rho = spearman(&fp32, &int8);
+    let (max, mean, rho) = agreement(&fp32, &int8);
     eprintln!(
         "int8 vs fp32 on {} photos ({} activation levels): max {max:.3}, mean {mean:.3}, Spearman {rho:.4}",
-        diff.len(),
+        fp32.len(),
         normiqa::model::backbone::quantized::activation_top() + 1
     );
     assert!(max <= 5.0, "an int8 score is {max:.2} MOS points from fp32 (bound: 5)");

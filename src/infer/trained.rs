@@ -98,22 +98,30 @@ pub fn predict_as(
             let heads = match inputs {
                 Inputs::Cached(taps) => model.heads(&select_taps(taps, &chunk, device), false),
                 Inputs::Images(images) => {
-                    let refs: Vec<&RgbImage> = chunk.iter().map(|&i| &images[i]).collect();
-                    let x = batch::to_tensor(&refs, device)?;
+                    let x = chunk_tensor(images, &chunk, device)?;
                     bar.inc(chunk.len() as u64);
                     tta.outputs(path.as_ref().expect("built for images"), &x)?
                 }
             };
             for (o, h) in out.iter_mut().zip(heads.iter()) {
-                o.extend(Vec::<f64>::try_from(
-                    h.to_kind(Kind::Double).to_device(Device::Cpu),
-                )?);
+                o.extend(head_values(h)?);
             }
         }
         Ok(())
     })?;
     bar.finish_and_clear();
     Ok(out)
+}
+
+/// The images `chunk` (of one size) of `images` as one normalised batch.
+fn chunk_tensor(images: &[RgbImage], chunk: &[usize], device: Device) -> Result<Tensor> {
+    let refs: Vec<&RgbImage> = chunk.iter().map(|&i| &images[i]).collect();
+    batch::to_tensor(&refs, device)
+}
+
+/// One head's outputs of a batch, as f64s on the CPU.
+fn head_values(h: &Tensor) -> Result<Vec<f64>> {
+    Ok(Vec::<f64>::try_from(h.to_kind(Kind::Double).to_device(Device::Cpu))?)
 }
 
 /// The taps of every sample in `indices` (others stay zero): eval-mode backbone, no gradients.
@@ -375,13 +383,22 @@ impl TrainedModel {
             e.others = others.into_iter().map(|m| m.with_precision(precision)).collect::<Result<_>>()?;
         }
         let p = precision.resolve(self.vs.device());
-        self.precision = match self.model.eval_path_at(p) {
-            Ok(_) => p,
-            Err(_) if precision == Precision::Auto => Precision::Fp32,
+        (self.precision, self.frozen) = match self.prepare(p) {
+            Ok(frozen) => (p, frozen),
+            Err(_) if precision == Precision::Auto => (Precision::Fp32, self.prepare(Precision::Fp32)?),
             Err(e) => return Err(e.into()),
         };
-        self.frozen = self.model.frozen_at(self.precision)?;
         Ok(self)
+    }
+
+    /// The model's backbone prepared at `precision` ([`IqaModel::frozen_at`]); `None` for a model
+    /// without one, once its eval path at `precision` is known to build. The preparation is
+    /// itself the check: the weights are folded (for int8, packed) once.
+    fn prepare(&self, precision: Precision) -> Result<Option<Box<dyn crate::model::backbone::FrozenBackbone>>, crate::model::error::ModelError> {
+        match self.model.frozen_at(precision)? {
+            Some(f) => Ok(Some(f)),
+            None => self.model.eval_path_at(precision).map(|_| None),
+        }
     }
 
     /// Scores each image as the mean over the views `tta` ([`super::tta`]); refused for a model
@@ -414,13 +431,11 @@ impl TrainedModel {
             // Each batch becomes one input tensor that every member scores (the same tensor each
             // member would build for itself: the scores are those of scoring them one by one).
             for chunk in batch::same_size_chunks(images, indices, batch.max(1)) {
-                let refs: Vec<&RgbImage> = chunk.iter().map(|&i| &images[i]).collect();
-                let x = batch::to_tensor(&refs, device)?;
+                let x = chunk_tensor(images, &chunk, device)?;
                 let mut total = vec![0.0; chunk.len()];
                 for ((m, path), map) in members.iter().zip(&paths).zip(&e.mappings) {
                     let heads = m.tta.outputs(path, &x)?;
-                    let pred = Vec::<f64>::try_from(heads[heads.len() - 1].to_kind(Kind::Double).to_device(Device::Cpu))?;
-                    for (t, v) in total.iter_mut().zip(map.apply(&pred)) {
+                    for (t, v) in total.iter_mut().zip(map.apply(&head_values(&heads[heads.len() - 1])?)) {
                         *t += v;
                     }
                 }

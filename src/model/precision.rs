@@ -96,8 +96,22 @@ pub fn cpu_has_bf16() -> bool {
     let hardware = std::arch::is_x86_feature_detected!("avx512bf16");
     #[cfg(not(target_arch = "x86_64"))]
     let hardware = false;
-    let isa = std::env::var("ONEDNN_MAX_CPU_ISA").or_else(|_| std::env::var("DNNL_MAX_CPU_ISA"));
-    hardware && onednn_isa_allows_bf16(isa.ok().as_deref())
+    hardware && onednn_isa_allows_bf16(onednn_isa_limit().as_deref())
+}
+
+/// oneDNN's ISA limit of this process: `ONEDNN_MAX_CPU_ISA`, or its older name
+/// `DNNL_MAX_CPU_ISA`.
+pub fn onednn_isa_limit() -> Option<String> {
+    std::env::var("ONEDNN_MAX_CPU_ISA").or_else(|_| std::env::var("DNNL_MAX_CPU_ISA")).ok()
+}
+
+/// Whether the ISA limit `isa` admits what `admits` says of its upper-case name; no limit, an
+/// empty one and `ALL` admit everything.
+pub fn onednn_isa_admits(isa: Option<&str>, admits: impl Fn(&str) -> bool) -> bool {
+    let Some(isa) = isa.map(|s| s.trim().to_ascii_uppercase()) else {
+        return true;
+    };
+    isa.is_empty() || isa == "ALL" || admits(&isa)
 }
 
 /// What `auto` is on a CPU of `vendor` (CPUID's vendor string) that has, or lacks, usable
@@ -127,13 +141,10 @@ pub fn cpu_vendor() -> String {
 /// instructions: no limit, `ALL`, or an ISA at or above `AVX512_CORE_BF16` (those with BF16,
 /// FP16 or AMX in the name, and the AVX10 ones).
 pub fn onednn_isa_allows_bf16(isa: Option<&str>) -> bool {
-    let Some(isa) = isa.map(|s| s.trim().to_ascii_uppercase()) else {
-        return true;
-    };
-    isa.is_empty()
-        || isa == "ALL"
-        || (isa.starts_with("AVX512") && ["BF16", "FP16", "AMX"].iter().any(|k| isa.contains(k)))
-        || isa.starts_with("AVX10")
+    onednn_isa_admits(isa, |isa| {
+        (isa.starts_with("AVX512") && ["BF16", "FP16", "AMX"].iter().any(|k| isa.contains(k)))
+            || isa.starts_with("AVX10")
+    })
 }
 
 #[cfg(test)]

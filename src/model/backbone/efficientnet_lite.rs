@@ -138,18 +138,22 @@ fn normalised_range() -> (f64, f64) {
     (ends(0.0).fold(f64::INFINITY, f64::min), ends(1.0).fold(f64::NEG_INFINITY, f64::max))
 }
 
-/// Pads `x` for a TF-"SAME" convolution of kernel `k` and stride `s` (extra pixel at the end).
-fn same_pad(x: &Tensor, k: i64, s: i64) -> Tensor {
-    let size = x.size();
+/// The TF-"SAME" padding of an NCHW map of `size` for a convolution of kernel `k` and stride `s`
+/// (the extra pixel at the end), as (left, right, top, bottom); `None` where there is none.
+pub(super) fn same_padding(size: &[i64], k: i64, s: i64) -> Option<[i64; 4]> {
     let pad = |i: i64| {
         let o = (i + s - 1) / s;
         ((o - 1) * s + k - i).max(0)
     };
     let (ph, pw) = (pad(size[2]), pad(size[3]));
-    if ph == 0 && pw == 0 {
-        x.shallow_clone()
-    } else {
-        x.constant_pad_nd([pw / 2, pw - pw / 2, ph / 2, ph - ph / 2])
+    (ph != 0 || pw != 0).then_some([pw / 2, pw - pw / 2, ph / 2, ph - ph / 2])
+}
+
+/// Pads `x` for a TF-"SAME" convolution of kernel `k` and stride `s` ([`same_padding`]).
+fn same_pad(x: &Tensor, k: i64, s: i64) -> Tensor {
+    match same_padding(&x.size(), k, s) {
+        Some(pad) => x.constant_pad_nd(pad),
+        None => x.shallow_clone(),
     }
 }
 

@@ -96,12 +96,17 @@ pub struct QuantError {
     message: String,
 }
 
+/// The error the shim wrote into `err` (NUL-terminated).
+fn shim_error(err: &[c_char; ERR_LEN], what: &'static str) -> QuantError {
+    let message = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
+    QuantError { what, message }
+}
+
 fn check<T>(ptr: *mut T, err: &[c_char; ERR_LEN], what: &'static str) -> Result<*mut T, QuantError> {
-    if ptr.is_null() {
-        let message = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
-        return Err(QuantError { what, message });
+    match ptr.is_null() {
+        true => Err(shim_error(err, what)),
+        false => Ok(ptr),
     }
-    Ok(ptr)
 }
 
 /// The affine map of a quint8 tensor: `real = scale · (q − zero_point)`.
@@ -110,7 +115,7 @@ pub struct QParams {
     pub scale: f64,
     pub zero_point: i64,
     /// The highest integer used: 255, or 127 where the CPU's int8 dot products would saturate
-    /// on 8-bit activations ([`Levels`]).
+    /// on 8-bit activations ([`activation_top`]).
     pub top: i64,
 }
 
@@ -155,8 +160,7 @@ pub fn activation_top() -> i64 {
     let vnni = std::arch::is_x86_feature_detected!("avx512vnni") || std::arch::is_x86_feature_detected!("avxvnni");
     #[cfg(not(target_arch = "x86_64"))]
     let vnni = false;
-    let isa = std::env::var("ONEDNN_MAX_CPU_ISA").or_else(|_| std::env::var("DNNL_MAX_CPU_ISA"));
-    match vnni && onednn_isa_allows_vnni(isa.ok().as_deref()) {
+    match vnni && onednn_isa_allows_vnni(crate::model::precision::onednn_isa_limit().as_deref()) {
         true => 255,
         false => 127,
     }
@@ -165,10 +169,9 @@ pub fn activation_top() -> i64 {
 /// Whether a oneDNN ISA limit admits the VNNI instructions (no limit, `ALL`, or an ISA with
 /// VNNI or a later extension in its name).
 pub fn onednn_isa_allows_vnni(isa: Option<&str>) -> bool {
-    let Some(isa) = isa.map(|s| s.trim().to_ascii_uppercase()) else {
-        return true;
-    };
-    isa.is_empty() || isa == "ALL" || ["VNNI", "BF16", "FP16", "AMX", "AVX10"].iter().any(|k| isa.contains(k))
+    crate::model::precision::onednn_isa_admits(isa, |isa| {
+        ["VNNI", "BF16", "FP16", "AMX", "AVX10"].iter().any(|k| isa.contains(k))
+    })
 }
 
 /// A convolution's packed int8 weights and its output's quantisation.
@@ -193,7 +196,7 @@ impl Drop for QConv {
 }
 
 impl QConv {
-    /// Packs `conv`'s weights (per channel, 7 bits) and fp32 bias, with its output quantised by
+    /// Packs `conv`'s weights (per channel, 8 bits) and fp32 bias, with its output quantised by
     /// `out`. Stride-1 convolutions pad inside the kernel (TF "SAME" is symmetric for odd
     /// kernels); stride-2 ones get their asymmetric padding in [`Self::forward`].
     fn pack(conv: &FusedConv, relu: bool, out: QParams) -> Result<Self, QuantError> {
@@ -231,14 +234,11 @@ impl QConv {
 /// TF-"SAME" padding (extra pixel at the end) of a quantised map, with its zero point (real 0),
 /// in one pass (`nq_pad`).
 fn pad_same_quantized(x: &Tensor, k: i64, s: i64) -> Result<Tensor, QuantError> {
-    let size = x.size();
-    let pad = |i: i64| (((i + s - 1) / s - 1) * s + k - i).max(0);
-    let (ph, pw) = (pad(size[2]), pad(size[3]));
-    if ph == 0 && pw == 0 {
+    let Some([left, right, top, bottom]) = super::efficientnet_lite::same_padding(&x.size(), k, s) else {
         return Ok(x.shallow_clone());
-    }
+    };
     let mut err = [0 as c_char; ERR_LEN];
-    let y = unsafe { nq_pad(x.as_ptr(), pw / 2, pw - pw / 2, ph / 2, ph - ph / 2, err.as_mut_ptr(), ERR_LEN) };
+    let y = unsafe { nq_pad(x.as_ptr(), left, right, top, bottom, err.as_mut_ptr(), ERR_LEN) };
     Ok(unsafe { Tensor::from_ptr(check(y, &err, "padding")?) })
 }
 
@@ -253,15 +253,13 @@ fn use_onednn() -> Result<(), QuantError> {
     let mut err = [0 as c_char; ERR_LEN];
     match unsafe { nq_set_qengine(ENGINE_ONEDNN, err.as_mut_ptr(), ERR_LEN) } {
         0 => Ok(()),
-        _ => Err(QuantError {
-            what: "engine",
-            message: unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned(),
-        }),
+        _ => Err(shim_error(&err, "engine")),
     }
 }
 
-/// The range a projection's BatchNorm gives its output (see the module doc).
-fn projection_range(conv: &FusedConv) -> (f64, f64) {
+/// The range a convolution's BatchNorm gives its output, `[min β − k|γ|, max β + k|γ|]` (see
+/// the module doc).
+fn bn_range(conv: &FusedConv) -> (f64, f64) {
     let (mean, std) = conv.output_statistics();
     let lo = (mean - std * SPREAD).min().double_value(&[]);
     let hi = (mean + std * SPREAD).max().double_value(&[]);
@@ -272,9 +270,7 @@ fn projection_range(conv: &FusedConv) -> (f64, f64) {
 /// BatchNorm says that is lower (the fused ReLU then clips there: a finer step for maps that
 /// rarely come near 6).
 fn relu6_out(conv: &FusedConv, top: i64) -> QParams {
-    let (mean, std) = conv.output_statistics();
-    let hi = (mean + std * SPREAD).max().double_value(&[]);
-    QParams::of_range(0.0, hi.min(6.0), top)
+    QParams::of_range(0.0, bn_range(conv).1.min(6.0), top)
 }
 
 /// One MBConv block in int8.
@@ -331,19 +327,17 @@ impl Int8Lite {
         // The range of the map entering the next block.
         let mut running = stem_out.range();
         for (expand, depthwise, project, skip) in parts.blocks {
-            let (plo, phi) = projection_range(project);
+            let (plo, phi) = bn_range(project);
+            let projected = QParams::of_range(plo, phi, top);
             let sum = skip.then(|| QParams::of_range(plo + running.0, phi + running.1, top));
             blocks.push(QBlock {
                 expand: expand.map(|c| QConv::pack(c, true, relu6_out(c, top))).transpose()?,
                 depthwise: QConv::pack(depthwise, true, relu6_out(depthwise, top))?,
-                project: QConv::pack(project, false, QParams::of_range(plo, phi, top))?,
+                project: QConv::pack(project, false, projected)?,
                 sum,
             });
             tracing::debug!("int8 block: projection [{plo:.2}, {phi:.2}], sum {:?}", sum.map(|q| q.range()));
-            running = match sum {
-                Some(q) => q.range(),
-                None => QParams::of_range(plo, phi, top).range(),
-            };
+            running = sum.unwrap_or(projected).range();
         }
         Ok(Int8Lite {
             input,
