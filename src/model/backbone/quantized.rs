@@ -318,6 +318,12 @@ pub struct Int8Lite {
 
 impl Int8Lite {
     pub fn new(parts: LiteParts<'_>) -> Result<Self, QuantError> {
+        if parts.stem.weights().0.device() != tch::Device::Cpu {
+            return Err(QuantError {
+                what: "device",
+                message: "libtorch's quantised kernels run on the CPU only: use --device cpu, or --precision fp32 or bf16 on a GPU".into(),
+            });
+        }
         use_onednn()?;
         let top = activation_top();
         let input = QParams::of_range(parts.input.0, parts.input.1, top);
